@@ -1,0 +1,35 @@
+# pg_mcp extension, built with PGXS.  The bridge and the C++ unit tests build with CMake.
+MODULE_big = pg_mcp
+MODULEDIR  = extension
+EXTVERSION = 0.1.0
+
+SRCS = $(wildcard extension/src/*.cpp)
+OBJS = $(SRCS:.cpp=.o)
+DATA = extension/pg_mcp.control $(wildcard extension/pg_mcp--*.sql)
+
+REGRESS_FILES = $(sort $(wildcard sql/*.sql))
+REGRESS = $(patsubst sql/%.sql,%,$(REGRESS_FILES))
+REGRESS_OPTS = --inputdir=. --outputdir=build/regress
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -Iextension/src
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK = -lstdc++
+
+# JIT bitcode is not built: it needs clang and gains nothing for this extension.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+
+installcheck: | build/regress
+build/regress:
+	mkdir -p $@
+
+.PHONY: format format-check
+FORMAT_FILES = $(wildcard extension/src/*.cpp extension/src/*.hpp bridge/*.cpp bridge/*.hpp test/unit/*.cpp)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL cluster for tests and the demo.
+#   scripts/cluster.sh start DIR [PORT]   initdb (if needed) and start; prints the PG* settings
+#   scripts/cluster.sh stop DIR           stop (fast) if running
+# The cluster runs as an unprivileged user (PostgreSQL refuses root), listens only on a unix
+# socket inside DIR (no TCP), and is stopped by the caller (tests use a trap).
+set -euo pipefail
+
+PG_BIN=${PG_BIN:-$(pg_config --bindir)}
+RUN_AS=${PG_MCP_CLUSTER_USER:-postgres}
+
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u "$RUN_AS" -- "$@"; else "$@"; fi
+}
+
+cmd=${1:?usage: cluster.sh start|stop DIR [PORT]}
+dir=${2:?usage: cluster.sh start|stop DIR [PORT]}
+port=${3:-54329}
+
+case "$cmd" in
+  start)
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then chown "$RUN_AS" "$dir"; fi
+    chmod 700 "$dir"
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+      as_owner "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync \
+        --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+        { cat "$dir/initdb.log" >&2; exit 1; }
+      cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = ''
+port = $port
+unix_socket_directories = '$dir'
+fsync = off
+max_connections = 100
+log_min_messages = warning
+CONF
+    fi
+    chmod 755 "$dir"   # clients (root) reach the socket; data/ stays 700
+    as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+      { cat "$dir/server.log" >&2; exit 1; }
+    echo "export PGHOST='$dir' PGPORT=$port PGUSER=postgres"
+    ;;
+  stop)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+      as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+    fi
+    ;;
+  *) echo "unknown command: $cmd" >&2; exit 2 ;;
+esac

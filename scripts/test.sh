@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test suite: builds and installs the extension, builds the bridge and the unit
+# tests, starts a throwaway PostgreSQL cluster, and runs pg_regress, unit and end-to-end tests.
+# The cluster is stopped and removed on exit, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+jobs=$(nproc 2>/dev/null || echo 2)
+echo "== build and install the extension"
+make -s -j"$jobs"
+make -s install
+
+workdir=$(mktemp -d /tmp/pg_mcp_test.XXXXXX)
+port=${PG_MCP_TEST_PORT:-54329}
+cleanup() {
+  status=$?
+  "$root/scripts/cluster.sh" stop "$workdir" || true
+  if [ $status -ne 0 ] && [ -f "$workdir/server.log" ]; then
+    echo "== server log (last 40 lines)"; tail -n 40 "$workdir/server.log"
+  fi
+  rm -rf "$workdir"
+  exit $status
+}
+trap cleanup EXIT INT TERM
+
+echo "== start a throwaway cluster in $workdir"
+eval "$("$root/scripts/cluster.sh" start "$workdir" "$port")"
+export PGHOST PGPORT PGUSER
+
+echo "== pg_regress"
+if ! make -s installcheck; then
+  [ -f build/regress/regression.diffs ] && head -n 200 build/regress/regression.diffs
+  exit 1
+fi
+echo "== all tests passed"
