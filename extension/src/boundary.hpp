@@ -69,6 +69,10 @@ struct SubtransactionResult {
 // out, so the caller's transaction and its audit work continue. Plain C-style fn only.
 SubtransactionResult run_in_subtransaction(void (*fn)(void *), void *arg);
 
+// Runs fn(arg), then cleanup(arg) whether fn returned or raised an ERROR (which then
+// continues to propagate). Plain C-style fn and cleanup only.
+void run_with_cleanup(void (*fn)(void *), void (*cleanup)(void *), void *arg);
+
 // Body of a SQL-callable function. May throw; may call PostgreSQL directly only in C style.
 using FunctionBody = Datum (*)(FunctionCallInfo);
 

@@ -1,0 +1,29 @@
+// The audit trail: one mcp.audit_log row per call, and the guard that keeps it append-only.
+// Plain C style.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "datatype/timestamp.h"
+}
+
+namespace pg_mcp {
+
+struct AuditRecord {
+    TimestampTz called_at;
+    Oid caller_role;
+    const char *tool_name;
+    int32 tool_version;      // 0 when the tool was not found
+    Datum arguments;         // jsonb, already redacted; 0 for NULL
+    const char *status;
+    double duration_ms;
+    int64 rows_returned;     // -1 for NULL
+    const char *sqlstate;    // NULL when none
+    const char *message;     // NULL when none
+};
+
+// Inserts the record (SPI must be connected; runs as the current user, the extension owner)
+// and returns the new row's id.
+int64 write_audit_record(const AuditRecord *record);
+
+}  // namespace pg_mcp

@@ -1,0 +1,403 @@
+// mcp.call_tool(name, arguments): runs one tool for the calling role and returns an MCP
+// CallToolResult, writing exactly one audit row whatever happens.
+//
+// Not SECURITY DEFINER on purpose: the caller is the role in effect at entry (GetUserId(),
+// after any SET ROLE). The function then switches itself, as fmgr_security_definer would:
+// to its owner for catalog and audit work, and to the tool's run-as role for the tool's SQL,
+// with a pinned search_path each time. Errors in the tool's SQL are caught in a
+// subtransaction, so they neither abort the caller's transaction nor lose the audit row.
+#include "audit.hpp"
+#include "boundary.hpp"
+#include "param_adapter.hpp"
+#include "pg_types.hpp"
+#include "result_json.hpp"
+#include "security.hpp"
+#include "tool_cache.hpp"
+#include "tool_timeout.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+}
+
+namespace {
+
+using pg_mcp::CachedTool;
+using pg_mcp::ValidatedArguments;
+
+// The tool's catalog row, as call_tool needs it.
+struct ToolRow {
+    bool found;
+    bool granted;
+    int64 id;
+    TransactionId row_xmin;
+    int32 version;
+    char *compiled_sql;
+    char *parameters_json;
+    int nparams;
+    Oid *param_types;
+    int32 max_rows;
+    int32 max_bytes;
+    int64 timeout_ms;
+    bool read_only;
+    char *run_as;  // NULL: the calling role
+    char *search_path;
+};
+
+// Everything the tool's SQL run needs, shared with the subtransaction body.
+struct Execution {
+    const ToolRow *tool;
+    CachedTool *cached;
+    const ValidatedArguments *arguments;
+    Oid run_as;
+    Oid owner;
+    int security_context;
+    MemoryContext result_context;
+    StringInfo rows_json;  // the rows, as a JSON array's contents
+    int64 row_count;
+    const char *truncated_by;  // NULL, "max_rows" or "max_bytes"
+};
+
+SPIPlanPtr lookup_plan = NULL;
+
+const char *kLookupSql =
+    "SELECT t.id, t.xmin::text::bigint, t.version, t.compiled_sql, t.parameters::text,"
+    "       t.parameter_types::oid[], t.max_rows, t.max_bytes,"
+    "       (extract(epoch FROM t.timeout) * 1000)::bigint, t.read_only, t.run_as::text,"
+    "       t.search_path,"
+    "       EXISTS (SELECT FROM mcp.tool_grants g"
+    "                 JOIN pg_catalog.pg_roles r ON r.rolname = g.role_name"
+    "                WHERE g.tool_name = t.name"
+    "                  AND pg_catalog.pg_has_role($2, r.oid, 'USAGE'))"
+    "  FROM mcp.tools t WHERE t.name = $1";
+
+char *column_text(HeapTuple tuple, TupleDesc desc, int column) {
+    return SPI_getvalue(tuple, desc, column);
+}
+
+Datum column_datum(HeapTuple tuple, TupleDesc desc, int column, bool *isnull) {
+    return SPI_getbinval(tuple, desc, column, isnull);
+}
+
+// Reads the tool and whether caller may use it (as the owner; SPI connected). Strings are
+// copied into result_context.
+ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
+    if (lookup_plan == NULL) {
+        Oid types[2] = {TEXTOID, OIDOID};
+        SPIPlanPtr plan = SPI_prepare(kLookupSql, 2, types);
+        if (plan == NULL) elog(ERROR, "could not prepare the tool lookup: %s", SPI_result_code_string(SPI_result));
+        SPI_keepplan(plan);
+        lookup_plan = plan;
+    }
+    Datum values[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(caller)};
+    int rc = SPI_execute_plan(lookup_plan, values, NULL, true, 1);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "tool lookup failed: %s", SPI_result_code_string(rc));
+    ToolRow row;
+    memset(&row, 0, sizeof row);
+    if (SPI_processed == 0) return row;
+
+    HeapTuple tuple = SPI_tuptable->vals[0];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    MemoryContext previous = MemoryContextSwitchTo(result_context);
+    bool isnull;
+    row.found = true;
+    row.id = DatumGetInt64(column_datum(tuple, desc, 1, &isnull));
+    row.row_xmin = (TransactionId)DatumGetInt64(column_datum(tuple, desc, 2, &isnull));
+    row.version = DatumGetInt32(column_datum(tuple, desc, 3, &isnull));
+    row.compiled_sql = column_text(tuple, desc, 4);
+    row.parameters_json = column_text(tuple, desc, 5);
+    ArrayType *types = DatumGetArrayTypePCopy(column_datum(tuple, desc, 6, &isnull));
+    Datum *type_datums;
+    deconstruct_array(types, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &type_datums, NULL, &row.nparams);
+    row.param_types = (Oid *)palloc(sizeof(Oid) * Max(row.nparams, 1));
+    for (int i = 0; i < row.nparams; i++) row.param_types[i] = DatumGetObjectId(type_datums[i]);
+    row.max_rows = DatumGetInt32(column_datum(tuple, desc, 7, &isnull));
+    row.max_bytes = DatumGetInt32(column_datum(tuple, desc, 8, &isnull));
+    row.timeout_ms = DatumGetInt64(column_datum(tuple, desc, 9, &isnull));
+    row.read_only = DatumGetBool(column_datum(tuple, desc, 10, &isnull));
+    row.run_as = column_text(tuple, desc, 11);
+    row.search_path = column_text(tuple, desc, 12);
+    row.granted = DatumGetBool(column_datum(tuple, desc, 13, &isnull));
+    MemoryContextSwitchTo(previous);
+    SPI_freetuptable(SPI_tuptable);
+    return row;
+}
+
+Datum input_value(Oid type, const char *text) {
+    Oid input_function, io_param;
+    getTypeInputInfo(type, &input_function, &io_param);
+    return OidInputFunctionCall(input_function, (char *)text, io_param, -1);
+}
+
+// Binds the validated arguments as typed Datums (never as SQL text).
+void bind_arguments(const Execution *ex, Datum *values, char *nulls) {
+    const ValidatedArguments *args = ex->arguments;
+    for (int i = 0; i < ex->tool->nparams; i++) {
+        nulls[i] = ' ';
+        Oid type = ex->tool->param_types[i];
+        if (args->is_null[i]) {
+            nulls[i] = 'n';
+            values[i] = (Datum)0;
+        } else if (args->nitems[i] < 0) {
+            values[i] = input_value(type, args->text[i]);
+        } else {
+            Oid element = get_element_type(type);
+            int16 length;
+            bool by_value;
+            char align;
+            get_typlenbyvalalign(element, &length, &by_value, &align);
+            int n = args->nitems[i];
+            Datum *elements = (Datum *)palloc(sizeof(Datum) * Max(n, 1));
+            for (int k = 0; k < n; k++) elements[k] = input_value(element, args->items[i][k]);
+            values[i] = PointerGetDatum(construct_array(elements, n, element, length, by_value, align));
+        }
+    }
+}
+
+// Runs the tool's SQL (inside the subtransaction): as the run-as role, with the tool's
+// search_path, read-only unless the tool writes, under the tool's timeout, within its caps.
+void run_tool_sql(void *arg) {
+    Execution *ex = (Execution *)arg;
+    const ToolRow *tool = ex->tool;
+    SetUserIdAndSecContext(ex->run_as, ex->security_context | SECURITY_LOCAL_USERID_CHANGE |
+                                           SECURITY_RESTRICTED_OPERATION);
+    int nest_level = pg_mcp::enter_search_path(tool->search_path);
+    if (tool->read_only) XactReadOnly = true;
+
+    Datum *values = (Datum *)palloc(sizeof(Datum) * Max(tool->nparams, 1));
+    char *nulls = (char *)palloc(Max(tool->nparams, 1));
+    bind_arguments(ex, values, nulls);
+
+    if (ex->cached->plan == NULL) {
+        SPIPlanPtr plan = SPI_prepare(tool->compiled_sql, tool->nparams, tool->param_types);
+        if (plan == NULL) elog(ERROR, "could not prepare the tool's SQL: %s", SPI_result_code_string(SPI_result));
+        SPI_keepplan(plan);
+        ex->cached->plan = plan;
+    }
+
+    pg_mcp::arm_tool_timeout(tool->timeout_ms);
+    // A read-only query stops after max_rows + 1 rows (the extra one tells us it was cut); a
+    // writing statement always runs to completion, and only its output is capped.
+    uint64 fetch = tool->read_only ? (uint64)tool->max_rows + 1 : 0;
+    int rc = SPI_execute_plan(ex->cached->plan, values, nulls, tool->read_only, fetch);
+    if (rc < 0) elog(ERROR, "tool SQL failed: %s", SPI_result_code_string(rc));
+
+    SPITupleTable *table = SPI_tuptable;
+    if (table == NULL) {
+        ex->row_count = (int64)SPI_processed;
+    } else {
+        MemoryContext previous = MemoryContextSwitchTo(ex->result_context);
+        pg_mcp::ColumnWriter *writers = pg_mcp::prepare_column_writers(table->tupdesc);
+        uint64 available = SPI_processed;
+        for (uint64 i = 0; i < available; i++) {
+            if (i >= (uint64)tool->max_rows) {
+                ex->truncated_by = "max_rows";
+                break;
+            }
+            int mark = ex->rows_json->len;
+            if (i > 0) appendStringInfoChar(ex->rows_json, ',');
+            pg_mcp::append_row_json(ex->rows_json, table->vals[i], table->tupdesc, writers);
+            if (ex->rows_json->len > tool->max_bytes) {
+                ex->rows_json->len = mark;
+                ex->rows_json->data[mark] = '\0';
+                ex->truncated_by = "max_bytes";
+                break;
+            }
+            ex->row_count++;
+            CHECK_FOR_INTERRUPTS();
+        }
+        MemoryContextSwitchTo(previous);
+        SPI_freetuptable(table);
+    }
+    pg_mcp::leave_settings(nest_level);
+    SetUserIdAndSecContext(ex->owner, ex->security_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void append_meta(StringInfo out, const char *status, int64 audit_id) {
+    appendStringInfo(out, ",\"_meta\":{\"pg-mcp/status\":\"%s\",\"pg-mcp/audit_id\":" INT64_FORMAT "}",
+                     status, audit_id);
+}
+
+char *error_result(const char *message, const char *status, int64 audit_id) {
+    StringInfoData out;
+    initStringInfo(&out);
+    appendStringInfoString(&out, "{\"content\":[{\"type\":\"text\",\"text\":");
+    escape_json(&out, message);
+    appendStringInfoString(&out, "}],\"isError\":true");
+    append_meta(&out, status, audit_id);
+    appendStringInfoChar(&out, '}');
+    return out.data;
+}
+
+char *success_result(const Execution *ex, const char *status, int64 audit_id) {
+    StringInfoData structured;
+    initStringInfo(&structured);
+    appendStringInfoString(&structured, "{\"rows\":[");
+    appendBinaryStringInfo(&structured, ex->rows_json->data, ex->rows_json->len);
+    appendStringInfo(&structured, "],\"row_count\":" INT64_FORMAT ",\"truncated\":%s", ex->row_count,
+                     ex->truncated_by ? "true" : "false");
+    if (ex->truncated_by) appendStringInfo(&structured, ",\"truncated_by\":\"%s\"", ex->truncated_by);
+    appendStringInfoChar(&structured, '}');
+
+    StringInfoData out;
+    initStringInfo(&out);
+    appendStringInfoString(&out, "{\"content\":[{\"type\":\"text\",\"text\":");
+    escape_json(&out, structured.data);
+    appendStringInfoChar(&out, '}');
+    if (ex->truncated_by) {
+        char *note = strcmp(ex->truncated_by, "max_rows") == 0
+                         ? psprintf("Result truncated: this tool returns at most %d rows. Narrow "
+                                    "the arguments to see the rest.",
+                                    ex->tool->max_rows)
+                         : psprintf("Result truncated: this tool returns at most %d bytes of "
+                                    "rows. Narrow the arguments to see the rest.",
+                                    ex->tool->max_bytes);
+        appendStringInfoString(&out, ",{\"type\":\"text\",\"text\":");
+        escape_json(&out, note);
+        appendStringInfoChar(&out, '}');
+    }
+    appendStringInfoString(&out, "],\"structuredContent\":");
+    appendBinaryStringInfo(&out, structured.data, structured.len);
+    appendStringInfoString(&out, ",\"isError\":false");
+    append_meta(&out, status, audit_id);
+    appendStringInfoChar(&out, '}');
+    return out.data;
+}
+
+char *error_text(const ErrorData *error) {
+    StringInfoData out;
+    initStringInfo(&out);
+    appendStringInfoString(&out, error->message ? error->message : "unknown error");
+    if (error->detail) appendStringInfo(&out, "\nDetail: %s", error->detail);
+    if (error->hint) appendStringInfo(&out, "\nHint: %s", error->hint);
+    return out.data;
+}
+
+}  // namespace
+
+PG_MCP_FUNCTION(pg_mcp_call_tool) {
+    TimestampTz started = GetCurrentTimestamp();
+    Oid caller = GetUserId();
+    MemoryContext call_context = CurrentMemoryContext;
+    const char *name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+    Datum arguments = PG_ARGISNULL(1) ? (Datum)0 : PG_GETARG_DATUM(1);
+    char *arguments_text = NULL;
+    if (arguments != (Datum)0) {
+        Jsonb *jsonb = DatumGetJsonbP(arguments);
+        arguments = PointerGetDatum(jsonb);
+        arguments_text = JsonbToCString(NULL, &jsonb->root, VARSIZE(jsonb));
+    }
+
+    Oid owner = pg_mcp::function_owner(fcinfo);
+    Oid saved_user;
+    int saved_security;
+    GetUserIdAndSecContext(&saved_user, &saved_security);
+    SetUserIdAndSecContext(owner, saved_security | SECURITY_LOCAL_USERID_CHANGE);
+    int nest_level = pg_mcp::enter_search_path("pg_catalog, pg_temp");
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    MemoryContextSwitchTo(call_context);
+
+    pg_mcp::AuditRecord audit;
+    memset(&audit, 0, sizeof audit);
+    audit.called_at = started;
+    audit.caller_role = caller;
+    audit.tool_name = name ? name : "";
+    audit.arguments = arguments;
+    audit.rows_returned = -1;
+
+    Execution ex;
+    memset(&ex, 0, sizeof ex);
+    const char *agent_message = NULL;
+    ToolRow tool;
+    memset(&tool, 0, sizeof tool);
+    if (name != NULL) tool = load_tool(name, caller, call_context);
+
+    if (name == NULL || !tool.found || !tool.granted) {
+        audit.status = name == NULL || !tool.found ? "not_found" : "denied";
+        audit.tool_version = tool.version;
+        audit.message = name == NULL       ? "tool name is NULL"
+                        : !tool.found      ? psprintf("tool \"%s\" does not exist", name)
+                                           : psprintf("tool \"%s\" is not granted to role \"%s\"", name,
+                                                      GetUserNameFromId(caller, false));
+        // Not found and not granted look the same to the agent: names it may not use stay hidden.
+        agent_message = psprintf("Tool \"%s\" is not available. Call tools/list to see the tools "
+                                 "you can use.", name ? name : "");
+    } else {
+        audit.tool_version = tool.version;
+        CachedTool *cached = pg_mcp::cached_tool(name, tool.id, tool.row_xmin, tool.parameters_json);
+        if (cached->sensitive && arguments_text != NULL)
+            audit.arguments = DirectFunctionCall1(
+                jsonb_in, CStringGetDatum(pg_mcp::redact_call_arguments(cached->params, arguments_text)));
+        ValidatedArguments validated = pg_mcp::validate_call_arguments(cached->params, arguments_text);
+        if (validated.errors != NULL) {
+            audit.status = "invalid_arguments";
+            audit.message = validated.errors;
+            StringInfoData text;
+            initStringInfo(&text);
+            appendStringInfo(&text, "Invalid arguments for tool \"%s\":", name);
+            for (char *line = strtok(pstrdup(validated.errors), "\n"); line; line = strtok(NULL, "\n"))
+                appendStringInfo(&text, "\n- %s", line);
+            agent_message = text.data;
+        } else {
+            ex.tool = &tool;
+            ex.cached = cached;
+            ex.arguments = &validated;
+            ex.run_as = tool.run_as ? get_role_oid(tool.run_as, true) : caller;
+            ex.owner = owner;
+            ex.security_context = saved_security;
+            ex.result_context = call_context;
+            ex.rows_json = makeStringInfo();
+            if (!OidIsValid(ex.run_as)) {
+                audit.status = "error";
+                audit.sqlstate = "42704";
+                audit.message = psprintf("run_as role \"%s\" of tool \"%s\" no longer exists", tool.run_as, name);
+                agent_message = psprintf("Tool \"%s\" is misconfigured; a database administrator must fix it.", name);
+            } else {
+                bool was_read_only = XactReadOnly;
+                pg_mcp::SubtransactionResult run = pg_mcp::run_in_subtransaction(run_tool_sql, &ex);
+                bool timed_out = pg_mcp::disarm_tool_timeout(!run.ok);
+                XactReadOnly = was_read_only;
+                if (run.ok) {
+                    audit.status = ex.truncated_by ? "truncated" : "ok";
+                    audit.rows_returned = ex.row_count;
+                } else {
+                    ErrorData *error = run.error;
+                    audit.sqlstate = unpack_sql_state(error->sqlerrcode);
+                    if (timed_out) {
+                        audit.status = "timeout";
+                        audit.message = psprintf("tool timeout of " INT64_FORMAT " ms reached", tool.timeout_ms);
+                        agent_message = psprintf("Tool \"%s\" was stopped after its time limit of " INT64_FORMAT
+                                                 " ms. Try narrower arguments.", name, tool.timeout_ms);
+                    } else if (error->sqlerrcode == ERRCODE_QUERY_CANCELED) {
+                        audit.status = "cancelled";
+                        audit.message = error->message;
+                        agent_message = psprintf("Tool \"%s\" was cancelled: %s", name, error->message);
+                    } else {
+                        audit.status = "error";
+                        audit.message = error_text(error);
+                        agent_message = psprintf("Tool \"%s\" failed: %s", name, audit.message);
+                    }
+                }
+            }
+        }
+    }
+
+    audit.duration_ms = (double)(GetCurrentTimestamp() - started) / 1000.0;
+    int64 audit_id = pg_mcp::write_audit_record(&audit);
+    SPI_finish();
+    pg_mcp::leave_settings(nest_level);
+    SetUserIdAndSecContext(saved_user, saved_security);
+
+    char *result = agent_message == NULL ? success_result(&ex, audit.status, audit_id)
+                                         : error_result(agent_message, audit.status, audit_id);
+    PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result)));
+}

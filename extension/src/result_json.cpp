@@ -1,0 +1,187 @@
+#include "result_json.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
+}
+
+namespace pg_mcp {
+
+enum class ColumnKind { Boolean, Number, Json, Jsonb, Array, Composite, Text };
+
+struct ColumnWriter {
+    ColumnKind kind;
+    Oid output_function;
+    bool varlena;
+};
+
+namespace {
+
+ColumnKind kind_of(Oid type) {
+    Oid base = getBaseType(type);
+    switch (base) {
+        case BOOLOID: return ColumnKind::Boolean;
+        case INT2OID:
+        case INT4OID:
+        case INT8OID:
+        case OIDOID:
+        case FLOAT4OID:
+        case FLOAT8OID:
+        case NUMERICOID: return ColumnKind::Number;
+        case JSONOID: return ColumnKind::Json;
+        case JSONBOID: return ColumnKind::Jsonb;
+        default: break;
+    }
+    if (OidIsValid(get_element_type(base))) return ColumnKind::Array;
+    if (type_is_rowtype(base)) return ColumnKind::Composite;
+    return ColumnKind::Text;
+}
+
+// Numbers print as JSON numbers, except NaN and infinities, which JSON cannot express.
+bool is_json_number(const char *text) {
+    return !(strcmp(text, "NaN") == 0 || strcmp(text, "Infinity") == 0 ||
+             strcmp(text, "-Infinity") == 0);
+}
+
+void append_column_schema(StringInfo out, Oid type) {
+    Oid base = getBaseType(type);
+    switch (kind_of(base)) {
+        case ColumnKind::Boolean: appendStringInfoString(out, "{\"type\":[\"boolean\",\"null\"]}"); return;
+        case ColumnKind::Number:
+            if (base == INT2OID || base == INT4OID || base == INT8OID || base == OIDOID)
+                appendStringInfoString(out, "{\"type\":[\"integer\",\"null\"]}");
+            else  // NaN and infinities arrive as strings
+                appendStringInfoString(out, "{\"type\":[\"number\",\"string\",\"null\"]}");
+            return;
+        case ColumnKind::Json:
+        case ColumnKind::Jsonb: appendStringInfoString(out, "{}"); return;
+        case ColumnKind::Array:
+            appendStringInfoString(out, "{\"type\":[\"array\",\"null\"],\"items\":");
+            append_column_schema(out, get_element_type(base));
+            appendStringInfoChar(out, '}');
+            return;
+        case ColumnKind::Composite: appendStringInfoString(out, "{\"type\":[\"object\",\"null\"]}"); return;
+        case ColumnKind::Text: break;
+    }
+    const char *format = base == DATEOID          ? "date"
+                         : base == TIMESTAMPTZOID ? "date-time"
+                         : base == UUIDOID        ? "uuid"
+                                                  : nullptr;
+    if (format != nullptr)
+        appendStringInfo(out, "{\"type\":[\"string\",\"null\"],\"format\":\"%s\"}", format);
+    else
+        appendStringInfoString(out, "{\"type\":[\"string\",\"null\"]}");
+}
+
+}  // namespace
+
+ColumnWriter *prepare_column_writers(TupleDesc desc) {
+    ColumnWriter *writers = (ColumnWriter *)palloc0(sizeof(ColumnWriter) * Max(desc->natts, 1));
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute attr = TupleDescAttr(desc, i);
+        if (attr->attisdropped) continue;
+        writers[i].kind = kind_of(attr->atttypid);
+        getTypeOutputInfo(attr->atttypid, &writers[i].output_function, &writers[i].varlena);
+    }
+    return writers;
+}
+
+void append_row_json(StringInfo out, HeapTuple tuple, TupleDesc desc, const ColumnWriter *writers) {
+    bool first = true;
+    appendStringInfoChar(out, '{');
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute attr = TupleDescAttr(desc, i);
+        if (attr->attisdropped) continue;
+        if (!first) appendStringInfoChar(out, ',');
+        first = false;
+        escape_json(out, NameStr(attr->attname));
+        appendStringInfoChar(out, ':');
+        bool isnull;
+        Datum value = heap_getattr(tuple, i + 1, desc, &isnull);
+        if (isnull) {
+            appendStringInfoString(out, "null");
+            continue;
+        }
+        const ColumnWriter &writer = writers[i];
+        switch (writer.kind) {
+            case ColumnKind::Boolean:
+                appendStringInfoString(out, DatumGetBool(value) ? "true" : "false");
+                break;
+            case ColumnKind::Number: {
+                char *text = OidOutputFunctionCall(writer.output_function, value);
+                if (is_json_number(text))
+                    appendStringInfoString(out, text);
+                else
+                    escape_json(out, text);
+                break;
+            }
+            case ColumnKind::Json:
+                appendStringInfoString(out, OidOutputFunctionCall(writer.output_function, value));
+                break;
+            case ColumnKind::Jsonb: {
+                Jsonb *jsonb = DatumGetJsonbP(value);
+                (void)JsonbToCString(out, &jsonb->root, VARSIZE(jsonb));
+                break;
+            }
+            case ColumnKind::Array: {
+                text *json = DatumGetTextPP(DirectFunctionCall1(array_to_json, value));
+                appendBinaryStringInfo(out, VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json));
+                break;
+            }
+            case ColumnKind::Composite: {
+                text *json = DatumGetTextPP(DirectFunctionCall1(row_to_json, value));
+                appendBinaryStringInfo(out, VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json));
+                break;
+            }
+            case ColumnKind::Text:
+                escape_json(out, OidOutputFunctionCall(writer.output_function, value));
+                break;
+        }
+    }
+    appendStringInfoChar(out, '}');
+}
+
+char *output_schema_json(TupleDesc desc) {
+    StringInfoData columns, required;
+    initStringInfo(&columns);
+    initStringInfo(&required);
+    int count = 0;
+    for (int i = 0; desc != NULL && i < desc->natts; i++) {
+        Form_pg_attribute attr = TupleDescAttr(desc, i);
+        if (attr->attisdropped) continue;
+        for (int j = 0; j < i; j++) {
+            if (strcmp(NameStr(TupleDescAttr(desc, j)->attname), NameStr(attr->attname)) == 0)
+                ereport(ERROR, (errcode(ERRCODE_DUPLICATE_COLUMN),
+                                errmsg("tool SQL returns two columns named \"%s\"", NameStr(attr->attname)),
+                                errhint("Give each result column a distinct name with AS; agents "
+                                        "receive each row as a JSON object.")));
+        }
+        if (count++ > 0) {
+            appendStringInfoChar(&columns, ',');
+            appendStringInfoChar(&required, ',');
+        }
+        escape_json(&columns, NameStr(attr->attname));
+        appendStringInfoChar(&columns, ':');
+        append_column_schema(&columns, attr->atttypid);
+        escape_json(&required, NameStr(attr->attname));
+    }
+    return psprintf(
+        "{\"type\":\"object\","
+        "\"properties\":{"
+        "\"rows\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{%s},"
+        "\"required\":[%s],\"additionalProperties\":false}},"
+        "\"row_count\":{\"type\":\"integer\",\"description\":\"Rows in this result (rows "
+        "affected, for a statement that returns none)\"},"
+        "\"truncated\":{\"type\":\"boolean\",\"description\":\"True when the tool's row or byte "
+        "limit cut the result short\"},"
+        "\"truncated_by\":{\"type\":\"string\",\"enum\":[\"max_rows\",\"max_bytes\"]}},"
+        "\"required\":[\"rows\",\"row_count\",\"truncated\"]}",
+        columns.data, required.data);
+}
+
+}  // namespace pg_mcp

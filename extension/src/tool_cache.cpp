@@ -1,0 +1,51 @@
+#include "tool_cache.hpp"
+
+extern "C" {
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+}
+
+namespace pg_mcp {
+
+namespace {
+HTAB *tool_cache = NULL;
+
+void reset_entry(CachedTool *entry) {
+    if (entry->plan != NULL) SPI_freeplan(entry->plan);
+    entry->plan = NULL;
+    CompiledParams *params = entry->params;
+    entry->params = NULL;
+    entry->loaded = false;
+    free_compiled_params(params);
+}
+}  // namespace
+
+CachedTool *cached_tool(const char *name, int64 id, TransactionId row_xmin,
+                        const char *parameters_json) {
+    if (tool_cache == NULL) {
+        HASHCTL ctl;
+        ctl.keysize = kToolNameMax + 1;
+        ctl.entrysize = sizeof(CachedTool);
+        ctl.hcxt = CacheMemoryContext;
+        tool_cache = hash_create("pg_mcp tools", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+    }
+    char key[kToolNameMax + 1] = {0};
+    strlcpy(key, name, sizeof key);
+    bool found;
+    CachedTool *entry = (CachedTool *)hash_search(tool_cache, key, HASH_ENTER, &found);
+    if (!found) {
+        entry->loaded = false;
+        entry->params = NULL;
+        entry->plan = NULL;
+    }
+    if (entry->loaded && entry->id == id && entry->row_xmin == row_xmin) return entry;
+    reset_entry(entry);
+    entry->params = load_compiled_params(parameters_json);
+    entry->sensitive = has_sensitive_params(entry->params);
+    entry->id = id;
+    entry->row_xmin = row_xmin;
+    entry->loaded = true;
+    return entry;
+}
+
+}  // namespace pg_mcp
