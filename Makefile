@@ -7,8 +7,7 @@ SRCS = $(wildcard extension/src/*.cpp)
 OBJS = $(SRCS:.cpp=.o)
 DATA = extension/pg_mcp.control $(wildcard extension/pg_mcp--*.sql)
 
-REGRESS_FILES = $(sort $(wildcard sql/*.sql))
-REGRESS = $(patsubst sql/%.sql,%,$(REGRESS_FILES))
+REGRESS = install create_tool list_tools call_tool audit security
 REGRESS_OPTS = --inputdir=. --outputdir=build/regress
 
 PG_CONFIG ?= pg_config

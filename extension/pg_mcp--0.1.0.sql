@@ -156,7 +156,7 @@ CREATE FUNCTION @extschema@._notify_tools_changed(tool text, change text) RETURN
     LANGUAGE sql SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
         SELECT pg_catalog.pg_notify('pg_mcp_tools_changed',
-                                    pg_catalog.json_build_object('tool', tool, 'change', change)::text);
+                                    pg_catalog.jsonb_build_object('tool', tool, 'change', change)::text);
     END;
 REVOKE ALL ON FUNCTION @extschema@._notify_tools_changed(text, text) FROM PUBLIC;
 
@@ -432,8 +432,27 @@ BEGIN ATOMIC
            ARRAY(SELECT g.role_name FROM @extschema@.tool_grants g WHERE g.tool_name = t.name ORDER BY 1),
            @extschema@._tool_definition(t), t.updated_by, t.updated_at
       FROM @extschema@.tools t
-     ORDER BY t.name;
+     ORDER BY t.name COLLATE "C";
 END;
+COMMENT ON FUNCTION @extschema@.list_all_tools() IS 'Every tool with its SQL, limits, grants and the MCP definition agents see: for DBAs reviewing tools';
+
+-- Management is for mcp_admin members (and the owner), nobody else.
+REVOKE ALL ON FUNCTION
+    @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text),
+    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text),
+    @extschema@.drop_tool(text, boolean),
+    @extschema@.grant_tool(text, name),
+    @extschema@.revoke_tool(text, name),
+    @extschema@.list_all_tools()
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text),
+    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text),
+    @extschema@.drop_tool(text, boolean),
+    @extschema@.grant_tool(text, name),
+    @extschema@.revoke_tool(text, name),
+    @extschema@.list_all_tools()
+    TO mcp_admin;
 
 ------------------------------------------------------------------------------------------
 -- Agent API

@@ -4,6 +4,7 @@ extern "C" {
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -12,10 +13,11 @@ extern "C" {
 
 namespace pg_mcp {
 
-enum class ColumnKind { Boolean, Number, Json, Jsonb, Array, Composite, Text };
+enum class ColumnKind { Boolean, Number, Json, Jsonb, Array, Composite, DateTime, Text };
 
 struct ColumnWriter {
     ColumnKind kind;
+    Oid base_type;
     Oid output_function;
     bool varlena;
 };
@@ -35,6 +37,11 @@ ColumnKind kind_of(Oid type) {
         case NUMERICOID: return ColumnKind::Number;
         case JSONOID: return ColumnKind::Json;
         case JSONBOID: return ColumnKind::Jsonb;
+        case DATEOID:
+        case TIMEOID:
+        case TIMETZOID:
+        case TIMESTAMPOID:
+        case TIMESTAMPTZOID: return ColumnKind::DateTime;
         default: break;
     }
     if (OidIsValid(get_element_type(base))) return ColumnKind::Array;
@@ -66,6 +73,7 @@ void append_column_schema(StringInfo out, Oid type) {
             appendStringInfoChar(out, '}');
             return;
         case ColumnKind::Composite: appendStringInfoString(out, "{\"type\":[\"object\",\"null\"]}"); return;
+        case ColumnKind::DateTime:
         case ColumnKind::Text: break;
     }
     const char *format = base == DATEOID          ? "date"
@@ -86,6 +94,7 @@ ColumnWriter *prepare_column_writers(TupleDesc desc) {
         Form_pg_attribute attr = TupleDescAttr(desc, i);
         if (attr->attisdropped) continue;
         writers[i].kind = kind_of(attr->atttypid);
+        writers[i].base_type = getBaseType(attr->atttypid);
         getTypeOutputInfo(attr->atttypid, &writers[i].output_function, &writers[i].varlena);
     }
     return writers;
@@ -136,6 +145,12 @@ void append_row_json(StringInfo out, HeapTuple tuple, TupleDesc desc, const Colu
             case ColumnKind::Composite: {
                 text *json = DatumGetTextPP(DirectFunctionCall1(row_to_json, value));
                 appendBinaryStringInfo(out, VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json));
+                break;
+            }
+            case ColumnKind::DateTime: {
+                // ISO 8601 whatever the session's DateStyle, as to_json writes them.
+                char buffer[MAXDATELEN + 1];
+                escape_json(out, JsonEncodeDateTime(buffer, value, writer.base_type, NULL));
                 break;
             }
             case ColumnKind::Text:
