@@ -1,2 +1,150 @@
--- pg_mcp demo: data and tools for the three scenarios (support, analytics, multi-tenant).
-CREATE EXTENSION pg_mcp;
+-- pg_mcp demo: the seed guide's three scenarios, built with pg_mcp.
+--   1. support agent: one customer's support context, no financial data
+--   2. analytics agent: aggregates only, no PII, small groups suppressed
+--   3. multi-tenant agent: one tenant's customers
+-- Agent roles have no privileges on tables; each tool runs as a least-privilege reader role.
+\set ON_ERROR_STOP on
+CREATE EXTENSION IF NOT EXISTS pg_mcp;
+
+CREATE SCHEMA app;
+COMMENT ON SCHEMA app IS 'pg_mcp demo application data';
+
+CREATE TABLE app.tenants (
+    id   uuid PRIMARY KEY,
+    name text NOT NULL
+);
+INSERT INTO app.tenants VALUES
+    ('11111111-1111-4111-8111-111111111111', 'Acme Corp'),
+    ('22222222-2222-4222-8222-222222222222', 'Globex'),
+    ('33333333-3333-4333-8333-333333333333', 'Initech');
+
+CREATE TABLE app.customers (
+    id                  serial PRIMARY KEY,
+    tenant_id           uuid NOT NULL REFERENCES app.tenants,
+    name                text NOT NULL,
+    email               text NOT NULL UNIQUE,
+    phone               text,                 -- PII
+    card_last4          text,                 -- financial
+    plan_name           text NOT NULL,
+    subscription_status text NOT NULL,
+    signup_date         date NOT NULL,
+    last_login_date     date,
+    active_users_30d    integer NOT NULL,
+    open_tickets_count  integer NOT NULL,
+    total_revenue       numeric(12,2) NOT NULL,
+    order_count         integer NOT NULL,
+    is_active           boolean NOT NULL
+);
+-- 1,000 deterministic customers (dates relative to today).
+INSERT INTO app.customers (tenant_id, name, email, phone, card_last4, plan_name, subscription_status,
+                           signup_date, last_login_date, active_users_30d, open_tickets_count,
+                           total_revenue, order_count, is_active)
+SELECT (ARRAY['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222',
+              '33333333-3333-4333-8333-333333333333'])[1 + g % 3]::uuid,
+       'Customer ' || g,
+       'customer' || g || '@example.com',
+       '+1-555-' || lpad((g * 37 % 10000)::text, 4, '0'),
+       lpad((g * 7919 % 10000)::text, 4, '0'),
+       (ARRAY['free', 'starter', 'pro', 'enterprise'])[1 + g % 4],
+       (ARRAY['active', 'active', 'active', 'trialing', 'past_due', 'canceled'])[1 + g % 6],
+       current_date - (g * 13 % 1100),
+       current_date - (g % 60),
+       g * 7 % 250,
+       g % 5,
+       round((g * 97 % 100000) / 10.0, 2),
+       g * 3 % 40,
+       g % 10 <> 0
+  FROM generate_series(1, 1000) g;
+CREATE INDEX customers_support_email ON app.customers (email) WHERE is_active;
+CREATE INDEX customers_tenant ON app.customers (tenant_id) WHERE is_active;
+
+-- Scenario 1: the support view (no phone, no card, active customers of the last two years).
+CREATE VIEW app.customer_support_view WITH (security_barrier) AS
+SELECT id, name, email, plan_name, subscription_status, last_login_date, active_users_30d,
+       open_tickets_count
+  FROM app.customers
+ WHERE is_active AND signup_date >= current_date - interval '2 years';
+
+-- Scenario 2: aggregates only, no PII, groups of fewer than 10 customers suppressed.
+CREATE VIEW app.customer_analytics_view AS
+SELECT plan_name, subscription_status, count(*) AS customer_count,
+       round(avg(active_users_30d), 1) AS avg_active_users, sum(total_revenue) AS total_revenue,
+       round(avg(order_count), 1) AS avg_orders
+  FROM app.customers
+ WHERE is_active
+ GROUP BY plan_name, subscription_status
+HAVING count(*) >= 10;
+
+-- Scenario 3: tenant-scoped customer list.
+CREATE VIEW app.tenant_customer_view WITH (security_barrier) AS
+SELECT c.tenant_id, c.id, c.name, c.email, c.plan_name, c.subscription_status
+  FROM app.customers c
+ WHERE c.is_active;
+
+-- Least-privilege roles the tools run as, and the agent roles (no table privileges at all).
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['mcp_support_reader', 'mcp_analytics_reader', 'mcp_tenant_reader',
+                             'agent_support', 'agent_analytics', 'agent_tenant'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$$;
+GRANT USAGE ON SCHEMA app TO mcp_support_reader, mcp_analytics_reader, mcp_tenant_reader;
+GRANT SELECT ON app.customer_support_view TO mcp_support_reader;
+GRANT SELECT ON app.customer_analytics_view TO mcp_analytics_reader;
+GRANT SELECT ON app.tenant_customer_view TO mcp_tenant_reader;
+
+SELECT mcp.create_tool(
+    name        => 'get_customer_info',
+    title       => 'Customer support context',
+    description => 'Support context for one customer, found by email: plan, subscription status, '
+                   'last login, active users and open tickets. No payment data.',
+    sql         => 'SELECT id, name, email, plan_name, subscription_status, last_login_date,
+                           active_users_30d, open_tickets_count
+                      FROM app.customer_support_view WHERE email = :email LIMIT 1',
+    parameters  => '[{"name": "email", "type": "string", "format": "email", "maxLength": 254,
+                      "description": "Customer email address"}]',
+    max_rows    => 1,
+    timeout     => '2 seconds',
+    run_as      => 'mcp_support_reader');
+
+SELECT mcp.create_tool(
+    name        => 'get_customer_analytics',
+    title       => 'Customer analytics by plan',
+    description => 'Aggregated customer metrics per plan and subscription status (no personal '
+                   'data; groups under 10 customers are suppressed). Optionally one plan only.',
+    sql         => 'SELECT plan_name, subscription_status, customer_count, avg_active_users,
+                           total_revenue, avg_orders
+                      FROM app.customer_analytics_view
+                     WHERE :plan_name::text IS NULL OR plan_name = :plan_name
+                     ORDER BY plan_name, subscription_status',
+    parameters  => '[{"name": "plan_name", "type": "string", "required": false,
+                      "enum": ["free", "starter", "pro", "enterprise"],
+                      "description": "Plan to filter by; omit for every plan"}]',
+    max_rows    => 50,
+    timeout     => '5 seconds',
+    run_as      => 'mcp_analytics_reader');
+
+SELECT mcp.create_tool(
+    name        => 'get_tenant_customers',
+    title       => 'Customers of a tenant',
+    description => 'Active customers of one tenant, optionally of one plan, newest first.',
+    sql         => 'SELECT id, name, email, plan_name, subscription_status
+                      FROM app.tenant_customer_view
+                     WHERE tenant_id = :tenant_id AND (:plan_name::text IS NULL OR plan_name = :plan_name)
+                     ORDER BY id DESC',
+    parameters  => '[{"name": "tenant_id", "type": "string", "format": "uuid", "description": "Tenant id"},
+                     {"name": "plan_name", "type": "string", "required": false,
+                      "enum": ["free", "starter", "pro", "enterprise"], "description": "Plan to filter by"}]',
+    max_rows    => 25,
+    timeout     => '2 seconds',
+    run_as      => 'mcp_tenant_reader');
+
+SELECT mcp.grant_tool('get_customer_info', 'agent_support');
+SELECT mcp.grant_tool('get_customer_analytics', 'agent_analytics');
+SELECT mcp.grant_tool('get_tenant_customers', 'agent_tenant');

@@ -11,6 +11,13 @@ echo "== build and install the extension"
 make -s -j"$jobs"
 make -s install
 
+echo "== build the bridge and the unit tests (CMake)"
+cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build/cmake -j"$jobs" >/dev/null
+
+echo "== unit tests"
+ctest --test-dir build/cmake --output-on-failure -j"$jobs" | tail -n 3
+
 workdir=$(mktemp -d /tmp/pg_mcp_test.XXXXXX)
 port=${PG_MCP_TEST_PORT:-54329}
 cleanup() {
@@ -33,4 +40,7 @@ if ! make -s installcheck; then
   [ -f build/regress/regression.diffs ] && head -n 200 build/regress/regression.diffs
   exit 1
 fi
+echo "== dump and restore keep tool definitions"
+test/dump_restore.sh
+
 echo "== all tests passed"

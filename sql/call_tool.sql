@@ -144,8 +144,20 @@ SET ROLE regress_agent;
 SELECT mcp.call_tool('divide', '{"d": 4}') -> 'structuredContent' -> 'rows' AS after_alter;
 RESET ROLE;
 
--- Every call above left exactly one audit row (counted per outcome: 38 calls in all).
-SELECT status, count(*) FROM mcp.audit_log WHERE backend_pid = pg_backend_pid() GROUP BY status ORDER BY status;
+-- Results stay intact when a new session calls different tools in turn (first calls prepare
+-- and cache plans; results are built after the internal SPI connection is closed).
+\c
+SET ROLE regress_agent;
+SELECT mcp.call_tool('find_customer', '{"email": "user7@example.com"}') -> 'structuredContent' -> 'row_count' AS first;
+SELECT (r -> 'structuredContent' -> 'row_count') AS second, jsonb_array_length(r -> 'structuredContent' -> 'rows') AS rows
+  FROM mcp.call_tool('all_customers') r;
+SELECT mcp.call_tool('customers_by_plan', '{"plan": "free", "ids": [1, 3]}') -> 'structuredContent' -> 'row_count' AS third;
+RESET ROLE;
+\set SHOW_CONTEXT never
+
+-- Every call in this file left exactly one audit row (counted per outcome: 41 calls in all;
+-- the suites before this one call no tools).
+SELECT status, count(*) FROM mcp.audit_log GROUP BY status ORDER BY status;
 
 SELECT mcp.drop_tool(name) FROM mcp.tools;
 DROP TABLE customers;

@@ -89,7 +89,8 @@ Datum column_datum(HeapTuple tuple, TupleDesc desc, int column, bool *isnull) {
 }
 
 // Reads the tool and whether caller may use it (as the owner; SPI connected). Strings are
-// copied into result_context.
+// copied into result_context, which is also current on return (SPI calls leave SPI's own
+// procedure context current, and that is freed by SPI_finish).
 ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     if (lookup_plan == NULL) {
         Oid types[2] = {TEXTOID, OIDOID};
@@ -101,13 +102,13 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     Datum values[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(caller)};
     int rc = SPI_execute_plan(lookup_plan, values, NULL, true, 1);
     if (rc != SPI_OK_SELECT) elog(ERROR, "tool lookup failed: %s", SPI_result_code_string(rc));
+    MemoryContextSwitchTo(result_context);
     ToolRow row;
     memset(&row, 0, sizeof row);
     if (SPI_processed == 0) return row;
 
     HeapTuple tuple = SPI_tuptable->vals[0];
     TupleDesc desc = SPI_tuptable->tupdesc;
-    MemoryContext previous = MemoryContextSwitchTo(result_context);
     bool isnull;
     row.found = true;
     row.id = DatumGetInt64(column_datum(tuple, desc, 1, &isnull));
@@ -127,7 +128,6 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     row.run_as = column_text(tuple, desc, 11);
     row.search_path = column_text(tuple, desc, 12);
     row.granted = DatumGetBool(column_datum(tuple, desc, 13, &isnull));
-    MemoryContextSwitchTo(previous);
     SPI_freetuptable(SPI_tuptable);
     return row;
 }
