@@ -50,17 +50,18 @@ SELECT tool_name, caller_role, arguments, rows_returned FROM mcp.audit_log WHERE
 SELECT count(*) AS error_rows FROM mcp.audit_log WHERE status = 'error';
 
 -- Nobody, not even the owner, updates or deletes audit rows through ordinary DML.
+SELECT count(*) AS rows_before FROM mcp.audit_log \gset
 UPDATE mcp.audit_log SET status = 'ok' WHERE status = 'error';
 DELETE FROM mcp.audit_log;
 TRUNCATE mcp.audit_log;
-SELECT count(*) AS rows_kept FROM mcp.audit_log;
+SELECT count(*) = :rows_before AS rows_kept FROM mcp.audit_log;
 -- Retention is the one documented way to remove rows (and only the owner may run it by default).
 SET ROLE regress_auditor_agent;
 SELECT mcp.purge_audit_log('0 seconds');
 RESET ROLE;
 SELECT mcp.purge_audit_log('1 day') AS purged_recent;
-SELECT count(*) AS rows_kept FROM mcp.audit_log;
-SELECT mcp.purge_audit_log('-1 day') AS purged_all;
+SELECT count(*) = :rows_before AS rows_kept FROM mcp.audit_log;
+SELECT mcp.purge_audit_log('-1 day') = :rows_before AS purged_all;
 -- After a purge the guard is back in force.
 SELECT mcp.call_tool('nope') #>> '{_meta,pg-mcp/status}';
 DELETE FROM mcp.audit_log;
