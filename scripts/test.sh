@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 jobs=$(nproc 2>/dev/null || echo 2)
+echo "== format check"
+make -s format-check
+
 echo "== build and install the extension"
 make -s -j"$jobs"
 make -s install

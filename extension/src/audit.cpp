@@ -39,23 +39,30 @@ Datum text_or_null(const char *value, char *null_flag) {
 
 int64 write_audit_record(const AuditRecord *record) {
     if (insert_plan == NULL) {
-        Oid types[15] = {TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
-                         JSONBOID, TEXTOID, FLOAT8OID, INT4OID, TEXTOID, TEXTOID, INT4OID};
+        Oid types[15] = {TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID,  TEXTOID,
+                         TEXTOID,        TEXTOID, INT4OID, JSONBOID, TEXTOID,
+                         FLOAT8OID,      INT4OID, TEXTOID, TEXTOID,  INT4OID};
         SPIPlanPtr plan = SPI_prepare(
-            "INSERT INTO mcp.audit_log (called_at, caller_role, session_role, agent_name, client_info,"
+            "INSERT INTO mcp.audit_log (called_at, caller_role, session_role, agent_name, "
+            "client_info,"
             " request_id, tool_name, tool_version, arguments, status, duration_ms, rows_returned,"
             " sqlstate, message, backend_pid)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING "
+            "id",
             15, types);
-        if (plan == NULL) elog(ERROR, "could not prepare the audit insert: %s", SPI_result_code_string(SPI_result));
+        if (plan == NULL)
+            elog(ERROR, "could not prepare the audit insert: %s",
+                 SPI_result_code_string(SPI_result));
         SPI_keepplan(plan);
         insert_plan = plan;
     }
     Datum values[15];
     char nulls[16] = "               ";
     values[0] = TimestampTzGetDatum(record->called_at);
-    values[1] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(record->caller_role, false)));
-    values[2] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)));
+    values[1] =
+        DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(record->caller_role, false)));
+    values[2] =
+        DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)));
     values[3] = text_or_null(setting_or_null("pg_mcp.agent_name"), &nulls[3]);
     values[4] = text_or_null(setting_or_null("pg_mcp.client_info"), &nulls[4]);
     values[5] = text_or_null(setting_or_null("pg_mcp.request_id"), &nulls[5]);
@@ -76,7 +83,8 @@ int64 write_audit_record(const AuditRecord *record) {
     if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
         elog(ERROR, "audit insert failed: %s", SPI_result_code_string(rc));
     bool isnull;
-    int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    int64 id =
+        DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     SPI_freetuptable(SPI_tuptable);
     return id;
 }
@@ -117,7 +125,9 @@ void purge_rows(void *arg) {
     purge->deleted = (int64)SPI_processed;
 }
 
-void end_purge(void *) { pg_mcp::purge_in_progress = false; }
+void end_purge(void *) {
+    pg_mcp::purge_in_progress = false;
+}
 
 }  // namespace
 

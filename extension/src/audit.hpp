@@ -13,13 +13,13 @@ struct AuditRecord {
     TimestampTz called_at;
     Oid caller_role;
     const char *tool_name;
-    int32 tool_version;      // 0 when the tool was not found
-    Datum arguments;         // jsonb, already redacted; 0 for NULL
+    int32 tool_version;  // 0 when the tool was not found
+    Datum arguments;     // jsonb, already redacted; 0 for NULL
     const char *status;
     double duration_ms;
-    int64 rows_returned;     // -1 for NULL
-    const char *sqlstate;    // NULL when none
-    const char *message;     // NULL when none
+    int64 rows_returned;   // -1 for NULL
+    const char *sqlstate;  // NULL when none
+    const char *message;   // NULL when none
 };
 
 // Inserts the record (SPI must be connected; runs as the current user, the extension owner)

@@ -22,9 +22,7 @@ void pg_guard_raw(void (*fn)(void *), void *arg) {
     MemoryContext caller_context = CurrentMemoryContext;
     ErrorData *volatile error = nullptr;
     PG_TRY();
-    {
-        fn(arg);
-    }
+    { fn(arg); }
     PG_CATCH();
     {
         MemoryContextSwitchTo(caller_context);
@@ -66,9 +64,7 @@ SubtransactionResult run_in_subtransaction(void (*fn)(void *), void *arg) {
 
 void run_with_cleanup(void (*fn)(void *), void (*cleanup)(void *), void *arg) {
     PG_TRY();
-    {
-        fn(arg);
-    }
+    { fn(arg); }
     PG_CATCH();
     {
         cleanup(arg);
@@ -95,7 +91,8 @@ Datum call_function_body(const char *function_name, FunctionBody body, FunctionC
         std::snprintf(message, sizeof message, "%s", error.what());
         std::snprintf(detail, sizeof detail, "%s", error.detail().c_str());
         std::snprintf(hint, sizeof hint, "%s", error.hint().c_str());
-        if (error.sqlstate().size() == 5) std::snprintf(sqlstate, sizeof sqlstate, "%s", error.sqlstate().c_str());
+        if (error.sqlstate().size() == 5)
+            std::snprintf(sqlstate, sizeof sqlstate, "%s", error.sqlstate().c_str());
     } catch (const std::bad_alloc &) {
         out_of_memory = true;
     } catch (const std::exception &error) {
@@ -106,12 +103,14 @@ Datum call_function_body(const char *function_name, FunctionBody body, FunctionC
     // Every C++ frame of the body is gone: raising a PostgreSQL error is safe from here.
     if (pg_error != nullptr) ReThrowError(pg_error);
     if (definition_error)
-        ereport(ERROR, (errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
-                        errmsg_internal("%s", message),
-                        detail[0] ? errdetail_internal("%s", detail) : 0,
-                        hint[0] ? errhint("%s", hint) : 0));
+        ereport(ERROR,
+                (errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3],
+                                       sqlstate[4])),
+                 errmsg_internal("%s", message), detail[0] ? errdetail_internal("%s", detail) : 0,
+                 hint[0] ? errhint("%s", hint) : 0));
     if (out_of_memory)
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory in %s", function_name)));
+        ereport(ERROR,
+                (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory in %s", function_name)));
     ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
                     errmsg("internal error in %s: %s", function_name, message)));
     pg_unreachable();

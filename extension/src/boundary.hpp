@@ -25,12 +25,12 @@ namespace pg_mcp {
 
 // A PostgreSQL ERROR caught by pg_guard and carried through C++ frames.
 class PgError final : public std::exception {
-public:
+  public:
     explicit PgError(ErrorData *data) : data_(data) {}
     const char *what() const noexcept override;
     ErrorData *data() const noexcept { return data_; }
 
-private:
+  private:
     ErrorData *data_;  // copied into the memory context current when pg_guard was entered
 };
 
@@ -50,10 +50,12 @@ auto pg_guard(Fn &&fn) -> decltype(fn()) {
             std::remove_reference_t<Fn> *fn;
             Result result;
         } frame{&fn, Result{}};
-        pg_guard_raw([](void *p) {
-            auto *f = static_cast<Frame *>(p);
-            f->result = (*f->fn)();
-        }, &frame);
+        pg_guard_raw(
+            [](void *p) {
+                auto *f = static_cast<Frame *>(p);
+                f->result = (*f->fn)();
+            },
+            &frame);
         return frame.result;
     }
 }
@@ -82,12 +84,12 @@ Datum call_function_body(const char *function_name, FunctionBody body, FunctionC
 }  // namespace pg_mcp
 
 // Declares a SQL-callable function NAME whose C++ body is NAME_body(FunctionCallInfo).
-#define PG_MCP_FUNCTION(NAME)                                                     \
-    static Datum NAME##_body(FunctionCallInfo fcinfo);                            \
-    extern "C" {                                                                  \
-    PG_FUNCTION_INFO_V1(NAME);                                                    \
-    }                                                                             \
-    extern "C" Datum NAME(PG_FUNCTION_ARGS) {                                     \
-        return pg_mcp::call_function_body(#NAME, NAME##_body, fcinfo);            \
-    }                                                                             \
+#define PG_MCP_FUNCTION(NAME)                                          \
+    static Datum NAME##_body(FunctionCallInfo fcinfo);                 \
+    extern "C" {                                                       \
+    PG_FUNCTION_INFO_V1(NAME);                                         \
+    }                                                                  \
+    extern "C" Datum NAME(PG_FUNCTION_ARGS) {                          \
+        return pg_mcp::call_function_body(#NAME, NAME##_body, fcinfo); \
+    }                                                                  \
     static Datum NAME##_body(FunctionCallInfo fcinfo)

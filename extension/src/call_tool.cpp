@@ -95,7 +95,9 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     if (lookup_plan == NULL) {
         Oid types[2] = {TEXTOID, OIDOID};
         SPIPlanPtr plan = SPI_prepare(kLookupSql, 2, types);
-        if (plan == NULL) elog(ERROR, "could not prepare the tool lookup: %s", SPI_result_code_string(SPI_result));
+        if (plan == NULL)
+            elog(ERROR, "could not prepare the tool lookup: %s",
+                 SPI_result_code_string(SPI_result));
         SPI_keepplan(plan);
         lookup_plan = plan;
     }
@@ -118,7 +120,8 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     row.parameters_json = column_text(tuple, desc, 5);
     ArrayType *types = DatumGetArrayTypePCopy(column_datum(tuple, desc, 6, &isnull));
     Datum *type_datums;
-    deconstruct_array(types, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &type_datums, NULL, &row.nparams);
+    deconstruct_array(types, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &type_datums, NULL,
+                      &row.nparams);
     row.param_types = (Oid *)palloc(sizeof(Oid) * Max(row.nparams, 1));
     for (int i = 0; i < row.nparams; i++) row.param_types[i] = DatumGetObjectId(type_datums[i]);
     row.max_rows = DatumGetInt32(column_datum(tuple, desc, 7, &isnull));
@@ -158,7 +161,8 @@ void bind_arguments(const Execution *ex, Datum *values, char *nulls) {
             int n = args->nitems[i];
             Datum *elements = (Datum *)palloc(sizeof(Datum) * Max(n, 1));
             for (int k = 0; k < n; k++) elements[k] = input_value(element, args->items[i][k]);
-            values[i] = PointerGetDatum(construct_array(elements, n, element, length, by_value, align));
+            values[i] =
+                PointerGetDatum(construct_array(elements, n, element, length, by_value, align));
         }
     }
 }
@@ -179,7 +183,8 @@ void run_tool_sql(void *arg) {
 
     if (ex->cached->plan == NULL) {
         SPIPlanPtr plan = SPI_prepare(tool->compiled_sql, tool->nparams, tool->param_types);
-        if (plan == NULL) elog(ERROR, "could not prepare the tool's SQL: %s", SPI_result_code_string(SPI_result));
+        if (plan == NULL)
+            elog(ERROR, "could not prepare the tool's SQL: %s", SPI_result_code_string(SPI_result));
         SPI_keepplan(plan);
         ex->cached->plan = plan;
     }
@@ -223,7 +228,8 @@ void run_tool_sql(void *arg) {
 }
 
 void append_meta(StringInfo out, const char *status, int64 audit_id) {
-    appendStringInfo(out, ",\"_meta\":{\"pg-mcp/status\":\"%s\",\"pg-mcp/audit_id\":" INT64_FORMAT "}",
+    appendStringInfo(out,
+                     ",\"_meta\":{\"pg-mcp/status\":\"%s\",\"pg-mcp/audit_id\":" INT64_FORMAT "}",
                      status, audit_id);
 }
 
@@ -243,9 +249,10 @@ char *success_result(const Execution *ex, const char *status, int64 audit_id) {
     initStringInfo(&structured);
     appendStringInfoString(&structured, "{\"rows\":[");
     appendBinaryStringInfo(&structured, ex->rows_json->data, ex->rows_json->len);
-    appendStringInfo(&structured, "],\"row_count\":" INT64_FORMAT ",\"truncated\":%s", ex->row_count,
-                     ex->truncated_by ? "true" : "false");
-    if (ex->truncated_by) appendStringInfo(&structured, ",\"truncated_by\":\"%s\"", ex->truncated_by);
+    appendStringInfo(&structured, "],\"row_count\":" INT64_FORMAT ",\"truncated\":%s",
+                     ex->row_count, ex->truncated_by ? "true" : "false");
+    if (ex->truncated_by)
+        appendStringInfo(&structured, ",\"truncated_by\":\"%s\"", ex->truncated_by);
     appendStringInfoChar(&structured, '}');
 
     StringInfoData out;
@@ -255,12 +262,14 @@ char *success_result(const Execution *ex, const char *status, int64 audit_id) {
     appendStringInfoChar(&out, '}');
     if (ex->truncated_by) {
         char *note = strcmp(ex->truncated_by, "max_rows") == 0
-                         ? psprintf("Result truncated: this tool returns at most %d rows. Narrow "
-                                    "the arguments to see the rest.",
-                                    ex->tool->max_rows)
-                         : psprintf("Result truncated: this tool returns at most %d bytes of "
-                                    "rows. Narrow the arguments to see the rest.",
-                                    ex->tool->max_bytes);
+                         ? psprintf(
+                               "Result truncated: this tool returns at most %d rows. Narrow "
+                               "the arguments to see the rest.",
+                               ex->tool->max_rows)
+                         : psprintf(
+                               "Result truncated: this tool returns at most %d bytes of "
+                               "rows. Narrow the arguments to see the rest.",
+                               ex->tool->max_bytes);
         appendStringInfoString(&out, ",{\"type\":\"text\",\"text\":");
         escape_json(&out, note);
         appendStringInfoChar(&out, '}');
@@ -324,27 +333,33 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
     if (name == NULL || !tool.found || !tool.granted) {
         audit.status = name == NULL || !tool.found ? "not_found" : "denied";
         audit.tool_version = tool.version;
-        audit.message = name == NULL       ? "tool name is NULL"
-                        : !tool.found      ? psprintf("tool \"%s\" does not exist", name)
-                                           : psprintf("tool \"%s\" is not granted to role \"%s\"", name,
-                                                      GetUserNameFromId(caller, false));
+        audit.message = name == NULL  ? "tool name is NULL"
+                        : !tool.found ? psprintf("tool \"%s\" does not exist", name)
+                                      : psprintf("tool \"%s\" is not granted to role \"%s\"", name,
+                                                 GetUserNameFromId(caller, false));
         // Not found and not granted look the same to the agent: names it may not use stay hidden.
-        agent_message = psprintf("Tool \"%s\" is not available. Call tools/list to see the tools "
-                                 "you can use.", name ? name : "");
+        agent_message = psprintf(
+            "Tool \"%s\" is not available. Call tools/list to see the tools "
+            "you can use.",
+            name ? name : "");
     } else {
         audit.tool_version = tool.version;
-        CachedTool *cached = pg_mcp::cached_tool(name, tool.id, tool.row_xmin, tool.parameters_json);
+        CachedTool *cached =
+            pg_mcp::cached_tool(name, tool.id, tool.row_xmin, tool.parameters_json);
         if (cached->sensitive && arguments_text != NULL)
             audit.arguments = DirectFunctionCall1(
-                jsonb_in, CStringGetDatum(pg_mcp::redact_call_arguments(cached->params, arguments_text)));
-        ValidatedArguments validated = pg_mcp::validate_call_arguments(cached->params, arguments_text);
+                jsonb_in,
+                CStringGetDatum(pg_mcp::redact_call_arguments(cached->params, arguments_text)));
+        ValidatedArguments validated =
+            pg_mcp::validate_call_arguments(cached->params, arguments_text);
         if (validated.errors != NULL) {
             audit.status = "invalid_arguments";
             audit.message = validated.errors;
             StringInfoData text;
             initStringInfo(&text);
             appendStringInfo(&text, "Invalid arguments for tool \"%s\":", name);
-            for (char *line = strtok(pstrdup(validated.errors), "\n"); line; line = strtok(NULL, "\n"))
+            for (char *line = strtok(pstrdup(validated.errors), "\n"); line;
+                 line = strtok(NULL, "\n"))
                 appendStringInfo(&text, "\n- %s", line);
             agent_message = text.data;
         } else {
@@ -359,8 +374,10 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
             if (!OidIsValid(ex.run_as)) {
                 audit.status = "error";
                 audit.sqlstate = "42704";
-                audit.message = psprintf("run_as role \"%s\" of tool \"%s\" no longer exists", tool.run_as, name);
-                agent_message = psprintf("Tool \"%s\" is misconfigured; a database administrator must fix it.", name);
+                audit.message = psprintf("run_as role \"%s\" of tool \"%s\" no longer exists",
+                                         tool.run_as, name);
+                agent_message = psprintf(
+                    "Tool \"%s\" is misconfigured; a database administrator must fix it.", name);
             } else {
                 bool was_read_only = XactReadOnly;
                 pg_mcp::SubtransactionResult run = pg_mcp::run_in_subtransaction(run_tool_sql, &ex);
@@ -374,13 +391,17 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
                     audit.sqlstate = unpack_sql_state(error->sqlerrcode);
                     if (timed_out) {
                         audit.status = "timeout";
-                        audit.message = psprintf("tool timeout of " INT64_FORMAT " ms reached", tool.timeout_ms);
-                        agent_message = psprintf("Tool \"%s\" was stopped after its time limit of " INT64_FORMAT
-                                                 " ms. Try narrower arguments.", name, tool.timeout_ms);
+                        audit.message = psprintf("tool timeout of " INT64_FORMAT " ms reached",
+                                                 tool.timeout_ms);
+                        agent_message =
+                            psprintf("Tool \"%s\" was stopped after its time limit of " INT64_FORMAT
+                                     " ms. Try narrower arguments.",
+                                     name, tool.timeout_ms);
                     } else if (error->sqlerrcode == ERRCODE_QUERY_CANCELED) {
                         audit.status = "cancelled";
                         audit.message = error->message;
-                        agent_message = psprintf("Tool \"%s\" was cancelled: %s", name, error->message);
+                        agent_message =
+                            psprintf("Tool \"%s\" was cancelled: %s", name, error->message);
                     } else {
                         audit.status = "error";
                         audit.message = error_text(error);

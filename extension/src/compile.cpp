@@ -36,12 +36,18 @@ void tool_sql_error_callback(void *arg) {
 
 const char *statement_kind(Node *stmt) {
     switch (nodeTag(stmt)) {
-        case T_SelectStmt: return "SELECT";
-        case T_InsertStmt: return "INSERT";
-        case T_UpdateStmt: return "UPDATE";
-        case T_DeleteStmt: return "DELETE";
-        case T_MergeStmt: return "MERGE";
-        default: return NULL;
+        case T_SelectStmt:
+            return "SELECT";
+        case T_InsertStmt:
+            return "INSERT";
+        case T_UpdateStmt:
+            return "UPDATE";
+        case T_DeleteStmt:
+            return "DELETE";
+        case T_MergeStmt:
+            return "MERGE";
+        default:
+            return NULL;
     }
 }
 
@@ -53,11 +59,12 @@ void check_single_query(const char *sql) {
                         errhint("Give one SELECT (or, for a writing tool, INSERT, UPDATE, DELETE "
                                 "or MERGE) statement.")));
     if (list_length(statements) > 1)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                 errmsg("tool SQL must be a single statement"),
-                 errdetail("Found %d statements.", list_length(statements)),
-                 errhint("Combine them into one statement (a WITH query), or define several tools.")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+             errmsg("tool SQL must be a single statement"),
+             errdetail("Found %d statements.", list_length(statements)),
+             errhint("Combine them into one statement (a WITH query), or define several tools.")));
     RawStmt *raw = linitial_node(RawStmt, statements);
     if (statement_kind(raw->stmt) == NULL)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -93,7 +100,8 @@ void check_read_only(CachedPlanSource *source) {
 
 PG_MCP_FUNCTION(pg_mcp_compile_tool) {
     if (PG_ARGISNULL(0))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("tool SQL must not be NULL")));
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("tool SQL must not be NULL")));
     if (PG_ARGISNULL(2) || PG_ARGISNULL(4))
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
                         errmsg("search_path and the preparing role must not be NULL")));
@@ -133,8 +141,8 @@ PG_MCP_FUNCTION(pg_mcp_compile_tool) {
     Oid saved_user;
     int saved_security;
     GetUserIdAndSecContext(&saved_user, &saved_security);
-    SetUserIdAndSecContext(prepare_as, saved_security | SECURITY_LOCAL_USERID_CHANGE |
-                                           SECURITY_RESTRICTED_OPERATION);
+    SetUserIdAndSecContext(
+        prepare_as, saved_security | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     int nest_level = pg_mcp::enter_search_path(search_path);
 
     MemoryContext outer = CurrentMemoryContext;
@@ -143,7 +151,8 @@ PG_MCP_FUNCTION(pg_mcp_compile_tool) {
     if (plan == NULL)
         elog(ERROR, "could not prepare the tool's SQL: %s", SPI_result_code_string(SPI_result));
     List *sources = SPI_plan_get_plan_sources(plan);
-    if (list_length(sources) != 1) elog(ERROR, "tool SQL prepared into %d statements", list_length(sources));
+    if (list_length(sources) != 1)
+        elog(ERROR, "tool SQL prepared into %d statements", list_length(sources));
     CachedPlanSource *source = (CachedPlanSource *)linitial(sources);
     if (read_only) check_read_only(source);
     MemoryContext spi_context = MemoryContextSwitchTo(outer);

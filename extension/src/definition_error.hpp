@@ -8,7 +8,7 @@
 namespace pg_mcp {
 
 class DefinitionError : public std::runtime_error {
-public:
+  public:
     // sqlstate: the five-character SQLSTATE, e.g. "22023".
     DefinitionError(std::string sqlstate, const std::string &message, std::string detail = {},
                     std::string hint = {})
@@ -21,7 +21,7 @@ public:
     const std::string &detail() const noexcept { return detail_; }
     const std::string &hint() const noexcept { return hint_; }
 
-private:
+  private:
     std::string sqlstate_;
     std::string detail_;
     std::string hint_;

@@ -26,19 +26,22 @@ void _PG_init(void) {
         "pg_mcp.client_info", "MCP client name and version, recorded in mcp.audit_log.",
         "Set by the bridge from the client's initialize request; asserted by the client.",
         &client_info_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
-    DefineCustomStringVariable(
-        "pg_mcp.request_id", "Request id of the current tool call, recorded in mcp.audit_log.",
-        "Set by the bridge to the JSON-RPC request id of each call.", &request_id_setting, "",
-        PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomStringVariable("pg_mcp.request_id",
+                               "Request id of the current tool call, recorded in mcp.audit_log.",
+                               "Set by the bridge to the JSON-RPC request id of each call.",
+                               &request_id_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
     MarkGUCPrefixReserved("pg_mcp");
 }
 
 // mcp.library_version(): the version of the loaded shared library, compared by the bridge with
 // the installed extension's version.
-PG_MCP_FUNCTION(pg_mcp_library_version) { PG_RETURN_TEXT_P(cstring_to_text(PG_MCP_VERSION)); }
+PG_MCP_FUNCTION(pg_mcp_library_version) {
+    PG_RETURN_TEXT_P(cstring_to_text(PG_MCP_VERSION));
+}
 
 // mcp._acting_role(): the role in effect outside SECURITY DEFINER functions (the session's
 // current role after SET ROLE), recorded as who created or changed a tool.
 PG_MCP_FUNCTION(pg_mcp_acting_role) {
-    PG_RETURN_DATUM(DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false))));
+    PG_RETURN_DATUM(
+        DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false))));
 }

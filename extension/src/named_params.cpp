@@ -11,8 +11,12 @@ bool is_ident_start(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
            static_cast<unsigned char>(c) >= 0x80;
 }
-bool is_ident_char(char c) { return is_ident_start(c) || (c >= '0' && c <= '9') || c == '$'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_ident_char(char c) {
+    return is_ident_start(c) || (c >= '0' && c <= '9') || c == '$';
+}
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // Index just past a quoted run that started at `start` (the opening quote); `quote` doubles
 // to escape itself; with backslash_escapes (E'...'), a backslash escapes the next character.

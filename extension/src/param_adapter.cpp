@@ -19,7 +19,7 @@ extern "C" {
 namespace pg_mcp {
 
 class CompiledParams {
-public:
+  public:
     std::vector<ParamSpec> specs;
 };
 
@@ -65,9 +65,15 @@ ParamBinding binding_of(const ParamSpec &spec) {
                    : spec.scalar.format == "date-time" ? BindType::Timestamptz
                                                        : BindType::Text;
             break;
-        case ParamType::Integer: type = BindType::Bigint; break;
-        case ParamType::Number: type = BindType::Numeric; break;
-        case ParamType::Boolean: type = BindType::Boolean; break;
+        case ParamType::Integer:
+            type = BindType::Bigint;
+            break;
+        case ParamType::Number:
+            type = BindType::Numeric;
+            break;
+        case ParamType::Boolean:
+            type = BindType::Boolean;
+            break;
     }
     return ParamBinding{type, spec.is_array};
 }
@@ -99,9 +105,10 @@ CompiledDefinition compile_tool_definition(const char *sql, const char *paramete
     RewrittenSql rewritten = rewrite_named_parameters(sql, names);
     if (!rewritten.undeclared.empty())
         throw DefinitionError(
-            "42P02", "tool SQL uses undeclared parameter" +
-                         std::string(rewritten.undeclared.size() > 1 ? "s " : " ") +
-                         join_quoted(rewritten.undeclared),
+            "42P02",
+            "tool SQL uses undeclared parameter" +
+                std::string(rewritten.undeclared.size() > 1 ? "s " : " ") +
+                join_quoted(rewritten.undeclared),
             "Every :name in the SQL must be declared in parameters.",
             "Declare it, e.g. {\"name\": \"" + rewritten.undeclared[0] +
                 "\", \"type\": \"string\"}; an array slice like a[lo:hi] is written a[lo : hi].");
@@ -134,7 +141,9 @@ CompiledParams *load_compiled_params(const char *parameters_json) {
     return params;
 }
 
-void free_compiled_params(CompiledParams *params) { delete params; }
+void free_compiled_params(CompiledParams *params) {
+    delete params;
+}
 
 bool has_sensitive_params(const CompiledParams *params) {
     for (const ParamSpec &spec : params->specs)
@@ -142,9 +151,10 @@ bool has_sensitive_params(const CompiledParams *params) {
     return false;
 }
 
-ValidatedArguments validate_call_arguments(const CompiledParams *params, const char *arguments_json) {
-    ValidationResult result =
-        validate_arguments(params->specs, arguments_json ? arguments_json : "", postgres_regex_match);
+ValidatedArguments validate_call_arguments(const CompiledParams *params,
+                                           const char *arguments_json) {
+    ValidationResult result = validate_arguments(
+        params->specs, arguments_json ? arguments_json : "", postgres_regex_match);
     ValidatedArguments out{};
     if (!result.errors.empty()) {
         std::string text;
@@ -168,7 +178,8 @@ ValidatedArguments validate_call_arguments(const CompiledParams *params, const c
         if (params->specs[i].is_array) {
             out.nitems[i] = static_cast<int>(value.items.size());
             out.items[i] = alloc_array<char *>(value.items.size());
-            for (size_t k = 0; k < value.items.size(); ++k) out.items[i][k] = copy_string(value.items[k]);
+            for (size_t k = 0; k < value.items.size(); ++k)
+                out.items[i][k] = copy_string(value.items[k]);
         } else {
             out.text[i] = copy_string(value.text);
         }

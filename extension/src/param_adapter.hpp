@@ -48,7 +48,8 @@ struct ValidatedArguments {
     char ***items;  // array elements
 };
 
-ValidatedArguments validate_call_arguments(const CompiledParams *params, const char *arguments_json);
+ValidatedArguments validate_call_arguments(const CompiledParams *params,
+                                           const char *arguments_json);
 
 // The arguments as JSON text with sensitive values redacted (palloc'd).
 char *redact_call_arguments(const CompiledParams *params, const char *arguments_json);

@@ -16,10 +16,14 @@ constexpr const char *kInvalidParameterValue = "22023";
 
 const char *type_name(ParamType type) {
     switch (type) {
-        case ParamType::String: return "string";
-        case ParamType::Integer: return "integer";
-        case ParamType::Number: return "number";
-        case ParamType::Boolean: return "boolean";
+        case ParamType::String:
+            return "string";
+        case ParamType::Integer:
+            return "integer";
+        case ParamType::Number:
+            return "number";
+        case ParamType::Boolean:
+            return "boolean";
     }
     return "string";
 }
@@ -27,9 +31,9 @@ const char *type_name(ParamType type) {
 [[noreturn]] void definition_error(const std::string &param, const std::string &what,
                                    const std::string &hint = {}) {
     throw DefinitionError(kInvalidParameterValue,
-                          param.empty() ? "invalid parameter definition: " + what
-                                        : "invalid definition of parameter \"" + param +
-                                              "\": " + what,
+                          param.empty()
+                              ? "invalid parameter definition: " + what
+                              : "invalid definition of parameter \"" + param + "\": " + what,
                           {}, hint);
 }
 
@@ -125,7 +129,8 @@ bool valid_email(const std::string &s) {
         domain.find("..") != std::string::npos)
         return false;
     return std::none_of(s.begin(), s.end(), [](char c) {
-        return std::isspace(static_cast<unsigned char>(c)) || std::iscntrl(static_cast<unsigned char>(c));
+        return std::isspace(static_cast<unsigned char>(c)) ||
+               std::iscntrl(static_cast<unsigned char>(c));
     });
 }
 
@@ -148,8 +153,8 @@ std::optional<int64_t> read_count(const json &object, const char *key, const std
     if (!object.contains(key)) return std::nullopt;
     const json &value = object.at(key);
     if (!value.is_number_integer() || value.get<int64_t>() < 0)
-        definition_error(param, std::string("\"") + key + "\" must be a non-negative integer, got " +
-                                    describe(value));
+        definition_error(param, std::string("\"") + key +
+                                    "\" must be a non-negative integer, got " + describe(value));
     return value.get<int64_t>();
 }
 
@@ -157,17 +162,22 @@ std::optional<double> read_bound(const json &object, const char *key, const std:
     if (!object.contains(key)) return std::nullopt;
     const json &value = object.at(key);
     if (!value.is_number())
-        definition_error(param, std::string("\"") + key + "\" must be a number, got " + describe(value));
+        definition_error(param,
+                         std::string("\"") + key + "\" must be a number, got " + describe(value));
     return value.get<double>();
 }
 
 // Reads the type and its constraints from `object` (a parameter, or its "items").
 ScalarSpec parse_scalar(const json &object, const std::string &param, const std::string &type) {
     ScalarSpec spec;
-    if (type == "string") spec.type = ParamType::String;
-    else if (type == "integer") spec.type = ParamType::Integer;
-    else if (type == "number") spec.type = ParamType::Number;
-    else if (type == "boolean") spec.type = ParamType::Boolean;
+    if (type == "string")
+        spec.type = ParamType::String;
+    else if (type == "integer")
+        spec.type = ParamType::Integer;
+    else if (type == "number")
+        spec.type = ParamType::Number;
+    else if (type == "boolean")
+        spec.type = ParamType::Boolean;
     else
         definition_error(param, "unknown type \"" + type + "\"",
                          "Use one of: string, integer, number, boolean, array.");
@@ -202,7 +212,8 @@ ScalarSpec parse_scalar(const json &object, const std::string &param, const std:
     if (object.contains("pattern")) {
         const json &pattern = object.at("pattern");
         if (!pattern.is_string() || pattern.get<std::string>().empty())
-            definition_error(param, "\"pattern\" must be a non-empty string, got " + describe(pattern));
+            definition_error(param,
+                             "\"pattern\" must be a non-empty string, got " + describe(pattern));
         spec.pattern = pattern.get<std::string>();
     }
     spec.minimum = read_bound(object, "minimum", param);
@@ -212,7 +223,8 @@ ScalarSpec parse_scalar(const json &object, const std::string &param, const std:
     if (spec.type == ParamType::Integer) {
         for (auto bound : {spec.minimum, spec.maximum})
             if (bound && std::floor(*bound) != *bound)
-                definition_error(param, "\"minimum\" and \"maximum\" of an integer must be integers");
+                definition_error(param,
+                                 "\"minimum\" and \"maximum\" of an integer must be integers");
     }
     if (object.contains("enum")) {
         const json &values = object.at("enum");
@@ -304,7 +316,8 @@ std::string check_scalar(const ScalarSpec &spec, const json &value, const Patter
             break;
         }
         case ParamType::Boolean:
-            if (!value.is_boolean()) return std::string("must be a boolean, got ") + describe(value);
+            if (!value.is_boolean())
+                return std::string("must be a boolean, got ") + describe(value);
             text = value.get<bool>() ? "true" : "false";
             break;
     }
@@ -340,11 +353,10 @@ std::string check_value(const ParamSpec &spec, const json &value, const PatternM
 }
 
 const std::set<std::string> kParameterKeys = {
-    "name",    "type",     "description", "required",  "default",   "sensitive", "items",
-    "minItems", "maxItems", "format",     "minLength", "maxLength", "pattern",   "minimum",
-    "maximum", "enum"};
-const std::set<std::string> kItemKeys = {"type",      "format",  "minLength", "maxLength",
-                                         "pattern",   "minimum", "maximum",   "enum"};
+    "name",     "type",   "description", "required",  "default", "sensitive", "items",   "minItems",
+    "maxItems", "format", "minLength",   "maxLength", "pattern", "minimum",   "maximum", "enum"};
+const std::set<std::string> kItemKeys = {"type",    "format",  "minLength", "maxLength",
+                                         "pattern", "minimum", "maximum",   "enum"};
 
 void reject_unknown_keys(const json &object, const std::set<std::string> &known,
                          const std::string &param, const char *where) {
@@ -372,13 +384,15 @@ std::vector<ParamSpec> parse_param_definitions(const std::string &json_text) {
     json definitions = json_text.empty() ? json::array() : parse_json(json_text, "parameters");
     if (definitions.is_null()) definitions = json::array();
     if (!definitions.is_array())
-        definition_error("", "parameters must be a JSON array of objects, got " + describe(definitions),
+        definition_error("",
+                         "parameters must be a JSON array of objects, got " + describe(definitions),
                          R"(Example: '[{"name": "email", "type": "string", "format": "email"}]')");
     std::vector<ParamSpec> specs;
     std::set<std::string> names;
     for (const json &definition : definitions) {
         if (!definition.is_object())
-            definition_error("", "each parameter must be a JSON object, got " + describe(definition));
+            definition_error("",
+                             "each parameter must be a JSON object, got " + describe(definition));
         if (!definition.contains("name") || !definition.at("name").is_string())
             definition_error("", "every parameter needs a \"name\" (a string)");
         ParamSpec spec;
@@ -407,8 +421,9 @@ std::vector<ParamSpec> parse_param_definitions(const std::string &json_text) {
         if (type == "array") {
             spec.is_array = true;
             if (!definition.contains("items") || !definition.at("items").is_object())
-                definition_error(spec.name, "an array parameter needs \"items\", an object with the items' type",
-                                 R"(Example: "items": {"type": "integer"})");
+                definition_error(
+                    spec.name, "an array parameter needs \"items\", an object with the items' type",
+                    R"(Example: "items": {"type": "integer"})");
             const json &items = definition.at("items");
             reject_unknown_keys(items, kItemKeys, spec.name, "\"items\"");
             if (!items.contains("type") || !items.at("type").is_string())
@@ -421,13 +436,16 @@ std::vector<ParamSpec> parse_param_definitions(const std::string &json_text) {
             spec.max_items = read_count(definition, "maxItems", spec.name);
             if (spec.min_items && spec.max_items && *spec.min_items > *spec.max_items)
                 definition_error(spec.name, "\"minItems\" is greater than \"maxItems\"");
-            for (const char *key : {"format", "minLength", "maxLength", "pattern", "minimum", "maximum", "enum"})
+            for (const char *key :
+                 {"format", "minLength", "maxLength", "pattern", "minimum", "maximum", "enum"})
                 if (definition.contains(key))
-                    definition_error(spec.name, std::string("\"") + key + "\" of an array belongs in \"items\"");
+                    definition_error(
+                        spec.name, std::string("\"") + key + "\" of an array belongs in \"items\"");
         } else {
             if (definition.contains("items") || definition.contains("minItems") ||
                 definition.contains("maxItems"))
-                definition_error(spec.name, "\"items\", \"minItems\" and \"maxItems\" apply only to arrays");
+                definition_error(spec.name,
+                                 "\"items\", \"minItems\" and \"maxItems\" apply only to arrays");
             spec.scalar = parse_scalar(definition, spec.name, type);
         }
         // Each enum value must itself satisfy the other constraints.
@@ -435,15 +453,17 @@ std::vector<ParamSpec> parse_param_definitions(const std::string &json_text) {
             std::string text;
             ScalarSpec without_enum = spec.scalar;
             without_enum.enum_values.clear();
-            std::string error = check_scalar(without_enum, allowed,
-                                             [](const std::string &, const std::string &) { return true; }, text);
+            std::string error = check_scalar(
+                without_enum, allowed,
+                [](const std::string &, const std::string &) { return true; }, text);
             if (!error.empty()) definition_error(spec.name, "an \"enum\" value " + error);
         }
         if (definition.contains("default")) {
             spec.default_value = definition.at("default");
             BoundValue ignored;
-            std::string error = check_value(spec, *spec.default_value,
-                                            [](const std::string &, const std::string &) { return true; }, ignored);
+            std::string error = check_value(
+                spec, *spec.default_value,
+                [](const std::string &, const std::string &) { return true; }, ignored);
             if (!error.empty()) definition_error(spec.name, "the default " + error);
         }
         if (definition.contains("required")) {
@@ -511,9 +531,15 @@ std::string sql_type_name(const ParamSpec &spec) {
                    : spec.scalar.format == "date-time" ? "timestamp with time zone"
                                                        : "text";
             break;
-        case ParamType::Integer: base = "bigint"; break;
-        case ParamType::Number: base = "numeric"; break;
-        case ParamType::Boolean: base = "boolean"; break;
+        case ParamType::Integer:
+            base = "bigint";
+            break;
+        case ParamType::Number:
+            base = "numeric";
+            break;
+        case ParamType::Boolean:
+            base = "boolean";
+            break;
     }
     return spec.is_array ? base + "[]" : base;
 }
@@ -539,7 +565,8 @@ ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
                                  [&](const ParamSpec &spec) { return spec.name == it.key(); });
         if (!known) {
             std::string accepted;
-            for (const ParamSpec &spec : specs) accepted += (accepted.empty() ? "" : ", ") + spec.name;
+            for (const ParamSpec &spec : specs)
+                accepted += (accepted.empty() ? "" : ", ") + spec.name;
             result.errors.push_back("unknown parameter \"" + it.key() + "\"; " +
                                     (specs.empty() ? std::string("this tool takes no parameters")
                                                    : "this tool accepts: " + accepted));

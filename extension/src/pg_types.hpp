@@ -11,13 +11,20 @@ namespace pg_mcp {
 
 inline Oid element_type_oid(BindType type) {
     switch (type) {
-        case BindType::Text: return TEXTOID;
-        case BindType::Bigint: return INT8OID;
-        case BindType::Numeric: return NUMERICOID;
-        case BindType::Boolean: return BOOLOID;
-        case BindType::Uuid: return UUIDOID;
-        case BindType::Date: return DATEOID;
-        case BindType::Timestamptz: return TIMESTAMPTZOID;
+        case BindType::Text:
+            return TEXTOID;
+        case BindType::Bigint:
+            return INT8OID;
+        case BindType::Numeric:
+            return NUMERICOID;
+        case BindType::Boolean:
+            return BOOLOID;
+        case BindType::Uuid:
+            return UUIDOID;
+        case BindType::Date:
+            return DATEOID;
+        case BindType::Timestamptz:
+            return TIMESTAMPTZOID;
     }
     return TEXTOID;
 }
@@ -25,13 +32,20 @@ inline Oid element_type_oid(BindType type) {
 inline Oid binding_type_oid(ParamBinding binding) {
     if (!binding.is_array) return element_type_oid(binding.type);
     switch (binding.type) {
-        case BindType::Text: return TEXTARRAYOID;
-        case BindType::Bigint: return INT8ARRAYOID;
-        case BindType::Numeric: return NUMERICARRAYOID;
-        case BindType::Boolean: return BOOLARRAYOID;
-        case BindType::Uuid: return UUIDARRAYOID;
-        case BindType::Date: return DATEARRAYOID;
-        case BindType::Timestamptz: return TIMESTAMPTZARRAYOID;
+        case BindType::Text:
+            return TEXTARRAYOID;
+        case BindType::Bigint:
+            return INT8ARRAYOID;
+        case BindType::Numeric:
+            return NUMERICARRAYOID;
+        case BindType::Boolean:
+            return BOOLARRAYOID;
+        case BindType::Uuid:
+            return UUIDARRAYOID;
+        case BindType::Date:
+            return DATEARRAYOID;
+        case BindType::Timestamptz:
+            return TIMESTAMPTZARRAYOID;
     }
     return TEXTARRAYOID;
 }

@@ -27,22 +27,28 @@ namespace {
 ColumnKind kind_of(Oid type) {
     Oid base = getBaseType(type);
     switch (base) {
-        case BOOLOID: return ColumnKind::Boolean;
+        case BOOLOID:
+            return ColumnKind::Boolean;
         case INT2OID:
         case INT4OID:
         case INT8OID:
         case OIDOID:
         case FLOAT4OID:
         case FLOAT8OID:
-        case NUMERICOID: return ColumnKind::Number;
-        case JSONOID: return ColumnKind::Json;
-        case JSONBOID: return ColumnKind::Jsonb;
+        case NUMERICOID:
+            return ColumnKind::Number;
+        case JSONOID:
+            return ColumnKind::Json;
+        case JSONBOID:
+            return ColumnKind::Jsonb;
         case DATEOID:
         case TIMEOID:
         case TIMETZOID:
         case TIMESTAMPOID:
-        case TIMESTAMPTZOID: return ColumnKind::DateTime;
-        default: break;
+        case TIMESTAMPTZOID:
+            return ColumnKind::DateTime;
+        default:
+            break;
     }
     if (OidIsValid(get_element_type(base))) return ColumnKind::Array;
     if (type_is_rowtype(base)) return ColumnKind::Composite;
@@ -58,7 +64,9 @@ bool is_json_number(const char *text) {
 void append_column_schema(StringInfo out, Oid type) {
     Oid base = getBaseType(type);
     switch (kind_of(base)) {
-        case ColumnKind::Boolean: appendStringInfoString(out, "{\"type\":[\"boolean\",\"null\"]}"); return;
+        case ColumnKind::Boolean:
+            appendStringInfoString(out, "{\"type\":[\"boolean\",\"null\"]}");
+            return;
         case ColumnKind::Number:
             if (base == INT2OID || base == INT4OID || base == INT8OID || base == OIDOID)
                 appendStringInfoString(out, "{\"type\":[\"integer\",\"null\"]}");
@@ -66,15 +74,20 @@ void append_column_schema(StringInfo out, Oid type) {
                 appendStringInfoString(out, "{\"type\":[\"number\",\"string\",\"null\"]}");
             return;
         case ColumnKind::Json:
-        case ColumnKind::Jsonb: appendStringInfoString(out, "{}"); return;
+        case ColumnKind::Jsonb:
+            appendStringInfoString(out, "{}");
+            return;
         case ColumnKind::Array:
             appendStringInfoString(out, "{\"type\":[\"array\",\"null\"],\"items\":");
             append_column_schema(out, get_element_type(base));
             appendStringInfoChar(out, '}');
             return;
-        case ColumnKind::Composite: appendStringInfoString(out, "{\"type\":[\"object\",\"null\"]}"); return;
+        case ColumnKind::Composite:
+            appendStringInfoString(out, "{\"type\":[\"object\",\"null\"]}");
+            return;
         case ColumnKind::DateTime:
-        case ColumnKind::Text: break;
+        case ColumnKind::Text:
+            break;
     }
     const char *format = base == DATEOID          ? "date"
                          : base == TIMESTAMPTZOID ? "date-time"
@@ -172,7 +185,8 @@ char *output_schema_json(TupleDesc desc) {
         for (int j = 0; j < i; j++) {
             if (strcmp(NameStr(TupleDescAttr(desc, j)->attname), NameStr(attr->attname)) == 0)
                 ereport(ERROR, (errcode(ERRCODE_DUPLICATE_COLUMN),
-                                errmsg("tool SQL returns two columns named \"%s\"", NameStr(attr->attname)),
+                                errmsg("tool SQL returns two columns named \"%s\"",
+                                       NameStr(attr->attname)),
                                 errhint("Give each result column a distinct name with AS; agents "
                                         "receive each row as a JSON object.")));
         }

@@ -25,11 +25,13 @@ Oid function_owner(FunctionCallInfo fcinfo) {
 
 int enter_search_path(const char *search_path) {
     int nest_level = NewGUCNestLevel();
-    (void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
-                            GUC_ACTION_SAVE, true, 0, false);
+    (void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                            true, 0, false);
     return nest_level;
 }
 
-void leave_settings(int nest_level) { AtEOXact_GUC(true, nest_level); }
+void leave_settings(int nest_level) {
+    AtEOXact_GUC(true, nest_level);
+}
 
 }  // namespace pg_mcp

@@ -8,7 +8,8 @@ using pg_mcp::DefinitionError;
 using pg_mcp::rewrite_named_parameters;
 
 TEST(NamedParams, RewritesInDeclarationOrder) {
-    auto out = rewrite_named_parameters("SELECT * FROM t WHERE b = :b AND a = :a OR b = :b", {"a", "b"});
+    auto out =
+        rewrite_named_parameters("SELECT * FROM t WHERE b = :b AND a = :a OR b = :b", {"a", "b"});
     EXPECT_EQ(out.sql, "SELECT * FROM t WHERE b = $2 AND a = $1 OR b = $2");
     EXPECT_TRUE(out.undeclared.empty());
     EXPECT_TRUE(out.unused.empty());
@@ -21,10 +22,12 @@ TEST(NamedParams, CastsAreNotParameters) {
 
 TEST(NamedParams, QuotedTextIsLeftAlone) {
     auto out = rewrite_named_parameters(
-        "SELECT ':a', \"col:a\", E'\\':a', $$ :a $$, $tag$ :a $tag$, 'it''s :a' -- :a\n, :a /* :a /* :a */ */",
+        "SELECT ':a', \"col:a\", E'\\':a', $$ :a $$, $tag$ :a $tag$, 'it''s :a' -- :a\n, :a /* :a "
+        "/* :a */ */",
         {"a"});
     EXPECT_EQ(out.sql,
-              "SELECT ':a', \"col:a\", E'\\':a', $$ :a $$, $tag$ :a $tag$, 'it''s :a' -- :a\n, $1 /* :a /* :a */ */");
+              "SELECT ':a', \"col:a\", E'\\':a', $$ :a $$, $tag$ :a $tag$, 'it''s :a' -- :a\n, $1 "
+              "/* :a /* :a */ */");
 }
 
 TEST(NamedParams, BackslashIsOrdinaryOutsideEStrings) {

@@ -11,8 +11,10 @@ namespace {
 
 bool std_match(const std::string &pattern, const std::string &value) {
     // Enough for the tests: the extension uses PostgreSQL's regular expressions.
-    return pattern == "^[a-z]+$" ? !value.empty() && value.find_first_not_of("abcdefghijklmnopqrstuvwxyz") == std::string::npos
-                                 : true;
+    return pattern == "^[a-z]+$"
+               ? !value.empty() &&
+                     value.find_first_not_of("abcdefghijklmnopqrstuvwxyz") == std::string::npos
+               : true;
 }
 
 ValidationResult validate(const std::string &definitions, const std::string &arguments) {
@@ -58,7 +60,8 @@ TEST(ParamSchema, InputSchemaIsStrictJsonSchema) {
 }
 
 TEST(ParamSchema, SensitiveIsNotPartOfTheSchema) {
-    auto specs = parse_param_definitions(R"([{"name": "pin", "type": "string", "sensitive": true}])");
+    auto specs =
+        parse_param_definitions(R"([{"name": "pin", "type": "string", "sensitive": true}])");
     EXPECT_FALSE(input_schema(specs)["properties"]["pin"].contains("sensitive"));
     EXPECT_EQ(redact_arguments(specs, R"({"pin": "1234"})"), R"({"pin":"[redacted]"})");
     EXPECT_EQ(redact_arguments(specs, R"({"other": 1})"), R"({"other": 1})");
@@ -99,20 +102,28 @@ TEST(ParamSchema, DefaultsApplyWhenOmitted) {
 }
 
 TEST(ParamSchema, EveryRuleIsNamed) {
-    const char *s = R"([{"name": "s", "type": "string", "minLength": 2, "maxLength": 4, "pattern": "^[a-z]+$"}])";
-    EXPECT_EQ(first_error(s, R"({"s": "a"})"), "parameter \"s\" must be at least 2 characters long, got 1");
-    EXPECT_EQ(first_error(s, R"({"s": "abcde"})"), "parameter \"s\" must be at most 4 characters long, got 5");
-    EXPECT_EQ(first_error(s, R"({"s": "AB"})"), "parameter \"s\" must match the pattern \"^[a-z]+$\", got \"AB\" (a string)");
+    const char *s =
+        R"([{"name": "s", "type": "string", "minLength": 2, "maxLength": 4, "pattern": "^[a-z]+$"}])";
+    EXPECT_EQ(first_error(s, R"({"s": "a"})"),
+              "parameter \"s\" must be at least 2 characters long, got 1");
+    EXPECT_EQ(first_error(s, R"({"s": "abcde"})"),
+              "parameter \"s\" must be at most 4 characters long, got 5");
+    EXPECT_EQ(first_error(s, R"({"s": "AB"})"),
+              "parameter \"s\" must match the pattern \"^[a-z]+$\", got \"AB\" (a string)");
     // Lengths count characters, not bytes.
-    EXPECT_EQ(first_error(R"([{"name": "s", "type": "string", "maxLength": 2}])", R"({"s": "éé"})"), "");
+    EXPECT_EQ(first_error(R"([{"name": "s", "type": "string", "maxLength": 2}])", R"({"s": "éé"})"),
+              "");
     const char *i = R"([{"name": "i", "type": "integer", "minimum": 1, "maximum": 10}])";
     EXPECT_EQ(first_error(i, R"({"i": 0})"), "parameter \"i\" must be at least 1, got 0");
     EXPECT_EQ(first_error(i, R"({"i": 11})"), "parameter \"i\" must be at most 10, got 11");
-    EXPECT_EQ(first_error(i, R"({"i": 1.5})"), "parameter \"i\" must be an integer, got 1.5 (a number)");
-    EXPECT_EQ(first_error(i, R"({"i": 18446744073709551615})"), "parameter \"i\" is out of range for a 64-bit integer");
+    EXPECT_EQ(first_error(i, R"({"i": 1.5})"),
+              "parameter \"i\" must be an integer, got 1.5 (a number)");
+    EXPECT_EQ(first_error(i, R"({"i": 18446744073709551615})"),
+              "parameter \"i\" is out of range for a 64-bit integer");
     EXPECT_EQ(first_error(i, R"({"i": 3.0})"), "");
     EXPECT_EQ(first_error(i, R"({"j": 3})"), "unknown parameter \"j\"; this tool accepts: i");
-    EXPECT_EQ(first_error("[]", R"({"j": 3})"), "unknown parameter \"j\"; this tool takes no parameters");
+    EXPECT_EQ(first_error("[]", R"({"j": 3})"),
+              "unknown parameter \"j\"; this tool takes no parameters");
     EXPECT_EQ(first_error(i, "[]"), "arguments must be a JSON object, got [] (an array)");
     EXPECT_EQ(first_error(i, "{}"), "missing required parameter \"i\"");
     EXPECT_EQ(first_error(R"([{"name": "s", "type": "string"}])", R"({"s": "a\u0000b"})"),
@@ -121,7 +132,8 @@ TEST(ParamSchema, EveryRuleIsNamed) {
 
 TEST(ParamSchema, Formats) {
     auto check = [](const char *format, const char *value) {
-        std::string defs = std::string(R"([{"name": "v", "type": "string", "format": ")") + format + "\"}]";
+        std::string defs =
+            std::string(R"([{"name": "v", "type": "string", "format": ")") + format + "\"}]";
         return first_error(defs, json({{"v", value}}).dump()).empty();
     };
     EXPECT_TRUE(check("email", "a.b+c@example.co.uk"));
@@ -144,23 +156,30 @@ TEST(ParamSchema, Formats) {
 
 TEST(ParamSchema, DefinitionErrorsNameTheProblem) {
     EXPECT_EQ(definition_error(R"({"name": "a"})"),
-              "invalid parameter definition: parameters must be a JSON array of objects, got {\"name\":\"a\"} (an object)");
-    EXPECT_EQ(definition_error(R"([{"name": "a", "type": "string", "minLength": 5, "maxLength": 1}])"),
-              "invalid definition of parameter \"a\": \"minLength\" is greater than \"maxLength\"");
+              "invalid parameter definition: parameters must be a JSON array of objects, got "
+              "{\"name\":\"a\"} (an object)");
+    EXPECT_EQ(
+        definition_error(R"([{"name": "a", "type": "string", "minLength": 5, "maxLength": 1}])"),
+        "invalid definition of parameter \"a\": \"minLength\" is greater than \"maxLength\"");
     EXPECT_EQ(definition_error(R"([{"name": "a", "type": "integer", "minimum": 0.5}])"),
-              "invalid definition of parameter \"a\": \"minimum\" and \"maximum\" of an integer must be integers");
+              "invalid definition of parameter \"a\": \"minimum\" and \"maximum\" of an integer "
+              "must be integers");
     EXPECT_EQ(definition_error(R"([{"name": "a", "type": "string", "enum": []}])"),
-              "invalid definition of parameter \"a\": \"enum\" must be a non-empty array, got [] (an array)");
-    EXPECT_EQ(definition_error(R"([{"name": "a", "type": "string", "format": "email", "enum": ["nope"]}])"),
-              "invalid definition of parameter \"a\": an \"enum\" value must be an email address such as "
-              "name@example.com, got \"nope\" (a string)");
+              "invalid definition of parameter \"a\": \"enum\" must be a non-empty array, got [] "
+              "(an array)");
+    EXPECT_EQ(
+        definition_error(
+            R"([{"name": "a", "type": "string", "format": "email", "enum": ["nope"]}])"),
+        "invalid definition of parameter \"a\": an \"enum\" value must be an email address such as "
+        "name@example.com, got \"nope\" (a string)");
     EXPECT_EQ(definition_error("not json"), "parameters is not valid JSON");
     EXPECT_EQ(definition_error("[]"), "");
     EXPECT_EQ(definition_error(""), "");
 }
 
 TEST(ParamSchema, CanonicalDefinitionsRoundTrip) {
-    auto specs = parse_param_definitions(R"([{"name": "x", "type": "array", "items": {"type": "number", "minimum": 0.5},
+    auto specs = parse_param_definitions(
+        R"([{"name": "x", "type": "array", "items": {"type": "number", "minimum": 0.5},
                                               "sensitive": true, "required": false}])");
     json canonical = definitions_to_json(specs);
     auto again = parse_param_definitions(canonical.dump());
