@@ -171,7 +171,7 @@ BEGIN
         RAISE EXCEPTION 'max_bytes must be at least 1, got %', max_bytes
             USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 1048576 bytes (1 MiB).';
     END IF;
-    IF timeout IS NOT NULL AND (timeout <= '0'::interval OR timeout > '1 day'::interval) THEN
+    IF timeout IS NOT NULL AND (timeout < '1 millisecond'::interval OR timeout > '1 day'::interval) THEN
         RAISE EXCEPTION 'timeout must be between 1 ms and 1 day, got %', timeout
             USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 30 seconds.';
     END IF;
@@ -179,22 +179,31 @@ END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._check_limits(integer, integer, interval) FROM PUBLIC;
 
-CREATE FUNCTION @extschema@._check_run_as(run_as name) RETURNS void
+CREATE FUNCTION @extschema@._check_run_as(run_as name, acting name) RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF run_as IS NOT NULL AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = run_as) THEN
+    IF run_as IS NULL THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = run_as) THEN
         RAISE EXCEPTION 'role "%" given as run_as does not exist', run_as
             USING ERRCODE = 'undefined_object',
                   HINT = 'Create the role first, or leave run_as NULL to run the tool as the calling role.';
     END IF;
-    IF run_as IS NOT NULL AND EXISTS (SELECT FROM pg_roles WHERE rolname = run_as AND rolsuper) THEN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = run_as AND rolsuper) THEN
         RAISE EXCEPTION 'run_as role "%" is a superuser', run_as
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Tools run with least privilege: create a role with only the grants the tool needs.';
     END IF;
+    -- A tool manager may only lend a tool rights it could take itself (as with SET ROLE).
+    IF NOT pg_has_role(acting, run_as, 'MEMBER') THEN
+        RAISE EXCEPTION 'role "%" is not a member of run_as role "%"', acting, run_as
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('A superuser can GRANT %I TO %I first, or define the tool.', run_as, acting);
+    END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION @extschema@._check_run_as(name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._check_run_as(name, name) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@._check_annotations(annotations jsonb) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -273,7 +282,7 @@ BEGIN
         RAISE EXCEPTION 'read_only and search_path must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM @extschema@._check_limits(coalesce(max_rows, 0), coalesce(max_bytes, 0), coalesce(timeout, '0'));
-    PERFORM @extschema@._check_run_as(run_as);
+    PERFORM @extschema@._check_run_as(run_as, acting);
     PERFORM @extschema@._check_annotations(annotations);
     compiled := @extschema@._compile_tool(sql, parameters, search_path, read_only, coalesce(run_as, acting));
     INSERT INTO @extschema@.tools (name, title, description, sql, compiled_sql, parameters, parameter_types,
@@ -320,7 +329,7 @@ BEGIN
     -- run_as: NULL keeps it, '' makes the tool run as the calling role.
     new_run_as := CASE WHEN run_as IS NULL THEN old.run_as WHEN run_as = '' THEN NULL ELSE run_as END;
     PERFORM @extschema@._check_limits(max_rows, max_bytes, timeout);
-    PERFORM @extschema@._check_run_as(new_run_as);
+    PERFORM @extschema@._check_run_as(new_run_as, acting);
     PERFORM @extschema@._check_annotations(annotations);
     compiled := @extschema@._compile_tool(coalesce(sql, old.sql), coalesce(parameters, old.parameters),
                                           coalesce(search_path, old.search_path),

@@ -21,6 +21,8 @@ SET pg_mcp.request_id = '42';
 SELECT mcp.call_tool('account', '{"id": 1, "pin": "1234"}') #>> '{_meta,pg-mcp/status}' AS ok;
 SELECT mcp.call_tool('accounts') #>> '{_meta,pg-mcp/status}' AS truncated;
 SELECT mcp.call_tool('account', '{"id": "one", "pin": "1234"}') #>> '{_meta,pg-mcp/status}' AS invalid;
+-- A sensitive value never appears in messages either.
+SELECT mcp.call_tool('account', '{"id": 1, "pin": 987654}') #>> '{content,0,text}' AS hidden;
 SELECT mcp.call_tool('hidden') #>> '{_meta,pg-mcp/status}' AS denied;
 SELECT mcp.call_tool('nope') #>> '{_meta,pg-mcp/status}' AS not_found;
 SELECT mcp.call_tool('boom') #>> '{_meta,pg-mcp/status}' AS error;
@@ -35,7 +37,7 @@ DELETE FROM mcp.audit_log;
 UPDATE mcp.audit_log SET status = 'ok';
 RESET ROLE;
 
--- Seven calls, seven rows, each with its status, caller, context and redacted arguments.
+-- Eight calls, eight rows, each with its status, caller, context and redacted arguments.
 SELECT tool_name, tool_version, caller_role, session_role, agent_name, client_info, request_id, arguments,
        status, rows_returned, sqlstate, message, duration_ms >= 0 AS timed
   FROM mcp.audit_log WHERE backend_pid = pg_backend_pid() ORDER BY id;

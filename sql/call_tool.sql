@@ -138,11 +138,27 @@ SELECT count(*) AS customers_still_there FROM customers;
 SELECT mcp.call_tool(NULL, NULL) #>> '{_meta,pg-mcp/status}';
 SELECT mcp.call_tool('all_customers', NULL) -> 'structuredContent' -> 'row_count';
 
--- Altering a tool takes effect at the next call in the same session (plans are per version).
+-- Altering a tool takes effect at the next call in the same session (plans are per version),
+-- even when it is altered twice in one transaction, changing its parameter's type.
 SELECT mcp.alter_tool('divide', sql => 'SELECT 1000 / :d AS q');
 SET ROLE regress_agent;
 SELECT mcp.call_tool('divide', '{"d": 4}') -> 'structuredContent' -> 'rows' AS after_alter;
 RESET ROLE;
+BEGIN;
+SELECT mcp.alter_tool('divide', sql => 'SELECT :d || ''!'' AS q', parameters => '[{"name": "d", "type": "string"}]');
+SELECT mcp.call_tool('divide', '{"d": "5"}') -> 'structuredContent' -> 'rows' AS as_text;
+SELECT mcp.alter_tool('divide', sql => 'SELECT :d * 2 AS q', parameters => '[{"name": "d", "type": "integer"}]');
+SELECT mcp.call_tool('divide', '{"d": 5}') -> 'structuredContent' -> 'rows' AS as_integer;
+COMMIT;
+
+-- Numbers are bound exactly as sent, beyond double precision; absurd numbers are rejected.
+SELECT mcp.call_tool('echo', '{"v": "x", "n": 12345678901234567890.123456789}') -> 'structuredContent' -> 'rows' -> 0 -> 'n' AS exact;
+SELECT mcp.call_tool('echo', '{"v": "x", "n": 1e400}') #>> '{content,0,text}' AS too_big;
+
+-- A tool's SQL cannot call tools.
+SELECT mcp.create_tool('recursive', 'SELECT mcp.call_tool(''echo'', ''{"v": "x"}'') AS inner_result', 'Calls a tool');
+SELECT mcp.grant_tool('recursive', current_user);
+SELECT mcp.call_tool('recursive') #>> '{content,0,text}' AS nested;
 
 -- Results stay intact when a new session calls different tools in turn (first calls prepare
 -- and cache plans; results are built after the internal SPI connection is closed).
@@ -155,7 +171,7 @@ SELECT mcp.call_tool('customers_by_plan', '{"plan": "free", "ids": [1, 3]}') -> 
 RESET ROLE;
 \set SHOW_CONTEXT never
 
--- Every call in this file left exactly one audit row (counted per outcome: 41 calls in all;
+-- Every call in this file left exactly one audit row (counted per outcome: 46 calls in all;
 -- the suites before this one call no tools).
 SELECT status, count(*) FROM mcp.audit_log GROUP BY status ORDER BY status;
 

@@ -66,11 +66,15 @@ SELECT mcp.create_tool('ship_order', 'UPDATE orders SET status = ''shipped'' WHE
 SELECT mcp.create_tool('ghost', 'SELECT 1 AS one', 'x', run_as => 'no_such_role');
 SELECT mcp.create_tool('superuser_tool', 'SELECT 1 AS one', 'x', run_as => 'postgres');
 
+-- SELECT ... INTO creates a table: not a tool.
+SELECT mcp.create_tool('into', 'SELECT id INTO copied FROM orders', 'x', read_only => false);
+
 -- Limits.
 SELECT mcp.create_tool('limits', 'SELECT 1 AS one', 'x', max_rows => 0);
 SELECT mcp.create_tool('limits', 'SELECT 1 AS one', 'x', max_bytes => -1);
 SELECT mcp.create_tool('limits', 'SELECT 1 AS one', 'x', timeout => '0');
 SELECT mcp.create_tool('limits', 'SELECT 1 AS one', 'x', timeout => '2 days');
+SELECT mcp.create_tool('limits', 'SELECT 1 AS one', 'x', timeout => '0.5 ms');
 
 -- Annotations are MCP's, with boolean hints.
 SELECT mcp.create_tool('annotated', 'SELECT 1 AS one', 'x', annotations => '{"readOnly": true}');
@@ -140,6 +144,8 @@ SET ROLE regress_dba;
 SELECT mcp.create_tool('dba_tool', 'SELECT count(*) AS n FROM orders', 'Counts orders');
 SELECT name, created_by, updated_by FROM mcp.tools WHERE name = 'dba_tool';
 SELECT mcp.drop_tool('dba_tool');
+-- ...but may only lend a tool the rights of a role it is a member of (as SET ROLE would).
+SELECT mcp.create_tool('borrowed', 'SELECT count(*) AS n FROM orders', 'Counts orders', run_as => 'regress_reader');
 RESET ROLE;
 
 -- The list for DBAs shows everything about every tool.

@@ -21,6 +21,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/numeric.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -68,6 +69,10 @@ struct Execution {
 };
 
 SPIPlanPtr lookup_plan = NULL;
+
+// How many tool SQL runs are in progress in this backend: a tool's SQL may not call tools
+// (one timer per backend, and tools calling tools would escape review).
+int tool_depth = 0;
 
 const char *kLookupSql =
     "SELECT t.id, t.xmin::text::bigint, t.version, t.compiled_sql, t.parameters::text,"
@@ -133,6 +138,34 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     row.granted = DatumGetBool(column_datum(tuple, desc, 13, &isnull));
     SPI_freetuptable(SPI_tuptable);
     return row;
+}
+
+char *numeric_text(const JsonbValue *value) {
+    return value != NULL && value->type == jbvNumeric
+               ? DatumGetCString(
+                     DirectFunctionCall1(numeric_out, NumericGetDatum(value->val.numeric)))
+               : NULL;
+}
+
+// Number parameters: bind the exact decimal the agent sent (from the jsonb), not its double
+// approximation used for validation.
+void use_exact_numbers(ValidatedArguments *args, Jsonb *arguments) {
+    for (int i = 0; i < args->nvalues; i++) {
+        if (!args->is_number[i] || !args->from_argument[i] || args->is_null[i]) continue;
+        JsonbValue *value = getKeyJsonValueFromContainer(&arguments->root, args->names[i],
+                                                         strlen(args->names[i]), NULL);
+        if (value == NULL) continue;
+        if (args->nitems[i] < 0) {
+            char *exact = numeric_text(value);
+            if (exact != NULL) args->text[i] = exact;
+        } else if (value->type == jbvBinary) {
+            for (int k = 0; k < args->nitems[i]; k++) {
+                char *exact =
+                    numeric_text(getIthJsonbValueFromContainer(value->val.binary.data, k));
+                if (exact != NULL) args->items[i][k] = exact;
+            }
+        }
+    }
 }
 
 Datum input_value(Oid type, const char *text) {
@@ -282,11 +315,13 @@ char *success_result(const Execution *ex, const char *status, int64 audit_id) {
     return out.data;
 }
 
-char *error_text(const ErrorData *error) {
+// The error for the agent and the audit log. The detail can quote row values (a unique
+// violation's key, say), so tools with sensitive parameters leave it out.
+char *error_text(const ErrorData *error, bool with_detail) {
     StringInfoData out;
     initStringInfo(&out);
     appendStringInfoString(&out, error->message ? error->message : "unknown error");
-    if (error->detail) appendStringInfo(&out, "\nDetail: %s", error->detail);
+    if (error->detail && with_detail) appendStringInfo(&out, "\nDetail: %s", error->detail);
     if (error->hint) appendStringInfo(&out, "\nHint: %s", error->hint);
     return out.data;
 }
@@ -294,6 +329,9 @@ char *error_text(const ErrorData *error) {
 }  // namespace
 
 PG_MCP_FUNCTION(pg_mcp_call_tool) {
+    if (tool_depth > 0)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("mcp.call_tool cannot be called from a tool's SQL")));
     TimestampTz started = GetCurrentTimestamp();
     Oid caller = GetUserId();
     MemoryContext call_context = CurrentMemoryContext;
@@ -344,14 +382,19 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
             name ? name : "");
     } else {
         audit.tool_version = tool.version;
-        CachedTool *cached =
-            pg_mcp::cached_tool(name, tool.id, tool.row_xmin, tool.parameters_json);
+        CachedTool *cached = pg_mcp::cached_tool(name, tool.id, tool.version, tool.row_xmin,
+                                                 tool.nparams, tool.parameters_json);
         if (cached->sensitive && arguments_text != NULL)
             audit.arguments = DirectFunctionCall1(
                 jsonb_in,
                 CStringGetDatum(pg_mcp::redact_call_arguments(cached->params, arguments_text)));
         ValidatedArguments validated =
             pg_mcp::validate_call_arguments(cached->params, arguments_text);
+        if (validated.errors == NULL && validated.nvalues != tool.nparams)
+            elog(ERROR, "tool \"%s\" has %d parameter types for %d parameters", name, tool.nparams,
+                 validated.nvalues);
+        if (validated.errors == NULL && arguments != (Datum)0)
+            use_exact_numbers(&validated, DatumGetJsonbP(arguments));
         if (validated.errors != NULL) {
             audit.status = "invalid_arguments";
             audit.message = validated.errors;
@@ -371,7 +414,15 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
             ex.security_context = saved_security;
             ex.result_context = call_context;
             ex.rows_json = makeStringInfo();
-            if (!OidIsValid(ex.run_as)) {
+            if (OidIsValid(ex.run_as) && tool.run_as != NULL && superuser_arg(ex.run_as)) {
+                audit.status = "error";
+                audit.sqlstate = "42501";
+                audit.message =
+                    psprintf("run_as role \"%s\" of tool \"%s\" has become a superuser; refused",
+                             tool.run_as, name);
+                agent_message = psprintf(
+                    "Tool \"%s\" is misconfigured; a database administrator must fix it.", name);
+            } else if (!OidIsValid(ex.run_as)) {
                 audit.status = "error";
                 audit.sqlstate = "42704";
                 audit.message = psprintf("run_as role \"%s\" of tool \"%s\" no longer exists",
@@ -380,8 +431,12 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
                     "Tool \"%s\" is misconfigured; a database administrator must fix it.", name);
             } else {
                 bool was_read_only = XactReadOnly;
+                tool_depth++;
                 pg_mcp::SubtransactionResult run = pg_mcp::run_in_subtransaction(run_tool_sql, &ex);
-                bool timed_out = pg_mcp::disarm_tool_timeout(!run.ok);
+                tool_depth--;
+                bool fired = pg_mcp::disarm_tool_timeout();
+                bool timed_out =
+                    fired && !run.ok && run.error->sqlerrcode == ERRCODE_QUERY_CANCELED;
                 XactReadOnly = was_read_only;
                 if (run.ok) {
                     audit.status = ex.truncated_by ? "truncated" : "ok";
@@ -404,7 +459,7 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
                             psprintf("Tool \"%s\" was cancelled: %s", name, error->message);
                     } else {
                         audit.status = "error";
-                        audit.message = error_text(error);
+                        audit.message = error_text(error, !cached->sensitive);
                         agent_message = psprintf("Tool \"%s\" failed: %s", name, audit.message);
                     }
                 }

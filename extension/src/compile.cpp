@@ -66,6 +66,11 @@ void check_single_query(const char *sql) {
              errdetail("Found %d statements.", list_length(statements)),
              errhint("Combine them into one statement (a WITH query), or define several tools.")));
     RawStmt *raw = linitial_node(RawStmt, statements);
+    if (IsA(raw->stmt, SelectStmt) && ((SelectStmt *)raw->stmt)->intoClause != NULL)
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("tool SQL cannot be SELECT ... INTO (it creates a table)"),
+                 errhint("Tools return rows; use a writing tool with INSERT for stored results.")));
     if (statement_kind(raw->stmt) == NULL)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("tool SQL must be a query: SELECT, INSERT, UPDATE, DELETE or MERGE"),

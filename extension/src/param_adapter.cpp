@@ -164,12 +164,19 @@ ValidatedArguments validate_call_arguments(const CompiledParams *params,
     }
     size_t n = result.values.size();
     out.nvalues = static_cast<int>(n);
+    out.names = alloc_array<char *>(n);
+    out.from_argument = alloc_array<bool>(n);
+    out.is_number = alloc_array<bool>(n);
     out.is_null = alloc_array<bool>(n);
     out.text = alloc_array<char *>(n);
     out.nitems = alloc_array<int>(n);
     out.items = alloc_array<char **>(n);
     for (size_t i = 0; i < n; ++i) {
         const BoundValue &value = result.values[i];
+        const ParamSpec &spec = params->specs[i];
+        out.names[i] = copy_string(spec.name);
+        out.from_argument[i] = value.from_argument;
+        out.is_number[i] = spec.scalar.type == ParamType::Number;
         out.is_null[i] = value.is_null;
         out.text[i] = nullptr;
         out.nitems[i] = -1;

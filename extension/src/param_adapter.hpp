@@ -42,6 +42,9 @@ bool has_sensitive_params(const CompiledParams *params);
 struct ValidatedArguments {
     char *errors;  // NULL when valid, else one line per problem
     int nvalues;
+    char **names;         // parameter names
+    bool *from_argument;  // the value came from the arguments (not a default)
+    bool *is_number;      // type number: the caller may take the exact value from the jsonb
     bool *is_null;
     char **text;    // scalars
     int *nitems;    // -1 for scalars

@@ -37,18 +37,28 @@ const char *type_name(ParamType type) {
                           {}, hint);
 }
 
+const char *json_kind(const json &value);
+
 // A short rendering of a JSON value for messages: the value and its JSON type.
 std::string describe(const json &value) {
     std::string text = value.dump();
     if (text.size() > 60) text = text.substr(0, 57) + "...";
-    const char *kind = value.is_string()           ? "a string"
-                       : value.is_boolean()        ? "a boolean"
-                       : value.is_number_integer() ? "an integer"
-                       : value.is_number()         ? "a number"
-                       : value.is_array()          ? "an array"
-                       : value.is_object()         ? "an object"
-                                                   : "null";
-    return text + " (" + kind + ")";
+    return text + " (" + json_kind(value) + ")";
+}
+
+const char *json_kind(const json &value) {
+    return value.is_string()           ? "a string"
+           : value.is_boolean()        ? "a boolean"
+           : value.is_number_integer() ? "an integer"
+           : value.is_number()         ? "a number"
+           : value.is_array()          ? "an array"
+           : value.is_object()         ? "an object"
+                                       : "null";
+}
+
+// For sensitive parameters: the JSON type only, never the value.
+std::string describe_hidden(const json &value) {
+    return std::string(json_kind(value)) + " (value hidden: sensitive parameter)";
 }
 
 bool is_identifier(const std::string &name) {
@@ -255,9 +265,13 @@ json scalar_schema(const ScalarSpec &spec) {
 }
 
 // Checks one value against a scalar spec. Returns the error text (without the parameter's
-// name) or empty, and sets `text` to the value's PostgreSQL text form.
+// name) or empty, and sets `text` to the value's PostgreSQL text form. With `hide`, messages
+// name the value's JSON type but never the value (sensitive parameters).
 std::string check_scalar(const ScalarSpec &spec, const json &value, const PatternMatcher &matches,
-                         std::string &text) {
+                         std::string &text, bool hide = false) {
+    auto describe = [hide](const json &v) {
+        return hide ? describe_hidden(v) : pg_mcp::describe(v);
+    };
     switch (spec.type) {
         case ParamType::String: {
             if (!value.is_string()) return std::string("must be a string, got ") + describe(value);
@@ -298,10 +312,10 @@ std::string check_scalar(const ScalarSpec &spec, const json &value, const Patter
             }
             if (spec.minimum && number < *spec.minimum)
                 return "must be at least " + json(static_cast<int64_t>(*spec.minimum)).dump() +
-                       ", got " + text;
+                       (hide ? "" : ", got " + text);
             if (spec.maximum && number > *spec.maximum)
                 return "must be at most " + json(static_cast<int64_t>(*spec.maximum)).dump() +
-                       ", got " + text;
+                       (hide ? "" : ", got " + text);
             break;
         }
         case ParamType::Number: {
@@ -310,9 +324,11 @@ std::string check_scalar(const ScalarSpec &spec, const json &value, const Patter
             text = value.dump();
             double number = value.get<double>();
             if (spec.minimum && number < *spec.minimum)
-                return "must be at least " + json(*spec.minimum).dump() + ", got " + text;
+                return "must be at least " + json(*spec.minimum).dump() +
+                       (hide ? "" : ", got " + text);
             if (spec.maximum && number > *spec.maximum)
-                return "must be at most " + json(*spec.maximum).dump() + ", got " + text;
+                return "must be at most " + json(*spec.maximum).dump() +
+                       (hide ? "" : ", got " + text);
             break;
         }
         case ParamType::Boolean:
@@ -334,8 +350,11 @@ std::string check_scalar(const ScalarSpec &spec, const json &value, const Patter
 std::string check_value(const ParamSpec &spec, const json &value, const PatternMatcher &matches,
                         BoundValue &bound) {
     bound.is_null = false;
-    if (!spec.is_array) return check_scalar(spec.scalar, value, matches, bound.text);
-    if (!value.is_array()) return std::string("must be an array, got ") + describe(value);
+    bool hide = spec.sensitive;
+    if (!spec.is_array) return check_scalar(spec.scalar, value, matches, bound.text, hide);
+    if (!value.is_array())
+        return std::string("must be an array, got ") +
+               (hide ? describe_hidden(value) : describe(value));
     if (spec.min_items && value.size() < static_cast<size_t>(*spec.min_items))
         return "must have at least " + std::to_string(*spec.min_items) + " items, got " +
                std::to_string(value.size());
@@ -345,7 +364,7 @@ std::string check_value(const ParamSpec &spec, const json &value, const PatternM
     bound.items.reserve(value.size());
     for (size_t i = 0; i < value.size(); ++i) {
         std::string text;
-        std::string error = check_scalar(spec.scalar, value[i], matches, text);
+        std::string error = check_scalar(spec.scalar, value[i], matches, text, hide);
         if (!error.empty()) return "item " + std::to_string(i) + " " + error;
         bound.items.push_back(std::move(text));
     }
@@ -373,7 +392,7 @@ void reject_unknown_keys(const json &object, const std::set<std::string> &known,
 json parse_json(const std::string &text, const char *what) {
     try {
         return json::parse(text);
-    } catch (const json::parse_error &error) {
+    } catch (const json::exception &error) {
         throw DefinitionError("22P02", std::string(what) + " is not valid JSON", error.what());
     }
 }
@@ -551,8 +570,9 @@ ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
     json arguments;
     try {
         arguments = arguments_json.empty() ? json::object() : json::parse(arguments_json);
-    } catch (const json::parse_error &) {
-        result.errors.push_back("arguments are not valid JSON");
+    } catch (const json::exception &) {
+        // Valid JSON from PostgreSQL can still overflow a double (1e400).
+        result.errors.push_back("arguments are not valid JSON or hold a number out of range");
         return result;
     }
     if (arguments.is_null()) arguments = json::object();
@@ -590,6 +610,7 @@ ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
             continue;
         }
         std::string error = check_value(spec, *found, matches, result.values[i]);
+        result.values[i].from_argument = true;
         if (!error.empty()) result.errors.push_back("parameter \"" + spec.name + "\" " + error);
     }
     if (!result.errors.empty()) result.values.clear();
@@ -601,8 +622,9 @@ std::string redact_arguments(const std::vector<ParamSpec> &specs,
     json arguments;
     try {
         arguments = json::parse(arguments_json);
-    } catch (const json::parse_error &) {
-        return arguments_json;
+    } catch (const json::exception &) {
+        // Validation rejects such arguments too; record none of their values.
+        return R"({"[unreadable]": "arguments not recorded: not parseable for redaction"})";
     }
     if (!arguments.is_object()) return arguments_json;
     bool changed = false;

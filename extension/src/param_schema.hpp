@@ -51,6 +51,7 @@ std::string sql_type_name(const ParamSpec &spec);
 // One bound value: NULL, a scalar in PostgreSQL text form, or an array of those.
 struct BoundValue {
     bool is_null = true;
+    bool from_argument = false;      // false: the default (or NULL) was used
     std::string text;                // scalar, when !is_array
     std::vector<std::string> items;  // array elements, when is_array
 };

@@ -20,8 +20,8 @@ void reset_entry(CachedTool *entry) {
 }
 }  // namespace
 
-CachedTool *cached_tool(const char *name, int64 id, TransactionId row_xmin,
-                        const char *parameters_json) {
+CachedTool *cached_tool(const char *name, int64 id, int32 version, TransactionId row_xmin,
+                        int nparams, const char *parameters_json) {
     if (tool_cache == NULL) {
         HASHCTL ctl;
         ctl.keysize = kToolNameMax + 1;
@@ -38,12 +38,16 @@ CachedTool *cached_tool(const char *name, int64 id, TransactionId row_xmin,
         entry->params = NULL;
         entry->plan = NULL;
     }
-    if (entry->loaded && entry->id == id && entry->row_xmin == row_xmin) return entry;
+    if (entry->loaded && entry->id == id && entry->version == version &&
+        entry->row_xmin == row_xmin && entry->nparams == nparams)
+        return entry;
     reset_entry(entry);
     entry->params = load_compiled_params(parameters_json);
     entry->sensitive = has_sensitive_params(entry->params);
     entry->id = id;
+    entry->version = version;
     entry->row_xmin = row_xmin;
+    entry->nparams = nparams;
     entry->loaded = true;
     return entry;
 }

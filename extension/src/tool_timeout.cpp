@@ -36,12 +36,12 @@ void arm_tool_timeout(int64 milliseconds) {
     enable_timeout_after(timeout_id, (int)Min(milliseconds, (int64)PG_INT32_MAX));
 }
 
-bool disarm_tool_timeout(bool work_failed) {
+bool disarm_tool_timeout() {
     if (!registered) return false;
     disable_timeout(timeout_id, false);
     bool fired = timeout_fired;
     timeout_fired = false;
-    if (fired && !work_failed) QueryCancelPending = false;
+    if (fired) QueryCancelPending = false;
     return fired;
 }
 

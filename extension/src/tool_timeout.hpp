@@ -10,8 +10,8 @@ extern "C" {
 namespace pg_mcp {
 
 void arm_tool_timeout(int64 milliseconds);
-// Disarms the timer; returns whether it fired since it was armed. If it fired after the
-// tool's work had finished, the pending cancel it requested is withdrawn.
-bool disarm_tool_timeout(bool work_failed);
+// Disarms the timer; returns whether it fired since it was armed. Any cancel it requested
+// and that is still pending is withdrawn, so it cannot reach the caller's statement.
+bool disarm_tool_timeout();
 
 }  // namespace pg_mcp

@@ -1,0 +1,455 @@
+#include "database.hpp"
+
+#include <poll.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "json_rpc.hpp"
+
+namespace pg_mcp::bridge {
+
+const char *const kExtensionVersion = "0.1.0";
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::milliseconds kFirstBackoff{250};
+constexpr std::chrono::milliseconds kMaxBackoff{30000};
+
+// One round trip per call: the agent context is set for this statement's transaction only,
+// in a CTE that is evaluated before the call.
+const char *const kCallSql =
+    "WITH context AS MATERIALIZED ("
+    " SELECT pg_catalog.set_config('pg_mcp.agent_name', $1, true),"
+    "        pg_catalog.set_config('pg_mcp.client_info', $2, true),"
+    "        pg_catalog.set_config('pg_mcp.request_id', $3, true))"
+    " SELECT mcp.call_tool($4, $5::jsonb)::text FROM context";
+const char *const kListSql =
+    "WITH context AS MATERIALIZED ("
+    " SELECT pg_catalog.set_config('pg_mcp.agent_name', $1, true),"
+    "        pg_catalog.set_config('pg_mcp.client_info', $2, true),"
+    "        pg_catalog.set_config('pg_mcp.request_id', $3, true))"
+    " SELECT mcp.list_tools()::text FROM context";
+
+std::string trim(std::string text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    return text;
+}
+
+std::string connection_error(PGconn *conn) {
+    return conn == nullptr ? std::string("out of memory") : trim(PQerrorMessage(conn));
+}
+
+BackendReply failure(int code, std::string message) {
+    BackendReply reply;
+    reply.ok = false;
+    reply.error_code = code;
+    reply.error_message = std::move(message);
+    return reply;
+}
+
+// Calls reply, containing anything it throws: a worker thread must survive any reply.
+void deliver(const ReplyFn &reply, BackendReply value, const Logger &logger) {
+    try {
+        reply(std::move(value));
+    } catch (const std::exception &error) {
+        logger.log(LogLevel::Error, std::string("internal error while replying: ") + error.what());
+    }
+}
+
+}  // namespace
+
+PGconn *open_connection(const std::string &dsn) {
+    // The DSN is expanded first; application_name after it identifies the bridge.
+    const char *keywords[] = {"dbname", "application_name", nullptr};
+    const char *values[] = {dsn.empty() ? nullptr : dsn.c_str(), "pg_mcp_bridge", nullptr};
+    return PQconnectdbParams(keywords, values, 1);
+}
+
+bool Connection::healthy() {
+    if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) return false;
+    // An idle connection the server has closed (pg_terminate_backend, restart) has its
+    // goodbye or EOF waiting: notice it now rather than fail the next call.
+    pollfd fd{PQsocket(conn_), POLLIN, 0};
+    if (poll(&fd, 1, 0) > 0) {
+        if (PQconsumeInput(conn_) == 0) return false;
+        while (PGnotify *notify = PQnotifies(conn_)) PQfreemem(notify);
+    }
+    return PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
+}
+
+bool Connection::ensure(std::string &error) {
+    if (healthy()) return true;
+    close();
+    conn_ = open_connection(dsn_);
+    if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
+        error = connection_error(conn_);
+        close();
+        return false;
+    }
+    cancel_ = PQgetCancel(conn_);
+    return true;
+}
+
+void Connection::close() {
+    if (cancel_ != nullptr) PQfreeCancel(cancel_);
+    cancel_ = nullptr;
+    if (conn_ != nullptr) PQfinish(conn_);
+    conn_ = nullptr;
+}
+
+StartupCheck check_database(const std::string &dsn) {
+    StartupCheck check;
+    PGconn *conn = open_connection(dsn);
+    if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+        check.message = "cannot connect to PostgreSQL: " + connection_error(conn);
+        PQfinish(conn);
+        return check;
+    }
+    std::string database = PQdb(conn);
+    std::string user = PQuser(conn);
+    PGresult *result = PQexec(conn,
+                              "SELECT e.extversion, n.nspname FROM pg_catalog.pg_extension e"
+                              " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+                              " WHERE e.extname = 'pg_mcp'");
+    if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+        check.message = "cannot read pg_extension: " + connection_error(conn);
+    } else if (PQntuples(result) == 0) {
+        check.message = "extension pg_mcp is not installed in database \"" + database +
+                        "\": run CREATE EXTENSION pg_mcp there (as a superuser), or point the "
+                        "bridge at the right database";
+    } else if (std::string(PQgetvalue(result, 0, 0)) != kExtensionVersion) {
+        check.message = "extension pg_mcp in database \"" + database + "\" is version " +
+                        PQgetvalue(result, 0, 0) + ", but this bridge needs " + kExtensionVersion +
+                        ": run ALTER EXTENSION pg_mcp UPDATE, or use a matching bridge";
+    } else if (std::string(PQgetvalue(result, 0, 1)) != "mcp") {
+        check.message = "extension pg_mcp is installed in schema \"" +
+                        std::string(PQgetvalue(result, 0, 1)) + "\", expected \"mcp\"";
+    } else {
+        check.ok = true;
+        check.message = "connected to database \"" + database + "\" as \"" + user + "\"; pg_mcp " +
+                        kExtensionVersion;
+    }
+    PQclear(result);
+    PQfinish(conn);
+    return check;
+}
+
+Database::Database(std::string dsn, size_t pool_size, const Logger &logger)
+    : dsn_(std::move(dsn)), pool_size_(pool_size == 0 ? 1 : pool_size), logger_(logger) {
+    for (size_t i = 0; i < pool_size_; ++i) workers_.emplace_back([this] { worker(); });
+}
+
+Database::~Database() {
+    stop();
+}
+
+void Database::stop() {
+    std::deque<std::shared_ptr<Job>> abandoned;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stopping_ && workers_.empty()) return;
+        stopping_ = true;
+        abandoned.swap(queue_);
+        char error[256];
+        for (auto &entry : active_) {
+            entry.second->cancelled = true;
+            if (entry.second->cancel_handle)
+                PQcancel(entry.second->cancel_handle, error, sizeof error);
+        }
+        for (auto &job : abandoned) active_.erase(job->key);
+    }
+    ready_.notify_all();
+    for (auto &job : abandoned)
+        deliver(job->reply, failure(error_code::kInternalError, "Server is shutting down"),
+                logger_);
+    for (auto &thread : workers_)
+        if (thread.joinable()) thread.join();
+    workers_.clear();
+}
+
+void Database::enqueue(std::shared_ptr<Job> job) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!stopping_) {
+            active_[job->key] = job;
+            queue_.push_back(job);
+            job = nullptr;
+        }
+    }
+    if (job) {
+        deliver(job->reply, failure(error_code::kInternalError, "Server is shutting down"),
+                logger_);
+        return;
+    }
+    ready_.notify_one();
+}
+
+void Database::list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
+    auto job = std::make_shared<Job>();
+    job->key = key;
+    job->identity = identity;
+    job->reply = std::move(reply);
+    enqueue(std::move(job));
+}
+
+void Database::call_tool(const std::string &key, const CallIdentity &identity,
+                         const std::string &name, const json &arguments, ProgressFn progress,
+                         ReplyFn reply) {
+    auto job = std::make_shared<Job>();
+    job->key = key;
+    job->is_call = true;
+    job->identity = identity;
+    job->tool = name;
+    job->arguments = arguments.dump();
+    job->progress = std::move(progress);
+    job->reply = std::move(reply);
+    enqueue(std::move(job));
+}
+
+void Database::cancel(const std::string &key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = active_.find(key);
+    if (found == active_.end()) return;
+    Job &job = *found->second;
+    job.cancelled = true;
+    if (job.cancel_handle != nullptr) {
+        char error[256];
+        if (!PQcancel(job.cancel_handle, error, sizeof error))
+            logger_.log(LogLevel::Warning, std::string("could not send cancel: ") + error);
+    }
+}
+
+void Database::worker() {
+    Connection connection(dsn_);
+    for (;;) {
+        std::shared_ptr<Job> job;
+        bool cancelled;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty()) return;  // stopping
+            job = queue_.front();
+            queue_.pop_front();
+            cancelled = job->cancelled;
+            if (cancelled) active_.erase(job->key);
+        }
+        if (cancelled) {
+            deliver(job->reply, failure(error_code::kInternalError, "Request cancelled"), logger_);
+            continue;
+        }
+        run(*job, connection);
+    }
+}
+
+void Database::run(Job &job, Connection &connection) {
+    std::string error;
+    auto fail = [&](BackendReply reply) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            active_.erase(job.key);
+        }
+        deliver(job.reply, std::move(reply), logger_);
+    };
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (Clock::now() < retry_at_) {
+            auto wait =
+                std::chrono::duration_cast<std::chrono::milliseconds>(retry_at_ - Clock::now());
+            error = "Database unavailable; the bridge is reconnecting (next attempt in " +
+                    std::to_string(wait.count()) + " ms). Retry the request shortly.";
+        }
+    }
+    if (!error.empty()) {
+        fail(failure(error_code::kDatabaseUnavailable, error));
+        return;
+    }
+    if (!connection.ensure(error)) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
+            retry_at_ = Clock::now() + backoff_;
+        }
+        logger_.log(LogLevel::Error, "database connection failed: " + error);
+        fail(failure(error_code::kDatabaseUnavailable,
+                     "Database unavailable: " + error + ". Retry the request shortly."));
+        return;
+    }
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (backoff_.count() != 0) logger_.log(LogLevel::Notice, "database connection restored");
+        backoff_ = std::chrono::milliseconds(0);
+    }
+    execute(job, connection);
+}
+
+void Database::execute(Job &job, Connection &connection) {
+    PGconn *conn = connection.get();
+    const char *values[5] = {job.identity.agent_name.c_str(), job.identity.client_info.c_str(),
+                             job.identity.request_id.c_str(), job.tool.c_str(),
+                             job.arguments.c_str()};
+    int sent = PQsendQueryParams(conn, job.is_call ? kCallSql : kListSql, job.is_call ? 5 : 3,
+                                 nullptr, values, nullptr, nullptr, 0);
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        job.cancel_handle = connection.cancel_handle();
+        // A cancel that arrived while the job moved from the queue to here.
+        if (job.cancelled) {
+            char error[256];
+            PQcancel(job.cancel_handle, error, sizeof error);
+        }
+    }
+    auto finish = [&](BackendReply reply) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            job.cancel_handle = nullptr;
+            active_.erase(job.key);
+        }
+        deliver(job.reply, std::move(reply), logger_);
+    };
+    if (!sent) {
+        std::string error = connection_error(conn);
+        connection.close();
+        finish(failure(error_code::kDatabaseUnavailable,
+                       "Database connection lost before the call was sent: " + error +
+                           ". Retry the request."));
+        return;
+    }
+
+    auto started = Clock::now();
+    int reported = 0;
+    bool lost = false;
+    while (PQisBusy(conn)) {
+        pollfd fd{PQsocket(conn), POLLIN, 0};
+        int ready = poll(&fd, 1, 1000);
+        if (ready < 0 && errno != EINTR) {
+            lost = true;
+            break;
+        }
+        if (ready > 0 && PQconsumeInput(conn) == 0) {
+            lost = true;
+            break;
+        }
+        int elapsed = static_cast<int>(
+            std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count());
+        if (job.progress && elapsed > reported) {
+            reported = elapsed;
+            job.progress(elapsed);
+        }
+    }
+
+    std::string text;
+    std::string error_message;
+    std::string sqlstate;
+    bool got_value = false;
+    while (!lost) {
+        PGresult *result = PQgetResult(conn);
+        if (result == nullptr) break;
+        ExecStatusType status = PQresultStatus(result);
+        if (status == PGRES_TUPLES_OK && PQntuples(result) == 1 && !PQgetisnull(result, 0, 0)) {
+            text = PQgetvalue(result, 0, 0);
+            got_value = true;
+        } else if (status == PGRES_FATAL_ERROR) {
+            const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+            sqlstate = state ? state : "";
+            error_message = trim(PQresultErrorMessage(result));
+        }
+        PQclear(result);
+    }
+    if (lost || PQstatus(conn) != CONNECTION_OK) {
+        std::string error = connection_error(conn);
+        connection.close();
+        logger_.log(LogLevel::Error, "database connection lost during a call: " + error);
+        finish(failure(error_code::kDatabaseUnavailable,
+                       "Database connection lost during the call (" + error +
+                           "); it may not have completed. The bridge reconnects; retry if the "
+                           "tool is safe to repeat."));
+        return;
+    }
+    if (!error_message.empty()) {
+        if (sqlstate == "57014") {
+            finish(failure(error_code::kInternalError, "Request cancelled: " + error_message));
+            return;
+        }
+        logger_.log(LogLevel::Error, "database error (" + sqlstate + "): " + error_message);
+        finish(failure(error_code::kInternalError,
+                       "Database error (SQLSTATE " + sqlstate + "): " + error_message));
+        return;
+    }
+    if (!got_value) {
+        finish(failure(error_code::kInternalError, "Database returned no result"));
+        return;
+    }
+    BackendReply reply;
+    try {
+        reply.value = json::parse(text);
+        reply.ok = true;
+    } catch (const json::parse_error &error) {
+        reply = failure(error_code::kInternalError,
+                        std::string("Database returned invalid JSON: ") + error.what());
+    }
+    finish(std::move(reply));
+}
+
+Listener::Listener(std::string dsn, const Logger &logger, std::function<void()> on_change)
+    : dsn_(std::move(dsn)), logger_(logger), on_change_(std::move(on_change)) {
+    thread_ = std::thread([this] { loop(); });
+}
+
+Listener::~Listener() {
+    stop();
+}
+
+void Listener::stop() {
+    stopping_ = true;
+    if (thread_.joinable()) thread_.join();
+}
+
+void Listener::loop() {
+    std::chrono::milliseconds backoff{0};
+    bool connected_before = false;
+    while (!stopping_) {
+        PGconn *conn = open_connection(dsn_);
+        PGresult *result = nullptr;
+        if (conn != nullptr && PQstatus(conn) == CONNECTION_OK) {
+            result = PQexec(conn, "LISTEN pg_mcp_tools_changed");
+        }
+        if (result == nullptr || PQresultStatus(result) != PGRES_COMMAND_OK) {
+            logger_.log(LogLevel::Warning,
+                        "tool change listener cannot connect: " + connection_error(conn));
+            PQclear(result);
+            PQfinish(conn);
+            backoff = backoff.count() == 0 ? kFirstBackoff : std::min(backoff * 2, kMaxBackoff);
+            for (auto waited = std::chrono::milliseconds(0); waited < backoff && !stopping_;
+                 waited += std::chrono::milliseconds(50))
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            continue;
+        }
+        PQclear(result);
+        backoff = std::chrono::milliseconds(0);
+        if (connected_before) {
+            logger_.log(LogLevel::Notice, "tool change listener reconnected");
+            on_change_();  // changes made while disconnected were not seen
+        }
+        connected_before = true;
+        while (!stopping_) {
+            pollfd fd{PQsocket(conn), POLLIN, 0};
+            int ready = poll(&fd, 1, 200);
+            if (ready < 0 && errno != EINTR) break;
+            if (ready > 0 && PQconsumeInput(conn) == 0) break;
+            bool changed = false;
+            while (PGnotify *notify = PQnotifies(conn)) {
+                logger_.log(LogLevel::Info, std::string("tool catalog changed: ") + notify->extra);
+                PQfreemem(notify);
+                changed = true;
+            }
+            if (changed) on_change_();
+            if (PQstatus(conn) != CONNECTION_OK) break;
+        }
+        PQfinish(conn);
+    }
+}
+
+}  // namespace pg_mcp::bridge

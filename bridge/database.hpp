@@ -1,0 +1,124 @@
+// Database access for the bridge: a small pool of libpq connections, each owned by one worker
+// thread, opened lazily and reopened with backoff when lost; one round trip per call; query
+// cancellation; and a LISTEN connection that reports catalog changes.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <libpq-fe.h>
+
+#include "backend.hpp"
+#include "log.hpp"
+
+namespace pg_mcp::bridge {
+
+extern const char *const kExtensionVersion;  // the extension version this bridge speaks
+
+// One libpq connection with its cancel handle. Not thread-safe: one worker uses it.
+class Connection {
+  public:
+    explicit Connection(std::string dsn) : dsn_(std::move(dsn)) {}
+    ~Connection() { close(); }
+    Connection(const Connection &) = delete;
+    Connection &operator=(const Connection &) = delete;
+
+    // Connects if not connected (or if the server dropped the connection while it was idle).
+    // On failure returns false with a message.
+    bool ensure(std::string &error);
+    void close();
+    PGconn *get() const { return conn_; }
+    PGcancel *cancel_handle() const { return cancel_; }
+
+  private:
+    bool healthy();
+    std::string dsn_;
+    PGconn *conn_ = nullptr;
+    PGcancel *cancel_ = nullptr;
+};
+
+// Opens a connection with the bridge's settings (application_name) on top of the DSN, which
+// may be empty (then PG* variables, service files and .pgpass apply, as for psql).
+PGconn *open_connection(const std::string &dsn);
+
+struct StartupCheck {
+    bool ok = false;
+    std::string message;  // what is wrong, for a DBA; or a summary when ok
+};
+
+// Connects once and verifies that pg_mcp is installed in the expected version.
+StartupCheck check_database(const std::string &dsn);
+
+class Database : public Backend {
+  public:
+    Database(std::string dsn, size_t pool_size, const Logger &logger);
+    ~Database() override;
+
+    void list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) override;
+    void call_tool(const std::string &key, const CallIdentity &identity, const std::string &name,
+                   const json &arguments, ProgressFn progress, ReplyFn reply) override;
+    void cancel(const std::string &key) override;
+
+    // Cancels running queries, fails queued work, and joins the workers.
+    void stop();
+
+  private:
+    struct Job {
+        std::string key;
+        bool is_call = false;
+        CallIdentity identity;
+        std::string tool;
+        std::string arguments;
+        ProgressFn progress;
+        ReplyFn reply;
+        bool cancelled = false;             // guarded by mutex_
+        PGcancel *cancel_handle = nullptr;  // while running; guarded by mutex_
+    };
+
+    void enqueue(std::shared_ptr<Job> job);
+    void worker();
+    void run(Job &job, Connection &connection);
+    void execute(Job &job, Connection &connection);
+
+    std::string dsn_;
+    size_t pool_size_;
+    const Logger &logger_;
+
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::deque<std::shared_ptr<Job>> queue_;
+    std::map<std::string, std::shared_ptr<Job>> active_;  // queued or running, by key
+    std::vector<std::thread> workers_;
+    bool stopping_ = false;
+
+    // Reconnection backoff, shared by the workers: no new connection attempt before this.
+    std::chrono::steady_clock::time_point retry_at_{};
+    std::chrono::milliseconds backoff_{0};
+};
+
+// Listens for pg_mcp_tools_changed on its own connection and calls on_change for each
+// notification (and after a reconnect, since changes may have been missed).
+class Listener {
+  public:
+    Listener(std::string dsn, const Logger &logger, std::function<void()> on_change);
+    ~Listener();
+    void stop();
+
+  private:
+    void loop();
+    std::string dsn_;
+    const Logger &logger_;
+    std::function<void()> on_change_;
+    std::atomic<bool> stopping_{false};
+    std::thread thread_;
+};
+
+}  // namespace pg_mcp::bridge

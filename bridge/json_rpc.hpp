@@ -1,0 +1,45 @@
+// JSON-RPC 2.0 messages as MCP uses them: parsing one line into a request, notification or
+// response, with the standard error for anything else; building responses. Never throws on
+// input.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace pg_mcp::bridge {
+
+using nlohmann::json;
+
+namespace error_code {
+constexpr int kParseError = -32700;
+constexpr int kInvalidRequest = -32600;
+constexpr int kMethodNotFound = -32601;
+constexpr int kInvalidParams = -32602;
+constexpr int kInternalError = -32603;
+// Implementation-defined (-32000..-32019).
+constexpr int kServerBusy = -32000;
+constexpr int kDatabaseUnavailable = -32001;
+// MCP 2026-07-28.
+constexpr int kMissingRequiredClientCapability = -32021;
+constexpr int kUnsupportedProtocolVersion = -32022;
+}  // namespace error_code
+
+struct Message {
+    enum class Kind { Request, Notification, Response, Invalid };
+    Kind kind = Kind::Invalid;
+    json id;             // requests and responses; null when unknown
+    std::string method;  // requests and notifications
+    json params;         // an object (empty when absent)
+    json error;          // Invalid: the error object to answer with (id in `id`)
+};
+
+// Parses one line. Invalid input yields Kind::Invalid with a ready error object.
+Message parse_message(std::string_view line);
+
+json make_result(const json &id, json result);
+json make_error(const json &id, int code, const std::string &message, json data = nullptr);
+json make_notification(const std::string &method, json params);
+
+}  // namespace pg_mcp::bridge

@@ -1,0 +1,570 @@
+#include "mcp_server.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace pg_mcp::bridge {
+
+const char *const kModernVersion = "2026-07-28";
+const char *const kLegacyVersions[3] = {"2025-11-25", "2025-06-18", "2025-03-26"};
+const char *const kProtocolVersionKey = "io.modelcontextprotocol/protocolVersion";
+
+namespace {
+
+const char *const kClientCapabilitiesKey = "io.modelcontextprotocol/clientCapabilities";
+const char *const kClientInfoKey = "io.modelcontextprotocol/clientInfo";
+const char *const kLogLevelKey = "io.modelcontextprotocol/logLevel";
+const char *const kServerInfoKey = "io.modelcontextprotocol/serverInfo";
+const char *const kSubscriptionIdKey = "io.modelcontextprotocol/subscriptionId";
+const char *const kStatusKey = "pg-mcp/status";
+
+const char *const kInstructions =
+    "This server gives access to a PostgreSQL database through tools that its database "
+    "administrator defined with pg_mcp. Each tool runs one reviewed SQL statement with "
+    "validated, typed parameters, as a least-privilege role, within row, byte and time limits, "
+    "and every call is audited. Call tools/list to see the tools this connection may use; read "
+    "each tool's description and inputSchema. Results are JSON rows in structuredContent "
+    "(rows, row_count, truncated). If a result is truncated, narrow the arguments rather than "
+    "repeating the call. Invalid arguments come back as a tool error explaining each problem.";
+
+json all_versions() {
+    json versions = json::array({kModernVersion});
+    for (const char *version : kLegacyVersions) versions.push_back(version);
+    return versions;
+}
+
+bool is_legacy_version(const std::string &version) {
+    return std::any_of(std::begin(kLegacyVersions), std::end(kLegacyVersions),
+                       [&](const char *known) { return version == known; });
+}
+
+std::string request_key(const json &id) {
+    return id.dump();
+}
+
+const char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string base64_encode(const std::string &in) {
+    std::string out;
+    unsigned value = 0;
+    int bits = -6;
+    for (unsigned char c : in) {
+        value = (value << 8) + c;
+        bits += 8;
+        while (bits >= 0) {
+            out.push_back(kBase64[(value >> bits) & 0x3F]);
+            bits -= 6;
+        }
+    }
+    if (bits > -6) out.push_back(kBase64[((value << 8) >> (bits + 8)) & 0x3F]);
+    return out;
+}
+
+bool base64_decode(const std::string &in, std::string &out) {
+    unsigned value = 0;
+    int bits = -8;
+    out.clear();
+    for (char c : in) {
+        const char *found = std::strchr(kBase64, c);
+        if (c == '\0' || found == nullptr) return false;
+        value = (value << 6) + static_cast<unsigned>(found - kBase64);
+        bits += 6;
+        if (bits >= 0) {
+            out.push_back(static_cast<char>((value >> bits) & 0xFF));
+            bits -= 8;
+        }
+    }
+    return true;
+}
+
+// Cursors are opaque to clients: "t:" + the last tool name of the previous page.
+std::string make_cursor(const std::string &last_name) {
+    return base64_encode("t:" + last_name);
+}
+
+bool read_cursor(const std::string &cursor, std::string &after) {
+    std::string decoded;
+    if (!base64_decode(cursor, decoded) || decoded.rfind("t:", 0) != 0) return false;
+    after = decoded.substr(2);
+    return true;
+}
+
+// A string member of an object, or "" when absent or not a string (input is untrusted).
+std::string string_member(const json &object, const char *key) {
+    if (!object.is_object()) return {};
+    auto it = object.find(key);
+    return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::string describe_client(const json &info) {
+    std::string name = string_member(info, "name");
+    std::string version = string_member(info, "version");
+    return version.empty() ? name : name + "/" + version;
+}
+
+}  // namespace
+
+McpServer::McpServer(Backend &backend, Output &output, ServerOptions options, const Logger &logger)
+    : backend_(backend), output_(output), options_(std::move(options)), logger_(logger) {}
+
+size_t McpServer::in_flight() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return in_flight_.size();
+}
+
+void McpServer::send(json message) {
+    output_.send(message);
+}
+
+void McpServer::reply(const Request &, json message) {
+    send(std::move(message));
+}
+
+void McpServer::handle_line(std::string_view line) {
+    Message message = parse_message(line);
+    switch (message.kind) {
+        case Message::Kind::Invalid:
+            logger_.log(LogLevel::Warning,
+                        "rejected message: " + message.error["message"].get<std::string>());
+            send(make_error(message.id, message.error["code"], message.error["message"]));
+            return;
+        case Message::Kind::Response:
+            logger_.log(LogLevel::Debug,
+                        "ignored a response from the client (this server sends no requests)");
+            return;
+        case Message::Kind::Notification:
+            handle_notification(message.method, message.params);
+            return;
+        case Message::Kind::Request: {
+            Request request;
+            request.id = std::move(message.id);
+            request.method = std::move(message.method);
+            request.params = std::move(message.params);
+            handle_request(std::move(request));
+            return;
+        }
+    }
+}
+
+void McpServer::handle_oversized_line(size_t limit) {
+    logger_.log(LogLevel::Warning, "discarded a message over " + std::to_string(limit) + " bytes");
+    send(make_error(nullptr, error_code::kInvalidRequest,
+                    "Invalid Request: message exceeds the maximum size of " +
+                        std::to_string(limit) + " bytes (--max-message-bytes)"));
+}
+
+bool McpServer::check_modern_meta(Request &request) {
+    const json &meta = request.params["_meta"];
+    json version = meta.value(kProtocolVersionKey, json());
+    if (!version.is_string() || version.get<std::string>() != kModernVersion) {
+        send(make_error(request.id, error_code::kUnsupportedProtocolVersion,
+                        "Unsupported protocol version",
+                        {{"supported", all_versions()}, {"requested", version}}));
+        return false;
+    }
+    auto capabilities = meta.find(kClientCapabilitiesKey);
+    if (capabilities == meta.end() || !capabilities->is_object()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        std::string("Invalid params: _meta[\"") + kClientCapabilitiesKey +
+                            "\"] is required (an object) with protocol " + kModernVersion));
+        return false;
+    }
+    auto level = meta.find(kLogLevelKey);
+    if (level != meta.end()) {
+        LogLevel parsed;
+        if (!level->is_string() || !parse_log_level(level->get<std::string>(), parsed)) {
+            send(make_error(request.id, error_code::kInvalidParams,
+                            std::string("Invalid params: _meta[\"") + kLogLevelKey +
+                                "\"] must be a log level such as \"info\""));
+            return false;
+        }
+        request.log_level = parsed;
+    }
+    request.modern = true;
+    return true;
+}
+
+void McpServer::handle_request(Request request) {
+    const std::string &method = request.method;
+    const json &meta = request.params.contains("_meta") ? request.params["_meta"] : json();
+    if (request.params.contains("_meta") && !meta.is_object()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: \"_meta\" must be an object"));
+        return;
+    }
+    bool modern = meta.is_object() && meta.contains(kProtocolVersionKey) &&
+                  !(meta[kProtocolVersionKey].is_string() &&
+                    is_legacy_version(meta[kProtocolVersionKey].get<std::string>()));
+
+    if (method == "initialize") {
+        initialize(request);
+        return;
+    }
+    if (modern || method == "server/discover") {
+        if (!meta.is_object() || !meta.contains(kProtocolVersionKey)) {
+            send(make_error(request.id, error_code::kInvalidParams,
+                            std::string("Invalid params: _meta[\"") + kProtocolVersionKey +
+                                "\"] is required for " + method));
+            return;
+        }
+        if (!check_modern_meta(request)) return;
+        if (method == "server/discover") return discover(request);
+        if (method == "tools/list") return list_tools(request);
+        if (method == "tools/call") return call_tool(request);
+        if (method == "subscriptions/listen") return listen(request);
+        send(make_error(request.id, error_code::kMethodNotFound,
+                        "Method not found: " + method + " (protocol " + kModernVersion + ")"));
+        return;
+    }
+    if (method == "ping") {
+        send(make_result(request.id, json::object()));
+        return;
+    }
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (legacy_version_.empty()) {
+            send(make_error(request.id, error_code::kInvalidRequest,
+                            "Invalid Request: not initialized; send initialize first, or put \"" +
+                                std::string(kProtocolVersionKey) + "\": \"" + kModernVersion +
+                                "\" in each request's _meta"));
+            return;
+        }
+    }
+    if (method == "tools/list") return list_tools(request);
+    if (method == "tools/call") return call_tool(request);
+    if (method == "logging/setLevel") return set_level(request);
+    send(make_error(request.id, error_code::kMethodNotFound, "Method not found: " + method));
+}
+
+void McpServer::handle_notification(const std::string &method, const json &params) {
+    if (method == "notifications/initialized") {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!legacy_version_.empty()) legacy_initialized_ = true;
+        return;
+    }
+    if (method == "notifications/cancelled") {
+        auto id = params.find("requestId");
+        if (id == params.end() || !(id->is_string() || id->is_number_integer())) {
+            logger_.log(LogLevel::Warning,
+                        "notifications/cancelled without a valid requestId; ignored");
+            return;
+        }
+        std::string key = request_key(*id);
+        bool running = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (subscriptions_.erase(key) > 0) return;  // a subscription ends without a reply
+            if (in_flight_.count(key) > 0) {
+                cancelled_.insert(key);
+                running = true;
+            }
+        }
+        if (running) {
+            logger_.log(LogLevel::Info, "cancelling request " + key);
+            backend_.cancel(key);
+        }
+        return;
+    }
+    logger_.log(LogLevel::Debug, "ignored notification " + method);
+}
+
+json McpServer::server_info() const {
+    return {{"name", "pg_mcp_bridge"}, {"title", "pg_mcp"}, {"version", options_.version}};
+}
+
+json McpServer::capabilities() const {
+    return {{"tools", {{"listChanged", true}}}, {"logging", json::object()}};
+}
+
+json McpServer::finish_result(const Request &request, json result) const {
+    if (request.modern) {
+        result["resultType"] = "complete";
+        if (!result.contains("_meta") || !result["_meta"].is_object())
+            result["_meta"] = json::object();
+        result["_meta"][kServerInfoKey] = server_info();
+    }
+    return result;
+}
+
+void McpServer::initialize(const Request &request) {
+    const json &params = request.params;
+    auto requested = params.find("protocolVersion");
+    if (requested == params.end() || !requested->is_string()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: initialize needs \"protocolVersion\" (a string)"));
+        return;
+    }
+    std::string version = requested->get<std::string>();
+    if (!is_legacy_version(version)) version = kLegacyVersions[0];
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!legacy_version_.empty()) {
+            send(make_error(
+                request.id, error_code::kInvalidRequest,
+                "Invalid Request: already initialized (protocol " + legacy_version_ + ")"));
+            return;
+        }
+        legacy_version_ = version;
+        legacy_client_info_ = params.value("clientInfo", json::object());
+    }
+    logger_.log(LogLevel::Info, "initialized: protocol " + version + ", client " +
+                                    describe_client(params.value("clientInfo", json::object())));
+    send(make_result(request.id, {{"protocolVersion", version},
+                                  {"capabilities", capabilities()},
+                                  {"serverInfo", server_info()},
+                                  {"instructions", kInstructions}}));
+}
+
+void McpServer::discover(const Request &request) {
+    json result = {{"supportedVersions", all_versions()},
+                   {"capabilities", {{"tools", json::object()}}},
+                   {"instructions", kInstructions},
+                   {"ttlMs", 3600000},
+                   {"cacheScope", "public"}};
+    send(make_result(request.id, finish_result(request, std::move(result))));
+}
+
+CallIdentity McpServer::identity(const Request &request) const {
+    CallIdentity who;
+    who.agent_name = options_.agent_name;
+    if (request.modern) {
+        auto meta = request.params.find("_meta");
+        if (meta != request.params.end() && meta->is_object())
+            who.client_info = describe_client(meta->value(kClientInfoKey, json::object()));
+    } else {
+        std::lock_guard<std::mutex> lock(mutex_);
+        who.client_info = describe_client(legacy_client_info_);
+    }
+    who.request_id = request.id.is_string() ? request.id.get<std::string>() : request.id.dump();
+    return who;
+}
+
+bool McpServer::begin_work(const Request &request) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::string key = request_key(request.id);
+    if (shut_down_) {
+        send(make_error(request.id, error_code::kInternalError, "Server is shutting down"));
+        return false;
+    }
+    if (!in_flight_.insert(key).second) {
+        send(make_error(request.id, error_code::kInvalidRequest,
+                        "Invalid Request: a request with id " + key + " is already in progress"));
+        return false;
+    }
+    return true;
+}
+
+bool McpServer::end_work(const json &id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::string key = request_key(id);
+    in_flight_.erase(key);
+    if (cancelled_.erase(key) > 0) return false;
+    return !shut_down_;
+}
+
+void McpServer::list_tools(const Request &request) {
+    std::string after;
+    auto cursor = request.params.find("cursor");
+    if (cursor != request.params.end() && !cursor->is_null()) {
+        if (!cursor->is_string() || !read_cursor(cursor->get<std::string>(), after)) {
+            send(make_error(request.id, error_code::kInvalidParams,
+                            "Invalid params: unknown cursor; use the nextCursor of a previous "
+                            "tools/list result"));
+            return;
+        }
+    }
+    if (!begin_work(request)) return;
+    size_t page_size = std::max<size_t>(1, options_.page_size);
+    backend_.list_tools(
+        request_key(request.id), identity(request),
+        [this, request, after, page_size](BackendReply reply) {
+            if (!end_work(request.id)) return;
+            if (!reply.ok) {
+                send(make_error(request.id, reply.error_code, reply.error_message));
+                return;
+            }
+            json page = json::array();
+            json result = json::object();
+            const json &tools = reply.value;
+            for (const json &tool : tools) {
+                std::string name = string_member(tool, "name");
+                if (!after.empty() && name <= after) continue;
+                if (page.size() == page_size) {
+                    result["nextCursor"] = make_cursor(page.back()["name"].get<std::string>());
+                    break;
+                }
+                page.push_back(tool);
+            }
+            result["tools"] = std::move(page);
+            if (request.modern) {
+                result["ttlMs"] = 60000;
+                result["cacheScope"] = "private";  // the list depends on the connection's role
+            }
+            send(make_result(request.id, finish_result(request, std::move(result))));
+        });
+}
+
+void McpServer::call_tool(const Request &request) {
+    auto name = request.params.find("name");
+    if (name == request.params.end() || !name->is_string()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: tools/call needs \"name\" (a string)"));
+        return;
+    }
+    json arguments = request.params.value("arguments", json::object());
+    if (arguments.is_null()) arguments = json::object();
+    if (!arguments.is_object()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: \"arguments\" must be an object"));
+        return;
+    }
+    json token;
+    json meta = request.params.value("_meta", json::object());
+    if (meta.is_object() && meta.contains("progressToken")) {
+        token = meta["progressToken"];
+        if (!(token.is_string() || token.is_number_integer())) {
+            send(make_error(request.id, error_code::kInvalidParams,
+                            "Invalid params: progressToken must be a string or an integer"));
+            return;
+        }
+    }
+    if (!begin_work(request)) return;
+    std::string tool = name->get<std::string>();
+    ProgressFn progress;
+    if (!token.is_null()) {
+        progress = [this, token, tool](int seconds) {
+            send(make_notification(
+                "notifications/progress",
+                {{"progressToken", token},
+                 {"progress", seconds},
+                 {"message", "tool " + tool + " running for " + std::to_string(seconds) + " s"}}));
+        };
+    }
+    backend_.call_tool(request_key(request.id), identity(request), tool, arguments, progress,
+                       [this, request, tool](BackendReply reply) {
+                           if (!end_work(request.id)) {
+                               logger_.log(LogLevel::Info, "tools/call " + tool + " (request " +
+                                                               request.id.dump() +
+                                                               ") was cancelled; no reply sent");
+                               return;
+                           }
+                           if (!reply.ok) {
+                               log_for_request(request, LogLevel::Error,
+                                               "tools/call " + tool + ": " + reply.error_message);
+                               send(make_error(request.id, reply.error_code, reply.error_message));
+                               return;
+                           }
+                           json result = std::move(reply.value);
+                           std::string status;
+                           if (result.contains("_meta"))
+                               status = string_member(result["_meta"], kStatusKey);
+                           if (status == "not_found" || status == "denied") {
+                               // Unknown tools are protocol errors; ungranted ones look the same on
+                               // purpose.
+                               std::string detail;
+                               if (result.contains("content") && result["content"].is_array() &&
+                                   !result["content"].empty())
+                                   detail = string_member(result["content"][0], "text");
+                               send(make_error(request.id, error_code::kInvalidParams,
+                                               "Unknown tool: " + tool, {{"detail", detail}}));
+                               return;
+                           }
+                           if (status != "ok")
+                               log_for_request(request, LogLevel::Warning,
+                                               "tool " + tool + " ended with status " + status);
+                           send(make_result(request.id, finish_result(request, std::move(result))));
+                       });
+}
+
+void McpServer::set_level(const Request &request) {
+    auto level = request.params.find("level");
+    LogLevel parsed;
+    if (level == request.params.end() || !level->is_string() ||
+        !parse_log_level(level->get<std::string>(), parsed)) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: \"level\" must be one of debug, info, notice, warning, "
+                        "error, critical, alert, emergency"));
+        return;
+    }
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        legacy_log_level_ = parsed;
+    }
+    send(make_result(request.id, json::object()));
+}
+
+void McpServer::listen(const Request &request) {
+    const json &filter = request.params.value("notifications", json::object());
+    if (!filter.is_object()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: \"notifications\" must be an object"));
+        return;
+    }
+    json honored = json::object();
+    auto tools_changed = filter.find("toolsListChanged");
+    if (tools_changed != filter.end() && *tools_changed == true) honored["toolsListChanged"] = true;
+    std::string key = request_key(request.id);
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (subscriptions_.count(key) > 0 || in_flight_.count(key) > 0) {
+            send(make_error(
+                request.id, error_code::kInvalidRequest,
+                "Invalid Request: a request with id " + key + " is already in progress"));
+            return;
+        }
+        subscriptions_[key] = {{"id", request.id}, {"notifications", honored}};
+        // Acknowledge under the lock, so no change notification can overtake it.
+        send(make_notification(
+            "notifications/subscriptions/acknowledged",
+            {{"_meta", {{kSubscriptionIdKey, request.id}}}, {"notifications", honored}}));
+    }
+}
+
+void McpServer::tools_changed() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (shut_down_) return;
+    if (legacy_initialized_ || !legacy_version_.empty())
+        send(make_notification("notifications/tools/list_changed", json::object()));
+    for (const auto &entry : subscriptions_) {
+        if (entry.second["notifications"].value("toolsListChanged", false))
+            send(make_notification("notifications/tools/list_changed",
+                                   {{"_meta", {{kSubscriptionIdKey, entry.second["id"]}}}}));
+    }
+}
+
+void McpServer::log_to_client(LogLevel level, const std::string &message) {
+    logger_.log(level, message);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (legacy_log_level_ && level >= *legacy_log_level_)
+        send(make_notification(
+            "notifications/message",
+            {{"level", log_level_name(level)}, {"logger", "pg_mcp_bridge"}, {"data", message}}));
+}
+
+void McpServer::log_for_request(const Request &request, LogLevel level,
+                                const std::string &message) {
+    if (!request.modern) {
+        log_to_client(level, message);
+        return;
+    }
+    logger_.log(level, message);
+    if (request.log_level && level >= *request.log_level)
+        send(make_notification(
+            "notifications/message",
+            {{"level", log_level_name(level)}, {"logger", "pg_mcp_bridge"}, {"data", message}}));
+}
+
+void McpServer::shutdown() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    for (const auto &entry : subscriptions_) {
+        json result = {
+            {"resultType", "complete"},
+            {"_meta", {{kSubscriptionIdKey, entry.second["id"]}, {kServerInfoKey, server_info()}}}};
+        send(make_result(entry.second["id"], std::move(result)));
+    }
+    subscriptions_.clear();
+}
+
+}  // namespace pg_mcp::bridge

@@ -1,0 +1,102 @@
+// The MCP protocol: dispatch of requests and notifications for both protocol eras on one
+// stream — legacy (initialize handshake: 2025-11-25, 2025-06-18, 2025-03-26) and modern
+// (2026-07-28: stateless, per-request _meta, server/discover, subscriptions/listen). It holds
+// no policy: tools/list and tools/call go to the Backend, i.e. to the extension.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "backend.hpp"
+#include "json_rpc.hpp"
+#include "log.hpp"
+
+namespace pg_mcp::bridge {
+
+// Where outgoing messages go (stdout for the stdio transport). Must be thread-safe.
+class Output {
+  public:
+    virtual ~Output() = default;
+    virtual void send(const json &message) = 0;
+};
+
+struct ServerOptions {
+    std::string agent_name;  // --agent: recorded with every call
+    size_t page_size = 100;  // tools per tools/list page
+    std::string version = "0.1.0";
+};
+
+extern const char *const kModernVersion;       // "2026-07-28"
+extern const char *const kLegacyVersions[3];   // newest first
+extern const char *const kProtocolVersionKey;  // _meta key of the modern era
+
+class McpServer {
+  public:
+    McpServer(Backend &backend, Output &output, ServerOptions options, const Logger &logger);
+
+    // One line from the transport (without its newline).
+    void handle_line(std::string_view line);
+    // A line longer than the transport's limit was discarded.
+    void handle_oversized_line(size_t limit);
+    // The tool catalog changed (LISTEN/NOTIFY): tell clients that asked to know.
+    void tools_changed();
+    // A server-side event worth telling the client (legacy logging/setLevel).
+    void log_to_client(LogLevel level, const std::string &message);
+    // Ends open subscriptions gracefully; later replies from the backend are dropped.
+    void shutdown();
+
+    size_t in_flight() const;
+
+  private:
+    struct Request {
+        json id;
+        std::string method;
+        json params;
+        bool modern = false;
+        std::optional<LogLevel> log_level;  // modern: per-request logging opt-in
+    };
+
+    void handle_request(Request request);
+    void handle_notification(const std::string &method, const json &params);
+    bool check_modern_meta(Request &request);
+
+    void initialize(const Request &request);
+    void discover(const Request &request);
+    void list_tools(const Request &request);
+    void call_tool(const Request &request);
+    void set_level(const Request &request);
+    void listen(const Request &request);
+
+    CallIdentity identity(const Request &request) const;
+    json server_info() const;
+    json capabilities() const;
+    // Completes a result for the request's era (resultType and serverInfo for modern).
+    json finish_result(const Request &request, json result) const;
+    void reply(const Request &request, json message);
+    void send(json message);
+    void log_for_request(const Request &request, LogLevel level, const std::string &message);
+
+    bool begin_work(const Request &request);  // false if the id is already in flight
+    bool end_work(const json &id);            // false if cancelled meanwhile (drop the reply)
+
+    Backend &backend_;
+    Output &output_;
+    ServerOptions options_;
+    const Logger &logger_;
+
+    mutable std::mutex mutex_;
+    std::string legacy_version_;  // empty until initialize
+    bool legacy_initialized_ = false;
+    json legacy_client_info_;
+    std::optional<LogLevel> legacy_log_level_;
+    std::set<std::string> in_flight_;  // ids (dumped) of requests the backend is working on
+    std::set<std::string> cancelled_;  // in flight but cancelled: their replies are dropped
+    std::map<std::string, json> subscriptions_;  // modern subscriptions/listen, by id (dumped)
+    bool shut_down_ = false;
+};
+
+}  // namespace pg_mcp::bridge
