@@ -1,0 +1,226 @@
+// pg_mcp_bridge: serves the tools of a PostgreSQL database with the pg_mcp extension to MCP
+// clients over stdio. All policy is in the database; this process speaks the protocol.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include <libpq-fe.h>
+
+#include "database.hpp"
+#include "log.hpp"
+#include "mcp_server.hpp"
+#include "stdio_transport.hpp"
+
+using namespace pg_mcp::bridge;
+
+namespace {
+
+const char *const kVersion = "0.1.0";
+int wake_pipe[2] = {-1, -1};
+
+void on_signal(int) {
+    char byte = 1;
+    ssize_t ignored = ::write(wake_pipe[1], &byte, 1);
+    (void)ignored;
+}
+
+struct Options {
+    std::string dsn;
+    std::string agent;
+    size_t pool_size = 2;
+    size_t max_message_bytes = 1 << 20;
+    size_t page_size = 100;
+    LogLevel log_level = LogLevel::Info;
+    bool check = false;
+};
+
+void usage(FILE *out) {
+    std::fprintf(out,
+        "Usage: pg_mcp_bridge [OPTIONS] [CONNINFO]\n"
+        "\n"
+        "Serves the tools of a PostgreSQL database with the pg_mcp extension to an MCP client\n"
+        "over stdio (one JSON-RPC message per line). Protocol revisions 2026-07-28 and\n"
+        "2025-11-25 (also 2025-06-18 and 2025-03-26).\n"
+        "\n"
+        "CONNINFO is a libpq connection string or URI (postgresql://user@host/db). Without it,\n"
+        "libpq's environment applies exactly as for psql: PGHOST, PGDATABASE, PGUSER, PGSERVICE\n"
+        "and service files, ~/.pgpass, PGSSLMODE and certificates.\n"
+        "\n"
+        "Options:\n"
+        "  --dsn CONNINFO            connection string (same as the positional argument)\n"
+        "  --agent NAME              agent name recorded with every call in mcp.audit_log\n"
+        "  --pool-size N             database connections for concurrent calls (default 2)\n"
+        "  --max-message-bytes N     longest accepted message line (default 1048576)\n"
+        "  --page-size N             tools per tools/list page (default 100)\n"
+        "  --log-level LEVEL         stderr log level: debug, info, notice, warning, error\n"
+        "                            (default info)\n"
+        "  --check                   connect, verify the extension, list the tools this role\n"
+        "                            can call, and exit 0 (ready) or 1 (not ready)\n"
+        "  --version                 print the version and exit\n"
+        "  --help                    print this help and exit\n");
+}
+
+bool parse_size(const char *text, size_t minimum, size_t &out) {
+    char *end = nullptr;
+    errno = 0;
+    unsigned long long value = std::strtoull(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < minimum || text[0] == '-') return false;
+    out = static_cast<size_t>(value);
+    return true;
+}
+
+// Returns 0 on success, 2 on a usage error (after printing it), -1 to exit 0 (help/version).
+int parse_options(int argc, char **argv, Options &options) {
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        auto value = [&](const char *name) -> const char * {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "pg_mcp_bridge: %s needs a value\n", name);
+                return nullptr;
+            }
+            return argv[++i];
+        };
+        if (arg == "--help" || arg == "-h") {
+            usage(stdout);
+            return -1;
+        } else if (arg == "--version") {
+            std::printf("pg_mcp_bridge %s (pg_mcp extension %s)\n", kVersion, kExtensionVersion);
+            return -1;
+        } else if (arg == "--check") {
+            options.check = true;
+        } else if (arg == "--dsn") {
+            const char *v = value("--dsn");
+            if (!v) return 2;
+            options.dsn = v;
+        } else if (arg == "--agent") {
+            const char *v = value("--agent");
+            if (!v) return 2;
+            options.agent = v;
+        } else if (arg == "--pool-size" || arg == "--max-message-bytes" || arg == "--page-size") {
+            const char *v = value(arg.c_str());
+            if (!v) return 2;
+            size_t &target = arg == "--pool-size"    ? options.pool_size
+                             : arg == "--page-size" ? options.page_size
+                                                    : options.max_message_bytes;
+            size_t minimum = arg == "--max-message-bytes" ? 1024 : 1;
+            if (!parse_size(v, minimum, target) || (arg == "--pool-size" && target > 100)) {
+                std::fprintf(stderr, "pg_mcp_bridge: invalid %s \"%s\" (a whole number, at least %zu%s)\n",
+                             arg.c_str(), v, minimum, arg == "--pool-size" ? ", at most 100" : "");
+                return 2;
+            }
+        } else if (arg == "--log-level") {
+            const char *v = value("--log-level");
+            if (!v) return 2;
+            if (!parse_log_level(v, options.log_level)) {
+                std::fprintf(stderr, "pg_mcp_bridge: unknown log level \"%s\"\n", v);
+                return 2;
+            }
+        } else if (!arg.empty() && arg[0] == '-') {
+            std::fprintf(stderr, "pg_mcp_bridge: unknown option %s (try --help)\n", arg.c_str());
+            return 2;
+        } else if (options.dsn.empty()) {
+            options.dsn = arg;
+        } else {
+            std::fprintf(stderr, "pg_mcp_bridge: unexpected argument \"%s\"\n", arg.c_str());
+            return 2;
+        }
+    }
+    return 0;
+}
+
+// --check: what a DBA runs to see whether an agent configuration will work.
+int run_check(const Options &options) {
+    StartupCheck check = check_database(options.dsn);
+    if (!check.ok) {
+        std::printf("NOT READY: %s\n", check.message.c_str());
+        return 1;
+    }
+    std::printf("ok: %s\n", check.message.c_str());
+    PGconn *conn = open_connection(options.dsn);
+    PGresult *result = PQexec(conn, "SELECT mcp.list_tools()::text");
+    int status = 0;
+    if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+        std::printf("NOT READY: mcp.list_tools() failed: %s", PQerrorMessage(conn));
+        status = 1;
+    } else {
+        json tools = json::parse(PQgetvalue(result, 0, 0), nullptr, false);
+        if (!tools.is_array() || tools.empty()) {
+            std::printf("warning: no tools are granted to role \"%s\"; agents will see an empty list "
+                        "(SELECT mcp.grant_tool(tool, role))\n", PQuser(conn));
+        } else {
+            std::printf("tools this role can call (%zu):\n", tools.size());
+            for (const json &tool : tools) {
+                std::string name = tool.value("name", "");
+                std::string description = tool.value("description", "");
+                if (description.size() > 70) description = description.substr(0, 67) + "...";
+                std::printf("  %-32s %s\n", name.c_str(), description.c_str());
+            }
+        }
+    }
+    PQclear(result);
+    PQfinish(conn);
+    return status;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    Options options;
+    int parsed = parse_options(argc, argv, options);
+    if (parsed != 0) return parsed < 0 ? 0 : parsed;
+    if (options.check) return run_check(options);
+
+    Logger logger(options.log_level);
+    if (::pipe(wake_pipe) != 0) {
+        logger.log(LogLevel::Error, std::string("cannot create a pipe: ") + std::strerror(errno));
+        return 1;
+    }
+    fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK);
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    StartupCheck check = check_database(options.dsn);
+    if (!check.ok) {
+        logger.log(LogLevel::Error, check.message);
+        return 1;
+    }
+    logger.log(LogLevel::Info, check.message + "; serving MCP on stdio");
+
+    LineWriter writer(STDOUT_FILENO);
+    Database database(options.dsn, options.pool_size, logger);
+    ServerOptions server_options;
+    server_options.agent_name = options.agent;
+    server_options.page_size = options.page_size;
+    server_options.version = kVersion;
+    McpServer server(database, writer, server_options, logger);
+    Listener listener(options.dsn, logger, [&server] { server.tools_changed(); });
+
+    LineReader reader(STDIN_FILENO, wake_pipe[0], options.max_message_bytes);
+    reader.run(
+        [&](std::string_view line) {
+            try {
+                server.handle_line(line);
+            } catch (const std::exception &error) {
+                // Last line of defence: a bug in handling one message must not end the process.
+                logger.log(LogLevel::Error, std::string("internal error handling a message: ") + error.what());
+                writer.send(make_error(nullptr, error_code::kInternalError, "Internal error"));
+            }
+        },
+        [&](size_t limit) { server.handle_oversized_line(limit); });
+
+    logger.log(LogLevel::Info, "shutting down");
+    server.shutdown();
+    database.stop();
+    listener.stop();
+    return 0;
+}

@@ -1,0 +1,79 @@
+#include "stdio_transport.hpp"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+namespace pg_mcp::bridge {
+
+void LineWriter::send(const json &message) {
+    // Replace rather than throw on invalid UTF-8: nothing may stop the writer.
+    std::string line = message.dump(-1, ' ', false, json::error_handler_t::replace);
+    line.push_back('\n');
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (broken_) return;
+    size_t written = 0;
+    while (written < line.size()) {
+        ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            broken_ = true;  // the client went away (EPIPE): stop writing
+            return;
+        }
+        written += static_cast<size_t>(n);
+    }
+}
+
+void LineReader::run(const std::function<void(std::string_view)> &on_line,
+                     const std::function<void(size_t)> &on_oversized) {
+    std::string line;
+    bool discarding = false;  // inside a line that exceeded max_bytes_
+    std::vector<char> buffer(65536);
+    for (;;) {
+        pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+        int ready = poll(fds, wake_fd_ >= 0 ? 2 : 1, -1);
+        if (ready < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        if (wake_fd_ >= 0 && (fds[1].revents & POLLIN)) return;
+        if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        ssize_t n = ::read(fd_, buffer.data(), buffer.size());
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n <= 0) {
+            // End of input: a last line without its newline still counts.
+            if (!discarding && !line.empty()) on_line(line);
+            return;
+        }
+        size_t start = 0;
+        for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+            if (buffer[i] != '\n') continue;
+            if (discarding) {
+                discarding = false;
+            } else {
+                line.append(buffer.data() + start, i - start);
+                if (!line.empty() && line.back() == '\r') line.pop_back();
+                if (line.size() > max_bytes_) {
+                    on_oversized(max_bytes_);
+                } else if (!line.empty()) {
+                    on_line(line);
+                }
+            }
+            line.clear();
+            start = i + 1;
+        }
+        if (!discarding && start < static_cast<size_t>(n)) {
+            line.append(buffer.data() + start, static_cast<size_t>(n) - start);
+            if (line.size() > max_bytes_) {
+                on_oversized(max_bytes_);
+                line.clear();
+                line.shrink_to_fit();
+                discarding = true;
+            }
+        }
+    }
+}
+
+}  // namespace pg_mcp::bridge
