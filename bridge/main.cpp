@@ -41,7 +41,8 @@ struct Options {
 };
 
 void usage(FILE *out) {
-    std::fprintf(out,
+    std::fprintf(
+        out,
         "Usage: pg_mcp_bridge [OPTIONS] [CONNINFO]\n"
         "\n"
         "Serves the tools of a PostgreSQL database with the pg_mcp extension to an MCP client\n"
@@ -70,7 +71,8 @@ bool parse_size(const char *text, size_t minimum, size_t &out) {
     char *end = nullptr;
     errno = 0;
     unsigned long long value = std::strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < minimum || text[0] == '-') return false;
+    if (errno != 0 || end == text || *end != '\0' || value < minimum || text[0] == '-')
+        return false;
     out = static_cast<size_t>(value);
     return true;
 }
@@ -105,12 +107,13 @@ int parse_options(int argc, char **argv, Options &options) {
         } else if (arg == "--pool-size" || arg == "--max-message-bytes" || arg == "--page-size") {
             const char *v = value(arg.c_str());
             if (!v) return 2;
-            size_t &target = arg == "--pool-size"    ? options.pool_size
+            size_t &target = arg == "--pool-size"   ? options.pool_size
                              : arg == "--page-size" ? options.page_size
                                                     : options.max_message_bytes;
             size_t minimum = arg == "--max-message-bytes" ? 1024 : 1;
             if (!parse_size(v, minimum, target) || (arg == "--pool-size" && target > 100)) {
-                std::fprintf(stderr, "pg_mcp_bridge: invalid %s \"%s\" (a whole number, at least %zu%s)\n",
+                std::fprintf(stderr,
+                             "pg_mcp_bridge: invalid %s \"%s\" (a whole number, at least %zu%s)\n",
                              arg.c_str(), v, minimum, arg == "--pool-size" ? ", at most 100" : "");
                 return 2;
             }
@@ -151,8 +154,10 @@ int run_check(const Options &options) {
     } else {
         json tools = json::parse(PQgetvalue(result, 0, 0), nullptr, false);
         if (!tools.is_array() || tools.empty()) {
-            std::printf("warning: no tools are granted to role \"%s\"; agents will see an empty list "
-                        "(SELECT mcp.grant_tool(tool, role))\n", PQuser(conn));
+            std::printf(
+                "warning: no tools are granted to role \"%s\"; agents will see an empty list "
+                "(SELECT mcp.grant_tool(tool, role))\n",
+                PQuser(conn));
         } else {
             std::printf("tools this role can call (%zu):\n", tools.size());
             for (const json &tool : tools) {
@@ -181,6 +186,7 @@ int main(int argc, char **argv) {
         logger.log(LogLevel::Error, std::string("cannot create a pipe: ") + std::strerror(errno));
         return 1;
     }
+    fcntl(wake_pipe[0], F_SETFL, O_NONBLOCK);
     fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK);
     struct sigaction action {};
     action.sa_handler = on_signal;
@@ -212,13 +218,22 @@ int main(int argc, char **argv) {
                 server.handle_line(line);
             } catch (const std::exception &error) {
                 // Last line of defence: a bug in handling one message must not end the process.
-                logger.log(LogLevel::Error, std::string("internal error handling a message: ") + error.what());
+                logger.log(LogLevel::Error,
+                           std::string("internal error handling a message: ") + error.what());
                 writer.send(make_error(nullptr, error_code::kInternalError, "Internal error"));
             }
         },
         [&](size_t limit) { server.handle_oversized_line(limit); });
 
-    logger.log(LogLevel::Info, "shutting down");
+    // End of input (not a signal): answer what is already running if it finishes within a
+    // moment, since the client may still be reading; then cancel whatever remains.
+    char byte;
+    bool signalled = ::read(wake_pipe[0], &byte, 1) > 0;
+    if (!signalled) {
+        for (int waited = 0; waited < 1000 && server.in_flight() > 0; waited += 10) ::usleep(10000);
+    }
+    logger.log(LogLevel::Info,
+               signalled ? "signal received; shutting down" : "input closed; shutting down");
     server.shutdown();
     database.stop();
     listener.stop();

@@ -14,12 +14,12 @@ namespace pg_mcp::bridge {
 
 // Writes one message per line to a file descriptor; safe to call from any thread.
 class LineWriter : public Output {
-public:
+  public:
     explicit LineWriter(int fd) : fd_(fd) {}
     void send(const json &message) override;
     bool broken() const { return broken_; }
 
-private:
+  private:
     int fd_;
     std::mutex mutex_;
     std::atomic<bool> broken_{false};
@@ -29,12 +29,13 @@ private:
 // than max_bytes are discarded (on_oversized is called once per such line) without ever
 // holding more than max_bytes in memory. Returns when the input ends or on wake-up.
 class LineReader {
-public:
-    LineReader(int fd, int wake_fd, size_t max_bytes) : fd_(fd), wake_fd_(wake_fd), max_bytes_(max_bytes) {}
+  public:
+    LineReader(int fd, int wake_fd, size_t max_bytes)
+        : fd_(fd), wake_fd_(wake_fd), max_bytes_(max_bytes) {}
     void run(const std::function<void(std::string_view)> &on_line,
              const std::function<void(size_t)> &on_oversized);
 
-private:
+  private:
     int fd_;
     int wake_fd_;
     size_t max_bytes_;

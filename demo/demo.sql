@@ -81,15 +81,22 @@ SELECT c.tenant_id, c.id, c.name, c.email, c.plan_name, c.subscription_status
   FROM app.customers c
  WHERE c.is_active;
 
--- Least-privilege roles the tools run as, and the agent roles (no table privileges at all).
+-- Least-privilege roles the tools run as (NOLOGIN), and the agent roles, which have no table
+-- privileges at all. The agent roles can log in so that a bridge can connect as each of them
+-- (the throwaway cluster trusts local connections; give them passwords or certificates
+-- anywhere else).
 DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['mcp_support_reader', 'mcp_analytics_reader', 'mcp_tenant_reader',
-                             'agent_support', 'agent_analytics', 'agent_tenant'] LOOP
+    FOREACH r IN ARRAY ARRAY['mcp_support_reader', 'mcp_analytics_reader', 'mcp_tenant_reader'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+    FOREACH r IN ARRAY ARRAY['agent_support', 'agent_analytics', 'agent_tenant'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I LOGIN', r);
         END IF;
     END LOOP;
 END

@@ -1,0 +1,95 @@
+// JSON-RPC framing: every message shape and every error class of the specification.
+#include <gtest/gtest.h>
+
+#include "json_rpc.hpp"
+
+using namespace pg_mcp::bridge;
+
+namespace {
+int error_code_of(const Message &message) {
+    return message.error["code"].get<int>();
+}
+}  // namespace
+
+TEST(JsonRpc, Request) {
+    Message m =
+        parse_message(R"({"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"cursor":"x"}})");
+    ASSERT_EQ(m.kind, Message::Kind::Request);
+    EXPECT_EQ(m.id, 7);
+    EXPECT_EQ(m.method, "tools/list");
+    EXPECT_EQ(m.params["cursor"], "x");
+}
+
+TEST(JsonRpc, StringIdsAndMissingParams) {
+    Message m = parse_message(R"({"jsonrpc":"2.0","id":"abc","method":"ping"})");
+    ASSERT_EQ(m.kind, Message::Kind::Request);
+    EXPECT_EQ(m.id, "abc");
+    EXPECT_TRUE(m.params.is_object());
+    EXPECT_TRUE(m.params.empty());
+    EXPECT_EQ(parse_message(R"({"jsonrpc":"2.0","id":1,"method":"ping","params":null})").kind,
+              Message::Kind::Request);
+}
+
+TEST(JsonRpc, Notification) {
+    Message m = parse_message(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+    EXPECT_EQ(m.kind, Message::Kind::Notification);
+    EXPECT_EQ(m.method, "notifications/initialized");
+}
+
+TEST(JsonRpc, ResponseFromClient) {
+    EXPECT_EQ(parse_message(R"({"jsonrpc":"2.0","id":1,"result":{}})").kind,
+              Message::Kind::Response);
+    EXPECT_EQ(parse_message(R"({"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}})").kind,
+              Message::Kind::Response);
+}
+
+TEST(JsonRpc, ParseErrors) {
+    for (const char *line : {"", "{", "{\"jsonrpc\":\"2.0\",", "garbage", "\x80\x81\xfe\xff",
+                             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xc3\x28\"}"}) {
+        Message m = parse_message(line);
+        EXPECT_EQ(m.kind, Message::Kind::Invalid) << line;
+        EXPECT_EQ(error_code_of(m), error_code::kParseError) << line;
+        EXPECT_TRUE(m.id.is_null());
+    }
+}
+
+TEST(JsonRpc, InvalidRequests) {
+    struct Case {
+        const char *line;
+        int code;
+        bool keeps_id;
+    } cases[] = {
+        {"[]", error_code::kInvalidRequest, false},
+        {R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])", error_code::kInvalidRequest, false},
+        {"42", error_code::kInvalidRequest, false},
+        {R"("text")", error_code::kInvalidRequest, false},
+        {R"({"id":1,"method":"ping"})", error_code::kInvalidRequest, true},
+        {R"({"jsonrpc":"1.0","id":1,"method":"ping"})", error_code::kInvalidRequest, true},
+        {R"({"jsonrpc":2,"id":1,"method":"ping"})", error_code::kInvalidRequest, true},
+        {R"({"jsonrpc":"2.0","id":null,"method":"ping"})", error_code::kInvalidRequest, false},
+        {R"({"jsonrpc":"2.0","id":1.5,"method":"ping"})", error_code::kInvalidRequest, false},
+        {R"({"jsonrpc":"2.0","id":{"a":1},"method":"ping"})", error_code::kInvalidRequest, false},
+        {R"({"jsonrpc":"2.0","id":[1],"method":"ping"})", error_code::kInvalidRequest, false},
+        {R"({"jsonrpc":"2.0","id":1})", error_code::kInvalidRequest, true},
+        {R"({"jsonrpc":"2.0","id":1,"method":5})", error_code::kInvalidRequest, true},
+        {R"({"jsonrpc":"2.0","id":1,"method":"ping","params":[1,2]})", error_code::kInvalidParams,
+         true},
+        {R"({"jsonrpc":"2.0","id":1,"method":"ping","params":"x"})", error_code::kInvalidParams,
+         true},
+    };
+    for (const Case &c : cases) {
+        Message m = parse_message(c.line);
+        ASSERT_EQ(m.kind, Message::Kind::Invalid) << c.line;
+        EXPECT_EQ(error_code_of(m), c.code) << c.line;
+        EXPECT_EQ(m.id.is_null(), !c.keeps_id) << c.line;
+    }
+}
+
+TEST(JsonRpc, Builders) {
+    EXPECT_EQ(make_result(3, {{"a", 1}}).dump(), R"({"id":3,"jsonrpc":"2.0","result":{"a":1}})");
+    EXPECT_EQ(make_error("x", -32601, "Method not found").dump(),
+              R"({"error":{"code":-32601,"message":"Method not found"},"id":"x","jsonrpc":"2.0"})");
+    EXPECT_EQ(make_error(nullptr, -32700, "Parse error", {{"k", 1}})["error"]["data"]["k"], 1);
+    EXPECT_EQ(make_notification("notifications/progress", {{"progress", 1}})["params"]["progress"],
+              1);
+}

@@ -1,0 +1,470 @@
+// MCP dispatch for both protocol eras, against a scripted backend (the real backend, the
+// extension on a real server, is covered by the end-to-end tests).
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <mutex>
+
+#include "mcp_server.hpp"
+
+using namespace pg_mcp::bridge;
+
+namespace {
+
+class CaptureOutput : public Output {
+  public:
+    void send(const json &message) override {
+        std::lock_guard<std::mutex> lock(mutex);
+        messages.push_back(message);
+    }
+    json take() {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (messages.empty()) return nullptr;
+        json front = messages.front();
+        messages.pop_front();
+        return front;
+    }
+    size_t size() {
+        std::lock_guard<std::mutex> lock(mutex);
+        return messages.size();
+    }
+    std::mutex mutex;
+    std::deque<json> messages;
+};
+
+// Replies immediately unless `defer` is set; then replies wait in `pending`.
+class ScriptedBackend : public Backend {
+  public:
+    json tools = json::array();
+    json call_result;
+    bool defer = false;
+    std::map<std::string, ReplyFn> pending;
+    std::map<std::string, ProgressFn> progress;
+    std::vector<std::string> cancelled;
+    CallIdentity last_identity;
+    std::string last_tool;
+    json last_arguments;
+
+    void list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) override {
+        last_identity = identity;
+        BackendReply r;
+        r.ok = true;
+        r.value = tools;
+        finish(key, std::move(reply), r);
+    }
+    void call_tool(const std::string &key, const CallIdentity &identity, const std::string &name,
+                   const json &arguments, ProgressFn on_progress, ReplyFn reply) override {
+        last_identity = identity;
+        last_tool = name;
+        last_arguments = arguments;
+        progress[key] = on_progress;
+        BackendReply r;
+        r.ok = true;
+        r.value = call_result;
+        finish(key, std::move(reply), r);
+    }
+    void cancel(const std::string &key) override { cancelled.push_back(key); }
+    void finish(const std::string &key, ReplyFn reply, BackendReply r) {
+        if (defer) {
+            pending[key] = [reply, r](BackendReply) { reply(r); };
+        } else {
+            reply(r);
+        }
+    }
+    void release(const std::string &key) {
+        auto fn = pending[key];
+        pending.erase(key);
+        fn(BackendReply{});
+    }
+};
+
+json ok_call_result(const std::string &status = "ok") {
+    return {
+        {"content", {{{"type", "text"}, {"text", "{}"}}}},
+        {"structuredContent", {{"rows", json::array()}, {"row_count", 0}, {"truncated", false}}},
+        {"isError", false},
+        {"_meta", {{"pg-mcp/status", status}}}};
+}
+
+const char *kModernMeta =
+    R"("_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"c2","version":"9"}})";
+
+class ServerTest : public ::testing::Test {
+  protected:
+    ServerTest() : server(backend, output, options(), logger) {}
+    static ServerOptions options() {
+        ServerOptions o;
+        o.agent_name = "unit-agent";
+        o.page_size = 2;
+        return o;
+    }
+    json request(const std::string &line) {
+        server.handle_line(line);
+        return output.take();
+    }
+    void initialize(const char *version = "2025-11-25") {
+        json r = request(
+            std::string(
+                R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":")") +
+            version + R"(","capabilities":{},"clientInfo":{"name":"c1","version":"1.0"}}})");
+        ASSERT_TRUE(r.contains("result")) << r;
+        server.handle_line(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+    }
+    std::string modern(const std::string &id, const std::string &method,
+                       const std::string &params = "") {
+        return R"({"jsonrpc":"2.0","id":)" + id + R"(,"method":")" + method + R"(","params":{)" +
+               kModernMeta + (params.empty() ? "" : "," + params) + "}}";
+    }
+    Logger logger{LogLevel::Emergency};
+    ScriptedBackend backend;
+    CaptureOutput output;
+    McpServer server;
+};
+
+}  // namespace
+
+TEST_F(ServerTest, InitializeEchoesSupportedVersions) {
+    json r = request(
+        R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}})");
+    EXPECT_EQ(r["id"], 1);
+    EXPECT_EQ(r["result"]["protocolVersion"], "2025-06-18");
+    EXPECT_EQ(r["result"]["capabilities"]["tools"]["listChanged"], true);
+    EXPECT_TRUE(r["result"]["capabilities"].contains("logging"));
+    EXPECT_EQ(r["result"]["serverInfo"]["name"], "pg_mcp_bridge");
+    EXPECT_FALSE(r["result"]["instructions"].get<std::string>().empty());
+    EXPECT_FALSE(r["result"].contains("resultType"));  // legacy results never carry it
+}
+
+TEST_F(ServerTest, InitializeOffersLatestForUnknownVersions) {
+    json r = request(
+        R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"1999-01-01"}})");
+    EXPECT_EQ(r["result"]["protocolVersion"], "2025-11-25");
+}
+
+TEST_F(ServerTest, InitializeErrors) {
+    EXPECT_EQ(
+        request(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})")["error"]["code"],
+        error_code::kInvalidParams);
+    EXPECT_EQ(
+        request(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":5}})")
+            ["error"]["code"],
+        error_code::kInvalidParams);
+    initialize();
+    EXPECT_EQ(
+        request(
+            R"({"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2025-11-25"}})")
+            ["error"]["code"],
+        error_code::kInvalidRequest);
+}
+
+TEST_F(ServerTest, LegacyRequestsNeedInitialize) {
+    json r = request(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
+    EXPECT_EQ(r["error"]["code"], error_code::kInvalidRequest);
+    EXPECT_NE(r["error"]["message"].get<std::string>().find("initialize"), std::string::npos);
+    EXPECT_EQ(request(R"({"jsonrpc":"2.0","id":2,"method":"ping"})")["result"], json::object());
+}
+
+TEST_F(ServerTest, MethodNotFoundAndIgnoredNotifications) {
+    initialize();
+    EXPECT_EQ(request(R"({"jsonrpc":"2.0","id":1,"method":"resources/list"})")["error"]["code"],
+              error_code::kMethodNotFound);
+    server.handle_line(R"({"jsonrpc":"2.0","method":"notifications/whatever","params":{}})");
+    server.handle_line(R"({"jsonrpc":"2.0","id":5,"result":{}})");  // a response: ignored
+    EXPECT_EQ(output.size(), 0u);
+}
+
+TEST_F(ServerTest, InvalidMessagesGetErrorsAndServingContinues) {
+    EXPECT_EQ(request("{not json")["error"]["code"], error_code::kParseError);
+    EXPECT_EQ(request("[1,2]")["error"]["code"], error_code::kInvalidRequest);
+    EXPECT_EQ(request(R"({"jsonrpc":"2.0","id":3,"method":"ping","params":[1]})")["error"]["code"],
+              error_code::kInvalidParams);
+    server.handle_oversized_line(1024);
+    json big = output.take();
+    EXPECT_EQ(big["error"]["code"], error_code::kInvalidRequest);
+    EXPECT_TRUE(big["id"].is_null());
+    EXPECT_EQ(request(R"({"jsonrpc":"2.0","id":4,"method":"ping"})")["result"], json::object());
+}
+
+TEST_F(ServerTest, ListToolsPaginates) {
+    initialize();
+    for (const char *name : {"a", "b", "c", "d", "e"}) backend.tools.push_back({{"name", name}});
+    json first = request(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
+    ASSERT_EQ(first["result"]["tools"].size(), 2u);
+    EXPECT_EQ(first["result"]["tools"][0]["name"], "a");
+    std::string cursor = first["result"]["nextCursor"];
+    json second = request(R"({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"cursor":")" +
+                          cursor + "\"}}");
+    EXPECT_EQ(second["result"]["tools"][0]["name"], "c");
+    json third = request(R"({"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"cursor":")" +
+                         second["result"]["nextCursor"].get<std::string>() + "\"}}");
+    EXPECT_EQ(third["result"]["tools"].size(), 1u);
+    EXPECT_FALSE(third["result"].contains("nextCursor"));
+    EXPECT_EQ(
+        request(
+            R"({"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"cursor":"!!"}})")["error"]
+                                                                                         ["code"],
+        error_code::kInvalidParams);
+    EXPECT_EQ(
+        request(R"({"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"cursor":7}})")["error"]
+                                                                                          ["code"],
+        error_code::kInvalidParams);
+}
+
+TEST_F(ServerTest, CallToolPassesIdentityAndResult) {
+    initialize();
+    backend.call_result = ok_call_result();
+    json r = request(
+        R"({"jsonrpc":"2.0","id":"r1","method":"tools/call","params":{"name":"t","arguments":{"x":1}}})");
+    EXPECT_EQ(r["id"], "r1");
+    EXPECT_EQ(r["result"]["isError"], false);
+    EXPECT_FALSE(r["result"].contains("resultType"));
+    EXPECT_EQ(backend.last_tool, "t");
+    EXPECT_EQ(backend.last_arguments["x"], 1);
+    EXPECT_EQ(backend.last_identity.agent_name, "unit-agent");
+    EXPECT_EQ(backend.last_identity.client_info, "c1/1.0");
+    EXPECT_EQ(backend.last_identity.request_id, "r1");
+}
+
+TEST_F(ServerTest, CallToolParamErrors) {
+    initialize();
+    for (const char *params :
+         {R"({})", R"({"name":5})", R"({"name":"t","arguments":[1]})",
+          R"({"name":"t","arguments":"x"})", R"({"name":"t","_meta":{"progressToken":1.5}})",
+          R"({"name":"t","_meta":"x"})"}) {
+        json r = request(std::string(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":)") +
+                         params + "}");
+        EXPECT_EQ(r["error"]["code"], error_code::kInvalidParams) << params;
+    }
+}
+
+TEST_F(ServerTest, UnknownAndUngrantedToolsAreProtocolErrors) {
+    initialize();
+    for (const char *status : {"not_found", "denied"}) {
+        backend.call_result = ok_call_result(status);
+        json r =
+            request(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"secret"}})");
+        EXPECT_EQ(r["error"]["code"], error_code::kInvalidParams);
+        EXPECT_EQ(r["error"]["message"], "Unknown tool: secret");
+    }
+    backend.call_result = ok_call_result("invalid_arguments");
+    backend.call_result["isError"] = true;
+    EXPECT_EQ(
+        request(
+            R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t"}})")["result"]
+                                                                                      ["isError"],
+        true);
+}
+
+TEST_F(ServerTest, CancelledCallsGetNoReply) {
+    initialize();
+    backend.defer = true;
+    backend.call_result = ok_call_result();
+    server.handle_line(
+        R"({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"slow"}})");
+    EXPECT_EQ(server.in_flight(), 1u);
+    server.handle_line(
+        R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":9,"reason":"user"}})");
+    ASSERT_EQ(backend.cancelled.size(), 1u);
+    EXPECT_EQ(backend.cancelled[0], "9");
+    backend.release("9");
+    EXPECT_EQ(output.size(), 0u);
+    EXPECT_EQ(server.in_flight(), 0u);
+    // Cancelling something unknown or finished is ignored.
+    server.handle_line(
+        R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":123}})");
+    server.handle_line(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{}})");
+    EXPECT_EQ(backend.cancelled.size(), 1u);
+}
+
+TEST_F(ServerTest, DuplicateIdInFlightIsRejected) {
+    initialize();
+    backend.defer = true;
+    backend.call_result = ok_call_result();
+    server.handle_line(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}})");
+    json dup = request(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"b"}})");
+    EXPECT_EQ(dup["error"]["code"], error_code::kInvalidRequest);
+    backend.release("1");
+    EXPECT_EQ(output.take()["result"]["isError"], false);
+}
+
+TEST_F(ServerTest, PipelinedRepliesArriveInCompletionOrder) {
+    initialize();
+    backend.defer = true;
+    backend.call_result = ok_call_result();
+    server.handle_line(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}})");
+    server.handle_line(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"b"}})");
+    backend.release("2");
+    backend.release("1");
+    EXPECT_EQ(output.take()["id"], 2);
+    EXPECT_EQ(output.take()["id"], 1);
+}
+
+TEST_F(ServerTest, ProgressNotificationsUseTheToken) {
+    initialize();
+    backend.defer = true;
+    backend.call_result = ok_call_result();
+    server.handle_line(
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":"tok"}}})");
+    ASSERT_TRUE(backend.progress["1"]);
+    backend.progress["1"](1);
+    backend.progress["1"](2);
+    json first = output.take();
+    EXPECT_EQ(first["method"], "notifications/progress");
+    EXPECT_EQ(first["params"]["progressToken"], "tok");
+    EXPECT_EQ(first["params"]["progress"], 1);
+    EXPECT_EQ(output.take()["params"]["progress"], 2);
+    server.handle_line(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a"}})");
+    EXPECT_FALSE(backend.progress["2"]);  // no token, no progress
+}
+
+TEST_F(ServerTest, LegacyListChangedAndLogging) {
+    server.tools_changed();
+    EXPECT_EQ(output.size(), 0u);  // nobody to tell before initialize
+    initialize();
+    server.tools_changed();
+    EXPECT_EQ(output.take()["method"], "notifications/tools/list_changed");
+    server.log_to_client(LogLevel::Warning, "before setLevel");
+    EXPECT_EQ(output.size(), 0u);
+    EXPECT_EQ(
+        request(
+            R"({"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"warning"}})")
+            ["result"],
+        json::object());
+    server.log_to_client(LogLevel::Info, "below");
+    server.log_to_client(LogLevel::Error, "above");
+    json log = output.take();
+    EXPECT_EQ(log["method"], "notifications/message");
+    EXPECT_EQ(log["params"]["level"], "error");
+    EXPECT_EQ(log["params"]["data"], "above");
+    EXPECT_EQ(output.size(), 0u);
+    EXPECT_EQ(
+        request(R"({"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"loud"}})")
+            ["error"]["code"],
+        error_code::kInvalidParams);
+}
+
+TEST_F(ServerTest, ModernRequestsAreStateless) {
+    backend.tools = json::array({{{"name", "a"}}});
+    json r = request(modern("1", "tools/list"));
+    EXPECT_EQ(r["result"]["resultType"], "complete");
+    EXPECT_EQ(r["result"]["cacheScope"], "private");
+    EXPECT_TRUE(r["result"]["ttlMs"].is_number_integer());
+    EXPECT_EQ(r["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "pg_mcp_bridge");
+    EXPECT_EQ(backend.last_identity.client_info, "c2/9");
+    backend.call_result = ok_call_result();
+    json call = request(modern("2", "tools/call", R"("name":"a")"));
+    EXPECT_EQ(call["result"]["resultType"], "complete");
+    EXPECT_EQ(call["result"]["_meta"]["pg-mcp/status"], "ok");  // our _meta is kept
+}
+
+TEST_F(ServerTest, ModernDiscover) {
+    json r = request(modern("\"d\"", "server/discover"));
+    EXPECT_EQ(r["id"], "d");
+    EXPECT_EQ(r["result"]["supportedVersions"][0], "2026-07-28");
+    EXPECT_TRUE(r["result"]["capabilities"].contains("tools"));
+    EXPECT_EQ(r["result"]["resultType"], "complete");
+    EXPECT_EQ(
+        request(
+            R"({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{}})")["error"]["code"],
+        error_code::kInvalidParams);
+}
+
+TEST_F(ServerTest, ModernVersionAndCapabilityErrors) {
+    json r = request(
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2099-01-01","io.modelcontextprotocol/clientCapabilities":{}}}})");
+    EXPECT_EQ(r["error"]["code"], error_code::kUnsupportedProtocolVersion);
+    EXPECT_EQ(r["error"]["data"]["requested"], "2099-01-01");
+    EXPECT_EQ(r["error"]["data"]["supported"][0], "2026-07-28");
+    r = request(
+        R"({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":7,"io.modelcontextprotocol/clientCapabilities":{}}}})");
+    EXPECT_EQ(r["error"]["code"], error_code::kUnsupportedProtocolVersion);
+    r = request(
+        R"({"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}})");
+    EXPECT_EQ(r["error"]["code"], error_code::kInvalidParams);
+    EXPECT_EQ(request(modern("4", "ping"))["error"]["code"], error_code::kMethodNotFound);
+    EXPECT_EQ(request(modern("5", "logging/setLevel", R"("level":"info")"))["error"]["code"],
+              error_code::kMethodNotFound);
+    r = request(
+        R"({"jsonrpc":"2.0","id":6,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/logLevel":"loud"}}})");
+    EXPECT_EQ(r["error"]["code"], error_code::kInvalidParams);
+}
+
+TEST_F(ServerTest, ModernSubscriptions) {
+    json ack =
+        request(modern("\"listen:0\"", "subscriptions/listen",
+                       R"("notifications":{"toolsListChanged":true,"promptsListChanged":true})"));
+    EXPECT_EQ(ack["method"], "notifications/subscriptions/acknowledged");
+    EXPECT_EQ(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen:0");
+    EXPECT_EQ(ack["params"]["notifications"], json({{"toolsListChanged", true}}));
+    server.tools_changed();
+    json change = output.take();
+    EXPECT_EQ(change["method"], "notifications/tools/list_changed");
+    EXPECT_EQ(change["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen:0");
+    EXPECT_EQ(output.size(), 0u);  // no legacy notification: nobody initialized
+
+    EXPECT_EQ(request(modern("7", "subscriptions/listen", R"("notifications":{})"))["method"],
+              "notifications/subscriptions/acknowledged");
+    server.handle_line(
+        R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"listen:0"}})");
+    server.tools_changed();
+    EXPECT_EQ(output.size(), 0u);  // the cancelled one is gone; the other did not ask for tools
+    server.shutdown();
+    json closing = output.take();
+    EXPECT_EQ(closing["id"], 7);
+    EXPECT_EQ(closing["result"]["resultType"], "complete");
+}
+
+TEST_F(ServerTest, ModernLoggingOnlyForRequestsThatAskForIt) {
+    backend.call_result = ok_call_result("error");
+    backend.call_result["isError"] = true;
+    request(modern("1", "tools/call", R"("name":"a")"));
+    EXPECT_EQ(output.size(), 0u);
+    server.handle_line(
+        R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/logLevel":"debug"}}})");
+    EXPECT_EQ(output.take()["method"], "notifications/message");
+    EXPECT_EQ(output.take()["id"], 2);
+}
+
+TEST_F(ServerTest, WrongTypesInEveryFieldNeverThrow) {
+    // Every field of every method, replaced by every JSON type: each request gets exactly one
+    // reply with its id, and nothing throws.
+    const char *values[] = {"null", "true", "0", "-1.5", "\"s\"", "[]", "{}", "[{}]", "{\"a\":{}}"};
+    const char *templates[] = {
+        R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":V,"capabilities":V,"clientInfo":V}})",
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"cursor":V}})",
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":V,"arguments":V,"_meta":V}})",
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":V}}})",
+        R"({"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":V}})",
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":V,"io.modelcontextprotocol/clientCapabilities":V,"io.modelcontextprotocol/clientInfo":V,"io.modelcontextprotocol/logLevel":V}}})",
+        R"({"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"notifications":V}})",
+        R"({"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"notifications":{"toolsListChanged":V}}})",
+        R"({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":V}})",
+        R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":V,"reason":V}})",
+    };
+    backend.call_result = ok_call_result();
+    backend.tools = json::array({{{"name", "t"}}});
+    for (const char *templ : templates) {
+        for (const char *value : values) {
+            std::string line = templ;
+            for (size_t at = line.find('V'); at != std::string::npos; at = line.find('V', at)) {
+                if (line[at - 1] != ':') {
+                    ++at;
+                    continue;
+                }
+                line.replace(at, 1, value);
+            }
+            McpServer fresh(backend, output, options(), logger);
+            fresh.handle_line(
+                R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25"}})");
+            output.take();
+            ASSERT_NO_THROW(fresh.handle_line(line)) << line;
+            fresh.shutdown();
+            for (json reply = output.take(); !reply.is_null(); reply = output.take()) {
+                if (reply.contains("method")) continue;  // acknowledgements, notifications
+                EXPECT_TRUE(reply.contains("result") != reply.contains("error"))
+                    << line << " -> " << reply;
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+// Line framing on a real pipe: newlines, CRLF, a final line without newline, blank lines, and
+// lines over the limit (discarded without buffering them, reading continues after them).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "stdio_transport.hpp"
+
+using namespace pg_mcp::bridge;
+
+namespace {
+
+std::vector<std::string> read_all(const std::string &input, size_t limit,
+                                  std::vector<size_t> &oversized) {
+    int fds[2];
+    EXPECT_EQ(pipe(fds), 0);
+    std::thread writer([&] {
+        size_t written = 0;
+        while (written < input.size()) {
+            ssize_t n = write(fds[1], input.data() + written,
+                              std::min<size_t>(4096, input.size() - written));
+            if (n <= 0) break;
+            written += static_cast<size_t>(n);
+        }
+        close(fds[1]);
+    });
+    std::vector<std::string> lines;
+    LineReader reader(fds[0], -1, limit);
+    reader.run([&](std::string_view line) { lines.emplace_back(line); },
+               [&](size_t max) { oversized.push_back(max); });
+    writer.join();
+    close(fds[0]);
+    return lines;
+}
+
+}  // namespace
+
+TEST(StdioTransport, SplitsLines) {
+    std::vector<size_t> oversized;
+    auto lines = read_all("a\r\n\nb\nlast", 100, oversized);
+    EXPECT_EQ(lines, (std::vector<std::string>{"a", "b", "last"}));
+    EXPECT_TRUE(oversized.empty());
+}
+
+TEST(StdioTransport, DiscardsOversizedLinesAndContinues) {
+    std::vector<size_t> oversized;
+    std::string huge(10 * 1024 * 1024, 'x');  // 10 MB in one line
+    auto lines = read_all("first\n" + huge + "\nafter\n" + std::string(2000, 'y') + "\nend\n", 1024,
+                          oversized);
+    EXPECT_EQ(lines, (std::vector<std::string>{"first", "after", "end"}));
+    EXPECT_EQ(oversized, (std::vector<size_t>{1024, 1024}));
+}
+
+TEST(StdioTransport, WriterWritesOneLinePerMessage) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    LineWriter writer(fds[1]);
+    writer.send(json{{"a", "line\nbreak"}});
+    close(fds[1]);
+    char buffer[256];
+    ssize_t n = read(fds[0], buffer, sizeof buffer);
+    close(fds[0]);
+    EXPECT_EQ(std::string(buffer, static_cast<size_t>(n)), "{\"a\":\"line\\nbreak\"}\n");
+}
