@@ -72,8 +72,11 @@ bool Connection::healthy() {
     if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) return false;
     // An idle connection the server has closed (pg_terminate_backend, restart) has its
     // goodbye or EOF waiting: notice it now rather than fail the next call.
-    pollfd fd{PQsocket(conn_), POLLIN, 0};
-    if (poll(&fd, 1, 0) > 0) {
+    // A read that returns data does not look further, so the end of file after a FATAL
+    // message shows only on the next read: read while there is anything to read.
+    for (int reads = 0; reads < 8; ++reads) {
+        pollfd fd{PQsocket(conn_), POLLIN, 0};
+        if (poll(&fd, 1, 0) <= 0) break;
         if (PQconsumeInput(conn_) == 0) return false;
         while (PGnotify *notify = PQnotifies(conn_)) PQfreemem(notify);
     }

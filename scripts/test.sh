@@ -46,4 +46,10 @@ fi
 echo "== dump and restore keep tool definitions"
 test/dump_restore.sh
 
+echo "== end-to-end: pg_mcp_bridge against the demo database"
+export PG_MCP_E2E_DB=pg_mcp_e2e
+createdb "$PG_MCP_E2E_DB"
+psql -q -v ON_ERROR_STOP=1 -d "$PG_MCP_E2E_DB" -f demo/demo.sql >/dev/null
+build/cmake/e2e_tests --gtest_brief=1
+
 echo "== all tests passed"

@@ -1,0 +1,334 @@
+// End-to-end: pg_mcp_bridge as a child process against a real throwaway cluster with the
+// extension and the demo data (scripts/test.sh loads demo/demo.sql into $PG_MCP_E2E_DB).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "bridge_process.hpp"
+
+using namespace e2e;
+
+namespace {
+
+const char *kModernKey = "io.modelcontextprotocol/protocolVersion";
+
+json modern_meta() {
+    return {{kModernKey, "2026-07-28"},
+            {"io.modelcontextprotocol/clientCapabilities", json::object()},
+            {"io.modelcontextprotocol/clientInfo", {{"name", "e2e-modern"}, {"version", "2"}}}};
+}
+
+std::vector<std::string> tool_names(const json &list_result) {
+    std::vector<std::string> names;
+    for (const json &tool : list_result["result"]["tools"]) names.push_back(tool["name"]);
+    return names;
+}
+
+std::string read_file(const std::string &path) {
+    std::ifstream in(path);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    return buffer.str();
+}
+
+// A tool created for one test and dropped afterwards.
+struct ScratchTool {
+    ScratchTool(Sql &sql, std::string tool_name, const std::string &create_args, const std::string &role)
+        : sql_(sql), name(std::move(tool_name)) {
+        sql_.value("SELECT mcp.create_tool('" + name + "', " + create_args + ")");
+        sql_.value("SELECT mcp.grant_tool($1, $2)", {name, role});
+    }
+    ~ScratchTool() {
+        try {
+            sql_.value("SELECT mcp.drop_tool($1, if_exists => true)", {name});
+        } catch (...) {
+        }
+    }
+    Sql &sql_;
+    std::string name;
+};
+
+}  // namespace
+
+TEST(Handshake, NegotiatesLegacyVersions) {
+    for (const char *version : {"2025-11-25", "2025-06-18", "2025-03-26"}) {
+        Bridge bridge({conninfo("agent_support")});
+        json r = bridge.initialize(version);
+        EXPECT_EQ(r["result"]["protocolVersion"], version);
+        EXPECT_EQ(r["result"]["serverInfo"]["name"], "pg_mcp_bridge");
+        EXPECT_EQ(r["result"]["capabilities"]["tools"]["listChanged"], true);
+        EXPECT_EQ(bridge.request(1, "ping")["result"], json::object());
+    }
+}
+
+TEST(Handshake, UnknownVersionGetsOurs) {
+    Bridge bridge({conninfo("agent_support")});
+    EXPECT_EQ(bridge.initialize("2024-02-30")["result"]["protocolVersion"], "2025-11-25");
+}
+
+TEST(Handshake, ModernDiscoverAndStatelessRequests) {
+    Bridge bridge({conninfo("agent_support")});
+    json discover = bridge.request("d", "server/discover", {{"_meta", modern_meta()}});
+    EXPECT_EQ(discover["result"]["supportedVersions"][0], "2026-07-28");
+    EXPECT_EQ(discover["result"]["resultType"], "complete");
+    json list = bridge.request("l", "tools/list", {{"_meta", modern_meta()}});
+    EXPECT_EQ(tool_names(list), std::vector<std::string>{"get_customer_info"});
+    EXPECT_EQ(list["result"]["cacheScope"], "private");
+    json unsupported = bridge.request("u", "tools/list", {{"_meta", {{kModernKey, "2030-01-01"}}}});
+    EXPECT_EQ(unsupported["error"]["code"], -32022);
+}
+
+TEST(ToolsList, EachRoleSeesItsOwnTools) {
+    struct Case {
+        const char *role;
+        std::vector<std::string> tools;
+    } cases[] = {{"agent_support", {"get_customer_info"}},
+                 {"agent_analytics", {"get_customer_analytics"}},
+                 {"agent_tenant", {"get_tenant_customers"}}};
+    for (const Case &c : cases) {
+        Bridge bridge({conninfo(c.role)});
+        bridge.initialize();
+        json list = bridge.request(1, "tools/list");
+        EXPECT_EQ(tool_names(list), c.tools) << c.role;
+        EXPECT_EQ(list["result"]["tools"][0]["inputSchema"]["additionalProperties"], false);
+    }
+}
+
+TEST(ToolsList, Paginates) {
+    Bridge bridge({conninfo(env_or("PGUSER", "postgres")), "--page-size", "1"});
+    bridge.initialize();
+    std::vector<std::string> names;
+    json cursor;
+    int pages = 0;
+    do {
+        json params = cursor.is_null() ? json::object() : json{{"cursor", cursor}};
+        json page = bridge.request(100 + pages, "tools/list", params);
+        ASSERT_TRUE(page.contains("result")) << page;
+        for (const auto &name : tool_names(page)) names.push_back(name);
+        cursor = page["result"].value("nextCursor", json());
+        ++pages;
+    } while (!cursor.is_null() && pages < 10);
+    EXPECT_EQ(pages, 3);
+    EXPECT_EQ(names, (std::vector<std::string>{"get_customer_analytics", "get_customer_info", "get_tenant_customers"}));
+}
+
+TEST(ToolsCall, EveryDemoTool) {
+    {
+        Bridge bridge({conninfo("agent_support"), "--agent", "e2e-support"});
+        bridge.initialize();
+        json r = bridge.call(1, "get_customer_info", {{"email", "customer5@example.com"}});
+        ASSERT_EQ(r["result"]["isError"], false) << r;
+        EXPECT_EQ(r["result"]["structuredContent"]["rows"][0]["email"], "customer5@example.com");
+        EXPECT_FALSE(r["result"]["structuredContent"]["rows"][0].contains("phone"));
+    }
+    {
+        Bridge bridge({conninfo("agent_analytics")});
+        bridge.initialize();
+        json all = bridge.call(1, "get_customer_analytics");
+        ASSERT_EQ(all["result"]["isError"], false) << all;
+        EXPECT_GT(all["result"]["structuredContent"]["row_count"].get<int>(), 4);
+        json pro = bridge.call(2, "get_customer_analytics", {{"plan_name", "pro"}});
+        for (const json &row : pro["result"]["structuredContent"]["rows"]) {
+            EXPECT_EQ(row["plan_name"], "pro");
+            EXPECT_GE(row["customer_count"].get<int>(), 10);  // small groups suppressed
+        }
+    }
+    {
+        Bridge bridge({conninfo("agent_tenant")});
+        bridge.initialize();
+        json r = bridge.call(1, "get_tenant_customers",
+                             {{"tenant_id", "22222222-2222-4222-8222-222222222222"}, {"plan_name", "pro"}});
+        ASSERT_EQ(r["result"]["isError"], false) << r;
+        EXPECT_EQ(r["result"]["structuredContent"]["row_count"], 25);
+        EXPECT_EQ(r["result"]["structuredContent"]["truncated"], true);
+        for (const json &row : r["result"]["structuredContent"]["rows"]) EXPECT_EQ(row["plan_name"], "pro");
+    }
+    Sql sql;
+    EXPECT_EQ(sql.value("SELECT agent_name || ' ' || client_info FROM mcp.audit_log "
+                        "WHERE tool_name = 'get_customer_info' ORDER BY id DESC LIMIT 1"),
+              "e2e-support e2e/1");
+}
+
+TEST(ToolsCall, InvalidArgumentsAreToolErrors) {
+    Bridge bridge({conninfo("agent_support")});
+    bridge.initialize();
+    json r = bridge.call(1, "get_customer_info", {{"email", "not-an-email"}, {"extra", 1}});
+    ASSERT_EQ(r["result"]["isError"], true) << r;
+    std::string text = r["result"]["content"][0]["text"];
+    EXPECT_NE(text.find("parameter \"email\""), std::string::npos) << text;
+    EXPECT_NE(text.find("unknown parameter \"extra\""), std::string::npos) << text;
+    json unknown = bridge.call(2, "get_customer_analytics");  // not granted to this role
+    EXPECT_EQ(unknown["error"]["code"], -32602);
+}
+
+TEST(ToolsCall, PipelinedRequestsAllAnswered) {
+    Bridge bridge({conninfo("agent_support"), "--pool-size", "2"});
+    bridge.initialize();
+    for (int i = 1; i <= 6; ++i)
+        bridge.send({{"jsonrpc", "2.0"}, {"id", i}, {"method", "tools/call"},
+                     {"params", {{"name", "get_customer_info"},
+                                 {"arguments", {{"email", "customer" + std::to_string(i) + "@example.com"}}}}}});
+    for (int i = 1; i <= 6; ++i) {
+        json r = bridge.response(i);
+        ASSERT_TRUE(r.contains("result")) << i;
+        EXPECT_EQ(r["result"]["structuredContent"]["rows"][0]["email"],
+                  "customer" + std::to_string(i) + "@example.com");
+    }
+}
+
+TEST(ToolsCall, ProgressForLongCalls) {
+    Sql sql;
+    ScratchTool tool(sql, "e2e_progress",
+                     "'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'Sleeps', "
+                     "'[{\"name\": \"s\", \"type\": \"number\"}]'",
+                     "agent_support");
+    Bridge bridge({conninfo("agent_support")});
+    bridge.initialize();
+    json r = bridge.call(1, tool.name, {{"s", 2.5}}, {{"progressToken", "p1"}});
+    ASSERT_EQ(r["result"]["isError"], false) << r;
+    int progress = 0;
+    for (const json &n : bridge.notifications)
+        if (n.value("method", "") == "notifications/progress" && n["params"]["progressToken"] == "p1") ++progress;
+    EXPECT_GE(progress, 2);
+}
+
+TEST(Cancellation, CancelStopsTheQueryAndIsAudited) {
+    Sql sql;
+    ScratchTool tool(sql, "e2e_sleep",
+                     "'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'Sleeps', "
+                     "'[{\"name\": \"s\", \"type\": \"number\"}]', timeout => '60 seconds'",
+                     "agent_support");
+    Bridge bridge({conninfo("agent_support")});
+    bridge.initialize();
+    bridge.send({{"jsonrpc", "2.0"}, {"id", 7}, {"method", "tools/call"},
+                 {"params", {{"name", tool.name}, {"arguments", {{"s", 30}}}}}});
+    const std::string active =
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
+        "AND state = 'active' AND query LIKE '%mcp.call_tool%'";
+    ASSERT_EQ(sql.wait_for(active, "1", 10s), "1");
+    bridge.send({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", 7}, {"reason", "test"}}}});
+    EXPECT_EQ(sql.wait_for(active, "0", 5s), "0");
+    EXPECT_TRUE(bridge.response(7, 1500ms).is_null());  // a cancelled request gets no response
+    EXPECT_EQ(sql.wait_for("SELECT status FROM mcp.audit_log WHERE tool_name = 'e2e_sleep' ORDER BY id DESC LIMIT 1",
+                           "cancelled", 5s),
+              "cancelled");
+    EXPECT_EQ(bridge.call(8, "get_customer_info", {{"email", "customer1@example.com"}})["result"]["isError"], false);
+}
+
+TEST(ListChanged, NotifiedWhenAnotherSessionCreatesATool) {
+    Bridge legacy({conninfo("agent_support")});
+    legacy.initialize();
+    Bridge modern({conninfo("agent_support")});
+    json ack_request = {{"jsonrpc", "2.0"}, {"id", "listen:1"}, {"method", "subscriptions/listen"},
+                        {"params", {{"_meta", modern_meta()}, {"notifications", {{"toolsListChanged", true}}}}}};
+    modern.send(ack_request);
+    json ack = modern.notification("notifications/subscriptions/acknowledged");
+    ASSERT_FALSE(ack.is_null());
+    EXPECT_EQ(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen:1");
+    std::this_thread::sleep_for(300ms);  // the bridges' LISTEN connections are up by now
+
+    Sql sql;
+    ScratchTool tool(sql, "e2e_new_tool", "'SELECT 1 AS one', 'A new tool'", "agent_support");
+    json legacy_change = legacy.notification("notifications/tools/list_changed");
+    EXPECT_FALSE(legacy_change.is_null());
+    json modern_change = modern.notification("notifications/tools/list_changed");
+    ASSERT_FALSE(modern_change.is_null());
+    EXPECT_EQ(modern_change["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen:1");
+    auto names = tool_names(legacy.request(5, "tools/list"));
+    EXPECT_NE(std::find(names.begin(), names.end(), "e2e_new_tool"), names.end());
+}
+
+TEST(Recovery, AfterTheConnectionIsTerminated) {
+    Sql sql;
+    Bridge bridge({conninfo("agent_support")});
+    bridge.initialize();
+    ASSERT_EQ(bridge.call(1, "get_customer_info", {{"email", "customer1@example.com"}})["result"]["isError"], false);
+    const std::string kill =
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = 'pg_mcp_bridge' AND usename = 'agent_support' AND pid <> pg_backend_pid()";
+    EXPECT_NE(sql.value(kill), "0");
+    std::this_thread::sleep_for(200ms);
+    // The idle connection was closed by the server: the next call reconnects and succeeds.
+    json after = bridge.call(2, "get_customer_info", {{"email", "customer2@example.com"}});
+    EXPECT_EQ(after["result"]["isError"], false) << after;
+
+    // A connection killed during a call: that call gets a clear error, the next one works.
+    ScratchTool tool(sql, "e2e_sleep_kill",
+                     "'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'Sleeps', '[{\"name\": \"s\", \"type\": \"number\"}]'",
+                     "agent_support");
+    bridge.send({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/call"},
+                 {"params", {{"name", tool.name}, {"arguments", {{"s", 20}}}}}});
+    ASSERT_EQ(sql.wait_for("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
+                           "AND state = 'active' AND query LIKE '%mcp.call_tool%'",
+                           "1", 10s),
+              "1")
+        << bridge.response(3, 100ms);
+    sql.value(kill);
+    json lost = bridge.response(3);
+    ASSERT_TRUE(lost.contains("error")) << lost;
+    EXPECT_NE(lost["error"]["message"].get<std::string>().find("connection lost"), std::string::npos) << lost;
+    json later;
+    for (int attempt = 0; attempt < 20; ++attempt) {  // backoff may ask for a moment
+        later = bridge.call(10 + attempt, "get_customer_info", {{"email", "customer3@example.com"}});
+        if (later.contains("result")) break;
+        std::this_thread::sleep_for(250ms);
+    }
+    EXPECT_EQ(later["result"]["isError"], false) << later;
+}
+
+TEST(Shutdown, ExitsCleanlyOnEndOfInput) {
+    Bridge bridge({conninfo("agent_support")});
+    bridge.initialize();
+    bridge.close_input();
+    EXPECT_EQ(bridge.wait_exit(5s), 0);
+}
+
+TEST(Shutdown, ExitsCleanlyOnSigtermCancellingWork) {
+    Sql sql;
+    ScratchTool tool(sql, "e2e_sleep_term",
+                     "'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'Sleeps', '[{\"name\": \"s\", \"type\": \"number\"}]'",
+                     "agent_support");
+    Bridge bridge({conninfo("agent_support")});
+    bridge.initialize();
+    bridge.send({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"},
+                 {"params", {{"name", tool.name}, {"arguments", {{"s", 30}}}}}});
+    const std::string active = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
+                               "AND state = 'active' AND query LIKE '%mcp.call_tool%'";
+    ASSERT_EQ(sql.wait_for(active, "1", 10s), "1");
+    ::kill(bridge.pid(), SIGTERM);
+    EXPECT_EQ(bridge.wait_exit(5s), 0);
+    EXPECT_EQ(sql.wait_for(active, "0", 5s), "0");
+}
+
+TEST(MalformedInput, AnswersErrorsAndKeepsServing) {
+    Bridge bridge({conninfo("agent_support")});
+    bridge.initialize();
+    bridge.send_raw("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"tools/l");  // truncated
+    EXPECT_EQ(bridge.next()["error"]["code"], -32700);
+    bridge.send_raw(std::string("\x00\x01\x02\xff\xfe binary \x80", 14));
+    EXPECT_EQ(bridge.next()["error"]["code"], -32700);
+    bridge.send_raw(std::string(10 * 1024 * 1024, '{'));  // a 10 MB line
+    json big = bridge.next();
+    EXPECT_EQ(big["error"]["code"], -32600);
+    EXPECT_NE(big["error"]["message"].get<std::string>().find("maximum size"), std::string::npos);
+    bridge.send_raw("[]");
+    EXPECT_EQ(bridge.next()["error"]["code"], -32600);
+    bridge.send_raw(R"({"jsonrpc":"2.0","id":{"x":1},"method":"ping"})");
+    EXPECT_EQ(bridge.next()["error"]["code"], -32600);
+    bridge.send_raw(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":["x"],"arguments":7}})");
+    EXPECT_EQ(bridge.next()["error"]["code"], -32602);
+    bridge.send_raw(R"({"jsonrpc":"2.0","id":3,"method":"no/such/method"})");
+    EXPECT_EQ(bridge.next()["error"]["code"], -32601);
+    // Still serving.
+    EXPECT_EQ(bridge.request(4, "ping")["result"], json::object());
+    EXPECT_EQ(bridge.call(5, "get_customer_info", {{"email", "customer4@example.com"}})["result"]["isError"], false);
+}
+
+TEST(Startup, MissingExtensionIsOneClearMessage) {
+    std::string log = ::testing::TempDir() + "bridge_startup.log";
+    Bridge bridge({"dbname=postgres user=" + env_or("PGUSER", "postgres")}, log);
+    EXPECT_EQ(bridge.wait_exit(10s), 1);
+    std::string text = read_file(log);
+    EXPECT_NE(text.find("extension pg_mcp is not installed in database \"postgres\""), std::string::npos) << text;
+}

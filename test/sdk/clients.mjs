@@ -1,0 +1,87 @@
+// Client factories for the two official TypeScript SDKs (not a test file).
+import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport as StdioTransportV1 } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { Client as ClientV2 } from '@modelcontextprotocol/client';
+import { StdioClientTransport as StdioTransportV2 } from '@modelcontextprotocol/client/stdio';
+import { bridgeArgs, bridgeBinary, tapTransport } from './helpers.mjs';
+
+export const REQUEST_TIMEOUT = { timeout: 20_000 };
+
+/**
+ * v1 client (@modelcontextprotocol/sdk 1.x, legacy initialize handshake) connected to a bridge
+ * running as `user`. `before(client)` runs before connect (register notification handlers there).
+ * Returns { client, tap, close }; close() never throws. The bridge gets the full environment
+ * (the SDK's default environment drops PGHOST/PGPORT/...).
+ */
+export async function connectV1(user, { extraArgs = [], before } = {}) {
+  const transport = new StdioTransportV1({
+    command: await bridgeBinary(),
+    args: bridgeArgs(user, extraArgs),
+    env: { ...process.env },
+    stderr: 'pipe'
+  });
+  const tap = tapTransport(transport);
+  const client = new ClientV1({ name: 'pg-mcp-bridge-sdk-e2e-v1', version: '0.0.1' }, { capabilities: {} });
+  const errors = [];
+  client.onerror = (e) => errors.push(e);
+  before?.(client);
+  const close = async () => {
+    await client.close().catch(() => {});
+  };
+  try {
+    await client.connect(transport, REQUEST_TIMEOUT);
+  } catch (e) {
+    await close();
+    e.message += `\n${tap.transcript()}`;
+    throw e;
+  }
+  return { client, transport, tap, errors, close };
+}
+
+/** Walk every tools/list page with a v1 client; returns { tools, pages } and caches all tools. */
+export async function listAllToolsV1(client) {
+  const tools = [];
+  const pages = [];
+  let cursor;
+  do {
+    const page = await client.listTools(cursor === undefined ? undefined : { cursor }, REQUEST_TIMEOUT);
+    pages.push(page);
+    tools.push(...page.tools);
+    cursor = page.nextCursor;
+    if (pages.length > 1000) throw new Error('tools/list pagination does not terminate');
+  } while (cursor !== undefined);
+  // listTools() caches only its own page for outputSchema validation; make it cover all pages.
+  client.cacheToolMetadata(tools);
+  return { tools, pages };
+}
+
+/**
+ * v2 client (@modelcontextprotocol/client 2.x). mode: 'legacy' (the SDK default: no
+ * versionNegotiation option at all), 'auto', or { pin: '2026-07-28' }.
+ */
+export async function connectV2(user, { mode = 'legacy', extraArgs = [], before } = {}) {
+  const transport = new StdioTransportV2({
+    command: await bridgeBinary(),
+    args: bridgeArgs(user, extraArgs),
+    env: { ...process.env },
+    stderr: 'pipe'
+  });
+  const tap = tapTransport(transport);
+  const options = { capabilities: {} };
+  if (mode !== 'legacy') options.versionNegotiation = { mode, probe: { timeoutMs: 20_000 } };
+  const client = new ClientV2({ name: 'pg-mcp-bridge-sdk-e2e-v2', version: '0.0.1' }, options);
+  const errors = [];
+  client.onerror = (e) => errors.push(e);
+  before?.(client);
+  const close = async () => {
+    await client.close().catch(() => {});
+  };
+  try {
+    await client.connect(transport, REQUEST_TIMEOUT);
+  } catch (e) {
+    await close();
+    e.message += `\n${tap.transcript()}`;
+    throw e;
+  }
+  return { client, transport, tap, errors, close };
+}

@@ -1,0 +1,132 @@
+// Cancelling a running tools/call through the v1 SDK (AbortController -> notifications/cancelled):
+// the bridge must cancel the query in PostgreSQL and the audit log must say 'cancelled'.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectV1, listAllToolsV1 } from './clients.mjs';
+import {
+  createAndGrantTool,
+  dropTool,
+  lit,
+  psql,
+  sleep,
+  sleepingBridgeBackends,
+  uniqueName,
+  waitFor,
+  withTranscript
+} from './helpers.mjs';
+
+test('v1: aborting a tools/call cancels the query and is audited as cancelled', { timeout: 120_000 }, async (t) => {
+  const toolName = uniqueName('sleep');
+  let conn;
+  let created = false;
+  await withTranscript(
+    t,
+    () => [conn?.tap],
+    async () => {
+      created = true;
+      await createAndGrantTool({
+        name: toolName,
+        sql: 'SELECT pg_sleep(:s) IS NOT NULL AS slept',
+        description: 'pg_mcp_bridge SDK e2e test tool (sleeps); dropped by the test',
+        parameters: [{ name: 's', type: 'number' }],
+        timeout: '30 seconds',
+        grantTo: 'agent_support'
+      });
+      conn = await connectV1('agent_support');
+      const { client, tap } = conn;
+      const { tools } = await listAllToolsV1(client);
+      assert.ok(tools.some((tool) => tool.name === toolName));
+      const [maxIdBefore] = await psql(`SELECT coalesce(max(id), 0) FROM mcp.audit_log`, { single: false });
+
+      const ac = new AbortController();
+      const started = Date.now();
+      const call = client.callTool({ name: toolName, arguments: { s: 20 } }, undefined, {
+        signal: ac.signal,
+        timeout: 60_000
+      });
+      let outcome; // set once the call settles
+      call.then(
+        (r) => (outcome = `resolved: ${JSON.stringify(r)}`),
+        (e) => (outcome = `rejected: ${e?.message}`)
+      );
+      // Positive control for the check after the abort: while the call runs, its backend is
+      // visible in pg_stat_activity, sleeping. Then abort (no earlier than 1 s after the start).
+      const sleepers = await waitFor(async () => {
+        if (outcome !== undefined && !ac.signal.aborted) throw new Error(`the call ended before the abort, ${outcome}`);
+        const pids = await sleepingBridgeBackends('agent_support');
+        return pids.length > 0 && pids;
+      }, {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        what: 'the tool call sleeping in pg_stat_activity'
+      });
+      await sleep(Math.max(0, 1000 - (Date.now() - started)));
+      const abortedAt = Date.now();
+      ac.abort(new Error('test aborts the call'));
+
+      await assert.rejects(call, (e) => {
+        assert.ok(ac.signal.aborted, `the call failed before the abort: ${e?.message}`);
+        return true;
+      });
+      const elapsed = Date.now() - abortedAt;
+      assert.ok(elapsed < 5000, `the call rejected ${elapsed} ms after the abort`);
+
+      // The client sent notifications/cancelled for the request.
+      const request = tap.wire.find((w) => w.dir === '->' && w.message.method === 'tools/call');
+      const cancel = tap.wire.find((w) => w.dir === '->' && w.message.method === 'notifications/cancelled');
+      assert.ok(cancel, 'notifications/cancelled was sent');
+      assert.equal(cancel.message.params.requestId, request.message.id);
+
+      // The query is cancelled in PostgreSQL, not left running for 20 s.
+      await waitFor(
+        async () => {
+          const [n] = await psql(
+            `SELECT count(*) FROM pg_stat_activity
+              WHERE query LIKE '%pg_sleep%' AND application_name = 'pg_mcp_bridge' AND state = 'active'
+                AND datname = current_database()`,
+            { single: false }
+          );
+          const still = (await sleepingBridgeBackends('agent_support')).filter((pid) => sleepers.includes(pid));
+          return Number(n) === 0 && still.length === 0;
+        },
+        { timeoutMs: 5000, what: `bridge backend(s) ${sleepers} to leave pg_sleep` }
+      );
+
+      // Exactly what the audit log says about the call.
+      const row = await waitFor(
+        async () => {
+          const [line] = await psql(
+            `SELECT row_to_json(a) FROM (SELECT id, status, caller_role, request_id, backend_pid, sqlstate, message
+                                          FROM mcp.audit_log
+                                         WHERE tool_name = ${lit(toolName)} AND id > ${Number(maxIdBefore)}
+                                         ORDER BY id DESC LIMIT 1) a`,
+            { single: false }
+          );
+          return line && JSON.parse(line);
+        },
+        { timeoutMs: 5000, what: `an audit row for ${toolName}` }
+      );
+      assert.equal(row.status, 'cancelled', `audit row: ${JSON.stringify(row)}`);
+      assert.equal(row.caller_role, 'agent_support');
+      assert.equal(row.request_id, String(request.message.id));
+      assert.ok(sleepers.includes(row.backend_pid), `the audited call ran in a backend seen sleeping (${sleepers})`);
+
+      // The bridge sends no response for the cancelled request, and the session still works.
+      await sleep(200);
+      assert.ok(
+        !tap.wire.some((w) => w.dir === '<-' && w.message.id === request.message.id),
+        'no response to the cancelled request'
+      );
+      const res = await client.callTool({ name: toolName, arguments: { s: 0 } });
+      assert.equal(res.isError, false);
+      assert.deepEqual(res.structuredContent.rows, [{ slept: true }]);
+    },
+    async () => {
+      await conn?.close();
+      if (created) {
+        const err = await dropTool(toolName);
+        if (err) t.diagnostic(`cleanup: could not drop ${toolName}: ${err.message}`);
+      }
+    }
+  );
+});

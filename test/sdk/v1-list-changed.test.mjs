@@ -1,0 +1,56 @@
+// notifications/tools/list_changed to a v1 (2025-11-25) client when another session changes the
+// tool catalog.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectV1, listAllToolsV1, REQUEST_TIMEOUT } from './clients.mjs';
+import { createAndGrantTool, dropTool, signal, uniqueName, withTranscript } from './helpers.mjs';
+
+test('v1: list_changed arrives after another session creates and grants a tool', { timeout: 120_000 }, async (t) => {
+  const toolName = uniqueName('e2e_lc');
+  const changed = signal();
+  let conn;
+  let created = false;
+  await withTranscript(
+    t,
+    () => [conn?.tap],
+    async () => {
+      conn = await connectV1('agent_support', {
+        before: (client) => client.setNotificationHandler(ToolListChangedNotificationSchema, (n) => changed.push(n))
+      });
+      const { client } = conn;
+      const before = await listAllToolsV1(client);
+      assert.ok(!before.tools.some((tool) => tool.name === toolName));
+      const seenBefore = changed.seen.length;
+
+      created = true; // from here on, clean up even if creating fails half-way
+      await createAndGrantTool({
+        name: toolName,
+        sql: 'SELECT 42 AS answer',
+        description: 'pg_mcp_bridge SDK e2e test tool (list_changed); dropped by the test',
+        grantTo: 'agent_support'
+      });
+
+      const n = await changed.next({ from: seenBefore, timeoutMs: 10_000, what: 'notifications/tools/list_changed' });
+      assert.equal(n.method, 'notifications/tools/list_changed');
+
+      const after = await listAllToolsV1(client);
+      const names = after.tools.map((tool) => tool.name);
+      assert.ok(names.includes(toolName), `tools/list after the notification includes ${toolName}: ${names}`);
+      assert.ok(names.includes('get_customer_info'));
+
+      // The new tool is callable and validated against its outputSchema.
+      assert.equal(typeof client.getToolOutputValidator(toolName), 'function');
+      const res = await client.callTool({ name: toolName, arguments: {} }, undefined, REQUEST_TIMEOUT);
+      assert.equal(res.isError, false);
+      assert.deepEqual(res.structuredContent.rows, [{ answer: 42 }]);
+    },
+    async () => {
+      await conn?.close();
+      if (created) {
+        const err = await dropTool(toolName);
+        if (err) t.diagnostic(`cleanup: could not drop ${toolName}: ${err.message}`);
+      }
+    }
+  );
+});
