@@ -332,3 +332,44 @@ TEST(Startup, MissingExtensionIsOneClearMessage) {
     std::string text = read_file(log);
     EXPECT_NE(text.find("extension pg_mcp is not installed in database \"postgres\""), std::string::npos) << text;
 }
+
+TEST(Connection, UsesLibpqServiceFilesAndEnvironment) {
+    // No connection string at all: PGSERVICE and a service file say where and who.
+    std::string service_file = ::testing::TempDir() + "pg_mcp_e2e_service.conf";
+    {
+        std::ofstream out(service_file);
+        out << "[e2e_analytics]\ndbname=" << database() << "\nuser=agent_analytics\n";
+    }
+    Bridge bridge({}, "/dev/null", {{"PGSERVICEFILE", service_file}, {"PGSERVICE", "e2e_analytics"},
+                                    {"PGDATABASE", ""}, {"PGUSER", ""}});
+    bridge.initialize();
+    EXPECT_EQ(tool_names(bridge.request(1, "tools/list")), std::vector<std::string>{"get_customer_analytics"});
+    Sql sql;
+    EXPECT_EQ(sql.wait_for("SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = 'agent_analytics' "
+                           "AND application_name = 'pg_mcp_bridge'",
+                           "t", 5s),
+              "t");
+}
+
+TEST(Startup, CheckReportsReadinessForADba) {
+    std::string bridge = env_or("PG_MCP_BRIDGE", PG_MCP_BRIDGE_PATH);
+    auto run = [&](const std::string &dsn, int &status) {
+        bp::ipstream out;
+        bp::child child(bridge, "--check", dsn, bp::std_out > out, bp::std_err > bp::null);
+        std::string text, line;
+        while (std::getline(out, line)) text += line + "\n";
+        child.wait();
+        status = child.exit_code();
+        return text;
+    };
+    int status = -1;
+    std::string ready = run(conninfo("agent_support"), status);
+    EXPECT_EQ(status, 0);
+    EXPECT_NE(ready.find("get_customer_info"), std::string::npos) << ready;
+    std::string missing = run("dbname=postgres", status);
+    EXPECT_EQ(status, 1);
+    EXPECT_NE(missing.find("NOT READY: extension pg_mcp is not installed"), std::string::npos) << missing;
+    std::string bad_user = run("dbname=" + database() + " user=no_such_role_e2e", status);
+    EXPECT_EQ(status, 1);
+    EXPECT_NE(bad_user.find("cannot connect"), std::string::npos) << bad_user;
+}

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,10 +34,18 @@ inline std::string conninfo(const std::string &user) { return "dbname=" + databa
 
 class Bridge {
 public:
-    explicit Bridge(std::vector<std::string> args, const std::string &stderr_path = "/dev/null") {
+    explicit Bridge(std::vector<std::string> args, const std::string &stderr_path = "/dev/null",
+                    const std::map<std::string, std::string> &env = {}) {
+        bp::environment environment = boost::this_process::environment();
+        for (const auto &entry : env) {
+            if (entry.second.empty())
+                environment.erase(entry.first);
+            else
+                environment[entry.first] = entry.second;
+        }
         child_ = std::make_unique<bp::child>(env_or("PG_MCP_BRIDGE", PG_MCP_BRIDGE_PATH), bp::args(args),
                                              bp::std_in < in_, bp::std_out > out_,
-                                             bp::std_err > stderr_path);
+                                             bp::std_err > stderr_path, environment);
         reader_ = std::thread([this] {
             std::string line;
             while (std::getline(out_, line)) {
