@@ -27,7 +27,7 @@ build/regress:
 	mkdir -p $@
 
 .PHONY: format format-check
-FORMAT_FILES = $(wildcard extension/src/*.cpp extension/src/*.hpp bridge/*.cpp bridge/*.hpp test/unit/*.cpp)
+FORMAT_FILES = $(wildcard extension/src/*.cpp extension/src/*.hpp bridge/*.cpp bridge/*.hpp test/unit/*.cpp test/e2e/*.cpp test/e2e/*.hpp)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

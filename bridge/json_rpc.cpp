@@ -86,7 +86,98 @@ json make_result(const json &id, json result) {
 json make_error(const json &id, int code, const std::string &message, json data) {
     json error = {{"code", code}, {"message", message}};
     if (!data.is_null()) error["data"] = std::move(data);
-    return json{{"jsonrpc", "2.0"}, {"id", id}, {"error", std::move(error)}};
+    json response = {{"jsonrpc", "2.0"}, {"error", std::move(error)}};
+    if (!id.is_null()) response["id"] = id;  // MCP ids are never null: omit an unknown one
+    return response;
+}
+
+namespace {
+
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+// An id value (integer, or string without escapes) starting at text[i]; sets end.
+json id_at(std::string_view text, size_t i, size_t &end) {
+    if (i >= text.size()) return nullptr;
+    if (text[i] == '"') {
+        size_t close = text.find('"', i + 1);
+        if (close == std::string_view::npos ||
+            text.substr(i + 1, close - i - 1).find('\\') != std::string_view::npos)
+            return nullptr;
+        end = close + 1;
+        return std::string(text.substr(i + 1, close - i - 1));
+    }
+    size_t j = i + (text[i] == '-' ? 1 : 0);
+    size_t digits = j;
+    while (j < text.size() && text[j] >= '0' && text[j] <= '9') ++j;
+    if (j == digits || j - digits > 18) return nullptr;
+    end = j;
+    return std::stoll(std::string(text.substr(i, j - i)));
+}
+
+}  // namespace
+
+json recover_request_id(std::string_view head, std::string_view tail) {
+    // Head: scan members of the outermost object (tracking strings and nesting) for "id".
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < head.size(); ++i) {
+        char c = head[i];
+        if (in_string) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '{' || c == '[')
+            ++depth;
+        else if (c == '}' || c == ']')
+            --depth;
+        else if (c == '"') {
+            if (depth == 1 && head.substr(i, 4) == "\"id\"") {
+                size_t j = i + 4;
+                while (j < head.size() && is_space(head[j])) ++j;
+                if (j < head.size() && head[j] == ':') {
+                    ++j;
+                    while (j < head.size() && is_space(head[j])) ++j;
+                    size_t end;
+                    json id = id_at(head, j, end);
+                    if (!id.is_null() && end < head.size()) return id;
+                }
+            }
+            in_string = true;
+        }
+    }
+    // Tail: the last member before the closing brace, as serializers that put "id" last write it.
+    size_t end = tail.size();
+    while (end > 0 && is_space(tail[end - 1])) --end;
+    if (end == 0 || tail[end - 1] != '}') return nullptr;
+    --end;
+    while (end > 0 && is_space(tail[end - 1])) --end;
+    size_t value_start = end;
+    if (value_start > 0 && tail[value_start - 1] == '"') {
+        size_t open = tail.rfind('"', value_start - 2 < value_start ? value_start - 2 : 0);
+        if (open == std::string_view::npos) return nullptr;
+        value_start = open;
+    } else {
+        while (value_start > 0 && ((tail[value_start - 1] >= '0' && tail[value_start - 1] <= '9') ||
+                                   tail[value_start - 1] == '-'))
+            --value_start;
+    }
+    size_t k = value_start;
+    while (k > 0 && is_space(tail[k - 1])) --k;
+    if (k == 0 || tail[k - 1] != ':') return nullptr;
+    --k;
+    while (k > 0 && is_space(tail[k - 1])) --k;
+    if (k < 4 || tail.substr(k - 4, 4) != "\"id\"") return nullptr;
+    k -= 4;
+    while (k > 0 && is_space(tail[k - 1])) --k;
+    if (k == 0 || (tail[k - 1] != ',' && tail[k - 1] != '{')) return nullptr;
+    size_t value_end;
+    json id = id_at(tail, value_start, value_end);
+    return value_end == end ? id : nullptr;
 }
 
 json make_notification(const std::string &method, json params) {

@@ -38,6 +38,11 @@ struct Message {
 // Parses one line. Invalid input yields Kind::Invalid with a ready error object.
 Message parse_message(std::string_view line);
 
+// The id of a request too long to parse, from its first and last bytes, when it is plainly
+// there ("id" as a member of the outermost object, an integer or a string without escapes);
+// null otherwise. Lets the client's pending request fail at once instead of timing out.
+json recover_request_id(std::string_view head, std::string_view tail);
+
 json make_result(const json &id, json result);
 json make_error(const json &id, int code, const std::string &message, json data = nullptr);
 json make_notification(const std::string &method, json params);

@@ -223,7 +223,9 @@ int main(int argc, char **argv) {
                 writer.send(make_error(nullptr, error_code::kInternalError, "Internal error"));
             }
         },
-        [&](size_t limit) { server.handle_oversized_line(limit); });
+        [&](size_t limit, std::string_view head, std::string_view tail) {
+            server.handle_oversized_line(limit, head, tail);
+        });
 
     // End of input (not a signal): answer what is already running if it finishes within a
     // moment, since the client may still be reading; then cancel whatever remains.

@@ -146,9 +146,9 @@ void McpServer::handle_line(std::string_view line) {
     }
 }
 
-void McpServer::handle_oversized_line(size_t limit) {
+void McpServer::handle_oversized_line(size_t limit, std::string_view head, std::string_view tail) {
     logger_.log(LogLevel::Warning, "discarded a message over " + std::to_string(limit) + " bytes");
-    send(make_error(nullptr, error_code::kInvalidRequest,
+    send(make_error(recover_request_id(head, tail), error_code::kInvalidRequest,
                     "Invalid Request: message exceeds the maximum size of " +
                         std::to_string(limit) + " bytes (--max-message-bytes)"));
 }
@@ -317,7 +317,7 @@ void McpServer::initialize(const Request &request) {
 
 void McpServer::discover(const Request &request) {
     json result = {{"supportedVersions", all_versions()},
-                   {"capabilities", {{"tools", json::object()}}},
+                   {"capabilities", {{"tools", {{"listChanged", true}}}}},
                    {"instructions", kInstructions},
                    {"ttlMs", 3600000},
                    {"cacheScope", "public"}};

@@ -40,8 +40,10 @@ class McpServer {
 
     // One line from the transport (without its newline).
     void handle_line(std::string_view line);
-    // A line longer than the transport's limit was discarded.
-    void handle_oversized_line(size_t limit);
+    // A line longer than the transport's limit was discarded (head and tail: its first and
+    // last bytes, to answer with the request's id when it can be found).
+    void handle_oversized_line(size_t limit, std::string_view head = {},
+                               std::string_view tail = {});
     // The tool catalog changed (LISTEN/NOTIFY): tell clients that asked to know.
     void tools_changed();
     // A server-side event worth telling the client (legacy logging/setLevel).

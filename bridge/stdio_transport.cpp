@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -27,9 +28,15 @@ void LineWriter::send(const json &message) {
 }
 
 void LineReader::run(const std::function<void(std::string_view)> &on_line,
-                     const std::function<void(size_t)> &on_oversized) {
+                     const OversizedFn &on_oversized) {
+    constexpr size_t kKeep = 512;  // bytes of an oversized line kept to find its id
     std::string line;
     bool discarding = false;  // inside a line that exceeded max_bytes_
+    std::string head, tail;
+    auto keep_tail = [&](const char *data, size_t n) {
+        tail.append(data, n);
+        if (tail.size() > kKeep) tail.erase(0, tail.size() - kKeep);
+    };
     std::vector<char> buffer(65536);
     for (;;) {
         pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
@@ -44,19 +51,26 @@ void LineReader::run(const std::function<void(std::string_view)> &on_line,
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n <= 0) {
             // End of input: a last line without its newline still counts.
-            if (!discarding && !line.empty()) on_line(line);
+            if (discarding)
+                on_oversized(max_bytes_, head, tail);
+            else if (!line.empty())
+                on_line(line);
             return;
         }
         size_t start = 0;
         for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
             if (buffer[i] != '\n') continue;
             if (discarding) {
+                keep_tail(buffer.data() + start, i - start);
+                on_oversized(max_bytes_, head, tail);
                 discarding = false;
             } else {
                 line.append(buffer.data() + start, i - start);
                 if (!line.empty() && line.back() == '\r') line.pop_back();
                 if (line.size() > max_bytes_) {
-                    on_oversized(max_bytes_);
+                    on_oversized(
+                        max_bytes_, std::string_view(line).substr(0, kKeep),
+                        std::string_view(line).substr(line.size() - std::min(line.size(), kKeep)));
                 } else if (!line.empty()) {
                     on_line(line);
                 }
@@ -64,10 +78,14 @@ void LineReader::run(const std::function<void(std::string_view)> &on_line,
             line.clear();
             start = i + 1;
         }
-        if (!discarding && start < static_cast<size_t>(n)) {
+        if (discarding) {
+            keep_tail(buffer.data() + start, static_cast<size_t>(n) - start);
+        } else if (start < static_cast<size_t>(n)) {
             line.append(buffer.data() + start, static_cast<size_t>(n) - start);
             if (line.size() > max_bytes_) {
-                on_oversized(max_bytes_);
+                // Reported when the line ends, with its last bytes.
+                head = line.substr(0, kKeep);
+                tail = line.substr(line.size() - std::min(line.size(), kKeep));
                 line.clear();
                 line.shrink_to_fit();
                 discarding = true;

@@ -26,14 +26,16 @@ class LineWriter : public Output {
 };
 
 // Reads lines from fd until end of file or until `wake_fd` becomes readable. Lines longer
-// than max_bytes are discarded (on_oversized is called once per such line) without ever
-// holding more than max_bytes in memory. Returns when the input ends or on wake-up.
+// than max_bytes are discarded (on_oversized is called once per such line, with the line's
+// first and last bytes) without ever holding more than max_bytes in memory. Returns when the
+// input ends or on wake-up.
 class LineReader {
   public:
     LineReader(int fd, int wake_fd, size_t max_bytes)
         : fd_(fd), wake_fd_(wake_fd), max_bytes_(max_bytes) {}
-    void run(const std::function<void(std::string_view)> &on_line,
-             const std::function<void(size_t)> &on_oversized);
+    using OversizedFn =
+        std::function<void(size_t limit, std::string_view head, std::string_view tail)>;
+    void run(const std::function<void(std::string_view)> &on_line, const OversizedFn &on_oversized);
 
   private:
     int fd_;

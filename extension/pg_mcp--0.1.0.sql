@@ -31,10 +31,14 @@ CREATE TABLE @extschema@.tools (
     parameter_types regtype[] NOT NULL DEFAULT '{}',
     input_schema    jsonb NOT NULL,
     output_schema   jsonb NOT NULL,
+    depends_on      regclass[] NOT NULL DEFAULT '{}',
     max_rows        integer NOT NULL DEFAULT 100 CHECK (max_rows > 0),
     max_bytes       integer NOT NULL DEFAULT 1048576 CHECK (max_bytes > 0),
     timeout         interval NOT NULL DEFAULT '30 seconds' CHECK (timeout > '0'::interval),
     read_only       boolean NOT NULL DEFAULT true,
+    kind            text NOT NULL DEFAULT 'sql' CHECK (kind IN ('sql', 'query')),
+    builtin         boolean NOT NULL DEFAULT false,
+    max_cost        double precision CHECK (max_cost > 0),
     run_as          name,
     annotations     jsonb NOT NULL DEFAULT '{}',
     search_path     text NOT NULL,
@@ -48,18 +52,36 @@ COMMENT ON TABLE @extschema@.tools IS 'Agent tools: one SQL statement each, with
 COMMENT ON COLUMN @extschema@.tools.sql IS 'The SQL as written by the DBA, with :name parameters';
 COMMENT ON COLUMN @extschema@.tools.compiled_sql IS 'The SQL with $n positions, as prepared and executed';
 COMMENT ON COLUMN @extschema@.tools.parameters IS 'Parameter definitions in canonical form, in position order';
+COMMENT ON COLUMN @extschema@.tools.depends_on IS 'Tables and views the SQL reads (found when it was prepared)';
+COMMENT ON COLUMN @extschema@.tools.kind IS 'sql: the DBA''s statement; query: the built-in guarded free-form SQL tool';
+COMMENT ON COLUMN @extschema@.tools.builtin IS 'Installed with the extension (query, list_objects, describe_object): only limits and description can change';
+COMMENT ON COLUMN @extschema@.tools.max_cost IS 'query tool: planner cost ceiling of this tool (the smaller of it and pg_mcp.query_max_cost applies)';
 COMMENT ON COLUMN @extschema@.tools.run_as IS 'Role the SQL runs as; NULL means the calling role';
 COMMENT ON COLUMN @extschema@.tools.search_path IS 'search_path the SQL is prepared and run with (pg_temp always last)';
 COMMENT ON COLUMN @extschema@.tools.version IS 'Incremented by every alter_tool; recorded in each audit row';
 
 CREATE TABLE @extschema@.tool_grants (
     tool_name   text NOT NULL REFERENCES @extschema@.tools (name) ON DELETE CASCADE ON UPDATE CASCADE,
-    role_name   name NOT NULL,
+    role        regrole NOT NULL,
     granted_by  name NOT NULL,
     granted_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    PRIMARY KEY (tool_name, role_name)
+    PRIMARY KEY (tool_name, role)
 );
 COMMENT ON TABLE @extschema@.tool_grants IS 'Which roles may list and call which tools (members of a granted role may too). Change through mcp.grant_tool / revoke_tool.';
+COMMENT ON COLUMN @extschema@.tool_grants.role IS 'The role, by OID: a grant follows a renamed role and never passes to a new role of the old name';
+
+CREATE TABLE @extschema@.principals (
+    name        text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,128}$'),
+    role        regrole NOT NULL UNIQUE,
+    context     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(context) = 'object'),
+    description text,
+    created_by  name NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_by  name NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.principals IS 'Agent identities: each is one database role, with context values (e.g. a tenant id) that tools can bind as parameters. The principal in effect is the one of the calling role, which PostgreSQL authenticates; no setting can claim another.';
+COMMENT ON COLUMN @extschema@.principals.context IS 'Values tools bind to parameters declared {"from_principal": "key"}; set only by DBAs';
 
 CREATE TABLE @extschema@.audit_log (
     id              bigserial PRIMARY KEY,
@@ -72,8 +94,10 @@ CREATE TABLE @extschema@.audit_log (
     tool_name       text NOT NULL,
     tool_version    integer,
     arguments       jsonb,
+    principal       text,
     status          text NOT NULL CHECK (status IN ('ok', 'truncated', 'invalid_arguments', 'denied',
-                                                    'not_found', 'error', 'timeout', 'cancelled')),
+                                                    'not_found', 'refused', 'error', 'timeout',
+                                                    'cancelled')),
     duration_ms     double precision NOT NULL,
     rows_returned   integer,
     sqlstate        text,
@@ -83,6 +107,7 @@ CREATE TABLE @extschema@.audit_log (
 COMMENT ON TABLE @extschema@.audit_log IS 'One row per mcp.call_tool, whatever its outcome. Append-only: rows are removed only by mcp.purge_audit_log.';
 COMMENT ON COLUMN @extschema@.audit_log.caller_role IS 'Role in effect when call_tool was called (after any SET ROLE)';
 COMMENT ON COLUMN @extschema@.audit_log.session_role IS 'Login role of the session';
+COMMENT ON COLUMN @extschema@.audit_log.principal IS 'Principal of the calling role, if it has one';
 COMMENT ON COLUMN @extschema@.audit_log.agent_name IS 'Setting pg_mcp.agent_name at call time (asserted by the client)';
 COMMENT ON COLUMN @extschema@.audit_log.client_info IS 'Setting pg_mcp.client_info at call time (asserted by the client)';
 COMMENT ON COLUMN @extschema@.audit_log.request_id IS 'Setting pg_mcp.request_id at call time (asserted by the client)';
@@ -92,15 +117,16 @@ CREATE INDEX audit_log_called_at ON @extschema@.audit_log (called_at);
 CREATE INDEX audit_log_tool_called_at ON @extschema@.audit_log (tool_name, called_at);
 
 -- DBA's definitions and audit trail survive pg_dump / pg_restore.
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.tools', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tools', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tools_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tool_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.principals', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_log_id_seq', '');
 
-REVOKE ALL ON @extschema@.tools, @extschema@.tool_grants, @extschema@.audit_log FROM PUBLIC;
+REVOKE ALL ON @extschema@.tools, @extschema@.tool_grants, @extschema@.principals, @extschema@.audit_log FROM PUBLIC;
 REVOKE ALL ON SEQUENCE @extschema@.tools_id_seq, @extschema@.audit_log_id_seq FROM PUBLIC;
-GRANT SELECT ON @extschema@.tools, @extschema@.tool_grants, @extschema@.audit_log TO mcp_admin;
+GRANT SELECT ON @extschema@.tools, @extschema@.tool_grants, @extschema@.principals, @extschema@.audit_log TO mcp_admin;
 
 ------------------------------------------------------------------------------------------
 -- Audit log protection: no UPDATE, DELETE or TRUNCATE except through purge_audit_log.
@@ -148,7 +174,7 @@ COMMENT ON FUNCTION @extschema@.current_search_path() IS 'The caller''s schemas 
 CREATE FUNCTION @extschema@._compile_tool(
     sql text, parameters jsonb, search_path text, read_only boolean, prepare_as name,
     OUT compiled_sql text, OUT parameters jsonb, OUT parameter_types regtype[],
-    OUT input_schema jsonb, OUT output_schema jsonb)
+    OUT input_schema jsonb, OUT output_schema jsonb, OUT depends_on regclass[])
     LANGUAGE C AS 'MODULE_PATHNAME', 'pg_mcp_compile_tool';
 REVOKE ALL ON FUNCTION @extschema@._compile_tool(text, jsonb, text, boolean, name) FROM PUBLIC;
 
@@ -286,10 +312,10 @@ BEGIN
     PERFORM @extschema@._check_annotations(annotations);
     compiled := @extschema@._compile_tool(sql, parameters, search_path, read_only, coalesce(run_as, acting));
     INSERT INTO @extschema@.tools (name, title, description, sql, compiled_sql, parameters, parameter_types,
-                                   input_schema, output_schema, max_rows, max_bytes, timeout, read_only,
-                                   run_as, annotations, search_path, created_by, updated_by)
+                                   input_schema, output_schema, depends_on, max_rows, max_bytes, timeout,
+                                   read_only, run_as, annotations, search_path, created_by, updated_by)
     VALUES (name, title, description, sql, compiled.compiled_sql, compiled.parameters,
-            compiled.parameter_types, compiled.input_schema, compiled.output_schema, max_rows,
+            compiled.parameter_types, compiled.input_schema, compiled.output_schema, compiled.depends_on, max_rows,
             max_bytes, timeout, read_only, run_as, coalesce(annotations, '{}'), search_path, acting, acting);
     PERFORM @extschema@._notify_tools_changed(name, 'created');
 END
@@ -309,7 +335,8 @@ CREATE FUNCTION @extschema@.alter_tool(
     read_only   boolean  DEFAULT NULL,
     run_as      name     DEFAULT NULL,
     annotations jsonb    DEFAULT NULL,
-    search_path text     DEFAULT NULL
+    search_path text     DEFAULT NULL,
+    max_cost    double precision DEFAULT NULL
 ) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -326,14 +353,32 @@ BEGIN
     IF description IS NOT NULL AND btrim(description) = '' THEN
         RAISE EXCEPTION 'tool "%" needs a description', name USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF old.builtin AND (sql IS NOT NULL OR parameters IS NOT NULL OR read_only IS NOT NULL
+                        OR run_as IS NOT NULL OR search_path IS NOT NULL) THEN
+        RAISE EXCEPTION 'tool "%" is built in: only its description, title, limits and annotations can change', name
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF max_cost IS NOT NULL AND old.kind <> 'query' THEN
+        RAISE EXCEPTION 'max_cost applies only to the query tool' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_cost IS NOT NULL AND max_cost < 0 THEN
+        RAISE EXCEPTION 'max_cost must be positive (0 removes the tool''s own ceiling), got %', max_cost
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     -- run_as: NULL keeps it, '' makes the tool run as the calling role.
     new_run_as := CASE WHEN run_as IS NULL THEN old.run_as WHEN run_as = '' THEN NULL ELSE run_as END;
     PERFORM @extschema@._check_limits(max_rows, max_bytes, timeout);
     PERFORM @extschema@._check_run_as(new_run_as, acting);
     PERFORM @extschema@._check_annotations(annotations);
-    compiled := @extschema@._compile_tool(coalesce(sql, old.sql), coalesce(parameters, old.parameters),
-                                          coalesce(search_path, old.search_path),
-                                          coalesce(read_only, old.read_only), coalesce(new_run_as, acting));
+    IF old.kind = 'sql' THEN
+        compiled := @extschema@._compile_tool(coalesce(sql, old.sql), coalesce(parameters, old.parameters),
+                                              coalesce(search_path, old.search_path),
+                                              coalesce(read_only, old.read_only), coalesce(new_run_as, acting));
+    ELSE
+        SELECT old.compiled_sql, old.parameters, old.parameter_types, old.input_schema, old.output_schema,
+               old.depends_on
+          INTO compiled;
+    END IF;
     UPDATE @extschema@.tools t SET
         title = coalesce(alter_tool.title, t.title),
         description = coalesce(alter_tool.description, t.description),
@@ -343,6 +388,7 @@ BEGIN
         parameter_types = compiled.parameter_types,
         input_schema = compiled.input_schema,
         output_schema = compiled.output_schema,
+        depends_on = compiled.depends_on,
         max_rows = coalesce(alter_tool.max_rows, t.max_rows),
         max_bytes = coalesce(alter_tool.max_bytes, t.max_bytes),
         timeout = coalesce(alter_tool.timeout, t.timeout),
@@ -350,6 +396,8 @@ BEGIN
         run_as = new_run_as,
         annotations = coalesce(alter_tool.annotations, t.annotations),
         search_path = coalesce(alter_tool.search_path, t.search_path),
+        max_cost = CASE WHEN alter_tool.max_cost IS NULL THEN t.max_cost
+                        WHEN alter_tool.max_cost = 0 THEN NULL ELSE alter_tool.max_cost END,
         version = t.version + 1,
         updated_by = acting,
         updated_at = now()
@@ -357,12 +405,16 @@ BEGIN
     PERFORM @extschema@._notify_tools_changed(name, 'altered');
 END
 $$;
-COMMENT ON FUNCTION @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text)
+COMMENT ON FUNCTION @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision)
     IS 'Changes a tool: arguments left NULL keep their value (run_as => '''' runs as the calling role). Revalidates and bumps the version.';
 
 CREATE FUNCTION @extschema@.drop_tool(name text, if_exists boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF EXISTS (SELECT FROM @extschema@.tools t WHERE t.name = drop_tool.name AND t.builtin) THEN
+        RAISE EXCEPTION 'tool "%" is built in and cannot be dropped', name
+            USING ERRCODE = 'feature_not_supported', HINT = 'Built-in tools are off until granted; revoke it instead.';
+    END IF;
     DELETE FROM @extschema@.tools t WHERE t.name = drop_tool.name;
     IF NOT FOUND THEN
         IF if_exists THEN
@@ -387,9 +439,9 @@ BEGIN
         RAISE EXCEPTION 'role "%" does not exist', role
             USING ERRCODE = 'undefined_object', HINT = 'Create the agent role first (CREATE ROLE ... NOLOGIN).';
     END IF;
-    INSERT INTO @extschema@.tool_grants (tool_name, role_name, granted_by)
-    VALUES (tool, role, @extschema@._acting_role())
-    ON CONFLICT (tool_name, role_name) DO NOTHING;
+    INSERT INTO @extschema@.tool_grants (tool_name, role, granted_by)
+    VALUES (tool, role::regrole, @extschema@._acting_role())
+    ON CONFLICT ON CONSTRAINT tool_grants_pkey DO NOTHING;
     IF FOUND THEN
         PERFORM @extschema@._notify_tools_changed(tool, 'granted');
     END IF;
@@ -403,7 +455,8 @@ BEGIN
     IF NOT EXISTS (SELECT FROM @extschema@.tools t WHERE t.name = tool) THEN
         RAISE EXCEPTION 'tool "%" does not exist', tool USING ERRCODE = 'undefined_object';
     END IF;
-    DELETE FROM @extschema@.tool_grants g WHERE g.tool_name = tool AND g.role_name = role;
+    DELETE FROM @extschema@.tool_grants g
+     WHERE g.tool_name = tool AND g.role = (SELECT r.oid FROM pg_roles r WHERE r.rolname = revoke_tool.role);
     IF NOT FOUND THEN
         RAISE NOTICE 'role "%" was not granted tool "%"', role, tool;
         RETURN;
@@ -429,16 +482,485 @@ CREATE FUNCTION @extschema@._tool_definition(t @extschema@.tools) RETURNS jsonb
 -- Executable by everyone: views run functions with the querying role's rights, and it only
 -- formats the row it is given.
 
--- Every tool with everything about it, for DBAs reviewing what agents can do.
-CREATE FUNCTION @extschema@.list_all_tools() RETURNS TABLE (
-    name text, version integer, description text, sql text, parameters jsonb, max_rows integer,
-    max_bytes integer, timeout interval, read_only boolean, run_as name, granted_to name[],
-    definition jsonb, updated_by name, updated_at timestamptz)
+------------------------------------------------------------------------------------------
+-- Principals (members of mcp_admin, and the extension owner)
+------------------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@._check_principal_role(role name) RETURNS regrole
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT oid, rolsuper INTO r FROM pg_roles WHERE rolname = role;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'role "%" does not exist', role
+            USING ERRCODE = 'undefined_object', HINT = 'Create the agent''s role first: each principal is one role.';
+    END IF;
+    IF r.rolsuper THEN
+        RAISE EXCEPTION 'role "%" is a superuser and cannot be an agent principal', role
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN r.oid::regrole;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_principal_role(name) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@._check_context(context jsonb) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF context IS NOT NULL AND jsonb_typeof(context) <> 'object' THEN
+        RAISE EXCEPTION 'principal context must be a JSON object, got %', jsonb_typeof(context)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: {"tenant_id": "11111111-1111-4111-8111-111111111111"}';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_context(jsonb) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.create_principal(name text, role name, context jsonb DEFAULT '{}',
+                                             description text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    role_oid regrole;
+    acting name := @extschema@._acting_role();
+BEGIN
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,128}$' THEN
+        RAISE EXCEPTION 'invalid principal name "%"', name
+            USING ERRCODE = 'invalid_name', DETAIL = 'Principal names are 1 to 128 characters from A-Z, a-z, 0-9, underscore, hyphen and dot.';
+    END IF;
+    role_oid := @extschema@._check_principal_role(role);
+    PERFORM @extschema@._check_context(context);
+    IF EXISTS (SELECT FROM @extschema@.principals p WHERE p.name = create_principal.name) THEN
+        RAISE EXCEPTION 'principal "%" already exists', name USING ERRCODE = 'duplicate_object';
+    END IF;
+    IF EXISTS (SELECT FROM @extschema@.principals p WHERE p.role = role_oid) THEN
+        RAISE EXCEPTION 'role "%" already belongs to principal "%"', role,
+                        (SELECT p.name FROM @extschema@.principals p WHERE p.role = role_oid)
+            USING ERRCODE = 'unique_violation',
+                  HINT = 'A role identifies exactly one principal; create one role per agent identity.';
+    END IF;
+    INSERT INTO @extschema@.principals (name, role, context, description, created_by, updated_by)
+    VALUES (name, role_oid, coalesce(context, '{}'), description, acting, acting);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.create_principal(text, name, jsonb, text)
+    IS 'Makes a role an agent principal with context values (e.g. {"tenant_id": ...}) that tools bind to parameters declared {"from_principal": "tenant_id"}';
+
+CREATE FUNCTION @extschema@.alter_principal(name text, context jsonb DEFAULT NULL, description text DEFAULT NULL,
+                                            role name DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    role_oid regrole;
+BEGIN
+    IF NOT EXISTS (SELECT FROM @extschema@.principals p WHERE p.name = alter_principal.name) THEN
+        RAISE EXCEPTION 'principal "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM @extschema@._check_context(context);
+    IF role IS NOT NULL THEN
+        role_oid := @extschema@._check_principal_role(role);
+    END IF;
+    UPDATE @extschema@.principals p SET
+        context = coalesce(alter_principal.context, p.context),
+        description = coalesce(alter_principal.description, p.description),
+        role = coalesce(role_oid, p.role),
+        updated_by = @extschema@._acting_role(),
+        updated_at = now()
+    WHERE p.name = alter_principal.name;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.alter_principal(text, jsonb, text, name)
+    IS 'Changes a principal''s context (replaced as a whole), description or role; NULL keeps a value';
+
+CREATE FUNCTION @extschema@.drop_principal(name text, if_exists boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM @extschema@.principals p WHERE p.name = drop_principal.name;
+    IF NOT FOUND AND NOT if_exists THEN
+        RAISE EXCEPTION 'principal "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.drop_principal(text, boolean) IS 'Removes a principal; tools that bind its context then refuse its role';
+
+REVOKE ALL ON FUNCTION
+    @extschema@.create_principal(text, name, jsonb, text),
+    @extschema@.alter_principal(text, jsonb, text, name),
+    @extschema@.drop_principal(text, boolean)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.create_principal(text, name, jsonb, text),
+    @extschema@.alter_principal(text, jsonb, text, name),
+    @extschema@.drop_principal(text, boolean)
+    TO mcp_admin;
+
+------------------------------------------------------------------------------------------
+-- Sandboxed views (members of mcp_admin, and the extension owner)
+------------------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.sandbox_view_versions (
+    view_name    text NOT NULL,
+    version      integer NOT NULL,
+    change       text NOT NULL CHECK (change IN ('created', 'altered', 'dropped')),
+    source       text NOT NULL,
+    columns      text[] NOT NULL,
+    pii_columns  text[] NOT NULL DEFAULT '{}',
+    row_filter   text,
+    description  text,
+    definition   text NOT NULL,
+    changed_by   name NOT NULL,
+    changed_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (view_name, version)
+);
+COMMENT ON TABLE @extschema@.sandbox_view_versions IS 'Every version of every sandboxed view (created, altered, dropped): definition, who, when';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.sandbox_view_versions', '');
+REVOKE ALL ON @extschema@.sandbox_view_versions FROM PUBLIC;
+GRANT SELECT ON @extschema@.sandbox_view_versions TO mcp_admin;
+
+CREATE VIEW @extschema@.sandbox_views AS
+    SELECT DISTINCT ON (v.view_name) v.view_name AS name, v.version, v.source, v.columns, v.pii_columns,
+           v.row_filter, v.description, v.changed_by, v.changed_at,
+           CASE WHEN v.change <> 'dropped' THEN pg_catalog.to_regclass(v.view_name) END AS view
+      FROM @extschema@.sandbox_view_versions v
+     ORDER BY v.view_name, v.version DESC;
+COMMENT ON VIEW @extschema@.sandbox_views IS 'The current version of each sandboxed view (dropped ones have view = NULL)';
+REVOKE ALL ON @extschema@.sandbox_views FROM PUBLIC;
+GRANT SELECT ON @extschema@.sandbox_views TO mcp_admin;
+
+-- Checks a sandboxed view's definition and returns the SQL that creates it.
+CREATE FUNCTION @extschema@._sandbox_view_sql(view_name text, source text, columns text[], pii_columns text[],
+                                              row_filter text, acting name) RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    source_oid regclass;
+    parts text[];
+    col text;
+BEGIN
+    parts := parse_ident(view_name);
+    IF cardinality(parts) <> 2 THEN
+        RAISE EXCEPTION 'sandboxed view name "%" must be schema-qualified', view_name
+            USING ERRCODE = 'invalid_name', HINT = 'For example: app.customer_support_view.';
+    END IF;
+    source_oid := to_regclass(source);
+    IF source_oid IS NULL THEN
+        RAISE EXCEPTION 'source relation "%" does not exist', source USING ERRCODE = 'undefined_table';
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = source_oid) NOT IN ('r', 'v', 'm', 'p', 'f') THEN
+        RAISE EXCEPTION '"%" is not a table or view', source USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF columns IS NULL OR cardinality(columns) = 0 THEN
+        RAISE EXCEPTION 'a sandboxed view needs at least one column'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'List the columns agents may see: columns => ARRAY[''id'', ''name''].';
+    END IF;
+    IF (SELECT count(DISTINCT c) FROM unnest(columns) c) <> cardinality(columns) THEN
+        RAISE EXCEPTION 'a column is listed twice' USING ERRCODE = 'duplicate_column';
+    END IF;
+    FOREACH col IN ARRAY columns LOOP
+        IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = source_oid AND attname = col
+                          AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" does not exist in "%"', col, source USING ERRCODE = 'undefined_column';
+        END IF;
+        IF NOT has_column_privilege(acting, source_oid, col, 'SELECT') THEN
+            RAISE EXCEPTION 'role "%" cannot read column "%" of "%"', acting, col, source
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'A sandboxed view reads its source with the rights of the role that creates it.';
+        END IF;
+    END LOOP;
+    IF EXISTS (SELECT FROM unnest(coalesce(pii_columns, '{}')) p WHERE p <> ALL (columns)) THEN
+        RAISE EXCEPTION 'pii_columns must be among the view''s columns' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN format('CREATE VIEW %I.%I WITH (security_barrier) AS SELECT %s FROM %s%s',
+                  parts[1], parts[2],
+                  (SELECT string_agg(format('%I', c), ', ' ORDER BY o) FROM unnest(columns) WITH ORDINALITY AS u(c, o)),
+                  source_oid::text,
+                  CASE WHEN row_filter IS NULL OR btrim(row_filter) = '' THEN ''
+                       ELSE ' WHERE (' || row_filter || ')' END);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._sandbox_view_sql(text, text, text[], text[], text, name) FROM PUBLIC;
+
+-- Creates the view from its SQL as the acting role's object; comments its columns (PII marked).
+CREATE FUNCTION @extschema@._build_sandbox_view(view_name text, definition text, source text, pii_columns text[],
+                                                description text, acting name) RETURNS regclass
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    view_oid regclass;
+    col record;
+BEGIN
+    BEGIN
+        EXECUTE definition;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'sandboxed view "%" cannot be created: %', view_name, SQLERRM
+            USING ERRCODE = SQLSTATE, HINT = 'Check the row filter: it is an SQL condition on the source''s columns.';
+    END;
+    view_oid := to_regclass(view_name);
+    -- The view reads its source with the creator's rights, never the extension owner's.
+    EXECUTE format('ALTER VIEW %s OWNER TO %I', view_oid, acting);
+    EXECUTE format('COMMENT ON VIEW %s IS %L', view_oid, coalesce(description, 'Sandboxed view of ' || source));
+    FOR col IN SELECT a.attname, col_description(to_regclass(source), s.attnum) AS comment
+                 FROM pg_attribute a
+                 JOIN pg_attribute s ON s.attrelid = to_regclass(source) AND s.attname = a.attname
+                WHERE a.attrelid = view_oid AND a.attnum > 0 LOOP
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', view_oid, col.attname,
+                       nullif(concat_ws(' ', col.comment, CASE WHEN col.attname = ANY (pii_columns) THEN '(PII)' END), ''));
+    END LOOP;
+    RETURN view_oid;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._build_sandbox_view(text, text, text, text[], text, name) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.create_sandbox_view(name text, source regclass, columns text[], row_filter text DEFAULT NULL,
+                                                description text DEFAULT NULL, pii_columns text[] DEFAULT '{}')
+RETURNS regclass
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    acting name := @extschema@._acting_role();
+    definition text;
+    view_oid regclass;
+    next_version integer;
+BEGIN
+    definition := @extschema@._sandbox_view_sql(name, source::text, columns, pii_columns, row_filter, acting);
+    IF to_regclass(name) IS NOT NULL THEN
+        RAISE EXCEPTION 'relation "%" already exists', name USING ERRCODE = 'duplicate_table';
+    END IF;
+    view_oid := @extschema@._build_sandbox_view(name, definition, source::text, pii_columns, description, acting);
+    SELECT coalesce(max(v.version), 0) + 1 INTO next_version
+      FROM @extschema@.sandbox_view_versions v WHERE v.view_name = create_sandbox_view.name;
+    INSERT INTO @extschema@.sandbox_view_versions (view_name, version, change, source, columns, pii_columns,
+                                                    row_filter, description, definition, changed_by)
+    VALUES (name, next_version, 'created', source::text, columns, coalesce(pii_columns, '{}'),
+            row_filter, description, definition, acting);
+    RETURN view_oid;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.create_sandbox_view(text, regclass, text[], text, text, text[])
+    IS 'Creates a security_barrier view exposing only the listed columns of source and the rows passing row_filter, owned by the caller; grant SELECT on it (not on the source) to the roles tools run as';
+
+CREATE FUNCTION @extschema@.alter_sandbox_view(name text, columns text[] DEFAULT NULL, row_filter text DEFAULT NULL,
+                                               description text DEFAULT NULL, pii_columns text[] DEFAULT NULL)
+RETURNS regclass
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    acting name := @extschema@._acting_role();
+    current @extschema@.sandbox_views;
+    old_oid regclass;
+    new_oid regclass;
+    definition text;
+    saved_grants text[];
+    statement text;
+    tool record;
+    new_columns text[];
+    new_filter text;
+    new_pii text[];
+BEGIN
+    SELECT * INTO current FROM @extschema@.sandbox_views v WHERE v.name = alter_sandbox_view.name;
+    IF NOT FOUND OR current.view IS NULL THEN
+        RAISE EXCEPTION 'sandboxed view "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    old_oid := current.view;
+    new_columns := coalesce(columns, current.columns);
+    -- row_filter => '' removes the filter.
+    new_filter := CASE WHEN row_filter IS NULL THEN current.row_filter WHEN btrim(row_filter) = '' THEN NULL ELSE row_filter END;
+    new_pii := coalesce(pii_columns, ARRAY(SELECT p FROM unnest(current.pii_columns) p WHERE p = ANY (new_columns)));
+    definition := @extschema@._sandbox_view_sql(name, current.source, new_columns, new_pii, new_filter, acting);
+    -- Recreate (the columns may change), keeping the privileges granted on the view.
+    SELECT coalesce(array_agg(format('GRANT %s ON %%s TO %s', a.privilege_type,
+                                     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END)), '{}')
+      INTO saved_grants
+      FROM pg_class c, aclexplode(c.relacl) a
+     WHERE c.oid = old_oid AND a.grantee <> c.relowner;
+    EXECUTE format('DROP VIEW %s', old_oid);
+    new_oid := @extschema@._build_sandbox_view(name, definition, current.source, new_pii,
+                                               coalesce(description, current.description), acting);
+    FOREACH statement IN ARRAY saved_grants LOOP
+        EXECUTE format(statement, new_oid);
+    END LOOP;
+    -- Tools reading the view must still work with the new version.
+    FOR tool IN SELECT t.* FROM @extschema@.tools t WHERE old_oid = ANY (t.depends_on) LOOP
+        BEGIN
+            UPDATE @extschema@.tools t SET depends_on = (
+                SELECT c.depends_on FROM @extschema@._compile_tool(tool.sql, tool.parameters, tool.search_path,
+                                                                    tool.read_only, coalesce(tool.run_as, acting)) c)
+             WHERE t.name = tool.name;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'tool "%" would break: %', tool.name, SQLERRM
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Alter or drop the tool first, or keep the columns it uses.';
+        END;
+    END LOOP;
+    INSERT INTO @extschema@.sandbox_view_versions (view_name, version, change, source, columns, pii_columns,
+                                                    row_filter, description, definition, changed_by)
+    VALUES (name, current.version + 1, 'altered', current.source, new_columns, new_pii, new_filter,
+            coalesce(description, current.description), definition, acting);
+    RETURN new_oid;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.alter_sandbox_view(text, text[], text, text, text[])
+    IS 'Changes a sandboxed view''s columns, row filter (an empty string removes it), description or PII marks as a new version; keeps its grants and refuses a change that breaks a tool';
+
+CREATE FUNCTION @extschema@.drop_sandbox_view(name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    current @extschema@.sandbox_views;
+    dependents text;
+BEGIN
+    SELECT * INTO current FROM @extschema@.sandbox_views v WHERE v.name = drop_sandbox_view.name;
+    IF NOT FOUND OR current.view IS NULL THEN
+        RAISE EXCEPTION 'sandboxed view "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT string_agg(format('"%s"', t.name), ', ' ORDER BY t.name) INTO dependents
+      FROM @extschema@.tools t WHERE current.view = ANY (t.depends_on);
+    IF dependents IS NOT NULL THEN
+        RAISE EXCEPTION 'sandboxed view "%" is used by tools %', name, dependents
+            USING ERRCODE = 'dependent_objects_still_exist', HINT = 'Drop or alter those tools first.';
+    END IF;
+    EXECUTE format('DROP VIEW %s', current.view);
+    INSERT INTO @extschema@.sandbox_view_versions (view_name, version, change, source, columns, pii_columns,
+                                                    row_filter, description, definition, changed_by)
+    VALUES (name, current.version + 1, 'dropped', current.source, current.columns, current.pii_columns,
+            current.row_filter, current.description, '', @extschema@._acting_role());
+END
+$$;
+COMMENT ON FUNCTION @extschema@.drop_sandbox_view(text) IS 'Drops a sandboxed view (refused while a tool reads it); its history stays';
+
+CREATE FUNCTION @extschema@.sandbox_view_diff(name text, from_version integer, to_version integer)
+RETURNS TABLE (aspect text, before text, after text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT t.name, t.version, t.description, t.sql, t.parameters, t.max_rows, t.max_bytes, t.timeout,
-           t.read_only, t.run_as,
-           ARRAY(SELECT g.role_name FROM @extschema@.tool_grants g WHERE g.tool_name = t.name ORDER BY 1),
+    WITH a AS (SELECT * FROM @extschema@.sandbox_view_versions v WHERE v.view_name = sandbox_view_diff.name AND v.version = from_version),
+         b AS (SELECT * FROM @extschema@.sandbox_view_versions v WHERE v.view_name = sandbox_view_diff.name AND v.version = to_version)
+    SELECT 'column removed', c, NULL FROM a, unnest(a.columns) c WHERE c <> ALL (coalesce((SELECT b.columns FROM b), '{}'))
+    UNION ALL
+    SELECT 'column added', NULL, c FROM b, unnest(b.columns) c WHERE c <> ALL (coalesce((SELECT a.columns FROM a), '{}'))
+    UNION ALL
+    SELECT 'pii unmarked', c, NULL FROM a, unnest(a.pii_columns) c WHERE c <> ALL (coalesce((SELECT b.pii_columns FROM b), '{}'))
+    UNION ALL
+    SELECT 'pii marked', NULL, c FROM b, unnest(b.pii_columns) c WHERE c <> ALL (coalesce((SELECT a.pii_columns FROM a), '{}'))
+    UNION ALL
+    SELECT 'row filter', a.row_filter, b.row_filter FROM a, b WHERE a.row_filter IS DISTINCT FROM b.row_filter
+    UNION ALL
+    SELECT 'description', a.description, b.description FROM a, b WHERE a.description IS DISTINCT FROM b.description
+    UNION ALL
+    SELECT 'change', a.change, b.change FROM a, b WHERE b.change = 'dropped';
+END;
+COMMENT ON FUNCTION @extschema@.sandbox_view_diff(text, integer, integer) IS 'What changed between two versions of a sandboxed view: columns, PII marks, row filter, description';
+
+REVOKE ALL ON FUNCTION
+    @extschema@.create_sandbox_view(text, regclass, text[], text, text, text[]),
+    @extschema@.alter_sandbox_view(text, text[], text, text, text[]),
+    @extschema@.drop_sandbox_view(text),
+    @extschema@.sandbox_view_diff(text, integer, integer)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.create_sandbox_view(text, regclass, text[], text, text, text[]),
+    @extschema@.alter_sandbox_view(text, text[], text, text, text[]),
+    @extschema@.drop_sandbox_view(text),
+    @extschema@.sandbox_view_diff(text, integer, integer)
+    TO mcp_admin;
+
+CREATE FUNCTION @extschema@.create_tool_from_view(view text, lookup_columns text[], name text DEFAULT NULL,
+                                                  description text DEFAULT NULL, max_rows integer DEFAULT 20,
+                                                  run_as name DEFAULT NULL, columns text[] DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    view_oid regclass := to_regclass(view);
+    tool_name text;
+    params jsonb := '[]';
+    conditions text[] := '{}';
+    col text;
+    attr record;
+    param jsonb;
+    output_columns text;
+BEGIN
+    IF view_oid IS NULL THEN
+        RAISE EXCEPTION 'relation "%" does not exist', view USING ERRCODE = 'undefined_table';
+    END IF;
+    IF lookup_columns IS NULL OR cardinality(lookup_columns) = 0 THEN
+        RAISE EXCEPTION 'a tool from a view needs at least one lookup column'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Agents look rows up by these columns, e.g. lookup_columns => ARRAY[''email''].';
+    END IF;
+    FOREACH col IN ARRAY lookup_columns LOOP
+        SELECT a.attname, a.atttypid, format_type(a.atttypid, a.atttypmod) AS type_name,
+               col_description(view_oid, a.attnum) AS comment
+          INTO attr
+          FROM pg_attribute a WHERE a.attrelid = view_oid AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" does not exist in "%"', col, view USING ERRCODE = 'undefined_column';
+        END IF;
+        IF col !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
+            RAISE EXCEPTION 'column "%" cannot be a parameter name', col
+                USING ERRCODE = 'invalid_name', HINT = 'Lookup columns need plain identifier names; define the tool with mcp.create_tool.';
+        END IF;
+        param := CASE getbasetype(attr.atttypid)
+            WHEN 'text'::regtype THEN '{"type": "string"}'
+            WHEN 'varchar'::regtype THEN '{"type": "string"}'
+            WHEN 'bpchar'::regtype THEN '{"type": "string"}'
+            WHEN 'citext'::regtype THEN '{"type": "string"}'
+            WHEN 'int2'::regtype THEN '{"type": "integer"}'
+            WHEN 'int4'::regtype THEN '{"type": "integer"}'
+            WHEN 'int8'::regtype THEN '{"type": "integer"}'
+            WHEN 'numeric'::regtype THEN '{"type": "number"}'
+            WHEN 'float4'::regtype THEN '{"type": "number"}'
+            WHEN 'float8'::regtype THEN '{"type": "number"}'
+            WHEN 'bool'::regtype THEN '{"type": "boolean"}'
+            WHEN 'uuid'::regtype THEN '{"type": "string", "format": "uuid"}'
+            WHEN 'date'::regtype THEN '{"type": "string", "format": "date"}'
+            WHEN 'timestamptz'::regtype THEN '{"type": "string", "format": "date-time"}'
+            ELSE NULL END;
+        IF param IS NULL THEN
+            RAISE EXCEPTION 'column "%" has type %, which a lookup parameter cannot take', col, attr.type_name
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Use text, integer, numeric, boolean, uuid, date or timestamptz lookup columns, or write the tool with mcp.create_tool.';
+        END IF;
+        IF attr.type_name LIKE 'character varying(%)' THEN
+            param := param || jsonb_build_object('maxLength', substring(attr.type_name FROM '\((\d+)\)')::int);
+        END IF;
+        params := params || jsonb_build_array(param || jsonb_build_object(
+            'name', col, 'description', coalesce(attr.comment, format('Value of %s to look up', col))));
+        conditions := conditions || format('%I = :%s', col, col);
+    END LOOP;
+    IF columns IS NOT NULL THEN
+        FOREACH col IN ARRAY columns LOOP
+            IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = view_oid AND a.attname = col AND a.attnum > 0) THEN
+                RAISE EXCEPTION 'column "%" does not exist in "%"', col, view USING ERRCODE = 'undefined_column';
+            END IF;
+        END LOOP;
+        output_columns := (SELECT string_agg(format('%I', c), ', ' ORDER BY o) FROM unnest(columns) WITH ORDINALITY u(c, o));
+    ELSE
+        output_columns := '*';
+    END IF;
+    tool_name := coalesce(name, 'get_' || (SELECT relname FROM pg_class WHERE oid = view_oid));
+    PERFORM @extschema@.create_tool(
+        name        => tool_name,
+        sql         => format('SELECT %s FROM %s WHERE %s', output_columns, view_oid, array_to_string(conditions, ' AND ')),
+        description => coalesce(description, obj_description(view_oid, 'pg_class'),
+                                format('Rows of %s looked up by %s', view_oid, array_to_string(lookup_columns, ', '))),
+        parameters  => params,
+        max_rows    => max_rows,
+        read_only   => true,
+        run_as      => run_as,
+        search_path => 'pg_catalog, pg_temp');
+    RETURN tool_name;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.create_tool_from_view(text, text[], text, text, integer, name, text[])
+    IS 'Generates a read-only tool over a (sandboxed) view with one parameter per lookup column, typed and described from the columns; review it with mcp.list_all_tools() and grant it';
+REVOKE ALL ON FUNCTION @extschema@.create_tool_from_view(text, text[], text, text, integer, name, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.create_tool_from_view(text, text[], text, text, integer, name, text[]) TO mcp_admin;
+
+-- Every tool with everything about it, for DBAs reviewing what agents can do.
+CREATE FUNCTION @extschema@.list_all_tools() RETURNS TABLE (
+    name text, version integer, kind text, builtin boolean, description text, sql text, parameters jsonb,
+    max_rows integer, max_bytes integer, timeout interval, read_only boolean, run_as name, granted_to name[],
+    reads text[], reads_pii text[], definition jsonb, updated_by name, updated_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT t.name, t.version, t.kind, t.builtin, t.description, t.sql, t.parameters, t.max_rows, t.max_bytes,
+           t.timeout, t.read_only, t.run_as,
+           ARRAY(SELECT g.role::text::name FROM @extschema@.tool_grants g WHERE g.tool_name = t.name ORDER BY 1),
+           ARRAY(SELECT d::text FROM unnest(t.depends_on) d ORDER BY 1),
+           ARRAY(SELECT v.name || '.' || p FROM @extschema@.sandbox_views v, unnest(v.pii_columns) p
+                  WHERE v.view = ANY (t.depends_on) ORDER BY 1),
            @extschema@._tool_definition(t), t.updated_by, t.updated_at
       FROM @extschema@.tools t
      ORDER BY t.name COLLATE "C";
@@ -448,7 +970,7 @@ COMMENT ON FUNCTION @extschema@.list_all_tools() IS 'Every tool with its SQL, li
 -- Management is for mcp_admin members (and the owner), nobody else.
 REVOKE ALL ON FUNCTION
     @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text),
-    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text),
+    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision),
     @extschema@.drop_tool(text, boolean),
     @extschema@.grant_tool(text, name),
     @extschema@.revoke_tool(text, name),
@@ -456,7 +978,7 @@ REVOKE ALL ON FUNCTION
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text),
-    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text),
+    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision),
     @extschema@.drop_tool(text, boolean),
     @extschema@.grant_tool(text, name),
     @extschema@.revoke_tool(text, name),
@@ -473,12 +995,25 @@ CREATE VIEW @extschema@.granted_tools WITH (security_barrier) AS
     SELECT t.name, @extschema@._tool_definition(t) AS definition
       FROM @extschema@.tools t
      WHERE EXISTS (SELECT FROM @extschema@.tool_grants g
-                     JOIN pg_catalog.pg_roles r ON r.rolname = g.role_name
+                     JOIN pg_catalog.pg_roles r ON r.oid = g.role
                     WHERE g.tool_name = t.name
                       AND pg_catalog.pg_has_role(current_user, r.oid, 'USAGE'));
 COMMENT ON VIEW @extschema@.granted_tools IS 'Tools the current role may call, as MCP tool definitions';
 REVOKE ALL ON @extschema@.granted_tools FROM PUBLIC;
 GRANT SELECT ON @extschema@.granted_tools TO PUBLIC;
+
+-- The principal of the role executing the query (its name only; context stays with DBAs).
+CREATE VIEW @extschema@.my_principal WITH (security_barrier) AS
+    SELECT p.name FROM @extschema@.principals p
+     WHERE p.role = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
+COMMENT ON VIEW @extschema@.my_principal IS 'The principal of the current role, if any';
+REVOKE ALL ON @extschema@.my_principal FROM PUBLIC;
+GRANT SELECT ON @extschema@.my_principal TO PUBLIC;
+
+CREATE FUNCTION @extschema@.current_principal() RETURNS text
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    RETURN (SELECT name FROM @extschema@.my_principal);
+COMMENT ON FUNCTION @extschema@.current_principal() IS 'Name of the principal in effect (that of the current role), or NULL';
 
 CREATE FUNCTION @extschema@.list_tools() RETURNS jsonb
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
@@ -489,3 +1024,114 @@ COMMENT ON FUNCTION @extschema@.list_tools() IS 'MCP tool definitions of every t
 CREATE FUNCTION @extschema@.call_tool(name text, arguments jsonb DEFAULT '{}') RETURNS jsonb
     LANGUAGE C CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_call_tool';
 COMMENT ON FUNCTION @extschema@.call_tool(text, jsonb) IS 'Calls a tool granted to the calling role with JSON arguments; returns an MCP CallToolResult and writes one audit row';
+
+------------------------------------------------------------------------------------------
+-- Built-in tools: guarded free-form SQL, and the catalog of what the caller can read.
+-- They are off until a DBA grants them; they run as the calling role.
+------------------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.query_allowed_functions (
+    function    regprocedure PRIMARY KEY,
+    reason      text,
+    allowed_by  name NOT NULL,
+    allowed_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.query_allowed_functions IS 'Volatile functions the query tool may call anyway (the DBA''s allow-list)';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.query_allowed_functions', '');
+REVOKE ALL ON @extschema@.query_allowed_functions FROM PUBLIC;
+GRANT SELECT ON @extschema@.query_allowed_functions TO mcp_admin;
+
+-- Asked by the query guard, which runs as the caller and cannot read the list itself.
+CREATE FUNCTION @extschema@._query_function_allowed(function regprocedure) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    RETURN EXISTS (SELECT FROM @extschema@.query_allowed_functions a WHERE a.function = _query_function_allowed.function);
+REVOKE ALL ON FUNCTION @extschema@._query_function_allowed(regprocedure) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._query_function_allowed(regprocedure) TO PUBLIC;
+
+CREATE FUNCTION @extschema@.allow_query_function(function regprocedure, reason text DEFAULT NULL) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    INSERT INTO @extschema@.query_allowed_functions (function, reason, allowed_by)
+    VALUES (function, reason, @extschema@._acting_role())
+    ON CONFLICT (function) DO UPDATE SET reason = excluded.reason, allowed_by = excluded.allowed_by,
+                                         allowed_at = excluded.allowed_at;
+END;
+COMMENT ON FUNCTION @extschema@.allow_query_function(regprocedure, text) IS 'Lets the query tool call a volatile function (e.g. a reviewed report function)';
+
+CREATE FUNCTION @extschema@.disallow_query_function(function regprocedure) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    DELETE FROM @extschema@.query_allowed_functions a WHERE a.function = disallow_query_function.function;
+END;
+COMMENT ON FUNCTION @extschema@.disallow_query_function(regprocedure) IS 'Removes a function from the query tool''s allow-list';
+
+REVOKE ALL ON FUNCTION @extschema@.allow_query_function(regprocedure, text),
+                       @extschema@.disallow_query_function(regprocedure) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.allow_query_function(regprocedure, text),
+                          @extschema@.disallow_query_function(regprocedure) TO mcp_admin;
+
+-- Checks a query the way the query tool would, without running it (for DBAs and tests).
+CREATE FUNCTION @extschema@.check_query(sql text) RETURNS text
+    LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'pg_mcp_check_query';
+COMMENT ON FUNCTION @extschema@.check_query(text) IS 'Runs the query tool''s guard on sql as the current role: raises the refusal (SQLSTATE MCP01) or returns ''ok''';
+
+DO $$
+DECLARE
+    c record;
+BEGIN
+    -- query: the SQL text is its one parameter; the guard, not a prepared statement, checks it.
+    SELECT * INTO c FROM @extschema@._compile_tool(
+        'SELECT :sql::text AS sql', '[{"name": "sql", "type": "string", "minLength": 1, "maxLength": 100000, "description": "One read-only SQL query: SELECT, VALUES or EXPLAIN of a SELECT. Only immutable and stable functions; results are capped."}]',
+        'pg_catalog, pg_temp', true, current_user);
+    INSERT INTO @extschema@.tools (name, title, description, sql, compiled_sql, parameters, parameter_types,
+                                   input_schema, output_schema, max_rows, timeout, kind, builtin,
+                                   search_path, created_by, updated_by)
+    VALUES ('query', 'Read-only SQL query',
+            'Runs one read-only SQL query (SELECT, VALUES or EXPLAIN of a SELECT) as your database role and '
+            'returns its rows. Only tables and views your role can read are reachable; functions that change '
+            'state or wait are refused, as are queries whose estimated cost is too high. Use list_objects and '
+            'describe_object to see what exists.',
+            '-- guarded free-form SQL (see mcp.check_query)', '', c.parameters, c.parameter_types, c.input_schema,
+            '{"type": "object", "properties": {"rows": {"type": "array", "items": {"type": "object"}}, "row_count": {"type": "integer"}, "truncated": {"type": "boolean"}, "truncated_by": {"type": "string", "enum": ["max_rows", "max_bytes"]}}, "required": ["rows", "row_count", "truncated"]}',
+            100, '10 seconds', 'query', true, 'pg_catalog, pg_temp', current_user, current_user);
+END
+$$;
+
+SELECT @extschema@.create_tool(
+    name        => 'list_objects',
+    title       => 'Tables and views you can read',
+    description => 'Lists the tables and views your database role can read, with their comments; optionally of one schema.',
+    sql         => $q$SELECT n.nspname AS schema, c.relname AS name,
+                         CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                                        WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
+                         obj_description(c.oid, 'pg_class') AS description
+                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
+                     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'mcp') AND n.nspname !~ '^pg_'
+                     AND (:schema::text IS NULL OR n.nspname = :schema)
+                     AND has_schema_privilege(n.oid, 'USAGE')
+                     AND (has_table_privilege(c.oid, 'SELECT') OR has_any_column_privilege(c.oid, 'SELECT'))
+                   ORDER BY 1, 2$q$,
+    parameters  => '[{"name": "schema", "type": "string", "required": false, "maxLength": 63, "description": "Only this schema"}]',
+    max_rows    => 500,
+    timeout     => '5 seconds',
+    search_path => 'pg_catalog, pg_temp');
+
+SELECT @extschema@.create_tool(
+    name        => 'describe_object',
+    title       => 'Columns of a table or view',
+    description => 'Describes a table or view your role can read: each column you can read, its type, whether it can be null, and its comment.',
+    sql         => $q$SELECT a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type,
+                         NOT a.attnotnull AS nullable, col_description(a.attrelid, a.attnum) AS description
+                    FROM pg_attribute a
+                   WHERE a.attrelid = to_regclass(:name)
+                     AND a.attnum > 0 AND NOT a.attisdropped
+                     AND has_schema_privilege((SELECT c.relnamespace FROM pg_class c WHERE c.oid = a.attrelid), 'USAGE')
+                     AND has_column_privilege(a.attrelid, a.attnum, 'SELECT')
+                   ORDER BY a.attnum$q$,
+    parameters  => '[{"name": "name", "type": "string", "minLength": 1, "maxLength": 200, "description": "Table or view name, schema-qualified if needed (e.g. app.customer_support_view)"}]',
+    max_rows    => 500,
+    timeout     => '5 seconds',
+    search_path => 'pg_catalog, pg_temp');
+
+UPDATE @extschema@.tools SET builtin = true WHERE name IN ('list_objects', 'describe_object');

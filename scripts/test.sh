@@ -52,4 +52,8 @@ createdb "$PG_MCP_E2E_DB"
 psql -q -v ON_ERROR_STOP=1 -d "$PG_MCP_E2E_DB" -f demo/demo.sql >/dev/null
 build/cmake/e2e_tests --gtest_brief=1
 
+echo "== real clients: the official MCP TypeScript SDKs (v1 and v2)"
+if [ ! -d test/sdk/node_modules ]; then (cd test/sdk && npm ci --no-audit --no-fund >/dev/null); fi
+(cd test/sdk && PG_MCP_BRIDGE="$root/build/cmake/pg_mcp_bridge" node --test --test-concurrency=1 --test-reporter=spec)
+
 echo "== all tests passed"

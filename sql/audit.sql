@@ -69,6 +69,6 @@ SELECT mcp.call_tool('nope') #>> '{_meta,pg-mcp/status}';
 DELETE FROM mcp.audit_log;
 SELECT count(*) FROM mcp.audit_log;
 
-SELECT mcp.drop_tool(name) FROM mcp.tools;
+SELECT mcp.drop_tool(name) FROM mcp.tools WHERE NOT builtin;
 DROP TABLE accounts;
 DROP ROLE regress_auditor_agent;

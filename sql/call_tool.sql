@@ -39,7 +39,7 @@ SELECT mcp.create_tool('rename_customer', 'UPDATE customers SET name = :name WHE
 SELECT mcp.create_tool('echo', 'SELECT :v AS v, :n AS n, :b AS b', 'Echoes its arguments',
     '[{"name": "v", "type": "string"}, {"name": "n", "type": "number", "required": false},
       {"name": "b", "type": "boolean", "required": false}]');
-SELECT mcp.grant_tool(name, 'regress_agent') FROM mcp.tools;
+SELECT mcp.grant_tool(name, 'regress_agent') FROM mcp.tools WHERE NOT builtin;
 GRANT SELECT, UPDATE ON customers TO regress_agent;  -- for the writing tool, which runs as the caller
 
 SET ROLE regress_agent;
@@ -175,7 +175,7 @@ RESET ROLE;
 -- the suites before this one call no tools).
 SELECT status, count(*) FROM mcp.audit_log GROUP BY status ORDER BY status;
 
-SELECT mcp.drop_tool(name) FROM mcp.tools;
+SELECT mcp.drop_tool(name) FROM mcp.tools WHERE NOT builtin;
 DROP TABLE customers;
 REVOKE ALL ON SCHEMA public FROM regress_tool_reader;
 DROP ROLE regress_agent, regress_other, regress_tool_reader;

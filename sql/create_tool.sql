@@ -18,7 +18,7 @@ SELECT mcp.create_tool(
                     {"name": "since", "type": "string", "format": "date", "default": "2000-01-01"}]',
     run_as => 'regress_reader');
 SELECT name, version, compiled_sql, parameter_types, read_only, run_as, search_path, created_by = current_user AS created_by_me
-  FROM mcp.tools;
+  FROM mcp.tools WHERE NOT builtin;
 
 -- The name follows MCP naming: 1-128 of A-Za-z0-9_.-
 SELECT mcp.create_tool('bad name!', 'SELECT 1', 'x');
@@ -112,7 +112,7 @@ SELECT run_as IS NULL AS runs_as_caller, version FROM mcp.tools WHERE name = 'or
 -- grant_tool / revoke_tool.
 SELECT mcp.grant_tool('orders_by_email', 'regress_agent');
 SELECT mcp.grant_tool('orders_by_email', 'regress_agent');  -- idempotent
-SELECT tool_name, role_name, granted_by = current_user AS granted_by_me FROM mcp.tool_grants;
+SELECT tool_name, role, granted_by = current_user AS granted_by_me FROM mcp.tool_grants;
 SELECT mcp.grant_tool('no_such_tool', 'regress_agent');
 SELECT mcp.grant_tool('orders_by_email', 'no_such_role');
 SELECT mcp.revoke_tool('orders_by_email', 'regress_agent');
@@ -149,11 +149,11 @@ SELECT mcp.create_tool('borrowed', 'SELECT count(*) AS n FROM orders', 'Counts o
 RESET ROLE;
 
 -- The list for DBAs shows everything about every tool.
-SELECT name, version, read_only, run_as, granted_to, definition -> 'annotations' AS annotations
+SELECT name, version, builtin, read_only, run_as, granted_to, definition -> 'annotations' AS annotations
   FROM mcp.list_all_tools();
 
 -- Clean up cluster-wide roles.
-SELECT mcp.drop_tool(name) FROM mcp.tools;
+SELECT mcp.drop_tool(name) FROM mcp.tools WHERE NOT builtin;
 DROP TABLE orders;
 REVOKE ALL ON SCHEMA public FROM regress_dba;
 DROP ROLE regress_agent, regress_reader, regress_dba;

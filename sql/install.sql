@@ -31,7 +31,8 @@ SELECT version FROM pg_available_extension_versions WHERE name = 'pg_mcp' ORDER 
 SELECT count(*) AS update_paths FROM pg_extension_update_paths('pg_mcp') WHERE path IS NOT NULL;
 ALTER EXTENSION pg_mcp UPDATE TO '0.1.0';
 
--- Drop removes every object of the schema; the role stays (it is cluster-wide); re-create works.
+-- Drop removes every object of the schema; the role stays (it is cluster-wide); re-create works
+-- and brings back the three built-in tools (query, list_objects, describe_object).
 DROP EXTENSION pg_mcp;
 SELECT count(*) AS objects_left FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'mcp');
 SELECT count(*) AS mcp_schema FROM pg_namespace WHERE nspname = 'mcp';

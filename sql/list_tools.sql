@@ -63,6 +63,6 @@ SELECT mcp.create_tool('typed_out',
     'Typed output');
 SELECT jsonb_pretty(output_schema -> 'properties' -> 'rows' -> 'items') FROM mcp.tools WHERE name = 'typed_out';
 
-SELECT mcp.drop_tool(name) FROM mcp.tools;
+SELECT mcp.drop_tool(name) FROM mcp.tools WHERE NOT builtin;
 DROP TABLE scratch;
 DROP ROLE regress_support, regress_analytics, regress_member, regress_team;

@@ -64,6 +64,6 @@ DROP TABLE customer_contacts;
 RESET ROLE;
 REVOKE TEMPORARY ON DATABASE contrib_regression FROM regress_sec_agent;
 
-SELECT mcp.drop_tool(name) FROM mcp.tools;
+SELECT mcp.drop_tool(name) FROM mcp.tools WHERE NOT builtin;
 DROP SCHEMA app CASCADE;
 DROP ROLE regress_view_reader, regress_sec_agent, regress_tricky;

@@ -16,6 +16,8 @@ SELECT mcp.create_tool('item', 'SELECT id, label FROM items WHERE id = :id', 'On
                        '[{"name": "id", "type": "integer", "minimum": 1}]');
 SELECT mcp.alter_tool('item', max_rows => 3);
 SELECT mcp.grant_tool('item', 'dump_agent');
+SELECT mcp.create_principal('dump-principal', 'dump_agent', '{"tenant_id": 7}');
+SELECT mcp.create_sandbox_view('public.item_labels', 'items', ARRAY['label'], 'id > 0', 'Labels', ARRAY['label']);
 SET ROLE dump_agent;
 SELECT mcp.call_tool('item', '{"id": 1}');
 SQL
@@ -25,7 +27,9 @@ pg_dump -Fc -d "$src" -f "$dumpfile"
 pg_restore -d "$dst" "$dumpfile"
 
 snapshot=$(cat <<'SQL'
-SELECT (SELECT jsonb_agg(to_jsonb(t) ORDER BY name) FROM mcp.tools t),
+SELECT (SELECT jsonb_agg(to_jsonb(t) ORDER BY name) FROM mcp.tools t WHERE NOT builtin),
+       (SELECT jsonb_agg(to_jsonb(p) ORDER BY name) FROM mcp.principals p),
+       (SELECT jsonb_agg(to_jsonb(v) ORDER BY view_name, version) FROM mcp.sandbox_view_versions v),
        (SELECT jsonb_agg(to_jsonb(g) ORDER BY tool_name) FROM mcp.tool_grants g),
        (SELECT jsonb_agg(to_jsonb(a) ORDER BY id) FROM mcp.audit_log a)
 SQL

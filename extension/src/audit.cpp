@@ -39,25 +39,24 @@ Datum text_or_null(const char *value, char *null_flag) {
 
 int64 write_audit_record(const AuditRecord *record) {
     if (insert_plan == NULL) {
-        Oid types[15] = {TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID,  TEXTOID,
-                         TEXTOID,        TEXTOID, INT4OID, JSONBOID, TEXTOID,
-                         FLOAT8OID,      INT4OID, TEXTOID, TEXTOID,  INT4OID};
+        Oid types[16] = {TIMESTAMPTZOID, NAMEOID, NAMEOID,  TEXTOID, TEXTOID,   TEXTOID,
+                         TEXTOID,        INT4OID, JSONBOID, TEXTOID, FLOAT8OID, INT4OID,
+                         TEXTOID,        TEXTOID, INT4OID,  TEXTOID};
         SPIPlanPtr plan = SPI_prepare(
-            "INSERT INTO mcp.audit_log (called_at, caller_role, session_role, agent_name, "
-            "client_info,"
-            " request_id, tool_name, tool_version, arguments, status, duration_ms, rows_returned,"
-            " sqlstate, message, backend_pid)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING "
-            "id",
-            15, types);
+            "INSERT INTO mcp.audit_log (called_at, caller_role, session_role, agent_name,"
+            " client_info, request_id, tool_name, tool_version, arguments, status, duration_ms,"
+            " rows_returned, sqlstate, message, backend_pid, principal)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            " RETURNING id",
+            16, types);
         if (plan == NULL)
             elog(ERROR, "could not prepare the audit insert: %s",
                  SPI_result_code_string(SPI_result));
         SPI_keepplan(plan);
         insert_plan = plan;
     }
-    Datum values[15];
-    char nulls[16] = "               ";
+    Datum values[16];
+    char nulls[17] = "                ";
     values[0] = TimestampTzGetDatum(record->called_at);
     values[1] =
         DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(record->caller_role, false)));
@@ -78,6 +77,7 @@ int64 write_audit_record(const AuditRecord *record) {
     values[12] = text_or_null(record->sqlstate, &nulls[12]);
     values[13] = text_or_null(record->message, &nulls[13]);
     values[14] = Int32GetDatum(MyProcPid);
+    values[15] = text_or_null(record->principal, &nulls[15]);
 
     int rc = SPI_execute_plan(insert_plan, values, nulls, false, 1);
     if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)

@@ -13,8 +13,9 @@ struct AuditRecord {
     TimestampTz called_at;
     Oid caller_role;
     const char *tool_name;
-    int32 tool_version;  // 0 when the tool was not found
-    Datum arguments;     // jsonb, already redacted; 0 for NULL
+    const char *principal;  // NULL when the caller has none
+    int32 tool_version;     // 0 when the tool was not found
+    Datum arguments;        // jsonb, already redacted; 0 for NULL
     const char *status;
     double duration_ms;
     int64 rows_returned;   // -1 for NULL

@@ -12,11 +12,13 @@
 #include "pg_types.hpp"
 #include "result_json.hpp"
 #include "security.hpp"
+#include "query_guard.hpp"
 #include "tool_cache.hpp"
 #include "tool_timeout.hpp"
 
 extern "C" {
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -52,6 +54,10 @@ struct ToolRow {
     bool read_only;
     char *run_as;  // NULL: the calling role
     char *search_path;
+    char *principal;          // the caller's principal, or NULL
+    char *principal_context;  // its context (JSON text), or NULL
+    bool is_query;            // the built-in guarded free-form SQL tool
+    double max_cost;          // its own cost ceiling (0: none)
 };
 
 // Everything the tool's SQL run needs, shared with the subtransaction body.
@@ -74,16 +80,21 @@ SPIPlanPtr lookup_plan = NULL;
 // (one timer per backend, and tools calling tools would escape review).
 int tool_depth = 0;
 
+// One row always: the tool's columns (NULL when there is no such tool), whether the caller
+// may use it, and the caller's principal.
 const char *kLookupSql =
     "SELECT t.id, t.xmin::text::bigint, t.version, t.compiled_sql, t.parameters::text,"
     "       t.parameter_types::oid[], t.max_rows, t.max_bytes,"
     "       (extract(epoch FROM t.timeout) * 1000)::bigint, t.read_only, t.run_as::text,"
     "       t.search_path,"
     "       EXISTS (SELECT FROM mcp.tool_grants g"
-    "                 JOIN pg_catalog.pg_roles r ON r.rolname = g.role_name"
+    "                 JOIN pg_catalog.pg_roles r ON r.oid = g.role"
     "                WHERE g.tool_name = t.name"
-    "                  AND pg_catalog.pg_has_role($2, r.oid, 'USAGE'))"
-    "  FROM mcp.tools t WHERE t.name = $1";
+    "                  AND pg_catalog.pg_has_role($2, r.oid, 'USAGE')),"
+    "       p.name, p.context::text, t.kind, t.max_cost"
+    "  FROM (SELECT) AS one"
+    "  LEFT JOIN mcp.tools t ON t.name = $1"
+    "  LEFT JOIN mcp.principals p ON p.role::oid = $2";
 
 char *column_text(HeapTuple tuple, TupleDesc desc, int column) {
     return SPI_getvalue(tuple, desc, column);
@@ -112,13 +123,20 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     MemoryContextSwitchTo(result_context);
     ToolRow row;
     memset(&row, 0, sizeof row);
-    if (SPI_processed == 0) return row;
+    if (SPI_processed != 1)
+        elog(ERROR, "tool lookup returned " UINT64_FORMAT " rows", SPI_processed);
 
     HeapTuple tuple = SPI_tuptable->vals[0];
     TupleDesc desc = SPI_tuptable->tupdesc;
     bool isnull;
-    row.found = true;
+    row.principal = column_text(tuple, desc, 14);
+    row.principal_context = column_text(tuple, desc, 15);
     row.id = DatumGetInt64(column_datum(tuple, desc, 1, &isnull));
+    if (isnull) {
+        SPI_freetuptable(SPI_tuptable);
+        return row;  // no such tool
+    }
+    row.found = true;
     row.row_xmin = (TransactionId)DatumGetInt64(column_datum(tuple, desc, 2, &isnull));
     row.version = DatumGetInt32(column_datum(tuple, desc, 3, &isnull));
     row.compiled_sql = column_text(tuple, desc, 4);
@@ -136,6 +154,9 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     row.run_as = column_text(tuple, desc, 11);
     row.search_path = column_text(tuple, desc, 12);
     row.granted = DatumGetBool(column_datum(tuple, desc, 13, &isnull));
+    row.is_query = strcmp(column_text(tuple, desc, 16), "query") == 0;
+    Datum max_cost = column_datum(tuple, desc, 17, &isnull);
+    row.max_cost = isnull ? 0 : DatumGetFloat8(max_cost);
     SPI_freetuptable(SPI_tuptable);
     return row;
 }
@@ -214,19 +235,27 @@ void run_tool_sql(void *arg) {
     char *nulls = (char *)palloc(Max(tool->nparams, 1));
     bind_arguments(ex, values, nulls);
 
-    if (ex->cached->plan == NULL) {
-        SPIPlanPtr plan = SPI_prepare(tool->compiled_sql, tool->nparams, tool->param_types);
+    pg_mcp::arm_tool_timeout(tool->timeout_ms);
+    SPIPlanPtr plan;
+    if (tool->is_query) {
+        // Free-form SQL: checked by the guard, planned for this call only.
+        plan = pg_mcp::prepare_guarded_query(ex->arguments->text[0],
+                                             pg_mcp::query_cost_ceiling(tool->max_cost));
+    } else if (ex->cached->plan == NULL) {
+        plan = SPI_prepare(tool->compiled_sql, tool->nparams, tool->param_types);
         if (plan == NULL)
             elog(ERROR, "could not prepare the tool's SQL: %s", SPI_result_code_string(SPI_result));
         SPI_keepplan(plan);
         ex->cached->plan = plan;
+    } else {
+        plan = ex->cached->plan;
     }
 
-    pg_mcp::arm_tool_timeout(tool->timeout_ms);
     // A read-only query stops after max_rows + 1 rows (the extra one tells us it was cut); a
     // writing statement always runs to completion, and only its output is capped.
     uint64 fetch = tool->read_only ? (uint64)tool->max_rows + 1 : 0;
-    int rc = SPI_execute_plan(ex->cached->plan, values, nulls, tool->read_only, fetch);
+    int rc = SPI_execute_plan(plan, tool->is_query ? NULL : values, tool->is_query ? NULL : nulls,
+                              tool->read_only, fetch);
     if (rc < 0) elog(ERROR, "tool SQL failed: %s", SPI_result_code_string(rc));
 
     SPITupleTable *table = SPI_tuptable;
@@ -344,6 +373,8 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
         arguments_text = JsonbToCString(NULL, &jsonb->root, VARSIZE(jsonb));
     }
 
+    // The query tool runs in the caller's own search_path; everything else pins its own.
+    char *caller_search_path = pstrdup(namespace_search_path);
     Oid owner = pg_mcp::function_owner(fcinfo);
     Oid saved_user;
     int saved_security;
@@ -366,7 +397,9 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
     const char *agent_message = NULL;
     ToolRow tool;
     memset(&tool, 0, sizeof tool);
-    if (name != NULL) tool = load_tool(name, caller, call_context);
+    tool = load_tool(name != NULL ? name : "", caller, call_context);
+    if (tool.is_query) tool.search_path = caller_search_path;
+    audit.principal = tool.principal;
 
     if (name == NULL || !tool.found || !tool.granted) {
         audit.status = name == NULL || !tool.found ? "not_found" : "denied";
@@ -389,13 +422,21 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
                 jsonb_in,
                 CStringGetDatum(pg_mcp::redact_call_arguments(cached->params, arguments_text)));
         ValidatedArguments validated =
-            pg_mcp::validate_call_arguments(cached->params, arguments_text);
-        if (validated.errors == NULL && validated.nvalues != tool.nparams)
+            pg_mcp::validate_call_arguments(cached->params, arguments_text, tool.principal_context);
+        bool valid = validated.errors == NULL && validated.identity_error == NULL;
+        if (valid && validated.nvalues != tool.nparams)
             elog(ERROR, "tool \"%s\" has %d parameter types for %d parameters", name, tool.nparams,
                  validated.nvalues);
-        if (validated.errors == NULL && arguments != (Datum)0)
+        if (valid && arguments != (Datum)0)
             use_exact_numbers(&validated, DatumGetJsonbP(arguments));
-        if (validated.errors != NULL) {
+        if (validated.identity_error != NULL) {
+            audit.status = "denied";
+            audit.message = validated.identity_error;
+            agent_message = psprintf(
+                "Tool \"%s\" needs an identity that this connection does not have (its principal "
+                "is not configured for it). Ask the database administrator.",
+                name);
+        } else if (validated.errors != NULL) {
             audit.status = "invalid_arguments";
             audit.message = validated.errors;
             StringInfoData text;
@@ -452,6 +493,10 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
                             psprintf("Tool \"%s\" was stopped after its time limit of " INT64_FORMAT
                                      " ms. Try narrower arguments.",
                                      name, tool.timeout_ms);
+                    } else if (error->sqlerrcode == ERRCODE_PG_MCP_REFUSED) {
+                        audit.status = "refused";
+                        audit.message = error_text(error, true);
+                        agent_message = psprintf("Tool \"%s\": %s", name, audit.message);
                     } else if (error->sqlerrcode == ERRCODE_QUERY_CANCELED) {
                         audit.status = "cancelled";
                         audit.message = error->message;

@@ -162,6 +162,13 @@ PG_MCP_FUNCTION(pg_mcp_compile_tool) {
     if (read_only) check_read_only(source);
     MemoryContext spi_context = MemoryContextSwitchTo(outer);
     char *output_schema = pg_mcp::output_schema_json(source->resultDesc);
+    // The relations (tables and views) the tool reads: drop_sandbox_view refuses while a
+    // tool depends on one, and reviews can tell when a view under a tool changed.
+    int nrelations = list_length(source->relationOids);
+    Datum *relations = (Datum *)palloc(sizeof(Datum) * Max(nrelations, 1));
+    int r = 0;
+    ListCell *cell;
+    foreach (cell, source->relationOids) relations[r++] = ObjectIdGetDatum(lfirst_oid(cell));
     MemoryContextSwitchTo(spi_context);
     SPI_finish();
 
@@ -169,14 +176,16 @@ PG_MCP_FUNCTION(pg_mcp_compile_tool) {
     SetUserIdAndSecContext(saved_user, saved_security);
     error_context_stack = error_context.previous;
 
-    Datum values[5];
-    bool nulls[5] = {false, false, false, false, false};
+    Datum values[6];
+    bool nulls[6] = {false, false, false, false, false, false};
     values[0] = CStringGetTextDatum(definition.compiled_sql);
     values[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(definition.parameters_json));
     values[2] = PointerGetDatum(construct_array(type_datums, definition.nparams, REGTYPEOID,
                                                 sizeof(Oid), true, TYPALIGN_INT));
     values[3] = DirectFunctionCall1(jsonb_in, CStringGetDatum(definition.input_schema_json));
     values[4] = DirectFunctionCall1(jsonb_in, CStringGetDatum(output_schema));
+    values[5] = PointerGetDatum(
+        construct_array(relations, nrelations, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT));
     BlessTupleDesc(result_type);
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(result_type, values, nulls)));
 }

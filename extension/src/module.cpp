@@ -1,7 +1,9 @@
 // Library entry: module magic, settings, and small SQL-callable helpers.
 #include "boundary.hpp"
+#include "query_guard.hpp"
 
 extern "C" {
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -30,6 +32,7 @@ void _PG_init(void) {
                                "Request id of the current tool call, recorded in mcp.audit_log.",
                                "Set by the bridge to the JSON-RPC request id of each call.",
                                &request_id_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
+    pg_mcp::define_query_guard_settings();
     MarkGUCPrefixReserved("pg_mcp");
 }
 
@@ -44,4 +47,13 @@ PG_MCP_FUNCTION(pg_mcp_library_version) {
 PG_MCP_FUNCTION(pg_mcp_acting_role) {
     PG_RETURN_DATUM(
         DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false))));
+}
+
+// mcp.check_query(sql): the query tool's guard, run as the current role, without executing.
+PG_MCP_FUNCTION(pg_mcp_check_query) {
+    char *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    pg_mcp::prepare_guarded_query(sql, pg_mcp::query_cost_ceiling(0));
+    SPI_finish();
+    PG_RETURN_TEXT_P(cstring_to_text("ok"));
 }

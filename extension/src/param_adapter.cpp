@@ -151,11 +151,16 @@ bool has_sensitive_params(const CompiledParams *params) {
     return false;
 }
 
-ValidatedArguments validate_call_arguments(const CompiledParams *params,
-                                           const char *arguments_json) {
-    ValidationResult result = validate_arguments(
-        params->specs, arguments_json ? arguments_json : "", postgres_regex_match);
+ValidatedArguments validate_call_arguments(const CompiledParams *params, const char *arguments_json,
+                                           const char *principal_context) {
+    ValidationResult result =
+        validate_arguments(params->specs, arguments_json ? arguments_json : "",
+                           postgres_regex_match, principal_context ? principal_context : "");
     ValidatedArguments out{};
+    if (!result.identity_error.empty()) {
+        out.identity_error = copy_string(result.identity_error);
+        return out;
+    }
     if (!result.errors.empty()) {
         std::string text;
         for (const auto &line : result.errors) text += (text.empty() ? "" : "\n") + line;

@@ -40,7 +40,8 @@ bool has_sensitive_params(const CompiledParams *params);
 
 // Validated arguments of one call, in PostgreSQL text form, palloc'd.
 struct ValidatedArguments {
-    char *errors;  // NULL when valid, else one line per problem
+    char *errors;          // NULL when valid, else one line per problem
+    char *identity_error;  // NULL, or why a principal-bound parameter has no valid value
     int nvalues;
     char **names;         // parameter names
     bool *from_argument;  // the value came from the arguments (not a default)
@@ -51,8 +52,9 @@ struct ValidatedArguments {
     char ***items;  // array elements
 };
 
-ValidatedArguments validate_call_arguments(const CompiledParams *params,
-                                           const char *arguments_json);
+// principal_context: the calling role's principal context (JSON text), or NULL.
+ValidatedArguments validate_call_arguments(const CompiledParams *params, const char *arguments_json,
+                                           const char *principal_context);
 
 // The arguments as JSON text with sensitive values redacted (palloc'd).
 char *redact_call_arguments(const CompiledParams *params, const char *arguments_json);

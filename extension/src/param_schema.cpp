@@ -432,6 +432,19 @@ std::vector<ParamSpec> parse_param_definitions(const std::string &json_text) {
                 definition_error(spec.name, "\"description\" must be a string");
             spec.description = definition.at("description").get<std::string>();
         }
+        if (definition.contains("from_principal")) {
+            const json &key = definition.at("from_principal");
+            if (!key.is_string() || !is_identifier(key.get<std::string>()))
+                definition_error(spec.name,
+                                 "\"from_principal\" must name a key of the principal's context",
+                                 R"(For example: "from_principal": "tenant_id")");
+            if (definition.contains("default") || definition.contains("required"))
+                definition_error(
+                    spec.name,
+                    "a parameter bound from the principal takes no \"default\" or \"required\"",
+                    "Its value always comes from the calling role's principal.");
+            spec.from_principal = key.get<std::string>();
+        }
         if (definition.contains("sensitive")) {
             if (!definition.at("sensitive").is_boolean())
                 definition_error(spec.name, "\"sensitive\" must be true or false");
@@ -512,7 +525,10 @@ json definitions_to_json(const std::vector<ParamSpec> &specs) {
         }
         definition["name"] = spec.name;
         definition["description"] = spec.description;
-        definition["required"] = spec.required;
+        if (spec.from_principal.empty())
+            definition["required"] = spec.required;
+        else
+            definition["from_principal"] = spec.from_principal;
         definition["sensitive"] = spec.sensitive;
         if (spec.default_value) definition["default"] = *spec.default_value;
         out.push_back(std::move(definition));
@@ -524,6 +540,7 @@ json input_schema(const std::vector<ParamSpec> &specs) {
     json properties = json::object();
     json required = json::array();
     for (const ParamSpec &spec : specs) {
+        if (!spec.from_principal.empty()) continue;  // never the model's to choose
         json property = scalar_schema(spec.scalar);
         if (spec.is_array) {
             json items = property;
@@ -565,7 +582,8 @@ std::string sql_type_name(const ParamSpec &spec) {
 
 ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
                                     const std::string &arguments_json,
-                                    const PatternMatcher &matches) {
+                                    const PatternMatcher &matches,
+                                    const std::string &principal_context) {
     ValidationResult result;
     json arguments;
     try {
@@ -580,21 +598,56 @@ ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
         result.errors.push_back("arguments must be a JSON object, got " + describe(arguments));
         return result;
     }
+    auto spec_named = [&](const std::string &name) -> const ParamSpec * {
+        for (const ParamSpec &spec : specs)
+            if (spec.name == name) return &spec;
+        return nullptr;
+    };
     for (auto it = arguments.begin(); it != arguments.end(); ++it) {
-        bool known = std::any_of(specs.begin(), specs.end(),
-                                 [&](const ParamSpec &spec) { return spec.name == it.key(); });
-        if (!known) {
+        const ParamSpec *spec = spec_named(it.key());
+        if (spec != nullptr && !spec->from_principal.empty()) {
+            result.errors.push_back("parameter \"" + it.key() +
+                                    "\" cannot be supplied: it is taken from this connection's "
+                                    "identity");
+        } else if (spec == nullptr) {
             std::string accepted;
-            for (const ParamSpec &spec : specs)
-                accepted += (accepted.empty() ? "" : ", ") + spec.name;
+            for (const ParamSpec &known : specs)
+                if (known.from_principal.empty())
+                    accepted += (accepted.empty() ? "" : ", ") + known.name;
             result.errors.push_back("unknown parameter \"" + it.key() + "\"; " +
-                                    (specs.empty() ? std::string("this tool takes no parameters")
-                                                   : "this tool accepts: " + accepted));
+                                    (accepted.empty() ? std::string("this tool takes no parameters")
+                                                      : "this tool accepts: " + accepted));
+        }
+    }
+    json context;
+    if (!principal_context.empty()) {
+        try {
+            context = json::parse(principal_context);
+        } catch (const json::exception &) {
+            context = nullptr;
         }
     }
     result.values.resize(specs.size());
     for (size_t i = 0; i < specs.size(); ++i) {
         const ParamSpec &spec = specs[i];
+        if (!spec.from_principal.empty()) {
+            if (!context.is_object()) {
+                result.identity_error = "the calling role is not a principal, and parameter \"" +
+                                        spec.name + "\" is bound from the principal's \"" +
+                                        spec.from_principal + "\"";
+            } else if (!context.contains(spec.from_principal) ||
+                       context[spec.from_principal].is_null()) {
+                result.identity_error = "the principal's context has no \"" + spec.from_principal +
+                                        "\" for parameter \"" + spec.name + "\"";
+            } else {
+                std::string error =
+                    check_value(spec, context[spec.from_principal], matches, result.values[i]);
+                if (!error.empty())
+                    result.identity_error =
+                        "the principal's \"" + spec.from_principal + "\" " + error;
+            }
+            continue;
+        }
         auto found = arguments.find(spec.name);
         if (found == arguments.end()) {
             if (spec.required) {
@@ -613,7 +666,7 @@ ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
         result.values[i].from_argument = true;
         if (!error.empty()) result.errors.push_back("parameter \"" + spec.name + "\" " + error);
     }
-    if (!result.errors.empty()) result.values.clear();
+    if (!result.errors.empty() || !result.identity_error.empty()) result.values.clear();
     return result;
 }
 

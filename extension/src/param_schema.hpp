@@ -30,6 +30,7 @@ struct ParamSpec {
     bool required = true;
     std::optional<nlohmann::json> default_value;
     bool sensitive = false;
+    std::string from_principal;  // non-empty: bound from this key of the principal's context
     bool is_array = false;
     std::optional<int64_t> min_items, max_items;
     ScalarSpec scalar;  // the value's type, or the items' type when is_array
@@ -42,7 +43,8 @@ std::vector<ParamSpec> parse_param_definitions(const std::string &json_text);
 // The definitions in canonical form (defaults filled in), as stored in the catalog.
 nlohmann::json definitions_to_json(const std::vector<ParamSpec> &specs);
 
-// MCP inputSchema: JSON Schema 2020-12, type object, additionalProperties false.
+// MCP inputSchema: JSON Schema 2020-12, type object, additionalProperties false. Parameters
+// bound from the principal are not part of it.
 nlohmann::json input_schema(const std::vector<ParamSpec> &specs);
 
 // The PostgreSQL type a parameter is bound as, e.g. "bigint", "date", "text[]".
@@ -58,6 +60,7 @@ struct BoundValue {
 
 struct ValidationResult {
     std::vector<std::string> errors;  // one line per broken rule; empty when valid
+    std::string identity_error;       // a principal-bound value is missing or invalid
     std::vector<BoundValue> values;   // one per spec, in order, when valid
 };
 
@@ -65,10 +68,13 @@ struct ValidationResult {
 // regular expressions).
 using PatternMatcher = std::function<bool(const std::string &pattern, const std::string &value)>;
 
-// Validates arguments (JSON text of an object, or empty/"null" for none) against specs.
+// Validates arguments (JSON text of an object, or empty/"null" for none) against specs, and
+// binds principal-bound parameters from principal_context (JSON object text; empty when the
+// caller has no principal). Arguments can never supply a principal-bound parameter.
 ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
                                     const std::string &arguments_json,
-                                    const PatternMatcher &matches);
+                                    const PatternMatcher &matches,
+                                    const std::string &principal_context = {});
 
 // The arguments with every sensitive parameter's value replaced by "[redacted]".
 std::string redact_arguments(const std::vector<ParamSpec> &specs,

@@ -78,9 +78,10 @@ void append_column_schema(StringInfo out, Oid type) {
             appendStringInfoString(out, "{}");
             return;
         case ColumnKind::Array:
-            appendStringInfoString(out, "{\"type\":[\"array\",\"null\"],\"items\":");
+            // Items may themselves be arrays: PostgreSQL arrays can have several dimensions.
+            appendStringInfoString(out, "{\"type\":[\"array\",\"null\"],\"items\":{\"anyOf\":[");
             append_column_schema(out, get_element_type(base));
-            appendStringInfoChar(out, '}');
+            appendStringInfoString(out, ",{\"type\":\"array\"}]}}");
             return;
         case ColumnKind::Composite:
             appendStringInfoString(out, "{\"type\":[\"object\",\"null\"]}");
@@ -89,12 +90,10 @@ void append_column_schema(StringInfo out, Oid type) {
         case ColumnKind::Text:
             break;
     }
-    const char *format = base == DATEOID          ? "date"
-                         : base == TIMESTAMPTZOID ? "date-time"
-                         : base == UUIDOID        ? "uuid"
-                                                  : nullptr;
-    if (format != nullptr)
-        appendStringInfo(out, "{\"type\":[\"string\",\"null\"],\"format\":\"%s\"}", format);
+    // Dates and timestamps carry no "format": PostgreSQL's infinity and -infinity are valid
+    // values that no JSON Schema date format accepts.
+    if (base == UUIDOID)
+        appendStringInfoString(out, "{\"type\":[\"string\",\"null\"],\"format\":\"uuid\"}");
     else
         appendStringInfoString(out, "{\"type\":[\"string\",\"null\"]}");
 }

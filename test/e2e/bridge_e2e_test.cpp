@@ -34,7 +34,8 @@ std::string read_file(const std::string &path) {
 
 // A tool created for one test and dropped afterwards.
 struct ScratchTool {
-    ScratchTool(Sql &sql, std::string tool_name, const std::string &create_args, const std::string &role)
+    ScratchTool(Sql &sql, std::string tool_name, const std::string &create_args,
+                const std::string &role)
         : sql_(sql), name(std::move(tool_name)) {
         sql_.value("SELECT mcp.create_tool('" + name + "', " + create_args + ")");
         sql_.value("SELECT mcp.grant_tool($1, $2)", {name, role});
@@ -110,7 +111,8 @@ TEST(ToolsList, Paginates) {
         ++pages;
     } while (!cursor.is_null() && pages < 10);
     EXPECT_EQ(pages, 3);
-    EXPECT_EQ(names, (std::vector<std::string>{"get_customer_analytics", "get_customer_info", "get_tenant_customers"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"get_customer_analytics", "get_customer_info",
+                                               "get_tenant_customers"}));
 }
 
 TEST(ToolsCall, EveryDemoTool) {
@@ -137,12 +139,14 @@ TEST(ToolsCall, EveryDemoTool) {
     {
         Bridge bridge({conninfo("agent_tenant")});
         bridge.initialize();
-        json r = bridge.call(1, "get_tenant_customers",
-                             {{"tenant_id", "22222222-2222-4222-8222-222222222222"}, {"plan_name", "pro"}});
+        json r = bridge.call(
+            1, "get_tenant_customers",
+            {{"tenant_id", "22222222-2222-4222-8222-222222222222"}, {"plan_name", "pro"}});
         ASSERT_EQ(r["result"]["isError"], false) << r;
         EXPECT_EQ(r["result"]["structuredContent"]["row_count"], 25);
         EXPECT_EQ(r["result"]["structuredContent"]["truncated"], true);
-        for (const json &row : r["result"]["structuredContent"]["rows"]) EXPECT_EQ(row["plan_name"], "pro");
+        for (const json &row : r["result"]["structuredContent"]["rows"])
+            EXPECT_EQ(row["plan_name"], "pro");
     }
     Sql sql;
     EXPECT_EQ(sql.value("SELECT agent_name || ' ' || client_info FROM mcp.audit_log "
@@ -166,9 +170,13 @@ TEST(ToolsCall, PipelinedRequestsAllAnswered) {
     Bridge bridge({conninfo("agent_support"), "--pool-size", "2"});
     bridge.initialize();
     for (int i = 1; i <= 6; ++i)
-        bridge.send({{"jsonrpc", "2.0"}, {"id", i}, {"method", "tools/call"},
-                     {"params", {{"name", "get_customer_info"},
-                                 {"arguments", {{"email", "customer" + std::to_string(i) + "@example.com"}}}}}});
+        bridge.send(
+            {{"jsonrpc", "2.0"},
+             {"id", i},
+             {"method", "tools/call"},
+             {"params",
+              {{"name", "get_customer_info"},
+               {"arguments", {{"email", "customer" + std::to_string(i) + "@example.com"}}}}}});
     for (int i = 1; i <= 6; ++i) {
         json r = bridge.response(i);
         ASSERT_TRUE(r.contains("result")) << i;
@@ -189,7 +197,9 @@ TEST(ToolsCall, ProgressForLongCalls) {
     ASSERT_EQ(r["result"]["isError"], false) << r;
     int progress = 0;
     for (const json &n : bridge.notifications)
-        if (n.value("method", "") == "notifications/progress" && n["params"]["progressToken"] == "p1") ++progress;
+        if (n.value("method", "") == "notifications/progress" &&
+            n["params"]["progressToken"] == "p1")
+            ++progress;
     EXPECT_GE(progress, 2);
 }
 
@@ -201,27 +211,37 @@ TEST(Cancellation, CancelStopsTheQueryAndIsAudited) {
                      "agent_support");
     Bridge bridge({conninfo("agent_support")});
     bridge.initialize();
-    bridge.send({{"jsonrpc", "2.0"}, {"id", 7}, {"method", "tools/call"},
+    bridge.send({{"jsonrpc", "2.0"},
+                 {"id", 7},
+                 {"method", "tools/call"},
                  {"params", {{"name", tool.name}, {"arguments", {{"s", 30}}}}}});
     const std::string active =
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
         "AND state = 'active' AND query LIKE '%mcp.call_tool%'";
     ASSERT_EQ(sql.wait_for(active, "1", 10s), "1");
-    bridge.send({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", 7}, {"reason", "test"}}}});
+    bridge.send({{"jsonrpc", "2.0"},
+                 {"method", "notifications/cancelled"},
+                 {"params", {{"requestId", 7}, {"reason", "test"}}}});
     EXPECT_EQ(sql.wait_for(active, "0", 5s), "0");
     EXPECT_TRUE(bridge.response(7, 1500ms).is_null());  // a cancelled request gets no response
-    EXPECT_EQ(sql.wait_for("SELECT status FROM mcp.audit_log WHERE tool_name = 'e2e_sleep' ORDER BY id DESC LIMIT 1",
+    EXPECT_EQ(sql.wait_for("SELECT status FROM mcp.audit_log WHERE tool_name = 'e2e_sleep' ORDER "
+                           "BY id DESC LIMIT 1",
                            "cancelled", 5s),
               "cancelled");
-    EXPECT_EQ(bridge.call(8, "get_customer_info", {{"email", "customer1@example.com"}})["result"]["isError"], false);
+    EXPECT_EQ(bridge.call(8, "get_customer_info",
+                          {{"email", "customer1@example.com"}})["result"]["isError"],
+              false);
 }
 
 TEST(ListChanged, NotifiedWhenAnotherSessionCreatesATool) {
     Bridge legacy({conninfo("agent_support")});
     legacy.initialize();
     Bridge modern({conninfo("agent_support")});
-    json ack_request = {{"jsonrpc", "2.0"}, {"id", "listen:1"}, {"method", "subscriptions/listen"},
-                        {"params", {{"_meta", modern_meta()}, {"notifications", {{"toolsListChanged", true}}}}}};
+    json ack_request = {
+        {"jsonrpc", "2.0"},
+        {"id", "listen:1"},
+        {"method", "subscriptions/listen"},
+        {"params", {{"_meta", modern_meta()}, {"notifications", {{"toolsListChanged", true}}}}}};
     modern.send(ack_request);
     json ack = modern.notification("notifications/subscriptions/acknowledged");
     ASSERT_FALSE(ack.is_null());
@@ -234,7 +254,8 @@ TEST(ListChanged, NotifiedWhenAnotherSessionCreatesATool) {
     EXPECT_FALSE(legacy_change.is_null());
     json modern_change = modern.notification("notifications/tools/list_changed");
     ASSERT_FALSE(modern_change.is_null());
-    EXPECT_EQ(modern_change["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen:1");
+    EXPECT_EQ(modern_change["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+              "listen:1");
     auto names = tool_names(legacy.request(5, "tools/list"));
     EXPECT_NE(std::find(names.begin(), names.end(), "e2e_new_tool"), names.end());
 }
@@ -243,10 +264,13 @@ TEST(Recovery, AfterTheConnectionIsTerminated) {
     Sql sql;
     Bridge bridge({conninfo("agent_support")});
     bridge.initialize();
-    ASSERT_EQ(bridge.call(1, "get_customer_info", {{"email", "customer1@example.com"}})["result"]["isError"], false);
+    ASSERT_EQ(bridge.call(1, "get_customer_info",
+                          {{"email", "customer1@example.com"}})["result"]["isError"],
+              false);
     const std::string kill =
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-        "WHERE application_name = 'pg_mcp_bridge' AND usename = 'agent_support' AND pid <> pg_backend_pid()";
+        "WHERE application_name = 'pg_mcp_bridge' AND usename = 'agent_support' AND pid <> "
+        "pg_backend_pid()";
     EXPECT_NE(sql.value(kill), "0");
     std::this_thread::sleep_for(200ms);
     // The idle connection was closed by the server: the next call reconnects and succeeds.
@@ -255,22 +279,29 @@ TEST(Recovery, AfterTheConnectionIsTerminated) {
 
     // A connection killed during a call: that call gets a clear error, the next one works.
     ScratchTool tool(sql, "e2e_sleep_kill",
-                     "'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'Sleeps', '[{\"name\": \"s\", \"type\": \"number\"}]'",
+                     "'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'Sleeps', '[{\"name\": \"s\", "
+                     "\"type\": \"number\"}]'",
                      "agent_support");
-    bridge.send({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/call"},
+    bridge.send({{"jsonrpc", "2.0"},
+                 {"id", 3},
+                 {"method", "tools/call"},
                  {"params", {{"name", tool.name}, {"arguments", {{"s", 20}}}}}});
-    ASSERT_EQ(sql.wait_for("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
-                           "AND state = 'active' AND query LIKE '%mcp.call_tool%'",
-                           "1", 10s),
+    ASSERT_EQ(sql.wait_for(
+                  "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
+                  "AND state = 'active' AND query LIKE '%mcp.call_tool%'",
+                  "1", 10s),
               "1")
         << bridge.response(3, 100ms);
     sql.value(kill);
     json lost = bridge.response(3);
     ASSERT_TRUE(lost.contains("error")) << lost;
-    EXPECT_NE(lost["error"]["message"].get<std::string>().find("connection lost"), std::string::npos) << lost;
+    EXPECT_NE(lost["error"]["message"].get<std::string>().find("connection lost"),
+              std::string::npos)
+        << lost;
     json later;
     for (int attempt = 0; attempt < 20; ++attempt) {  // backoff may ask for a moment
-        later = bridge.call(10 + attempt, "get_customer_info", {{"email", "customer3@example.com"}});
+        later =
+            bridge.call(10 + attempt, "get_customer_info", {{"email", "customer3@example.com"}});
         if (later.contains("result")) break;
         std::this_thread::sleep_for(250ms);
     }
@@ -287,14 +318,18 @@ TEST(Shutdown, ExitsCleanlyOnEndOfInput) {
 TEST(Shutdown, ExitsCleanlyOnSigtermCancellingWork) {
     Sql sql;
     ScratchTool tool(sql, "e2e_sleep_term",
-                     "'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'Sleeps', '[{\"name\": \"s\", \"type\": \"number\"}]'",
+                     "'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'Sleeps', '[{\"name\": \"s\", "
+                     "\"type\": \"number\"}]'",
                      "agent_support");
     Bridge bridge({conninfo("agent_support")});
     bridge.initialize();
-    bridge.send({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"},
+    bridge.send({{"jsonrpc", "2.0"},
+                 {"id", 1},
+                 {"method", "tools/call"},
                  {"params", {{"name", tool.name}, {"arguments", {{"s", 30}}}}}});
-    const std::string active = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
-                               "AND state = 'active' AND query LIKE '%mcp.call_tool%'";
+    const std::string active =
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
+        "AND state = 'active' AND query LIKE '%mcp.call_tool%'";
     ASSERT_EQ(sql.wait_for(active, "1", 10s), "1");
     ::kill(bridge.pid(), SIGTERM);
     EXPECT_EQ(bridge.wait_exit(5s), 0);
@@ -316,13 +351,16 @@ TEST(MalformedInput, AnswersErrorsAndKeepsServing) {
     EXPECT_EQ(bridge.next()["error"]["code"], -32600);
     bridge.send_raw(R"({"jsonrpc":"2.0","id":{"x":1},"method":"ping"})");
     EXPECT_EQ(bridge.next()["error"]["code"], -32600);
-    bridge.send_raw(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":["x"],"arguments":7}})");
+    bridge.send_raw(
+        R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":["x"],"arguments":7}})");
     EXPECT_EQ(bridge.next()["error"]["code"], -32602);
     bridge.send_raw(R"({"jsonrpc":"2.0","id":3,"method":"no/such/method"})");
     EXPECT_EQ(bridge.next()["error"]["code"], -32601);
     // Still serving.
     EXPECT_EQ(bridge.request(4, "ping")["result"], json::object());
-    EXPECT_EQ(bridge.call(5, "get_customer_info", {{"email", "customer4@example.com"}})["result"]["isError"], false);
+    EXPECT_EQ(bridge.call(5, "get_customer_info",
+                          {{"email", "customer4@example.com"}})["result"]["isError"],
+              false);
 }
 
 TEST(Startup, MissingExtensionIsOneClearMessage) {
@@ -330,7 +368,9 @@ TEST(Startup, MissingExtensionIsOneClearMessage) {
     Bridge bridge({"dbname=postgres user=" + env_or("PGUSER", "postgres")}, log);
     EXPECT_EQ(bridge.wait_exit(10s), 1);
     std::string text = read_file(log);
-    EXPECT_NE(text.find("extension pg_mcp is not installed in database \"postgres\""), std::string::npos) << text;
+    EXPECT_NE(text.find("extension pg_mcp is not installed in database \"postgres\""),
+              std::string::npos)
+        << text;
 }
 
 TEST(Connection, UsesLibpqServiceFilesAndEnvironment) {
@@ -340,15 +380,20 @@ TEST(Connection, UsesLibpqServiceFilesAndEnvironment) {
         std::ofstream out(service_file);
         out << "[e2e_analytics]\ndbname=" << database() << "\nuser=agent_analytics\n";
     }
-    Bridge bridge({}, "/dev/null", {{"PGSERVICEFILE", service_file}, {"PGSERVICE", "e2e_analytics"},
-                                    {"PGDATABASE", ""}, {"PGUSER", ""}});
+    Bridge bridge({}, "/dev/null",
+                  {{"PGSERVICEFILE", service_file},
+                   {"PGSERVICE", "e2e_analytics"},
+                   {"PGDATABASE", ""},
+                   {"PGUSER", ""}});
     bridge.initialize();
-    EXPECT_EQ(tool_names(bridge.request(1, "tools/list")), std::vector<std::string>{"get_customer_analytics"});
+    EXPECT_EQ(tool_names(bridge.request(1, "tools/list")),
+              std::vector<std::string>{"get_customer_analytics"});
     Sql sql;
-    EXPECT_EQ(sql.wait_for("SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = 'agent_analytics' "
-                           "AND application_name = 'pg_mcp_bridge'",
-                           "t", 5s),
-              "t");
+    EXPECT_EQ(
+        sql.wait_for("SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = 'agent_analytics' "
+                     "AND application_name = 'pg_mcp_bridge'",
+                     "t", 5s),
+        "t");
 }
 
 TEST(Startup, CheckReportsReadinessForADba) {
@@ -368,7 +413,8 @@ TEST(Startup, CheckReportsReadinessForADba) {
     EXPECT_NE(ready.find("get_customer_info"), std::string::npos) << ready;
     std::string missing = run("dbname=postgres", status);
     EXPECT_EQ(status, 1);
-    EXPECT_NE(missing.find("NOT READY: extension pg_mcp is not installed"), std::string::npos) << missing;
+    EXPECT_NE(missing.find("NOT READY: extension pg_mcp is not installed"), std::string::npos)
+        << missing;
     std::string bad_user = run("dbname=" + database() + " user=no_such_role_e2e", status);
     EXPECT_EQ(status, 1);
     EXPECT_NE(bad_user.find("cannot connect"), std::string::npos) << bad_user;

@@ -29,11 +29,15 @@ inline std::string env_or(const char *name, const std::string &fallback) {
     return value != nullptr && *value != '\0' ? value : fallback;
 }
 
-inline std::string database() { return env_or("PG_MCP_E2E_DB", "pg_mcp_e2e"); }
-inline std::string conninfo(const std::string &user) { return "dbname=" + database() + " user=" + user; }
+inline std::string database() {
+    return env_or("PG_MCP_E2E_DB", "pg_mcp_e2e");
+}
+inline std::string conninfo(const std::string &user) {
+    return "dbname=" + database() + " user=" + user;
+}
 
 class Bridge {
-public:
+  public:
     explicit Bridge(std::vector<std::string> args, const std::string &stderr_path = "/dev/null",
                     const std::map<std::string, std::string> &env = {}) {
         bp::environment environment = boost::this_process::environment();
@@ -43,8 +47,8 @@ public:
             else
                 environment[entry.first] = entry.second;
         }
-        child_ = std::make_unique<bp::child>(env_or("PG_MCP_BRIDGE", PG_MCP_BRIDGE_PATH), bp::args(args),
-                                             bp::std_in < in_, bp::std_out > out_,
+        child_ = std::make_unique<bp::child>(env_or("PG_MCP_BRIDGE", PG_MCP_BRIDGE_PATH),
+                                             bp::args(args), bp::std_in<in_, bp::std_out> out_,
                                              bp::std_err > stderr_path, environment);
         reader_ = std::thread([this] {
             std::string line;
@@ -83,7 +87,8 @@ public:
     // The next message of any kind (or null after the timeout / at end of output).
     json next(std::chrono::milliseconds timeout = 10s) {
         std::unique_lock<std::mutex> lock(mutex_);
-        if (!ready_.wait_for(lock, timeout, [this] { return !lines_.empty() || eof_; })) return nullptr;
+        if (!ready_.wait_for(lock, timeout, [this] { return !lines_.empty() || eof_; }))
+            return nullptr;
         if (lines_.empty()) return nullptr;
         std::string line = lines_.front();
         lines_.pop_front();
@@ -104,7 +109,8 @@ public:
             json message = next(std::chrono::duration_cast<std::chrono::milliseconds>(
                 deadline - std::chrono::steady_clock::now()));
             if (message.is_null()) break;
-            if (message.contains("id") && message["id"] == id && !message.contains("method")) return message;
+            if (message.contains("id") && message["id"] == id && !message.contains("method"))
+                return message;
             notifications.push_back(message);
         }
         return nullptr;
@@ -144,7 +150,8 @@ public:
         return r;
     }
 
-    json call(const json &id, const std::string &tool, json arguments = json::object(), json meta = nullptr) {
+    json call(const json &id, const std::string &tool, json arguments = json::object(),
+              json meta = nullptr) {
         json params = {{"name", tool}, {"arguments", std::move(arguments)}};
         if (!meta.is_null()) params["_meta"] = std::move(meta);
         return request(id, "tools/call", std::move(params));
@@ -163,7 +170,7 @@ public:
 
     std::deque<json> notifications;
 
-private:
+  private:
     bp::opstream in_;
     bp::ipstream out_;
     std::unique_ptr<bp::child> child_;
@@ -177,7 +184,7 @@ private:
 
 // A libpq session as the cluster's superuser, for setting up and checking the database side.
 class Sql {
-public:
+  public:
     Sql() : conn_(PQconnectdb(conninfo(env_or("PGUSER", "postgres")).c_str())) {
         if (PQstatus(conn_) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(conn_));
     }
@@ -186,20 +193,22 @@ public:
     std::string value(const std::string &sql, const std::vector<std::string> &params = {}) {
         std::vector<const char *> values;
         for (const auto &p : params) values.push_back(p.c_str());
-        PGresult *result = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                                        values.data(), nullptr, nullptr, 0);
+        PGresult *result = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()),
+                                        nullptr, values.data(), nullptr, nullptr, 0);
         ExecStatusType status = PQresultStatus(result);
         if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
             std::string error = PQresultErrorMessage(result);
             PQclear(result);
             throw std::runtime_error(error + " in: " + sql);
         }
-        std::string out = PQntuples(result) > 0 && PQnfields(result) > 0 ? PQgetvalue(result, 0, 0) : "";
+        std::string out =
+            PQntuples(result) > 0 && PQnfields(result) > 0 ? PQgetvalue(result, 0, 0) : "";
         PQclear(result);
         return out;
     }
     // Polls until the query returns `expected`, or the timeout passes; returns the last value.
-    std::string wait_for(const std::string &sql, const std::string &expected, std::chrono::milliseconds timeout) {
+    std::string wait_for(const std::string &sql, const std::string &expected,
+                         std::chrono::milliseconds timeout) {
         auto deadline = std::chrono::steady_clock::now() + timeout;
         std::string last;
         while (std::chrono::steady_clock::now() < deadline) {
@@ -210,7 +219,7 @@ public:
         return last;
     }
 
-private:
+  private:
     PGconn *conn_;
 };
 

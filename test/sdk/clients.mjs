@@ -57,9 +57,10 @@ export async function listAllToolsV1(client) {
 
 /**
  * v2 client (@modelcontextprotocol/client 2.x). mode: 'legacy' (the SDK default: no
- * versionNegotiation option at all), 'auto', or { pin: '2026-07-28' }.
+ * versionNegotiation option at all), 'auto', or { pin: '2026-07-28' }. clientOptions are merged
+ * into the Client's options (e.g. listChanged).
  */
-export async function connectV2(user, { mode = 'legacy', extraArgs = [], before } = {}) {
+export async function connectV2(user, { mode = 'legacy', extraArgs = [], before, clientOptions = {} } = {}) {
   const transport = new StdioTransportV2({
     command: await bridgeBinary(),
     args: bridgeArgs(user, extraArgs),
@@ -67,7 +68,7 @@ export async function connectV2(user, { mode = 'legacy', extraArgs = [], before 
     stderr: 'pipe'
   });
   const tap = tapTransport(transport);
-  const options = { capabilities: {} };
+  const options = { capabilities: {}, ...clientOptions };
   if (mode !== 'legacy') options.versionNegotiation = { mode, probe: { timeoutMs: 20_000 } };
   const client = new ClientV2({ name: 'pg-mcp-bridge-sdk-e2e-v2', version: '0.0.1' }, options);
   const errors = [];

@@ -64,7 +64,7 @@ export function lit(value) {
  * Wait until the bridge binary exists and is executable (it may be briefly missing while
  * someone rebuilds it), then return its path.
  */
-export async function bridgeBinary(timeoutMs = 120_000) {
+export async function bridgeBinary(timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -125,10 +125,10 @@ export async function createAndGrantTool({ name, sql, description, parameters = 
   );
 }
 
-/** Drop a tool if it exists; never throws (cleanup path), returns the error if any. */
-export async function dropTool(name) {
+/** Drop tools if they exist; never throws (cleanup path), returns the error if any. */
+export async function dropTool(...names) {
   try {
-    await psql(`SELECT mcp.drop_tool(${lit(name)}, if_exists => true);`);
+    await psql(names.map((name) => `SELECT mcp.drop_tool(${lit(name)}, if_exists => true);`).join('\n'));
     return undefined;
   } catch (e) {
     return e;

@@ -15,6 +15,43 @@ import {
   withTranscript
 } from './helpers.mjs';
 
+/**
+ * After a cancel: the call's audit row appears (the bridge commits it once PostgreSQL has
+ * cancelled the statement), the backend that ran it (seen sleeping before) no longer sleeps, and
+ * no bridge backend runs pg_sleep. Resolves to the audit row.
+ */
+async function cancelledInDatabase(toolName, maxIdBefore, sleepers) {
+  const row = await waitFor(
+    async () => {
+      const [line] = await psql(
+        `SELECT row_to_json(a) FROM (SELECT id, status, caller_role, request_id, backend_pid, sqlstate, message
+                                      FROM mcp.audit_log
+                                     WHERE tool_name = ${lit(toolName)} AND id > ${Number(maxIdBefore)}
+                                     ORDER BY id DESC LIMIT 1) a`,
+        { single: false }
+      );
+      return line && JSON.parse(line);
+    },
+    { timeoutMs: 5000, what: `the audit row of the cancelled call of ${toolName} (is it still running?)` }
+  );
+  assert.ok(sleepers.includes(row.backend_pid), `the audited call ran in a backend seen sleeping (${sleepers}): ${JSON.stringify(row)}`);
+  await waitFor(
+    async () => {
+      // (pg_stat_activity.query is the bridge's top-level SELECT mcp.call_tool(...), so the first
+      // condition can only catch the tool SQL if that ever changes; the wait event is what tells.)
+      const [n] = await psql(
+        `SELECT count(*) FROM pg_stat_activity
+          WHERE query LIKE '%pg_sleep%' AND application_name = 'pg_mcp_bridge' AND state = 'active'
+            AND datname = current_database()`,
+        { single: false }
+      );
+      return Number(n) === 0 && !(await sleepingBridgeBackends('agent_support')).includes(row.backend_pid);
+    },
+    { timeoutMs: 5000, what: `backend ${row.backend_pid} to leave pg_sleep` }
+  );
+  return row;
+}
+
 test('v1: aborting a tools/call cancels the query and is audited as cancelled', { timeout: 120_000 }, async (t) => {
   const toolName = uniqueName('sleep');
   let conn;
@@ -77,39 +114,11 @@ test('v1: aborting a tools/call cancels the query and is audited as cancelled', 
       assert.ok(cancel, 'notifications/cancelled was sent');
       assert.equal(cancel.message.params.requestId, request.message.id);
 
-      // The query is cancelled in PostgreSQL, not left running for 20 s.
-      await waitFor(
-        async () => {
-          const [n] = await psql(
-            `SELECT count(*) FROM pg_stat_activity
-              WHERE query LIKE '%pg_sleep%' AND application_name = 'pg_mcp_bridge' AND state = 'active'
-                AND datname = current_database()`,
-            { single: false }
-          );
-          const still = (await sleepingBridgeBackends('agent_support')).filter((pid) => sleepers.includes(pid));
-          return Number(n) === 0 && still.length === 0;
-        },
-        { timeoutMs: 5000, what: `bridge backend(s) ${sleepers} to leave pg_sleep` }
-      );
-
-      // Exactly what the audit log says about the call.
-      const row = await waitFor(
-        async () => {
-          const [line] = await psql(
-            `SELECT row_to_json(a) FROM (SELECT id, status, caller_role, request_id, backend_pid, sqlstate, message
-                                          FROM mcp.audit_log
-                                         WHERE tool_name = ${lit(toolName)} AND id > ${Number(maxIdBefore)}
-                                         ORDER BY id DESC LIMIT 1) a`,
-            { single: false }
-          );
-          return line && JSON.parse(line);
-        },
-        { timeoutMs: 5000, what: `an audit row for ${toolName}` }
-      );
+      // The query is cancelled in PostgreSQL (not left running for 20 s), and audited as such.
+      const row = await cancelledInDatabase(toolName, maxIdBefore, sleepers);
       assert.equal(row.status, 'cancelled', `audit row: ${JSON.stringify(row)}`);
       assert.equal(row.caller_role, 'agent_support');
       assert.equal(row.request_id, String(request.message.id));
-      assert.ok(sleepers.includes(row.backend_pid), `the audited call ran in a backend seen sleeping (${sleepers})`);
 
       // The bridge sends no response for the cancelled request, and the session still works.
       await sleep(200);
@@ -120,6 +129,62 @@ test('v1: aborting a tools/call cancels the query and is audited as cancelled', 
       const res = await client.callTool({ name: toolName, arguments: { s: 0 } });
       assert.equal(res.isError, false);
       assert.deepEqual(res.structuredContent.rows, [{ slept: true }]);
+    },
+    async () => {
+      await conn?.close();
+      if (created) {
+        const err = await dropTool(toolName);
+        if (err) t.diagnostic(`cleanup: could not drop ${toolName}: ${err.message}`);
+      }
+    }
+  );
+});
+
+test('v1: closing the client during a call cancels the query and is audited as cancelled', { timeout: 120_000 }, async (t) => {
+  const toolName = uniqueName('sleep');
+  let conn;
+  let created = false;
+  await withTranscript(
+    t,
+    () => [conn?.tap],
+    async () => {
+      created = true;
+      await createAndGrantTool({
+        name: toolName,
+        sql: 'SELECT pg_sleep(:s) IS NOT NULL AS slept',
+        description: 'pg_mcp_bridge SDK e2e test tool (sleeps); dropped by the test',
+        parameters: [{ name: 's', type: 'number' }],
+        timeout: '30 seconds',
+        grantTo: 'agent_support'
+      });
+      conn = await connectV1('agent_support');
+      const { client } = conn;
+      await listAllToolsV1(client);
+      const [maxIdBefore] = await psql(`SELECT coalesce(max(id), 0) FROM mcp.audit_log`, { single: false });
+
+      let outcome;
+      const call = client.callTool({ name: toolName, arguments: { s: 20 } }, undefined, { timeout: 60_000 });
+      call.then(
+        (r) => (outcome = `resolved: ${JSON.stringify(r)}`),
+        (e) => (outcome = `rejected: ${e?.message}`)
+      );
+      const sleepers = await waitFor(
+        async () => {
+          if (outcome !== undefined) throw new Error(`the call ended before the client closed, ${outcome}`);
+          const pids = await sleepingBridgeBackends('agent_support');
+          return pids.length > 0 && pids;
+        },
+        { timeoutMs: 10_000, intervalMs: 50, what: 'the tool call sleeping in pg_stat_activity' }
+      );
+
+      // close(): end of input for the bridge (then SIGTERM after 2 s, SIGKILL after 4 s).
+      const closing = Date.now();
+      await conn.close();
+      await assert.rejects(call);
+      t.diagnostic(`client closed in ${Date.now() - closing} ms`);
+
+      const row = await cancelledInDatabase(toolName, maxIdBefore, sleepers);
+      assert.equal(row.status, 'cancelled', `audit row: ${JSON.stringify(row)}`);
     },
     async () => {
       await conn?.close();

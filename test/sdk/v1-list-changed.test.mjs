@@ -31,12 +31,24 @@ test('v1: list_changed arrives after another session creates and grants a tool',
         grantTo: 'agent_support'
       });
 
-      const n = await changed.next({ from: seenBefore, timeoutMs: 10_000, what: 'notifications/tools/list_changed' });
-      assert.equal(n.method, 'notifications/tools/list_changed');
-
-      const after = await listAllToolsV1(client);
-      const names = after.tools.map((tool) => tool.name);
-      assert.ok(names.includes(toolName), `tools/list after the notification includes ${toolName}: ${names}`);
+      // Wait for the notification, then list. (Another test file running in parallel may change
+      // the catalog too: if a notification came before this change was visible, wait for the next.)
+      const deadline = Date.now() + 10_000;
+      let from = seenBefore;
+      let after;
+      let names;
+      for (;;) {
+        const n = await changed.next({
+          from,
+          timeoutMs: Math.max(1, deadline - Date.now()),
+          what: `notifications/tools/list_changed announcing ${toolName}`
+        });
+        assert.equal(n.method, 'notifications/tools/list_changed');
+        from = changed.seen.length;
+        after = await listAllToolsV1(client);
+        names = after.tools.map((tool) => tool.name);
+        if (names.includes(toolName)) break;
+      }
       assert.ok(names.includes('get_customer_info'));
 
       // The new tool is callable and validated against its outputSchema.

@@ -78,15 +78,25 @@ test('v2 pinned 2026-07-28: modern era, tools, validated call, subscriptions/lis
         description: 'pg_mcp_bridge SDK e2e test tool (v2 listen); dropped by the test',
         grantTo: 'agent_support'
       });
-      await changed.next({ from: seen, timeoutMs: 10_000, what: 'notifications/tools/list_changed on the listen stream' });
-      const onWire = tap.wire.find(
-        (w) => w.dir === '<-' && w.message.method === 'notifications/tools/list_changed'
-      );
-      assert.equal(onWire.message.params?._meta?.[SUBSCRIPTION_ID_META_KEY], subId, 'the notification names the subscription');
-
-      // The SDK evicted its cached tools/list on the notification; a new list has the tool.
-      const after = await client.listTools(undefined, REQUEST_TIMEOUT);
-      assert.ok(after.tools.some((x) => x.name === toolName), `tools/list includes ${toolName}`);
+      // Wait for the notification, then list (the SDK evicted its cached tools/list on it). Another
+      // test file running in parallel may change the catalog too: then wait for the next one.
+      const deadline = Date.now() + 10_000;
+      let from = seen;
+      for (;;) {
+        await changed.next({
+          from,
+          timeoutMs: Math.max(1, deadline - Date.now()),
+          what: `notifications/tools/list_changed on the listen stream announcing ${toolName}`
+        });
+        from = changed.seen.length;
+        const after = await client.listTools(undefined, REQUEST_TIMEOUT);
+        if (after.tools.some((x) => x.name === toolName)) break;
+      }
+      const onWire = tap.wire.filter((w) => w.dir === '<-' && w.message.method === 'notifications/tools/list_changed');
+      assert.ok(onWire.length > 0);
+      for (const w of onWire) {
+        assert.equal(w.message.params?._meta?.[SUBSCRIPTION_ID_META_KEY], subId, 'each notification names the subscription');
+      }
       const res = await client.callTool({ name: toolName, arguments: {} }, REQUEST_TIMEOUT);
       assert.equal(res.isError, false);
       assert.deepEqual(res.structuredContent.rows, [{ seven: 7 }]);
@@ -175,3 +185,58 @@ test('v2 default (legacy) mode: initialize handshake, tools, validated call', TE
     () => conn?.close()
   );
 });
+
+// The SDK's own list_changed support (ClientOptions.listChanged) only engages when the server
+// advertises capabilities.tools.listChanged: from initialize on a legacy connection, from
+// server/discover on a modern one (where the SDK then opens subscriptions/listen by itself).
+for (const [label, mode] of [['legacy', 'legacy'], ['pinned 2026-07-28', { pin: MODERN }]]) {
+  test(`v2 ${label}: ClientOptions.listChanged.tools.onChanged fires after another session creates and grants a tool`, TEST_TIMEOUT, async (t) => {
+    const toolName = uniqueName('e2e_v2lc');
+    const changed = signal();
+    let conn;
+    let created = false;
+    await withTranscript(
+      t,
+      () => [conn?.tap],
+      async () => {
+        conn = await connectV2('agent_support', {
+          mode,
+          clientOptions: {
+            listChanged: { tools: { autoRefresh: true, onChanged: (error, tools) => changed.push({ error, tools }) } }
+          }
+        });
+        const { client } = conn;
+        const discover = client.getDiscoverResult();
+        t.diagnostic(`era ${client.getProtocolEra()}; server capabilities ${JSON.stringify(client.getServerCapabilities())}` +
+          (discover ? `; server/discover capabilities ${JSON.stringify(discover.capabilities)}` : ''));
+        assert.equal(client.getServerCapabilities()?.tools?.listChanged, true,
+          'the server advertises capabilities.tools.listChanged (it does send tools/list_changed)');
+        if (client.getProtocolEra() === 'modern') {
+          assert.ok(client.autoOpenedSubscription, 'the SDK opened subscriptions/listen for ClientOptions.listChanged');
+        }
+
+        created = true;
+        await createAndGrantTool({
+          name: toolName,
+          sql: 'SELECT 1 AS one',
+          description: 'pg_mcp_bridge SDK e2e test tool (v2 listChanged option); dropped by the test',
+          grantTo: 'agent_support'
+        });
+        const hit = await changed.next({
+          timeoutMs: 10_000,
+          what: `onChanged with a tool list including ${toolName}`,
+          pred: (c) => c.error == null && c.tools?.some((x) => x.name === toolName)
+        });
+        assert.ok(hit.tools.some((x) => x.name === 'get_customer_info'));
+      },
+      async () => {
+        await conn?.client.autoOpenedSubscription?.close().catch(() => {});
+        await conn?.close();
+        if (created) {
+          const err = await dropTool(toolName);
+          if (err) t.diagnostic(`cleanup: could not drop ${toolName}: ${err.message}`);
+        }
+      }
+    );
+  });
+}

@@ -85,6 +85,26 @@ TEST(JsonRpc, InvalidRequests) {
     }
 }
 
+TEST(JsonRpc, RecoversIdsOfOversizedRequests) {
+    EXPECT_EQ(
+        recover_request_id(R"({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"a)", ""), 7);
+    EXPECT_EQ(recover_request_id(R"({ "id" : "abc", "params":{"x)", ""), "abc");
+    EXPECT_EQ(recover_request_id(R"({"method":"x","params":{"id":5,"y":")", ""),
+              nullptr);  // nested
+    EXPECT_EQ(recover_request_id(R"({"method":"x","params":{"s":"\"id\":3)", ""),
+              nullptr);  // inside a string
+    EXPECT_EQ(recover_request_id("{\"params\":{\"a", "aaa\"}},\"jsonrpc\":\"2.0\",\"id\":12}"), 12);
+    EXPECT_EQ(recover_request_id("", "aaaa\"},\"id\":\"req-9\" }  "), "req-9");
+    EXPECT_EQ(recover_request_id("", "aaa\"},\"xid\":12}"), nullptr);
+    EXPECT_EQ(recover_request_id("", "aaa\"},\"id\":1.5}"), nullptr);
+    EXPECT_EQ(recover_request_id("", "no json at all"), nullptr);
+    EXPECT_EQ(recover_request_id("", ""), nullptr);
+}
+
+TEST(JsonRpc, UnknownIdsAreOmitted) {
+    EXPECT_FALSE(make_error(nullptr, -32700, "Parse error").contains("id"));
+}
+
 TEST(JsonRpc, Builders) {
     EXPECT_EQ(make_result(3, {{"a", 1}}).dump(), R"({"id":3,"jsonrpc":"2.0","result":{"a":1}})");
     EXPECT_EQ(make_error("x", -32601, "Method not found").dump(),

@@ -30,7 +30,7 @@ std::vector<std::string> read_all(const std::string &input, size_t limit,
     std::vector<std::string> lines;
     LineReader reader(fds[0], -1, limit);
     reader.run([&](std::string_view line) { lines.emplace_back(line); },
-               [&](size_t max) { oversized.push_back(max); });
+               [&](size_t max, std::string_view, std::string_view) { oversized.push_back(max); });
     writer.join();
     close(fds[0]);
     return lines;
@@ -64,4 +64,31 @@ TEST(StdioTransport, WriterWritesOneLinePerMessage) {
     ssize_t n = read(fds[0], buffer, sizeof buffer);
     close(fds[0]);
     EXPECT_EQ(std::string(buffer, static_cast<size_t>(n)), "{\"a\":\"line\\nbreak\"}\n");
+}
+
+TEST(StdioTransport, OversizedLinesReportTheirEnds) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    std::string big = R"({"method":"tools/call","params":{"arguments":{"x":")" +
+                      std::string(200000, 'a') + R"("}},"jsonrpc":"2.0","id":42})";
+    std::thread writer([&] {
+        std::string all = big + "\n";
+        size_t written = 0;
+        while (written < all.size())
+            written +=
+                static_cast<size_t>(write(fds[1], all.data() + written, all.size() - written));
+        close(fds[1]);
+    });
+    std::string head, tail;
+    LineReader reader(fds[0], -1, 4096);
+    reader.run([](std::string_view) {},
+               [&](size_t, std::string_view h, std::string_view t) {
+                   head = h;
+                   tail = t;
+               });
+    writer.join();
+    close(fds[0]);
+    EXPECT_EQ(head.substr(0, 10), big.substr(0, 10));
+    EXPECT_EQ(tail, big.substr(big.size() - tail.size()));
+    EXPECT_EQ(recover_request_id(head, tail), 42);
 }
