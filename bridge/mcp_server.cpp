@@ -458,7 +458,10 @@ void McpServer::call_tool(const Request &request) {
                            std::string status;
                            if (result.contains("_meta"))
                                status = string_member(result["_meta"], kStatusKey);
-                           if (status == "not_found" || status == "denied") {
+                           bool unknown =
+                               result.contains("_meta") && result["_meta"].is_object() &&
+                               result["_meta"].value("pg-mcp/unknown_tool", json(false)) == true;
+                           if (unknown) {
                                // Unknown tools are protocol errors; ungranted ones look the same on
                                // purpose.
                                std::string detail;

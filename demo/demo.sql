@@ -58,14 +58,19 @@ SELECT (ARRAY['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-2
 CREATE INDEX customers_support_email ON app.customers (email) WHERE is_active;
 CREATE INDEX customers_tenant ON app.customers (tenant_id) WHERE is_active;
 
--- Scenario 1: the support view (no phone, no card, active customers of the last two years).
-CREATE VIEW app.customer_support_view WITH (security_barrier) AS
-SELECT id, name, email, plan_name, subscription_status, last_login_date, active_users_30d,
-       open_tickets_count
-  FROM app.customers
- WHERE is_active AND signup_date >= current_date - interval '2 years';
+-- Scenario 1: the support view, a sandboxed view: only these columns (no phone, no card),
+-- only active customers of the last two years; name and email are marked as PII.
+SELECT mcp.create_sandbox_view(
+    name        => 'app.customer_support_view',
+    source      => 'app.customers',
+    columns     => ARRAY['id', 'name', 'email', 'plan_name', 'subscription_status', 'last_login_date',
+                         'active_users_30d', 'open_tickets_count'],
+    row_filter  => $f$is_active AND signup_date >= current_date - interval '2 years'$f$,
+    description => 'Support context of active customers: no payment data',
+    pii_columns => ARRAY['name', 'email']);
 
--- Scenario 2: aggregates only, no PII, groups of fewer than 10 customers suppressed.
+-- Scenario 2: aggregates only, no PII, groups of fewer than 10 customers suppressed (a plain
+-- view: aggregates are not a column allow-list).
 CREATE VIEW app.customer_analytics_view AS
 SELECT plan_name, subscription_status, count(*) AS customer_count,
        round(avg(active_users_30d), 1) AS avg_active_users, sum(total_revenue) AS total_revenue,
@@ -75,11 +80,15 @@ SELECT plan_name, subscription_status, count(*) AS customer_count,
  GROUP BY plan_name, subscription_status
 HAVING count(*) >= 10;
 
--- Scenario 3: tenant-scoped customer list.
-CREATE VIEW app.tenant_customer_view WITH (security_barrier) AS
-SELECT c.tenant_id, c.id, c.name, c.email, c.plan_name, c.subscription_status
-  FROM app.customers c
- WHERE c.is_active;
+-- Scenario 3: tenant-scoped customers, a sandboxed view. The tenant comes from the agent's
+-- principal, never from the model (see get_tenant_customers below).
+SELECT mcp.create_sandbox_view(
+    name        => 'app.tenant_customer_view',
+    source      => 'app.customers',
+    columns     => ARRAY['tenant_id', 'id', 'name', 'email', 'plan_name', 'subscription_status'],
+    row_filter  => 'is_active',
+    description => 'Active customers with their tenant',
+    pii_columns => ARRAY['name', 'email']);
 
 -- Least-privilege roles the tools run as (NOLOGIN), and the agent roles, which have no table
 -- privileges at all. The agent roles can log in so that a bridge can connect as each of them
@@ -94,10 +103,21 @@ BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r);
         END IF;
     END LOOP;
-    FOREACH r IN ARRAY ARRAY['agent_support', 'agent_analytics', 'agent_tenant'] LOOP
+    FOREACH r IN ARRAY ARRAY['agent_support', 'agent_analytics'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I LOGIN', r);
         END IF;
+    END LOOP;
+    -- Tenant agents: one login role per tenant (each one a principal), all members of
+    -- agent_tenant, the role the tenant tool is granted to.
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'agent_tenant') THEN
+        CREATE ROLE agent_tenant NOLOGIN;
+    END IF;
+    FOREACH r IN ARRAY ARRAY['agent_acme', 'agent_globex', 'agent_initech'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I LOGIN', r);
+        END IF;
+        EXECUTE format('GRANT agent_tenant TO %I', r);
     END LOOP;
 END
 $$;
@@ -137,15 +157,25 @@ SELECT mcp.create_tool(
     timeout     => '5 seconds',
     run_as      => 'mcp_analytics_reader');
 
+-- Principals: each tenant agent's role carries its tenant id, set by the DBA.
+SELECT mcp.create_principal('acme-support', 'agent_acme',
+                            '{"tenant_id": "11111111-1111-4111-8111-111111111111"}', 'Support agent of Acme Corp');
+SELECT mcp.create_principal('globex-support', 'agent_globex',
+                            '{"tenant_id": "22222222-2222-4222-8222-222222222222"}', 'Support agent of Globex');
+SELECT mcp.create_principal('initech-support', 'agent_initech',
+                            '{"tenant_id": "33333333-3333-4333-8333-333333333333"}', 'Support agent of Initech');
+
+-- The tenant is bound from the calling role's principal: tenant_id is not in the tool's
+-- inputSchema, and an agent cannot pass another tenant's id in any argument.
 SELECT mcp.create_tool(
     name        => 'get_tenant_customers',
-    title       => 'Customers of a tenant',
-    description => 'Active customers of one tenant, optionally of one plan, newest first.',
+    title       => 'Customers of your tenant',
+    description => 'Active customers of your own tenant, optionally of one plan, newest first.',
     sql         => 'SELECT id, name, email, plan_name, subscription_status
                       FROM app.tenant_customer_view
                      WHERE tenant_id = :tenant_id AND (:plan_name::text IS NULL OR plan_name = :plan_name)
                      ORDER BY id DESC',
-    parameters  => '[{"name": "tenant_id", "type": "string", "format": "uuid", "description": "Tenant id"},
+    parameters  => '[{"name": "tenant_id", "type": "string", "format": "uuid", "from_principal": "tenant_id"},
                      {"name": "plan_name", "type": "string", "required": false,
                       "enum": ["free", "starter", "pro", "enterprise"], "description": "Plan to filter by"}]',
     max_rows    => 25,

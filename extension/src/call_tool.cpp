@@ -289,19 +289,21 @@ void run_tool_sql(void *arg) {
     SetUserIdAndSecContext(ex->owner, ex->security_context | SECURITY_LOCAL_USERID_CHANGE);
 }
 
-void append_meta(StringInfo out, const char *status, int64 audit_id) {
+// unknown_tool: the caller must see the tool as nonexistent (it does not exist, or is not
+// granted); the bridge answers such calls with MCP's "Unknown tool" protocol error.
+void append_meta(StringInfo out, const char *status, int64 audit_id, bool unknown_tool = false) {
     appendStringInfo(out,
-                     ",\"_meta\":{\"pg-mcp/status\":\"%s\",\"pg-mcp/audit_id\":" INT64_FORMAT "}",
-                     status, audit_id);
+                     ",\"_meta\":{\"pg-mcp/status\":\"%s\",\"pg-mcp/audit_id\":" INT64_FORMAT "%s}",
+                     status, audit_id, unknown_tool ? ",\"pg-mcp/unknown_tool\":true" : "");
 }
 
-char *error_result(const char *message, const char *status, int64 audit_id) {
+char *error_result(const char *message, const char *status, int64 audit_id, bool unknown_tool) {
     StringInfoData out;
     initStringInfo(&out);
     appendStringInfoString(&out, "{\"content\":[{\"type\":\"text\",\"text\":");
     escape_json(&out, message);
     appendStringInfoString(&out, "}],\"isError\":true");
-    append_meta(&out, status, audit_id);
+    append_meta(&out, status, audit_id, unknown_tool);
     appendStringInfoChar(&out, '}');
     return out.data;
 }
@@ -395,6 +397,7 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
     Execution ex;
     memset(&ex, 0, sizeof ex);
     const char *agent_message = NULL;
+    bool unknown_tool = false;
     ToolRow tool;
     memset(&tool, 0, sizeof tool);
     tool = load_tool(name != NULL ? name : "", caller, call_context);
@@ -402,6 +405,7 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
     audit.principal = tool.principal;
 
     if (name == NULL || !tool.found || !tool.granted) {
+        unknown_tool = true;
         audit.status = name == NULL || !tool.found ? "not_found" : "denied";
         audit.tool_version = tool.version;
         audit.message = name == NULL  ? "tool name is NULL"
@@ -518,7 +522,8 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
     pg_mcp::leave_settings(nest_level);
     SetUserIdAndSecContext(saved_user, saved_security);
 
-    char *result = agent_message == NULL ? success_result(&ex, audit.status, audit_id)
-                                         : error_result(agent_message, audit.status, audit_id);
+    char *result = agent_message == NULL
+                       ? success_result(&ex, audit.status, audit_id)
+                       : error_result(agent_message, audit.status, audit_id, unknown_tool);
     PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result)));
 }

@@ -372,8 +372,9 @@ std::string check_value(const ParamSpec &spec, const json &value, const PatternM
 }
 
 const std::set<std::string> kParameterKeys = {
-    "name",     "type",   "description", "required",  "default", "sensitive", "items",   "minItems",
-    "maxItems", "format", "minLength",   "maxLength", "pattern", "minimum",   "maximum", "enum"};
+    "name",    "type",     "description", "required", "default",       "sensitive",
+    "items",   "minItems", "maxItems",    "format",   "minLength",     "maxLength",
+    "pattern", "minimum",  "maximum",     "enum",     "from_principal"};
 const std::set<std::string> kItemKeys = {"type",    "format",  "minLength", "maxLength",
                                          "pattern", "minimum", "maximum",   "enum"};
 

@@ -86,7 +86,7 @@ TEST(ToolsList, EachRoleSeesItsOwnTools) {
         std::vector<std::string> tools;
     } cases[] = {{"agent_support", {"get_customer_info"}},
                  {"agent_analytics", {"get_customer_analytics"}},
-                 {"agent_tenant", {"get_tenant_customers"}}};
+                 {"agent_acme", {"get_tenant_customers"}}};
     for (const Case &c : cases) {
         Bridge bridge({conninfo(c.role)});
         bridge.initialize();
@@ -137,16 +137,25 @@ TEST(ToolsCall, EveryDemoTool) {
         }
     }
     {
-        Bridge bridge({conninfo("agent_tenant")});
+        // The tenant comes from the principal of the role the bridge logs in as.
+        Bridge bridge({conninfo("agent_globex")});
         bridge.initialize();
-        json r = bridge.call(
-            1, "get_tenant_customers",
-            {{"tenant_id", "22222222-2222-4222-8222-222222222222"}, {"plan_name", "pro"}});
+        json r = bridge.call(1, "get_tenant_customers", {{"plan_name", "pro"}});
         ASSERT_EQ(r["result"]["isError"], false) << r;
         EXPECT_EQ(r["result"]["structuredContent"]["row_count"], 25);
         EXPECT_EQ(r["result"]["structuredContent"]["truncated"], true);
-        for (const json &row : r["result"]["structuredContent"]["rows"])
+        Sql sql;
+        std::string expected = sql.value(
+            "SELECT string_agg(id::text, ',' ORDER BY id DESC) FROM (SELECT id FROM "
+            "app.tenant_customer_view "
+            "WHERE tenant_id = '22222222-2222-4222-8222-222222222222' AND plan_name = 'pro' "
+            "ORDER BY id DESC LIMIT 25) s");
+        std::string got;
+        for (const json &row : r["result"]["structuredContent"]["rows"]) {
             EXPECT_EQ(row["plan_name"], "pro");
+            got += (got.empty() ? "" : ",") + std::to_string(row["id"].get<int>());
+        }
+        EXPECT_EQ(got, expected);
     }
     Sql sql;
     EXPECT_EQ(sql.value("SELECT agent_name || ' ' || client_info FROM mcp.audit_log "
@@ -418,4 +427,42 @@ TEST(Startup, CheckReportsReadinessForADba) {
     std::string bad_user = run("dbname=" + database() + " user=no_such_role_e2e", status);
     EXPECT_EQ(status, 1);
     EXPECT_NE(bad_user.find("cannot connect"), std::string::npos) << bad_user;
+}
+
+TEST(Principals, ATenantCannotReachAnotherTenantsRows) {
+    const std::string other_tenant = "22222222-2222-4222-8222-222222222222";
+    Bridge bridge({conninfo("agent_acme")});
+    bridge.initialize();
+    json list = bridge.request(1, "tools/list");
+    json schema = list["result"]["tools"][0]["inputSchema"];
+    EXPECT_FALSE(schema["properties"].contains("tenant_id")) << schema;  // not the model's to set
+    // Another tenant's id in every argument the tool has, and in one it does not show.
+    json with_tenant = bridge.call(2, "get_tenant_customers", {{"tenant_id", other_tenant}});
+    ASSERT_EQ(with_tenant["result"]["isError"], true) << with_tenant;
+    EXPECT_NE(
+        with_tenant["result"]["content"][0]["text"].get<std::string>().find("cannot be supplied"),
+        std::string::npos);
+    json in_plan = bridge.call(3, "get_tenant_customers", {{"plan_name", other_tenant}});
+    EXPECT_EQ(in_plan["result"]["isError"], true) << in_plan;
+    // What it can see is its own tenant's, and only that.
+    json own = bridge.call(4, "get_tenant_customers", json::object());
+    ASSERT_EQ(own["result"]["isError"], false) << own;
+    Sql sql;
+    for (const json &row : own["result"]["structuredContent"]["rows"])
+        EXPECT_EQ(sql.value("SELECT tenant_id FROM app.customers WHERE id = $1",
+                            {std::to_string(row["id"].get<int>())}),
+                  "11111111-1111-4111-8111-111111111111");
+    EXPECT_EQ(
+        sql.wait_for("SELECT principal FROM mcp.audit_log WHERE tool_name = 'get_tenant_customers' "
+                     "ORDER BY id DESC LIMIT 1",
+                     "acme-support", 2s),
+        "acme-support");
+    // Setting the agent context cannot claim another principal: identity is the role.
+    Bridge spoof({conninfo("agent_acme"), "--agent", "globex-support"});
+    spoof.initialize();
+    json spoofed = spoof.call(5, "get_tenant_customers", json::object());
+    for (const json &row : spoofed["result"]["structuredContent"]["rows"])
+        EXPECT_EQ(sql.value("SELECT tenant_id FROM app.customers WHERE id = $1",
+                            {std::to_string(row["id"].get<int>())}),
+                  "11111111-1111-4111-8111-111111111111");
 }

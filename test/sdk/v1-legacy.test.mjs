@@ -154,19 +154,20 @@ test('v1: get_customer_analytics as agent_analytics, all plans and one plan', TE
   );
 });
 
-test('v1: get_tenant_customers as agent_tenant, one tenant and plan', TEST_TIMEOUT, async (t) => {
+test('v1: get_tenant_customers as each tenant agent: the tenant comes from the principal', TEST_TIMEOUT, async (t) => {
   let conn;
   await withTranscript(
     t,
     () => [conn?.tap],
     async () => {
-      conn = await connectV1('agent_tenant');
-      const { client } = conn;
-      const { tools } = await listAllToolsV1(client);
-      assert.deepEqual(tools.map((tool) => tool.name), ['get_tenant_customers']);
-      assert.equal(typeof client.getToolOutputValidator('get_tenant_customers'), 'function');
-
-      for (const [tenant, plan] of [[TENANTS[1], 'pro'], [TENANTS[0], 'free']]) {
+      for (const [role, tenant, plan] of [['agent_globex', TENANTS[1], 'pro'], ['agent_acme', TENANTS[0], 'free']]) {
+        conn = await connectV1(role);
+        const { client } = conn;
+        const { tools } = await listAllToolsV1(client);
+        assert.deepEqual(withoutTempTools(tools.map((tool) => tool.name)), ['get_tenant_customers']);
+        const tool = tools.find((x) => x.name === 'get_tenant_customers');
+        assert.equal(tool.inputSchema.properties.tenant_id, undefined, 'tenant_id is not the model\'s to set');
+        assert.equal(typeof client.getToolOutputValidator('get_tenant_customers'), 'function');
         const expected = await psqlJson(
           `SELECT jsonb_build_object('ids', coalesce((SELECT jsonb_agg(id ORDER BY id DESC) FROM
                     (SELECT id FROM app.tenant_customer_view
@@ -177,7 +178,7 @@ test('v1: get_tenant_customers as agent_tenant, one tenant and plan', TEST_TIMEO
         );
         assert.ok(expected.ids.length > 0, 'demo data has customers for this tenant and plan');
         const res = await client.callTool(
-          { name: 'get_tenant_customers', arguments: { tenant_id: tenant, plan_name: plan } },
+          { name: 'get_tenant_customers', arguments: { plan_name: plan } },
           undefined,
           REQUEST_TIMEOUT
         );
@@ -186,16 +187,19 @@ test('v1: get_tenant_customers as agent_tenant, one tenant and plan', TEST_TIMEO
         assert.deepEqual(rows.map((r) => r.id), expected.ids, `ids of tenant ${tenant}, plan ${plan}`);
         assert.ok(rows.every((r) => r.plan_name === plan));
         assert.equal(res.structuredContent.truncated, expected.total > 25);
-        if (expected.total > 25) assert.equal(res.structuredContent.truncated_by, 'max_rows');
-      }
 
-      const badTenant = await client.callTool(
-        { name: 'get_tenant_customers', arguments: { tenant_id: 'not-a-uuid' } },
-        undefined,
-        REQUEST_TIMEOUT
-      );
-      assert.equal(badTenant.isError, true);
-      assert.match(badTenant.content.map((c) => c.text).join('\n'), /tenant_id/);
+        // Another tenant's id cannot be passed in.
+        const other = TENANTS.find((x) => x !== tenant);
+        const spoof = await client.callTool(
+          { name: 'get_tenant_customers', arguments: { tenant_id: other } },
+          undefined,
+          REQUEST_TIMEOUT
+        );
+        assert.equal(spoof.isError, true);
+        assert.match(spoof.content.map((c) => c.text).join('\n'), /tenant_id.*cannot be supplied/);
+        await conn.close();
+        conn = undefined;
+      }
     },
     () => conn?.close()
   );
@@ -227,14 +231,18 @@ test('v1: tools/list pagination with --page-size 1 as a superuser', TEST_TIMEOUT
       if (demo.length === names.length) assert.equal(pages.length, 3, 'exactly three pages');
 
       // The validators of every page are active: call a tool from a later page.
-      assert.equal(typeof client.getToolOutputValidator('get_tenant_customers'), 'function');
+      assert.equal(typeof client.getToolOutputValidator('get_customer_info'), 'function');
       const res = await client.callTool(
-        { name: 'get_tenant_customers', arguments: { tenant_id: TENANTS[2] } },
+        { name: 'get_customer_info', arguments: { email: 'customer7@example.com' } },
         undefined,
         REQUEST_TIMEOUT
       );
       assert.equal(res.isError, false);
-      assert.equal(res.structuredContent.rows.length, 25);
+      assert.equal(res.structuredContent.rows[0].email, 'customer7@example.com');
+      // A superuser has no principal: the tenant tool refuses it, as a tool error.
+      const noPrincipal = await client.callTool({ name: 'get_tenant_customers', arguments: {} }, undefined, REQUEST_TIMEOUT);
+      assert.equal(noPrincipal.isError, true);
+      assert.match(noPrincipal.content.map((c) => c.text).join('\n'), /identity/);
 
       // A cursor the bridge did not issue is Invalid params.
       await assert.rejects(

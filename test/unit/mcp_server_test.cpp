@@ -79,12 +79,16 @@ class ScriptedBackend : public Backend {
     }
 };
 
+// A CallToolResult as the extension returns it; unknown and ungranted tools carry the
+// extension's pg-mcp/unknown_tool flag.
 json ok_call_result(const std::string &status = "ok") {
+    json meta = {{"pg-mcp/status", status}};
+    if (status == "not_found" || status == "denied_tool") meta["pg-mcp/unknown_tool"] = true;
     return {
         {"content", {{{"type", "text"}, {"text", "{}"}}}},
         {"structuredContent", {{"rows", json::array()}, {"row_count", 0}, {"truncated", false}}},
         {"isError", false},
-        {"_meta", {{"pg-mcp/status", status}}}};
+        {"_meta", meta}};
 }
 
 const char *kModernMeta =
@@ -240,13 +244,20 @@ TEST_F(ServerTest, CallToolParamErrors) {
 
 TEST_F(ServerTest, UnknownAndUngrantedToolsAreProtocolErrors) {
     initialize();
-    for (const char *status : {"not_found", "denied"}) {
+    for (const char *status : {"not_found", "denied_tool"}) {
         backend.call_result = ok_call_result(status);
         json r =
             request(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"secret"}})");
         EXPECT_EQ(r["error"]["code"], error_code::kInvalidParams);
         EXPECT_EQ(r["error"]["message"], "Unknown tool: secret");
     }
+    backend.call_result = ok_call_result("denied");  // e.g. no principal: a tool error
+    backend.call_result["isError"] = true;
+    EXPECT_EQ(
+        request(
+            R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"t"}})")["result"]
+                                                                                      ["isError"],
+        true);
     backend.call_result = ok_call_result("invalid_arguments");
     backend.call_result["isError"] = true;
     EXPECT_EQ(
