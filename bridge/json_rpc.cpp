@@ -19,7 +19,35 @@ bool valid_id(const json &id) {
 
 }  // namespace
 
+// Messages nested deeper than this are refused unparsed: serializing a value recurses once
+// per level, and no MCP message needs more than a handful.
+constexpr int kMaxNesting = 128;
+
+bool nests_too_deep(std::string_view text) {
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > kMaxNesting) return true;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+    return false;
+}
+
 Message parse_message(std::string_view line) {
+    if (nests_too_deep(line))
+        return invalid(nullptr, error_code::kInvalidRequest,
+                       "Invalid Request: the message nests more than 128 levels deep");
     json value;
     try {
         value = json::parse(line.begin(), line.end());

@@ -856,13 +856,13 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.sandbox_view_diff(text, integer, integer)
     TO mcp_admin;
 
-CREATE FUNCTION @extschema@.create_tool_from_view(view text, lookup_columns text[], name text DEFAULT NULL,
+CREATE FUNCTION @extschema@.create_tool_from_view(view regclass, lookup_columns text[], name text DEFAULT NULL,
                                                   description text DEFAULT NULL, max_rows integer DEFAULT 20,
                                                   run_as name DEFAULT NULL, columns text[] DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    view_oid regclass := to_regclass(view);
+    view_oid regclass := view;
     tool_name text;
     params jsonb := '[]';
     conditions text[] := '{}';
@@ -891,11 +891,11 @@ BEGIN
             RAISE EXCEPTION 'column "%" cannot be a parameter name', col
                 USING ERRCODE = 'invalid_name', HINT = 'Lookup columns need plain identifier names; define the tool with mcp.create_tool.';
         END IF;
-        param := CASE getbasetype(attr.atttypid)
+        param := CASE (SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+                         FROM pg_type t WHERE t.oid = attr.atttypid)::regtype
             WHEN 'text'::regtype THEN '{"type": "string"}'
             WHEN 'varchar'::regtype THEN '{"type": "string"}'
             WHEN 'bpchar'::regtype THEN '{"type": "string"}'
-            WHEN 'citext'::regtype THEN '{"type": "string"}'
             WHEN 'int2'::regtype THEN '{"type": "integer"}'
             WHEN 'int4'::regtype THEN '{"type": "integer"}'
             WHEN 'int8'::regtype THEN '{"type": "integer"}'
@@ -943,10 +943,10 @@ BEGIN
     RETURN tool_name;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.create_tool_from_view(text, text[], text, text, integer, name, text[])
+COMMENT ON FUNCTION @extschema@.create_tool_from_view(regclass, text[], text, text, integer, name, text[])
     IS 'Generates a read-only tool over a (sandboxed) view with one parameter per lookup column, typed and described from the columns; review it with mcp.list_all_tools() and grant it';
-REVOKE ALL ON FUNCTION @extschema@.create_tool_from_view(text, text[], text, text, integer, name, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.create_tool_from_view(text, text[], text, text, integer, name, text[]) TO mcp_admin;
+REVOKE ALL ON FUNCTION @extschema@.create_tool_from_view(regclass, text[], text, text, integer, name, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.create_tool_from_view(regclass, text[], text, text, integer, name, text[]) TO mcp_admin;
 
 -- Every tool with everything about it, for DBAs reviewing what agents can do.
 CREATE FUNCTION @extschema@.list_all_tools() RETURNS TABLE (

@@ -168,7 +168,13 @@ PG_MCP_FUNCTION(pg_mcp_compile_tool) {
     Datum *relations = (Datum *)palloc(sizeof(Datum) * Max(nrelations, 1));
     int r = 0;
     ListCell *cell;
-    foreach (cell, source->relationOids) relations[r++] = ObjectIdGetDatum(lfirst_oid(cell));
+    foreach (cell, source->relationOids) {
+        Oid relation = lfirst_oid(cell);
+        bool seen = false;
+        for (int k = 0; k < r; k++) seen = seen || DatumGetObjectId(relations[k]) == relation;
+        if (!seen) relations[r++] = ObjectIdGetDatum(relation);
+    }
+    nrelations = r;
     MemoryContextSwitchTo(spi_context);
     SPI_finish();
 

@@ -390,7 +390,34 @@ void reject_unknown_keys(const json &object, const std::set<std::string> &known,
     }
 }
 
+// JSON nesting deeper than this is refused before parsing: serializing or describing a value
+// recurses once per level, and nothing a tool takes nests more than a few levels.
+constexpr int kMaxNesting = 64;
+
+bool nests_too_deep(const std::string &text) {
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > kMaxNesting) return true;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+    return false;
+}
+
 json parse_json(const std::string &text, const char *what) {
+    if (nests_too_deep(text))
+        throw DefinitionError("54000", std::string(what) + " nest more than 64 levels deep");
     try {
         return json::parse(text);
     } catch (const json::exception &error) {
@@ -587,6 +614,10 @@ ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
                                     const std::string &principal_context) {
     ValidationResult result;
     json arguments;
+    if (nests_too_deep(arguments_json)) {
+        result.errors.push_back("arguments nest more than 64 levels deep");
+        return result;
+    }
     try {
         arguments = arguments_json.empty() ? json::object() : json::parse(arguments_json);
     } catch (const json::exception &) {
@@ -675,8 +706,9 @@ std::string redact_arguments(const std::vector<ParamSpec> &specs,
                              const std::string &arguments_json) {
     json arguments;
     try {
+        if (nests_too_deep(arguments_json)) throw std::length_error("too deep");
         arguments = json::parse(arguments_json);
-    } catch (const json::exception &) {
+    } catch (const std::exception &) {
         // Validation rejects such arguments too; record none of their values.
         return R"({"[unreadable]": "arguments not recorded: not parseable for redaction"})";
     }

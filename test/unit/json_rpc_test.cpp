@@ -105,6 +105,19 @@ TEST(JsonRpc, UnknownIdsAreOmitted) {
     EXPECT_FALSE(make_error(nullptr, -32700, "Parse error").contains("id"));
 }
 
+TEST(JsonRpc, DeepNestingIsRefusedUnparsed) {
+    std::string deep =
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"x":)" +
+        std::string(100000, '[') + std::string(100000, ']') + "}}}";
+    Message m = parse_message(deep);
+    ASSERT_EQ(m.kind, Message::Kind::Invalid);
+    EXPECT_EQ(m.error["code"], error_code::kInvalidRequest);
+    // Brackets inside strings do not count.
+    std::string bracketed = R"({"jsonrpc":"2.0","id":1,"method":"x","params":{"s":")" +
+                            std::string(1000, '[') + R"("}})";
+    EXPECT_EQ(parse_message(bracketed).kind, Message::Kind::Request);
+}
+
 TEST(JsonRpc, Builders) {
     EXPECT_EQ(make_result(3, {{"a", 1}}).dump(), R"({"id":3,"jsonrpc":"2.0","result":{"a":1}})");
     EXPECT_EQ(make_error("x", -32601, "Method not found").dump(),

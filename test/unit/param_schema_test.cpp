@@ -130,6 +130,17 @@ TEST(ParamSchema, EveryRuleIsNamed) {
               "parameter \"s\" must not contain NUL characters");
 }
 
+TEST(ParamSchema, DeepNestingIsRefused) {
+    std::string deep = R"({"s": )" + std::string(10000, '[') + std::string(10000, ']') + "}";
+    EXPECT_EQ(first_error(R"([{"name": "s", "type": "string"}])", deep),
+              "arguments nest more than 64 levels deep");
+    EXPECT_EQ(redact_arguments(parse_param_definitions(
+                                   R"([{"name": "s", "type": "string", "sensitive": true}])"),
+                               deep)
+                  .find("1234"),
+              std::string::npos);
+}
+
 TEST(ParamSchema, Formats) {
     auto check = [](const char *format, const char *value) {
         std::string defs =
