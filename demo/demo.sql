@@ -185,3 +185,19 @@ SELECT mcp.create_tool(
 SELECT mcp.grant_tool('get_customer_info', 'agent_support');
 SELECT mcp.grant_tool('get_customer_analytics', 'agent_analytics');
 SELECT mcp.grant_tool('get_tenant_customers', 'agent_tenant');
+
+-- An analyst agent with guarded free-form SQL: the built-in query tool runs as the agent's own
+-- role, which can read only the aggregated analytics view; list_objects and describe_object
+-- show it what exists.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'agent_analyst') THEN
+        CREATE ROLE agent_analyst LOGIN;
+    END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA app TO agent_analyst;
+GRANT SELECT ON app.customer_analytics_view TO agent_analyst;
+SELECT mcp.grant_tool('query', 'agent_analyst');
+SELECT mcp.grant_tool('list_objects', 'agent_analyst');
+SELECT mcp.grant_tool('describe_object', 'agent_analyst');

@@ -109,10 +109,13 @@ TEST(ToolsList, Paginates) {
         for (const auto &name : tool_names(page)) names.push_back(name);
         cursor = page["result"].value("nextCursor", json());
         ++pages;
-    } while (!cursor.is_null() && pages < 10);
-    EXPECT_EQ(pages, 3);
-    EXPECT_EQ(names, (std::vector<std::string>{"get_customer_analytics", "get_customer_info",
-                                               "get_tenant_customers"}));
+    } while (!cursor.is_null() && pages < 20);
+    // Every tool granted in the demo (a superuser is a member of every role), in name order.
+    std::vector<std::string> expected = {"describe_object",   "get_customer_analytics",
+                                         "get_customer_info", "get_tenant_customers",
+                                         "list_objects",      "query"};
+    EXPECT_EQ(pages, static_cast<int>(expected.size()));
+    EXPECT_EQ(names, expected);
 }
 
 TEST(ToolsCall, EveryDemoTool) {
@@ -465,4 +468,101 @@ TEST(Principals, ATenantCannotReachAnotherTenantsRows) {
         EXPECT_EQ(sql.value("SELECT tenant_id FROM app.customers WHERE id = $1",
                             {std::to_string(row["id"].get<int>())}),
                   "11111111-1111-4111-8111-111111111111");
+}
+
+namespace {
+
+// Tables, roles, the demo's customers, large objects and sessions: what no attack may change.
+const char *kFingerprint =
+    "SELECT md5(concat_ws('|',"
+    " (SELECT string_agg(c.oid::regclass::text || ':' || c.relkind::text, ',' ORDER BY c.oid) FROM "
+    "pg_class c"
+    "   WHERE c.relnamespace::regnamespace::text IN ('app', 'mcp', 'public')),"
+    " (SELECT string_agg(rolname || rolsuper::text, ',' ORDER BY rolname) FROM pg_roles),"
+    " (SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM app.customers c),"
+    " (SELECT count(*) FROM pg_largeobject_metadata)))";
+
+std::string tool_text(const json &response) {
+    if (response.contains("error")) return "error: " + response["error"].value("message", "");
+    return response["result"]["content"][0].value("text", "");
+}
+
+}  // namespace
+
+TEST(QueryTool, GuardedSqlThroughTheBridge) {
+    Bridge bridge({conninfo("agent_analyst")});
+    bridge.initialize();
+    auto names = tool_names(bridge.request(1, "tools/list"));
+    EXPECT_EQ(names, (std::vector<std::string>{"describe_object", "list_objects", "query"}));
+    json objects = bridge.call(2, "list_objects");
+    ASSERT_EQ(objects["result"]["isError"], false) << objects;
+    EXPECT_EQ(objects["result"]["structuredContent"]["rows"].size(),
+              1u);  // only the analytics view
+    EXPECT_EQ(objects["result"]["structuredContent"]["rows"][0]["name"], "customer_analytics_view");
+    json columns = bridge.call(3, "describe_object", {{"name", "app.customer_analytics_view"}});
+    EXPECT_EQ(columns["result"]["structuredContent"]["rows"][0]["column"], "plan_name");
+    json answer = bridge.call(4, "query",
+                              {{"sql",
+                                "SELECT plan_name, sum(customer_count) AS customers FROM "
+                                "app.customer_analytics_view GROUP BY 1 ORDER BY 1"}});
+    ASSERT_EQ(answer["result"]["isError"], false) << answer;
+    EXPECT_EQ(answer["result"]["structuredContent"]["row_count"], 4);
+    json base_table = bridge.call(5, "query", {{"sql", "SELECT email FROM app.customers"}});
+    EXPECT_EQ(base_table["result"]["isError"], true);
+    EXPECT_NE(tool_text(base_table).find("permission denied"), std::string::npos) << base_table;
+}
+
+TEST(Security, AttacksThroughTheBridgeChangeNothing) {
+    Sql sql;
+    std::string before = sql.value(kFingerprint);
+    Bridge bridge({conninfo("agent_analyst")});
+    bridge.initialize();
+    const char *attacks[] = {
+        "SELECT 1; DROP TABLE app.customers",
+        "COMMIT; DROP TABLE app.customers",
+        "SELECT set_config('role', 'postgres', false)",
+        "SET ROLE postgres",
+        "SET SESSION AUTHORIZATION postgres",
+        "WITH gone AS (DELETE FROM app.customers RETURNING 1) SELECT count(*) FROM gone",
+        "SELECT * INTO app.stolen FROM app.customer_analytics_view",
+        "COPY app.customers TO PROGRAM 'cat > /tmp/stolen'",
+        "SELECT pg_read_file('/etc/passwd')",
+        "SELECT lo_import('/etc/passwd')",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",
+        "SELECT pg_sleep(30)",
+        "SELECT count(*) FROM generate_series(1, 1000000) a, generate_series(1, 1000000) b",
+        "SELECT 1 /* ; */ ; DROP TABLE app.customers",
+        "SELECT U&\"\\0070g_sleep\"(1)",
+        "SELECT * FROM app.customer_analytics_view FOR UPDATE",
+        "EXPLAIN ANALYZE SELECT 1",
+    };
+    int id = 100;
+    for (const char *attack : attacks) {
+        json r = bridge.call(id++, "query", {{"sql", attack}});
+        ASSERT_TRUE(r.contains("result")) << attack << " -> " << r;
+        EXPECT_EQ(r["result"]["isError"], true) << attack << " -> " << r;
+        std::string status = r["result"]["_meta"].value("pg-mcp/status", "");
+        EXPECT_TRUE(status == "refused" || status == "error") << attack << " -> " << status;
+    }
+    // Malformed arguments and bytes: errors, and the bridge keeps serving.
+    json nul = bridge.call(id++, "query", {{"sql", std::string("SELECT 1\0 OR 1=1", 16)}});
+    EXPECT_TRUE(nul.contains("error") || nul["result"]["isError"] == true) << nul;
+    bridge.send_raw(
+        "{\"jsonrpc\":\"2.0\",\"id\":900,\"method\":\"tools/call\",\"params\":{\"name\":\"query\","
+        "\"arguments\":{\"sql\":\"SELECT '\xff\xfe'\"}}}");
+    EXPECT_EQ(bridge.next()["error"]["code"], -32700);
+    std::string deep =
+        "{\"jsonrpc\":\"2.0\",\"id\":901,\"method\":\"tools/call\",\"params\":{\"name\":\"query\","
+        "\"arguments\":{\"sql\":" +
+        std::string(5000, '[') + std::string(5000, ']') + "}}}";
+    bridge.send_raw(deep);
+    EXPECT_EQ(bridge.next()["error"]["code"], -32600);
+    // A tenant agent passing another tenant's id in its arguments gets a refusal, not rows.
+    Bridge tenant({conninfo("agent_acme")});
+    tenant.initialize();
+    json spoof = tenant.call(1, "get_tenant_customers",
+                             {{"tenant_id", "22222222-2222-4222-8222-222222222222"}});
+    EXPECT_EQ(spoof["result"]["isError"], true) << spoof;
+    EXPECT_EQ(bridge.request(id++, "ping")["result"], json::object());
+    EXPECT_EQ(sql.value(kFingerprint), before);
 }
