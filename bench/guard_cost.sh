@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Cost of the query tool's parser guard per call, against the same lookup as a plain tool and
+# as raw prepared SQL, in one run on a throwaway cluster. Not a test: it prints a table and
+# writes it to bench/results/guard_cost.txt.
+#   bench/guard_cost.sh [SECONDS_PER_CASE] [CLIENTS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+seconds=${1:-10}
+clients=${2:-1}
+
+make -s -j"$(nproc 2>/dev/null || echo 2)" && make -s install
+workdir=$(mktemp -d /tmp/pg_mcp_bench.XXXXXX)
+cleanup() { "$root/scripts/cluster.sh" stop "$workdir" || true; rm -rf "$workdir"; }
+trap cleanup EXIT INT TERM
+eval "$("$root/scripts/cluster.sh" start "$workdir" "${PG_MCP_BENCH_PORT:-54331}")"
+export PGHOST PGPORT PGUSER
+createdb bench
+psql -q -v ON_ERROR_STOP=1 -d bench >/dev/null <<'SQL'
+CREATE EXTENSION pg_mcp;
+CREATE SCHEMA bench;
+CREATE TABLE bench.items (id int PRIMARY KEY, name text NOT NULL);
+INSERT INTO bench.items SELECT g, 'item ' || g FROM generate_series(1, 100000) g;
+ANALYZE bench.items;
+CREATE ROLE bench_agent LOGIN;
+GRANT USAGE ON SCHEMA bench TO bench_agent;
+GRANT SELECT ON bench.items TO bench_agent;
+SELECT mcp.create_tool('lookup', 'SELECT id, name FROM bench.items WHERE id = :id', 'One item',
+                       '[{"name": "id", "type": "integer"}]');
+SELECT mcp.grant_tool('lookup', 'bench_agent');
+SELECT mcp.grant_tool('query', 'bench_agent');
+SQL
+
+scripts=$(mktemp -d)
+cat >"$scripts/raw.sql" <<'SQL'
+\set id random(1, 100000)
+SELECT id, name FROM bench.items WHERE id = :id;
+SQL
+cat >"$scripts/tool.sql" <<'SQL'
+\set id random(1, 100000)
+SELECT mcp.call_tool('lookup', jsonb_build_object('id', :id::int));
+SQL
+cat >"$scripts/query.sql" <<'SQL'
+\set id random(1, 100000)
+SELECT mcp.call_tool('query', jsonb_build_object('sql', 'SELECT id, name FROM bench.items WHERE id = ' || :id::int));
+SQL
+
+run() {  # prints "tps latency_ms"
+  pgbench -n -M prepared -U bench_agent -c "$clients" -j "$clients" -T "$seconds" -f "$scripts/$1.sql" bench 2>/dev/null |
+    awk '/^tps/ {tps=$3} /latency average/ {lat=$4} END {printf "%.0f %.3f\n", tps, lat}'
+}
+read -r raw_tps raw_lat < <(run raw)
+read -r tool_tps tool_lat < <(run tool)
+read -r query_tps query_lat < <(run query)
+rm -rf "$scripts"
+
+mkdir -p bench/results
+{
+  echo "pg_mcp guard cost: ${seconds}s per case, ${clients} client(s), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+  printf '%-40s %10s %12s %12s\n' case "calls/s" "latency ms" "vs tool"
+  printf '%-40s %10s %12s %12s\n' "raw prepared SELECT (libpq floor)" "$raw_tps" "$raw_lat" "-"
+  printf '%-40s %10s %12s %12s\n' "call_tool: plain tool (cached plan)" "$tool_tps" "$tool_lat" "1.00"
+  printf '%-40s %10s %12s %12s\n' "call_tool: query tool (guard + plan)" "$query_tps" "$query_lat" \
+    "$(awk -v a="$query_lat" -v b="$tool_lat" 'BEGIN {printf "%.2f", a / b}')"
+  echo "guard overhead per call: $(awk -v a="$query_lat" -v b="$tool_lat" 'BEGIN {printf "%.3f", a - b}') ms"
+} | tee bench/results/guard_cost.txt
