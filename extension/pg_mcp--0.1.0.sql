@@ -84,7 +84,7 @@ COMMENT ON TABLE @extschema@.principals IS 'Agent identities: each is one databa
 COMMENT ON COLUMN @extschema@.principals.context IS 'Values tools bind to parameters declared {"from_principal": "key"}; set only by DBAs';
 
 CREATE TABLE @extschema@.audit_log (
-    id              bigserial PRIMARY KEY,
+    id              bigint PRIMARY KEY,
     called_at       timestamptz NOT NULL,
     caller_role     name NOT NULL,
     session_role    name NOT NULL,
@@ -97,14 +97,17 @@ CREATE TABLE @extschema@.audit_log (
     principal       text,
     status          text NOT NULL CHECK (status IN ('ok', 'truncated', 'invalid_arguments', 'denied',
                                                     'not_found', 'refused', 'error', 'timeout',
-                                                    'cancelled')),
+                                                    'cancelled', 'purge')),
     duration_ms     double precision NOT NULL,
     rows_returned   integer,
     sqlstate        text,
     message         text,
-    backend_pid     integer NOT NULL
+    backend_pid     integer NOT NULL,
+    prev_hash       bytea,
+    row_hash        bytea NOT NULL
 );
-COMMENT ON TABLE @extschema@.audit_log IS 'One row per mcp.call_tool, whatever its outcome. Append-only: rows are removed only by mcp.purge_audit_log.';
+COMMENT ON TABLE @extschema@.audit_log IS 'One row per mcp.call_tool, whatever its outcome, written by the audit writer outside the caller''s transaction. Append-only and hash-chained (mcp.verify_audit); rows are removed only by mcp.purge_audit.';
+COMMENT ON COLUMN @extschema@.audit_log.row_hash IS 'sha256 of the previous row''s hash and this row''s content: the tamper-evident chain';
 COMMENT ON COLUMN @extschema@.audit_log.caller_role IS 'Role in effect when call_tool was called (after any SET ROLE)';
 COMMENT ON COLUMN @extschema@.audit_log.session_role IS 'Login role of the session';
 COMMENT ON COLUMN @extschema@.audit_log.principal IS 'Principal of the calling role, if it has one';
@@ -122,14 +125,13 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.tools_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tool_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.principals', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_log', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_log_id_seq', '');
 
 REVOKE ALL ON @extschema@.tools, @extschema@.tool_grants, @extschema@.principals, @extschema@.audit_log FROM PUBLIC;
-REVOKE ALL ON SEQUENCE @extschema@.tools_id_seq, @extschema@.audit_log_id_seq FROM PUBLIC;
+REVOKE ALL ON SEQUENCE @extschema@.tools_id_seq FROM PUBLIC;
 GRANT SELECT ON @extschema@.tools, @extschema@.tool_grants, @extschema@.principals, @extschema@.audit_log TO mcp_admin;
 
 ------------------------------------------------------------------------------------------
--- Audit log protection: no UPDATE, DELETE or TRUNCATE except through purge_audit_log.
+-- Audit log protection: no UPDATE, DELETE or TRUNCATE except through purge_audit.
 ------------------------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@._audit_log_guard() RETURNS trigger
@@ -140,11 +142,124 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON @extschema@.audi
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON @extschema@.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_guard();
 
-CREATE FUNCTION @extschema@.purge_audit_log(older_than interval) RETURNS bigint
+-- Chain: each row's row_hash covers its content and the previous row's hash, in the order the
+-- audit writer (the only writer) committed them. Content is canonical jsonb text in UTC.
+CREATE FUNCTION @extschema@._audit_row_hash(r @extschema@.audit_log) RETURNS bytea
+    LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET extra_float_digits = 1
+    RETURN sha256(coalesce(r.prev_hash, '\x'::bytea)
+                  || convert_to((to_jsonb(r) - 'row_hash' - 'prev_hash')::text, 'UTF8'));
+REVOKE ALL ON FUNCTION @extschema@._audit_row_hash(@extschema@.audit_log) FROM PUBLIC;
+
+CREATE TABLE @extschema@.audit_anchors (
+    last_purged_id  bigint NOT NULL,
+    anchor_hash     bytea NOT NULL,
+    rows_purged     bigint NOT NULL,
+    purged_by       name NOT NULL,
+    purged_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.audit_anchors IS 'Where the audit chain starts after each purge: the hash of the last purged row';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_anchors', '');
+REVOKE ALL ON @extschema@.audit_anchors FROM PUBLIC;
+GRANT SELECT ON @extschema@.audit_anchors TO mcp_admin;
+CREATE TRIGGER audit_anchors_append_only BEFORE UPDATE OR DELETE ON @extschema@.audit_anchors
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._audit_log_guard();
+CREATE TRIGGER audit_anchors_no_truncate BEFORE TRUNCATE ON @extschema@.audit_anchors
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_guard();
+
+-- Called by the audit writer only: appends a batch of records, numbering and chaining them.
+CREATE FUNCTION @extschema@._append_audit(records jsonb) RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET extra_float_digits = 1 AS $$
+DECLARE
+    last_row record;
+    prev bytea;
+    next_id bigint;
+    r jsonb;
+    a @extschema@.audit_log;
+BEGIN
+    SELECT l.id, l.row_hash INTO last_row FROM @extschema@.audit_log l ORDER BY l.id DESC LIMIT 1;
+    IF FOUND THEN
+        prev := last_row.row_hash;
+        next_id := last_row.id + 1;
+    ELSE
+        SELECT x.anchor_hash, x.last_purged_id + 1 INTO prev, next_id
+          FROM @extschema@.audit_anchors x ORDER BY x.last_purged_id DESC LIMIT 1;
+        next_id := coalesce(next_id, 1);
+    END IF;
+    FOR r IN SELECT value FROM jsonb_array_elements(records) LOOP
+        a := jsonb_populate_record(NULL::@extschema@.audit_log, r);
+        a.id := next_id;
+        a.prev_hash := prev;
+        a.row_hash := @extschema@._audit_row_hash(a);
+        INSERT INTO @extschema@.audit_log SELECT a.*;
+        prev := a.row_hash;
+        next_id := next_id + 1;
+    END LOOP;
+    RETURN next_id - 1;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._append_audit(jsonb) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.verify_audit()
+RETURNS TABLE (verified boolean, rows_checked bigint, first_bad_id bigint, problem text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
+    SET extra_float_digits = 1 AS $$
+DECLARE
+    expected_prev bytea;
+    a @extschema@.audit_log;
+    n bigint := 0;
+BEGIN
+    SELECT x.anchor_hash INTO expected_prev FROM @extschema@.audit_anchors x ORDER BY x.last_purged_id DESC LIMIT 1;
+    FOR a IN SELECT * FROM @extschema@.audit_log ORDER BY id LOOP
+        n := n + 1;
+        IF a.prev_hash IS DISTINCT FROM expected_prev THEN
+            RETURN QUERY SELECT false, n, a.id,
+                format('row %s does not follow the row before it: a row was deleted, inserted or reordered', a.id);
+            RETURN;
+        END IF;
+        IF @extschema@._audit_row_hash(a) IS DISTINCT FROM a.row_hash THEN
+            RETURN QUERY SELECT false, n, a.id, format('row %s was altered after it was written', a.id);
+            RETURN;
+        END IF;
+        expected_prev := a.row_hash;
+    END LOOP;
+    RETURN QUERY SELECT true, n, NULL::bigint, NULL::text;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.verify_audit() IS 'Walks the audit chain; reports the first row that was altered, deleted, inserted or reordered since the writer wrote it';
+REVOKE ALL ON FUNCTION @extschema@.verify_audit() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.verify_audit() TO mcp_admin;
+
+-- Called by purge_audit only (which holds the flag the guard trigger checks): deletes the
+-- oldest rows, up to the first one at or after the cutoff, and anchors the chain there.
+CREATE FUNCTION @extschema@._purge_audit_prefix(cutoff timestamptz) RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    boundary bigint;
+    last_row record;
+    deleted bigint;
+BEGIN
+    SELECT coalesce(min(l.id), (SELECT max(id) + 1 FROM @extschema@.audit_log)) INTO boundary
+      FROM @extschema@.audit_log l WHERE l.called_at >= cutoff;
+    SELECT l.id, l.row_hash INTO last_row FROM @extschema@.audit_log l WHERE l.id < boundary ORDER BY l.id DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM @extschema@.audit_log l WHERE l.id < boundary;
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    INSERT INTO @extschema@.audit_anchors (last_purged_id, anchor_hash, rows_purged, purged_by)
+    VALUES (last_row.id, last_row.row_hash, deleted, @extschema@._acting_role());
+    RETURN deleted;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._purge_audit_prefix(timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.purge_audit(older_than interval) RETURNS bigint
     LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'pg_mcp_purge_audit_log';
-COMMENT ON FUNCTION @extschema@.purge_audit_log(interval) IS 'Retention: deletes audit rows older than the given age and returns how many; the only way audit rows are removed';
-REVOKE ALL ON FUNCTION @extschema@.purge_audit_log(interval) FROM PUBLIC;
+    AS 'MODULE_PATHNAME', 'pg_mcp_purge_audit';
+COMMENT ON FUNCTION @extschema@.purge_audit(interval) IS 'Retention: deletes the oldest audit rows (those before the first row newer than the given age), anchors the chain so verify_audit still passes, records the purge, and returns how many rows went; the only way rows leave the log';
+REVOKE ALL ON FUNCTION @extschema@.purge_audit(interval) FROM PUBLIC;
+
+
 
 ------------------------------------------------------------------------------------------
 -- Internal helpers

@@ -33,6 +33,7 @@ unix_socket_directories = '$dir'
 fsync = off
 max_connections = 100
 log_min_messages = warning
+shared_preload_libraries = 'pg_mcp'
 CONF
     fi
     chmod 755 "$dir"   # clients (root) reach the socket; data/ stays 700

@@ -46,6 +46,9 @@ fi
 echo "== dump and restore keep tool definitions"
 test/dump_restore.sh
 
+echo "== audit trail: terminated callers, a killed writer, a full queue"
+test/audit_durability.sh
+
 echo "== end-to-end: pg_mcp_bridge against the demo database"
 export PG_MCP_E2E_DB=pg_mcp_e2e
 createdb "$PG_MCP_E2E_DB"

@@ -59,11 +59,14 @@ TRUNCATE mcp.audit_log;
 SELECT count(*) = :rows_before AS rows_kept FROM mcp.audit_log;
 -- Retention is the one documented way to remove rows (and only the owner may run it by default).
 SET ROLE regress_auditor_agent;
-SELECT mcp.purge_audit_log('0 seconds');
+SELECT mcp.purge_audit('0 seconds');
 RESET ROLE;
-SELECT mcp.purge_audit_log('1 day') AS purged_recent;
-SELECT count(*) = :rows_before AS rows_kept FROM mcp.audit_log;
-SELECT mcp.purge_audit_log('-1 day') = :rows_before AS purged_all;
+SELECT mcp.purge_audit('1 day') AS purged_recent;
+-- A purge is itself recorded in the log.
+SELECT count(*) = :rows_before + 1 AS rows_kept_and_purge_recorded FROM mcp.audit_log;
+SELECT tool_name, status, rows_returned, message LIKE 'purged 0 audit rows older than %' AS message_ok
+  FROM mcp.audit_log ORDER BY id DESC LIMIT 1;
+SELECT mcp.purge_audit('-1 day') = :rows_before + 1 AS purged_all;
 -- After a purge the guard is back in force.
 SELECT mcp.call_tool('nope') #>> '{_meta,pg-mcp/status}';
 DELETE FROM mcp.audit_log;

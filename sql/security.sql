@@ -27,7 +27,7 @@ SELECT * FROM mcp.tool_grants;
 SELECT * FROM mcp.audit_log;
 -- Internal helpers are not callable by agents.
 SELECT mcp._compile_tool('SELECT 1', '[]', 'public', true, 'regress_sec_agent');
-SELECT mcp.purge_audit_log('0');
+SELECT mcp.purge_audit('0');
 RESET ROLE;
 
 -- The run-as role is the tool's ceiling: a tool whose SQL reaches past it fails, audited.

@@ -1,7 +1,7 @@
 #include "audit.hpp"
 
+#include "audit_queue.hpp"
 #include "boundary.hpp"
-#include "security.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -10,6 +10,9 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 }
 
@@ -17,82 +20,68 @@ namespace pg_mcp {
 
 namespace {
 
-SPIPlanPtr insert_plan = NULL;
-
-// Set only while purge_audit_log deletes: the one path allowed through the guard trigger.
+// Set only while purge_audit deletes: the one path allowed through the guard trigger.
 bool purge_in_progress = false;
+
+// Arguments larger than this are recorded as a note of their size, not their content.
+constexpr int kMaxRecordedArguments = 64 * 1024;
 
 const char *setting_or_null(const char *name) {
     const char *value = GetConfigOption(name, true, false);
     return value != NULL && value[0] != '\0' ? value : NULL;
 }
 
-Datum text_or_null(const char *value, char *null_flag) {
-    if (value == NULL) {
-        *null_flag = 'n';
-        return (Datum)0;
-    }
-    return CStringGetTextDatum(value);
+void add_text(StringInfo out, const char *key, const char *value) {
+    appendStringInfo(out, ",\"%s\":", key);
+    if (value == NULL)
+        appendStringInfoString(out, "null");
+    else
+        escape_json(out, value);
 }
 
 }  // namespace
 
 int64 write_audit_record(const AuditRecord *record) {
-    if (insert_plan == NULL) {
-        Oid types[16] = {TIMESTAMPTZOID, NAMEOID, NAMEOID,  TEXTOID, TEXTOID,   TEXTOID,
-                         TEXTOID,        INT4OID, JSONBOID, TEXTOID, FLOAT8OID, INT4OID,
-                         TEXTOID,        TEXTOID, INT4OID,  TEXTOID};
-        SPIPlanPtr plan = SPI_prepare(
-            "INSERT INTO mcp.audit_log (called_at, caller_role, session_role, agent_name,"
-            " client_info, request_id, tool_name, tool_version, arguments, status, duration_ms,"
-            " rows_returned, sqlstate, message, backend_pid, principal)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-            " RETURNING id",
-            16, types);
-        if (plan == NULL)
-            elog(ERROR, "could not prepare the audit insert: %s",
-                 SPI_result_code_string(SPI_result));
-        SPI_keepplan(plan);
-        insert_plan = plan;
+    StringInfoData out;
+    initStringInfo(&out);
+    appendStringInfoString(&out, "{\"called_at\":");
+    escape_json(&out, JsonEncodeDateTime(NULL, TimestampTzGetDatum(record->called_at),
+                                         TIMESTAMPTZOID, NULL));
+    add_text(&out, "caller_role", GetUserNameFromId(record->caller_role, false));
+    add_text(&out, "session_role", GetUserNameFromId(GetSessionUserId(), false));
+    add_text(&out, "agent_name", setting_or_null("pg_mcp.agent_name"));
+    add_text(&out, "client_info", setting_or_null("pg_mcp.client_info"));
+    add_text(&out, "request_id", setting_or_null("pg_mcp.request_id"));
+    add_text(&out, "tool_name", record->tool_name);
+    if (record->tool_version > 0)
+        appendStringInfo(&out, ",\"tool_version\":%d", record->tool_version);
+    appendStringInfoString(&out, ",\"arguments\":");
+    if (record->arguments == (Datum)0) {
+        appendStringInfoString(&out, "null");
+    } else {
+        Jsonb *arguments = DatumGetJsonbP(record->arguments);
+        if (VARSIZE(arguments) > kMaxRecordedArguments)
+            appendStringInfo(&out, "{\"[not recorded]\":\"arguments of %u bytes\"}",
+                             (unsigned)VARSIZE(arguments));
+        else
+            (void)JsonbToCString(&out, &arguments->root, VARSIZE(arguments));
     }
-    Datum values[16];
-    char nulls[17] = "                ";
-    values[0] = TimestampTzGetDatum(record->called_at);
-    values[1] =
-        DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(record->caller_role, false)));
-    values[2] =
-        DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)));
-    values[3] = text_or_null(setting_or_null("pg_mcp.agent_name"), &nulls[3]);
-    values[4] = text_or_null(setting_or_null("pg_mcp.client_info"), &nulls[4]);
-    values[5] = text_or_null(setting_or_null("pg_mcp.request_id"), &nulls[5]);
-    values[6] = CStringGetTextDatum(record->tool_name);
-    values[7] = Int32GetDatum(record->tool_version);
-    if (record->tool_version <= 0) nulls[7] = 'n';
-    values[8] = record->arguments;
-    if (record->arguments == (Datum)0) nulls[8] = 'n';
-    values[9] = CStringGetTextDatum(record->status);
-    values[10] = Float8GetDatum(record->duration_ms);
-    values[11] = Int32GetDatum((int32)Min(record->rows_returned, (int64)PG_INT32_MAX));
-    if (record->rows_returned < 0) nulls[11] = 'n';
-    values[12] = text_or_null(record->sqlstate, &nulls[12]);
-    values[13] = text_or_null(record->message, &nulls[13]);
-    values[14] = Int32GetDatum(MyProcPid);
-    values[15] = text_or_null(record->principal, &nulls[15]);
-
-    int rc = SPI_execute_plan(insert_plan, values, nulls, false, 1);
-    if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-        elog(ERROR, "audit insert failed: %s", SPI_result_code_string(rc));
-    bool isnull;
-    int64 id =
-        DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    SPI_freetuptable(SPI_tuptable);
-    return id;
+    add_text(&out, "principal", record->principal);
+    add_text(&out, "status", record->status);
+    appendStringInfo(&out, ",\"duration_ms\":%.3f", record->duration_ms);
+    if (record->rows_returned >= 0)
+        appendStringInfo(&out, ",\"rows_returned\":" INT64_FORMAT,
+                         Min(record->rows_returned, (int64)PG_INT32_MAX));
+    add_text(&out, "sqlstate", record->sqlstate);
+    add_text(&out, "message", record->message);
+    appendStringInfo(&out, ",\"backend_pid\":%d}", MyProcPid);
+    return queue_audit_record(out.data);
 }
 
 }  // namespace pg_mcp
 
-// Trigger on mcp.audit_log: refuses UPDATE, DELETE and TRUNCATE, except the DELETE that
-// purge_audit_log runs (a backend-local flag that SQL cannot set).
+// Trigger on mcp.audit_log and mcp.audit_anchors: refuses UPDATE, DELETE and TRUNCATE,
+// except the DELETE that purge_audit runs (a backend-local flag that SQL cannot set).
 PG_MCP_FUNCTION(pg_mcp_audit_log_guard) {
     if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "_audit_log_guard must be called as a trigger");
     TriggerData *trigger = (TriggerData *)fcinfo->context;
@@ -102,8 +91,9 @@ PG_MCP_FUNCTION(pg_mcp_audit_log_guard) {
                             : TRIGGER_FIRED_BY_DELETE(trigger->tg_event) ? "DELETE"
                                                                          : "TRUNCATE";
     ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                    errmsg("mcp.audit_log is append-only: %s is not allowed", operation),
-                    errhint("Old rows are removed only with mcp.purge_audit_log(older_than).")));
+                    errmsg("%s is append-only: %s is not allowed",
+                           RelationGetRelationName(trigger->tg_relation), operation),
+                    errhint("Old audit rows are removed only with mcp.purge_audit(older_than).")));
     pg_unreachable();
 }
 
@@ -119,10 +109,13 @@ void purge_rows(void *arg) {
     Oid types[1] = {TIMESTAMPTZOID};
     Datum values[1] = {purge->cutoff};
     pg_mcp::purge_in_progress = true;
-    int rc = SPI_execute_with_args("DELETE FROM mcp.audit_log WHERE called_at < $1", 1, types,
-                                   values, NULL, false, 0);
-    if (rc != SPI_OK_DELETE) elog(ERROR, "audit purge failed: %s", SPI_result_code_string(rc));
-    purge->deleted = (int64)SPI_processed;
+    int rc = SPI_execute_with_args("SELECT mcp._purge_audit_prefix($1)", 1, types, values, NULL,
+                                   false, 1);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "audit purge failed: %s", SPI_result_code_string(rc));
+    bool isnull;
+    purge->deleted =
+        DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 void end_purge(void *) {
@@ -131,8 +124,10 @@ void end_purge(void *) {
 
 }  // namespace
 
-// mcp.purge_audit_log(older_than interval): retention, returns the number of rows deleted.
-PG_MCP_FUNCTION(pg_mcp_purge_audit_log) {
+// mcp.purge_audit(older_than interval): retention. Deletes the oldest rows (a prefix of the
+// chain, so the rest stays verifiable from a recorded anchor), records the purge itself in
+// the audit log, and returns the number of rows deleted.
+PG_MCP_FUNCTION(pg_mcp_purge_audit) {
     Purge purge;
     purge.cutoff = DirectFunctionCall2(timestamptz_mi_interval,
                                        TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
@@ -142,5 +137,16 @@ PG_MCP_FUNCTION(pg_mcp_purge_audit_log) {
     // The flag must not outlive the DELETE, even when it fails.
     pg_mcp::run_with_cleanup(purge_rows, end_purge, &purge);
     SPI_finish();
+
+    pg_mcp::AuditRecord record;
+    memset(&record, 0, sizeof record);
+    record.called_at = GetCurrentTimestamp();
+    record.caller_role = GetOuterUserId();
+    record.tool_name = "mcp.purge_audit";
+    record.status = "purge";
+    record.rows_returned = purge.deleted;
+    record.message = psprintf("purged " INT64_FORMAT " audit rows older than %s", purge.deleted,
+                              JsonEncodeDateTime(NULL, purge.cutoff, TIMESTAMPTZOID, NULL));
+    pg_mcp::write_audit_record(&record);
     PG_RETURN_INT64(purge.deleted);
 }

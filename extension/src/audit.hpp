@@ -23,8 +23,8 @@ struct AuditRecord {
     const char *message;   // NULL when none
 };
 
-// Inserts the record (SPI must be connected; runs as the current user, the extension owner)
-// and returns the new row's id.
+// Hands the record to the audit queue (audit_queue.hpp): in durable mode returns once the row
+// is committed and flushed, with its mcp.audit_log id; in fast mode once it is queued (0).
 int64 write_audit_record(const AuditRecord *record);
 
 }  // namespace pg_mcp

@@ -7,6 +7,7 @@
 // with a pinned search_path each time. Errors in the tool's SQL are caught in a
 // subtransaction, so they neither abort the caller's transaction nor lose the audit row.
 #include "audit.hpp"
+#include "audit_queue.hpp"
 #include "boundary.hpp"
 #include "param_adapter.hpp"
 #include "pg_types.hpp"
@@ -291,10 +292,12 @@ void run_tool_sql(void *arg) {
 
 // unknown_tool: the caller must see the tool as nonexistent (it does not exist, or is not
 // granted); the bridge answers such calls with MCP's "Unknown tool" protocol error.
+// audit_id: 0 in fast audit mode, where the row is not written yet.
 void append_meta(StringInfo out, const char *status, int64 audit_id, bool unknown_tool = false) {
-    appendStringInfo(out,
-                     ",\"_meta\":{\"pg-mcp/status\":\"%s\",\"pg-mcp/audit_id\":" INT64_FORMAT "%s}",
-                     status, audit_id, unknown_tool ? ",\"pg-mcp/unknown_tool\":true" : "");
+    appendStringInfo(out, ",\"_meta\":{\"pg-mcp/status\":\"%s\"", status);
+    if (audit_id > 0) appendStringInfo(out, ",\"pg-mcp/audit_id\":" INT64_FORMAT, audit_id);
+    if (unknown_tool) appendStringInfoString(out, ",\"pg-mcp/unknown_tool\":true");
+    appendStringInfoChar(out, '}');
 }
 
 char *error_result(const char *message, const char *status, int64 audit_id, bool unknown_tool) {
@@ -363,6 +366,13 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
     if (tool_depth > 0)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("mcp.call_tool cannot be called from a tool's SQL")));
+    if (!pg_mcp::audit_queue_available())
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("pg_mcp is not loaded through shared_preload_libraries, so tool calls "
+                        "cannot be audited"),
+                 errhint("Add pg_mcp to shared_preload_libraries in postgresql.conf and restart "
+                         "PostgreSQL.")));
     TimestampTz started = GetCurrentTimestamp();
     Oid caller = GetUserId();
     MemoryContext call_context = CurrentMemoryContext;

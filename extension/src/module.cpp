@@ -1,4 +1,5 @@
 // Library entry: module magic, settings, and small SQL-callable helpers.
+#include "audit_queue.hpp"
 #include "boundary.hpp"
 #include "query_guard.hpp"
 
@@ -33,7 +34,11 @@ void _PG_init(void) {
                                "Set by the bridge to the JSON-RPC request id of each call.",
                                &request_id_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
     pg_mcp::define_query_guard_settings();
+    pg_mcp::define_audit_settings();
     MarkGUCPrefixReserved("pg_mcp");
+    // The audit queue lives in shared memory, which only a preloaded library can have;
+    // without it call_tool refuses to run (see queue_audit_record).
+    if (process_shared_preload_libraries_in_progress) pg_mcp::install_audit_hooks();
 }
 
 // mcp.library_version(): the version of the loaded shared library, compared by the bridge with

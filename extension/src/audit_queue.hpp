@@ -1,0 +1,28 @@
+// The audit queue: audit records pass through shared memory to a background writer, which
+// inserts them into mcp.audit_log in its own transactions (many records per commit). A
+// record queued is out of the caller's hands: no ROLLBACK, failed statement, swallowed
+// exception or terminated session can take it back. Plain C style.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace pg_mcp {
+
+enum class AuditMode { Durable, Fast };
+
+// Settings and shared-memory hooks; called from _PG_init.
+void define_audit_settings(void);
+void install_audit_hooks(void);
+bool audit_queue_available(void);  // the library was preloaded and shared memory exists
+
+// Queues one record (a JSON object's text, without "id") for the current database. Waits for
+// room (bounded by pg_mcp.audit_wait_timeout, then errors); in durable mode also waits until
+// the row is committed and flushed, and returns its mcp.audit_log id; in fast mode returns 0.
+int64 queue_audit_record(const char *record_json);
+
+// The background writer's entry point (one per database with queued records).
+extern "C" void pg_mcp_audit_writer_main(Datum main_arg);
+
+}  // namespace pg_mcp
