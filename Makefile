@@ -7,12 +7,13 @@ SRCS = $(wildcard extension/src/*.cpp)
 OBJS = $(SRCS:.cpp=.o)
 DATA = extension/pg_mcp.control $(wildcard extension/pg_mcp--*.sql)
 
-REGRESS = install create_tool list_tools call_tool audit audit_trail security principals sandbox_views query_tool attacks
+REGRESS = install create_tool list_tools call_tool audit audit_trail rate_limits security principals sandbox_views query_tool attacks
 REGRESS_OPTS = --inputdir=. --outputdir=build/regress
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -Iextension/src
-PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register -MMD -MP
+EXTRA_CLEAN = $(OBJS:.o=.d)
 SHLIB_LINK = -lstdc++
 
 # JIT bitcode is not built: it needs clang and gains nothing for this extension.
@@ -21,6 +22,9 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+
+# Header dependencies (-MMD): a changed header rebuilds the objects that include it.
+-include $(OBJS:.o=.d)
 
 installcheck: | build/regress
 build/regress:

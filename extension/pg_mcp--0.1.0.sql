@@ -97,7 +97,7 @@ CREATE TABLE @extschema@.audit_log (
     principal       text,
     status          text NOT NULL CHECK (status IN ('ok', 'truncated', 'invalid_arguments', 'denied',
                                                     'not_found', 'refused', 'error', 'timeout',
-                                                    'cancelled', 'purge')),
+                                                    'cancelled', 'rate_limited', 'purge')),
     duration_ms     double precision NOT NULL,
     rows_returned   integer,
     sqlstate        text,
@@ -740,6 +740,11 @@ COMMENT ON VIEW @extschema@.sandbox_views IS 'The current version of each sandbo
 REVOKE ALL ON @extschema@.sandbox_views FROM PUBLIC;
 GRANT SELECT ON @extschema@.sandbox_views TO mcp_admin;
 
+-- Runs one CREATE VIEW statement as the given role (refusing any other text).
+CREATE FUNCTION @extschema@._create_view_as(definition text, role name) RETURNS void
+    LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'pg_mcp_create_view_as';
+REVOKE ALL ON FUNCTION @extschema@._create_view_as(text, name) FROM PUBLIC;
+
 -- Checks a sandboxed view's definition and returns the SQL that creates it.
 CREATE FUNCTION @extschema@._sandbox_view_sql(view_name text, source text, columns text[], pii_columns text[],
                                               row_filter text, acting name) RETURNS text
@@ -801,14 +806,16 @@ DECLARE
     col record;
 BEGIN
     BEGIN
-        EXECUTE definition;
+        -- Created by the acting role (CREATE on the schema, its rights on the source), and
+        -- only if the text is exactly one CREATE VIEW: nothing in row_filter can run as the
+        -- extension owner.
+        PERFORM @extschema@._create_view_as(definition, acting);
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION 'sandboxed view "%" cannot be created: %', view_name, SQLERRM
-            USING ERRCODE = SQLSTATE, HINT = 'Check the row filter: it is an SQL condition on the source''s columns.';
+            USING ERRCODE = SQLSTATE,
+                  HINT = 'The view is created by your role (CREATE on its schema, SELECT on the source''s columns); the row filter is one SQL condition on the source''s columns.';
     END;
     view_oid := to_regclass(view_name);
-    -- The view reads its source with the creator's rights, never the extension owner's.
-    EXECUTE format('ALTER VIEW %s OWNER TO %I', view_oid, acting);
     EXECUTE format('COMMENT ON VIEW %s IS %L', view_oid, coalesce(description, 'Sandboxed view of ' || source));
     FOR col IN SELECT a.attname, col_description(to_regclass(source), s.attnum) AS comment
                  FROM pg_attribute a
@@ -871,22 +878,29 @@ BEGIN
         RAISE EXCEPTION 'sandboxed view "%" does not exist', name USING ERRCODE = 'undefined_object';
     END IF;
     old_oid := current.view;
+    IF NOT pg_has_role(acting, (SELECT relowner FROM pg_class WHERE oid = old_oid), 'USAGE') THEN
+        RAISE EXCEPTION 'role "%" does not own sandboxed view "%"', acting, name USING ERRCODE = 'insufficient_privilege';
+    END IF;
     new_columns := coalesce(columns, current.columns);
     -- row_filter => '' removes the filter.
     new_filter := CASE WHEN row_filter IS NULL THEN current.row_filter WHEN btrim(row_filter) = '' THEN NULL ELSE row_filter END;
     new_pii := coalesce(pii_columns, ARRAY(SELECT p FROM unnest(current.pii_columns) p WHERE p = ANY (new_columns)));
     definition := @extschema@._sandbox_view_sql(name, current.source, new_columns, new_pii, new_filter, acting);
     -- Recreate (the columns may change), keeping the privileges granted on the view.
-    SELECT coalesce(array_agg(format('GRANT %s ON %%s TO %s', a.privilege_type,
-                                     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END)), '{}')
+    SELECT coalesce(array_agg(a.privilege_type || CASE WHEN a.is_grantable THEN '*' ELSE '' END
+                              || ':' || coalesce(r.rolname, '')), '{}')
       INTO saved_grants
-      FROM pg_class c, aclexplode(c.relacl) a
+      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+      LEFT JOIN pg_roles r ON r.oid = a.grantee
      WHERE c.oid = old_oid AND a.grantee <> c.relowner;
     EXECUTE format('DROP VIEW %s', old_oid);
     new_oid := @extschema@._build_sandbox_view(name, definition, current.source, new_pii,
                                                coalesce(description, current.description), acting);
-    FOREACH statement IN ARRAY saved_grants LOOP
-        EXECUTE format(statement, new_oid);
+    FOREACH statement IN ARRAY saved_grants LOOP  -- "privilege[*]:grantee" ('' = PUBLIC)
+        EXECUTE format('GRANT %s ON %s TO %s%s', rtrim(split_part(statement, ':', 1), '*'), new_oid,
+                       CASE WHEN substr(statement, strpos(statement, ':') + 1) = '' THEN 'PUBLIC'
+                            ELSE quote_ident(substr(statement, strpos(statement, ':') + 1)) END,
+                       CASE WHEN split_part(statement, ':', 1) LIKE '%*' THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
     -- Tools reading the view must still work with the new version.
     FOR tool IN SELECT t.* FROM @extschema@.tools t WHERE old_oid = ANY (t.depends_on) LOOP
@@ -920,6 +934,10 @@ BEGIN
     SELECT * INTO current FROM @extschema@.sandbox_views v WHERE v.name = drop_sandbox_view.name;
     IF NOT FOUND OR current.view IS NULL THEN
         RAISE EXCEPTION 'sandboxed view "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT pg_has_role(@extschema@._acting_role(), (SELECT relowner FROM pg_class WHERE oid = current.view), 'USAGE') THEN
+        RAISE EXCEPTION 'role "%" does not own sandboxed view "%"', @extschema@._acting_role(), name
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     SELECT string_agg(format('"%s"', t.name), ', ' ORDER BY t.name) INTO dependents
       FROM @extschema@.tools t WHERE current.view = ANY (t.depends_on);
@@ -1062,6 +1080,99 @@ COMMENT ON FUNCTION @extschema@.create_tool_from_view(regclass, text[], text, te
     IS 'Generates a read-only tool over a (sandboxed) view with one parameter per lookup column, typed and described from the columns; review it with mcp.list_all_tools() and grant it';
 REVOKE ALL ON FUNCTION @extschema@.create_tool_from_view(regclass, text[], text, text, integer, name, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.create_tool_from_view(regclass, text[], text, text, integer, name, text[]) TO mcp_admin;
+
+------------------------------------------------------------------------------------------
+-- Rate limits (members of mcp_admin, and the extension owner)
+------------------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.rate_limits (
+    id              serial PRIMARY KEY,
+    subject_kind    text NOT NULL CHECK (subject_kind IN ('role', 'principal')),
+    subject         text NOT NULL,
+    tool            text,
+    max_calls       integer CHECK (max_calls > 0),
+    per             interval NOT NULL DEFAULT '1 minute' CHECK (per > '0'::interval),
+    max_concurrent  integer CHECK (max_concurrent > 0),
+    created_by      name NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK (max_calls IS NOT NULL OR max_concurrent IS NOT NULL)
+);
+CREATE UNIQUE INDEX rate_limits_subject_tool ON @extschema@.rate_limits (subject_kind, subject, coalesce(tool, ''));
+COMMENT ON TABLE @extschema@.rate_limits IS 'Calls per window and concurrent calls allowed to a role or principal, for one tool or all (tool NULL); counted in shared memory across every connection';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.rate_limits', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.rate_limits_id_seq', '');
+REVOKE ALL ON @extschema@.rate_limits FROM PUBLIC;
+REVOKE ALL ON SEQUENCE @extschema@.rate_limits_id_seq FROM PUBLIC;
+GRANT SELECT ON @extschema@.rate_limits TO mcp_admin;
+
+CREATE FUNCTION @extschema@.set_rate_limit(subject text, tool text DEFAULT NULL, max_calls integer DEFAULT NULL,
+                                           per interval DEFAULT '1 minute', max_concurrent integer DEFAULT NULL,
+                                           subject_kind text DEFAULT 'role') RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF subject_kind NOT IN ('role', 'principal') THEN
+        RAISE EXCEPTION 'subject_kind must be role or principal, got %', subject_kind USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF subject_kind = 'role' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = subject) THEN
+        RAISE EXCEPTION 'role "%" does not exist', subject USING ERRCODE = 'undefined_object';
+    END IF;
+    IF subject_kind = 'principal' AND NOT EXISTS (SELECT FROM @extschema@.principals p WHERE p.name = subject) THEN
+        RAISE EXCEPTION 'principal "%" does not exist', subject USING ERRCODE = 'undefined_object';
+    END IF;
+    IF tool IS NOT NULL AND NOT EXISTS (SELECT FROM @extschema@.tools t WHERE t.name = tool) THEN
+        RAISE EXCEPTION 'tool "%" does not exist', tool USING ERRCODE = 'undefined_object';
+    END IF;
+    IF max_calls IS NULL AND max_concurrent IS NULL THEN
+        RAISE EXCEPTION 'a rate limit needs max_calls or max_concurrent' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'For example: max_calls => 60, per => ''1 minute''.';
+    END IF;
+    IF max_calls <= 0 OR max_concurrent <= 0 OR per <= '0'::interval THEN
+        RAISE EXCEPTION 'rate limits must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    DELETE FROM @extschema@.rate_limits l
+     WHERE l.subject_kind = set_rate_limit.subject_kind AND l.subject = set_rate_limit.subject
+       AND coalesce(l.tool, '') = coalesce(set_rate_limit.tool, '');
+    INSERT INTO @extschema@.rate_limits (subject_kind, subject, tool, max_calls, per, max_concurrent, created_by)
+    VALUES (subject_kind, subject, tool, max_calls, per, max_concurrent, @extschema@._acting_role());
+END
+$$;
+COMMENT ON FUNCTION @extschema@.set_rate_limit(text, text, integer, interval, integer, text)
+    IS 'Limits a role (or principal) to max_calls per interval and/or max_concurrent calls, for one tool or all; replaces an existing limit for the same subject and tool';
+
+CREATE FUNCTION @extschema@.drop_rate_limit(subject text, tool text DEFAULT NULL, subject_kind text DEFAULT 'role')
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM @extschema@.rate_limits l
+     WHERE l.subject_kind = drop_rate_limit.subject_kind AND l.subject = drop_rate_limit.subject
+       AND coalesce(l.tool, '') = coalesce(drop_rate_limit.tool, '');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no rate limit for % "%" and tool %', subject_kind, subject, coalesce(tool, '(all)')
+            USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.drop_rate_limit(text, text, text) IS 'Removes a rate limit';
+
+CREATE FUNCTION @extschema@._rate_limit_counters(OUT limit_id integer, OUT window_start timestamptz,
+                                                 OUT calls integer, OUT concurrent integer)
+    RETURNS SETOF record LANGUAGE C AS 'MODULE_PATHNAME', 'pg_mcp_rate_limit_counters';
+REVOKE ALL ON FUNCTION @extschema@._rate_limit_counters() FROM PUBLIC;
+
+CREATE VIEW @extschema@.rate_limit_usage AS
+    SELECT l.subject_kind, l.subject, coalesce(l.tool, '(all tools)') AS tool, l.max_calls, l.per,
+           l.max_concurrent, c.window_start, coalesce(c.calls, 0) AS calls_in_window,
+           coalesce(c.concurrent, 0) AS concurrent_now
+      FROM @extschema@.rate_limits l
+      LEFT JOIN @extschema@._rate_limit_counters() c ON c.limit_id = l.id
+     ORDER BY l.subject_kind, l.subject, l.tool NULLS FIRST;
+COMMENT ON VIEW @extschema@.rate_limit_usage IS 'Each rate limit with its current use (calls in the current window, calls running now)';
+REVOKE ALL ON @extschema@.rate_limit_usage FROM PUBLIC;
+GRANT SELECT ON @extschema@.rate_limit_usage TO mcp_admin;
+
+REVOKE ALL ON FUNCTION @extschema@.set_rate_limit(text, text, integer, interval, integer, text),
+                       @extschema@.drop_rate_limit(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.set_rate_limit(text, text, integer, interval, integer, text),
+                          @extschema@.drop_rate_limit(text, text, text) TO mcp_admin;
 
 -- Every tool with everything about it, for DBAs reviewing what agents can do.
 CREATE FUNCTION @extschema@.list_all_tools() RETURNS TABLE (
@@ -1250,3 +1361,57 @@ SELECT @extschema@.create_tool(
     search_path => 'pg_catalog, pg_temp');
 
 UPDATE @extschema@.tools SET builtin = true WHERE name IN ('list_objects', 'describe_object');
+
+------------------------------------------------------------------------------------------
+-- Monitoring views over the audit log (for mcp_admin)
+------------------------------------------------------------------------------------------
+
+CREATE VIEW @extschema@.tool_stats_hourly AS
+    SELECT date_trunc('hour', a.called_at) AS hour, a.tool_name AS tool,
+           count(*) AS calls,
+           count(*) FILTER (WHERE a.status IN ('error', 'refused')) AS errors,
+           count(*) FILTER (WHERE a.status IN ('denied', 'not_found')) AS denials,
+           count(*) FILTER (WHERE a.status = 'invalid_arguments') AS invalid_arguments,
+           count(*) FILTER (WHERE a.status = 'timeout') AS timeouts,
+           count(*) FILTER (WHERE a.status = 'rate_limited') AS rate_limited,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50_ms,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS p95_ms,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY a.rows_returned) AS p50_rows,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY a.rows_returned) AS p95_rows
+      FROM @extschema@.audit_log a
+     WHERE a.status <> 'purge'
+     GROUP BY 1, 2;
+COMMENT ON VIEW @extschema@.tool_stats_hourly IS 'Per tool and hour: calls, errors, denials, timeouts, rate-limited calls, p50/p95 duration and rows';
+
+CREATE VIEW @extschema@.principal_stats_hourly AS
+    SELECT date_trunc('hour', a.called_at) AS hour, coalesce(a.principal, a.caller_role::text) AS principal,
+           a.principal IS NOT NULL AS is_principal,
+           count(*) AS calls,
+           count(*) FILTER (WHERE a.status IN ('error', 'refused')) AS errors,
+           count(*) FILTER (WHERE a.status IN ('denied', 'not_found')) AS denials,
+           count(*) FILTER (WHERE a.status = 'timeout') AS timeouts,
+           count(*) FILTER (WHERE a.status = 'rate_limited') AS rate_limited,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50_ms,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS p95_ms,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY a.rows_returned) AS p50_rows,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY a.rows_returned) AS p95_rows
+      FROM @extschema@.audit_log a
+     WHERE a.status <> 'purge'
+     GROUP BY 1, 2, 3;
+COMMENT ON VIEW @extschema@.principal_stats_hourly IS 'Per principal (or calling role, when it has none) and hour: calls, errors, denials, timeouts, p50/p95 duration and rows';
+
+-- The auditor's question: which agents accessed PII (columns marked in sandboxed views read by
+-- the tools they called), and when.
+CREATE VIEW @extschema@.pii_access AS
+    SELECT a.called_at, a.caller_role, a.principal, a.agent_name, a.tool_name, a.rows_returned,
+           array_agg(DISTINCT v.name || '.' || p ORDER BY v.name || '.' || p) AS pii_columns, a.id AS audit_id
+      FROM @extschema@.audit_log a
+      JOIN @extschema@.tools t ON t.name = a.tool_name
+      JOIN @extschema@.sandbox_views v ON v.view = ANY (t.depends_on)
+      CROSS JOIN LATERAL unnest(v.pii_columns) p
+     WHERE a.status IN ('ok', 'truncated') AND coalesce(a.rows_returned, 0) > 0
+     GROUP BY a.id;
+COMMENT ON VIEW @extschema@.pii_access IS 'Successful calls that returned rows from tools reading PII-marked columns of sandboxed views; e.g. WHERE called_at > now() - interval ''30 days''';
+
+REVOKE ALL ON @extschema@.tool_stats_hourly, @extschema@.principal_stats_hourly, @extschema@.pii_access FROM PUBLIC;
+GRANT SELECT ON @extschema@.tool_stats_hourly, @extschema@.principal_stats_hourly, @extschema@.pii_access TO mcp_admin;

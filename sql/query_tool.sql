@@ -70,6 +70,11 @@ SELECT r #>> '{content,0,text}' AS message, r #>> '{_meta,pg-mcp/status}' AS sta
   FROM mcp.call_tool('query', '{"sql": "SELECT * FROM shop.products a, shop.products b, shop.products c"}') r;
 SELECT mcp.call_tool('query', '{"sql": "SELECT id FROM shop.products ORDER BY id"}') -> 'structuredContent' -> 'truncated_by' AS capped;
 SELECT mcp.call_tool('query', '{"sql": "SELECT * FROM shop.secrets"}') #>> '{content,0,text}' AS not_granted;
+-- Plain EXPLAIN runs; a json value the result cannot hold is the call's error, not a broken result.
+SELECT jsonb_array_length(mcp.call_tool('query', '{"sql": "EXPLAIN (COSTS OFF) SELECT * FROM shop.products WHERE id = 1"}')
+                          -> 'structuredContent' -> 'rows') > 0 AS explain_rows;
+SELECT r #>> '{_meta,pg-mcp/status}' AS status, r #>> '{content,0,text}' AS message
+  FROM mcp.call_tool('query', jsonb_build_object('sql', $q$SELECT '"\u0000"'::json AS j$q$)) r;
 SELECT mcp.call_tool('query', '{"sql": "SELECT count(*) AS n FROM products"}') #>> '{content,0,text}' AS session_search_path;
 SET search_path = shop, public;
 SELECT mcp.call_tool('query', '{"sql": "SELECT count(*) AS n FROM products"}') -> 'structuredContent' -> 'rows' AS with_search_path;

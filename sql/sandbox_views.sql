@@ -18,6 +18,10 @@ SELECT mcp.create_sandbox_view('crm.people_view', 'crm.people', ARRAY[]::text[])
 SELECT mcp.create_sandbox_view('crm.people_view', 'crm.people', ARRAY['id', 'id']);
 SELECT mcp.create_sandbox_view('crm.people_view', 'crm.people', ARRAY['id'], pii_columns => ARRAY['email']);
 SELECT mcp.create_sandbox_view('crm.people_view', 'crm.people', ARRAY['id'], row_filter => 'no_such_column > 1');
+-- A row filter is one condition: text that would add statements is refused, and runs nowhere.
+SELECT mcp.create_sandbox_view('crm.people_view', 'crm.people', ARRAY['id'],
+                               row_filter => 'true); DROP TABLE crm.people; SELECT (1');
+SELECT count(*) AS people_still_there FROM crm.people;
 
 -- A view of three columns and the active rows; email is PII.
 SELECT mcp.create_sandbox_view('crm.people_view', 'crm.people', ARRAY['id', 'email', 'joined'],
@@ -28,7 +32,7 @@ SELECT c.relname, c.relowner::regrole AS owner, c.reloptions, obj_description(c.
 SELECT attname, col_description(attrelid, attnum) FROM pg_attribute
  WHERE attrelid = 'crm.people_view'::regclass AND attnum > 0 ORDER BY attnum;
 SELECT * FROM crm.people_view ORDER BY id;
-SELECT name, version, source, columns, pii_columns, row_filter, view FROM mcp.sandbox_views;
+SELECT name, version, source, columns, pii_columns, row_filter, view FROM mcp.sandbox_views WHERE view IS NOT NULL;
 
 -- Agents reach the data through the view and a tool, never the base table.
 GRANT USAGE ON SCHEMA crm TO regress_view_reader;
@@ -100,6 +104,11 @@ GRANT USAGE ON SCHEMA crm TO regress_view_dba;
 GRANT SELECT (id, email) ON crm.people TO regress_view_dba;
 SET ROLE regress_view_dba;
 SELECT mcp.create_sandbox_view('crm.salaries', 'crm.people', ARRAY['id', 'salary']);
+-- ...nor create a view in a schema where it may not create objects.
+SELECT mcp.create_sandbox_view('crm.emails', 'crm.people', ARRAY['id', 'email']);
+RESET ROLE;
+GRANT CREATE ON SCHEMA crm TO regress_view_dba;
+SET ROLE regress_view_dba;
 SELECT mcp.create_sandbox_view('crm.emails', 'crm.people', ARRAY['id', 'email']);
 RESET ROLE;
 SELECT relowner::regrole AS emails_owner FROM pg_class WHERE oid = 'crm.emails'::regclass;

@@ -1,5 +1,7 @@
 #include "audit_queue.hpp"
 
+#include "rate_limit.hpp"
+
 extern "C" {
 #include "access/xact.h"
 #include "commands/extension.h"
@@ -91,8 +93,8 @@ void ring_copy_out(int slot, uint64 at, char *data, Size len) {
 
 void request_shmem(void) {
     if (previous_request_hook) previous_request_hook();
-    RequestAddinShmemSpace(shared_size());
-    RequestNamedLWLockTranche("pg_mcp", 1);
+    RequestAddinShmemSpace(add_size(shared_size(), rate_limit_shmem_size()));
+    RequestNamedLWLockTranche("pg_mcp", 2);  // the audit queues; the rate-limit counters
 }
 
 void startup_shmem(void) {
@@ -112,6 +114,7 @@ void startup_shmem(void) {
             ConditionVariableInit(&s->space_cv);
         }
     }
+    rate_limit_shmem_init();
     LWLockRelease(AddinShmemInitLock);
 }
 

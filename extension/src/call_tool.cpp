@@ -14,6 +14,7 @@
 #include "result_json.hpp"
 #include "security.hpp"
 #include "query_guard.hpp"
+#include "rate_limit.hpp"
 #include "tool_cache.hpp"
 #include "tool_timeout.hpp"
 
@@ -57,6 +58,7 @@ struct ToolRow {
     char *search_path;
     char *principal;          // the caller's principal, or NULL
     char *principal_context;  // its context (JSON text), or NULL
+    char *rate_limits;        // applicable limits, one per line: id:calls:window_ms:concurrent:who
     bool is_query;            // the built-in guarded free-form SQL tool
     double max_cost;          // its own cost ceiling (0: none)
 };
@@ -92,7 +94,19 @@ const char *kLookupSql =
     "                 JOIN pg_catalog.pg_roles r ON r.oid = g.role"
     "                WHERE g.tool_name = t.name"
     "                  AND pg_catalog.pg_has_role($2, r.oid, 'USAGE')),"
-    "       p.name, p.context::text, t.kind, t.max_cost"
+    "       p.name, p.context::text, t.kind, t.max_cost,"
+    "       (SELECT string_agg(concat_ws(':', l.id, coalesce(l.max_calls, 0),"
+    "                                  (extract(epoch FROM l.per) * 1000)::bigint,"
+    "                                  coalesce(l.max_concurrent, 0),"
+    "                                  format('%s \"%s\"', l.subject_kind, l.subject)"
+    "                                  || CASE WHEN l.tool IS NULL THEN '' ELSE format(' on tool "
+    "\"%s\"', l.tool) END),"
+    "                        E'\\n')"
+    "          FROM mcp.rate_limits l"
+    "         WHERE (l.tool IS NULL OR l.tool = $1)"
+    "           AND ((l.subject_kind = 'role' AND l.subject = (SELECT rolname FROM "
+    "pg_catalog.pg_roles WHERE oid = $2))"
+    "             OR (l.subject_kind = 'principal' AND l.subject = p.name)))"
     "  FROM (SELECT) AS one"
     "  LEFT JOIN mcp.tools t ON t.name = $1"
     "  LEFT JOIN mcp.principals p ON p.role::oid = $2";
@@ -132,6 +146,7 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     bool isnull;
     row.principal = column_text(tuple, desc, 14);
     row.principal_context = column_text(tuple, desc, 15);
+    row.rate_limits = column_text(tuple, desc, 18);
     row.id = DatumGetInt64(column_datum(tuple, desc, 1, &isnull));
     if (isnull) {
         SPI_freetuptable(SPI_tuptable);
@@ -160,6 +175,27 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     row.max_cost = isnull ? 0 : DatumGetFloat8(max_cost);
     SPI_freetuptable(SPI_tuptable);
     return row;
+}
+
+// The applicable limits, from the lookup's "id:calls:window_ms:concurrent:who" lines.
+pg_mcp::RateLimit *parse_rate_limits(char *text, int *count) {
+    *count = 0;
+    if (text == NULL || text[0] == '\0') return NULL;
+    int lines = 1;
+    for (char *c = text; *c; c++) lines += *c == '\n';
+    pg_mcp::RateLimit *limits = (pg_mcp::RateLimit *)palloc0(sizeof(pg_mcp::RateLimit) * lines);
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        pg_mcp::RateLimit *l = &limits[*count];
+        int consumed = 0;
+        long long window;
+        if (sscanf(line, "%d:%d:%lld:%d:%n", &l->id, &l->max_calls, &window, &l->max_concurrent,
+                   &consumed) < 4)
+            continue;
+        l->window_ms = window;
+        l->describe = pstrdup(line + consumed);
+        (*count)++;
+    }
+    return limits;
 }
 
 char *numeric_text(const JsonbValue *value) {
@@ -238,10 +274,11 @@ void run_tool_sql(void *arg) {
 
     pg_mcp::arm_tool_timeout(tool->timeout_ms);
     SPIPlanPtr plan;
+    bool explain = false;  // SPI runs EXPLAIN only as a non-read-only call (XactReadOnly holds)
     if (tool->is_query) {
         // Free-form SQL: checked by the guard, planned for this call only.
         plan = pg_mcp::prepare_guarded_query(ex->arguments->text[0],
-                                             pg_mcp::query_cost_ceiling(tool->max_cost));
+                                             pg_mcp::query_cost_ceiling(tool->max_cost), &explain);
     } else if (ex->cached->plan == NULL) {
         plan = SPI_prepare(tool->compiled_sql, tool->nparams, tool->param_types);
         if (plan == NULL)
@@ -256,7 +293,7 @@ void run_tool_sql(void *arg) {
     // writing statement always runs to completion, and only its output is capped.
     uint64 fetch = tool->read_only ? (uint64)tool->max_rows + 1 : 0;
     int rc = SPI_execute_plan(plan, tool->is_query ? NULL : values, tool->is_query ? NULL : nulls,
-                              tool->read_only, fetch);
+                              tool->read_only && !explain, fetch);
     if (rc < 0) elog(ERROR, "tool SQL failed: %s", SPI_result_code_string(rc));
 
     SPITupleTable *table = SPI_tuptable;
@@ -293,8 +330,12 @@ void run_tool_sql(void *arg) {
 // unknown_tool: the caller must see the tool as nonexistent (it does not exist, or is not
 // granted); the bridge answers such calls with MCP's "Unknown tool" protocol error.
 // audit_id: 0 in fast audit mode, where the row is not written yet.
+int64 retry_after_meta = 0;  // set for a rate-limited call's result
+
 void append_meta(StringInfo out, const char *status, int64 audit_id, bool unknown_tool = false) {
     appendStringInfo(out, ",\"_meta\":{\"pg-mcp/status\":\"%s\"", status);
+    if (retry_after_meta > 0)
+        appendStringInfo(out, ",\"pg-mcp/retry_after_ms\":" INT64_FORMAT, retry_after_meta);
     if (audit_id > 0) appendStringInfo(out, ",\"pg-mcp/audit_id\":" INT64_FORMAT, audit_id);
     if (unknown_tool) appendStringInfoString(out, ",\"pg-mcp/unknown_tool\":true");
     appendStringInfoChar(out, '}');
@@ -408,12 +449,19 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
     memset(&ex, 0, sizeof ex);
     const char *agent_message = NULL;
     bool unknown_tool = false;
+    int64 retry_after_ms = 0;
     ToolRow tool;
     memset(&tool, 0, sizeof tool);
     tool = load_tool(name != NULL ? name : "", caller, call_context);
     if (tool.is_query) tool.search_path = caller_search_path;
     audit.principal = tool.principal;
 
+    pg_mcp::RateDecision rate = {true, 0, NULL};
+    if (name != NULL && tool.found && tool.granted) {
+        int nlimits = 0;
+        pg_mcp::RateLimit *limits = parse_rate_limits(tool.rate_limits, &nlimits);
+        rate = pg_mcp::acquire_rate_limits(limits, nlimits);
+    }
     if (name == NULL || !tool.found || !tool.granted) {
         unknown_tool = true;
         audit.status = name == NULL || !tool.found ? "not_found" : "denied";
@@ -427,6 +475,13 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
             "Tool \"%s\" is not available. Call tools/list to see the tools "
             "you can use.",
             name ? name : "");
+    } else if (!rate.allowed) {
+        audit.status = "rate_limited";
+        audit.tool_version = tool.version;
+        audit.message = psprintf("rate limit: %s", rate.reason);
+        retry_after_ms = rate.retry_after_ms;
+        agent_message = psprintf("Rate limit reached for tool \"%s\" (%s). Retry in %.1f s.", name,
+                                 rate.reason, (double)rate.retry_after_ms / 1000.0);
     } else {
         audit.tool_version = tool.version;
         CachedTool *cached = pg_mcp::cached_tool(name, tool.id, tool.version, tool.row_xmin,
@@ -526,12 +581,14 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
         }
     }
 
+    pg_mcp::release_rate_limits();  // concurrency slots end with the tool's work
     audit.duration_ms = (double)(GetCurrentTimestamp() - started) / 1000.0;
     int64 audit_id = pg_mcp::write_audit_record(&audit);
     SPI_finish();
     pg_mcp::leave_settings(nest_level);
     SetUserIdAndSecContext(saved_user, saved_security);
 
+    retry_after_meta = retry_after_ms;
     char *result = agent_message == NULL
                        ? success_result(&ex, audit.status, audit_id)
                        : error_result(agent_message, audit.status, audit_id, unknown_tool);

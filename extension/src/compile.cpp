@@ -195,3 +195,27 @@ PG_MCP_FUNCTION(pg_mcp_compile_tool) {
     BlessTupleDesc(result_type);
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(result_type, values, nulls)));
 }
+
+// mcp._create_view_as(definition, role): the one way sandboxed views are created. The text
+// must parse as exactly one CREATE VIEW (so a row filter cannot smuggle in other statements),
+// and it runs as the acting role, which then owns the view and needs CREATE on its schema.
+PG_MCP_FUNCTION(pg_mcp_create_view_as) {
+    char *definition = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    Oid role = get_role_oid(NameStr(*PG_GETARG_NAME(1)), false);
+    List *statements = raw_parser(definition, RAW_PARSE_DEFAULT);
+    if (list_length(statements) != 1 || !IsA(linitial_node(RawStmt, statements)->stmt, ViewStmt))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("the row filter must be one SQL condition"),
+                        errdetail("The view definition does not parse as a single CREATE VIEW.")));
+    Oid saved_user;
+    int saved_security;
+    GetUserIdAndSecContext(&saved_user, &saved_security);
+    SetUserIdAndSecContext(role, saved_security | SECURITY_LOCAL_USERID_CHANGE);
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    int rc = SPI_execute(definition, false, 0);
+    if (rc != SPI_OK_UTILITY)
+        elog(ERROR, "creating the view failed: %s", SPI_result_code_string(rc));
+    SPI_finish();
+    SetUserIdAndSecContext(saved_user, saved_security);
+    PG_RETURN_VOID();
+}

@@ -2,6 +2,7 @@
 #include "audit_queue.hpp"
 #include "boundary.hpp"
 #include "query_guard.hpp"
+#include "rate_limit.hpp"
 
 extern "C" {
 #include "executor/spi.h"
@@ -35,6 +36,7 @@ void _PG_init(void) {
                                &request_id_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
     pg_mcp::define_query_guard_settings();
     pg_mcp::define_audit_settings();
+    pg_mcp::define_rate_limit_settings();
     MarkGUCPrefixReserved("pg_mcp");
     // The audit queue lives in shared memory, which only a preloaded library can have;
     // without it call_tool refuses to run (see queue_audit_record).

@@ -2,6 +2,7 @@
 
 extern "C" {
 #include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_namespace.h"
 #include "commands/defrem.h"
 #include "catalog/pg_proc.h"
@@ -77,8 +78,23 @@ bool guard_walker(Node *node, void *context);
 // `void (*)(void)`, the one function pointer type GCC lets any other convert to.
 bool (*const guard_walker_fn)() = (bool (*)())(void (*)(void))guard_walker;
 
+// An aggregate's call names only its final-facing function; its transition, final, combine
+// and (de)serialization functions are checked too.
+bool aggregate_refused(Oid aggregate, void *context) {
+    HeapTuple tuple = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggregate));
+    if (!HeapTupleIsValid(tuple)) return false;
+    Form_pg_aggregate agg = (Form_pg_aggregate)GETSTRUCT(tuple);
+    Oid parts[] = {agg->aggtransfn,    agg->aggfinalfn,  agg->aggcombinefn,   agg->aggserialfn,
+                   agg->aggdeserialfn, agg->aggmtransfn, agg->aggminvtransfn, agg->aggmfinalfn};
+    ReleaseSysCache(tuple);
+    for (Oid part : parts)
+        if (OidIsValid(part) && function_refused(part, context)) return true;
+    return false;
+}
+
 bool guard_walker(Node *node, void *context) {
     if (node == NULL) return false;
+    if (IsA(node, Aggref) && aggregate_refused(((Aggref *)node)->aggfnoid, context)) return true;
     if (check_functions_in_node(node, function_refused, context)) return true;
     if (IsA(node, NextValueExpr)) {
         ((GuardState *)context)->refused_reason = "it advances a sequence";
@@ -133,7 +149,7 @@ double query_cost_ceiling(double tool_max_cost) {
     return setting;
 }
 
-SPIPlanPtr prepare_guarded_query(const char *sql, double max_cost) {
+SPIPlanPtr prepare_guarded_query(const char *sql, double max_cost, bool *is_explain) {
     List *statements = raw_parser(sql, RAW_PARSE_DEFAULT);
     if (list_length(statements) != 1)
         ereport(ERROR, (errcode(ERRCODE_PG_MCP_REFUSED),
@@ -142,6 +158,7 @@ SPIPlanPtr prepare_guarded_query(const char *sql, double max_cost) {
     RawStmt *raw = linitial_node(RawStmt, statements);
     Node *stmt = raw->stmt;
     bool explain = IsA(stmt, ExplainStmt);
+    if (is_explain != nullptr) *is_explain = explain;
     if (explain) stmt = explained_select((ExplainStmt *)stmt);
     if (!IsA(stmt, SelectStmt))
         ereport(ERROR,

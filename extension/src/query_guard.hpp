@@ -18,7 +18,8 @@ namespace pg_mcp {
 // few stable functions that dump whole schemas), or on mcp.query_allowed_functions. Returns
 // the prepared plan (SPI connected), after checking its estimated cost against max_cost
 // (<= 0: no ceiling).
-SPIPlanPtr prepare_guarded_query(const char *sql, double max_cost);
+// *is_explain tells the caller the plan is an EXPLAIN (a utility statement for SPI).
+SPIPlanPtr prepare_guarded_query(const char *sql, double max_cost, bool *is_explain = nullptr);
 
 // The cost ceiling in effect: the smaller of the tool's own and pg_mcp.query_max_cost.
 double query_cost_ceiling(double tool_max_cost);

@@ -141,9 +141,15 @@ void append_row_json(StringInfo out, HeapTuple tuple, TupleDesc desc, const Colu
                     escape_json(out, text);
                 break;
             }
-            case ColumnKind::Json:
-                appendStringInfoString(out, OidOutputFunctionCall(writer.output_function, value));
+            case ColumnKind::Json: {
+                // Through jsonb, which refuses what the result (a jsonb) could not hold, such
+                // as \u0000: the error then belongs to the tool's call, not to the result.
+                Datum jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(OidOutputFunctionCall(
+                                                                writer.output_function, value)));
+                Jsonb *parsed = DatumGetJsonbP(jsonb);
+                (void)JsonbToCString(out, &parsed->root, VARSIZE(parsed));
                 break;
+            }
             case ColumnKind::Jsonb: {
                 Jsonb *jsonb = DatumGetJsonbP(value);
                 (void)JsonbToCString(out, &jsonb->root, VARSIZE(jsonb));

@@ -566,3 +566,70 @@ TEST(Security, AttacksThroughTheBridgeChangeNothing) {
     EXPECT_EQ(bridge.request(id++, "ping")["result"], json::object());
     EXPECT_EQ(sql.value(kFingerprint), before);
 }
+
+TEST(RateLimits, HoldAcrossTwoBridgeProcesses) {
+    Sql sql;
+    sql.value(
+        "SELECT mcp.set_rate_limit('agent_support', 'get_customer_info', max_calls => 4, per => '1 "
+        "hour')");
+    struct Cleanup {
+        Sql &sql;
+        ~Cleanup() {
+            try {
+                sql.value("SELECT mcp.drop_rate_limit('agent_support', 'get_customer_info')");
+            } catch (...) {
+            }
+        }
+    } cleanup{sql};
+    Bridge first({conninfo("agent_support")});
+    Bridge second({conninfo("agent_support")});
+    first.initialize();
+    second.initialize();
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 3; ++i) {
+        for (Bridge *bridge : {&first, &second}) {
+            json r =
+                bridge->call(10 + i, "get_customer_info", {{"email", "customer1@example.com"}});
+            ASSERT_TRUE(r.contains("result")) << r;
+            std::string status = r["result"]["_meta"].value("pg-mcp/status", "");
+            if (status == "ok") ++ok;
+            if (status == "rate_limited") {
+                ++limited;
+                EXPECT_EQ(r["result"]["isError"], true);
+                EXPECT_GT(r["result"]["_meta"].value("pg-mcp/retry_after_ms", 0), 0);
+                EXPECT_NE(tool_text(r).find("Retry in"), std::string::npos) << r;
+            }
+        }
+    }
+    EXPECT_EQ(ok, 4);
+    EXPECT_EQ(limited, 2);
+}
+
+TEST(RateLimits, ConcurrentCallsAcrossBridges) {
+    Sql sql;
+    ScratchTool tool(sql, "e2e_slow_limited",
+                     "'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'Sleeps', '[{\"name\": \"s\", "
+                     "\"type\": \"number\"}]'",
+                     "agent_support");
+    sql.value(
+        "SELECT mcp.set_rate_limit('agent_support', 'e2e_slow_limited', max_concurrent => 1)");
+    Bridge first({conninfo("agent_support")});
+    Bridge second({conninfo("agent_support")});
+    first.initialize();
+    second.initialize();
+    first.send({{"jsonrpc", "2.0"},
+                {"id", 1},
+                {"method", "tools/call"},
+                {"params", {{"name", tool.name}, {"arguments", {{"s", 2}}}}}});
+    ASSERT_EQ(sql.wait_for(
+                  "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
+                  "AND wait_event = 'PgSleep'",
+                  "1", 10s),
+              "1");
+    json busy = second.call(2, tool.name, {{"s", 0}});
+    EXPECT_EQ(busy["result"]["_meta"].value("pg-mcp/status", ""), "rate_limited") << busy;
+    EXPECT_NE(tool_text(busy).find("concurrent"), std::string::npos) << busy;
+    EXPECT_EQ(first.response(1)["result"]["isError"], false);
+    json after = second.call(3, tool.name, {{"s", 0}});
+    EXPECT_EQ(after["result"]["_meta"].value("pg-mcp/status", ""), "ok") << after;
+}
