@@ -8,6 +8,7 @@ set -euo pipefail
 
 PG_BIN=${PG_BIN:-$(pg_config --bindir)}
 RUN_AS=${PG_MCP_CLUSTER_USER:-postgres}
+# Tests and the demo run without fsync; benchmarks of durability set PG_MCP_CLUSTER_FSYNC=on.
 
 as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u "$RUN_AS" -- "$@"; else "$@"; fi
@@ -30,7 +31,7 @@ case "$cmd" in
 listen_addresses = ''
 port = $port
 unix_socket_directories = '$dir'
-fsync = off
+fsync = ${PG_MCP_CLUSTER_FSYNC:-off}
 max_connections = 100
 log_min_messages = warning
 shared_preload_libraries = 'pg_mcp'
