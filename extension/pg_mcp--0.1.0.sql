@@ -166,38 +166,6 @@ CREATE TRIGGER audit_anchors_append_only BEFORE UPDATE OR DELETE ON @extschema@.
 CREATE TRIGGER audit_anchors_no_truncate BEFORE TRUNCATE ON @extschema@.audit_anchors
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_guard();
 
--- Called by the audit writer only: appends a batch of records, numbering and chaining them.
-CREATE FUNCTION @extschema@._append_audit(records jsonb) RETURNS bigint
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET extra_float_digits = 1 AS $$
-DECLARE
-    last_row record;
-    prev bytea;
-    next_id bigint;
-    r jsonb;
-    a @extschema@.audit_log;
-BEGIN
-    SELECT l.id, l.row_hash INTO last_row FROM @extschema@.audit_log l ORDER BY l.id DESC LIMIT 1;
-    IF FOUND THEN
-        prev := last_row.row_hash;
-        next_id := last_row.id + 1;
-    ELSE
-        SELECT x.anchor_hash, x.last_purged_id + 1 INTO prev, next_id
-          FROM @extschema@.audit_anchors x ORDER BY x.last_purged_id DESC LIMIT 1;
-        next_id := coalesce(next_id, 1);
-    END IF;
-    FOR r IN SELECT value FROM jsonb_array_elements(records) LOOP
-        a := jsonb_populate_record(NULL::@extschema@.audit_log, r);
-        a.id := next_id;
-        a.prev_hash := prev;
-        a.row_hash := @extschema@._audit_row_hash(a);
-        INSERT INTO @extschema@.audit_log SELECT a.*;
-        prev := a.row_hash;
-        next_id := next_id + 1;
-    END LOOP;
-    RETURN next_id - 1;
-END
-$$;
-REVOKE ALL ON FUNCTION @extschema@._append_audit(jsonb) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.verify_audit()
 RETURNS TABLE (verified boolean, rows_checked bigint, first_bad_id bigint, problem text)

@@ -4,6 +4,12 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "utils/array.h"
+#include "utils/memutils.h"
+#include "fmgr.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -319,6 +325,101 @@ void writer_detach(int, Datum) {
     LWLockRelease(shared->lock);
 }
 
+// The chain's end, known to this writer (the only writer): read once, then carried along.
+bool chain_loaded = false;
+int64 chain_next_id;
+bytea *chain_prev = NULL;  // in TopMemoryContext; NULL before the first row
+
+void load_chain_end(void) {
+    int rc =
+        SPI_execute("SELECT id + 1, row_hash FROM mcp.audit_log ORDER BY id DESC LIMIT 1", true, 1);
+    if (rc == SPI_OK_SELECT && SPI_processed == 0)
+        rc = SPI_execute(
+            "SELECT last_purged_id + 1, anchor_hash FROM mcp.audit_anchors"
+            " ORDER BY last_purged_id DESC LIMIT 1",
+            true, 1);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "reading the audit chain's end failed");
+    chain_next_id = 1;
+    chain_prev = NULL;
+    if (SPI_processed == 1) {
+        bool isnull;
+        chain_next_id =
+            DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        Datum hash = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+        if (!isnull) {
+            MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+            chain_prev = DatumGetByteaPCopy(hash);
+            MemoryContextSwitchTo(old);
+        }
+    }
+    chain_loaded = true;
+}
+
+// Appends a batch (a JSON array of records) as rows with consecutive ids, chained: each
+// row_hash = sha256(prev_hash || canonical content), the content being the row's jsonb text
+// without the two hashes, in UTC (what mcp._audit_row_hash computes when verifying). Three
+// statements per batch, whatever its size. Returns the last id.
+int64 append_records(const char *records_json, int count) {
+    if (!chain_loaded) load_chain_end();
+    Oid types[4] = {TEXTOID, INT8OID, BYTEAARRAYOID, BYTEAARRAYOID};
+    Datum values[4] = {CStringGetTextDatum(records_json), Int64GetDatum(chain_next_id), 0, 0};
+    int rc = SPI_execute_with_args(
+        "SELECT (to_jsonb(r) - 'row_hash' - 'prev_hash')::text"
+        "  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e,"
+        "       LATERAL jsonb_populate_record(NULL::mcp.audit_log,"
+        "                                     e.value || jsonb_build_object('id', $2 + "
+        "e.ordinality - 1)) AS r"
+        " ORDER BY e.ordinality",
+        2, types, values, NULL, true, 0);
+    if (rc != SPI_OK_SELECT || (int)SPI_processed != count)
+        elog(ERROR, "preparing audit rows failed");
+    Datum *prev = (Datum *)palloc(sizeof(Datum) * count);
+    Datum *hashes = (Datum *)palloc(sizeof(Datum) * count);
+    bool *prev_null = (bool *)palloc0(sizeof(bool) * count);
+    bytea *last = chain_prev;
+    for (int i = 0; i < count; i++) {
+        char *content = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+        pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+        uint8 digest[PG_SHA256_DIGEST_LENGTH];
+        if (pg_cryptohash_init(ctx) < 0 ||
+            (last != NULL &&
+             pg_cryptohash_update(ctx, (uint8 *)VARDATA_ANY(last), VARSIZE_ANY_EXHDR(last)) < 0) ||
+            pg_cryptohash_update(ctx, (uint8 *)content, strlen(content)) < 0 ||
+            pg_cryptohash_final(ctx, digest, sizeof digest) < 0)
+            elog(ERROR, "sha256 failed: %s", pg_cryptohash_error(ctx));
+        pg_cryptohash_free(ctx);
+        bytea *hash = (bytea *)palloc(VARHDRSZ + sizeof digest);
+        SET_VARSIZE(hash, VARHDRSZ + sizeof digest);
+        memcpy(VARDATA(hash), digest, sizeof digest);
+        prev_null[i] = last == NULL;
+        prev[i] = last == NULL ? (Datum)0 : PointerGetDatum(last);
+        hashes[i] = PointerGetDatum(hash);
+        last = hash;
+    }
+    int dims[1] = {count};
+    int lbs[1] = {1};
+    values[2] = PointerGetDatum(
+        construct_md_array(prev, prev_null, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+    values[3] = PointerGetDatum(construct_array(hashes, count, BYTEAOID, -1, false, TYPALIGN_INT));
+    rc = SPI_execute_with_args(
+        "INSERT INTO mcp.audit_log"
+        " SELECT r.* FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e,"
+        "      LATERAL jsonb_populate_record(NULL::mcp.audit_log,"
+        "              e.value || jsonb_build_object('id', $2 + e.ordinality - 1,"
+        "                                            'prev_hash', ($3)[e.ordinality],"
+        "                                            'row_hash', ($4)[e.ordinality])) AS r",
+        4, types, values, NULL, false, 0);
+    if (rc != SPI_OK_INSERT || (int)SPI_processed != count)
+        elog(ERROR, "inserting audit rows failed");
+    // Carried to the next batch only now that the rows exist (the transaction may still fail,
+    // but then this process exits and a new writer reads the chain's end again).
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    chain_prev = (bytea *)pg_detoast_datum_copy((struct varlena *)last);
+    MemoryContextSwitchTo(old);
+    chain_next_id += count;
+    return chain_next_id - 1;
+}
+
 // Writes one batch: the records between tail and head (up to a limit) in one transaction.
 // Returns false when there was nothing to write.
 bool write_batch(Oid dbid) {
@@ -360,15 +461,7 @@ bool write_batch(Oid dbid) {
                              "records discarded",
                              dbid, count)));
     } else {
-        Oid types[1] = {TEXTOID};
-        Datum values[1] = {CStringGetTextDatum(batch.data)};
-        int rc = SPI_execute_with_args("SELECT mcp._append_audit($1::jsonb)", 1, types, values,
-                                       NULL, false, 1);
-        if (rc != SPI_OK_SELECT || SPI_processed != 1)
-            elog(ERROR, "appending audit records failed");
-        bool isnull;
-        last_id =
-            DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        last_id = append_records(batch.data, count);
     }
     SPI_finish();
     PopActiveSnapshot();
@@ -394,6 +487,11 @@ extern "C" void pg_mcp_audit_writer_main(Datum main_arg) {
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+    // Durable means flushed; and the chain's canonical content is written in UTC with exact
+    // float output, as mcp._audit_row_hash reads it back.
+    SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+    SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
+    SetConfigOption("extra_float_digits", "1", PGC_SUSET, PGC_S_OVERRIDE);
 
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     for (int i = 0; i < shared->nslots; i++)
