@@ -230,7 +230,8 @@ TEST(Cancellation, CancelStopsTheQueryAndIsAudited) {
     const std::string active =
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
         "AND state = 'active' AND query LIKE '%mcp.call_tool%'";
-    ASSERT_EQ(sql.wait_for(active, "1", 10s), "1");
+    // Cancel once the tool's SQL is running (a cancel before that cancels the call itself).
+    ASSERT_EQ(sql.wait_for(active + " AND wait_event = 'PgSleep'", "1", 10s), "1");
     bridge.send({{"jsonrpc", "2.0"},
                  {"method", "notifications/cancelled"},
                  {"params", {{"requestId", 7}, {"reason", "test"}}}});
