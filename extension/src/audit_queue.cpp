@@ -4,6 +4,7 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -17,6 +18,7 @@ extern "C" {
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/syncrep.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -52,11 +54,13 @@ struct AuditSlot {
     bool writer_registered;
     pid_t writer_pid;
     Latch *writer_latch;
-    uint64 next_seq;       // sequence of the next record (records are numbered from 1)
-    uint64 committed_seq;  // last record committed and flushed
-    int64 committed_id;    // its mcp.audit_log id
-    uint64 head;           // bytes ever written
-    uint64 tail;           // bytes ever committed (consumed)
+    uint64 next_seq;           // sequence of the next record (records are numbered from 1)
+    uint64 committed_seq;      // last record committed (visible; durable once WAL is flushed to
+                               // committed_lsn)
+    int64 committed_id;        // its mcp.audit_log id
+    XLogRecPtr committed_lsn;  // end of that batch's commit record
+    uint64 head;               // bytes ever written
+    uint64 tail;               // bytes ever committed (consumed)
     ConditionVariable committed_cv;
     ConditionVariable space_cv;
 };
@@ -143,6 +147,7 @@ int slot_for(Oid dbid) {
         s->next_seq = seq;  // sequences stay increasing across reuse
         s->committed_seq = seq - 1;
         s->committed_id = 0;
+        s->committed_lsn = InvalidXLogRecPtr;
     }
     return free_slot;
 }
@@ -282,15 +287,21 @@ int64 queue_audit_record(const char *record_json) {
     if (start) start_writer(MyDatabaseId);
     if ((AuditMode)audit_mode_setting == AuditMode::Fast) return 0;
 
-    // Durable: wait until the writer has committed (and flushed) this record.
+    // Durable: wait until the writer has committed this record, then flush the WAL up to that
+    // commit here, in the caller. The writer commits without waiting for the flush, so it goes
+    // on to the next batch at once, and concurrent callers share flushes (XLogFlush writes
+    // everything inserted so far, and a caller finding its LSN already flushed returns at once).
     AuditSlot *s = &shared->slots[slot];
     for (;;) {
         LWLockAcquire(shared->lock, LW_SHARED);
         bool done = s->dbid == MyDatabaseId && s->committed_seq >= seq;
         int64 id = done ? s->committed_id - (int64)(s->committed_seq - seq) : 0;
+        XLogRecPtr lsn = s->committed_lsn;
         LWLockRelease(shared->lock);
         if (done) {
             ConditionVariableCancelSleep();
+            XLogFlush(lsn);
+            SyncRepWaitForLSN(lsn, true);  // synchronous standbys, as the caller's commit would
             return id;
         }
         long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
@@ -359,18 +370,35 @@ void load_chain_end(void) {
 // row_hash = sha256(prev_hash || canonical content), the content being the row's jsonb text
 // without the two hashes, in UTC (what mcp._audit_row_hash computes when verifying). Three
 // statements per batch, whatever its size. Returns the last id.
+// The writer's two statements, prepared once per writer process (the plan cache revalidates
+// them if mcp.audit_log changes).
+SPIPlanPtr content_plan = NULL;
+SPIPlanPtr insert_plan = NULL;
+
+SPIPlanPtr prepare_kept(const char *sql, int nargs, Oid *types) {
+    // Generic: a custom plan would fold $1::jsonb at planning time, parsing the batch twice.
+    SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+    if (plan == NULL)
+        elog(ERROR, "preparing an audit writer statement failed: %s",
+             SPI_result_code_string(SPI_result));
+    if (SPI_keepplan(plan) != 0) elog(ERROR, "keeping an audit writer plan failed");
+    return plan;
+}
+
 int64 append_records(const char *records_json, int count) {
     if (!chain_loaded) load_chain_end();
     Oid types[4] = {TEXTOID, INT8OID, BYTEAARRAYOID, BYTEAARRAYOID};
     Datum values[4] = {CStringGetTextDatum(records_json), Int64GetDatum(chain_next_id), 0, 0};
-    int rc = SPI_execute_with_args(
-        "SELECT (to_jsonb(r) - 'row_hash' - 'prev_hash')::text"
-        "  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e,"
-        "       LATERAL jsonb_populate_record(NULL::mcp.audit_log,"
-        "                                     e.value || jsonb_build_object('id', $2 + "
-        "e.ordinality - 1)) AS r"
-        " ORDER BY e.ordinality",
-        2, types, values, NULL, true, 0);
+    if (content_plan == NULL)
+        content_plan = prepare_kept(
+            "SELECT (to_jsonb(r) - 'row_hash' - 'prev_hash')::text"
+            "  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e,"
+            "       LATERAL jsonb_populate_record(NULL::mcp.audit_log,"
+            "                                     e.value || jsonb_build_object('id', $2 + "
+            "e.ordinality - 1)) AS r"
+            " ORDER BY e.ordinality",
+            2, types);
+    int rc = SPI_execute_plan(content_plan, values, NULL, true, 0);
     if (rc != SPI_OK_SELECT || (int)SPI_processed != count)
         elog(ERROR, "preparing audit rows failed");
     Datum *prev = (Datum *)palloc(sizeof(Datum) * count);
@@ -401,14 +429,16 @@ int64 append_records(const char *records_json, int count) {
     values[2] = PointerGetDatum(
         construct_md_array(prev, prev_null, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
     values[3] = PointerGetDatum(construct_array(hashes, count, BYTEAOID, -1, false, TYPALIGN_INT));
-    rc = SPI_execute_with_args(
-        "INSERT INTO mcp.audit_log"
-        " SELECT r.* FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e,"
-        "      LATERAL jsonb_populate_record(NULL::mcp.audit_log,"
-        "              e.value || jsonb_build_object('id', $2 + e.ordinality - 1,"
-        "                                            'prev_hash', ($3)[e.ordinality],"
-        "                                            'row_hash', ($4)[e.ordinality])) AS r",
-        4, types, values, NULL, false, 0);
+    if (insert_plan == NULL)
+        insert_plan = prepare_kept(
+            "INSERT INTO mcp.audit_log"
+            " SELECT r.* FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e,"
+            "      LATERAL jsonb_populate_record(NULL::mcp.audit_log,"
+            "              e.value || jsonb_build_object('id', $2 + e.ordinality - 1,"
+            "                                            'prev_hash', ($3)[e.ordinality],"
+            "                                            'row_hash', ($4)[e.ordinality])) AS r",
+            4, types);
+    rc = SPI_execute_plan(insert_plan, values, NULL, false, 0);
     if (rc != SPI_OK_INSERT || (int)SPI_processed != count)
         elog(ERROR, "inserting audit rows failed");
     // Carried to the next batch only now that the rows exist (the transaction may still fail,
@@ -465,13 +495,15 @@ bool write_batch(Oid dbid) {
     }
     SPI_finish();
     PopActiveSnapshot();
-    CommitTransactionCommand();  // synchronous_commit applies: durable callers wait for this
+    CommitTransactionCommand();  // asynchronous: durable callers flush to committed_lsn
+    XLogRecPtr lsn = XactLastCommitEnd;
     pgstat_report_activity(STATE_IDLE, NULL);
 
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     s->tail = end;
     s->committed_seq = last_seq;
     s->committed_id = last_id;
+    if (lsn > s->committed_lsn) s->committed_lsn = lsn;
     LWLockRelease(shared->lock);
     ConditionVariableBroadcast(&s->committed_cv);
     ConditionVariableBroadcast(&s->space_cv);
@@ -487,9 +519,11 @@ extern "C" void pg_mcp_audit_writer_main(Datum main_arg) {
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
-    // Durable means flushed; and the chain's canonical content is written in UTC with exact
+    // The writer commits without waiting for the WAL flush: durable callers flush up to its
+    // commit record themselves (see queue_audit_record), so the writer never idles on fsync. The
+    // chain's canonical content is written in UTC with exact
     // float output, as mcp._audit_row_hash reads it back.
-    SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+    SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
     SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
     SetConfigOption("extra_float_digits", "1", PGC_SUSET, PGC_S_OVERRIDE);
 
