@@ -1073,6 +1073,25 @@ REVOKE ALL ON @extschema@.rate_limits FROM PUBLIC;
 REVOKE ALL ON SEQUENCE @extschema@.rate_limits_id_seq FROM PUBLIC;
 GRANT SELECT ON @extschema@.rate_limits TO mcp_admin;
 
+------------------------------------------------------------------------------------------
+-- Cache invalidation: backends cache each (tool, caller) lookup — the tool's definition, the
+-- grant check, the principal, the rate limits — until one of these tables (or a role or
+-- membership) changes. Any change, through the API or not, invalidates every backend's cache
+-- when it commits (and the changing session's own at its next command).
+------------------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@._catalog_changed() RETURNS trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'pg_mcp_catalog_changed';
+REVOKE ALL ON FUNCTION @extschema@._catalog_changed() FROM PUBLIC;
+CREATE TRIGGER tools_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.tools
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._catalog_changed();
+CREATE TRIGGER tool_grants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.tool_grants
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._catalog_changed();
+CREATE TRIGGER principals_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.principals
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._catalog_changed();
+CREATE TRIGGER rate_limits_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.rate_limits
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._catalog_changed();
+
 CREATE FUNCTION @extschema@.set_rate_limit(subject text, tool text DEFAULT NULL, max_calls integer DEFAULT NULL,
                                            per interval DEFAULT '1 minute', max_concurrent integer DEFAULT NULL,
                                            subject_kind text DEFAULT 'role') RETURNS void

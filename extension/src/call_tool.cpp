@@ -9,6 +9,7 @@
 #include "audit.hpp"
 #include "audit_queue.hpp"
 #include "boundary.hpp"
+#include "catalog_cache.hpp"
 #include "param_adapter.hpp"
 #include "pg_types.hpp"
 #include "result_json.hpp"
@@ -30,7 +31,9 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 }
 
@@ -119,10 +122,8 @@ Datum column_datum(HeapTuple tuple, TupleDesc desc, int column, bool *isnull) {
     return SPI_getbinval(tuple, desc, column, isnull);
 }
 
-// Reads the tool and whether caller may use it (as the owner; SPI connected). Strings are
-// copied into result_context, which is also current on return (SPI calls leave SPI's own
-// procedure context current, and that is freed by SPI_finish).
-ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
+// Reads the tool and whether caller may use it (as the owner; SPI connected), from the catalog.
+ToolRow query_tool_row(const char *name, Oid caller, MemoryContext result_context) {
     if (lookup_plan == NULL) {
         Oid types[2] = {TEXTOID, OIDOID};
         SPIPlanPtr plan = SPI_prepare(kLookupSql, 2, types);
@@ -133,7 +134,9 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
         lookup_plan = plan;
     }
     Datum values[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(caller)};
-    int rc = SPI_execute_plan(lookup_plan, values, NULL, true, 1);
+    // Not read-only: a fresh snapshot, taken after catalog_generation() applied the pending
+    // invalidations, so that what is cached is never older than the generation it is filed under.
+    int rc = SPI_execute_plan(lookup_plan, values, NULL, false, 1);
     if (rc != SPI_OK_SELECT) elog(ERROR, "tool lookup failed: %s", SPI_result_code_string(rc));
     MemoryContextSwitchTo(result_context);
     ToolRow row;
@@ -175,6 +178,85 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     row.max_cost = isnull ? 0 : DatumGetFloat8(max_cost);
     SPI_freetuptable(SPI_tuptable);
     return row;
+}
+
+// Lookups cached per (caller, tool name) until the catalog generation changes (see
+// catalog_cache.hpp): a call then costs no catalog query. Entries live in lookup_context.
+struct LookupKey {
+    Oid caller;
+    char name[pg_mcp::kToolNameMax + 1];
+};
+struct LookupEntry {
+    LookupKey key;
+    ToolRow row;
+};
+constexpr long kLookupCacheMax = 1024;  // entries; the cache starts over beyond that
+MemoryContext lookup_context = NULL;
+HTAB *lookup_cache = NULL;
+uint64 lookup_generation = 0;
+
+char *copy_text(const char *text) {
+    return text == NULL ? NULL : pstrdup(text);
+}
+
+// A deep copy of row, allocated in the current memory context.
+ToolRow copy_tool_row(const ToolRow &from) {
+    ToolRow row = from;
+    row.compiled_sql = copy_text(from.compiled_sql);
+    row.parameters_json = copy_text(from.parameters_json);
+    row.run_as = copy_text(from.run_as);
+    row.search_path = copy_text(from.search_path);
+    row.principal = copy_text(from.principal);
+    row.principal_context = copy_text(from.principal_context);
+    row.rate_limits = copy_text(from.rate_limits);
+    if (from.param_types != NULL) {
+        size_t size = sizeof(Oid) * Max(from.nparams, 1);
+        row.param_types = (Oid *)palloc(size);
+        memcpy(row.param_types, from.param_types, size);
+    }
+    return row;
+}
+
+// The tool and whether caller may use it, in result_context (also current on return), from the
+// cache when the catalog has not changed since. Transactions with a transaction-wide snapshot
+// (REPEATABLE READ, SERIALIZABLE) read the catalog as of that snapshot, uncached.
+ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
+    if (IsolationUsesXactSnapshot() || strlen(name) > pg_mcp::kToolNameMax)
+        return query_tool_row(name, caller, result_context);
+    uint64 generation = pg_mcp::catalog_generation();
+    if (lookup_cache == NULL || generation != lookup_generation ||
+        hash_get_num_entries(lookup_cache) >= kLookupCacheMax) {
+        if (lookup_context == NULL)
+            lookup_context = AllocSetContextCreate(CacheMemoryContext, "pg_mcp tool lookups",
+                                                   ALLOCSET_DEFAULT_SIZES);
+        else
+            MemoryContextReset(lookup_context);  // frees the table and every entry
+        HASHCTL ctl;
+        memset(&ctl, 0, sizeof ctl);
+        ctl.keysize = sizeof(LookupKey);
+        ctl.entrysize = sizeof(LookupEntry);
+        ctl.hcxt = lookup_context;
+        lookup_cache =
+            hash_create("pg_mcp tool lookups", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+        lookup_generation = generation;
+    }
+    LookupKey key;
+    memset(&key, 0, sizeof key);
+    key.caller = caller;
+    strlcpy(key.name, name, sizeof key.name);
+    LookupEntry *entry = (LookupEntry *)hash_search(lookup_cache, &key, HASH_FIND, NULL);
+    if (entry == NULL) {
+        ToolRow row = query_tool_row(name, caller, result_context);
+        MemoryContextSwitchTo(lookup_context);
+        ToolRow cached = copy_tool_row(row);
+        bool found;
+        entry = (LookupEntry *)hash_search(lookup_cache, &key, HASH_ENTER, &found);
+        entry->row = cached;
+        MemoryContextSwitchTo(result_context);
+        return row;
+    }
+    MemoryContextSwitchTo(result_context);
+    return copy_tool_row(entry->row);  // callers modify their copy (e.g. parse_rate_limits)
 }
 
 // The applicable limits, from the lookup's "id:calls:window_ms:concurrent:who" lines.

@@ -1,0 +1,81 @@
+#include "catalog_cache.hpp"
+
+#include "boundary.hpp"
+
+extern "C" {
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+}
+
+namespace pg_mcp {
+
+namespace {
+
+const char *const kWatchedTables[] = {"tools", "tool_grants", "principals", "rate_limits"};
+constexpr int kWatchedCount = sizeof kWatchedTables / sizeof kWatchedTables[0];
+
+uint64 generation = 1;
+bool watched_known = false;  // watched[] resolved for the installed extension
+Oid watched[kWatchedCount];
+
+void forget_all(void) {
+    generation++;
+    watched_known = false;
+}
+
+void on_relcache(Datum, Oid relid) {
+    if (relid == InvalidOid) {  // everything (e.g. after an invalidation queue overflow)
+        forget_all();
+        return;
+    }
+    if (!watched_known) return;  // nothing cached relies on them yet
+    for (int i = 0; i < kWatchedCount; i++)
+        if (watched[i] == relid) {
+            // The table changed, or was dropped (then it is resolved again at the next use).
+            forget_all();
+            return;
+        }
+}
+
+void on_syscache(Datum, int, uint32) {
+    generation++;
+}
+
+}  // namespace
+
+void register_catalog_cache_callbacks(void) {
+    CacheRegisterRelcacheCallback(on_relcache, (Datum)0);
+    CacheRegisterSyscacheCallback(AUTHOID, on_syscache, (Datum)0);
+    CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, on_syscache, (Datum)0);
+}
+
+uint64 catalog_generation(void) {
+    // Within a transaction that already holds its locks, nothing else would read the queue.
+    AcceptInvalidationMessages();
+    if (!watched_known) {
+        Oid schema = get_namespace_oid("mcp", false);
+        for (int i = 0; i < kWatchedCount; i++) {
+            watched[i] = get_relname_relid(kWatchedTables[i], schema);
+            if (!OidIsValid(watched[i]))
+                elog(ERROR, "pg_mcp catalog table mcp.%s is missing", kWatchedTables[i]);
+        }
+        watched_known = true;
+        generation++;
+    }
+    return generation;
+}
+
+}  // namespace pg_mcp
+
+// mcp._catalog_changed(): statement trigger on the catalog tables; queues an invalidation of the
+// table, so that every backend's cached lookups are dropped once the change commits.
+PG_MCP_FUNCTION(pg_mcp_catalog_changed) {
+    if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "_catalog_changed must be called as a trigger");
+    TriggerData *trigger = (TriggerData *)fcinfo->context;
+    CacheInvalidateRelcache(trigger->tg_relation);
+    return PointerGetDatum(NULL);
+}

@@ -1,0 +1,21 @@
+// Invalidation of what backends cache from pg_mcp's catalog (tools, grants, principals, rate
+// limits) and from the role catalogs their grant checks read. Changes to the catalog tables fire
+// a statement trigger that queues a relcache invalidation of the table (sent to every backend
+// at commit, applied locally at the next command); role and membership changes arrive as
+// syscache invalidations. Either bumps a per-backend generation number, which caches compare
+// with the one they were filled at. Plain C style.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace pg_mcp {
+
+// Registers the invalidation callbacks (once per process, from _PG_init).
+void register_catalog_cache_callbacks(void);
+
+// The current generation, after applying any pending invalidation messages.
+uint64 catalog_generation(void);
+
+}  // namespace pg_mcp
