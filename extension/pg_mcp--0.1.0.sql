@@ -149,6 +149,12 @@ CREATE FUNCTION @extschema@._audit_row_hash(r @extschema@.audit_log) RETURNS byt
     RETURN sha256(coalesce(r.prev_hash, '\x'::bytea)
                   || convert_to((to_jsonb(r) - 'row_hash' - 'prev_hash')::text, 'UTF8'));
 REVOKE ALL ON FUNCTION @extschema@._audit_row_hash(@extschema@.audit_log) FROM PUBLIC;
+-- Used by the audit writer only, inside its insert: sets a row's prev_hash and row_hash (the
+-- same sha256 as _audit_row_hash, over the same canonical content) and checks that rows come in
+-- id order. Refuses to run anywhere else.
+CREATE FUNCTION @extschema@._audit_chain(r @extschema@.audit_log, content text) RETURNS @extschema@.audit_log
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_audit_chain';
+REVOKE ALL ON FUNCTION @extschema@._audit_chain(@extschema@.audit_log, text) FROM PUBLIC;
 
 CREATE TABLE @extschema@.audit_anchors (
     last_purged_id  bigint NOT NULL,

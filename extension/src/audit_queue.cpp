@@ -1,8 +1,11 @@
 #include "audit_queue.hpp"
 
+#include "boundary.hpp"
+
 #include "rate_limit.hpp"
 
 extern "C" {
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
@@ -11,6 +14,7 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/memutils.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -30,6 +34,7 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 }
 
 namespace pg_mcp {
@@ -366,86 +371,63 @@ void load_chain_end(void) {
     chain_loaded = true;
 }
 
-// Appends a batch (a JSON array of records) as rows with consecutive ids, chained: each
-// row_hash = sha256(prev_hash || canonical content), the content being the row's jsonb text
-// without the two hashes, in UTC (what mcp._audit_row_hash computes when verifying). Three
-// statements per batch, whatever its size. Returns the last id.
-// The writer's two statements, prepared once per writer process (the plan cache revalidates
-// them if mcp.audit_log changes).
-SPIPlanPtr content_plan = NULL;
+// The chain while a batch is being inserted: mcp._audit_chain, called once per row by the
+// insert, advances it; the writer carries it to the next batch once the insert succeeded.
+struct BatchChain {
+    bool active;  // only inside the writer's insert
+    int64 next_id;
+    bool has_prev;
+    uint8 prev[PG_SHA256_DIGEST_LENGTH];
+};
+BatchChain batch_chain;
+
+// The writer's insert, prepared once per writer process (the plan cache revalidates it if
+// mcp.audit_log changes). Generic: a custom plan would fold $1::jsonb at planning time.
 SPIPlanPtr insert_plan = NULL;
 
-SPIPlanPtr prepare_kept(const char *sql, int nargs, Oid *types) {
-    // Generic: a custom plan would fold $1::jsonb at planning time, parsing the batch twice.
-    SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
-    if (plan == NULL)
-        elog(ERROR, "preparing an audit writer statement failed: %s",
-             SPI_result_code_string(SPI_result));
-    if (SPI_keepplan(plan) != 0) elog(ERROR, "keeping an audit writer plan failed");
-    return plan;
-}
-
+// Appends a batch (a JSON array of records) as rows with consecutive ids, chained: each
+// row_hash = sha256(prev_hash || canonical content), the content being the row's jsonb text
+// without the two hashes, in UTC (what mcp._audit_row_hash computes when verifying). One
+// statement per batch, whatever its size; the batch's JSON is parsed once. Returns the last id.
 int64 append_records(const char *records_json, int count) {
     if (!chain_loaded) load_chain_end();
-    Oid types[4] = {TEXTOID, INT8OID, BYTEAARRAYOID, BYTEAARRAYOID};
-    Datum values[4] = {CStringGetTextDatum(records_json), Int64GetDatum(chain_next_id), 0, 0};
-    if (content_plan == NULL)
-        content_plan = prepare_kept(
-            "SELECT (to_jsonb(r) - 'row_hash' - 'prev_hash')::text"
-            "  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e,"
-            "       LATERAL jsonb_populate_record(NULL::mcp.audit_log,"
-            "                                     e.value || jsonb_build_object('id', $2 + "
-            "e.ordinality - 1)) AS r"
-            " ORDER BY e.ordinality",
-            2, types);
-    int rc = SPI_execute_plan(content_plan, values, NULL, true, 0);
-    if (rc != SPI_OK_SELECT || (int)SPI_processed != count)
-        elog(ERROR, "preparing audit rows failed");
-    Datum *prev = (Datum *)palloc(sizeof(Datum) * count);
-    Datum *hashes = (Datum *)palloc(sizeof(Datum) * count);
-    bool *prev_null = (bool *)palloc0(sizeof(bool) * count);
-    bytea *last = chain_prev;
-    for (int i = 0; i < count; i++) {
-        char *content = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-        pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-        uint8 digest[PG_SHA256_DIGEST_LENGTH];
-        if (pg_cryptohash_init(ctx) < 0 ||
-            (last != NULL &&
-             pg_cryptohash_update(ctx, (uint8 *)VARDATA_ANY(last), VARSIZE_ANY_EXHDR(last)) < 0) ||
-            pg_cryptohash_update(ctx, (uint8 *)content, strlen(content)) < 0 ||
-            pg_cryptohash_final(ctx, digest, sizeof digest) < 0)
-            elog(ERROR, "sha256 failed: %s", pg_cryptohash_error(ctx));
-        pg_cryptohash_free(ctx);
-        bytea *hash = (bytea *)palloc(VARHDRSZ + sizeof digest);
-        SET_VARSIZE(hash, VARHDRSZ + sizeof digest);
-        memcpy(VARDATA(hash), digest, sizeof digest);
-        prev_null[i] = last == NULL;
-        prev[i] = last == NULL ? (Datum)0 : PointerGetDatum(last);
-        hashes[i] = PointerGetDatum(hash);
-        last = hash;
-    }
-    int dims[1] = {count};
-    int lbs[1] = {1};
-    values[2] = PointerGetDatum(
-        construct_md_array(prev, prev_null, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
-    values[3] = PointerGetDatum(construct_array(hashes, count, BYTEAOID, -1, false, TYPALIGN_INT));
-    if (insert_plan == NULL)
-        insert_plan = prepare_kept(
+    if (insert_plan == NULL) {
+        Oid types[2] = {TEXTOID, INT8OID};
+        SPIPlanPtr plan = SPI_prepare_cursor(
             "INSERT INTO mcp.audit_log"
-            " SELECT r.* FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e,"
+            " SELECT c.* FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e,"
             "      LATERAL jsonb_populate_record(NULL::mcp.audit_log,"
-            "              e.value || jsonb_build_object('id', $2 + e.ordinality - 1,"
-            "                                            'prev_hash', ($3)[e.ordinality],"
-            "                                            'row_hash', ($4)[e.ordinality])) AS r",
-            4, types);
-    rc = SPI_execute_plan(insert_plan, values, NULL, false, 0);
-    if (rc != SPI_OK_INSERT || (int)SPI_processed != count)
+            "              e.value || jsonb_build_object('id', $2 + e.ordinality - 1)) AS r,"
+            "      LATERAL mcp._audit_chain(r, (to_jsonb(r) - 'row_hash' - 'prev_hash')::text) AS "
+            "c",
+            2, types, CURSOR_OPT_GENERIC_PLAN);
+        if (plan == NULL)
+            elog(ERROR, "preparing the audit insert failed: %s",
+                 SPI_result_code_string(SPI_result));
+        if (SPI_keepplan(plan) != 0) elog(ERROR, "keeping the audit insert's plan failed");
+        insert_plan = plan;
+    }
+    batch_chain.next_id = chain_next_id;
+    batch_chain.has_prev = chain_prev != NULL;
+    if (chain_prev != NULL) {
+        if (VARSIZE_ANY_EXHDR(chain_prev) != PG_SHA256_DIGEST_LENGTH)
+            elog(ERROR, "the audit chain's last row_hash is not a sha256 digest");
+        memcpy(batch_chain.prev, VARDATA_ANY(chain_prev), PG_SHA256_DIGEST_LENGTH);
+    }
+    Datum values[2] = {CStringGetTextDatum(records_json), Int64GetDatum(chain_next_id)};
+    batch_chain.active = true;
+    int rc = SPI_execute_plan(insert_plan, values, NULL, false, 0);
+    batch_chain.active = false;
+    if (rc != SPI_OK_INSERT || (int)SPI_processed != count ||
+        batch_chain.next_id != chain_next_id + count)
         elog(ERROR, "inserting audit rows failed");
     // Carried to the next batch only now that the rows exist (the transaction may still fail,
     // but then this process exits and a new writer reads the chain's end again).
-    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-    chain_prev = (bytea *)pg_detoast_datum_copy((struct varlena *)last);
-    MemoryContextSwitchTo(old);
+    if (chain_prev == NULL)
+        chain_prev =
+            (bytea *)MemoryContextAlloc(TopMemoryContext, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+    SET_VARSIZE(chain_prev, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+    memcpy(VARDATA(chain_prev), batch_chain.prev, PG_SHA256_DIGEST_LENGTH);
     chain_next_id += count;
     return chain_next_id - 1;
 }
@@ -512,6 +494,69 @@ bool write_batch(Oid dbid) {
 }
 
 }  // namespace
+
+// mcp._audit_chain(r, content): inside the writer's insert, sets the row's prev_hash and
+// row_hash = sha256(prev_hash || content) and advances the chain. Rows must come in id order
+// (the insert feeds them so); anything else, or a call outside the writer's insert, is an error,
+// so the chain can never be built out of order.
+PG_MCP_FUNCTION(pg_mcp_audit_chain) {
+    if (!batch_chain.active)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("mcp._audit_chain is used only by the pg_mcp audit writer")));
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) elog(ERROR, "audit row or content is NULL");
+    HeapTupleHeader row = PG_GETARG_HEAPTUPLEHEADER(0);
+    text *content = PG_GETARG_TEXT_PP(1);
+    TupleDesc desc =
+        lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(row), HeapTupleHeaderGetTypMod(row));
+    HeapTupleData tuple;
+    tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+    ItemPointerSetInvalid(&tuple.t_self);
+    tuple.t_tableOid = InvalidOid;
+    tuple.t_data = row;
+    int id_att = SPI_fnumber(desc, "id");
+    int prev_att = SPI_fnumber(desc, "prev_hash");
+    int hash_att = SPI_fnumber(desc, "row_hash");
+    if (id_att <= 0 || prev_att <= 0 || hash_att <= 0)
+        elog(ERROR, "mcp.audit_log lacks its chain columns");
+    bool isnull;
+    Datum id = heap_getattr(&tuple, id_att, desc, &isnull);
+    if (isnull || DatumGetInt64(id) != batch_chain.next_id)
+        elog(ERROR, "audit rows out of order: expected id " INT64_FORMAT, batch_chain.next_id);
+
+    uint8 digest[PG_SHA256_DIGEST_LENGTH];
+    pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+    if (pg_cryptohash_init(ctx) < 0 ||
+        (batch_chain.has_prev && pg_cryptohash_update(ctx, batch_chain.prev, sizeof digest) < 0) ||
+        pg_cryptohash_update(ctx, (uint8 *)VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content)) < 0 ||
+        pg_cryptohash_final(ctx, digest, sizeof digest) < 0)
+        elog(ERROR, "sha256 failed: %s", pg_cryptohash_error(ctx));
+    pg_cryptohash_free(ctx);
+
+    Datum *values = (Datum *)palloc0(sizeof(Datum) * desc->natts);
+    bool *nulls = (bool *)palloc0(sizeof(bool) * desc->natts);
+    bool *replace = (bool *)palloc0(sizeof(bool) * desc->natts);
+    bytea *hash = (bytea *)palloc(VARHDRSZ + sizeof digest);
+    SET_VARSIZE(hash, VARHDRSZ + sizeof digest);
+    memcpy(VARDATA(hash), digest, sizeof digest);
+    replace[hash_att - 1] = true;
+    values[hash_att - 1] = PointerGetDatum(hash);
+    replace[prev_att - 1] = true;
+    if (batch_chain.has_prev) {
+        bytea *prev = (bytea *)palloc(VARHDRSZ + sizeof digest);
+        SET_VARSIZE(prev, VARHDRSZ + sizeof digest);
+        memcpy(VARDATA(prev), batch_chain.prev, sizeof digest);
+        values[prev_att - 1] = PointerGetDatum(prev);
+    } else {
+        nulls[prev_att - 1] = true;
+    }
+    HeapTuple result = heap_modify_tuple(&tuple, desc, values, nulls, replace);
+    ReleaseTupleDesc(desc);
+
+    memcpy(batch_chain.prev, digest, sizeof digest);
+    batch_chain.has_prev = true;
+    batch_chain.next_id++;
+    return HeapTupleGetDatum(result);
+}
 
 extern "C" void pg_mcp_audit_writer_main(Datum main_arg) {
     Oid dbid = DatumGetObjectId(main_arg);
