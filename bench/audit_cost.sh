@@ -68,12 +68,12 @@ run() {  # script user clients [mode] -> "tps latency_ms"
 }
 declare -A tps lat
 run raw bench_agent 1 >/dev/null  # warm-up, not reported
-for case in "raw 1" "raw 8" "floor 1" "floor 8" "durable 1" "durable 8" "fast 1" "fast 8" "limited 1"; do
+for case in "raw 1" "raw 8" "floor 1" "floor 8" "durable 1" "durable 8" "fast 1" "limited 1" "fast 8"; do
   set -- $case
   case $1 in
     raw|floor) read -r t l < <(run "$1" bench_agent "$2") ;;
     durable|fast) read -r t l < <(run tool bench_agent "$2" "$1") ;;
-    limited) read -r t l < <(run tool bench_limited "$2" durable) ;;
+    limited) read -r t l < <(run tool bench_limited "$2" fast) ;;
   esac
   tps["$case"]=$t; lat["$case"]=$l
 done
@@ -93,9 +93,9 @@ mkdir -p bench/results
       floor) label="lookup + audit INSERT, one commit per call (floor)"; base=${tps["floor $2"]} ;;
       durable) label="call_tool, durable audit (group commit)"; base=${tps["floor $2"]} ;;
       fast) label="call_tool, fast audit (vs raw lookup)"; base=${tps["raw $2"]} ;;
-      limited) label="call_tool, durable, with a rate limit"; base=${tps["durable 1"]} ;;
+      limited) label="call_tool, fast, with a rate limit (vs fast)"; base=${tps["fast 1"]} ;;
     esac
     printf '%-52s %8s %8s %11s %11s\n' "$label" "$2" "${tps[$case]}" "${lat[$case]}" "$(ratio "${tps[$case]}" "$base")"
   done
-  echo "rate limiter cost per call: $(awk -v a="${lat["limited 1"]}" -v b="${lat["durable 1"]}" 'BEGIN {printf "%.3f", a - b}') ms"
+  echo "rate limiter cost per call: $(awk -v a="${lat["limited 1"]}" -v b="${lat["fast 1"]}" 'BEGIN {printf "%.3f", a - b}') ms (fast mode, where the WAL flush does not hide it)"
 } | tee bench/results/audit_cost.txt
