@@ -1083,20 +1083,34 @@ GRANT SELECT ON @extschema@.rate_limits TO mcp_admin;
 -- Cache invalidation: backends cache each (tool, caller) lookup — the tool's definition, the
 -- grant check, the principal, the rate limits — until one of these tables (or a role or
 -- membership) changes. Any change, through the API or not, invalidates every backend's cache
--- when it commits (and the changing session's own at its next command).
+-- when it commits (and the changing session's own at its next command). Row triggers, enabled
+-- ALWAYS, so that changes applied by logical replication (which fires row triggers only) and
+-- under session_replication_role = replica invalidate too.
 ------------------------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@._catalog_changed() RETURNS trigger
     LANGUAGE C AS 'MODULE_PATHNAME', 'pg_mcp_catalog_changed';
 REVOKE ALL ON FUNCTION @extschema@._catalog_changed() FROM PUBLIC;
-CREATE TRIGGER tools_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.tools
+CREATE TRIGGER tools_changed AFTER INSERT OR UPDATE OR DELETE ON @extschema@.tools
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._catalog_changed();
+CREATE TRIGGER tools_truncated AFTER TRUNCATE ON @extschema@.tools
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._catalog_changed();
-CREATE TRIGGER tool_grants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.tool_grants
+ALTER TABLE @extschema@.tools ENABLE ALWAYS TRIGGER tools_changed, ENABLE ALWAYS TRIGGER tools_truncated;
+CREATE TRIGGER tool_grants_changed AFTER INSERT OR UPDATE OR DELETE ON @extschema@.tool_grants
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._catalog_changed();
+CREATE TRIGGER tool_grants_truncated AFTER TRUNCATE ON @extschema@.tool_grants
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._catalog_changed();
-CREATE TRIGGER principals_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.principals
+ALTER TABLE @extschema@.tool_grants ENABLE ALWAYS TRIGGER tool_grants_changed, ENABLE ALWAYS TRIGGER tool_grants_truncated;
+CREATE TRIGGER principals_changed AFTER INSERT OR UPDATE OR DELETE ON @extschema@.principals
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._catalog_changed();
+CREATE TRIGGER principals_truncated AFTER TRUNCATE ON @extschema@.principals
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._catalog_changed();
-CREATE TRIGGER rate_limits_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.rate_limits
+ALTER TABLE @extschema@.principals ENABLE ALWAYS TRIGGER principals_changed, ENABLE ALWAYS TRIGGER principals_truncated;
+CREATE TRIGGER rate_limits_changed AFTER INSERT OR UPDATE OR DELETE ON @extschema@.rate_limits
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._catalog_changed();
+CREATE TRIGGER rate_limits_truncated AFTER TRUNCATE ON @extschema@.rate_limits
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._catalog_changed();
+ALTER TABLE @extschema@.rate_limits ENABLE ALWAYS TRIGGER rate_limits_changed, ENABLE ALWAYS TRIGGER rate_limits_truncated;
 
 CREATE FUNCTION @extschema@.set_rate_limit(subject text, tool text DEFAULT NULL, max_calls integer DEFAULT NULL,
                                            per interval DEFAULT '1 minute', max_concurrent integer DEFAULT NULL,

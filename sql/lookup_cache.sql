@@ -61,6 +61,35 @@ SET ROLE regress_cache_agent;
 SELECT cache_call() AS grant_row_deleted;
 RESET ROLE;
 
+-- ...also under session_replication_role = replica (as logical replication applies changes).
+SELECT mcp.grant_tool('cached_item', 'regress_cache_agent');
+SET ROLE regress_cache_agent;
+SELECT cache_call() LIKE 'ok: %' AS granted_before_replica_delete;
+RESET ROLE;
+SET session_replication_role = replica;
+DELETE FROM mcp.tool_grants WHERE tool_name = 'cached_item';
+RESET session_replication_role;
+SET ROLE regress_cache_agent;
+SELECT cache_call() AS deleted_as_replica;
+RESET ROLE;
+
+-- pg_database_owner: membership follows the database's owner.
+SELECT mcp.grant_tool('cached_item', 'pg_database_owner');
+SET ROLE regress_cache_agent;
+SELECT cache_call() AS not_yet_owner;
+RESET ROLE;
+CREATE TEMP TABLE previous_owner AS
+  SELECT datdba::regrole::text AS owner FROM pg_database WHERE datname = current_database();
+DO $$ BEGIN EXECUTE format('ALTER DATABASE %I OWNER TO regress_cache_agent', current_database()); END $$;
+SET ROLE regress_cache_agent;
+SELECT cache_call() AS database_owner;
+RESET ROLE;
+DO $$ BEGIN EXECUTE format('ALTER DATABASE %I OWNER TO %I', current_database(), (SELECT owner FROM previous_owner)); END $$;
+SET ROLE regress_cache_agent;
+SELECT cache_call() AS no_longer_owner;
+RESET ROLE;
+SELECT mcp.revoke_tool('cached_item', 'pg_database_owner');
+
 -- A change rolled back: the cache does not keep the rolled-back state.
 SELECT mcp.grant_tool('cached_item', 'regress_cache_agent');
 BEGIN;

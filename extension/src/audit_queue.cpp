@@ -152,7 +152,6 @@ int slot_for(Oid dbid) {
         s->next_seq = seq;  // sequences stay increasing across reuse
         s->committed_seq = seq - 1;
         s->committed_id = 0;
-        s->committed_lsn = InvalidXLogRecPtr;
     }
     return free_slot;
 }
@@ -220,6 +219,25 @@ void install_audit_hooks(void) {
 bool audit_queue_available(void) {
     return shared != NULL;
 }
+
+namespace {
+
+// With synchronous standbys configured, waits for them as a commit would, at least at the
+// level `on` whatever the caller set: an agent's session must not weaken its own audit trail.
+// As for a commit, a cancel during this wait only warns (the row is committed locally).
+void wait_for_standbys(XLogRecPtr lsn) {
+    if (synchronous_commit >= SYNCHRONOUS_COMMIT_REMOTE_FLUSH) {
+        SyncRepWaitForLSN(lsn, true);
+        return;
+    }
+    int nest_level = NewGUCNestLevel();
+    (void)set_config_option("synchronous_commit", "on", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                            true, 0, false);
+    SyncRepWaitForLSN(lsn, true);
+    AtEOXact_GUC(true, nest_level);
+}
+
+}  // namespace
 
 int64 queue_audit_record(const char *record_json) {
     if (shared == NULL)
@@ -306,7 +324,7 @@ int64 queue_audit_record(const char *record_json) {
         if (done) {
             ConditionVariableCancelSleep();
             XLogFlush(lsn);
-            SyncRepWaitForLSN(lsn, true);  // synchronous standbys, as the caller's commit would
+            wait_for_standbys(lsn);
             return id;
         }
         long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
@@ -569,6 +587,9 @@ extern "C" void pg_mcp_audit_writer_main(Datum main_arg) {
     // chain's canonical content is written in UTC with exact
     // float output, as mcp._audit_row_hash reads it back.
     SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+    // It runs as the bootstrap superuser: nothing but pg_catalog may resolve its names, whatever
+    // ALTER DATABASE / ALTER ROLE set (its own objects are schema-qualified).
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
     SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
     SetConfigOption("extra_float_digits", "1", PGC_SUSET, PGC_S_OVERRIDE);
 

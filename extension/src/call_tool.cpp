@@ -229,8 +229,10 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
         if (lookup_context == NULL)
             lookup_context = AllocSetContextCreate(CacheMemoryContext, "pg_mcp tool lookups",
                                                    ALLOCSET_DEFAULT_SIZES);
-        else
+        else {
+            lookup_cache = NULL;                 // not left dangling should hash_create fail below
             MemoryContextReset(lookup_context);  // frees the table and every entry
+        }
         HASHCTL ctl;
         memset(&ctl, 0, sizeof ctl);
         ctl.keysize = sizeof(LookupKey);

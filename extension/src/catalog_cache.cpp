@@ -51,6 +51,8 @@ void register_catalog_cache_callbacks(void) {
     CacheRegisterRelcacheCallback(on_relcache, (Datum)0);
     CacheRegisterSyscacheCallback(AUTHOID, on_syscache, (Datum)0);
     CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, on_syscache, (Datum)0);
+    // Membership in pg_database_owner follows the database's owner.
+    CacheRegisterSyscacheCallback(DATABASEOID, on_syscache, (Datum)0);
 }
 
 uint64 catalog_generation(void) {
