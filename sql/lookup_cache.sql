@@ -90,6 +90,23 @@ SELECT cache_call() AS no_longer_owner;
 RESET ROLE;
 SELECT mcp.revoke_tool('cached_item', 'pg_database_owner');
 
+-- A change and a call in the same statement: the call sees the change.
+CREATE FUNCTION cache_delete_grants() RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+  DECLARE deleted bigint;
+  BEGIN
+    DELETE FROM mcp.tool_grants WHERE tool_name = 'cached_item';
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    RETURN deleted;
+  END $$;
+GRANT EXECUTE ON FUNCTION cache_delete_grants() TO regress_cache_agent;
+SELECT mcp.grant_tool('cached_item', 'regress_cache_agent');
+SET ROLE regress_cache_agent;
+SELECT cache_call() LIKE 'ok: %' AS granted_before_same_statement;
+SELECT cache_delete_grants() AS deleted, cache_call() AS same_statement;
+RESET ROLE;
+DROP FUNCTION cache_delete_grants();
+
 -- A change rolled back: the cache does not keep the rolled-back state.
 SELECT mcp.grant_tool('cached_item', 'regress_cache_agent');
 BEGIN;

@@ -219,9 +219,11 @@ ToolRow copy_tool_row(const ToolRow &from) {
 
 // The tool and whether caller may use it, in result_context (also current on return), from the
 // cache when the catalog has not changed since. Transactions with a transaction-wide snapshot
-// (REPEATABLE READ, SERIALIZABLE) read the catalog as of that snapshot, uncached.
+// (REPEATABLE READ, SERIALIZABLE) read the catalog as of that snapshot, uncached, and so does a
+// transaction that changed the catalog itself, for the rest of it.
 ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
-    if (IsolationUsesXactSnapshot() || strlen(name) > pg_mcp::kToolNameMax)
+    if (IsolationUsesXactSnapshot() || pg_mcp::catalog_changed_in_transaction() ||
+        strlen(name) > pg_mcp::kToolNameMax)
         return query_tool_row(name, caller, result_context);
     uint64 generation = pg_mcp::catalog_generation();
     if (lookup_cache == NULL || generation != lookup_generation ||

@@ -5,6 +5,7 @@
 extern "C" {
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
+#include "storage/proc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -19,6 +20,7 @@ const char *const kWatchedTables[] = {"tools", "tool_grants", "principals", "rat
 constexpr int kWatchedCount = sizeof kWatchedTables / sizeof kWatchedTables[0];
 
 uint64 generation = 1;
+LocalTransactionId changed_in = InvalidLocalTransactionId;  // last transaction that changed one
 bool watched_known = false;  // watched[] resolved for the installed extension
 Oid watched[kWatchedCount];
 
@@ -47,12 +49,20 @@ void on_syscache(Datum, int, uint32) {
 
 }  // namespace
 
+void note_catalog_change(void) {
+    changed_in = MyProc->lxid;
+}
+
 void register_catalog_cache_callbacks(void) {
     CacheRegisterRelcacheCallback(on_relcache, (Datum)0);
     CacheRegisterSyscacheCallback(AUTHOID, on_syscache, (Datum)0);
     CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, on_syscache, (Datum)0);
     // Membership in pg_database_owner follows the database's owner.
     CacheRegisterSyscacheCallback(DATABASEOID, on_syscache, (Datum)0);
+}
+
+bool catalog_changed_in_transaction(void) {
+    return changed_in != InvalidLocalTransactionId && changed_in == MyProc->lxid;
 }
 
 uint64 catalog_generation(void) {
@@ -79,5 +89,6 @@ PG_MCP_FUNCTION(pg_mcp_catalog_changed) {
     if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "_catalog_changed must be called as a trigger");
     TriggerData *trigger = (TriggerData *)fcinfo->context;
     CacheInvalidateRelcache(trigger->tg_relation);
+    pg_mcp::note_catalog_change();
     return PointerGetDatum(NULL);
 }

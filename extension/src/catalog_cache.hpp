@@ -12,10 +12,17 @@ extern "C" {
 
 namespace pg_mcp {
 
+// Called by the catalog tables' trigger.
+void note_catalog_change(void);
+
 // Registers the invalidation callbacks (once per process, from _PG_init).
 void register_catalog_cache_callbacks(void);
 
 // The current generation, after applying any pending invalidation messages.
 uint64 catalog_generation(void);
+
+// Whether this transaction changed a catalog table: its own invalidations apply only at its next
+// command, so within the same statement a cache could still answer from before the change.
+bool catalog_changed_in_transaction(void);
 
 }  // namespace pg_mcp
