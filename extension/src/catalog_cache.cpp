@@ -83,8 +83,8 @@ uint64 catalog_generation(void) {
 
 }  // namespace pg_mcp
 
-// mcp._catalog_changed(): statement trigger on the catalog tables; queues an invalidation of the
-// table, so that every backend's cached lookups are dropped once the change commits.
+// mcp._catalog_changed(): row (and TRUNCATE) trigger on the catalog tables; queues an invalidation
+// of the table, so that every backend's cached lookups are dropped once the change commits.
 PG_MCP_FUNCTION(pg_mcp_catalog_changed) {
     if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "_catalog_changed must be called as a trigger");
     TriggerData *trigger = (TriggerData *)fcinfo->context;
