@@ -9,19 +9,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 seconds=${1:-8}
 
-make -s -j"$(nproc 2>/dev/null || echo 2)" && make -s install
-workdir=$(mktemp -d /tmp/pg_mcp_bench.XXXXXX)
-cleanup() { "$root/scripts/cluster.sh" stop "$workdir" || true; rm -rf "$workdir" "${scripts:-}"; }
-trap cleanup EXIT INT TERM
-eval "$(PG_MCP_CLUSTER_FSYNC=on "$root/scripts/cluster.sh" start "$workdir" "${PG_MCP_BENCH_PORT:-54332}")"
-export PGHOST PGPORT PGUSER
-createdb bench
+. bench/lib.sh
+bench_start "${PG_MCP_BENCH_PORT:-54332}" on
 psql -q -v ON_ERROR_STOP=1 -d bench >/dev/null <<'SQL'
-CREATE EXTENSION pg_mcp;
-CREATE SCHEMA bench;
-CREATE TABLE bench.items (id int PRIMARY KEY, name text NOT NULL);
-INSERT INTO bench.items SELECT g, 'item ' || g FROM generate_series(1, 100000) g;
-ANALYZE bench.items;
 -- The floor an application would write by hand: the lookup and an audit insert, one commit.
 CREATE TABLE bench.plain_audit (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(), who name DEFAULT current_user,
                                 tool text, arguments jsonb, status text, rows int);
@@ -42,19 +32,18 @@ SQL
 # case does not pay for the load, then warm up.
 psql -q -d bench -c 'VACUUM (FREEZE, ANALYZE) bench.items' -c CHECKPOINT >/dev/null
 
-scripts=$(mktemp -d)
-cat >"$scripts/raw.sql" <<'SQL'
+cat >"$bench_scripts/raw.sql" <<'SQL'
 \set id random(1, 100000)
 SELECT id, name FROM bench.items WHERE id = :id;
 SQL
-cat >"$scripts/floor.sql" <<'SQL'
+cat >"$bench_scripts/floor.sql" <<'SQL'
 \set id random(1, 100000)
 BEGIN;
 SELECT id, name FROM bench.items WHERE id = :id;
 INSERT INTO bench.plain_audit (tool, arguments, status, rows) VALUES ('lookup', jsonb_build_object('id', :id::int), 'ok', 1);
 COMMIT;
 SQL
-cat >"$scripts/tool.sql" <<'SQL'
+cat >"$bench_scripts/tool.sql" <<'SQL'
 \set id random(1, 100000)
 SELECT mcp.call_tool('lookup', jsonb_build_object('id', :id::int));
 SQL
@@ -62,9 +51,7 @@ SQL
 run() {  # script user clients [mode] -> "tps latency_ms"
   # The audit mode is a superuser setting: set it on the role, as a DBA would.
   if [ -n "${4:-}" ]; then psql -Atq -d bench -c "ALTER ROLE $2 SET pg_mcp.audit_mode = '$4'" >/dev/null; fi
-  pgbench -n -M prepared -U "$2" -c "$3" -j "$3" -T "$seconds" \
-    -f "$scripts/$1.sql" bench 2>/dev/null |
-    awk '/^tps/ {tps=$3} /latency average/ {lat=$4} END {printf "%.0f %.3f\n", tps, lat}'
+  pgbench_run "$1" "$2" "$3" "$seconds"
 }
 declare -A tps lat
 run raw bench_agent 1 >/dev/null  # warm-up, not reported

@@ -9,19 +9,9 @@ root=$PWD
 seconds=${1:-10}
 clients=${2:-1}
 
-make -s -j"$(nproc 2>/dev/null || echo 2)" && make -s install
-workdir=$(mktemp -d /tmp/pg_mcp_bench.XXXXXX)
-cleanup() { "$root/scripts/cluster.sh" stop "$workdir" || true; rm -rf "$workdir"; }
-trap cleanup EXIT INT TERM
-eval "$("$root/scripts/cluster.sh" start "$workdir" "${PG_MCP_BENCH_PORT:-54331}")"
-export PGHOST PGPORT PGUSER
-createdb bench
+. bench/lib.sh
+bench_start "${PG_MCP_BENCH_PORT:-54331}"
 psql -q -v ON_ERROR_STOP=1 -d bench >/dev/null <<'SQL'
-CREATE EXTENSION pg_mcp;
-CREATE SCHEMA bench;
-CREATE TABLE bench.items (id int PRIMARY KEY, name text NOT NULL);
-INSERT INTO bench.items SELECT g, 'item ' || g FROM generate_series(1, 100000) g;
-ANALYZE bench.items;
 CREATE ROLE bench_agent LOGIN;
 GRANT USAGE ON SCHEMA bench TO bench_agent;
 GRANT SELECT ON bench.items TO bench_agent;
@@ -31,28 +21,23 @@ SELECT mcp.grant_tool('lookup', 'bench_agent');
 SELECT mcp.grant_tool('query', 'bench_agent');
 SQL
 
-scripts=$(mktemp -d)
-cat >"$scripts/raw.sql" <<'SQL'
+cat >"$bench_scripts/raw.sql" <<'SQL'
 \set id random(1, 100000)
 SELECT id, name FROM bench.items WHERE id = :id;
 SQL
-cat >"$scripts/tool.sql" <<'SQL'
+cat >"$bench_scripts/tool.sql" <<'SQL'
 \set id random(1, 100000)
 SELECT mcp.call_tool('lookup', jsonb_build_object('id', :id::int));
 SQL
-cat >"$scripts/query.sql" <<'SQL'
+cat >"$bench_scripts/query.sql" <<'SQL'
 \set id random(1, 100000)
 SELECT mcp.call_tool('query', jsonb_build_object('sql', 'SELECT id, name FROM bench.items WHERE id = ' || :id::int));
 SQL
 
-run() {  # prints "tps latency_ms"
-  pgbench -n -M prepared -U bench_agent -c "$clients" -j "$clients" -T "$seconds" -f "$scripts/$1.sql" bench 2>/dev/null |
-    awk '/^tps/ {tps=$3} /latency average/ {lat=$4} END {printf "%.0f %.3f\n", tps, lat}'
-}
+run() { pgbench_run "$1" bench_agent "$clients" "$seconds"; }
 read -r raw_tps raw_lat < <(run raw)
 read -r tool_tps tool_lat < <(run tool)
 read -r query_tps query_lat < <(run query)
-rm -rf "$scripts"
 
 mkdir -p bench/results
 {

@@ -1,5 +1,7 @@
 #include "json_rpc.hpp"
 
+#include "json_nesting.hpp"
+
 namespace pg_mcp::bridge {
 
 namespace {
@@ -24,24 +26,7 @@ bool valid_id(const json &id) {
 constexpr int kMaxNesting = 128;
 
 bool nests_too_deep(std::string_view text) {
-    int depth = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < text.size(); ++i) {
-        char c = text[i];
-        if (in_string) {
-            if (c == '\\')
-                ++i;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > kMaxNesting) return true;
-        } else if (c == ']' || c == '}') {
-            --depth;
-        }
-    }
-    return false;
+    return json_nests_deeper_than(text, kMaxNesting);
 }
 
 Message parse_message(std::string_view line) {

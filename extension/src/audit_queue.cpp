@@ -3,6 +3,7 @@
 #include "boundary.hpp"
 
 #include "rate_limit.hpp"
+#include "security.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -230,11 +231,9 @@ void wait_for_standbys(XLogRecPtr lsn) {
         SyncRepWaitForLSN(lsn, true);
         return;
     }
-    int nest_level = NewGUCNestLevel();
-    (void)set_config_option("synchronous_commit", "on", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-                            true, 0, false);
+    int nest_level = enter_setting("synchronous_commit", "on");
     SyncRepWaitForLSN(lsn, true);
-    AtEOXact_GUC(true, nest_level);
+    leave_settings(nest_level);
 }
 
 }  // namespace

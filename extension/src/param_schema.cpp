@@ -5,6 +5,7 @@
 #include <set>
 
 #include "definition_error.hpp"
+#include "json_nesting.hpp"
 
 namespace pg_mcp {
 
@@ -395,24 +396,7 @@ void reject_unknown_keys(const json &object, const std::set<std::string> &known,
 constexpr int kMaxNesting = 64;
 
 bool nests_too_deep(const std::string &text) {
-    int depth = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < text.size(); ++i) {
-        char c = text[i];
-        if (in_string) {
-            if (c == '\\')
-                ++i;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > kMaxNesting) return true;
-        } else if (c == ']' || c == '}') {
-            --depth;
-        }
-    }
-    return false;
+    return json_nests_deeper_than(text, kMaxNesting);
 }
 
 json parse_json(const std::string &text, const char *what) {

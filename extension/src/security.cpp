@@ -23,11 +23,15 @@ Oid function_owner(FunctionCallInfo fcinfo) {
     return *(Oid *)flinfo->fn_extra;
 }
 
-int enter_search_path(const char *search_path) {
+int enter_setting(const char *name, const char *value) {
     int nest_level = NewGUCNestLevel();
-    (void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-                            true, 0, false);
+    (void)set_config_option(name, value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                            false);
     return nest_level;
+}
+
+int enter_search_path(const char *search_path) {
+    return enter_setting("search_path", search_path);
 }
 
 void leave_settings(int nest_level) {

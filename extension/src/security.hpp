@@ -13,8 +13,9 @@ namespace pg_mcp {
 // runs as this role, as a SECURITY DEFINER function would.
 Oid function_owner(FunctionCallInfo fcinfo);
 
-// Opens a GUC nesting level and sets search_path in it, like a function's SET clause; undo
+// Opens a GUC nesting level and sets one setting in it, like a function's SET clause; undo
 // with leave_settings (on success), or let (sub)transaction abort undo it.
+int enter_setting(const char *name, const char *value);
 int enter_search_path(const char *search_path);
 void leave_settings(int nest_level);
 
