@@ -18,11 +18,23 @@ struct CallIdentity {
     std::string request_id;
 };
 
+// Gives the next piece of a streamed body; false at its end (or when the stream broke: then
+// `failed` says why).
+struct BodyStream {
+    std::function<bool(std::string &chunk)> next;
+    std::string failed;
+};
+
 struct BackendReply {
     bool ok = false;
-    json value;  // tools/list: the array of tool definitions; tools/call: the CallToolResult
+    // tools/list: the array of tool definitions; tools/call: the CallToolResult, or, when `body`
+    // is set, its head ({"_meta":...,"isError":...}) with the other members in `body`.
+    json value;
     int error_code = 0;
     std::string error_message;
+    // A large result's other members as raw JSON text ("content":[...],...), read piece by piece
+    // while the reply callback runs (and only then), so that it is never held whole.
+    BodyStream *body = nullptr;
 };
 
 using ReplyFn = std::function<void(BackendReply)>;

@@ -18,14 +18,16 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kFirstBackoff{250};
 constexpr std::chrono::milliseconds kMaxBackoff{30000};
 
-// One round trip per call: the agent context is set for this statement's transaction only,
+// One round trip per call: the result comes as rows (its head, then its body in pieces, see
+// mcp.call_tool_stream), read one at a time so that a large result passes through the bridge
+// without being held whole. The agent context is set for this statement's transaction only,
 // in a CTE that is evaluated before the call.
 const char *const kCallSql =
     "WITH context AS MATERIALIZED ("
     " SELECT pg_catalog.set_config('pg_mcp.agent_name', $1, true),"
     "        pg_catalog.set_config('pg_mcp.client_info', $2, true),"
     "        pg_catalog.set_config('pg_mcp.request_id', $3, true))"
-    " SELECT mcp.call_tool($4, $5::jsonb)::text FROM context";
+    " SELECT mcp.call_tool_stream($4, $5::jsonb) FROM context";
 const char *const kListSql =
     "WITH context AS MATERIALIZED ("
     " SELECT pg_catalog.set_config('pg_mcp.agent_name', $1, true),"
@@ -295,6 +297,8 @@ void Database::execute(Job &job, Connection &connection) {
                              job.arguments.c_str()};
     int sent = PQsendQueryParams(conn, job.is_call ? kCallSql : kListSql, job.is_call ? 5 : 3,
                                  nullptr, values, nullptr, nullptr, 0);
+    if (sent && job.is_call && !PQsetSingleRowMode(conn))
+        logger_.log(LogLevel::Warning, "single-row mode refused; the result is read whole");
     {
         std::lock_guard<std::mutex> lock(mutex_);
         job.cancel_handle = connection.cancel_handle();
@@ -351,7 +355,14 @@ void Database::execute(Job &job, Connection &connection) {
         PGresult *result = PQgetResult(conn);
         if (result == nullptr) break;
         ExecStatusType status = PQresultStatus(result);
-        if (status == PGRES_TUPLES_OK && PQntuples(result) == 1 && !PQgetisnull(result, 0, 0)) {
+        if (status == PGRES_SINGLE_TUPLE && !got_value && !PQgetisnull(result, 0, 0)) {
+            // A call's head: the rest of its rows are streamed from the reply.
+            text = PQgetvalue(result, 0, 0);
+            got_value = true;
+            PQclear(result);
+            break;
+        } else if (status == PGRES_TUPLES_OK && PQntuples(result) == 1 &&
+                   !PQgetisnull(result, 0, 0)) {
             text = PQgetvalue(result, 0, 0);
             got_value = true;
         } else if (status == PGRES_FATAL_ERROR) {
@@ -381,6 +392,33 @@ void Database::execute(Job &job, Connection &connection) {
                        "Database error (SQLSTATE " + sqlstate + "): " + error_message));
         return;
     }
+    // The rest of a call's rows: each a piece of the result's body, until the end of the query.
+    bool streaming = got_value && job.is_call;
+    bool drained = !streaming;
+    BodyStream body;
+    body.next = [&](std::string &chunk) {
+        while (!drained) {
+            PGresult *result = PQgetResult(conn);
+            if (result == nullptr) {
+                drained = true;
+                break;
+            }
+            ExecStatusType status = PQresultStatus(result);
+            if (status == PGRES_SINGLE_TUPLE) {
+                chunk.assign(PQgetvalue(result, 0, 0),
+                             static_cast<size_t>(PQgetlength(result, 0, 0)));
+                PQclear(result);
+                if (body.failed.empty()) return true;
+            } else {
+                if (status != PGRES_TUPLES_OK && body.failed.empty())
+                    body.failed = trim(PQresultErrorMessage(result));
+                PQclear(result);
+            }
+        }
+        if (streaming && PQstatus(conn) != CONNECTION_OK && body.failed.empty())
+            body.failed = connection_error(conn);
+        return false;
+    };
     if (!got_value) {
         finish(failure(error_code::kInternalError, "Database returned no result"));
         return;
@@ -389,11 +427,21 @@ void Database::execute(Job &job, Connection &connection) {
     try {
         reply.value = json::parse(text);
         reply.ok = true;
+        if (streaming) reply.body = &body;
     } catch (const json::parse_error &error) {
         reply = failure(error_code::kInternalError,
                         std::string("Database returned invalid JSON: ") + error.what());
     }
     finish(std::move(reply));
+    // Whatever the reply did with the body (a cancelled request's is not read), the connection
+    // must reach the end of the query before its next use.
+    std::string ignored;
+    while (body.next(ignored)) {
+    }
+    if (!body.failed.empty()) {
+        logger_.log(LogLevel::Error, "reading a call's result failed: " + body.failed);
+        if (PQstatus(conn) != CONNECTION_OK) connection.close();
+    }
 }
 
 Listener::Listener(std::string dsn, const Logger &logger, std::function<void()> on_change)

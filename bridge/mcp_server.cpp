@@ -112,6 +112,27 @@ size_t McpServer::in_flight() const {
     return in_flight_.size();
 }
 
+std::string streamed_prefix(const json &message) {
+    // nlohmann's objects keep their keys sorted: "result" comes after "id" and "jsonrpc", so the
+    // dump ends with the result object's and the message's closing braces.
+    std::string text = message.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (text.size() < 4 || text.compare(text.size() - 2, 2, "}}") != 0 ||
+        !message.contains("result") || !message["result"].is_object() || message["result"].empty())
+        throw std::logic_error("a streamed message needs a non-empty \"result\" object last");
+    text.resize(text.size() - 2);
+    text.push_back(',');
+    return text;
+}
+
+void Output::send_streamed(const json &message, BodyStream &body) {
+    std::string text = streamed_prefix(message);
+    std::string chunk;
+    while (body.next(chunk)) text += chunk;
+    if (!body.failed.empty()) return;
+    text += "}}";
+    send(json::parse(text));
+}
+
 void McpServer::send(json message) {
     output_.send(message);
 }
@@ -440,43 +461,61 @@ void McpServer::call_tool(const Request &request) {
                  {"message", "tool " + tool + " running for " + std::to_string(seconds) + " s"}}));
         };
     }
-    backend_.call_tool(request_key(request.id), identity(request), tool, arguments, progress,
-                       [this, request, tool](BackendReply reply) {
-                           if (!end_work(request.id)) {
-                               logger_.log(LogLevel::Info, "tools/call " + tool + " (request " +
-                                                               request.id.dump() +
-                                                               ") was cancelled; no reply sent");
-                               return;
-                           }
-                           if (!reply.ok) {
-                               log_for_request(request, LogLevel::Error,
-                                               "tools/call " + tool + ": " + reply.error_message);
-                               send(make_error(request.id, reply.error_code, reply.error_message));
-                               return;
-                           }
-                           json result = std::move(reply.value);
-                           std::string status;
-                           if (result.contains("_meta"))
-                               status = string_member(result["_meta"], kStatusKey);
-                           bool unknown =
-                               result.contains("_meta") && result["_meta"].is_object() &&
-                               result["_meta"].value("pg-mcp/unknown_tool", json(false)) == true;
-                           if (unknown) {
-                               // Unknown tools are protocol errors; ungranted ones look the same on
-                               // purpose.
-                               std::string detail;
-                               if (result.contains("content") && result["content"].is_array() &&
-                                   !result["content"].empty())
-                                   detail = string_member(result["content"][0], "text");
-                               send(make_error(request.id, error_code::kInvalidParams,
-                                               "Unknown tool: " + tool, {{"detail", detail}}));
-                               return;
-                           }
-                           if (status != "ok")
-                               log_for_request(request, LogLevel::Warning,
-                                               "tool " + tool + " ended with status " + status);
-                           send(make_result(request.id, finish_result(request, std::move(result))));
-                       });
+    backend_.call_tool(
+        request_key(request.id), identity(request), tool, arguments, progress,
+        [this, request, tool](BackendReply reply) {
+            if (!end_work(request.id)) {
+                logger_.log(LogLevel::Info, "tools/call " + tool + " (request " +
+                                                request.id.dump() +
+                                                ") was cancelled; no reply sent");
+                return;
+            }
+            if (!reply.ok) {
+                log_for_request(request, LogLevel::Error,
+                                "tools/call " + tool + ": " + reply.error_message);
+                send(make_error(request.id, reply.error_code, reply.error_message));
+                return;
+            }
+            json result = std::move(reply.value);
+            std::string status;
+            if (result.contains("_meta")) status = string_member(result["_meta"], kStatusKey);
+            bool unknown = result.contains("_meta") && result["_meta"].is_object() &&
+                           result["_meta"].value("pg-mcp/unknown_tool", json(false)) == true;
+            if (unknown) {
+                // Unknown tools are protocol errors; ungranted ones look the same on
+                // purpose.
+                std::string detail;
+                if (reply.body != nullptr) {
+                    std::string text = "{", chunk;
+                    while (reply.body->next(chunk)) text += chunk;
+                    json members = json::parse(text + "}", nullptr, false);
+                    if (members.is_object()) result.update(members);
+                }
+                if (result.contains("content") && result["content"].is_array() &&
+                    !result["content"].empty())
+                    detail = string_member(result["content"][0], "text");
+                send(make_error(request.id, error_code::kInvalidParams, "Unknown tool: " + tool,
+                                {{"detail", detail}}));
+                return;
+            }
+            if (status != "ok")
+                log_for_request(request, LogLevel::Warning,
+                                "tool " + tool + " ended with status " + status);
+            json message = make_result(request.id, finish_result(request, std::move(result)));
+            if (reply.body == nullptr) {
+                send(std::move(message));
+                return;
+            }
+            output_.send_streamed(message, *reply.body);
+            if (!reply.body->failed.empty()) {
+                log_for_request(request, LogLevel::Error,
+                                "tools/call " + tool + ": result cut short: " + reply.body->failed);
+                send(make_error(request.id, error_code::kDatabaseUnavailable,
+                                "The result was cut short (" + reply.body->failed +
+                                    "); the call completed and was audited. Retry "
+                                    "if the tool is safe to repeat."));
+            }
+        });
 }
 
 void McpServer::set_level(const Request &request) {

@@ -22,7 +22,14 @@ class Output {
   public:
     virtual ~Output() = default;
     virtual void send(const json &message) = 0;
+    // Sends `message` (whose last member is the object "result") with the body's raw members
+    // appended to that object. This default gathers the body; a transport can stream it.
+    virtual void send_streamed(const json &message, BodyStream &body);
 };
+
+// The text of `message` up to its "result" object's last member, followed by a comma: what a
+// streamed body is appended to (then "}}" closes the result and the message).
+std::string streamed_prefix(const json &message);
 
 struct ServerOptions {
     std::string agent_name;  // --agent: recorded with every call

@@ -9,22 +9,39 @@
 
 namespace pg_mcp::bridge {
 
+bool LineWriter::write_all(std::string_view data) {
+    if (broken_) return false;
+    size_t written = 0;
+    while (written < data.size()) {
+        ssize_t n = ::write(fd_, data.data() + written, data.size() - written);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            broken_ = true;  // the client went away (EPIPE): stop writing
+            return false;
+        }
+        written += static_cast<size_t>(n);
+    }
+    return true;
+}
+
 void LineWriter::send(const json &message) {
     // Replace rather than throw on invalid UTF-8: nothing may stop the writer.
     std::string line = message.dump(-1, ' ', false, json::error_handler_t::replace);
     line.push_back('\n');
     std::lock_guard<std::mutex> lock(mutex_);
-    if (broken_) return;
-    size_t written = 0;
-    while (written < line.size()) {
-        ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            broken_ = true;  // the client went away (EPIPE): stop writing
-            return;
-        }
-        written += static_cast<size_t>(n);
-    }
+    write_all(line);
+}
+
+void LineWriter::send_streamed(const json &message, BodyStream &body) {
+    std::string head = streamed_prefix(message);
+    std::string chunk;
+    std::lock_guard<std::mutex> lock(mutex_);
+    bool ok = write_all(head);
+    while (body.next(chunk))
+        if (ok) ok = write_all(chunk);  // keep reading: the connection must be drained
+    // A stream that broke halfway leaves a line no client can parse; the caller then sends an
+    // error for the same request on the next line.
+    write_all(body.failed.empty() ? std::string_view("}}\n") : std::string_view("\n"));
 }
 
 void LineReader::run(const std::function<void(std::string_view)> &on_line,

@@ -17,9 +17,13 @@ class LineWriter : public Output {
   public:
     explicit LineWriter(int fd) : fd_(fd) {}
     void send(const json &message) override;
+    // Writes the body as it is read, holding the output meanwhile: a large result is never in
+    // memory whole.
+    void send_streamed(const json &message, BodyStream &body) override;
     bool broken() const { return broken_; }
 
   private:
+    bool write_all(std::string_view data);  // under mutex_
     int fd_;
     std::mutex mutex_;
     std::atomic<bool> broken_{false};

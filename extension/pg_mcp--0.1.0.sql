@@ -1258,6 +1258,10 @@ CREATE FUNCTION @extschema@.call_tool(name text, arguments jsonb DEFAULT '{}') R
     LANGUAGE C CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_call_tool';
 COMMENT ON FUNCTION @extschema@.call_tool(text, jsonb) IS 'Calls a tool granted to the calling role with JSON arguments; returns an MCP CallToolResult and writes one audit row';
 
+CREATE FUNCTION @extschema@.call_tool_stream(name text, arguments jsonb DEFAULT '{}') RETURNS SETOF text
+    LANGUAGE C CALLED ON NULL INPUT VOLATILE ROWS 2 AS 'MODULE_PATHNAME', 'pg_mcp_call_tool_stream';
+COMMENT ON FUNCTION @extschema@.call_tool_stream(text, jsonb) IS 'mcp.call_tool for clients that stream large results (pg_mcp_bridge): the first row is {"_meta":...,"isError":...}, the following rows, concatenated, are the CallToolResult''s other members';
+
 ------------------------------------------------------------------------------------------
 -- Built-in tools: guarded free-form SQL, and the catalog of what the caller can read.
 -- They are off until a DBA grants them; they run as the calling role.

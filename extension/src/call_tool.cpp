@@ -35,6 +35,9 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/tuplestore.h"
 }
 
 namespace {
@@ -418,27 +421,38 @@ void run_tool_sql(void *arg) {
 // audit_id: 0 in fast audit mode, where the row is not written yet.
 int64 retry_after_meta = 0;  // set for a rate-limited call's result
 
-void append_meta(StringInfo out, const char *status, int64 audit_id, bool unknown_tool = false) {
-    appendStringInfo(out, ",\"_meta\":{\"pg-mcp/status\":\"%s\"", status);
+// A call's result in two parts: the small head (`_meta` and `isError`) and the body (the other
+// members of the CallToolResult object, "content" first). mcp.call_tool joins them into one
+// jsonb; mcp.call_tool_stream sends the head, then the body in pieces, so that the bridge can
+// write a large result as it arrives.
+struct CallResult {
+    char *head;       // {"_meta":{...},"isError":...}
+    StringInfo body;  // "content":[...] and, on success, ,"structuredContent":{...}
+};
+
+CallResult make_result(const char *status, int64 audit_id, bool is_error, bool unknown_tool,
+                       StringInfo body) {
+    StringInfoData head;
+    initStringInfo(&head);
+    appendStringInfo(&head, "{\"_meta\":{\"pg-mcp/status\":\"%s\"", status);
     if (retry_after_meta > 0)
-        appendStringInfo(out, ",\"pg-mcp/retry_after_ms\":" INT64_FORMAT, retry_after_meta);
-    if (audit_id > 0) appendStringInfo(out, ",\"pg-mcp/audit_id\":" INT64_FORMAT, audit_id);
-    if (unknown_tool) appendStringInfoString(out, ",\"pg-mcp/unknown_tool\":true");
-    appendStringInfoChar(out, '}');
+        appendStringInfo(&head, ",\"pg-mcp/retry_after_ms\":" INT64_FORMAT, retry_after_meta);
+    if (audit_id > 0) appendStringInfo(&head, ",\"pg-mcp/audit_id\":" INT64_FORMAT, audit_id);
+    if (unknown_tool) appendStringInfoString(&head, ",\"pg-mcp/unknown_tool\":true");
+    appendStringInfo(&head, "},\"isError\":%s}", is_error ? "true" : "false");
+    return CallResult{head.data, body};
 }
 
-char *error_result(const char *message, const char *status, int64 audit_id, bool unknown_tool) {
-    StringInfoData out;
-    initStringInfo(&out);
-    appendStringInfoString(&out, "{\"content\":[{\"type\":\"text\",\"text\":");
-    escape_json(&out, message);
-    appendStringInfoString(&out, "}],\"isError\":true");
-    append_meta(&out, status, audit_id, unknown_tool);
-    appendStringInfoChar(&out, '}');
-    return out.data;
+CallResult error_result(const char *message, const char *status, int64 audit_id,
+                        bool unknown_tool) {
+    StringInfo body = makeStringInfo();
+    appendStringInfoString(body, "\"content\":[{\"type\":\"text\",\"text\":");
+    escape_json(body, message);
+    appendStringInfoString(body, "}]");
+    return make_result(status, audit_id, true, unknown_tool, body);
 }
 
-char *success_result(const Execution *ex, const char *status, int64 audit_id) {
+CallResult success_result(const Execution *ex, const char *status, int64 audit_id) {
     StringInfoData structured;
     initStringInfo(&structured);
     appendStringInfoString(&structured, "{\"rows\":[");
@@ -448,12 +462,12 @@ char *success_result(const Execution *ex, const char *status, int64 audit_id) {
     if (ex->truncated_by)
         appendStringInfo(&structured, ",\"truncated_by\":\"%s\"", ex->truncated_by);
     appendStringInfoChar(&structured, '}');
+    resetStringInfo(ex->rows_json);  // no longer needed: a large result is held once less
 
-    StringInfoData out;
-    initStringInfo(&out);
-    appendStringInfoString(&out, "{\"content\":[{\"type\":\"text\",\"text\":");
-    escape_json(&out, structured.data);
-    appendStringInfoChar(&out, '}');
+    StringInfo body = makeStringInfo();
+    appendStringInfoString(body, "\"content\":[{\"type\":\"text\",\"text\":");
+    escape_json(body, structured.data);
+    appendStringInfoChar(body, '}');
     if (ex->truncated_by) {
         char *note = strcmp(ex->truncated_by, "max_rows") == 0
                          ? psprintf(
@@ -464,16 +478,14 @@ char *success_result(const Execution *ex, const char *status, int64 audit_id) {
                                "Result truncated: this tool returns at most %d bytes of "
                                "rows. Narrow the arguments to see the rest.",
                                ex->tool->max_bytes);
-        appendStringInfoString(&out, ",{\"type\":\"text\",\"text\":");
-        escape_json(&out, note);
-        appendStringInfoChar(&out, '}');
+        appendStringInfoString(body, ",{\"type\":\"text\",\"text\":");
+        escape_json(body, note);
+        appendStringInfoChar(body, '}');
     }
-    appendStringInfoString(&out, "],\"structuredContent\":");
-    appendBinaryStringInfo(&out, structured.data, structured.len);
-    appendStringInfoString(&out, ",\"isError\":false");
-    append_meta(&out, status, audit_id);
-    appendStringInfoChar(&out, '}');
-    return out.data;
+    appendStringInfoString(body, "],\"structuredContent\":");
+    appendBinaryStringInfo(body, structured.data, structured.len);
+    pfree(structured.data);
+    return make_result(status, audit_id, false, false, body);
 }
 
 // The error for the agent and the audit log. The detail can quote row values (a unique
@@ -487,9 +499,11 @@ char *error_text(const ErrorData *error, bool with_detail) {
     return out.data;
 }
 
-}  // namespace
-
-PG_MCP_FUNCTION(pg_mcp_call_tool) {
+// Runs one call of the tool named by argument 0 with the arguments in argument 1: looks it up,
+// checks grant and rate limits, validates the arguments, runs the tool's SQL as its run_as role
+// in a subtransaction, and hands the audit record to the audit writer (waiting for it in durable
+// mode) before the result exists.
+CallResult execute_call(FunctionCallInfo fcinfo) {
     if (tool_depth > 0)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("mcp.call_tool cannot be called from a tool's SQL")));
@@ -675,8 +689,60 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
     SetUserIdAndSecContext(saved_user, saved_security);
 
     retry_after_meta = retry_after_ms;
-    char *result = agent_message == NULL
-                       ? success_result(&ex, audit.status, audit_id)
-                       : error_result(agent_message, audit.status, audit_id, unknown_tool);
-    PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result)));
+    return agent_message == NULL
+               ? success_result(&ex, audit.status, audit_id)
+               : error_result(agent_message, audit.status, audit_id, unknown_tool);
+}
+
+// Bytes of the body per row of mcp.call_tool_stream: large enough that a row costs little,
+// small enough that the bridge never holds much of a result at once.
+constexpr int kStreamChunk = 64 * 1024;
+
+}  // namespace
+
+PG_MCP_FUNCTION(pg_mcp_call_tool) {
+    CallResult result = execute_call(fcinfo);
+    // The head without its closing brace, then the body: one object.
+    StringInfoData text;
+    initStringInfo(&text);
+    appendBinaryStringInfo(&text, result.head, (int)strlen(result.head) - 1);
+    appendStringInfoChar(&text, ',');
+    appendBinaryStringInfo(&text, result.body->data, result.body->len);
+    appendStringInfoChar(&text, '}');
+    PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(text.data)));
+}
+
+// mcp.call_tool_stream(name, arguments): the same call, as rows of text: first the head, then
+// the body in pieces (cut between characters) whose concatenation is the rest of the object.
+// The rows exist only once the call has finished and its audit record is handed over.
+PG_MCP_FUNCTION(pg_mcp_call_tool_stream) {
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+    if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+        (rsinfo->allowedModes & SFRM_Materialize) == 0)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("mcp.call_tool_stream must be called in a context that accepts a "
+                               "set")));
+    CallResult result = execute_call(fcinfo);
+
+    MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+    TupleDesc desc = CreateTemplateTupleDesc(1);
+    TupleDescInitEntry(desc, (AttrNumber)1, "chunk", TEXTOID, -1, 0);
+    Tuplestorestate *store = tuplestore_begin_heap(true, false, work_mem);
+    MemoryContextSwitchTo(old);
+
+    Datum value = CStringGetTextDatum(result.head);
+    bool isnull = false;
+    tuplestore_putvalues(store, desc, &value, &isnull);
+    for (int at = 0; at < result.body->len;) {
+        int len = result.body->len - at;
+        if (len > kStreamChunk) len = pg_mbcliplen(result.body->data + at, len, kStreamChunk);
+        value = PointerGetDatum(cstring_to_text_with_len(result.body->data + at, len));
+        tuplestore_putvalues(store, desc, &value, &isnull);
+        pfree(DatumGetPointer(value));
+        at += len;
+    }
+    rsinfo->returnMode = SFRM_Materialize;
+    rsinfo->setResult = store;
+    rsinfo->setDesc = desc;
+    return (Datum)0;
 }
