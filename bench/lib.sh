@@ -1,17 +1,23 @@
-# Sourced by the bench scripts (from the repository root, with $root set). bench_start builds
-# and installs pg_mcp, starts a throwaway cluster (stopped and removed on exit) and creates the
-# database "bench" with pg_mcp and the 100,000-row table bench.items; pgbench_run runs one
-# pgbench case.
+# Sourced by the bench scripts (from the repository root, with $root set). bench_cluster builds
+# and installs pg_mcp and starts a throwaway cluster (stopped and removed on exit); bench_start
+# also creates the database "bench" with pg_mcp and the 100,000-row table bench.items;
+# pgbench_run runs one pgbench case.
 
-# bench_start PORT [FSYNC=off]: exports PGHOST PGPORT PGUSER; $bench_scripts is a scratch
-# directory for pgbench scripts, removed on exit.
-bench_start() {
+# bench_cluster PORT [FSYNC=off] [LISTEN]: exports PGHOST PGPORT PGUSER; $bench_scripts is a
+# scratch directory for pgbench scripts, removed on exit. LISTEN: TCP addresses to listen on.
+bench_cluster() {
   make -s -j"$(nproc 2>/dev/null || echo 2)" && make -s install
   bench_workdir=$(mktemp -d /tmp/pg_mcp_bench.XXXXXX)
   bench_scripts=$(mktemp -d)
   trap bench_cleanup EXIT INT TERM
-  eval "$(PG_MCP_CLUSTER_FSYNC="${2:-off}" "$root/scripts/cluster.sh" start "$bench_workdir" "$1")"
+  eval "$(PG_MCP_CLUSTER_FSYNC="${2:-off}" PG_MCP_CLUSTER_LISTEN="${3:-}" \
+    "$root/scripts/cluster.sh" start "$bench_workdir" "$1")"
   export PGHOST PGPORT PGUSER
+}
+
+# bench_start PORT [FSYNC=off]: bench_cluster, then the database "bench" with bench.items.
+bench_start() {
+  bench_cluster "$@"
   createdb bench
   psql -q -v ON_ERROR_STOP=1 -d bench >/dev/null <<'SQL'
 CREATE EXTENSION pg_mcp;

@@ -35,7 +35,12 @@ CREATE TABLE app.customers (
     order_count         integer NOT NULL,
     is_active           boolean NOT NULL
 );
--- 1,000 deterministic customers (dates relative to today).
+-- 1,000 deterministic customers (dates relative to today); psql -v customers=N loads N
+-- (the benchmarks load 1,000,000).
+\if :{?customers}
+\else
+    \set customers 1000
+\endif
 INSERT INTO app.customers (tenant_id, name, email, phone, card_last4, plan_name, subscription_status,
                            signup_date, last_login_date, active_users_30d, open_tickets_count,
                            total_revenue, order_count, is_active)
@@ -44,7 +49,7 @@ SELECT (ARRAY['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-2
        'Customer ' || g,
        'customer' || g || '@example.com',
        '+1-555-' || lpad((g * 37 % 10000)::text, 4, '0'),
-       lpad((g * 7919 % 10000)::text, 4, '0'),
+       lpad((g::bigint * 7919 % 10000)::text, 4, '0'),
        (ARRAY['free', 'starter', 'pro', 'enterprise'])[1 + g % 4],
        (ARRAY['active', 'active', 'active', 'trialing', 'past_due', 'canceled'])[1 + g % 6],
        current_date - (g * 13 % 1100),
@@ -54,7 +59,7 @@ SELECT (ARRAY['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-2
        round((g * 97 % 100000) / 10.0, 2),
        g * 3 % 40,
        g % 10 <> 0
-  FROM generate_series(1, 1000) g;
+  FROM generate_series(1, :customers) g;
 CREATE INDEX customers_support_email ON app.customers (email) WHERE is_active;
 CREATE INDEX customers_tenant ON app.customers (tenant_id) WHERE is_active;
 

@@ -2,8 +2,9 @@
 # Throwaway PostgreSQL cluster for tests and the demo.
 #   scripts/cluster.sh start DIR [PORT]   initdb (if needed) and start; prints the PG* settings
 #   scripts/cluster.sh stop DIR           stop (fast) if running
-# The cluster runs as an unprivileged user (PostgreSQL refuses root), listens only on a unix
-# socket inside DIR (no TCP), and is stopped by the caller (tests use a trap).
+# The cluster runs as an unprivileged user (PostgreSQL refuses root), listens on a unix socket
+# inside DIR (and on TCP only where PG_MCP_CLUSTER_LISTEN names addresses, as the benchmarks'
+# peers need), and is stopped by the caller (tests use a trap).
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-$(pg_config --bindir)}
@@ -28,7 +29,7 @@ case "$cmd" in
         --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
         { cat "$dir/initdb.log" >&2; exit 1; }
       cat >>"$dir/data/postgresql.conf" <<CONF
-listen_addresses = ''
+listen_addresses = '${PG_MCP_CLUSTER_LISTEN:-}'
 port = $port
 unix_socket_directories = '$dir'
 fsync = ${PG_MCP_CLUSTER_FSYNC:-off}

@@ -1,0 +1,365 @@
+// mcp_bench_client: a minimal MCP client over stdio for the benchmarks. It starts the server
+// command once per agent, does the handshake, and sends tools/call requests one after another
+// (each agent waits for its answer before the next), so that the figures are the server's, not a
+// client library's. It parses no more JSON than it must: a response is matched by its position
+// (each agent has one request in flight) and checked for an error by its text.
+//
+//   mcp_bench_client calls --agents N --seconds S --call PARAMS [--range R] [--probe CMD] -- CMD...
+//   mcp_bench_client cold  --runs K -- CMD...
+//   mcp_bench_client once  --call PARAMS -- CMD...
+//
+// PARAMS is the JSON of tools/call's params; each "{N}" in it becomes a random integer in
+// [1, R] per call. Output: one line of key=value pairs (times in milliseconds, memory in kB).
+// --probe runs CMD through the shell while the agents are still connected and reports its
+// output as probe=... (the benchmark uses it to read the database backends' memory).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// One server process with its stdin and stdout.
+class Server {
+  public:
+    explicit Server(const std::vector<std::string> &command) {
+        int in[2], out[2];
+        if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe failed");
+        pid_ = fork();
+        if (pid_ < 0) throw std::runtime_error("fork failed");
+        if (pid_ == 0) {
+            dup2(in[0], 0);
+            dup2(out[1], 1);
+            int devnull = open("/dev/null", O_WRONLY);
+            if (devnull >= 0 && std::getenv("MCP_BENCH_STDERR") == nullptr) dup2(devnull, 2);
+            for (int fd = 3; fd < 1024; fd++) close(fd);
+            std::vector<char *> argv;
+            for (const auto &arg : command) argv.push_back(const_cast<char *>(arg.c_str()));
+            argv.push_back(nullptr);
+            execvp(argv[0], argv.data());
+            _exit(127);
+        }
+        close(in[0]);
+        close(out[1]);
+        to_ = in[1];
+        from_ = out[0];
+    }
+    ~Server() { stop(); }
+
+    void send(const std::string &line) {
+        std::string data = line + "\n";
+        size_t done = 0;
+        while (done < data.size()) {
+            ssize_t n = write(to_, data.data() + done, data.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) throw std::runtime_error("server closed its input");
+            done += static_cast<size_t>(n);
+        }
+    }
+
+    // The next response (a line with "id" that is not a request or notification).
+    std::string response() {
+        for (;;) {
+            std::string line = read_line();
+            if (line.find("\"method\"") != std::string::npos &&
+                line.find("\"result\"") == std::string::npos &&
+                line.find("\"error\"") == std::string::npos)
+                continue;  // a notification or a request from the server
+            return line;
+        }
+    }
+
+    long peak_rss_kb() const {
+        std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+        std::string line;
+        while (std::getline(status, line))
+            if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+        return -1;
+    }
+
+    void stop() {
+        if (pid_ <= 0) return;
+        close(to_);
+        int status;
+        for (int i = 0; i < 200; i++) {  // up to 2 s for a clean exit at end of input
+            if (waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                break;
+            }
+            usleep(10000);
+        }
+        if (pid_ > 0) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, &status, 0);
+            pid_ = -1;
+        }
+        close(from_);
+    }
+
+  private:
+    std::string read_line() {
+        for (;;) {
+            size_t end = buffer_.find('\n', scanned_);
+            if (end != std::string::npos) {
+                std::string line = buffer_.substr(0, end);
+                buffer_.erase(0, end + 1);
+                scanned_ = 0;
+                return line;
+            }
+            scanned_ = buffer_.size();
+            char chunk[65536];
+            ssize_t n = read(from_, chunk, sizeof chunk);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) throw std::runtime_error("server closed its output");
+            buffer_.append(chunk, static_cast<size_t>(n));
+        }
+    }
+
+    pid_t pid_ = -1;
+    int to_ = -1, from_ = -1;
+    std::string buffer_;
+    size_t scanned_ = 0;
+};
+
+bool is_failure(const std::string &response) {
+    return response.find("\"error\":{") != std::string::npos ||
+           response.find("\"isError\":true") != std::string::npos;
+}
+
+void handshake(Server &server) {
+    server.send(
+        R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",)"
+        R"("capabilities":{},"clientInfo":{"name":"mcp_bench_client","version":"1"}}})");
+    std::string reply = server.response();
+    if (reply.find("\"result\"") == std::string::npos)
+        throw std::runtime_error("initialize failed: " + reply.substr(0, 300));
+    server.send(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+}
+
+std::string fill(const std::string &params, std::mt19937 &random, long range) {
+    std::string out = params;
+    std::uniform_int_distribution<long> pick(1, range);
+    for (size_t at = out.find("{N}"); at != std::string::npos; at = out.find("{N}", at))
+        out.replace(at, 3, std::to_string(pick(random)));
+    return out;
+}
+
+double percentile(std::vector<double> &values, double p) {
+    if (values.empty()) return 0;
+    std::sort(values.begin(), values.end());
+    size_t index = static_cast<size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
+    return values[std::min(index, values.size() - 1)];
+}
+
+struct Options {
+    std::string mode;
+    int agents = 1;
+    double seconds = 10;
+    int runs = 20;
+    long range = 1000000;
+    std::string call;
+    std::string probe;
+    std::vector<std::string> command;
+};
+
+Options parse(int argc, char **argv) {
+    Options options;
+    if (argc < 2) throw std::runtime_error("usage: mcp_bench_client calls|cold|once ... -- CMD...");
+    options.mode = argv[1];
+    int i = 2;
+    for (; i < argc; i++) {
+        std::string arg = argv[i];
+        if (arg == "--") {
+            i++;
+            break;
+        }
+        if (i + 1 >= argc) throw std::runtime_error("missing value for " + arg);
+        std::string value = argv[++i];
+        if (arg == "--agents")
+            options.agents = std::stoi(value);
+        else if (arg == "--seconds")
+            options.seconds = std::stod(value);
+        else if (arg == "--runs")
+            options.runs = std::stoi(value);
+        else if (arg == "--range")
+            options.range = std::stol(value);
+        else if (arg == "--call")
+            options.call = value;
+        else if (arg == "--probe")
+            options.probe = value;
+        else
+            throw std::runtime_error("unknown option " + arg);
+    }
+    for (; i < argc; i++) options.command.push_back(argv[i]);
+    if (options.command.empty()) throw std::runtime_error("no server command after --");
+    return options;
+}
+
+std::string call_request(long id, const std::string &params) {
+    return R"({"jsonrpc":"2.0","id":)" + std::to_string(id) +
+           R"(,"method":"tools/call","params":)" + params + "}";
+}
+
+int run_calls(const Options &options) {
+    struct Agent {
+        std::vector<double> latencies;
+        long errors = 0;
+        double list_ms = 0;
+        long rss_kb = 0;
+        std::string first_error;
+        std::string failure;
+    };
+    std::vector<Agent> agents(static_cast<size_t>(options.agents));
+    std::vector<std::unique_ptr<Server>> servers;
+    for (int a = 0; a < options.agents; a++)
+        servers.push_back(std::make_unique<Server>(options.command));
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::atomic<int> finished{0};
+    std::atomic<bool> probed{false};
+    std::vector<std::thread> threads;
+    for (int a = 0; a < options.agents; a++) {
+        threads.emplace_back([&, a] {
+            Agent &agent = agents[static_cast<size_t>(a)];
+            Server &server = *servers[static_cast<size_t>(a)];
+            std::mt19937 random(static_cast<unsigned>(a + 1));
+            try {
+                handshake(server);
+                auto list_start = Clock::now();
+                server.send(R"({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}})");
+                std::string list = server.response();
+                agent.list_ms = ms_since(list_start);
+                if (is_failure(list)) throw std::runtime_error("tools/list failed: " + list);
+                long id = 2;
+                for (int i = 0; i < 20; i++) {  // warm-up: connections, caches, plans
+                    server.send(call_request(id++, fill(options.call, random, options.range)));
+                    server.response();
+                }
+                ready++;
+                while (!go) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                auto deadline =
+                    Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(options.seconds));
+                while (Clock::now() < deadline) {
+                    std::string request = call_request(id++, fill(options.call, random, options.range));
+                    auto start = Clock::now();
+                    server.send(request);
+                    std::string reply = server.response();
+                    agent.latencies.push_back(ms_since(start));
+                    if (is_failure(reply)) {
+                        if (agent.errors++ == 0) agent.first_error = reply.substr(0, 400);
+                    }
+                }
+            } catch (const std::exception &error) {
+                agent.failure = error.what();
+                ready++;
+            }
+            finished++;
+            while (!probed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            agent.rss_kb = server.peak_rss_kb();
+        });
+    }
+    while (ready < options.agents) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    auto start = Clock::now();
+    go = true;
+    while (finished < options.agents) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    double elapsed = ms_since(start) / 1000.0;
+    std::string probe;
+    if (!options.probe.empty()) {
+        FILE *pipe = popen(options.probe.c_str(), "r");
+        char line[256];
+        while (pipe != nullptr && std::fgets(line, sizeof line, pipe) != nullptr) probe += line;
+        if (pipe != nullptr) pclose(pipe);
+        while (!probe.empty() && (probe.back() == '\n' || probe.back() == ' ')) probe.pop_back();
+    }
+    probed = true;
+    for (auto &thread : threads) thread.join();
+    servers.clear();
+
+    std::vector<double> all, lists;
+    long errors = 0, rss = 0;
+    for (auto &agent : agents) {
+        if (!agent.failure.empty()) {
+            std::fprintf(stderr, "agent failed: %s\n", agent.failure.c_str());
+            return 1;
+        }
+        all.insert(all.end(), agent.latencies.begin(), agent.latencies.end());
+        lists.push_back(agent.list_ms);
+        errors += agent.errors;
+        rss = std::max(rss, agent.rss_kb);
+        if (agent.errors > 0) std::fprintf(stderr, "error reply: %s\n", agent.first_error.c_str());
+    }
+    double calls = static_cast<double>(all.size());
+    std::printf("calls=%.0f errors=%ld calls_per_s=%.0f p50_ms=%.3f p99_ms=%.3f list_ms=%.3f "
+                "rss_kb=%ld probe=%s\n",
+                calls, errors, calls / elapsed, percentile(all, 0.50), percentile(all, 0.99),
+                percentile(lists, 0.50), rss, probe.empty() ? "-" : probe.c_str());
+    return errors > 0 ? 1 : 0;
+}
+
+int run_cold(const Options &options) {
+    std::vector<double> times;
+    for (int r = 0; r < options.runs; r++) {
+        auto start = Clock::now();
+        Server server(options.command);
+        handshake(server);
+        times.push_back(ms_since(start));
+    }
+    std::vector<double> sorted = times;
+    std::printf("cold_p50_ms=%.1f cold_min_ms=%.1f cold_max_ms=%.1f\n", percentile(sorted, 0.5),
+                *std::min_element(times.begin(), times.end()),
+                *std::max_element(times.begin(), times.end()));
+    return 0;
+}
+
+int run_once(const Options &options) {
+    Server server(options.command);
+    handshake(server);
+    std::mt19937 random(1);
+    auto start = Clock::now();
+    server.send(call_request(2, fill(options.call, random, options.range)));
+    std::string reply = server.response();
+    double elapsed = ms_since(start);
+    if (is_failure(reply)) {
+        std::fprintf(stderr, "error reply: %s\n", reply.substr(0, 400).c_str());
+        return 1;
+    }
+    std::printf("bytes=%zu ms=%.1f rss_kb=%ld\n", reply.size(), elapsed, server.peak_rss_kb());
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    signal(SIGPIPE, SIG_IGN);
+    try {
+        Options options = parse(argc, argv);
+        if (options.mode == "calls") return run_calls(options);
+        if (options.mode == "cold") return run_cold(options);
+        if (options.mode == "once") return run_once(options);
+        throw std::runtime_error("unknown mode " + options.mode);
+    } catch (const std::exception &error) {
+        std::fprintf(stderr, "mcp_bench_client: %s\n", error.what());
+        return 2;
+    }
+}
