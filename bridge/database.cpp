@@ -18,16 +18,12 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kFirstBackoff{250};
 constexpr std::chrono::milliseconds kMaxBackoff{30000};
 
-// One round trip per call: the result comes as rows (its head, then its body in pieces, see
-// mcp.call_tool_stream), read one at a time so that a large result passes through the bridge
-// without being held whole. The agent context is set for this statement's transaction only,
-// in a CTE that is evaluated before the call.
-const char *const kCallSql =
-    "WITH context AS MATERIALIZED ("
-    " SELECT pg_catalog.set_config('pg_mcp.agent_name', $1, true),"
-    "        pg_catalog.set_config('pg_mcp.client_info', $2, true),"
-    "        pg_catalog.set_config('pg_mcp.request_id', $3, true))"
-    " SELECT mcp.call_tool_stream($4, $5::jsonb) FROM context";
+// One round trip per call, a statement prepared once per connection: the agent context goes
+// to the audit record as arguments, and the result comes as rows (its head, then its body in
+// pieces, see mcp.call_tool_stream), read one at a time so that a large result passes through
+// the bridge without being held whole.
+const char *const kCallStatement = "pg_mcp_call";
+const char *const kCallSql = "SELECT mcp.call_tool_stream($1, $2::jsonb, $3, $4, $5)";
 const char *const kListSql =
     "WITH context AS MATERIALIZED ("
     " SELECT pg_catalog.set_config('pg_mcp.agent_name', $1, true),"
@@ -98,7 +94,17 @@ bool Connection::ensure(std::string &error) {
     return true;
 }
 
+bool Connection::prepare_call(std::string &error) {
+    if (call_prepared_) return true;
+    PGresult *result = PQprepare(conn_, kCallStatement, kCallSql, 0, nullptr);
+    call_prepared_ = PQresultStatus(result) == PGRES_COMMAND_OK;
+    if (!call_prepared_) error = trim(PQresultErrorMessage(result));
+    PQclear(result);
+    return call_prepared_;
+}
+
 void Connection::close() {
+    call_prepared_ = false;
     if (cancel_ != nullptr) PQfreeCancel(cancel_);
     cancel_ = nullptr;
     if (conn_ != nullptr) PQfinish(conn_);
@@ -292,11 +298,28 @@ void Database::run(Job &job, Connection &connection) {
 
 void Database::execute(Job &job, Connection &connection) {
     PGconn *conn = connection.get();
-    const char *values[5] = {job.identity.agent_name.c_str(), job.identity.client_info.c_str(),
-                             job.identity.request_id.c_str(), job.tool.c_str(),
-                             job.arguments.c_str()};
-    int sent = PQsendQueryParams(conn, job.is_call ? kCallSql : kListSql, job.is_call ? 5 : 3,
-                                 nullptr, values, nullptr, nullptr, 0);
+    const char *context[3] = {job.identity.agent_name.c_str(), job.identity.client_info.c_str(),
+                              job.identity.request_id.c_str()};
+    const char *call[5] = {job.tool.c_str(), job.arguments.c_str(), context[0], context[1],
+                           context[2]};
+    std::string prepare_error;
+    if (job.is_call && !connection.prepare_call(prepare_error)) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            active_.erase(job.key);
+        }
+        logger_.log(LogLevel::Error, "preparing the tool call statement failed: " + prepare_error);
+        deliver(job.reply,
+                failure(error_code::kInternalError,
+                        "Database error: " + prepare_error +
+                            " (is the pg_mcp extension in the version this bridge needs?)"),
+                logger_);
+        if (PQstatus(conn) != CONNECTION_OK) connection.close();
+        return;
+    }
+    int sent = job.is_call
+                   ? PQsendQueryPrepared(conn, kCallStatement, 5, call, nullptr, nullptr, 0)
+                   : PQsendQueryParams(conn, kListSql, 3, nullptr, context, nullptr, nullptr, 0);
     if (sent && job.is_call && !PQsetSingleRowMode(conn))
         logger_.log(LogLevel::Warning, "single-row mode refused; the result is read whole");
     {

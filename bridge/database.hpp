@@ -37,12 +37,15 @@ class Connection {
     void close();
     PGconn *get() const { return conn_; }
     PGcancel *cancel_handle() const { return cancel_; }
+    // Prepares the tool-call statement on this connection once (until it is closed).
+    bool prepare_call(std::string &error);
 
   private:
     bool healthy();
     std::string dsn_;
     PGconn *conn_ = nullptr;
     PGcancel *cancel_ = nullptr;
+    bool call_prepared_ = false;
 };
 
 // Opens a connection with the bridge's settings (application_name) on top of the DSN, which

@@ -1258,9 +1258,11 @@ CREATE FUNCTION @extschema@.call_tool(name text, arguments jsonb DEFAULT '{}') R
     LANGUAGE C CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_call_tool';
 COMMENT ON FUNCTION @extschema@.call_tool(text, jsonb) IS 'Calls a tool granted to the calling role with JSON arguments; returns an MCP CallToolResult and writes one audit row';
 
-CREATE FUNCTION @extschema@.call_tool_stream(name text, arguments jsonb DEFAULT '{}') RETURNS SETOF text
+CREATE FUNCTION @extschema@.call_tool_stream(name text, arguments jsonb DEFAULT '{}',
+                                             agent_name text DEFAULT NULL, client_info text DEFAULT NULL,
+                                             request_id text DEFAULT NULL) RETURNS SETOF text
     LANGUAGE C CALLED ON NULL INPUT VOLATILE ROWS 2 AS 'MODULE_PATHNAME', 'pg_mcp_call_tool_stream';
-COMMENT ON FUNCTION @extschema@.call_tool_stream(text, jsonb) IS 'mcp.call_tool for clients that stream large results (pg_mcp_bridge): the first row is {"_meta":...,"isError":...}, the following rows, concatenated, are the CallToolResult''s other members';
+COMMENT ON FUNCTION @extschema@.call_tool_stream(text, jsonb, text, text, text) IS 'mcp.call_tool for clients that stream large results (pg_mcp_bridge): the first row is {"_meta":...,"isError":...}, the following rows, concatenated, are the CallToolResult''s other members. agent_name, client_info and request_id, when given, are recorded in the audit row instead of the pg_mcp.* settings';
 
 ------------------------------------------------------------------------------------------
 -- Built-in tools: guarded free-form SQL, and the catalog of what the caller can read.

@@ -49,9 +49,12 @@ int64 write_audit_record(const AuditRecord *record) {
                                          TIMESTAMPTZOID, NULL));
     add_text(&out, "caller_role", GetUserNameFromId(record->caller_role, false));
     add_text(&out, "session_role", GetUserNameFromId(GetSessionUserId(), false));
-    add_text(&out, "agent_name", setting_or_null("pg_mcp.agent_name"));
-    add_text(&out, "client_info", setting_or_null("pg_mcp.client_info"));
-    add_text(&out, "request_id", setting_or_null("pg_mcp.request_id"));
+    add_text(&out, "agent_name",
+             record->agent_name ? record->agent_name : setting_or_null("pg_mcp.agent_name"));
+    add_text(&out, "client_info",
+             record->client_info ? record->client_info : setting_or_null("pg_mcp.client_info"));
+    add_text(&out, "request_id",
+             record->request_id ? record->request_id : setting_or_null("pg_mcp.request_id"));
     add_text(&out, "tool_name", record->tool_name);
     if (record->tool_version > 0)
         appendStringInfo(&out, ",\"tool_version\":%d", record->tool_version);

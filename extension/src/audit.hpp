@@ -21,6 +21,11 @@ struct AuditRecord {
     int64 rows_returned;   // -1 for NULL
     const char *sqlstate;  // NULL when none
     const char *message;   // NULL when none
+    // Who made the call, as the client reported it; NULL: the pg_mcp.agent_name,
+    // pg_mcp.client_info and pg_mcp.request_id settings.
+    const char *agent_name;
+    const char *client_info;
+    const char *request_id;
 };
 
 // Hands the record to the audit queue (audit_queue.hpp): in durable mode returns once the row

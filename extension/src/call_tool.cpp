@@ -544,6 +544,13 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
     audit.tool_name = name ? name : "";
     audit.arguments = arguments;
     audit.rows_returned = -1;
+    // mcp.call_tool_stream's agent_name, client_info, request_id (empty counts as absent).
+    const char **context[3] = {&audit.agent_name, &audit.client_info, &audit.request_id};
+    for (int i = 0; i < 3 && 2 + i < PG_NARGS(); i++) {
+        if (PG_ARGISNULL(2 + i)) continue;
+        char *value = text_to_cstring(PG_GETARG_TEXT_PP(2 + i));
+        if (value[0] != '\0') *context[i] = value;
+    }
 
     Execution ex;
     memset(&ex, 0, sizeof ex);
