@@ -197,6 +197,50 @@ TEST(ToolsCall, PipelinedRequestsAllAnswered) {
     }
 }
 
+// A result far larger than one streamed piece (64 kB) arrives whole and intact, in the same
+// order as the database produced it, with other responses before and after it on their own lines.
+TEST(ToolsCall, LargeResultIsStreamedIntact) {
+    Sql sql;
+    sql.value(
+        "SELECT mcp.create_tool('e2e_many_rows', 'SELECT id, name, email, plan_name, "
+        "subscription_status, last_login_date, active_users_30d FROM "
+        "app.customer_support_view ORDER BY id LIMIT :n', 'Many rows', "
+        "'[{\"name\": \"n\", \"type\": \"integer\"}]', max_rows => 1000, "
+        "max_bytes => 10000000, run_as => 'mcp_support_reader')");
+    sql.value("SELECT mcp.grant_tool('e2e_many_rows', 'agent_support')");
+    struct Drop {
+        ~Drop() { Sql().value("SELECT mcp.drop_tool('e2e_many_rows')"); }
+    } drop;
+    Bridge bridge({conninfo("agent_support"), "--pool-size", "2"});
+    bridge.initialize();
+    bridge.send({{"jsonrpc", "2.0"},
+                 {"id", 1},
+                 {"method", "tools/call"},
+                 {"params", {{"name", "e2e_many_rows"}, {"arguments", {{"n", 1000}}}}}});
+    bridge.send(
+        {{"jsonrpc", "2.0"},
+         {"id", 2},
+         {"method", "tools/call"},
+         {"params",
+          {{"name", "get_customer_info"}, {"arguments", {{"email", "customer1@example.com"}}}}}});
+    json big = bridge.response(1);
+    json small = bridge.response(2);
+    ASSERT_TRUE(big.contains("result")) << big.dump().substr(0, 300);
+    const json &rows = big["result"]["structuredContent"]["rows"];
+    std::string expected = sql.value(
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM (SELECT id FROM "
+        "app.customer_support_view ORDER BY id LIMIT 1000) s");
+    std::string got;
+    for (const json &row : rows)
+        got += (got.empty() ? "" : ",") + std::to_string(row["id"].get<int>());
+    EXPECT_EQ(got, expected);
+    EXPECT_GT(big.dump().size(), 2u * 65536u);  // at least three pieces
+    EXPECT_EQ(json::parse(big["result"]["content"][0]["text"].get<std::string>()),
+              big["result"]["structuredContent"]);
+    EXPECT_EQ(big["result"]["_meta"]["pg-mcp/status"], "ok");
+    EXPECT_EQ(small["result"]["structuredContent"]["rows"][0]["email"], "customer1@example.com");
+}
+
 TEST(ToolsCall, ProgressForLongCalls) {
     Sql sql;
     ScratchTool tool(sql, "e2e_progress",
