@@ -142,19 +142,13 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON @extschema@.audi
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON @extschema@.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_guard();
 
--- Chain: each row's row_hash covers its content and the previous row's hash, in the order the
--- audit writer (the only writer) committed them. Content is canonical jsonb text in UTC.
+-- Chain: each row's row_hash = sha256(prev_hash || the row's content), in the order the audit
+-- writer (the only writer) committed them. The content is a canonical encoding of every other
+-- column (fixed-width numbers big-endian, text as UTF-8, jsonb as its canonical text), so it
+-- depends on no setting and no server encoding; the writer and this function share its code.
 CREATE FUNCTION @extschema@._audit_row_hash(r @extschema@.audit_log) RETURNS bytea
-    LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET extra_float_digits = 1
-    RETURN sha256(coalesce(r.prev_hash, '\x'::bytea)
-                  || convert_to((to_jsonb(r) - 'row_hash' - 'prev_hash')::text, 'UTF8'));
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'pg_mcp_audit_row_hash';
 REVOKE ALL ON FUNCTION @extschema@._audit_row_hash(@extschema@.audit_log) FROM PUBLIC;
--- Used by the audit writer only, inside its insert: sets a row's prev_hash and row_hash (the
--- same sha256 as _audit_row_hash, over the same canonical content) and checks that rows come in
--- id order. Refuses to run anywhere else.
-CREATE FUNCTION @extschema@._audit_chain(r @extschema@.audit_log, content text) RETURNS @extschema@.audit_log
-    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_audit_chain';
-REVOKE ALL ON FUNCTION @extschema@._audit_chain(@extschema@.audit_log, text) FROM PUBLIC;
 
 CREATE TABLE @extschema@.audit_anchors (
     last_purged_id  bigint NOT NULL,
@@ -175,8 +169,7 @@ CREATE TRIGGER audit_anchors_no_truncate BEFORE TRUNCATE ON @extschema@.audit_an
 
 CREATE FUNCTION @extschema@.verify_audit()
 RETURNS TABLE (verified boolean, rows_checked bigint, first_bad_id bigint, problem text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
-    SET extra_float_digits = 1 AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     expected_prev bytea;
     a @extschema@.audit_log;

@@ -1,9 +1,11 @@
 #include "audit.hpp"
 
 #include "audit_queue.hpp"
+#include "audit_record.hpp"
 #include "boundary.hpp"
 
 extern "C" {
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -39,9 +41,8 @@ void add_text(StringInfo out, const char *key, const char *value) {
         escape_json(out, value);
 }
 
-}  // namespace
-
-int64 write_audit_record(const AuditRecord *record) {
+// The record as JSON, for the server log on a hot standby (where no writer runs).
+char *record_json(const AuditRecord *record) {
     StringInfoData out;
     initStringInfo(&out);
     appendStringInfoString(&out, "{\"called_at\":");
@@ -78,7 +79,28 @@ int64 write_audit_record(const AuditRecord *record) {
     add_text(&out, "sqlstate", record->sqlstate);
     add_text(&out, "message", record->message);
     appendStringInfo(&out, ",\"backend_pid\":%d}", MyProcPid);
-    return queue_audit_record(out.data);
+    return out.data;
+}
+
+}  // namespace
+
+int64 write_audit_record(const AuditRecord *record) {
+    if (audit_queue_available() && RecoveryInProgress()) {
+        // No writer on a hot standby: the record goes to the server log, as pgaudit's would.
+        ereport(LOG, (errmsg("pg_mcp audit (standby): %s", record_json(record))));
+        return 0;
+    }
+    AuditRecord resolved = *record;
+    if (resolved.agent_name == NULL) resolved.agent_name = setting_or_null("pg_mcp.agent_name");
+    if (resolved.client_info == NULL) resolved.client_info = setting_or_null("pg_mcp.client_info");
+    if (resolved.request_id == NULL) resolved.request_id = setting_or_null("pg_mcp.request_id");
+    StringInfoData packed;
+    initStringInfo(&packed);
+    pack_audit_record(&packed, &resolved, GetUserNameFromId(record->caller_role, false),
+                      GetUserNameFromId(GetSessionUserId(), false));
+    int64 id = queue_audit_record(packed.data, packed.len);
+    pfree(packed.data);
+    return id;
 }
 
 }  // namespace pg_mcp

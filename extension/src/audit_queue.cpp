@@ -1,5 +1,6 @@
 #include "audit_queue.hpp"
 
+#include "audit_record.hpp"
 #include "boundary.hpp"
 
 #include "rate_limit.hpp"
@@ -7,8 +8,10 @@
 
 extern "C" {
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -33,6 +36,8 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -54,7 +59,7 @@ const struct config_enum_entry kAuditModes[] = {{"durable", (int)AuditMode::Dura
                                                 {"fast", (int)AuditMode::Fast, false},
                                                 {NULL, 0, false}};
 
-// One database's queue: a ring of length-prefixed JSON records.
+// One database's queue: a ring of length-prefixed packed records (audit_record.hpp).
 struct AuditSlot {
     Oid dbid;  // InvalidOid: free
     bool writer_registered;
@@ -238,19 +243,16 @@ void wait_for_standbys(XLogRecPtr lsn) {
 
 }  // namespace
 
-int64 queue_audit_record(const char *record_json) {
+int64 queue_audit_record(const char *record, Size len) {
     if (shared == NULL)
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                  errmsg("pg_mcp is not loaded through shared_preload_libraries"),
                  errhint("Add pg_mcp to shared_preload_libraries in postgresql.conf and restart "
                          "PostgreSQL: tool calls are audited through shared memory.")));
-    if (RecoveryInProgress()) {
-        // No writer on a hot standby: the record goes to the server log, as pgaudit's would.
-        ereport(LOG, (errmsg("pg_mcp audit (standby): %s", record_json)));
-        return 0;
-    }
-    Size len = strlen(record_json);
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("audit records cannot be queued on a hot standby")));
     Size need = len + sizeof(uint32);
     if (need > shared->ring_size / 2)
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -269,7 +271,7 @@ int64 queue_audit_record(const char *record_json) {
             if (shared->ring_size - (s->head - s->tail) >= need) {
                 uint32 header = (uint32)len;
                 ring_copy_in(slot, s->head, (const char *)&header, sizeof header);
-                ring_copy_in(slot, s->head + sizeof header, record_json, len);
+                ring_copy_in(slot, s->head + sizeof header, record, len);
                 s->head += need;
                 seq = s->next_seq++;
                 if (!s->writer_registered) {
@@ -388,63 +390,294 @@ void load_chain_end(void) {
     chain_loaded = true;
 }
 
-// The chain while a batch is being inserted: mcp._audit_chain, called once per row by the
-// insert, advances it; the writer carries it to the next batch once the insert succeeded.
-struct BatchChain {
-    bool active;  // only inside the writer's insert
-    int64 next_id;
-    bool has_prev;
-    uint8 prev[PG_SHA256_DIGEST_LENGTH];
+// mcp.audit_log as the writer sees it: each column's meaning, and the insert of a batch as one
+// array per column. Built once and rebuilt when the table's definition changes.
+enum class Field {
+    Id,
+    CalledAt,
+    CallerRole,
+    SessionRole,
+    AgentName,
+    ClientInfo,
+    RequestId,
+    ToolName,
+    ToolVersion,
+    Arguments,
+    Principal,
+    Status,
+    DurationMs,
+    RowsReturned,
+    Sqlstate,
+    Message,
+    BackendPid,
+    PrevHash,
+    RowHash,
+    Other
 };
-BatchChain batch_chain;
 
-// The writer's insert, prepared once per writer process (the plan cache revalidates it if
-// mcp.audit_log changes). Generic: a custom plan would fold $1::jsonb at planning time.
-SPIPlanPtr insert_plan = NULL;
+struct FieldSpec {
+    const char *name;
+    Oid type;
+};
+const FieldSpec kFields[] = {{"id", INT8OID},
+                             {"called_at", TIMESTAMPTZOID},
+                             {"caller_role", NAMEOID},
+                             {"session_role", NAMEOID},
+                             {"agent_name", TEXTOID},
+                             {"client_info", TEXTOID},
+                             {"request_id", TEXTOID},
+                             {"tool_name", TEXTOID},
+                             {"tool_version", INT4OID},
+                             {"arguments", JSONBOID},
+                             {"principal", TEXTOID},
+                             {"status", TEXTOID},
+                             {"duration_ms", FLOAT8OID},
+                             {"rows_returned", INT4OID},
+                             {"sqlstate", TEXTOID},
+                             {"message", TEXTOID},
+                             {"backend_pid", INT4OID},
+                             {"prev_hash", BYTEAOID},
+                             {"row_hash", BYTEAOID}};
 
-// Appends a batch (a JSON array of records) as rows with consecutive ids, chained: each
-// row_hash = sha256(prev_hash || canonical content), the content being the row's jsonb text
-// without the two hashes, in UTC (what mcp._audit_row_hash computes when verifying). One
-// statement per batch, whatever its size; the batch's JSON is parsed once. Returns the last id.
-int64 append_records(const char *records_json, int count) {
-    if (!chain_loaded) load_chain_end();
-    if (insert_plan == NULL) {
-        Oid types[2] = {TEXTOID, INT8OID};
-        SPIPlanPtr plan = SPI_prepare_cursor(
-            "INSERT INTO mcp.audit_log"
-            " SELECT c.* FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e,"
-            "      LATERAL jsonb_populate_record(NULL::mcp.audit_log,"
-            "              e.value || jsonb_build_object('id', $2 + e.ordinality - 1)) AS r,"
-            "      LATERAL mcp._audit_chain(r, (to_jsonb(r) - 'row_hash' - 'prev_hash')::text) AS "
-            "c",
-            2, types, CURSOR_OPT_GENERIC_PLAN);
-        if (plan == NULL)
-            elog(ERROR, "preparing the audit insert failed: %s",
-                 SPI_result_code_string(SPI_result));
-        if (SPI_keepplan(plan) != 0) elog(ERROR, "keeping the audit insert's plan failed");
-        insert_plan = plan;
+struct AuditTable {
+    TupleDesc desc;  // in TopMemoryContext
+    Field *fields;   // per attribute
+    int16 *typlen;
+    bool *typbyval;
+    char *typalign;
+    SPIPlanPtr insert;
+};
+AuditTable *audit_table = NULL;
+
+AuditTable *build_audit_table(TupleDesc current) {
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    AuditTable *table = (AuditTable *)palloc0(sizeof(AuditTable));
+    table->desc = CreateTupleDescCopy(current);
+    int natts = current->natts;
+    table->fields = (Field *)palloc(sizeof(Field) * natts);
+    table->typlen = (int16 *)palloc(sizeof(int16) * natts);
+    table->typbyval = (bool *)palloc(sizeof(bool) * natts);
+    table->typalign = (char *)palloc(sizeof(char) * natts);
+    MemoryContextSwitchTo(old);
+
+    StringInfoData sql, columns;
+    initStringInfo(&sql);
+    initStringInfo(&columns);
+    Oid *types = (Oid *)palloc(sizeof(Oid) * natts);
+    int nparams = 0;
+    appendStringInfoString(&sql, " SELECT * FROM ROWS FROM (");
+    for (int i = 0; i < natts; i++) {
+        Form_pg_attribute attr = TupleDescAttr(current, i);
+        table->fields[i] = Field::Other;
+        if (attr->attisdropped) continue;
+        for (size_t f = 0; f < lengthof(kFields); f++) {
+            if (strcmp(NameStr(attr->attname), kFields[f].name) != 0) continue;
+            if (attr->atttypid != kFields[f].type)
+                elog(ERROR, "column mcp.audit_log.%s has type %s, expected %s", kFields[f].name,
+                     format_type_be(attr->atttypid), format_type_be(kFields[f].type));
+            table->fields[i] = (Field)f;
+        }
+        get_typlenbyvalalign(attr->atttypid, &table->typlen[i], &table->typbyval[i],
+                             &table->typalign[i]);
+        types[nparams] = get_array_type(attr->atttypid);
+        if (!OidIsValid(types[nparams]))
+            elog(ERROR, "column mcp.audit_log.%s has no array type", NameStr(attr->attname));
+        if (nparams > 0) {
+            appendStringInfoString(&columns, ", ");
+            appendStringInfoString(&sql, ", ");
+        }
+        appendStringInfoString(&columns, quote_identifier(NameStr(attr->attname)));
+        appendStringInfo(&sql, "pg_catalog.unnest($%d)", ++nparams);
     }
-    batch_chain.next_id = chain_next_id;
-    batch_chain.has_prev = chain_prev != NULL;
-    if (chain_prev != NULL) {
+    appendStringInfoChar(&sql, ')');
+    char *insert = psprintf("INSERT INTO mcp.audit_log (%s)%s", columns.data, sql.data);
+    // Generic: the arrays change with every batch.
+    SPIPlanPtr plan = SPI_prepare_cursor(insert, nparams, types, CURSOR_OPT_GENERIC_PLAN);
+    if (plan == NULL)
+        elog(ERROR, "preparing the audit insert failed: %s", SPI_result_code_string(SPI_result));
+    if (SPI_keepplan(plan) != 0) elog(ERROR, "keeping the audit insert's plan failed");
+    table->insert = plan;
+    return table;
+}
+
+// The writer's table description, checked against the table's current definition.
+AuditTable *current_audit_table(void) {
+    Oid schema = get_namespace_oid("mcp", false);
+    Oid relid = get_relname_relid("audit_log", schema);
+    if (!OidIsValid(relid)) elog(ERROR, "table mcp.audit_log does not exist");
+    Relation rel = table_open(relid, AccessShareLock);
+    TupleDesc current = RelationGetDescr(rel);
+    if (audit_table == NULL || !equalTupleDescs(audit_table->desc, current)) {
+        if (audit_table != NULL) {
+            SPI_freeplan(audit_table->insert);
+            audit_table = NULL;  // the old one is left to TopMemoryContext (rare)
+        }
+        audit_table = build_audit_table(current);
+    }
+    table_close(rel, AccessShareLock);
+    return audit_table;
+}
+
+Datum text_datum(PackedText text, bool *isnull) {
+    *isnull = text.len < 0;
+    return *isnull ? (Datum)0 : PointerGetDatum(cstring_to_text_with_len(text.data, text.len));
+}
+
+Datum name_datum(PackedText text, bool *isnull) {
+    *isnull = text.len < 0;
+    if (*isnull) return (Datum)0;
+    Name name = (Name)palloc0(NAMEDATALEN);
+    memcpy(NameStr(*name), text.data, Min(text.len, NAMEDATALEN - 1));
+    return NameGetDatum(name);
+}
+
+Datum bytea_datum(const uint8 *data, Size len) {
+    bytea *value = (bytea *)palloc(VARHDRSZ + len);
+    SET_VARSIZE(value, VARHDRSZ + len);
+    memcpy(VARDATA(value), data, len);
+    return PointerGetDatum(value);
+}
+
+// One row's values from a packed record (the hashes are set by the caller).
+void record_values(const AuditTable *table, const UnpackedRecord *r, int64 id, Datum *values,
+                   bool *nulls) {
+    for (int i = 0; i < table->desc->natts; i++) {
+        bool &isnull = nulls[i];
+        Datum &value = values[i];
+        isnull = false;
+        value = (Datum)0;
+        switch (table->fields[i]) {
+            case Field::Id:
+                value = Int64GetDatum(id);
+                break;
+            case Field::CalledAt:
+                value = TimestampTzGetDatum(r->called_at);
+                break;
+            case Field::CallerRole:
+                value = name_datum(r->caller_role, &isnull);
+                break;
+            case Field::SessionRole:
+                value = name_datum(r->session_role, &isnull);
+                break;
+            case Field::AgentName:
+                value = text_datum(r->agent_name, &isnull);
+                break;
+            case Field::ClientInfo:
+                value = text_datum(r->client_info, &isnull);
+                break;
+            case Field::RequestId:
+                value = text_datum(r->request_id, &isnull);
+                break;
+            case Field::ToolName:
+                value = text_datum(r->tool_name, &isnull);
+                break;
+            case Field::ToolVersion:
+                isnull = r->tool_version <= 0;
+                value = Int32GetDatum(r->tool_version);
+                break;
+            case Field::Arguments:
+                isnull = r->arguments.len < 0;
+                if (!isnull) {  // a copy: aligned, as a varlena must be
+                    char *jsonb = (char *)palloc(r->arguments.len);
+                    memcpy(jsonb, r->arguments.data, r->arguments.len);
+                    value = PointerGetDatum(jsonb);
+                }
+                break;
+            case Field::Principal:
+                value = text_datum(r->principal, &isnull);
+                break;
+            case Field::Status:
+                value = text_datum(r->status, &isnull);
+                break;
+            case Field::DurationMs:
+                value = Float8GetDatum(r->duration_ms);
+                break;
+            case Field::RowsReturned:
+                isnull = r->rows_returned < 0;
+                value = Int32GetDatum(r->rows_returned);
+                break;
+            case Field::Sqlstate:
+                value = text_datum(r->sqlstate, &isnull);
+                break;
+            case Field::Message:
+                value = text_datum(r->message, &isnull);
+                break;
+            case Field::BackendPid:
+                value = Int32GetDatum(r->backend_pid);
+                break;
+            case Field::PrevHash:
+            case Field::RowHash:
+            case Field::Other:
+                isnull = true;
+                break;
+        }
+    }
+}
+
+// Appends a batch of packed records as rows with consecutive ids, chained: each row_hash =
+// sha256(prev_hash || the row's canonical content) (audit_record.hpp), computed here, in id
+// order, by the only writer. One INSERT per batch, each column passed as an array. Returns
+// the last id.
+int64 append_records(const char *bytes, const uint32 *offsets, const uint32 *lengths, int count) {
+    if (!chain_loaded) load_chain_end();
+    AuditTable *table = current_audit_table();
+    int natts = table->desc->natts;
+    Datum **columns = (Datum **)palloc(sizeof(Datum *) * natts);
+    bool **column_nulls = (bool **)palloc(sizeof(bool *) * natts);
+    for (int i = 0; i < natts; i++) {
+        columns[i] = (Datum *)palloc(sizeof(Datum) * count);
+        column_nulls[i] = (bool *)palloc(sizeof(bool) * count);
+    }
+    Datum *values = (Datum *)palloc(sizeof(Datum) * natts);
+    bool *nulls = (bool *)palloc(sizeof(bool) * natts);
+    bool has_prev = chain_prev != NULL;
+    uint8 prev[PG_SHA256_DIGEST_LENGTH];
+    if (has_prev) {
         if (VARSIZE_ANY_EXHDR(chain_prev) != PG_SHA256_DIGEST_LENGTH)
             elog(ERROR, "the audit chain's last row_hash is not a sha256 digest");
-        memcpy(batch_chain.prev, VARDATA_ANY(chain_prev), PG_SHA256_DIGEST_LENGTH);
+        memcpy(prev, VARDATA_ANY(chain_prev), sizeof prev);
     }
-    Datum values[2] = {CStringGetTextDatum(records_json), Int64GetDatum(chain_next_id)};
-    batch_chain.active = true;
-    int rc = SPI_execute_plan(insert_plan, values, NULL, false, 0);
-    batch_chain.active = false;
-    if (rc != SPI_OK_INSERT || (int)SPI_processed != count ||
-        batch_chain.next_id != chain_next_id + count)
-        elog(ERROR, "inserting audit rows failed");
+    for (int k = 0; k < count; k++) {
+        UnpackedRecord record;
+        unpack_audit_record(bytes + offsets[k], lengths[k], &record);
+        record_values(table, &record, chain_next_id + k, values, nulls);
+        uint8 digest[PG_SHA256_DIGEST_LENGTH];
+        audit_row_hash(has_prev ? prev : NULL, sizeof prev, table->desc, values, nulls, digest);
+        for (int i = 0; i < natts; i++) {
+            if (table->fields[i] == Field::PrevHash) {
+                nulls[i] = !has_prev;
+                if (has_prev) values[i] = bytea_datum(prev, sizeof prev);
+            } else if (table->fields[i] == Field::RowHash) {
+                nulls[i] = false;
+                values[i] = bytea_datum(digest, sizeof digest);
+            }
+            columns[i][k] = values[i];
+            column_nulls[i][k] = nulls[i];
+        }
+        memcpy(prev, digest, sizeof prev);
+        has_prev = true;
+    }
+    Datum *params = (Datum *)palloc(sizeof(Datum) * natts);
+    int nparams = 0;
+    for (int i = 0; i < natts; i++) {
+        Form_pg_attribute attr = TupleDescAttr(table->desc, i);
+        if (attr->attisdropped) continue;
+        int dims[1] = {count};
+        int lbs[1] = {1};
+        params[nparams++] = PointerGetDatum(
+            construct_md_array(columns[i], column_nulls[i], 1, dims, lbs, attr->atttypid,
+                               table->typlen[i], table->typbyval[i], table->typalign[i]));
+    }
+    int rc = SPI_execute_plan(table->insert, params, NULL, false, 0);
+    if (rc != SPI_OK_INSERT || (int)SPI_processed != count)
+        elog(ERROR, "inserting audit rows failed: %s", SPI_result_code_string(rc));
     // Carried to the next batch only now that the rows exist (the transaction may still fail,
     // but then this process exits and a new writer reads the chain's end again).
     if (chain_prev == NULL)
         chain_prev =
             (bytea *)MemoryContextAlloc(TopMemoryContext, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
     SET_VARSIZE(chain_prev, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-    memcpy(VARDATA(chain_prev), batch_chain.prev, PG_SHA256_DIGEST_LENGTH);
+    memcpy(VARDATA(chain_prev), prev, PG_SHA256_DIGEST_LENGTH);
     chain_next_id += count;
     return chain_next_id - 1;
 }
@@ -452,9 +685,8 @@ int64 append_records(const char *records_json, int count) {
 // Writes one batch: the records between tail and head (up to a limit) in one transaction.
 // Returns false when there was nothing to write.
 bool write_batch(Oid dbid) {
-    StringInfoData batch;
-    uint64 end, last_seq;
-    int count = 0;
+    constexpr int kMaxBatch = 10000;
+    constexpr int kMaxBatchBytes = 4 * 1024 * 1024;
     LWLockAcquire(shared->lock, LW_SHARED);
     AuditSlot *s = &shared->slots[writer_slot];
     uint64 at = s->tail, head = s->head;
@@ -462,22 +694,25 @@ bool write_batch(Oid dbid) {
     LWLockRelease(shared->lock);
     if (at == head) return false;
 
-    initStringInfo(&batch);
-    appendStringInfoChar(&batch, '[');
-    while (at < head && batch.len < 4 * 1024 * 1024 && count < 10000) {
+    // The records, copied out of the ring (which may wrap) into one buffer.
+    StringInfoData bytes;
+    initStringInfo(&bytes);
+    uint32 *offsets = (uint32 *)palloc(sizeof(uint32) * kMaxBatch);
+    uint32 *lengths = (uint32 *)palloc(sizeof(uint32) * kMaxBatch);
+    int count = 0;
+    while (at < head && bytes.len < kMaxBatchBytes && count < kMaxBatch) {
         uint32 len;
         ring_copy_out(writer_slot, at, (char *)&len, sizeof len);
-        enlargeStringInfo(&batch, (int)len + 2);
-        if (count > 0) appendStringInfoChar(&batch, ',');
-        ring_copy_out(writer_slot, at + sizeof len, batch.data + batch.len, len);
-        batch.len += (int)len;
-        batch.data[batch.len] = '\0';
+        enlargeStringInfo(&bytes, (int)len);
+        offsets[count] = (uint32)bytes.len;
+        lengths[count] = len;
+        ring_copy_out(writer_slot, at + sizeof len, bytes.data + bytes.len, len);
+        bytes.len += (int)len;
         at += sizeof len + len;
         count++;
     }
-    appendStringInfoChar(&batch, ']');
-    end = at;
-    last_seq = first_seq + count - 1;
+    uint64 end = at;
+    uint64 last_seq = first_seq + count - 1;
 
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
@@ -490,7 +725,7 @@ bool write_batch(Oid dbid) {
                              "records discarded",
                              dbid, count)));
     } else {
-        last_id = append_records(batch.data, count);
+        last_id = append_records(bytes.data, offsets, lengths, count);
     }
     SPI_finish();
     PopActiveSnapshot();
@@ -506,74 +741,13 @@ bool write_batch(Oid dbid) {
     LWLockRelease(shared->lock);
     ConditionVariableBroadcast(&s->committed_cv);
     ConditionVariableBroadcast(&s->space_cv);
-    pfree(batch.data);
+    pfree(bytes.data);
+    pfree(offsets);
+    pfree(lengths);
     return true;
 }
 
 }  // namespace
-
-// mcp._audit_chain(r, content): inside the writer's insert, sets the row's prev_hash and
-// row_hash = sha256(prev_hash || content) and advances the chain. Rows must come in id order
-// (the insert feeds them so); anything else, or a call outside the writer's insert, is an error,
-// so the chain can never be built out of order.
-PG_MCP_FUNCTION(pg_mcp_audit_chain) {
-    if (!batch_chain.active)
-        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                        errmsg("mcp._audit_chain is used only by the pg_mcp audit writer")));
-    if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) elog(ERROR, "audit row or content is NULL");
-    HeapTupleHeader row = PG_GETARG_HEAPTUPLEHEADER(0);
-    text *content = PG_GETARG_TEXT_PP(1);
-    TupleDesc desc =
-        lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(row), HeapTupleHeaderGetTypMod(row));
-    HeapTupleData tuple;
-    tuple.t_len = HeapTupleHeaderGetDatumLength(row);
-    ItemPointerSetInvalid(&tuple.t_self);
-    tuple.t_tableOid = InvalidOid;
-    tuple.t_data = row;
-    int id_att = SPI_fnumber(desc, "id");
-    int prev_att = SPI_fnumber(desc, "prev_hash");
-    int hash_att = SPI_fnumber(desc, "row_hash");
-    if (id_att <= 0 || prev_att <= 0 || hash_att <= 0)
-        elog(ERROR, "mcp.audit_log lacks its chain columns");
-    bool isnull;
-    Datum id = heap_getattr(&tuple, id_att, desc, &isnull);
-    if (isnull || DatumGetInt64(id) != batch_chain.next_id)
-        elog(ERROR, "audit rows out of order: expected id " INT64_FORMAT, batch_chain.next_id);
-
-    uint8 digest[PG_SHA256_DIGEST_LENGTH];
-    pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-    if (pg_cryptohash_init(ctx) < 0 ||
-        (batch_chain.has_prev && pg_cryptohash_update(ctx, batch_chain.prev, sizeof digest) < 0) ||
-        pg_cryptohash_update(ctx, (uint8 *)VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content)) < 0 ||
-        pg_cryptohash_final(ctx, digest, sizeof digest) < 0)
-        elog(ERROR, "sha256 failed: %s", pg_cryptohash_error(ctx));
-    pg_cryptohash_free(ctx);
-
-    Datum *values = (Datum *)palloc0(sizeof(Datum) * desc->natts);
-    bool *nulls = (bool *)palloc0(sizeof(bool) * desc->natts);
-    bool *replace = (bool *)palloc0(sizeof(bool) * desc->natts);
-    bytea *hash = (bytea *)palloc(VARHDRSZ + sizeof digest);
-    SET_VARSIZE(hash, VARHDRSZ + sizeof digest);
-    memcpy(VARDATA(hash), digest, sizeof digest);
-    replace[hash_att - 1] = true;
-    values[hash_att - 1] = PointerGetDatum(hash);
-    replace[prev_att - 1] = true;
-    if (batch_chain.has_prev) {
-        bytea *prev = (bytea *)palloc(VARHDRSZ + sizeof digest);
-        SET_VARSIZE(prev, VARHDRSZ + sizeof digest);
-        memcpy(VARDATA(prev), batch_chain.prev, sizeof digest);
-        values[prev_att - 1] = PointerGetDatum(prev);
-    } else {
-        nulls[prev_att - 1] = true;
-    }
-    HeapTuple result = heap_modify_tuple(&tuple, desc, values, nulls, replace);
-    ReleaseTupleDesc(desc);
-
-    memcpy(batch_chain.prev, digest, sizeof digest);
-    batch_chain.has_prev = true;
-    batch_chain.next_id++;
-    return HeapTupleGetDatum(result);
-}
 
 extern "C" void pg_mcp_audit_writer_main(Datum main_arg) {
     Oid dbid = DatumGetObjectId(main_arg);
@@ -582,15 +756,11 @@ extern "C" void pg_mcp_audit_writer_main(Datum main_arg) {
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
     // The writer commits without waiting for the WAL flush: durable callers flush up to its
-    // commit record themselves (see queue_audit_record), so the writer never idles on fsync. The
-    // chain's canonical content is written in UTC with exact
-    // float output, as mcp._audit_row_hash reads it back.
+    // commit record themselves (see queue_audit_record), so the writer never idles on fsync.
     SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
     // It runs as the bootstrap superuser: nothing but pg_catalog may resolve its names, whatever
     // ALTER DATABASE / ALTER ROLE set (its own objects are schema-qualified).
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
-    SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
-    SetConfigOption("extra_float_digits", "1", PGC_SUSET, PGC_S_OVERRIDE);
 
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     for (int i = 0; i < shared->nslots; i++)

@@ -17,10 +17,10 @@ void define_audit_settings(void);
 void install_audit_hooks(void);
 bool audit_queue_available(void);  // the library was preloaded and shared memory exists
 
-// Queues one record (a JSON object's text, without "id") for the current database. Waits for
-// room (bounded by pg_mcp.audit_wait_timeout, then errors); in durable mode also waits until
-// the row is committed and flushed, and returns its mcp.audit_log id; in fast mode returns 0.
-int64 queue_audit_record(const char *record_json);
+// Queues one record (packed by pack_audit_record) for the current database. Waits for room
+// (bounded by pg_mcp.audit_wait_timeout, then errors); in durable mode also waits until the
+// row is committed and flushed, and returns its mcp.audit_log id; in fast mode returns 0.
+int64 queue_audit_record(const char *record, Size len);
 
 // The background writer's entry point (one per database with queued records).
 extern "C" void pg_mcp_audit_writer_main(Datum main_arg);
