@@ -452,7 +452,7 @@ AuditTable *audit_table = NULL;
 AuditTable *build_audit_table(TupleDesc current) {
     MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
     AuditTable *table = (AuditTable *)palloc0(sizeof(AuditTable));
-    table->desc = CreateTupleDescCopy(current);
+    table->desc = CreateTupleDescCopyConstr(current);  // equalTupleDescs compares constraints
     int natts = current->natts;
     table->fields = (Field *)palloc(sizeof(Field) * natts);
     table->typlen = (int16 *)palloc(sizeof(int16) * natts);
@@ -465,7 +465,8 @@ AuditTable *build_audit_table(TupleDesc current) {
     initStringInfo(&columns);
     Oid *types = (Oid *)palloc(sizeof(Oid) * natts);
     int nparams = 0;
-    appendStringInfoString(&sql, " SELECT * FROM ROWS FROM (");
+    // The arrays unnested side by side in the target list (ProjectSet: no tuplestore).
+    appendStringInfoString(&sql, " SELECT ");
     for (int i = 0; i < natts; i++) {
         Form_pg_attribute attr = TupleDescAttr(current, i);
         table->fields[i] = Field::Other;
@@ -489,7 +490,6 @@ AuditTable *build_audit_table(TupleDesc current) {
         appendStringInfoString(&columns, quote_identifier(NameStr(attr->attname)));
         appendStringInfo(&sql, "pg_catalog.unnest($%d)", ++nparams);
     }
-    appendStringInfoChar(&sql, ')');
     char *insert = psprintf("INSERT INTO mcp.audit_log (%s)%s", columns.data, sql.data);
     // Generic: the arrays change with every batch.
     SPIPlanPtr plan = SPI_prepare_cursor(insert, nparams, types, CURSOR_OPT_GENERIC_PLAN);
@@ -500,11 +500,14 @@ AuditTable *build_audit_table(TupleDesc current) {
     return table;
 }
 
+// mcp.audit_log's OID (a syscache lookup), InvalidOid once the extension is dropped.
+Oid audit_log_relid(void) {
+    Oid schema = get_namespace_oid("mcp", true);
+    return OidIsValid(schema) ? get_relname_relid("audit_log", schema) : InvalidOid;
+}
+
 // The writer's table description, checked against the table's current definition.
-AuditTable *current_audit_table(void) {
-    Oid schema = get_namespace_oid("mcp", false);
-    Oid relid = get_relname_relid("audit_log", schema);
-    if (!OidIsValid(relid)) elog(ERROR, "table mcp.audit_log does not exist");
+AuditTable *current_audit_table(Oid relid) {
     Relation rel = table_open(relid, AccessShareLock);
     TupleDesc current = RelationGetDescr(rel);
     if (audit_table == NULL || !equalTupleDescs(audit_table->desc, current)) {
@@ -618,9 +621,10 @@ void record_values(const AuditTable *table, const UnpackedRecord *r, int64 id, D
 // sha256(prev_hash || the row's canonical content) (audit_record.hpp), computed here, in id
 // order, by the only writer. One INSERT per batch, each column passed as an array. Returns
 // the last id.
-int64 append_records(const char *bytes, const uint32 *offsets, const uint32 *lengths, int count) {
+int64 append_records(Oid relid, const char *bytes, const uint32 *offsets, const uint32 *lengths,
+                     int count) {
     if (!chain_loaded) load_chain_end();
-    AuditTable *table = current_audit_table();
+    AuditTable *table = current_audit_table(relid);
     int natts = table->desc->natts;
     Datum **columns = (Datum **)palloc(sizeof(Datum *) * natts);
     bool **column_nulls = (bool **)palloc(sizeof(bool *) * natts);
@@ -720,12 +724,13 @@ bool write_batch(Oid dbid) {
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, "pg_mcp: writing audit records");
     int64 last_id = 0;
-    if (!OidIsValid(get_extension_oid("pg_mcp", true))) {
+    Oid relid = audit_log_relid();
+    if (!OidIsValid(relid)) {
         ereport(LOG, (errmsg("pg_mcp audit writer: extension dropped in database %u; %d queued "
                              "records discarded",
                              dbid, count)));
     } else {
-        last_id = append_records(bytes.data, offsets, lengths, count);
+        last_id = append_records(relid, bytes.data, offsets, lengths, count);
     }
     SPI_finish();
     PopActiveSnapshot();
