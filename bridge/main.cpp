@@ -1,6 +1,7 @@
 // pg_mcp_bridge: serves the tools of a PostgreSQL database with the pg_mcp extension to MCP
 // clients over stdio. All policy is in the database; this process speaks the protocol.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,10 +10,12 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include <libpq-fe.h>
 
 #include "database.hpp"
+#include "http_transport.hpp"
 #include "log.hpp"
 #include "mcp_server.hpp"
 #include "stdio_transport.hpp"
@@ -38,6 +41,8 @@ struct Options {
     size_t page_size = 100;
     LogLevel log_level = LogLevel::Info;
     bool check = false;
+    bool http = false;  // --http: Streamable HTTP instead of stdio
+    HttpOptions http_options;
 };
 
 void usage(FILE *out) {
@@ -45,9 +50,9 @@ void usage(FILE *out) {
         out,
         "Usage: pg_mcp_bridge [OPTIONS] [CONNINFO]\n"
         "\n"
-        "Serves the tools of a PostgreSQL database with the pg_mcp extension to an MCP client\n"
-        "over stdio (one JSON-RPC message per line). Protocol revisions 2026-07-28 and\n"
-        "2025-11-25 (also 2025-06-18 and 2025-03-26).\n"
+        "Serves the tools of a PostgreSQL database with the pg_mcp extension to MCP clients,\n"
+        "over stdio (one JSON-RPC message per line) or Streamable HTTP (--http). Protocol\n"
+        "revisions 2026-07-28 and 2025-11-25 (also 2025-06-18 and 2025-03-26).\n"
         "\n"
         "CONNINFO is a libpq connection string or URI (postgresql://user@host/db). Without it,\n"
         "libpq's environment applies exactly as for psql: PGHOST, PGDATABASE, PGUSER, PGSERVICE\n"
@@ -61,6 +66,13 @@ void usage(FILE *out) {
         "  --page-size N             tools per tools/list page (default 100)\n"
         "  --log-level LEVEL         stderr log level: debug, info, notice, warning, error\n"
         "                            (default info)\n"
+        "  --http [ADDRESS:]PORT     serve Streamable HTTP at http://ADDRESS:PORT/mcp instead\n"
+        "                            of stdio (ADDRESS default 127.0.0.1; also /healthz and\n"
+        "                            /readyz); port 0 picks a free one (logged)\n"
+        "  --allowed-origin ORIGIN   an Origin browsers may send (repeatable; default none:\n"
+        "                            requests with any Origin header get 403)\n"
+        "  --allowed-host NAME       a Host name accepted besides loopback names and the bound\n"
+        "                            address (repeatable; against DNS rebinding)\n"
         "  --check                   connect, verify the extension, list the tools this role\n"
         "                            can call, and exit 0 (ready) or 1 (not ready)\n"
         "  --version                 print the version and exit\n"
@@ -117,6 +129,38 @@ int parse_options(int argc, char **argv, Options &options) {
                              arg.c_str(), v, minimum, arg == "--pool-size" ? ", at most 100" : "");
                 return 2;
             }
+        } else if (arg == "--http") {
+            const char *v = value("--http");
+            if (!v) return 2;
+            std::string spec = v;
+            std::string port = spec;
+            size_t colon = spec.rfind(':');
+            if (colon != std::string::npos && spec.find(']') != std::string::npos &&
+                colon < spec.find(']'))
+                colon = std::string::npos;  // "[::1]" without a port
+            if (colon != std::string::npos) {
+                std::string address = spec.substr(0, colon);
+                if (address.size() > 2 && address.front() == '[' && address.back() == ']')
+                    address = address.substr(1, address.size() - 2);
+                options.http_options.address = address;
+                port = spec.substr(colon + 1);
+            }
+            size_t number = 0;
+            if (!parse_size(port.c_str(), 0, number) || number > 65535) {
+                std::fprintf(stderr,
+                             "pg_mcp_bridge: invalid --http \"%s\" (expected [ADDRESS:]PORT, "
+                             "e.g. 127.0.0.1:8080)\n",
+                             v);
+                return 2;
+            }
+            options.http = true;
+            options.http_options.port = static_cast<unsigned short>(number);
+        } else if (arg == "--allowed-origin" || arg == "--allowed-host") {
+            const char *v = value(arg.c_str());
+            if (!v) return 2;
+            (arg == "--allowed-origin" ? options.http_options.allowed_origins
+                                       : options.http_options.allowed_hosts)
+                .push_back(v);
         } else if (arg == "--log-level") {
             const char *v = value("--log-level");
             if (!v) return 2;
@@ -173,6 +217,42 @@ int run_check(const Options &options) {
     return status;
 }
 
+// Streamable HTTP until SIGTERM/SIGINT; then in-flight requests get up to 10 s to finish.
+int serve_http(const Options &options, Database &database, const ServerOptions &server_options,
+               const Logger &logger, const StartupCheck &check) {
+    HttpOptions http_options = options.http_options;
+    http_options.max_body_bytes = options.max_message_bytes;
+    std::string dsn = options.dsn;
+    HttpServer server(database, server_options, logger, http_options, [dsn] {
+        StartupCheck ready = check_database(dsn);
+        return ready.ok ? std::string() : ready.message;
+    });
+    std::string error;
+    if (!server.listen(error)) {
+        logger.log(LogLevel::Error, error);
+        database.stop();
+        return 1;
+    }
+    std::string address = http_options.address.find(':') != std::string::npos
+                              ? "[" + http_options.address + "]"
+                              : http_options.address;
+    logger.log(LogLevel::Notice, check.message + "; serving MCP on http://" + address + ":" +
+                                     std::to_string(server.port()) + "/mcp");
+    Listener listener(options.dsn, logger, [&server] { server.tools_changed(); });
+    std::thread waker([&server] {
+        pollfd fd{wake_pipe[0], POLLIN, 0};
+        while (::poll(&fd, 1, -1) < 0 && errno == EINTR) {
+        }
+        server.stop();
+    });
+    server.run(std::chrono::seconds(10));
+    logger.log(LogLevel::Info, "signal received; HTTP server stopped");
+    waker.join();
+    database.stop();
+    listener.stop();
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -200,14 +280,15 @@ int main(int argc, char **argv) {
         logger.log(LogLevel::Error, check.message);
         return 1;
     }
-    logger.log(LogLevel::Info, check.message + "; serving MCP on stdio");
-
-    LineWriter writer(STDOUT_FILENO);
     Database database(options.dsn, options.pool_size, logger);
     ServerOptions server_options;
     server_options.agent_name = options.agent;
     server_options.page_size = options.page_size;
     server_options.version = kVersion;
+    if (options.http) return serve_http(options, database, server_options, logger, check);
+    logger.log(LogLevel::Info, check.message + "; serving MCP on stdio");
+
+    LineWriter writer(STDOUT_FILENO);
     McpServer server(database, writer, server_options, logger);
     Listener listener(options.dsn, logger, [&server] { server.tools_changed(); });
 

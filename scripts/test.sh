@@ -58,5 +58,9 @@ build/cmake/e2e_tests --gtest_brief=1
 echo "== real clients: the official MCP TypeScript SDKs (v1 and v2)"
 if [ ! -d test/sdk/node_modules ]; then (cd test/sdk && npm ci --no-audit --no-fund >/dev/null); fi
 (cd test/sdk && PG_MCP_BRIDGE="$root/build/cmake/pg_mcp_bridge" node --test --test-concurrency=1 --test-reporter=spec)
+echo "== the same v1 tool tests over Streamable HTTP (pg_mcp_bridge --http)"
+(cd test/sdk && PG_MCP_SDK_TRANSPORT=http PG_MCP_BRIDGE="$root/build/cmake/pg_mcp_bridge" \
+  node --test --test-concurrency=1 --test-reporter=spec \
+  v1-legacy.test.mjs v1-output-schema.test.mjs v1-cancel.test.mjs)
 
 echo "== all tests passed"

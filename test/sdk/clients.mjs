@@ -1,11 +1,51 @@
 // Client factories for the two official TypeScript SDKs (not a test file).
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport as StdioTransportV1 } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport as HttpTransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { spawn } from 'node:child_process';
 import { Client as ClientV2 } from '@modelcontextprotocol/client';
 import { StdioClientTransport as StdioTransportV2 } from '@modelcontextprotocol/client/stdio';
 import { bridgeArgs, bridgeBinary, tapTransport } from './helpers.mjs';
 
 export const REQUEST_TIMEOUT = { timeout: 20_000 };
+
+/**
+ * The transport the v1 tests use: 'stdio' (default) or 'http' (PG_MCP_SDK_TRANSPORT=http: each
+ * connection starts `pg_mcp_bridge --http 127.0.0.1:0` and talks Streamable HTTP to it).
+ */
+export const TRANSPORT = process.env.PG_MCP_SDK_TRANSPORT || 'stdio';
+
+/**
+ * Starts an HTTP bridge on a free loopback port; resolves to { child, url, stderr, stop }.
+ */
+export async function startHttpBridge(user, extraArgs = []) {
+  const child = spawn(await bridgeBinary(), ['--http', '127.0.0.1:0', ...bridgeArgs(user, extraArgs)], {
+    env: { ...process.env },
+    stdio: ['ignore', 'ignore', 'pipe']
+  });
+  const stderr = [];
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`HTTP bridge did not start: ${stderr.join('')}`)), 20_000);
+    child.stderr.on('data', (chunk) => {
+      stderr.push(chunk.toString());
+      const found = stderr.join('').match(/serving MCP on (http:\/\/\S+\/mcp)/);
+      if (found) {
+        clearTimeout(timer);
+        resolve(found[1]);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`HTTP bridge exited (${code}): ${stderr.join('')}`));
+    });
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const stop = async () => {
+    child.kill('SIGTERM');
+    await exited;
+  };
+  return { child, url, stderr, stop };
+}
 
 /**
  * v1 client (@modelcontextprotocol/sdk 1.x, legacy initialize handshake) connected to a bridge
@@ -14,19 +54,28 @@ export const REQUEST_TIMEOUT = { timeout: 20_000 };
  * (the SDK's default environment drops PGHOST/PGPORT/...).
  */
 export async function connectV1(user, { extraArgs = [], before } = {}) {
-  const transport = new StdioTransportV1({
-    command: await bridgeBinary(),
-    args: bridgeArgs(user, extraArgs),
-    env: { ...process.env },
-    stderr: 'pipe'
-  });
+  let transport;
+  let http;
+  if (TRANSPORT === 'http') {
+    http = await startHttpBridge(user, extraArgs);
+    transport = new HttpTransportV1(new URL(http.url));
+  } else {
+    transport = new StdioTransportV1({
+      command: await bridgeBinary(),
+      args: bridgeArgs(user, extraArgs),
+      env: { ...process.env },
+      stderr: 'pipe'
+    });
+  }
   const tap = tapTransport(transport);
   const client = new ClientV1({ name: 'pg-mcp-bridge-sdk-e2e-v1', version: '0.0.1' }, { capabilities: {} });
   const errors = [];
   client.onerror = (e) => errors.push(e);
   before?.(client);
   const close = async () => {
+    if (http) await transport.terminateSession().catch(() => {});
     await client.close().catch(() => {});
+    await http?.stop();
   };
   try {
     await client.connect(transport, REQUEST_TIMEOUT);

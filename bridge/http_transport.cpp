@@ -1,0 +1,521 @@
+#include "http_transport.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <random>
+
+#include "json_rpc.hpp"
+
+namespace pg_mcp::bridge {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char *const kEndpoint = "/mcp";
+
+// A cryptographically random session id: 128 bits as hex (visible ASCII only).
+std::string new_session_id() {
+    static std::mutex mutex;
+    static std::random_device device;
+    std::lock_guard<std::mutex> lock(mutex);
+    std::string id;
+    for (int i = 0; i < 4; i++) {
+        char part[9];
+        std::snprintf(part, sizeof part, "%08x", static_cast<unsigned>(device()));
+        id += part;
+    }
+    return id;
+}
+
+bool is_supported_version(const std::string &version) {
+    if (version == kModernVersion) return true;
+    for (const char *legacy : kLegacyVersions)
+        if (version == legacy) return true;
+    return false;
+}
+
+std::string lower(std::string text) {
+    for (char &c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text;
+}
+
+// The host name of a Host header: "[::1]:8080" -> "[::1]", "localhost:8080" -> "localhost".
+std::string host_name(const std::string &host) {
+    if (!host.empty() && host[0] == '[') {
+        size_t end = host.find(']');
+        return lower(end == std::string::npos ? host : host.substr(0, end + 1));
+    }
+    return lower(host.substr(0, host.find(':')));
+}
+
+}  // namespace
+
+// A session's output: each response goes to the HTTP request waiting for its id. Messages
+// without such a request (notifications) have no stream to go to in JSON mode and are dropped.
+class SessionOutput : public Output {
+  public:
+    struct Waiter {
+        std::string response;
+        bool done = false;
+    };
+
+    void send(const json &message) override {
+        if (!message.contains("id") || message.contains("method")) return;
+        std::string key = message["id"].dump();
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto found = waiting_.find(key);
+        if (found == waiting_.end()) return;  // nobody waits any more (timed out)
+        found->second->response = message.dump(-1, ' ', false, json::error_handler_t::replace);
+        found->second->done = true;
+        ready_.notify_all();
+    }
+
+    // Registers a wait for the response to `key`; false when one is already waiting.
+    bool expect(const std::string &key, std::shared_ptr<Waiter> waiter) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return waiting_.emplace(key, std::move(waiter)).second;
+    }
+
+    // Waits for the response (true) or the deadline or an abort (false); the wait ends.
+    bool wait(const std::string &key, const std::shared_ptr<Waiter> &waiter,
+              std::chrono::milliseconds timeout) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait_for(lock, timeout, [&] { return waiter->done || aborted_; });
+        waiting_.erase(key);
+        return waiter->done;
+    }
+
+    // The ids (as JSON text) of the requests waiting for a response.
+    std::vector<std::string> pending() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::vector<std::string> keys;
+        for (const auto &entry : waiting_) keys.push_back(entry.first);
+        return keys;
+    }
+
+    // Ends the wait for `key` without a response (the client cancelled that request).
+    void abandon(const std::string &key) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto found = waiting_.find(key);
+        if (found == waiting_.end()) return;
+        found->second->done = true;
+        ready_.notify_all();
+    }
+
+    // Ends every wait (the server is stopping and its grace period is over).
+    void abort() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        aborted_ = true;
+        ready_.notify_all();
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::map<std::string, std::shared_ptr<Waiter>> waiting_;
+    bool aborted_ = false;
+};
+
+class HttpServer::Session {
+  public:
+    Session(std::string session_id, Backend &backend, const ServerOptions &options,
+            const Logger &logger)
+        : id(std::move(session_id)), server(backend, output, options, logger) {}
+
+    // Ends the session: its running requests are cancelled (their queries too) and their
+    // HTTP requests answered without a response, then the protocol state is shut down.
+    void end(const std::string &reason) {
+        for (const std::string &key : output.pending()) {
+            json cancel = {{"jsonrpc", "2.0"},
+                           {"method", "notifications/cancelled"},
+                           {"params", {{"requestId", json::parse(key)}, {"reason", reason}}}};
+            server.handle_line(cancel.dump());
+            output.abandon(key);
+        }
+        server.shutdown();
+    }
+
+    std::string id;
+    SessionOutput output;  // before server, which holds a reference to it
+    McpServer server;
+    std::atomic<Clock::rep> last_used{Clock::now().time_since_epoch().count()};
+};
+
+struct HttpServer::Impl {
+    Backend &backend;
+    ServerOptions server_options;
+    const Logger &logger;
+    HttpOptions options;
+    ReadinessFn readiness;
+
+    asio::io_context io;
+    tcp::acceptor acceptor{io};
+    std::atomic<bool> stopping{false};
+
+    std::mutex mutex;  // sessions, connections
+    std::map<std::string, std::shared_ptr<Session>> sessions;
+    std::shared_ptr<Session> stateless;  // 2026-07-28 requests: no protocol-level session
+    std::set<int> connections;           // open client sockets (to end idle ones at stop)
+    std::condition_variable connections_done;
+    std::atomic<int> in_flight{0};
+
+    Impl(Backend &b, ServerOptions so, const Logger &l, HttpOptions o, ReadinessFn r)
+        : backend(b),
+          server_options(std::move(so)),
+          logger(l),
+          options(std::move(o)),
+          readiness(std::move(r)) {
+        stateless = std::make_shared<Session>("", backend, server_options, logger);
+    }
+
+    using Request = http::request<http::string_body>;
+    using Response = http::response<http::string_body>;
+
+    Response reply(const Request &request, http::status status, std::string body = {},
+                   const char *content_type = "application/json") {
+        Response response{status, request.version()};
+        response.set(http::field::server, "pg_mcp_bridge");
+        if (!body.empty()) response.set(http::field::content_type, content_type);
+        response.keep_alive(request.keep_alive());
+        response.body() = std::move(body);
+        response.prepare_payload();
+        return response;
+    }
+
+    // An HTTP error whose body is a JSON-RPC error without id (as the transport allows).
+    Response rpc_error(const Request &request, http::status status, int code,
+                       const std::string &message) {
+        return reply(request, status, make_error(nullptr, code, message).dump());
+    }
+
+    bool host_allowed(const Request &request) {
+        auto host = request.find(http::field::host);
+        if (host == request.end()) return request.version() < 11;  // HTTP/1.1 requires Host
+        std::string name = host_name(std::string(host->value()));
+        static const char *const loopback[] = {"localhost", "127.0.0.1", "[::1]"};
+        for (const char *allowed : loopback)
+            if (name == allowed) return true;
+        if (name == lower(options.address)) return true;
+        for (const auto &allowed : options.allowed_hosts)
+            if (name == lower(allowed)) return true;
+        return false;
+    }
+
+    bool origin_allowed(const Request &request) {
+        auto origin = request.find(http::field::origin);
+        if (origin == request.end()) return true;
+        std::string value(origin->value());
+        for (const auto &allowed : options.allowed_origins)
+            if (value == allowed) return true;
+        return false;
+    }
+
+    std::shared_ptr<Session> find_session(const std::string &id) {
+        std::lock_guard<std::mutex> lock(mutex);
+        auto found = sessions.find(id);
+        return found == sessions.end() ? nullptr : found->second;
+    }
+
+    // Ends sessions unused for longer than options.session_idle.
+    void expire_sessions() {
+        auto limit = Clock::now() - options.session_idle;
+        std::lock_guard<std::mutex> lock(mutex);
+        for (auto it = sessions.begin(); it != sessions.end();) {
+            if (Clock::time_point(Clock::duration(it->second->last_used.load())) < limit &&
+                it->second->server.in_flight() == 0) {
+                it->second->end("session expired");
+                it = sessions.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+
+    Response handle(const Request &request) {
+        std::string target(request.target());
+        std::string path = target.substr(0, target.find('?'));
+        if (!host_allowed(request))
+            return rpc_error(request, http::status::forbidden, error_code::kInvalidRequest,
+                             "Forbidden: Host header not allowed (add it with --allowed-host)");
+        if (!origin_allowed(request))
+            return rpc_error(request, http::status::forbidden, error_code::kInvalidRequest,
+                             "Forbidden: Origin not allowed (add it with --allowed-origin)");
+        if (path == "/healthz") return reply(request, http::status::ok, "ok\n", "text/plain");
+        if (path == "/readyz") {
+            std::string problem = readiness();
+            return problem.empty() ? reply(request, http::status::ok, "ready\n", "text/plain")
+                                   : reply(request, http::status::service_unavailable,
+                                           "not ready: " + problem + "\n", "text/plain");
+        }
+        if (path != kEndpoint)
+            return reply(request, http::status::not_found, "not found\n", "text/plain");
+        switch (request.method()) {
+            case http::verb::post:
+                return post(request);
+            case http::verb::delete_: {
+                auto header = request.find("MCP-Session-Id");
+                if (header == request.end())
+                    return rpc_error(request, http::status::bad_request,
+                                     error_code::kInvalidRequest,
+                                     "Bad Request: DELETE needs an MCP-Session-Id header");
+                std::shared_ptr<Session> session;
+                {
+                    std::lock_guard<std::mutex> lock(mutex);
+                    auto found = sessions.find(std::string(header->value()));
+                    if (found != sessions.end()) {
+                        session = found->second;
+                        sessions.erase(found);
+                    }
+                }
+                if (session == nullptr)
+                    return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
+                                     "Session not found");
+                session->end("session deleted by the client");
+                return reply(request, http::status::no_content);
+            }
+            default: {
+                // No server-initiated SSE stream (GET) yet: clients then use POST only.
+                Response response =
+                    rpc_error(request, http::status::method_not_allowed,
+                              error_code::kInvalidRequest, "Method not allowed: use POST");
+                response.set(http::field::allow, "POST, DELETE");
+                return response;
+            }
+        }
+    }
+
+    Response post(const Request &request) {
+        auto accept = request.find(http::field::accept);
+        std::string accepted = accept == request.end() ? "" : lower(std::string(accept->value()));
+        if (accepted.find("application/json") == std::string::npos ||
+            accepted.find("text/event-stream") == std::string::npos)
+            return rpc_error(request, http::status::not_acceptable, error_code::kInvalidRequest,
+                             "Not Acceptable: Accept must list application/json and "
+                             "text/event-stream");
+        auto content_type = request.find(http::field::content_type);
+        if (content_type == request.end() ||
+            lower(std::string(content_type->value())).rfind("application/json", 0) != 0)
+            return rpc_error(request, http::status::unsupported_media_type,
+                             error_code::kInvalidRequest,
+                             "Unsupported Media Type: the body must be application/json");
+        json message = json::parse(request.body(), nullptr, false);
+        if (message.is_discarded())
+            return rpc_error(request, http::status::bad_request, error_code::kParseError,
+                             "Parse error: the body is not JSON");
+        if (!message.is_object())
+            return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
+                             "Invalid Request: the body must be one JSON-RPC message (no batches)");
+        bool has_method = message.contains("method") && message["method"].is_string();
+        bool has_id = message.contains("id");
+        std::string method = has_method ? message["method"].get<std::string>() : "";
+
+        std::string version;
+        auto version_header = request.find("MCP-Protocol-Version");
+        if (version_header != request.end()) {
+            version = std::string(version_header->value());
+            if (!is_supported_version(version))
+                return rpc_error(
+                    request, http::status::bad_request, error_code::kInvalidRequest,
+                    "Bad Request: unsupported MCP-Protocol-Version \"" + version + "\"");
+        }
+
+        std::shared_ptr<Session> session;
+        bool created = false;
+        auto session_header = request.find("MCP-Session-Id");
+        if (session_header != request.end()) {
+            session = find_session(std::string(session_header->value()));
+            if (session == nullptr)
+                return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
+                                 "Session not found: start a new one with initialize");
+        } else if (method == "initialize") {
+            session = std::make_shared<Session>(new_session_id(), backend, server_options, logger);
+            created = true;
+        } else if (version == kModernVersion) {
+            if (method == "subscriptions/listen")
+                return rpc_error(request, http::status::bad_request, error_code::kMethodNotFound,
+                                 "subscriptions/listen is not served over HTTP yet; use stdio");
+            session = stateless;  // 2026-07-28: no protocol-level sessions
+        } else {
+            return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
+                             "Bad Request: MCP-Session-Id header required (initialize first)");
+        }
+        session->last_used = Clock::now().time_since_epoch().count();
+
+        if (!has_method || !has_id) {  // a notification or a response: accepted, no body
+            if (!has_method && !message.contains("result") && !message.contains("error"))
+                return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
+                                 "Invalid Request: not a JSON-RPC request, notification or "
+                                 "response");
+            session->server.handle_line(request.body());
+            // A cancelled request gets no JSON-RPC response: its POST is answered without one.
+            if (method == "notifications/cancelled" && message.contains("params") &&
+                message["params"].is_object() && message["params"].contains("requestId"))
+                session->output.abandon(message["params"]["requestId"].dump());
+            return reply(request, http::status::accepted);
+        }
+        const json &id = message["id"];
+        if (!(id.is_string() || id.is_number_integer()))
+            return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
+                             "Invalid Request: id must be a string or an integer");
+        std::string key = id.dump();
+        auto waiter = std::make_shared<SessionOutput::Waiter>();
+        if (!session->output.expect(key, waiter))
+            return rpc_error(
+                request, http::status::conflict, error_code::kInvalidRequest,
+                "Conflict: a request with id " + key + " is already in progress in this session");
+        session->server.handle_line(request.body());
+        if (!session->output.wait(key, waiter, options.request_timeout))
+            return rpc_error(request, http::status::gateway_timeout, error_code::kInternalError,
+                             "No response within the bridge's request timeout");
+        if (waiter->response.empty())  // cancelled by the client
+            return reply(request, http::status::no_content);
+        Response response = reply(request, http::status::ok, std::move(waiter->response));
+        if (created) {
+            json result = json::parse(response.body(), nullptr, false);
+            if (result.is_object() && result.contains("result")) {
+                std::lock_guard<std::mutex> lock(mutex);
+                sessions.emplace(session->id, session);
+                response.set("MCP-Session-Id", session->id);
+            }
+        }
+        return response;
+    }
+
+    void serve(tcp::socket &socket) {
+        beast::flat_buffer buffer;
+        beast::error_code error;
+        for (;;) {
+            http::request_parser<http::string_body> parser;
+            parser.body_limit(options.max_body_bytes);
+            http::read(socket, buffer, parser, error);
+            if (error == http::error::body_limit) {
+                Request request = parser.release();
+                Response response = rpc_error(
+                    request, http::status::payload_too_large, error_code::kInvalidRequest,
+                    "Payload Too Large: the body exceeds " +
+                        std::to_string(options.max_body_bytes) + " bytes (--max-message-bytes)");
+                response.keep_alive(false);
+                http::write(socket, response, error);
+                break;
+            }
+            if (error) break;  // closed, or a malformed request
+            Request request = parser.release();
+            in_flight++;
+            Response response;
+            try {
+                response = handle(request);
+            } catch (const std::exception &failure) {
+                logger.log(
+                    LogLevel::Error,
+                    std::string("internal error handling an HTTP request: ") + failure.what());
+                response = rpc_error(request, http::status::internal_server_error,
+                                     error_code::kInternalError, "Internal error");
+            }
+            if (stopping) response.keep_alive(false);
+            http::write(socket, response, error);
+            in_flight--;
+            if (error || !response.keep_alive()) break;
+        }
+        socket.shutdown(tcp::socket::shutdown_both, error);
+    }
+};
+
+HttpServer::HttpServer(Backend &backend, ServerOptions server_options, const Logger &logger,
+                       HttpOptions options, ReadinessFn readiness)
+    : impl_(std::make_unique<Impl>(backend, std::move(server_options), logger, std::move(options),
+                                   std::move(readiness))) {}
+
+HttpServer::~HttpServer() = default;
+
+bool HttpServer::listen(std::string &error) {
+    beast::error_code code;
+    auto address = asio::ip::make_address(impl_->options.address, code);
+    if (code) {
+        error = "invalid address \"" + impl_->options.address + "\": " + code.message();
+        return false;
+    }
+    tcp::endpoint endpoint(address, impl_->options.port);
+    impl_->acceptor.open(endpoint.protocol(), code);
+    if (!code) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), code);
+    if (!code) impl_->acceptor.bind(endpoint, code);
+    if (!code) impl_->acceptor.listen(asio::socket_base::max_listen_connections, code);
+    if (code) {
+        error = "cannot listen on " + impl_->options.address + ":" +
+                std::to_string(impl_->options.port) + ": " + code.message();
+        return false;
+    }
+    bound_port_ = impl_->acceptor.local_endpoint().port();
+    return true;
+}
+
+void HttpServer::run(std::chrono::milliseconds grace) {
+    Impl &impl = *impl_;
+    auto last_expiry = Clock::now();
+    while (!impl.stopping) {
+        beast::error_code error;
+        tcp::socket socket(impl.io);
+        impl.acceptor.accept(socket, error);
+        if (impl.stopping) break;
+        if (error) continue;
+        if (Clock::now() - last_expiry > std::chrono::seconds(30)) {
+            impl.expire_sessions();
+            last_expiry = Clock::now();
+        }
+        int fd = socket.native_handle();
+        {
+            std::lock_guard<std::mutex> lock(impl.mutex);
+            impl.connections.insert(fd);
+        }
+        // One thread per connection, detached; run() waits for all of them before returning,
+        // so each closes its socket before it says it is done.
+        auto owned = std::make_shared<tcp::socket>(std::move(socket));
+        std::thread([&impl, fd, owned]() mutable {
+            impl.serve(*owned);
+            owned.reset();
+            std::lock_guard<std::mutex> lock(impl.mutex);
+            impl.connections.erase(fd);
+            impl.connections_done.notify_all();
+        }).detach();
+    }
+    // Stopped: in-flight requests finish (up to the grace period); idle keep-alive
+    // connections are ended at once.
+    auto deadline = Clock::now() + grace;
+    {
+        std::unique_lock<std::mutex> lock(impl.mutex);
+        while (!impl.connections.empty() && Clock::now() < deadline) {
+            if (impl.in_flight == 0)
+                for (int fd : impl.connections) ::shutdown(fd, SHUT_RD);
+            impl.connections_done.wait_for(lock, std::chrono::milliseconds(50));
+        }
+        // Past the grace period: requests still running are cancelled and abandoned.
+        for (int fd : impl.connections) ::shutdown(fd, SHUT_RDWR);
+        for (auto &entry : impl.sessions) entry.second->end("the server is stopping");
+        impl.stateless->end("the server is stopping");
+        for (auto &entry : impl.sessions) entry.second->output.abort();
+        impl.stateless->output.abort();
+        impl.connections_done.wait(lock, [&] { return impl.connections.empty(); });
+    }
+}
+
+void HttpServer::stop() {
+    impl_->stopping = true;
+    // Unblocks accept() (a signal handler may not touch asio objects: this only calls
+    // shutdown(2) on the listening socket, which is async-signal-safe).
+    ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
+}
+
+void HttpServer::tools_changed() {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    for (auto &entry : impl_->sessions) entry.second->server.tools_changed();
+}
+
+}  // namespace pg_mcp::bridge

@@ -1,0 +1,67 @@
+// The Streamable HTTP transport (MCP 2025-11-25): one endpoint (/mcp) for POST and DELETE, a
+// session per initialize (MCP-Session-Id), JSON responses, 202 for notifications and
+// responses, Origin and Host validation against DNS rebinding, a body size limit, /healthz and
+// /readyz, and a graceful stop that lets in-flight requests finish. Built on Boost.Beast; one
+// thread per client connection (requests wait for the database, not for each other), all
+// sessions sharing one database pool.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend.hpp"
+#include "log.hpp"
+#include "mcp_server.hpp"
+
+namespace pg_mcp::bridge {
+
+struct HttpOptions {
+    std::string address = "127.0.0.1";
+    unsigned short port = 8080;
+    // Origins a browser may send (exact, e.g. "http://localhost:3000"); a request with any
+    // other Origin gets 403. Requests without Origin (non-browser clients) are accepted.
+    std::vector<std::string> allowed_origins;
+    // Host header names accepted (without port); loopback names and the bound address always.
+    std::vector<std::string> allowed_hosts;
+    size_t max_body_bytes = 1 << 20;
+    std::chrono::milliseconds request_timeout{300000};  // longest wait for one response
+    std::chrono::minutes session_idle{60};              // sessions unused this long are ended
+};
+
+// Whether the database is reachable with the right extension: an empty string when ready,
+// else why not (for /readyz).
+using ReadinessFn = std::function<std::string()>;
+
+class HttpServer {
+  public:
+    HttpServer(Backend &backend, ServerOptions server_options, const Logger &logger,
+               HttpOptions options, ReadinessFn readiness);
+    ~HttpServer();
+
+    // Binds and listens; false with a message when the address cannot be used.
+    bool listen(std::string &error);
+    unsigned short port() const { return bound_port_; }
+    // Accepts connections until stop(); then waits for in-flight requests (up to `grace`).
+    void run(std::chrono::milliseconds grace);
+    // From any thread (or a signal's wake-up): stop accepting, end idle connections.
+    void stop();
+    // The tool catalog changed: every session is told (when it can be).
+    void tools_changed();
+
+    class Session;
+    struct Impl;
+
+  private:
+    std::unique_ptr<Impl> impl_;
+    unsigned short bound_port_ = 0;
+};
+
+}  // namespace pg_mcp::bridge

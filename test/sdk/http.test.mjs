@@ -1,0 +1,215 @@
+// The Streamable HTTP transport itself (pg_mcp_bridge --http), with plain fetch: sessions,
+// status codes, Origin and Host validation, size limit, health endpoints, the 2026-07-28
+// stateless form, and many sessions sharing a small pool. The tool tests run over HTTP with the
+// SDK client too (scripts/test.sh runs the v1 tests again with PG_MCP_SDK_TRANSPORT=http).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { startHttpBridge } from './clients.mjs';
+import { psql } from './helpers.mjs';
+
+const TEST_TIMEOUT = { timeout: 120_000 };
+const JSON_AND_SSE = 'application/json, text/event-stream';
+
+function post(url, body, headers = {}) {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: JSON_AND_SSE, ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body)
+  });
+}
+
+async function initialize(url) {
+  const response = await post(url, {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'http-test', version: '1' } }
+  });
+  assert.equal(response.status, 200);
+  const session = response.headers.get('mcp-session-id');
+  assert.match(session, /^[\x21-\x7e]{32}$/, 'a session id of visible ASCII');
+  const body = await response.json();
+  assert.equal(body.result.protocolVersion, '2025-11-25');
+  const headers = { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
+  const initialized = await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, headers);
+  assert.equal(initialized.status, 202);
+  assert.equal(await initialized.text(), '');
+  return headers;
+}
+
+/** A raw HTTP request (fetch does not let a test set Host). */
+function rawRequest(url, { method = 'GET', headers = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('http: sessions, status codes and a tool call', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support');
+  try {
+    const { url } = bridge;
+    const headers = await initialize(url);
+    const call = await post(
+      url,
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'get_customer_info', arguments: { email: 'customer1@example.com' } } },
+      headers
+    );
+    assert.equal(call.status, 200);
+    assert.match(call.headers.get('content-type'), /^application\/json/);
+    const result = (await call.json()).result;
+    assert.equal(result.structuredContent.rows[0].email, 'customer1@example.com');
+
+    // Without a session (not initialize): 400; an unknown session: 404.
+    const list = { jsonrpc: '2.0', id: 3, method: 'tools/list' };
+    assert.equal((await post(url, list)).status, 400);
+    assert.equal((await post(url, list, { 'mcp-session-id': 'no-such-session' })).status, 404);
+    // An unsupported protocol version header: 400.
+    assert.equal((await post(url, list, { ...headers, 'mcp-protocol-version': '1999-01-01' })).status, 400);
+    // Accept must list both types; the body must be JSON, one message, not too large.
+    assert.equal((await post(url, list, { ...headers, accept: 'application/json' })).status, 406);
+    assert.equal((await post(url, list, { ...headers, 'content-type': 'text/plain' })).status, 415);
+    const parse = await post(url, '{not json', headers);
+    assert.equal(parse.status, 400);
+    assert.equal((await parse.json()).error.code, -32700);
+    assert.equal((await post(url, [list], headers)).status, 400);
+    const big = await post(url, { ...list, params: { pad: 'x'.repeat(2 * 1024 * 1024) } }, headers);
+    assert.equal(big.status, 413);
+    // GET offers no stream (405 with Allow); other paths 404.
+    const get = await fetch(url, { headers: { accept: 'text/event-stream', ...headers } });
+    assert.equal(get.status, 405);
+    assert.match(get.headers.get('allow'), /POST/);
+    assert.equal((await fetch(new URL('/other', url))).status, 404);
+
+    // The same request id twice at once in a session: the second is refused (409).
+    const slowTool = await psql(
+      `SELECT mcp.create_tool('sdk_http_sleep', 'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'sleeps',
+         '[{"name": "s", "type": "number"}]');
+       SELECT mcp.grant_tool('sdk_http_sleep', 'agent_support');`
+    );
+    assert.ok(slowTool);
+    try {
+      const slow = { jsonrpc: '2.0', id: 'same', method: 'tools/call', params: { name: 'sdk_http_sleep', arguments: { s: 1 } } };
+      const first = post(url, slow, headers);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await post(url, slow, headers)).status, 409);
+      assert.equal((await first).status, 200);
+    } finally {
+      await psql(`SELECT mcp.drop_tool('sdk_http_sleep')`);
+    }
+
+    // DELETE ends the session; it is then unknown.
+    const deleted = await fetch(url, { method: 'DELETE', headers });
+    assert.equal(deleted.status, 204);
+    assert.equal((await post(url, list, headers)).status, 404);
+  } finally {
+    await bridge.stop();
+  }
+});
+
+test('http: Origin and Host are checked against DNS rebinding', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--allowed-origin', 'http://localhost:3000']);
+  try {
+    const { url } = bridge;
+    const init = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } }
+    };
+    const foreign = await post(url, init, { origin: 'http://evil.example' });
+    assert.equal(foreign.status, 403);
+    assert.equal((await foreign.json()).error.code, -32600);
+    assert.equal((await post(url, init, { origin: 'http://localhost:3000' })).status, 200);
+    const port = new URL(url).port;
+    const rebound = await rawRequest(new URL('/healthz', url), { headers: { host: `evil.example:${port}` } });
+    assert.equal(rebound.status, 403);
+    const local = await rawRequest(new URL('/healthz', url), { headers: { host: `localhost:${port}` } });
+    assert.equal(local.status, 200);
+  } finally {
+    await bridge.stop();
+  }
+});
+
+test('http: /healthz and /readyz', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support');
+  try {
+    const health = await fetch(new URL('/healthz', bridge.url));
+    assert.equal(health.status, 200);
+    const ready = await fetch(new URL('/readyz', bridge.url));
+    assert.equal(ready.status, 200);
+    assert.match(await ready.text(), /ready/);
+  } finally {
+    await bridge.stop();
+  }
+});
+
+test('http: 2026-07-28 requests need no session', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support');
+  try {
+    const meta = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientCapabilities': {}
+    };
+    const response = await post(
+      bridge.url,
+      { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_customer_info', arguments: { email: 'customer2@example.com' }, _meta: meta } },
+      { 'mcp-protocol-version': '2026-07-28' }
+    );
+    assert.equal(response.status, 200);
+    const body = await response.json();
+    assert.equal(body.result.structuredContent.rows[0].email, 'customer2@example.com');
+    assert.equal(body.result.resultType, 'complete');
+  } finally {
+    await bridge.stop();
+  }
+});
+
+test('http: 50 concurrent sessions over a pool of 10, no connection beyond it', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--pool-size', '10']);
+  try {
+    const sessions = await Promise.all(Array.from({ length: 50 }, () => initialize(bridge.url)));
+    // The pool opens its connections on demand: those started from now on are the pool's.
+    const [since] = await psql('SELECT clock_timestamp()', { single: false });
+    let peak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const [n] = await psql(
+          `SELECT count(*) FROM pg_stat_activity WHERE usename = 'agent_support'
+              AND application_name = 'pg_mcp_bridge' AND backend_start >= '${since}'`,
+          { single: false }
+        );
+        peak = Math.max(peak, Number(n));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const results = await Promise.all(
+      sessions.map((headers, i) =>
+        post(
+          bridge.url,
+          { jsonrpc: '2.0', id: 10 + i, method: 'tools/call', params: { name: 'get_customer_info', arguments: { email: `customer${i + 1}@example.com` } } },
+          headers
+        ).then(async (r) => ({ status: r.status, body: await r.json() }))
+      )
+    );
+    sampling = false;
+    await sampler;
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.status, 200);
+      assert.ok(!r.body.error, JSON.stringify(r.body));
+      assert.equal(r.body.id, 10 + i);
+    }
+    // Never more than the pool, whatever the number of sessions; and the pool was used.
+    assert.ok(peak <= 10, `at most 10 pool connections, saw ${peak}`);
+    assert.ok(peak >= 2, `concurrent calls used several pool connections, saw ${peak}`);
+  } finally {
+    await bridge.stop();
+  }
+});
