@@ -129,7 +129,14 @@ class HttpServer::Session {
   public:
     Session(std::string session_id, Backend &backend, const ServerOptions &options,
             const Logger &logger)
-        : id(std::move(session_id)), server(backend, output, options, logger) {}
+        : id(std::move(session_id)),
+          server(backend, output, with_prefix(options, id.empty() ? "stateless/" : id + "/"),
+                 logger) {}
+
+    static ServerOptions with_prefix(ServerOptions options, const std::string &prefix) {
+        options.backend_key_prefix = prefix;
+        return options;
+    }
 
     // Ends the session: its running requests are cancelled (their queries too) and their
     // HTTP requests answered without a response, then the protocol state is shut down.
@@ -163,8 +170,9 @@ struct HttpServer::Impl {
 
     std::mutex mutex;  // sessions, connections
     std::map<std::string, std::shared_ptr<Session>> sessions;
-    std::shared_ptr<Session> stateless;  // 2026-07-28 requests: no protocol-level session
-    std::set<int> connections;           // open client sockets (to end idle ones at stop)
+    std::shared_ptr<Session> stateless;      // 2026-07-28 requests: no protocol-level session
+    std::set<int> connections;               // open client sockets (to end idle ones at stop)
+    std::atomic<uint64_t> stateless_ids{0};  // ids given to stateless requests
     std::condition_variable connections_done;
     std::atomic<int> in_flight{0};
 
@@ -362,22 +370,37 @@ struct HttpServer::Impl {
                 session->output.abandon(message["params"]["requestId"].dump());
             return reply(request, http::status::accepted);
         }
-        const json &id = message["id"];
+        const json id = message["id"];
         if (!(id.is_string() || id.is_number_integer()))
             return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
                              "Invalid Request: id must be a string or an integer");
-        std::string key = id.dump();
+        // Stateless requests of many clients share one server: each gets an id of its own,
+        // and its response gets the client's id back.
+        std::string line = request.body();
+        bool renamed = session == stateless;
+        if (renamed) {
+            message["id"] = "http-" + std::to_string(++stateless_ids);
+            line = message.dump();
+        }
+        std::string key = message["id"].dump();
         auto waiter = std::make_shared<SessionOutput::Waiter>();
         if (!session->output.expect(key, waiter))
             return rpc_error(
                 request, http::status::conflict, error_code::kInvalidRequest,
                 "Conflict: a request with id " + key + " is already in progress in this session");
-        session->server.handle_line(request.body());
+        session->server.handle_line(line);
         if (!session->output.wait(key, waiter, options.request_timeout))
             return rpc_error(request, http::status::gateway_timeout, error_code::kInternalError,
                              "No response within the bridge's request timeout");
         if (waiter->response.empty())  // cancelled by the client
             return reply(request, http::status::no_content);
+        if (renamed) {
+            json response = json::parse(waiter->response, nullptr, false);
+            if (response.is_object()) {
+                response["id"] = id;
+                waiter->response = response.dump(-1, ' ', false, json::error_handler_t::replace);
+            }
+        }
         Response response = reply(request, http::status::ok, std::move(waiter->response));
         if (created) {
             json result = json::parse(response.body(), nullptr, false);

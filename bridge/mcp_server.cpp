@@ -282,7 +282,7 @@ void McpServer::handle_notification(const std::string &method, const json &param
         }
         if (running) {
             logger_.log(LogLevel::Info, "cancelling request " + key);
-            backend_.cancel(key);
+            backend_.cancel(options_.backend_key_prefix + key);
         }
         return;
     }
@@ -397,7 +397,7 @@ void McpServer::list_tools(const Request &request) {
     if (!begin_work(request)) return;
     size_t page_size = std::max<size_t>(1, options_.page_size);
     backend_.list_tools(
-        request_key(request.id), identity(request),
+        options_.backend_key_prefix + request_key(request.id), identity(request),
         [this, request, after, page_size](BackendReply reply) {
             if (!end_work(request.id)) return;
             if (!reply.ok) {
@@ -462,8 +462,8 @@ void McpServer::call_tool(const Request &request) {
         };
     }
     backend_.call_tool(
-        request_key(request.id), identity(request), tool, arguments, progress,
-        [this, request, tool](BackendReply reply) {
+        options_.backend_key_prefix + request_key(request.id), identity(request), tool, arguments,
+        progress, [this, request, tool](BackendReply reply) {
             if (!end_work(request.id)) {
                 logger_.log(LogLevel::Info, "tools/call " + tool + " (request " +
                                                 request.id.dump() +

@@ -35,6 +35,9 @@ struct ServerOptions {
     std::string agent_name;  // --agent: recorded with every call
     size_t page_size = 100;  // tools per tools/list page
     std::string version = "0.1.0";
+    // Prepended to request ids in the keys given to the backend: servers sharing one backend
+    // (HTTP sessions) must not confuse each other's requests.
+    std::string backend_key_prefix;
 };
 
 extern const char *const kModernVersion;       // "2026-07-28"

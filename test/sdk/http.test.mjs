@@ -213,3 +213,47 @@ test('http: 50 concurrent sessions over a pool of 10, no connection beyond it', 
     await bridge.stop();
   }
 });
+
+test('http: sessions sharing the pool do not confuse requests with the same id', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--pool-size', '4']);
+  await psql(
+    `SELECT mcp.create_tool('sdk_http_sleep2', 'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'sleeps',
+       '[{"name": "s", "type": "number"}]');
+     SELECT mcp.grant_tool('sdk_http_sleep2', 'agent_support');`
+  );
+  try {
+    const a = await initialize(bridge.url);
+    const b = await initialize(bridge.url);
+    const slow = { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'sdk_http_sleep2', arguments: { s: 1.5 } } };
+    const inA = post(bridge.url, slow, a);
+    const inB = post(bridge.url, slow, b);
+    await new Promise((r) => setTimeout(r, 500));
+    // Cancelling id 5 in session A leaves session B's id 5 running to its answer.
+    const cancel = await post(bridge.url, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 5, reason: 'test' } }, a);
+    assert.equal(cancel.status, 202);
+    assert.equal((await inA).status, 204);
+    const answered = await inB;
+    assert.equal(answered.status, 200);
+    const body = await answered.json();
+    assert.equal(body.id, 5);
+    assert.deepEqual(body.result.structuredContent.rows, [{ slept: true }]);
+
+    // Stateless (2026-07-28) requests of two clients with the same id: both answered, each
+    // with its own id back.
+    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} };
+    const modern = (email) =>
+      post(
+        bridge.url,
+        { jsonrpc: '2.0', id: 'x', method: 'tools/call', params: { name: 'get_customer_info', arguments: { email }, _meta: meta } },
+        { 'mcp-protocol-version': '2026-07-28' }
+      ).then((r) => r.json());
+    const [one, two] = await Promise.all([modern('customer3@example.com'), modern('customer4@example.com')]);
+    assert.equal(one.id, 'x');
+    assert.equal(two.id, 'x');
+    assert.equal(one.result.structuredContent.rows[0].email, 'customer3@example.com');
+    assert.equal(two.result.structuredContent.rows[0].email, 'customer4@example.com');
+  } finally {
+    await psql(`SELECT mcp.drop_tool('sdk_http_sleep2')`);
+    await bridge.stop();
+  }
+});
