@@ -428,6 +428,19 @@ struct HttpServer::Impl {
                         std::to_string(options.max_body_bytes) + " bytes (--max-message-bytes)");
                 response.keep_alive(false);
                 http::write(socket, response, error);
+                // Read and drop the rest of the body (bounded, 2 s at most) before closing, so
+                // that a client still sending gets the 413 instead of a broken pipe.
+                socket.shutdown(tcp::socket::shutdown_send, error);
+                timeval timeout{2, 0};
+                ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
+                             sizeof timeout);
+                char sink[65536];
+                size_t drained = 0;
+                while (drained < 64 * options.max_body_bytes) {
+                    size_t n = socket.read_some(asio::buffer(sink), error);
+                    if (error || n == 0) break;
+                    drained += n;
+                }
                 break;
             }
             if (error) break;  // closed, or a malformed request
