@@ -60,9 +60,10 @@ void deliver(const ReplyFn &reply, BackendReply value, const Logger &logger) {
 }  // namespace
 
 PGconn *open_connection(const std::string &dsn) {
-    // The DSN is expanded first; application_name after it identifies the bridge.
-    const char *keywords[] = {"dbname", "application_name", nullptr};
-    const char *values[] = {dsn.empty() ? nullptr : dsn.c_str(), "pg_mcp_bridge", nullptr};
+    // A connect timeout unless the DSN sets one (it is expanded after, and overrides it);
+    // application_name after the DSN identifies the bridge.
+    const char *keywords[] = {"connect_timeout", "dbname", "application_name", nullptr};
+    const char *values[] = {"10", dsn.empty() ? nullptr : dsn.c_str(), "pg_mcp_bridge", nullptr};
     return PQconnectdbParams(keywords, values, 1);
 }
 

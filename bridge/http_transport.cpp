@@ -1,11 +1,13 @@
 #include "http_transport.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <cstdlib>
 #include <random>
 
 #include "json_rpc.hpp"
@@ -70,13 +72,30 @@ class SessionOutput : public Output {
 
     void send(const json &message) override {
         if (!message.contains("id") || message.contains("method")) return;
+        deliver(message["id"].dump(), message.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+
+    // A large result: built as text from its pieces (no JSON tree), and only when a request
+    // still waits for it (otherwise the pieces are read and dropped).
+    void send_streamed(const json &message, BodyStream &body) override {
         std::string key = message["id"].dump();
-        std::lock_guard<std::mutex> lock(mutex_);
-        auto found = waiting_.find(key);
-        if (found == waiting_.end()) return;  // nobody waits any more (timed out)
-        found->second->response = message.dump(-1, ' ', false, json::error_handler_t::replace);
-        found->second->done = true;
-        ready_.notify_all();
+        std::string chunk;
+        if (!waiting(key)) {
+            while (body.next(chunk)) {
+            }
+            return;
+        }
+        std::string text = streamed_prefix(message);
+        while (body.next(chunk)) text += chunk;
+        if (!body.failed.empty()) {
+            deliver(key, make_error(message["id"], error_code::kDatabaseUnavailable,
+                                    "The result was cut short (" + body.failed +
+                                        "); the call completed and was audited.")
+                             .dump());
+            return;
+        }
+        text += "}}";
+        deliver(key, std::move(text));
     }
 
     // Registers a wait for the response to `key`; false when one is already waiting.
@@ -94,21 +113,29 @@ class SessionOutput : public Output {
         return waiter->done;
     }
 
+    // Stops waiting for `key` (the request could not be handed over).
+    void forget(const std::string &key) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        waiting_.erase(key);
+    }
+
+    // Ends the wait for `key`, if any: with a JSON-RPC error when the session ended under the
+    // request; without any response when the client cancelled it (as cancellation asks).
+    void abandon(const std::string &key, const std::string &reason, bool respond) {
+        json id = json::parse(key, nullptr, false);
+        deliver(key, respond
+                         ? make_error(id.is_discarded() ? json() : id, error_code::kInternalError,
+                                      "Request cancelled: " + reason)
+                               .dump()
+                         : std::string());
+    }
+
     // The ids (as JSON text) of the requests waiting for a response.
     std::vector<std::string> pending() {
         std::lock_guard<std::mutex> lock(mutex_);
         std::vector<std::string> keys;
         for (const auto &entry : waiting_) keys.push_back(entry.first);
         return keys;
-    }
-
-    // Ends the wait for `key` without a response (the client cancelled that request).
-    void abandon(const std::string &key) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        auto found = waiting_.find(key);
-        if (found == waiting_.end()) return;
-        found->second->done = true;
-        ready_.notify_all();
     }
 
     // Ends every wait (the server is stopping and its grace period is over).
@@ -119,6 +146,20 @@ class SessionOutput : public Output {
     }
 
   private:
+    bool waiting(const std::string &key) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return waiting_.count(key) > 0;
+    }
+
+    void deliver(const std::string &key, std::string response) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto found = waiting_.find(key);
+        if (found == waiting_.end() || found->second->done) return;  // nobody waits any more
+        found->second->response = std::move(response);
+        found->second->done = true;
+        ready_.notify_all();
+    }
+
     std::mutex mutex_;
     std::condition_variable ready_;
     std::map<std::string, std::shared_ptr<Waiter>> waiting_;
@@ -138,16 +179,12 @@ class HttpServer::Session {
         return options;
     }
 
-    // Ends the session: its running requests are cancelled (their queries too) and their
-    // HTTP requests answered without a response, then the protocol state is shut down.
+    // Ends the session: everything it has running is cancelled (the queries too), waiting
+    // HTTP requests get a "cancelled" error, and the protocol state is shut down. The object
+    // must then stay alive until server.idle() (backend replies may still arrive).
     void end(const std::string &reason) {
-        for (const std::string &key : output.pending()) {
-            json cancel = {{"jsonrpc", "2.0"},
-                           {"method", "notifications/cancelled"},
-                           {"params", {{"requestId", json::parse(key)}, {"reason", reason}}}};
-            server.handle_line(cancel.dump());
-            output.abandon(key);
-        }
+        server.cancel_all();
+        for (const std::string &key : output.pending()) output.abandon(key, reason, true);
         server.shutdown();
     }
 
@@ -173,6 +210,8 @@ struct HttpServer::Impl {
     std::shared_ptr<Session> stateless;      // 2026-07-28 requests: no protocol-level session
     std::set<int> connections;               // open client sockets (to end idle ones at stop)
     std::atomic<uint64_t> stateless_ids{0};  // ids given to stateless requests
+    // Ended sessions, kept until their last backend reply has come and gone.
+    std::vector<std::shared_ptr<Session>> draining;
     std::condition_variable connections_done;
     std::atomic<int> in_flight{0};
 
@@ -233,19 +272,41 @@ struct HttpServer::Impl {
         return found == sessions.end() ? nullptr : found->second;
     }
 
+    // Ends a session already removed from `sessions` (outside the lock: ending cancels
+    // queries), and keeps it until it is idle.
+    void retire(const std::shared_ptr<Session> &session, const std::string &reason) {
+        session->end(reason);
+        std::lock_guard<std::mutex> lock(mutex);
+        draining.push_back(session);
+    }
+
+    // Frees ended sessions that no backend reply can reach any more.
+    void reap() {
+        std::lock_guard<std::mutex> lock(mutex);
+        draining.erase(std::remove_if(draining.begin(), draining.end(),
+                                      [](const std::shared_ptr<Session> &session) {
+                                          return session->server.idle();
+                                      }),
+                       draining.end());
+    }
+
     // Ends sessions unused for longer than options.session_idle.
     void expire_sessions() {
         auto limit = Clock::now() - options.session_idle;
-        std::lock_guard<std::mutex> lock(mutex);
-        for (auto it = sessions.begin(); it != sessions.end();) {
-            if (Clock::time_point(Clock::duration(it->second->last_used.load())) < limit &&
-                it->second->server.in_flight() == 0) {
-                it->second->end("session expired");
-                it = sessions.erase(it);
-            } else {
-                ++it;
+        std::vector<std::shared_ptr<Session>> expired;
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            for (auto it = sessions.begin(); it != sessions.end();) {
+                if (Clock::time_point(Clock::duration(it->second->last_used.load())) < limit &&
+                    it->second->server.in_flight() == 0) {
+                    expired.push_back(it->second);
+                    it = sessions.erase(it);
+                } else {
+                    ++it;
+                }
             }
         }
+        for (auto &session : expired) retire(session, "session expired");
     }
 
     Response handle(const Request &request) {
@@ -287,7 +348,7 @@ struct HttpServer::Impl {
                 if (session == nullptr)
                     return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
                                      "Session not found");
-                session->end("session deleted by the client");
+                retire(session, "session deleted by the client");
                 return reply(request, http::status::no_content);
             }
             default: {
@@ -315,6 +376,9 @@ struct HttpServer::Impl {
             return rpc_error(request, http::status::unsupported_media_type,
                              error_code::kInvalidRequest,
                              "Unsupported Media Type: the body must be application/json");
+        if (nests_too_deep(request.body()))
+            return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
+                             "Invalid Request: the message nests more than 128 levels deep");
         json message = json::parse(request.body(), nullptr, false);
         if (message.is_discarded())
             return rpc_error(request, http::status::bad_request, error_code::kParseError,
@@ -336,6 +400,9 @@ struct HttpServer::Impl {
                     "Bad Request: unsupported MCP-Protocol-Version \"" + version + "\"");
         }
 
+        if (method == "subscriptions/listen")
+            return rpc_error(request, http::status::bad_request, error_code::kMethodNotFound,
+                             "subscriptions/listen is not served over HTTP yet; use stdio");
         std::shared_ptr<Session> session;
         bool created = false;
         auto session_header = request.find("MCP-Session-Id");
@@ -348,9 +415,6 @@ struct HttpServer::Impl {
             session = std::make_shared<Session>(new_session_id(), backend, server_options, logger);
             created = true;
         } else if (version == kModernVersion) {
-            if (method == "subscriptions/listen")
-                return rpc_error(request, http::status::bad_request, error_code::kMethodNotFound,
-                                 "subscriptions/listen is not served over HTTP yet; use stdio");
             session = stateless;  // 2026-07-28: no protocol-level sessions
         } else {
             return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
@@ -364,10 +428,12 @@ struct HttpServer::Impl {
                                  "Invalid Request: not a JSON-RPC request, notification or "
                                  "response");
             session->server.handle_line(request.body());
-            // A cancelled request gets no JSON-RPC response: its POST is answered without one.
+            // A cancelled request gets no response from the server; its POST, if the client
+            // still reads it, gets a "cancelled" error.
             if (method == "notifications/cancelled" && message.contains("params") &&
                 message["params"].is_object() && message["params"].contains("requestId"))
-                session->output.abandon(message["params"]["requestId"].dump());
+                session->output.abandon(message["params"]["requestId"].dump(),
+                                        "cancelled by the client", false);
             return reply(request, http::status::accepted);
         }
         const json id = message["id"];
@@ -388,12 +454,31 @@ struct HttpServer::Impl {
             return rpc_error(
                 request, http::status::conflict, error_code::kInvalidRequest,
                 "Conflict: a request with id " + key + " is already in progress in this session");
-        session->server.handle_line(line);
-        if (!session->output.wait(key, waiter, options.request_timeout))
+        try {
+            session->server.handle_line(line);
+        } catch (...) {
+            session->output.forget(key);
+            throw;
+        }
+        if (!session->output.wait(key, waiter, options.request_timeout)) {
+            // Given up: the work is cancelled too, so that it frees its connection and id.
+            json cancel = {{"jsonrpc", "2.0"},
+                           {"method", "notifications/cancelled"},
+                           {"params", {{"requestId", message["id"]}, {"reason", "timed out"}}}};
+            session->server.handle_line(cancel.dump());
             return rpc_error(request, http::status::gateway_timeout, error_code::kInternalError,
                              "No response within the bridge's request timeout");
-        if (waiter->response.empty())  // cancelled by the client
-            return reply(request, http::status::no_content);
+        }
+        if (waiter->response.empty()) {
+            // Cancelled by the client: an event stream that ends without any message.
+            Response response{http::status::ok, request.version()};
+            response.set(http::field::server, "pg_mcp_bridge");
+            response.set(http::field::content_type, "text/event-stream");
+            response.set(http::field::cache_control, "no-cache");
+            response.keep_alive(request.keep_alive());
+            response.prepare_payload();
+            return response;
+        }
         if (renamed) {
             json response = json::parse(waiter->response, nullptr, false);
             if (response.is_object()) {
@@ -428,18 +513,23 @@ struct HttpServer::Impl {
                         std::to_string(options.max_body_bytes) + " bytes (--max-message-bytes)");
                 response.keep_alive(false);
                 http::write(socket, response, error);
-                // Read and drop the rest of the body (bounded, 2 s at most) before closing, so
-                // that a client still sending gets the 413 instead of a broken pipe.
+                // Read and drop the rest of the body (at most 4 times the limit, for at most
+                // 2 s) before closing, so that a client still sending gets the 413 instead of a
+                // broken pipe.
                 socket.shutdown(tcp::socket::shutdown_send, error);
-                timeval timeout{2, 0};
-                ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
-                             sizeof timeout);
+                auto deadline = Clock::now() + std::chrono::seconds(2);
                 char sink[65536];
                 size_t drained = 0;
-                while (drained < 64 * options.max_body_bytes) {
-                    size_t n = socket.read_some(asio::buffer(sink), error);
-                    if (error || n == 0) break;
-                    drained += n;
+                while (drained < 4 * options.max_body_bytes && Clock::now() < deadline) {
+                    int left =
+                        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             deadline - Clock::now())
+                                             .count());
+                    pollfd fd{socket.native_handle(), POLLIN, 0};
+                    if (::poll(&fd, 1, std::max(left, 1)) <= 0) break;
+                    ssize_t n = ::recv(socket.native_handle(), sink, sizeof sink, 0);
+                    if (n <= 0) break;
+                    drained += static_cast<size_t>(n);
                 }
                 break;
             }
@@ -501,7 +591,12 @@ void HttpServer::run(std::chrono::milliseconds grace) {
         tcp::socket socket(impl.io);
         impl.acceptor.accept(socket, error);
         if (impl.stopping) break;
-        if (error) continue;
+        if (error) {  // e.g. out of file descriptors: do not spin
+            impl.logger.log(LogLevel::Warning, "accepting a connection failed: " + error.message());
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            continue;
+        }
+        impl.reap();
         if (Clock::now() - last_expiry > std::chrono::seconds(30)) {
             impl.expire_sessions();
             last_expiry = Clock::now();
@@ -511,16 +606,25 @@ void HttpServer::run(std::chrono::milliseconds grace) {
             std::lock_guard<std::mutex> lock(impl.mutex);
             impl.connections.insert(fd);
         }
-        // One thread per connection, detached; run() waits for all of them before returning,
-        // so each closes its socket before it says it is done.
+        // One thread per connection, detached; run() waits for all of them before returning.
+        // Each takes its descriptor out of `connections` before closing it, so that stop()
+        // never shuts down a number that already belongs to something else.
         auto owned = std::make_shared<tcp::socket>(std::move(socket));
-        std::thread([&impl, fd, owned]() mutable {
-            impl.serve(*owned);
-            owned.reset();
+        try {
+            std::thread([&impl, fd, owned]() mutable {
+                impl.serve(*owned);
+                std::lock_guard<std::mutex> lock(impl.mutex);
+                impl.connections.erase(fd);
+                owned.reset();
+                impl.connections_done.notify_all();
+            }).detach();
+        } catch (const std::system_error &failure) {
+            impl.logger.log(LogLevel::Error,
+                            std::string("cannot start a connection thread: ") + failure.what());
             std::lock_guard<std::mutex> lock(impl.mutex);
             impl.connections.erase(fd);
-            impl.connections_done.notify_all();
-        }).detach();
+            owned.reset();
+        }
     }
     // Stopped: in-flight requests finish (up to the grace period); idle keep-alive
     // connections are ended at once.
@@ -532,13 +636,27 @@ void HttpServer::run(std::chrono::milliseconds grace) {
                 for (int fd : impl.connections) ::shutdown(fd, SHUT_RD);
             impl.connections_done.wait_for(lock, std::chrono::milliseconds(50));
         }
-        // Past the grace period: requests still running are cancelled and abandoned.
         for (int fd : impl.connections) ::shutdown(fd, SHUT_RDWR);
-        for (auto &entry : impl.sessions) entry.second->end("the server is stopping");
-        impl.stateless->end("the server is stopping");
-        for (auto &entry : impl.sessions) entry.second->output.abort();
-        impl.stateless->output.abort();
-        impl.connections_done.wait(lock, [&] { return impl.connections.empty(); });
+    }
+    // Past the grace period: requests still running are cancelled and abandoned (outside
+    // the lock: cancelling reaches the database).
+    std::vector<std::shared_ptr<Session>> open;
+    {
+        std::lock_guard<std::mutex> lock(impl.mutex);
+        for (auto &entry : impl.sessions) open.push_back(entry.second);
+        open.push_back(impl.stateless);
+    }
+    for (auto &session : open) {
+        session->end("the server is stopping");
+        session->output.abort();
+    }
+    std::unique_lock<std::mutex> lock(impl.mutex);
+    if (!impl.connections_done.wait_for(lock, std::chrono::seconds(30),
+                                        [&] { return impl.connections.empty(); })) {
+        // A connection thread is stuck (in a system call): it still uses this object, so
+        // the process ends here rather than free it under that thread.
+        impl.logger.log(LogLevel::Error, "connections did not finish within 30 s; exiting");
+        std::_Exit(1);
     }
 }
 

@@ -36,6 +36,9 @@ struct Message {
 };
 
 // Parses one line. Invalid input yields Kind::Invalid with a ready error object.
+// Whether a message nests deeper than any MCP message needs (checked before parsing).
+bool nests_too_deep(std::string_view text);
+
 Message parse_message(std::string_view line);
 
 // The id of a request too long to parse, from its first and last bytes, when it is plainly

@@ -10,6 +10,9 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <chrono>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include <libpq-fe.h>
@@ -222,11 +225,24 @@ int serve_http(const Options &options, Database &database, const ServerOptions &
                const Logger &logger, const StartupCheck &check) {
     HttpOptions http_options = options.http_options;
     http_options.max_body_bytes = options.max_message_bytes;
+    // /readyz: one check at a time, its answer reused for 2 s (probes cannot pile up
+    // connections on the database).
     std::string dsn = options.dsn;
-    HttpServer server(database, server_options, logger, http_options, [dsn] {
-        StartupCheck ready = check_database(dsn);
-        return ready.ok ? std::string() : ready.message;
-    });
+    auto ready_mutex = std::make_shared<std::mutex>();
+    auto ready_at = std::make_shared<std::chrono::steady_clock::time_point>();
+    auto ready_answer = std::make_shared<std::string>();
+    HttpServer server(database, server_options, logger, http_options,
+                      [dsn, ready_mutex, ready_at, ready_answer] {
+                          std::lock_guard<std::mutex> lock(*ready_mutex);
+                          auto now = std::chrono::steady_clock::now();
+                          if (*ready_at == std::chrono::steady_clock::time_point() ||
+                              now - *ready_at > std::chrono::seconds(2)) {
+                              StartupCheck ready = check_database(dsn);
+                              *ready_answer = ready.ok ? std::string() : ready.message;
+                              *ready_at = now;
+                          }
+                          return *ready_answer;
+                      });
     std::string error;
     if (!server.listen(error)) {
         logger.log(LogLevel::Error, error);

@@ -399,6 +399,7 @@ void McpServer::list_tools(const Request &request) {
     backend_.list_tools(
         options_.backend_key_prefix + request_key(request.id), identity(request),
         [this, request, after, page_size](BackendReply reply) {
+            CallbackGuard guard(callbacks_running_);
             if (!end_work(request.id)) return;
             if (!reply.ok) {
                 send(make_error(request.id, reply.error_code, reply.error_message));
@@ -454,6 +455,7 @@ void McpServer::call_tool(const Request &request) {
     ProgressFn progress;
     if (!token.is_null()) {
         progress = [this, token, tool](int seconds) {
+            CallbackGuard guard(callbacks_running_);
             send(make_notification(
                 "notifications/progress",
                 {{"progressToken", token},
@@ -464,6 +466,7 @@ void McpServer::call_tool(const Request &request) {
     backend_.call_tool(
         options_.backend_key_prefix + request_key(request.id), identity(request), tool, arguments,
         progress, [this, request, tool](BackendReply reply) {
+            CallbackGuard guard(callbacks_running_);
             if (!end_work(request.id)) {
                 logger_.log(LogLevel::Info, "tools/call " + tool + " (request " +
                                                 request.id.dump() +
@@ -594,6 +597,26 @@ void McpServer::log_for_request(const Request &request, LogLevel level,
         send(make_notification(
             "notifications/message",
             {{"level", log_level_name(level)}, {"logger", "pg_mcp_bridge"}, {"data", message}}));
+}
+
+void McpServer::cancel_all() {
+    std::vector<std::string> running;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const std::string &key : in_flight_)
+            if (cancelled_.insert(key).second) running.push_back(key);
+    }
+    for (const std::string &key : running) backend_.cancel(options_.backend_key_prefix + key);
+}
+
+bool McpServer::idle() const {
+    // In this order: a callback enters its guard before it takes its request out of
+    // in_flight_, so an empty in_flight_ followed by no running callback means none is left.
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!in_flight_.empty()) return false;
+    }
+    return callbacks_running_.load() == 0;
 }
 
 void McpServer::shutdown() {

@@ -4,6 +4,7 @@
 // no policy: tools/list and tools/call go to the Backend, i.e. to the extension.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -62,6 +63,10 @@ class McpServer {
     void shutdown();
 
     size_t in_flight() const;
+    // Cancels every request the backend is working on (their replies are dropped).
+    void cancel_all();
+    // Nothing in flight and no backend callback running: the server may be destroyed.
+    bool idle() const;
 
   private:
     struct Request {
@@ -109,6 +114,13 @@ class McpServer {
     std::set<std::string> cancelled_;  // in flight but cancelled: their replies are dropped
     std::map<std::string, json> subscriptions_;  // modern subscriptions/listen, by id (dumped)
     bool shut_down_ = false;
+    // Backend callbacks executing now: each holds a CallbackGuard while it runs.
+    mutable std::atomic<int> callbacks_running_{0};
+    struct CallbackGuard {
+        explicit CallbackGuard(std::atomic<int> &count) : count_(count) { ++count_; }
+        ~CallbackGuard() { --count_; }
+        std::atomic<int> &count_;
+    };
 };
 
 }  // namespace pg_mcp::bridge

@@ -79,6 +79,10 @@ test('http: sessions, status codes and a tool call', TEST_TIMEOUT, async () => {
     assert.equal(parse.status, 400);
     assert.equal((await parse.json()).error.code, -32700);
     assert.equal((await post(url, [list], headers)).status, 400);
+    const deep = '{"jsonrpc":"2.0","id":4,"method":"tools/list","params":' + '['.repeat(200) + ']'.repeat(200) + '}';
+    assert.equal((await post(url, deep, headers)).status, 400);
+    const listen = { jsonrpc: '2.0', id: 6, method: 'subscriptions/listen', params: {} };
+    assert.equal((await post(url, listen, headers)).status, 400);
     const big = await post(url, { ...list, params: { pad: 'x'.repeat(2 * 1024 * 1024) } }, headers);
     assert.equal(big.status, 413);
     // GET offers no stream (405 with Allow); other paths 404.
@@ -104,9 +108,32 @@ test('http: sessions, status codes and a tool call', TEST_TIMEOUT, async () => {
       await psql(`SELECT mcp.drop_tool('sdk_http_sleep')`);
     }
 
-    // DELETE ends the session; it is then unknown.
-    const deleted = await fetch(url, { method: 'DELETE', headers });
-    assert.equal(deleted.status, 204);
+    // DELETE ends the session: a call still running is cancelled (its POST gets a
+    // "cancelled" error) and audited as such; the session is then unknown.
+    await psql(
+      `SELECT mcp.create_tool('sdk_http_sleep3', 'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'sleeps',
+         '[{"name": "s", "type": "number"}]');
+       SELECT mcp.grant_tool('sdk_http_sleep3', 'agent_support');`
+    );
+    try {
+      const running = post(url, { jsonrpc: '2.0', id: 'long', method: 'tools/call', params: { name: 'sdk_http_sleep3', arguments: { s: 20 } } }, headers);
+      await new Promise((r) => setTimeout(r, 500));
+      const started = Date.now();
+      const deleted = await fetch(url, { method: 'DELETE', headers });
+      assert.equal(deleted.status, 204);
+      const ended = await running;
+      assert.ok(Date.now() - started < 5000, 'the running call ended with its session');
+      assert.match((await ended.json()).error.message, /cancelled: session deleted/);
+      let status;
+      for (let i = 0; i < 50 && status !== 'cancelled'; i++) {
+        [status] = await psql(`SELECT status FROM mcp.audit_log WHERE tool_name = 'sdk_http_sleep3' ORDER BY id DESC LIMIT 1`, { single: false });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(status, 'cancelled');
+    } finally {
+      await psql(`SELECT mcp.drop_tool('sdk_http_sleep3')`);
+    }
+    assert.equal((await fetch(url, { method: 'DELETE', headers })).status, 404);
     assert.equal((await post(url, list, headers)).status, 404);
   } finally {
     await bridge.stop();
@@ -231,7 +258,11 @@ test('http: sessions sharing the pool do not confuse requests with the same id',
     // Cancelling id 5 in session A leaves session B's id 5 running to its answer.
     const cancel = await post(bridge.url, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 5, reason: 'test' } }, a);
     assert.equal(cancel.status, 202);
-    assert.equal((await inA).status, 204);
+    // Cancelled: no JSON-RPC response, as cancellation asks (an event stream with no event).
+    const cancelled = await inA;
+    assert.equal(cancelled.status, 200);
+    assert.match(cancelled.headers.get('content-type'), /^text\/event-stream/);
+    assert.equal(await cancelled.text(), '');
     const answered = await inB;
     assert.equal(answered.status, 200);
     const body = await answered.json();
