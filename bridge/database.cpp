@@ -149,9 +149,45 @@ StartupCheck check_database(const std::string &dsn) {
     return check;
 }
 
-Database::Database(std::string dsn, size_t pool_size, const Logger &logger)
-    : dsn_(std::move(dsn)), pool_size_(pool_size == 0 ? 1 : pool_size), logger_(logger) {
+Database::Database(std::string dsn, size_t pool_size, const Logger &logger,
+                   std::chrono::milliseconds queue_timeout)
+    : dsn_(std::move(dsn)),
+      pool_size_(pool_size == 0 ? 1 : pool_size),
+      logger_(logger),
+      queue_timeout_(queue_timeout) {
     for (size_t i = 0; i < pool_size_; ++i) workers_.emplace_back([this] { worker(); });
+    if (queue_timeout_.count() > 0) expirer_ = std::thread([this] { expire_queued(); });
+}
+
+// Answers "busy, retry" to requests that waited longer than the queue timeout for a free
+// connection (the queue is in arrival order: only its front can be due).
+void Database::expire_queued() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopping_) {
+        std::vector<std::shared_ptr<Job>> expired;
+        auto limit = Clock::now() - queue_timeout_;
+        while (!queue_.empty() && queue_.front()->queued_at < limit) {
+            expired.push_back(queue_.front());
+            active_.erase(queue_.front()->key);
+            queue_.pop_front();
+        }
+        if (!expired.empty()) {
+            lock.unlock();
+            for (auto &job : expired)
+                deliver(job->reply,
+                        failure(error_code::kDatabaseUnavailable,
+                                "Busy: all " + std::to_string(pool_size_) +
+                                    " database connections stayed in use for " +
+                                    std::to_string(queue_timeout_.count()) +
+                                    " ms; the request was not run. Retry shortly."),
+                        logger_);
+            logger_.log(LogLevel::Warning, std::to_string(expired.size()) +
+                                               " request(s) refused: connection pool busy");
+            lock.lock();
+            continue;
+        }
+        expiry_.wait_for(lock, std::chrono::milliseconds(20));
+    }
 }
 
 Database::~Database() {
@@ -174,18 +210,21 @@ void Database::stop() {
         for (auto &job : abandoned) active_.erase(job->key);
     }
     ready_.notify_all();
+    expiry_.notify_all();
     for (auto &job : abandoned)
         deliver(job->reply, failure(error_code::kInternalError, "Server is shutting down"),
                 logger_);
     for (auto &thread : workers_)
         if (thread.joinable()) thread.join();
     workers_.clear();
+    if (expirer_.joinable()) expirer_.join();
 }
 
 void Database::enqueue(std::shared_ptr<Job> job) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!stopping_) {
+            job->queued_at = Clock::now();
             active_[job->key] = job;
             queue_.push_back(job);
             job = nullptr;

@@ -62,7 +62,10 @@ StartupCheck check_database(const std::string &dsn);
 
 class Database : public Backend {
   public:
-    Database(std::string dsn, size_t pool_size, const Logger &logger);
+    // queue_timeout: longest wait for a free connection before a request is answered "busy,
+    // retry" (0: no limit).
+    Database(std::string dsn, size_t pool_size, const Logger &logger,
+             std::chrono::milliseconds queue_timeout = std::chrono::milliseconds(0));
     ~Database() override;
 
     void list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) override;
@@ -82,12 +85,14 @@ class Database : public Backend {
         std::string arguments;
         ProgressFn progress;
         ReplyFn reply;
+        std::chrono::steady_clock::time_point queued_at;
         bool cancelled = false;             // guarded by mutex_
         PGcancel *cancel_handle = nullptr;  // while running; guarded by mutex_
     };
 
     void enqueue(std::shared_ptr<Job> job);
     void worker();
+    void expire_queued();  // the queue timeout's thread
     void run(Job &job, Connection &connection);
     void execute(Job &job, Connection &connection);
 
@@ -101,6 +106,9 @@ class Database : public Backend {
     std::map<std::string, std::shared_ptr<Job>> active_;  // queued or running, by key
     std::vector<std::thread> workers_;
     bool stopping_ = false;
+    std::chrono::milliseconds queue_timeout_;
+    std::condition_variable expiry_;  // wakes the expirer at stop (workers wait on ready_)
+    std::thread expirer_;
 
     // Reconnection backoff, shared by the workers: no new connection attempt before this.
     std::chrono::steady_clock::time_point retry_at_{};

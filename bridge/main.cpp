@@ -40,6 +40,7 @@ struct Options {
     std::string dsn;
     std::string agent;
     size_t pool_size = 2;
+    size_t queue_timeout_ms = 30000;
     size_t max_message_bytes = 1 << 20;
     size_t page_size = 100;
     LogLevel log_level = LogLevel::Info;
@@ -65,6 +66,8 @@ void usage(FILE *out) {
         "  --dsn CONNINFO            connection string (same as the positional argument)\n"
         "  --agent NAME              agent name recorded with every call in mcp.audit_log\n"
         "  --pool-size N             database connections for concurrent calls (default 2)\n"
+        "  --queue-timeout MS        longest wait for a free connection before a call is\n"
+        "                            answered \"busy, retry\" (default 30000; 0: no limit)\n"
         "  --max-message-bytes N     longest accepted message line (default 1048576)\n"
         "  --page-size N             tools per tools/list page (default 100)\n"
         "  --log-level LEVEL         stderr log level: debug, info, notice, warning, error\n"
@@ -130,6 +133,16 @@ int parse_options(int argc, char **argv, Options &options) {
                 std::fprintf(stderr,
                              "pg_mcp_bridge: invalid %s \"%s\" (a whole number, at least %zu%s)\n",
                              arg.c_str(), v, minimum, arg == "--pool-size" ? ", at most 100" : "");
+                return 2;
+            }
+        } else if (arg == "--queue-timeout") {
+            const char *v = value("--queue-timeout");
+            if (!v) return 2;
+            if (!parse_size(v, 0, options.queue_timeout_ms)) {
+                std::fprintf(stderr,
+                             "pg_mcp_bridge: invalid --queue-timeout \"%s\" (milliseconds, a "
+                             "whole number)\n",
+                             v);
                 return 2;
             }
         } else if (arg == "--http") {
@@ -296,7 +309,8 @@ int main(int argc, char **argv) {
         logger.log(LogLevel::Error, check.message);
         return 1;
     }
-    Database database(options.dsn, options.pool_size, logger);
+    Database database(options.dsn, options.pool_size, logger,
+                      std::chrono::milliseconds(options.queue_timeout_ms));
     ServerOptions server_options;
     server_options.agent_name = options.agent;
     server_options.page_size = options.page_size;

@@ -288,3 +288,33 @@ test('http: sessions sharing the pool do not confuse requests with the same id',
     await bridge.stop();
   }
 });
+
+test('http: a full pool answers "busy, retry" after the queue timeout, and opens no more', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--pool-size', '1', '--queue-timeout', '300']);
+  await psql(
+    `SELECT mcp.create_tool('sdk_http_sleep4', 'SELECT pg_sleep(:s) IS NOT NULL AS slept', 'sleeps',
+       '[{"name": "s", "type": "number"}]');
+     SELECT mcp.grant_tool('sdk_http_sleep4', 'agent_support');`
+  );
+  try {
+    const headers = await initialize(bridge.url);
+    const call = (id, s) =>
+      post(bridge.url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'sdk_http_sleep4', arguments: { s } } }, headers).then(
+        (r) => r.json()
+      );
+    const slow = call(1, 2);
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    const queued = await call(2, 0);
+    const waited = Date.now() - started;
+    assert.match(queued.error?.message ?? '', /^Busy: all 1 database connections/, JSON.stringify(queued));
+    assert.equal(queued.error.code, -32001);
+    assert.ok(waited >= 250 && waited < 1500, `answered after the queue timeout (${waited} ms)`);
+    assert.deepEqual((await slow).result.structuredContent.rows, [{ slept: true }]);
+    // The pool is free again: the retry succeeds.
+    assert.deepEqual((await call(3, 0)).result.structuredContent.rows, [{ slept: true }]);
+  } finally {
+    await psql(`SELECT mcp.drop_tool('sdk_http_sleep4')`);
+    await bridge.stop();
+  }
+});
