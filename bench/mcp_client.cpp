@@ -7,12 +7,20 @@
 //   mcp_bench_client calls --agents N --seconds S --call PARAMS [--range R] [--probe CMD] -- CMD...
 //   mcp_bench_client cold  --runs K -- CMD...
 //   mcp_bench_client once  --call PARAMS -- CMD...
+//   mcp_bench_client http  --agents N --seconds S --call PARAMS [--range R] -- URL
+//
+// http: each agent is one MCP session over Streamable HTTP (its own keep-alive connection to
+// URL, e.g. http://127.0.0.1:8080/mcp), with the same handshake and call loop.
 //
 // PARAMS is the JSON of tools/call's params; each "{N}" in it becomes a random integer in
 // [1, R] per call. Output: one line of key=value pairs (times in milliseconds, memory in kB).
 // --probe runs CMD through the shell while the agents are still connected and reports its
 // output as probe=... (the benchmark uses it to read the database backends' memory).
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -353,6 +361,166 @@ int run_once(const Options &options) {
     return 0;
 }
 
+// One MCP session over Streamable HTTP on a keep-alive connection (HTTP/1.1, JSON or event
+// stream answers, Content-Length or chunked bodies).
+class HttpAgent {
+  public:
+    explicit HttpAgent(const std::string &url) {
+        // http://HOST:PORT/PATH, HOST an IPv4 address
+        std::string rest = url.substr(url.find("//") + 2);
+        size_t slash = rest.find('/');
+        std::string hostport = rest.substr(0, slash);
+        path_ = slash == std::string::npos ? "/" : rest.substr(slash);
+        host_ = hostport;
+        size_t colon = hostport.rfind(':');
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<uint16_t>(std::stoi(hostport.substr(colon + 1))));
+        inet_pton(AF_INET, hostport.substr(0, colon).c_str(), &address.sin_addr);
+        fd_ = socket(AF_INET, SOCK_STREAM, 0);
+        int one = 1;
+        setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(fd_, reinterpret_cast<sockaddr *>(&address), sizeof address) != 0)
+            throw std::runtime_error("cannot connect to " + url);
+    }
+    ~HttpAgent() { close(fd_); }
+
+    // POSTs one message; returns the body (empty for 202).
+    std::string post(const std::string &body) {
+        std::string request = "POST " + path_ + " HTTP/1.1\r\nHost: " + host_ +
+                              "\r\nContent-Type: application/json\r\nAccept: application/json, "
+                              "text/event-stream\r\n";
+        if (!version_.empty()) request += "MCP-Protocol-Version: " + version_ + "\r\n";
+        if (!session_.empty()) request += "Mcp-Session-Id: " + session_ + "\r\n";
+        request += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+        size_t done = 0;
+        while (done < request.size()) {
+            ssize_t n = write(fd_, request.data() + done, request.size() - done);
+            if (n <= 0) throw std::runtime_error("HTTP server closed the connection");
+            done += static_cast<size_t>(n);
+        }
+        std::string head = read_until("\r\n\r\n");
+        std::string lower_head = head;
+        for (char &c : lower_head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        size_t at = lower_head.find("mcp-session-id:");
+        if (at != std::string::npos) {
+            size_t start = head.find_first_not_of(' ', at + 15);
+            session_ = head.substr(start, head.find("\r\n", start) - start);
+        }
+        if (lower_head.find("transfer-encoding: chunked") != std::string::npos) {
+            std::string out;
+            for (;;) {
+                size_t size = std::stoul(read_until("\r\n"), nullptr, 16);
+                if (size == 0) {
+                    read_until("\r\n");
+                    return out;
+                }
+                out += read_exactly(size);
+                read_until("\r\n");
+            }
+        }
+        at = lower_head.find("content-length:");
+        return at == std::string::npos ? std::string()
+                                       : read_exactly(std::stoul(lower_head.substr(at + 15)));
+    }
+
+  private:
+    void fill() {
+        char chunk[65536];
+        ssize_t n = read(fd_, chunk, sizeof chunk);
+        if (n <= 0) throw std::runtime_error("HTTP server closed the connection");
+        buffer_.append(chunk, static_cast<size_t>(n));
+    }
+    std::string read_until(const std::string &end) {
+        size_t at;
+        while ((at = buffer_.find(end)) == std::string::npos) fill();
+        std::string out = buffer_.substr(0, at);
+        buffer_.erase(0, at + end.size());
+        return out;
+    }
+    std::string read_exactly(size_t size) {
+        while (buffer_.size() < size) fill();
+        std::string out = buffer_.substr(0, size);
+        buffer_.erase(0, size);
+        return out;
+    }
+
+  public:
+    std::string version_;  // negotiated by initialize; sent on every later request
+
+  private:
+    int fd_ = -1;
+    std::string host_, path_, session_, buffer_;
+};
+
+int run_http(const Options &options) {
+    const std::string &url = options.command[0];
+    std::vector<std::vector<double>> latencies(static_cast<size_t>(options.agents));
+    std::vector<long> errors(static_cast<size_t>(options.agents), 0);
+    std::vector<std::string> failures(static_cast<size_t>(options.agents));
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int a = 0; a < options.agents; a++) {
+        threads.emplace_back([&, a] {
+            std::mt19937 random(static_cast<unsigned>(a + 1));
+            try {
+                HttpAgent agent(url);
+                std::string init = agent.post(
+                    R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",)"
+                    R"("capabilities":{},"clientInfo":{"name":"mcp_bench_client","version":"1"}}})");
+                if (init.find("\"result\"") == std::string::npos)
+                    throw std::runtime_error("initialize failed: " + init.substr(0, 300));
+                size_t at = init.find("\"protocolVersion\":\"");
+                if (at != std::string::npos) {
+                    at += 19;
+                    agent.version_ = init.substr(at, init.find('"', at) - at);
+                }
+                agent.post(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+                long id = 1;
+                for (int i = 0; i < 20; i++)
+                    agent.post(call_request(id++, fill(options.call, random, options.range)));
+                ready++;
+                while (!go) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                   std::chrono::duration<double>(options.seconds));
+                while (Clock::now() < deadline) {
+                    std::string request = call_request(id++, fill(options.call, random, options.range));
+                    auto start = Clock::now();
+                    std::string reply = agent.post(request);
+                    latencies[static_cast<size_t>(a)].push_back(ms_since(start));
+                    if (is_failure(reply) || reply.empty()) {
+                        if (errors[static_cast<size_t>(a)]++ == 0)
+                            failures[static_cast<size_t>(a)] = "error reply: " + reply.substr(0, 300);
+                    }
+                }
+            } catch (const std::exception &error) {
+                failures[static_cast<size_t>(a)] = error.what();
+                errors[static_cast<size_t>(a)]++;
+                ready++;
+            }
+        });
+    }
+    while (ready < options.agents) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    auto start = Clock::now();
+    go = true;
+    for (auto &thread : threads) thread.join();
+    double elapsed = ms_since(start) / 1000.0;
+    std::vector<double> all;
+    long total_errors = 0;
+    for (int a = 0; a < options.agents; a++) {
+        all.insert(all.end(), latencies[static_cast<size_t>(a)].begin(),
+                   latencies[static_cast<size_t>(a)].end());
+        total_errors += errors[static_cast<size_t>(a)];
+        if (!failures[static_cast<size_t>(a)].empty())
+            std::fprintf(stderr, "agent %d: %s\n", a, failures[static_cast<size_t>(a)].c_str());
+    }
+    double calls = static_cast<double>(all.size());
+    std::printf("calls=%.0f errors=%ld calls_per_s=%.0f p50_ms=%.3f p99_ms=%.3f\n", calls,
+                total_errors, calls / elapsed, percentile(all, 0.50), percentile(all, 0.99));
+    return total_errors > 0 ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -362,6 +530,7 @@ int main(int argc, char **argv) {
         if (options.mode == "calls") return run_calls(options);
         if (options.mode == "cold") return run_cold(options);
         if (options.mode == "once") return run_once(options);
+        if (options.mode == "http") return run_http(options);
         throw std::runtime_error("unknown mode " + options.mode);
     } catch (const std::exception &error) {
         std::fprintf(stderr, "mcp_bench_client: %s\n", error.what());

@@ -182,6 +182,45 @@ for agents in 1 8; do
   mcp_case "MCP Toolbox 1.12.0" "$agents" "$peer_call_toolbox" "floor A: lookup/$agents" \
     "${toolbox[@]}"
 done
+echo "== 50 agents over Streamable HTTP: pg_mcp_bridge --http (pool of 10) and MCP Toolbox" >&2
+# http_case NAME URL SERVER_PID: 50 sessions, each on its own keep-alive connection.
+http_case() {
+  local out
+  out=$("$client" http --agents 50 --seconds "$seconds" --call "$mcp_call" -- "$2")
+  http_rows+=("$(printf '%-34s %9s %8s %8s %10s' "$1" "$(field "$out" calls_per_s)" \
+    "$(field "$out" p50_ms)" "$(field "$out" p99_ms)" \
+    "$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$3/status")")")
+}
+wait_http() {  # PORT: until something listens on it (bash's /dev/tcp: no curl needed)
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+http_rows=()
+for mode in durable fast; do
+  audit_mode "$mode"
+  http_port=$((port + 1))
+  "$bridge" --http "127.0.0.1:$http_port" --pool-size 10 --log-level error "$dsn_pg_mcp" &
+  http_pid=$!
+  wait_http "$http_port"
+  http_case "pg_mcp $mode" "http://127.0.0.1:$http_port/mcp" "$http_pid"
+  kill "$http_pid"
+  wait "$http_pid" || true
+done
+audit_mode durable
+toolbox_port=$((port + 2))
+"$peers/@toolbox-sdk/server-linux-x64/bin/toolbox" --config "$bench_scripts/tools.yaml" \
+  --address 127.0.0.1 --port "$toolbox_port" --disable-version-check --log-level ERROR \
+  >/dev/null 2>&1 &
+toolbox_pid=$!
+wait_http "$toolbox_port"
+http_case "MCP Toolbox 1.12.0" "http://127.0.0.1:$toolbox_port/mcp" "$toolbox_pid"
+kill "$toolbox_pid"
+wait "$toolbox_pid" || true
+
 cold_postgres=$("$client" cold --runs 10 -- "${server_postgres[@]}")
 cold_dbhub=$("$client" cold --runs 10 -- "${dbhub[@]}")
 cold_toolbox=$("$client" cold --runs 10 -- "${toolbox[@]}")
@@ -215,6 +254,9 @@ audited=$(psql -Atq -d bench -c "SELECT count(*) FROM mcp.audit_log")
   echo "cold start to the initialize result (median of runs; min, max):"
   printf '  %-24s %s\n' "pg_mcp_bridge" "$cold_pg_mcp" "server-postgres" "$cold_postgres" \
     "dbhub" "$cold_dbhub" "MCP Toolbox" "$cold_toolbox"
+  echo "50 concurrent agents over Streamable HTTP (one session and keep-alive connection each):"
+  printf '  %-34s %9s %8s %8s %10s\n' server calls/s p50_ms p99_ms server_MB
+  for row in "${http_rows[@]}"; do echo "  $row"; done
   echo "pg_mcp_bridge peak RSS, one call of list_customers:"
   echo "  10 rows:      $small"
   echo "  100,000 rows: $large"
