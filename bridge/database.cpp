@@ -181,6 +181,7 @@ void Database::expire_queued() {
                                     std::to_string(queue_timeout_.count()) +
                                     " ms; the request was not run. Retry shortly."),
                         logger_);
+            busy_ += expired.size();
             logger_.log(LogLevel::Warning, std::to_string(expired.size()) +
                                                " request(s) refused: connection pool busy");
             lock.lock();
@@ -260,6 +261,71 @@ void Database::call_tool(const std::string &key, const CallIdentity &identity,
     enqueue(std::move(job));
 }
 
+void Database::record_call(const BackendReply &reply, std::chrono::steady_clock::duration elapsed) {
+    if (!reply.ok)
+        calls_failed_++;
+    else if (reply.value.is_object() && reply.value.value("isError", false) == true)
+        calls_tool_error_++;
+    else
+        calls_ok_++;
+    double ms = std::chrono::duration<double, std::milli>(elapsed).count();
+    size_t bucket = 0;
+    while (bucket < kBuckets && ms > kBucketsMs[bucket]) bucket++;
+    bucket_counts_[bucket]++;
+    duration_us_ += static_cast<uint64_t>(ms * 1000.0);
+}
+
+std::string Database::metrics_text() {
+    size_t waiting;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        waiting = queue_.size();
+    }
+    std::string out;
+    auto line = [&out](const std::string &text) { out += text + "\n"; };
+    line(
+        "# HELP pg_mcp_bridge_tool_calls_total Tool calls answered, by outcome (ok; tool_error: "
+        "the tool's result has isError; failed: no result, e.g. database unavailable).");
+    line("# TYPE pg_mcp_bridge_tool_calls_total counter");
+    line("pg_mcp_bridge_tool_calls_total{outcome=\"ok\"} " + std::to_string(calls_ok_.load()));
+    line("pg_mcp_bridge_tool_calls_total{outcome=\"tool_error\"} " +
+         std::to_string(calls_tool_error_.load()));
+    line("pg_mcp_bridge_tool_calls_total{outcome=\"failed\"} " +
+         std::to_string(calls_failed_.load()));
+    line(
+        "# HELP pg_mcp_bridge_tool_call_duration_seconds Time from taking a pool connection to the "
+        "call's result.");
+    line("# TYPE pg_mcp_bridge_tool_call_duration_seconds histogram");
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i <= kBuckets; i++) {
+        cumulative += bucket_counts_[i].load();
+        char le[32];
+        if (i < kBuckets)
+            std::snprintf(le, sizeof le, "%g", kBucketsMs[i] / 1000.0);
+        else
+            std::snprintf(le, sizeof le, "+Inf");
+        line(std::string("pg_mcp_bridge_tool_call_duration_seconds_bucket{le=\"") + le + "\"} " +
+             std::to_string(cumulative));
+    }
+    char sum[64];
+    std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(duration_us_.load()) / 1e6);
+    line(std::string("pg_mcp_bridge_tool_call_duration_seconds_sum ") + sum);
+    line("pg_mcp_bridge_tool_call_duration_seconds_count " + std::to_string(cumulative));
+    line("# HELP pg_mcp_bridge_pool_connections Size of the database connection pool.");
+    line("# TYPE pg_mcp_bridge_pool_connections gauge");
+    line("pg_mcp_bridge_pool_connections " + std::to_string(pool_size_));
+    line("# HELP pg_mcp_bridge_pool_in_use Pool connections running a request now.");
+    line("# TYPE pg_mcp_bridge_pool_in_use gauge");
+    line("pg_mcp_bridge_pool_in_use " + std::to_string(in_use_.load()));
+    line("# HELP pg_mcp_bridge_pool_waiting Requests waiting for a free pool connection.");
+    line("# TYPE pg_mcp_bridge_pool_waiting gauge");
+    line("pg_mcp_bridge_pool_waiting " + std::to_string(waiting));
+    line("# HELP pg_mcp_bridge_pool_busy_total Requests refused after waiting --queue-timeout.");
+    line("# TYPE pg_mcp_bridge_pool_busy_total counter");
+    line("pg_mcp_bridge_pool_busy_total " + std::to_string(busy_.load()));
+    return out;
+}
+
 void Database::cancel(const std::string &key) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto found = active_.find(key);
@@ -291,7 +357,9 @@ void Database::worker() {
             deliver(job->reply, failure(error_code::kInternalError, "Request cancelled"), logger_);
             continue;
         }
+        in_use_++;
         run(*job, connection);
+        in_use_--;
     }
 }
 
@@ -302,6 +370,7 @@ void Database::run(Job &job, Connection &connection) {
             std::lock_guard<std::mutex> lock(mutex_);
             active_.erase(job.key);
         }
+        if (job.is_call) record_call(reply, std::chrono::steady_clock::duration::zero());
         deliver(job.reply, std::move(reply), logger_);
     };
     {
@@ -371,12 +440,14 @@ void Database::execute(Job &job, Connection &connection) {
             PQcancel(job.cancel_handle, error, sizeof error);
         }
     }
+    auto begun = Clock::now();
     auto finish = [&](BackendReply reply) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
             job.cancel_handle = nullptr;
             active_.erase(job.key);
         }
+        if (job.is_call) record_call(reply, Clock::now() - begun);
         deliver(job.reply, std::move(reply), logger_);
     };
     if (!sent) {

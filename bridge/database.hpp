@@ -76,6 +76,10 @@ class Database : public Backend {
     // Cancels running queries, fails queued work, and joins the workers.
     void stop();
 
+    // Counters and gauges in Prometheus text format (pg_mcp_bridge_*): tool calls by outcome,
+    // their latency histogram, pool connections in use, calls waiting, refused as busy.
+    std::string metrics_text();
+
   private:
     struct Job {
         std::string key;
@@ -107,6 +111,16 @@ class Database : public Backend {
     std::vector<std::thread> workers_;
     bool stopping_ = false;
     std::chrono::milliseconds queue_timeout_;
+
+    // Metrics (metrics_text).
+    static constexpr double kBucketsMs[] = {1,   2,   5,    10,   25,   50,   100,
+                                            250, 500, 1000, 2500, 5000, 10000};
+    static constexpr size_t kBuckets = sizeof(kBucketsMs) / sizeof(kBucketsMs[0]);
+    std::atomic<uint64_t> calls_ok_{0}, calls_tool_error_{0}, calls_failed_{0}, busy_{0};
+    std::atomic<uint64_t> bucket_counts_[kBuckets + 1] = {};  // last: +Inf
+    std::atomic<uint64_t> duration_us_{0};
+    std::atomic<int> in_use_{0};
+    void record_call(const BackendReply &reply, std::chrono::steady_clock::duration elapsed);
     std::condition_variable expiry_;  // wakes the expirer at stop (workers wait on ready_)
     std::thread expirer_;
 

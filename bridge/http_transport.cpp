@@ -210,6 +210,7 @@ struct HttpServer::Impl {
     std::shared_ptr<Session> stateless;      // 2026-07-28 requests: no protocol-level session
     std::set<int> connections;               // open client sockets (to end idle ones at stop)
     std::atomic<uint64_t> stateless_ids{0};  // ids given to stateless requests
+    std::map<unsigned, uint64_t> responses_by_status;  // guarded by mutex
     // Ended sessions, kept until their last backend reply has come and gone.
     std::vector<std::shared_ptr<Session>> draining;
     std::condition_variable connections_done;
@@ -319,6 +320,9 @@ struct HttpServer::Impl {
             return rpc_error(request, http::status::forbidden, error_code::kInvalidRequest,
                              "Forbidden: Origin not allowed (add it with --allowed-origin)");
         if (path == "/healthz") return reply(request, http::status::ok, "ok\n", "text/plain");
+        if (path == "/metrics")
+            return reply(request, http::status::ok, metrics_text(),
+                         "text/plain; version=0.0.4; charset=utf-8");
         if (path == "/readyz") {
             std::string problem = readiness();
             return problem.empty() ? reply(request, http::status::ok, "ready\n", "text/plain")
@@ -498,6 +502,23 @@ struct HttpServer::Impl {
         return response;
     }
 
+    std::string metrics_text() {
+        std::string out = options.metrics ? options.metrics() : std::string();
+        std::lock_guard<std::mutex> lock(mutex);
+        out += "# HELP pg_mcp_bridge_http_responses_total HTTP responses, by status code.\n";
+        out += "# TYPE pg_mcp_bridge_http_responses_total counter\n";
+        for (const auto &entry : responses_by_status)
+            out += "pg_mcp_bridge_http_responses_total{code=\"" + std::to_string(entry.first) +
+                   "\"} " + std::to_string(entry.second) + "\n";
+        out += "# HELP pg_mcp_bridge_http_sessions Open MCP sessions.\n";
+        out += "# TYPE pg_mcp_bridge_http_sessions gauge\n";
+        out += "pg_mcp_bridge_http_sessions " + std::to_string(sessions.size()) + "\n";
+        out += "# HELP pg_mcp_bridge_http_connections Open client connections.\n";
+        out += "# TYPE pg_mcp_bridge_http_connections gauge\n";
+        out += "pg_mcp_bridge_http_connections " + std::to_string(connections.size()) + "\n";
+        return out;
+    }
+
     void serve(tcp::socket &socket) {
         beast::flat_buffer buffer;
         beast::error_code error;
@@ -547,6 +568,10 @@ struct HttpServer::Impl {
                                      error_code::kInternalError, "Internal error");
             }
             if (stopping) response.keep_alive(false);
+            {
+                std::lock_guard<std::mutex> lock(mutex);
+                responses_by_status[response.result_int()]++;
+            }
             http::write(socket, response, error);
             in_flight--;
             if (error || !response.keep_alive()) break;

@@ -34,6 +34,9 @@ struct HttpOptions {
     size_t max_body_bytes = 1 << 20;
     std::chrono::milliseconds request_timeout{300000};  // longest wait for one response
     std::chrono::minutes session_idle{60};              // sessions unused this long are ended
+    // Metrics of what serves the sessions (the database pool), in Prometheus text format;
+    // /metrics adds the transport's own.
+    std::function<std::string()> metrics;
 };
 
 // Whether the database is reachable with the right extension: an empty string when ready,

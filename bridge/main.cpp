@@ -238,6 +238,7 @@ int serve_http(const Options &options, Database &database, const ServerOptions &
                const Logger &logger, const StartupCheck &check) {
     HttpOptions http_options = options.http_options;
     http_options.max_body_bytes = options.max_message_bytes;
+    http_options.metrics = [&database] { return database.metrics_text(); };
     // /readyz: one check at a time, its answer reused for 2 s (probes cannot pile up
     // connections on the database).
     std::string dsn = options.dsn;

@@ -236,6 +236,16 @@ test('http: 50 concurrent sessions over a pool of 10, no connection beyond it', 
     // Never more than the pool, whatever the number of sessions; and the pool was used.
     assert.ok(peak <= 10, `at most 10 pool connections, saw ${peak}`);
     assert.ok(peak >= 2, `concurrent calls used several pool connections, saw ${peak}`);
+
+    // /metrics (Prometheus text): the 50 calls, the pool, the sessions.
+    const metrics = await (await fetch(new URL('/metrics', bridge.url))).text();
+    const value = (name) => Number(metrics.match(new RegExp(`^${name} (\\d+)`, 'm'))?.[1]);
+    assert.equal(value('pg_mcp_bridge_tool_calls_total\\{outcome="ok"\\}'), 50, metrics);
+    assert.equal(value('pg_mcp_bridge_tool_call_duration_seconds_count'), 50);
+    assert.equal(value('pg_mcp_bridge_pool_connections'), 10);
+    assert.equal(value('pg_mcp_bridge_pool_in_use'), 0);
+    assert.equal(value('pg_mcp_bridge_http_sessions'), 50);
+    assert.ok(value('pg_mcp_bridge_http_responses_total\\{code="200"\\}') >= 100);
   } finally {
     await bridge.stop();
   }
@@ -311,6 +321,8 @@ test('http: a full pool answers "busy, retry" after the queue timeout, and opens
     assert.equal(queued.error.code, -32001);
     assert.ok(waited >= 250 && waited < 1500, `answered after the queue timeout (${waited} ms)`);
     assert.deepEqual((await slow).result.structuredContent.rows, [{ slept: true }]);
+    const metrics = await (await fetch(new URL('/metrics', bridge.url))).text();
+    assert.match(metrics, /^pg_mcp_bridge_pool_busy_total 1$/m);
     // The pool is free again: the retry succeeds.
     assert.deepEqual((await call(3, 0)).result.structuredContent.rows, [{ slept: true }]);
   } finally {
