@@ -4,6 +4,8 @@
 #include <ctime>
 #include <mutex>
 
+#include <nlohmann/json.hpp>
+
 namespace pg_mcp::bridge {
 
 namespace {
@@ -26,14 +28,25 @@ const char *log_level_name(LogLevel level) {
     return kNames[static_cast<int>(level)];
 }
 
-void Logger::log(LogLevel level, const std::string &message) const {
+void Logger::log(LogLevel level, const std::string &message, const std::string &request_id) const {
     if (!enabled(level)) return;
     std::time_t now = std::time(nullptr);
     char stamp[32];
     std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    std::string line;
+    if (json_) {
+        nlohmann::json entry = {{"time", stamp},
+                                {"level", log_level_name(level)},
+                                {"logger", "pg_mcp_bridge"},
+                                {"message", message}};
+        if (!request_id.empty()) entry["request_id"] = request_id;
+        line = entry.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    } else {
+        line = std::string(stamp) + " pg_mcp_bridge " + log_level_name(level) + ": " + message;
+        if (!request_id.empty()) line += " (request " + request_id + ")";
+    }
     std::lock_guard<std::mutex> lock(stderr_mutex);
-    std::fprintf(stderr, "%s pg_mcp_bridge %s: %s\n", stamp, log_level_name(level),
-                 message.c_str());
+    std::fprintf(stderr, "%s\n", line.c_str());
     std::fflush(stderr);
 }
 

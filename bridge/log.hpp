@@ -12,13 +12,17 @@ const char *log_level_name(LogLevel level);
 
 class Logger {
   public:
-    explicit Logger(LogLevel threshold = LogLevel::Info) : threshold_(threshold) {}
+    explicit Logger(LogLevel threshold = LogLevel::Info, bool json = false)
+        : threshold_(threshold), json_(json) {}
     void set_threshold(LogLevel level) { threshold_ = level; }
     bool enabled(LogLevel level) const { return level >= threshold_; }
-    void log(LogLevel level, const std::string &message) const;
+    // One line per message: "TIME pg_mcp_bridge LEVEL: MESSAGE", or with json, an object
+    // {"time","level","logger","message"} plus "request_id" when the message is about one.
+    void log(LogLevel level, const std::string &message, const std::string &request_id = {}) const;
 
   private:
     LogLevel threshold_;
+    bool json_;
 };
 
 }  // namespace pg_mcp::bridge

@@ -44,6 +44,7 @@ struct Options {
     size_t max_message_bytes = 1 << 20;
     size_t page_size = 100;
     LogLevel log_level = LogLevel::Info;
+    bool log_json = false;
     bool check = false;
     bool http = false;  // --http: Streamable HTTP instead of stdio
     HttpOptions http_options;
@@ -72,6 +73,8 @@ void usage(FILE *out) {
         "  --page-size N             tools per tools/list page (default 100)\n"
         "  --log-level LEVEL         stderr log level: debug, info, notice, warning, error\n"
         "                            (default info)\n"
+        "  --log-format FORMAT       text (default) or json: one JSON object per line, with\n"
+        "                            the request id when a message is about a request\n"
         "  --http [ADDRESS:]PORT     serve Streamable HTTP at http://ADDRESS:PORT/mcp instead\n"
         "                            of stdio (ADDRESS default 127.0.0.1; also /healthz and\n"
         "                            /readyz); port 0 picks a free one (logged)\n"
@@ -177,6 +180,15 @@ int parse_options(int argc, char **argv, Options &options) {
             (arg == "--allowed-origin" ? options.http_options.allowed_origins
                                        : options.http_options.allowed_hosts)
                 .push_back(v);
+        } else if (arg == "--log-format") {
+            const char *v = value("--log-format");
+            if (!v) return 2;
+            if (std::string(v) != "text" && std::string(v) != "json") {
+                std::fprintf(stderr, "pg_mcp_bridge: --log-format is text or json, not \"%s\"\n",
+                             v);
+                return 2;
+            }
+            options.log_json = std::string(v) == "json";
         } else if (arg == "--log-level") {
             const char *v = value("--log-level");
             if (!v) return 2;
@@ -291,7 +303,7 @@ int main(int argc, char **argv) {
     if (parsed != 0) return parsed < 0 ? 0 : parsed;
     if (options.check) return run_check(options);
 
-    Logger logger(options.log_level);
+    Logger logger(options.log_level, options.log_json);
     if (::pipe(wake_pipe) != 0) {
         logger.log(LogLevel::Error, std::string("cannot create a pipe: ") + std::strerror(errno));
         return 1;

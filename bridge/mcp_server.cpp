@@ -588,11 +588,17 @@ void McpServer::log_to_client(LogLevel level, const std::string &message) {
 
 void McpServer::log_for_request(const Request &request, LogLevel level,
                                 const std::string &message) {
+    std::string request_id =
+        request.id.is_string() ? request.id.get<std::string>() : request.id.dump();
+    logger_.log(level, message, request_id);
     if (!request.modern) {
-        log_to_client(level, message);
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (legacy_log_level_ && level >= *legacy_log_level_)
+            send(make_notification("notifications/message", {{"level", log_level_name(level)},
+                                                             {"logger", "pg_mcp_bridge"},
+                                                             {"data", message}}));
         return;
     }
-    logger_.log(level, message);
     if (request.log_level && level >= *request.log_level)
         send(make_notification(
             "notifications/message",

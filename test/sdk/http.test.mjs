@@ -330,3 +330,29 @@ test('http: a full pool answers "busy, retry" after the queue timeout, and opens
     await bridge.stop();
   }
 });
+
+test('http: --log-format json writes one object per line, with the request id', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--log-format', 'json']);
+  try {
+    const headers = await initialize(bridge.url);
+    const response = await post(
+      bridge.url,
+      { jsonrpc: '2.0', id: 'req-42', method: 'tools/call', params: { name: 'get_customer_info', arguments: { email: 'not-an-email' } } },
+      headers
+    );
+    assert.equal((await response.json()).result.isError, true);
+    await new Promise((r) => setTimeout(r, 100));
+    const lines = bridge.stderr.join('').split('\n').filter((l) => l !== '');
+    const entries = lines.map((l) => JSON.parse(l));
+    for (const entry of entries) {
+      assert.equal(entry.logger, 'pg_mcp_bridge');
+      assert.match(entry.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    }
+    const warning = entries.find((e) => e.request_id === 'req-42');
+    assert.ok(warning, lines.join('\n'));
+    assert.equal(warning.level, 'warning');
+    assert.match(warning.message, /invalid_arguments/);
+  } finally {
+    await bridge.stop();
+  }
+});
