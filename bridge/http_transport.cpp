@@ -332,6 +332,16 @@ struct HttpServer::Impl {
         if (path != kEndpoint)
             return reply(request, http::status::not_found, "not found\n", "text/plain");
         switch (request.method()) {
+            case http::verb::options: {
+                // CORS preflight of an allowed browser origin (others got 403 above).
+                Response response = reply(request, http::status::no_content);
+                response.set(http::field::access_control_allow_methods, "POST, DELETE");
+                response.set(http::field::access_control_allow_headers,
+                             "Content-Type, Accept, Authorization, MCP-Session-Id, "
+                             "MCP-Protocol-Version, Last-Event-ID");
+                response.set(http::field::access_control_max_age, "600");
+                return response;
+            }
             case http::verb::post:
                 return post(request);
             case http::verb::delete_: {
@@ -360,7 +370,7 @@ struct HttpServer::Impl {
                 Response response =
                     rpc_error(request, http::status::method_not_allowed,
                               error_code::kInvalidRequest, "Method not allowed: use POST");
-                response.set(http::field::allow, "POST, DELETE");
+                response.set(http::field::allow, "POST, DELETE, OPTIONS");
                 return response;
             }
         }
@@ -568,6 +578,13 @@ struct HttpServer::Impl {
                                      error_code::kInternalError, "Internal error");
             }
             if (stopping) response.keep_alive(false);
+            auto origin = request.find(http::field::origin);
+            if (origin != request.end() && origin_allowed(request)) {
+                // An allowed browser origin may read the answer and the session header.
+                response.set(http::field::access_control_allow_origin, origin->value());
+                response.set(http::field::access_control_expose_headers, "MCP-Session-Id");
+                response.set(http::field::vary, "Origin");
+            }
             {
                 std::lock_guard<std::mutex> lock(mutex);
                 responses_by_status[response.result_int()]++;

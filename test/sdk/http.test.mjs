@@ -153,7 +153,20 @@ test('http: Origin and Host are checked against DNS rebinding', TEST_TIMEOUT, as
     const foreign = await post(url, init, { origin: 'http://evil.example' });
     assert.equal(foreign.status, 403);
     assert.equal((await foreign.json()).error.code, -32600);
-    assert.equal((await post(url, init, { origin: 'http://localhost:3000' })).status, 200);
+    const allowed = await post(url, init, { origin: 'http://localhost:3000' });
+    assert.equal(allowed.status, 200);
+    assert.equal(allowed.headers.get('access-control-allow-origin'), 'http://localhost:3000');
+    assert.match(allowed.headers.get('access-control-expose-headers'), /MCP-Session-Id/i);
+    // A browser's preflight for an allowed origin is answered; for another, refused.
+    const preflight = await fetch(url, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'POST' }
+    });
+    assert.equal(preflight.status, 204);
+    assert.match(preflight.headers.get('access-control-allow-headers'), /MCP-Session-Id/i);
+    assert.equal(preflight.headers.get('access-control-allow-origin'), 'http://localhost:3000');
+    const foreignPreflight = await fetch(url, { method: 'OPTIONS', headers: { origin: 'http://evil.example' } });
+    assert.equal(foreignPreflight.status, 403);
     const port = new URL(url).port;
     const rebound = await rawRequest(new URL('/healthz', url), { headers: { host: `evil.example:${port}` } });
     assert.equal(rebound.status, 403);
