@@ -171,8 +171,7 @@ class HttpServer::Session {
     Session(std::string session_id, Backend &backend, const ServerOptions &options,
             const Logger &logger)
         : id(std::move(session_id)),
-          server(backend, output, with_prefix(options, id.empty() ? "stateless/" : id + "/"),
-                 logger) {}
+          server(backend, output, with_prefix(options, id + "/"), logger) {}
 
     static ServerOptions with_prefix(ServerOptions options, const std::string &prefix) {
         options.backend_key_prefix = prefix;
@@ -207,9 +206,8 @@ struct HttpServer::Impl {
 
     std::mutex mutex;  // sessions, connections
     std::map<std::string, std::shared_ptr<Session>> sessions;
-    std::shared_ptr<Session> stateless;      // 2026-07-28 requests: no protocol-level session
     std::set<int> connections;               // open client sockets (to end idle ones at stop)
-    std::atomic<uint64_t> stateless_ids{0};  // ids given to stateless requests
+    std::atomic<uint64_t> stateless_ids{0};  // names of the one-request sessions (2026-07-28)
     std::map<unsigned, uint64_t> responses_by_status;  // guarded by mutex
     // Ended sessions, kept until their last backend reply has come and gone.
     std::vector<std::shared_ptr<Session>> draining;
@@ -221,9 +219,7 @@ struct HttpServer::Impl {
           server_options(std::move(so)),
           logger(l),
           options(std::move(o)),
-          readiness(std::move(r)) {
-        stateless = std::make_shared<Session>("", backend, server_options, logger);
-    }
+          readiness(std::move(r)) {}
 
     using Request = http::request<http::string_body>;
     using Response = http::response<http::string_body>;
@@ -280,6 +276,24 @@ struct HttpServer::Impl {
         std::lock_guard<std::mutex> lock(mutex);
         draining.push_back(session);
     }
+
+    // Retires a one-request session when the request is done, whichever way it ends.
+    struct RetireAfter {
+        RetireAfter(Impl &impl, std::shared_ptr<Session> session)
+            : impl_(impl), session_(std::move(session)) {}
+        ~RetireAfter() {
+            try {
+                impl_.retire(session_, "request done");
+                impl_.reap();
+            } catch (const std::exception &error) {
+                impl_.logger.log(
+                    LogLevel::Error,
+                    std::string("ending a one-request session failed: ") + error.what());
+            }
+        }
+        Impl &impl_;
+        std::shared_ptr<Session> session_;
+    };
 
     // Frees ended sessions that no backend reply can reach any more.
     void reap() {
@@ -419,6 +433,7 @@ struct HttpServer::Impl {
                              "subscriptions/listen is not served over HTTP yet; use stdio");
         std::shared_ptr<Session> session;
         bool created = false;
+        std::unique_ptr<RetireAfter> one_request;
         auto session_header = request.find("MCP-Session-Id");
         if (session_header != request.end()) {
             session = find_session(std::string(session_header->value()));
@@ -429,7 +444,11 @@ struct HttpServer::Impl {
             session = std::make_shared<Session>(new_session_id(), backend, server_options, logger);
             created = true;
         } else if (version == kModernVersion) {
-            session = stateless;  // 2026-07-28: no protocol-level sessions
+            // 2026-07-28 has no protocol-level sessions: the request gets a server of its own
+            // (kept until its last backend reply, like an ended session).
+            session = std::make_shared<Session>("stateless-" + std::to_string(++stateless_ids),
+                                                backend, server_options, logger);
+            one_request = std::make_unique<RetireAfter>(*this, session);
         } else {
             return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
                              "Bad Request: MCP-Session-Id header required (initialize first)");
@@ -454,15 +473,8 @@ struct HttpServer::Impl {
         if (!(id.is_string() || id.is_number_integer()))
             return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
                              "Invalid Request: id must be a string or an integer");
-        // Stateless requests of many clients share one server: each gets an id of its own,
-        // and its response gets the client's id back.
-        std::string line = request.body();
-        bool renamed = session == stateless;
-        if (renamed) {
-            message["id"] = "http-" + std::to_string(++stateless_ids);
-            line = message.dump();
-        }
-        std::string key = message["id"].dump();
+        const std::string &line = request.body();
+        std::string key = id.dump();
         auto waiter = std::make_shared<SessionOutput::Waiter>();
         if (!session->output.expect(key, waiter))
             return rpc_error(
@@ -492,13 +504,6 @@ struct HttpServer::Impl {
             response.keep_alive(request.keep_alive());
             response.prepare_payload();
             return response;
-        }
-        if (renamed) {
-            json response = json::parse(waiter->response, nullptr, false);
-            if (response.is_object()) {
-                response["id"] = id;
-                waiter->response = response.dump(-1, ' ', false, json::error_handler_t::replace);
-            }
         }
         Response response = reply(request, http::status::ok, std::move(waiter->response));
         if (created) {
@@ -686,7 +691,6 @@ void HttpServer::run(std::chrono::milliseconds grace) {
     {
         std::lock_guard<std::mutex> lock(impl.mutex);
         for (auto &entry : impl.sessions) open.push_back(entry.second);
-        open.push_back(impl.stateless);
     }
     for (auto &session : open) {
         session->end("the server is stopping");

@@ -192,6 +192,7 @@ test('http: /healthz and /readyz', TEST_TIMEOUT, async () => {
 
 test('http: 2026-07-28 requests need no session', TEST_TIMEOUT, async () => {
   const bridge = await startHttpBridge('agent_support');
+  const requestId = `stateless-${process.pid}-${Date.now()}`;
   try {
     const meta = {
       'io.modelcontextprotocol/protocolVersion': '2026-07-28',
@@ -199,13 +200,17 @@ test('http: 2026-07-28 requests need no session', TEST_TIMEOUT, async () => {
     };
     const response = await post(
       bridge.url,
-      { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get_customer_info', arguments: { email: 'customer2@example.com' }, _meta: meta } },
+      { jsonrpc: '2.0', id: requestId, method: 'tools/call', params: { name: 'get_customer_info', arguments: { email: 'customer2@example.com' }, _meta: meta } },
       { 'mcp-protocol-version': '2026-07-28' }
     );
     assert.equal(response.status, 200);
     const body = await response.json();
     assert.equal(body.result.structuredContent.rows[0].email, 'customer2@example.com');
     assert.equal(body.result.resultType, 'complete');
+    assert.equal(body.id, requestId);
+    // The audit row carries the client's own request id.
+    const [audited] = await psql(`SELECT count(*) FROM mcp.audit_log WHERE request_id = '${requestId}'`, { single: false });
+    assert.equal(audited, '1');
   } finally {
     await bridge.stop();
   }
