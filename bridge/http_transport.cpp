@@ -441,6 +441,14 @@ struct HttpServer::Impl {
                 return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
                                  "Session not found: start a new one with initialize");
         } else if (method == "initialize") {
+            {
+                std::lock_guard<std::mutex> lock(mutex);
+                if (sessions.size() >= options.max_sessions)
+                    return rpc_error(request, http::status::service_unavailable,
+                                     error_code::kInvalidRequest,
+                                     "Too many open sessions; retry later (end unused ones with "
+                                     "DELETE)");
+            }
             session = std::make_shared<Session>(new_session_id(), backend, server_options, logger);
             created = true;
         } else if (version == kModernVersion) {
@@ -649,9 +657,19 @@ void HttpServer::run(std::chrono::milliseconds grace) {
             last_expiry = Clock::now();
         }
         int fd = socket.native_handle();
+        bool full;
         {
             std::lock_guard<std::mutex> lock(impl.mutex);
-            impl.connections.insert(fd);
+            full = impl.connections.size() >= impl.options.max_connections;
+            if (!full) impl.connections.insert(fd);
+        }
+        if (full) {  // refuse at once, without a thread
+            static const char kBusy[] =
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+                "Retry-After: 1\r\n\r\n";
+            asio::write(socket, asio::buffer(kBusy, sizeof kBusy - 1), error);
+            socket.close(error);
+            continue;
         }
         // One thread per connection, detached; run() waits for all of them before returning.
         // Each takes its descriptor out of `connections` before closing it, so that stop()

@@ -34,6 +34,8 @@ struct HttpOptions {
     size_t max_body_bytes = 1 << 20;
     std::chrono::milliseconds request_timeout{300000};  // longest wait for one response
     std::chrono::minutes session_idle{60};              // sessions unused this long are ended
+    size_t max_connections = 512;  // more open client connections are refused (503)
+    size_t max_sessions = 4096;    // more sessions: initialize gets 503
     // Metrics of what serves the sessions (the database pool), in Prometheus text format;
     // /metrics adds the transport's own.
     std::function<std::string()> metrics;

@@ -78,6 +78,8 @@ void usage(FILE *out) {
         "  --http [ADDRESS:]PORT     serve Streamable HTTP at http://ADDRESS:PORT/mcp instead\n"
         "                            of stdio (ADDRESS default 127.0.0.1; also /healthz and\n"
         "                            /readyz); port 0 picks a free one (logged)\n"
+        "  --max-connections N       HTTP: open client connections beyond N get 503 (512)\n"
+        "  --max-sessions N          HTTP: initialize beyond N open sessions gets 503 (4096)\n"
         "  --allowed-origin ORIGIN   an Origin browsers may send (repeatable; default none:\n"
         "                            requests with any Origin header get 403)\n"
         "  --allowed-host NAME       a Host name accepted besides loopback names and the bound\n"
@@ -174,6 +176,16 @@ int parse_options(int argc, char **argv, Options &options) {
             }
             options.http = true;
             options.http_options.port = static_cast<unsigned short>(number);
+        } else if (arg == "--max-connections" || arg == "--max-sessions") {
+            const char *v = value(arg.c_str());
+            if (!v) return 2;
+            size_t &target = arg == "--max-connections" ? options.http_options.max_connections
+                                                        : options.http_options.max_sessions;
+            if (!parse_size(v, 1, target)) {
+                std::fprintf(stderr, "pg_mcp_bridge: invalid %s \"%s\" (at least 1)\n", arg.c_str(),
+                             v);
+                return 2;
+            }
         } else if (arg == "--allowed-origin" || arg == "--allowed-host") {
             const char *v = value(arg.c_str());
             if (!v) return 2;

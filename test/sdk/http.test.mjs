@@ -374,3 +374,32 @@ test('http: --log-format json writes one object per line, with the request id', 
     await bridge.stop();
   }
 });
+
+test('http: connections and sessions beyond their limits get 503', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--max-connections', '2', '--max-sessions', '1']);
+  const { createConnection } = await import('node:net');
+  const sockets = [];
+  try {
+    const port = Number(new URL(bridge.url).port);
+    // Two idle connections take the two places.
+    for (let i = 0; i < 2; i++) {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      await new Promise((resolve) => socket.once('connect', resolve));
+      sockets.push(socket);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const refused = await rawRequest(new URL('/healthz', bridge.url), { headers: { host: `127.0.0.1:${port}` } });
+    assert.equal(refused.status, 503);
+    for (const socket of sockets) socket.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    // One session allowed: the second initialize is refused until the first ends.
+    const headers = await initialize(bridge.url);
+    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
+    assert.equal((await post(bridge.url, init)).status, 503);
+    assert.equal((await fetch(bridge.url, { method: 'DELETE', headers })).status, 204);
+    assert.equal((await post(bridge.url, init)).status, 200);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await bridge.stop();
+  }
+});
