@@ -38,13 +38,6 @@ std::string new_session_id() {
     return id;
 }
 
-bool is_supported_version(const std::string &version) {
-    if (version == kModernVersion) return true;
-    for (const char *legacy : kLegacyVersions)
-        if (version == legacy) return true;
-    return false;
-}
-
 std::string lower(std::string text) {
     for (char &c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return text;
@@ -76,26 +69,18 @@ class SessionOutput : public Output {
     }
 
     // A large result: built as text from its pieces (no JSON tree), and only when a request
-    // still waits for it (otherwise the pieces are read and dropped).
+    // still waits for it (otherwise the pieces are read and dropped). A body that broke off
+    // delivers nothing here: the server answers the request with an error next.
     void send_streamed(const json &message, BodyStream &body) override {
         std::string key = message["id"].dump();
-        std::string chunk;
         if (!waiting(key)) {
+            std::string chunk;
             while (body.next(chunk)) {
             }
             return;
         }
-        std::string text = streamed_prefix(message);
-        while (body.next(chunk)) text += chunk;
-        if (!body.failed.empty()) {
-            deliver(key, make_error(message["id"], error_code::kDatabaseUnavailable,
-                                    "The result was cut short (" + body.failed +
-                                        "); the call completed and was audited.")
-                             .dump());
-            return;
-        }
-        text += "}}";
-        deliver(key, std::move(text));
+        std::string text = streamed_text(message, body);
+        if (!text.empty()) deliver(key, std::move(text));
     }
 
     // Registers a wait for the response to `key`; false when one is already waiting.

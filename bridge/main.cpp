@@ -265,22 +265,24 @@ int serve_http(const Options &options, Database &database, const ServerOptions &
     http_options.metrics = [&database] { return database.metrics_text(); };
     // /readyz: one check at a time, its answer reused for 2 s (probes cannot pile up
     // connections on the database).
+    struct Readiness {
+        std::mutex mutex;
+        std::chrono::steady_clock::time_point checked{};
+        std::string answer;
+    };
+    auto ready = std::make_shared<Readiness>();
     std::string dsn = options.dsn;
-    auto ready_mutex = std::make_shared<std::mutex>();
-    auto ready_at = std::make_shared<std::chrono::steady_clock::time_point>();
-    auto ready_answer = std::make_shared<std::string>();
-    HttpServer server(database, server_options, logger, http_options,
-                      [dsn, ready_mutex, ready_at, ready_answer] {
-                          std::lock_guard<std::mutex> lock(*ready_mutex);
-                          auto now = std::chrono::steady_clock::now();
-                          if (*ready_at == std::chrono::steady_clock::time_point() ||
-                              now - *ready_at > std::chrono::seconds(2)) {
-                              StartupCheck ready = check_database(dsn);
-                              *ready_answer = ready.ok ? std::string() : ready.message;
-                              *ready_at = now;
-                          }
-                          return *ready_answer;
-                      });
+    HttpServer server(database, server_options, logger, http_options, [dsn, ready] {
+        std::lock_guard<std::mutex> lock(ready->mutex);
+        auto now = std::chrono::steady_clock::now();
+        if (ready->checked == std::chrono::steady_clock::time_point() ||
+            now - ready->checked > std::chrono::seconds(2)) {
+            StartupCheck check = check_database(dsn);
+            ready->answer = check.ok ? std::string() : check.message;
+            ready->checked = now;
+        }
+        return ready->answer;
+    });
     std::string error;
     if (!server.listen(error)) {
         logger.log(LogLevel::Error, error);

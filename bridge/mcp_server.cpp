@@ -38,6 +38,14 @@ bool is_legacy_version(const std::string &version) {
                        [&](const char *known) { return version == known; });
 }
 
+}  // namespace
+
+bool is_supported_version(const std::string &version) {
+    return version == kModernVersion || is_legacy_version(version);
+}
+
+namespace {
+
 std::string request_key(const json &id) {
     return id.dump();
 }
@@ -124,13 +132,17 @@ std::string streamed_prefix(const json &message) {
     return text;
 }
 
-void Output::send_streamed(const json &message, BodyStream &body) {
+std::string streamed_text(const json &message, BodyStream &body) {
     std::string text = streamed_prefix(message);
     std::string chunk;
     while (body.next(chunk)) text += chunk;
-    if (!body.failed.empty()) return;
-    text += "}}";
-    send(json::parse(text));
+    if (!body.failed.empty()) return std::string();
+    return text + "}}";
+}
+
+void Output::send_streamed(const json &message, BodyStream &body) {
+    std::string text = streamed_text(message, body);
+    if (!text.empty()) send(json::parse(text));
 }
 
 void McpServer::send(json message) {

@@ -31,6 +31,11 @@ class Output {
 // The text of `message` up to its "result" object's last member, followed by a comma: what a
 // streamed body is appended to (then "}}" closes the result and the message).
 std::string streamed_prefix(const json &message);
+// The whole message with the body read into it, as text; empty when the body broke off (the
+// caller then answers with an error).
+std::string streamed_text(const json &message, BodyStream &body);
+// A protocol revision this server speaks (2026-07-28 or a legacy one).
+bool is_supported_version(const std::string &version);
 
 struct ServerOptions {
     std::string agent_name;  // --agent: recorded with every call

@@ -50,12 +50,9 @@ char *record_json(const AuditRecord *record) {
                                          TIMESTAMPTZOID, NULL));
     add_text(&out, "caller_role", GetUserNameFromId(record->caller_role, false));
     add_text(&out, "session_role", GetUserNameFromId(GetSessionUserId(), false));
-    add_text(&out, "agent_name",
-             record->agent_name ? record->agent_name : setting_or_null("pg_mcp.agent_name"));
-    add_text(&out, "client_info",
-             record->client_info ? record->client_info : setting_or_null("pg_mcp.client_info"));
-    add_text(&out, "request_id",
-             record->request_id ? record->request_id : setting_or_null("pg_mcp.request_id"));
+    add_text(&out, "agent_name", record->agent_name);
+    add_text(&out, "client_info", record->client_info);
+    add_text(&out, "request_id", record->request_id);
     add_text(&out, "tool_name", record->tool_name);
     if (record->tool_version > 0)
         appendStringInfo(&out, ",\"tool_version\":%d", record->tool_version);
@@ -85,15 +82,16 @@ char *record_json(const AuditRecord *record) {
 }  // namespace
 
 int64 write_audit_record(const AuditRecord *record) {
-    if (audit_queue_available() && RecoveryInProgress()) {
-        // No writer on a hot standby: the record goes to the server log, as pgaudit's would.
-        ereport(LOG, (errmsg("pg_mcp audit (standby): %s", record_json(record))));
-        return 0;
-    }
+    // Who called: as the client passed it, else the pg_mcp.* settings.
     AuditRecord resolved = *record;
     if (resolved.agent_name == NULL) resolved.agent_name = setting_or_null("pg_mcp.agent_name");
     if (resolved.client_info == NULL) resolved.client_info = setting_or_null("pg_mcp.client_info");
     if (resolved.request_id == NULL) resolved.request_id = setting_or_null("pg_mcp.request_id");
+    if (audit_queue_available() && RecoveryInProgress()) {
+        // No writer on a hot standby: the record goes to the server log, as pgaudit's would.
+        ereport(LOG, (errmsg("pg_mcp audit (standby): %s", record_json(&resolved))));
+        return 0;
+    }
     StringInfoData packed;
     initStringInfo(&packed);
     pack_audit_record(&packed, &resolved, GetUserNameFromId(record->caller_role, false),
