@@ -16,6 +16,10 @@ struct CallIdentity {
     std::string agent_name;
     std::string client_info;
     std::string request_id;
+    // The SHA-256 (hex) of the agent's bearer token when the bridge serves many principals over
+    // one login: the call runs as the token's principal (mcp.assume_principal). Empty: the
+    // connection's own role.
+    std::string principal_token;
 };
 
 // Gives the next piece of a streamed body; false at its end (or when the stream broke: then
@@ -51,6 +55,10 @@ class Backend {
     virtual void call_tool(const std::string &key, const CallIdentity &identity,
                            const std::string &name, const json &arguments, ProgressFn progress,
                            ReplyFn reply) = 0;
+    // Checks a bearer token's SHA-256 (hex) in the database: ok with the principal's name in
+    // `value`, or an error (error_code::kUnauthorized for an unknown, expired or revoked token).
+    virtual void authenticate(const std::string &key, const std::string &token_sha256,
+                              ReplyFn reply) = 0;
     // Cancels queued or running work (running: the query is cancelled in the server).
     virtual void cancel(const std::string &key) = 0;
 };

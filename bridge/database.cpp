@@ -18,18 +18,36 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kFirstBackoff{250};
 constexpr std::chrono::milliseconds kMaxBackoff{30000};
 
-// One round trip per call, a statement prepared once per connection: the agent context goes
-// to the audit record as arguments, and the result comes as rows (its head, then its body in
-// pieces, see mcp.call_tool_stream), read one at a time so that a large result passes through
-// the bridge without being held whole.
-const char *const kCallStatement = "pg_mcp_call";
-const char *const kCallSql = "SELECT mcp.call_tool_stream($1, $2::jsonb, $3, $4, $5)";
-const char *const kListSql =
-    "WITH context AS MATERIALIZED ("
-    " SELECT pg_catalog.set_config('pg_mcp.agent_name', $1, true),"
-    "        pg_catalog.set_config('pg_mcp.client_info', $2, true),"
-    "        pg_catalog.set_config('pg_mcp.request_id', $3, true))"
-    " SELECT mcp.list_tools()::text FROM context";
+// One round trip per request, each statement prepared once per connection (unless the pool
+// goes through a proxy that cannot keep them): the agent context goes to the audit record as
+// arguments, and a call's result comes as rows (its head, then its body in pieces, see
+// mcp.call_tool_stream), read one at a time so that a large result passes through the bridge
+// without being held whole. With a principal's token, mcp.assume_principal sets its role for
+// the statement's transaction first (the MATERIALIZED CTE runs before the outer query reads
+// a row).
+struct Statement {
+    const char *name;
+    const char *sql;
+};
+const Statement kCall = {"pg_mcp_call", "SELECT mcp.call_tool_stream($1, $2::jsonb, $3, $4, $5)"};
+const Statement kCallAs = {
+    "pg_mcp_call_as",
+    "WITH principal AS MATERIALIZED (SELECT mcp.assume_principal($6::bytea))"
+    " SELECT mcp.call_tool_stream($1, $2::jsonb, $3, $4, $5) FROM principal"};
+const Statement kList = {"pg_mcp_list",
+                         "WITH context AS MATERIALIZED ("
+                         " SELECT pg_catalog.set_config('pg_mcp.agent_name', $1, true),"
+                         "        pg_catalog.set_config('pg_mcp.client_info', $2, true),"
+                         "        pg_catalog.set_config('pg_mcp.request_id', $3, true))"
+                         " SELECT mcp.list_tools()::text FROM context"};
+const Statement kListAs = {"pg_mcp_list_as",
+                           "WITH context AS MATERIALIZED ("
+                           " SELECT mcp.assume_principal($4::bytea),"
+                           "        pg_catalog.set_config('pg_mcp.agent_name', $1, true),"
+                           "        pg_catalog.set_config('pg_mcp.client_info', $2, true),"
+                           "        pg_catalog.set_config('pg_mcp.request_id', $3, true))"
+                           " SELECT mcp.list_tools()::text FROM context"};
+const Statement kAuthenticate = {"pg_mcp_authenticate", "SELECT mcp.assume_principal($1::bytea)"};
 
 std::string trim(std::string text) {
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
@@ -95,17 +113,20 @@ bool Connection::ensure(std::string &error) {
     return true;
 }
 
-bool Connection::prepare_call(std::string &error) {
-    if (call_prepared_) return true;
-    PGresult *result = PQprepare(conn_, kCallStatement, kCallSql, 0, nullptr);
-    call_prepared_ = PQresultStatus(result) == PGRES_COMMAND_OK;
-    if (!call_prepared_) error = trim(PQresultErrorMessage(result));
+bool Connection::prepare(const char *name, const char *sql, std::string &error) {
+    if (prepared_.count(name) != 0) return true;
+    PGresult *result = PQprepare(conn_, name, sql, 0, nullptr);
+    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    if (ok)
+        prepared_.insert(name);
+    else
+        error = trim(PQresultErrorMessage(result));
     PQclear(result);
-    return call_prepared_;
+    return ok;
 }
 
 void Connection::close() {
-    call_prepared_ = false;
+    prepared_.clear();
     if (cancel_ != nullptr) PQfreeCancel(cancel_);
     cancel_ = nullptr;
     if (conn_ != nullptr) PQfinish(conn_);
@@ -150,11 +171,12 @@ StartupCheck check_database(const std::string &dsn) {
 }
 
 Database::Database(std::string dsn, size_t pool_size, const Logger &logger,
-                   std::chrono::milliseconds queue_timeout)
+                   std::chrono::milliseconds queue_timeout, bool prepare_statements)
     : dsn_(std::move(dsn)),
       pool_size_(pool_size == 0 ? 1 : pool_size),
       logger_(logger),
-      queue_timeout_(queue_timeout) {
+      queue_timeout_(queue_timeout),
+      prepare_statements_(prepare_statements) {
     for (size_t i = 0; i < pool_size_; ++i) workers_.emplace_back([this] { worker(); });
     if (queue_timeout_.count() > 0) expirer_ = std::thread([this] { expire_queued(); });
 }
@@ -257,6 +279,16 @@ void Database::call_tool(const std::string &key, const CallIdentity &identity,
     job->tool = name;
     job->arguments = arguments.dump();
     job->progress = std::move(progress);
+    job->reply = std::move(reply);
+    enqueue(std::move(job));
+}
+
+void Database::authenticate(const std::string &key, const std::string &token_sha256,
+                            ReplyFn reply) {
+    auto job = std::make_shared<Job>();
+    job->key = key;
+    job->is_authenticate = true;
+    job->identity.principal_token = token_sha256;
     job->reply = std::move(reply);
     enqueue(std::move(job));
 }
@@ -407,17 +439,41 @@ void Database::run(Job &job, Connection &connection) {
 
 void Database::execute(Job &job, Connection &connection) {
     PGconn *conn = connection.get();
-    const char *context[3] = {job.identity.agent_name.c_str(), job.identity.client_info.c_str(),
-                              job.identity.request_id.c_str()};
-    const char *call[5] = {job.tool.c_str(), job.arguments.c_str(), context[0], context[1],
-                           context[2]};
+    // As text: bytea's input reads "\x" followed by hex digits.
+    std::string token = "\\x" + job.identity.principal_token;
+    bool as_principal = !job.identity.principal_token.empty();
+    const char *params[6] = {};
+    int nparams;
+    const Statement *statement;
+    if (job.is_authenticate) {
+        statement = &kAuthenticate;
+        params[0] = token.c_str();
+        nparams = 1;
+    } else if (job.is_call) {
+        statement = as_principal ? &kCallAs : &kCall;
+        params[0] = job.tool.c_str();
+        params[1] = job.arguments.c_str();
+        params[2] = job.identity.agent_name.c_str();
+        params[3] = job.identity.client_info.c_str();
+        params[4] = job.identity.request_id.c_str();
+        params[5] = token.c_str();
+        nparams = as_principal ? 6 : 5;
+    } else {
+        statement = as_principal ? &kListAs : &kList;
+        params[0] = job.identity.agent_name.c_str();
+        params[1] = job.identity.client_info.c_str();
+        params[2] = job.identity.request_id.c_str();
+        params[3] = token.c_str();
+        nparams = as_principal ? 4 : 3;
+    }
     std::string prepare_error;
-    if (job.is_call && !connection.prepare_call(prepare_error)) {
+    if (prepare_statements_ &&
+        !connection.prepare(statement->name, statement->sql, prepare_error)) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
             active_.erase(job.key);
         }
-        logger_.log(LogLevel::Error, "preparing the tool call statement failed: " + prepare_error);
+        logger_.log(LogLevel::Error, "preparing the bridge's statement failed: " + prepare_error);
         deliver(job.reply,
                 failure(error_code::kInternalError,
                         "Database error: " + prepare_error +
@@ -426,9 +482,10 @@ void Database::execute(Job &job, Connection &connection) {
         if (PQstatus(conn) != CONNECTION_OK) connection.close();
         return;
     }
-    int sent = job.is_call
-                   ? PQsendQueryPrepared(conn, kCallStatement, 5, call, nullptr, nullptr, 0)
-                   : PQsendQueryParams(conn, kListSql, 3, nullptr, context, nullptr, nullptr, 0);
+    int sent = prepare_statements_ ? PQsendQueryPrepared(conn, statement->name, nparams, params,
+                                                         nullptr, nullptr, 0)
+                                   : PQsendQueryParams(conn, statement->sql, nparams, nullptr,
+                                                       params, nullptr, nullptr, 0);
     if (sent && job.is_call && !PQsetSingleRowMode(conn))
         logger_.log(LogLevel::Warning, "single-row mode refused; the result is read whole");
     {
@@ -517,6 +574,11 @@ void Database::execute(Job &job, Connection &connection) {
         return;
     }
     if (!error_message.empty()) {
+        if (sqlstate == "28000") {
+            finish(failure(error_code::kUnauthorized,
+                           "Unauthorized: the bearer token is unknown, expired or revoked"));
+            return;
+        }
         if (sqlstate == "57014") {
             finish(failure(error_code::kInternalError, "Request cancelled: " + error_message));
             return;
@@ -559,7 +621,7 @@ void Database::execute(Job &job, Connection &connection) {
     }
     BackendReply reply;
     try {
-        reply.value = json::parse(text);
+        reply.value = job.is_authenticate ? json(text) : json::parse(text);
         reply.ok = true;
         if (streaming) reply.body = &body;
     } catch (const json::parse_error &error) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,15 +38,15 @@ class Connection {
     void close();
     PGconn *get() const { return conn_; }
     PGcancel *cancel_handle() const { return cancel_; }
-    // Prepares the tool-call statement on this connection once (until it is closed).
-    bool prepare_call(std::string &error);
+    // Prepares a statement on this connection once (until it is closed).
+    bool prepare(const char *name, const char *sql, std::string &error);
 
   private:
     bool healthy();
     std::string dsn_;
     PGconn *conn_ = nullptr;
     PGcancel *cancel_ = nullptr;
-    bool call_prepared_ = false;
+    std::set<std::string> prepared_;
 };
 
 // Opens a connection with the bridge's settings (application_name) on top of the DSN, which
@@ -63,14 +64,19 @@ StartupCheck check_database(const std::string &dsn);
 class Database : public Backend {
   public:
     // queue_timeout: longest wait for a free connection before a request is answered "busy,
-    // retry" (0: no limit).
+    // retry" (0: no limit). prepare_statements: false sends every statement unnamed, for
+    // proxies in transaction pooling mode that do not track prepared statements (PgBouncer
+    // before 1.21, or without max_prepared_statements).
     Database(std::string dsn, size_t pool_size, const Logger &logger,
-             std::chrono::milliseconds queue_timeout = std::chrono::milliseconds(0));
+             std::chrono::milliseconds queue_timeout = std::chrono::milliseconds(0),
+             bool prepare_statements = true);
     ~Database() override;
 
     void list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) override;
     void call_tool(const std::string &key, const CallIdentity &identity, const std::string &name,
                    const json &arguments, ProgressFn progress, ReplyFn reply) override;
+    void authenticate(const std::string &key, const std::string &token_sha256,
+                      ReplyFn reply) override;
     void cancel(const std::string &key) override;
 
     // Cancels running queries, fails queued work, and joins the workers.
@@ -84,6 +90,7 @@ class Database : public Backend {
     struct Job {
         std::string key;
         bool is_call = false;
+        bool is_authenticate = false;  // identity.principal_token only
         CallIdentity identity;
         std::string tool;
         std::string arguments;
@@ -111,6 +118,7 @@ class Database : public Backend {
     std::vector<std::thread> workers_;
     bool stopping_ = false;
     std::chrono::milliseconds queue_timeout_;
+    bool prepare_statements_;
 
     // Metrics (metrics_text).
     static constexpr double kBucketsMs[] = {1,   2,   5,    10,   25,   50,   100,

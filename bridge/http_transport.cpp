@@ -7,9 +7,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <future>
+#include <optional>
 #include <cstdlib>
 #include <random>
 
+#include "auth.hpp"
 #include "json_rpc.hpp"
 
 namespace pg_mcp::bridge {
@@ -153,13 +156,17 @@ class SessionOutput : public Output {
 
 class HttpServer::Session {
   public:
+    // token_hash: the SHA-256 of the bearer token that opened it (empty without tokens).
     Session(std::string session_id, Backend &backend, const ServerOptions &options,
-            const Logger &logger)
+            const Logger &logger, const std::string &token_hash = {})
         : id(std::move(session_id)),
-          server(backend, output, with_prefix(options, id + "/"), logger) {}
+          token_hash(token_hash),
+          server(backend, output, session_options(options, id + "/", token_hash), logger) {}
 
-    static ServerOptions with_prefix(ServerOptions options, const std::string &prefix) {
+    static ServerOptions session_options(ServerOptions options, const std::string &prefix,
+                                         const std::string &token_hash) {
         options.backend_key_prefix = prefix;
+        options.principal_token = token_hash;
         return options;
     }
 
@@ -173,6 +180,7 @@ class HttpServer::Session {
     }
 
     std::string id;
+    std::string token_hash;
     SessionOutput output;  // before server, which holds a reference to it
     McpServer server;
     std::atomic<Clock::rep> last_used{Clock::now().time_since_epoch().count()};
@@ -198,6 +206,8 @@ struct HttpServer::Impl {
     std::vector<std::shared_ptr<Session>> draining;
     std::condition_variable connections_done;
     std::atomic<int> in_flight{0};
+    TokenCache tokens{std::chrono::seconds(5)};
+    std::atomic<uint64_t> auth_requests{0};
 
     Impl(Backend &b, ServerOptions so, const Logger &l, HttpOptions o, ReadinessFn r)
         : backend(b),
@@ -224,6 +234,68 @@ struct HttpServer::Impl {
     Response rpc_error(const Request &request, http::status status, int code,
                        const std::string &message) {
         return reply(request, status, make_error(nullptr, code, message).dump());
+    }
+
+    // 401 with the Bearer challenge (RFC 6750): `error` is set when a token was presented.
+    Response unauthorized(const Request &request, bool presented, const std::string &message) {
+        Response response =
+            rpc_error(request, http::status::unauthorized, error_code::kUnauthorized, message);
+        response.set(http::field::www_authenticate,
+                     presented ? "Bearer realm=\"pg_mcp\", error=\"invalid_token\", "
+                                 "error_description=\"unknown, expired or revoked token\""
+                               : "Bearer realm=\"pg_mcp\"");
+        return response;
+    }
+
+    // With --auth token: the SHA-256 of the request's bearer token once the database knows it
+    // (cached a few seconds), or the response refusing the request. The token itself is never
+    // logged, kept or sent anywhere.
+    std::optional<Response> authenticate(const Request &request, std::string &token_hash) {
+        auto header = request.find(http::field::authorization);
+        if (header == request.end())
+            return unauthorized(request, false,
+                                "Unauthorized: send \"Authorization: Bearer <token>\" with a "
+                                "token from the database administrator (mcp.create_token)");
+        std::optional<std::string> token = bearer_token(std::string(header->value()));
+        if (!token)
+            return unauthorized(request, true,
+                                "Unauthorized: the Authorization header is not \"Bearer "
+                                "<token>\"");
+        token_hash = sha256_hex(*token);
+        if (tokens.find(token_hash)) return std::nullopt;
+        auto result = std::make_shared<std::promise<BackendReply>>();
+        std::future<BackendReply> answer = result->get_future();
+        std::string key = "auth/" + std::to_string(++auth_requests);
+        backend.authenticate(key, token_hash,
+                             [result](BackendReply reply) { result->set_value(std::move(reply)); });
+        if (answer.wait_for(options.request_timeout) != std::future_status::ready) {
+            backend.cancel(key);
+            return rpc_error(request, http::status::service_unavailable,
+                             error_code::kDatabaseUnavailable,
+                             "Service Unavailable: the token could not be checked in time");
+        }
+        BackendReply reply = answer.get();
+        if (reply.ok && reply.value.is_string()) {
+            tokens.remember(token_hash, reply.value.get<std::string>());
+            return std::nullopt;
+        }
+        if (reply.error_code == error_code::kUnauthorized) {
+            logger.log(LogLevel::Warning,
+                       "refused a request with an unknown, expired or revoked "
+                       "bearer token");
+            return unauthorized(request, true,
+                                "Unauthorized: the bearer token is unknown, expired or revoked");
+        }
+        logger.log(LogLevel::Error, "checking a bearer token failed: " + reply.error_message);
+        if (reply.error_code != error_code::kDatabaseUnavailable)  // e.g. a missing GRANT
+            return rpc_error(request, http::status::internal_server_error, reply.error_code,
+                             "Internal Server Error: the token could not be checked (" +
+                                 reply.error_message + ")");
+        Response response = rpc_error(
+            request, http::status::service_unavailable, error_code::kDatabaseUnavailable,
+            "Service Unavailable: the token could not be checked (" + reply.error_message + ")");
+        response.set(http::field::retry_after, "1");
+        return response;
     }
 
     bool host_allowed(const Request &request) {
@@ -344,6 +416,9 @@ struct HttpServer::Impl {
             case http::verb::post:
                 return post(request);
             case http::verb::delete_: {
+                std::string token_hash;
+                if (options.require_token)
+                    if (auto refused = authenticate(request, token_hash)) return *refused;
                 auto header = request.find("MCP-Session-Id");
                 if (header == request.end())
                     return rpc_error(request, http::status::bad_request,
@@ -353,7 +428,7 @@ struct HttpServer::Impl {
                 {
                     std::lock_guard<std::mutex> lock(mutex);
                     auto found = sessions.find(std::string(header->value()));
-                    if (found != sessions.end()) {
+                    if (found != sessions.end() && found->second->token_hash == token_hash) {
                         session = found->second;
                         sessions.erase(found);
                     }
@@ -416,12 +491,17 @@ struct HttpServer::Impl {
         if (method == "subscriptions/listen")
             return rpc_error(request, http::status::bad_request, error_code::kMethodNotFound,
                              "subscriptions/listen is not served over HTTP yet; use stdio");
+        std::string token_hash;
+        if (options.require_token)
+            if (auto refused = authenticate(request, token_hash)) return *refused;
         std::shared_ptr<Session> session;
         bool created = false;
         std::unique_ptr<RetireAfter> one_request;
         auto session_header = request.find("MCP-Session-Id");
         if (session_header != request.end()) {
             session = find_session(std::string(session_header->value()));
+            // A session answers only the token that opened it (others cannot even see it).
+            if (session != nullptr && session->token_hash != token_hash) session = nullptr;
             if (session == nullptr)
                 return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
                                  "Session not found: start a new one with initialize");
@@ -434,13 +514,14 @@ struct HttpServer::Impl {
                                      "Too many open sessions; retry later (end unused ones with "
                                      "DELETE)");
             }
-            session = std::make_shared<Session>(new_session_id(), backend, server_options, logger);
+            session = std::make_shared<Session>(new_session_id(), backend, server_options, logger,
+                                                token_hash);
             created = true;
         } else if (version == kModernVersion) {
             // 2026-07-28 has no protocol-level sessions: the request gets a server of its own
             // (kept until its last backend reply, like an ended session).
             session = std::make_shared<Session>("stateless-" + std::to_string(++stateless_ids),
-                                                backend, server_options, logger);
+                                                backend, server_options, logger, token_hash);
             one_request = std::make_unique<RetireAfter>(*this, session);
         } else {
             return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
@@ -497,6 +578,13 @@ struct HttpServer::Impl {
             response.keep_alive(request.keep_alive());
             response.prepare_payload();
             return response;
+        }
+        // The database refused the token during the request (revoked since it was cached).
+        if (options.require_token &&
+            waiter->response.rfind("{\"error\":{\"code\":-32002,", 0) == 0) {
+            tokens.forget(token_hash);
+            return unauthorized(request, true,
+                                "Unauthorized: the bearer token is unknown, expired or revoked");
         }
         Response response = reply(request, http::status::ok, std::move(waiter->response));
         if (created) {
@@ -580,7 +668,8 @@ struct HttpServer::Impl {
             if (origin != request.end() && origin_allowed(request)) {
                 // An allowed browser origin may read the answer and the session header.
                 response.set(http::field::access_control_allow_origin, origin->value());
-                response.set(http::field::access_control_expose_headers, "MCP-Session-Id");
+                response.set(http::field::access_control_expose_headers,
+                             "MCP-Session-Id, WWW-Authenticate");
                 response.set(http::field::vary, "Origin");
             }
             {

@@ -36,6 +36,10 @@ struct HttpOptions {
     std::chrono::minutes session_idle{60};              // sessions unused this long are ended
     size_t max_connections = 512;  // more open client connections are refused (503)
     size_t max_sessions = 4096;    // more sessions: initialize gets 503
+    // Every /mcp request must carry "Authorization: Bearer <token>" of a principal (see
+    // mcp.create_token); its session then runs as that principal, and only that token may use
+    // the session.
+    bool require_token = false;
     // Metrics of what serves the sessions (the database pool), in Prometheus text format;
     // /metrics adds the transport's own.
     std::function<std::string()> metrics;

@@ -21,6 +21,7 @@ constexpr int kInternalError = -32603;
 // Implementation-defined (-32000..-32019).
 constexpr int kServerBusy = -32000;
 constexpr int kDatabaseUnavailable = -32001;
+constexpr int kUnauthorized = -32002;  // the bearer token is unknown, expired or revoked
 // MCP 2026-07-28.
 constexpr int kMissingRequiredClientCapability = -32021;
 constexpr int kUnsupportedProtocolVersion = -32022;

@@ -11,12 +11,14 @@
 #include <iostream>
 #include <string>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
 
 #include <libpq-fe.h>
 
+#include "auth.hpp"
 #include "database.hpp"
 #include "http_transport.hpp"
 #include "log.hpp"
@@ -47,6 +49,9 @@ struct Options {
     bool log_json = false;
     bool check = false;
     bool http = false;  // --http: Streamable HTTP instead of stdio
+    bool prepare_statements = true;
+    std::string notify_dsn;  // --notify-dsn: LISTEN here (default: dsn)
+    std::string token_env;   // --token-env: stdio runs as the principal of this variable's token
     HttpOptions http_options;
 };
 
@@ -84,6 +89,16 @@ void usage(FILE *out) {
         "                            requests with any Origin header get 403)\n"
         "  --allowed-host NAME       a Host name accepted besides loopback names and the bound\n"
         "                            address (repeatable; against DNS rebinding)\n"
+        "  --auth MODE               HTTP: none (default; every session runs as the login\n"
+        "                            role) or token: each request needs \"Authorization: Bearer\n"
+        "                            TOKEN\" (mcp.create_token) and runs as its principal\n"
+        "  --token-env VAR           stdio: run as the principal of the bearer token in\n"
+        "                            environment variable VAR (checked at start)\n"
+        "  --no-prepared-statements  send statements unnamed, for PgBouncer in transaction\n"
+        "                            mode without max_prepared_statements (before 1.21)\n"
+        "  --notify-dsn CONNINFO     where to LISTEN for tool catalog changes (default: the\n"
+        "                            main connection string; use a direct connection when the\n"
+        "                            main one goes through a transaction-pooling proxy)\n"
         "  --check                   connect, verify the extension, list the tools this role\n"
         "                            can call, and exit 0 (ready) or 1 (not ready)\n"
         "  --version                 print the version and exit\n"
@@ -192,6 +207,24 @@ int parse_options(int argc, char **argv, Options &options) {
             (arg == "--allowed-origin" ? options.http_options.allowed_origins
                                        : options.http_options.allowed_hosts)
                 .push_back(v);
+        } else if (arg == "--auth") {
+            const char *v = value("--auth");
+            if (!v) return 2;
+            if (std::string(v) != "none" && std::string(v) != "token") {
+                std::fprintf(stderr, "pg_mcp_bridge: --auth is none or token, not \"%s\"\n", v);
+                return 2;
+            }
+            options.http_options.require_token = std::string(v) == "token";
+        } else if (arg == "--token-env") {
+            const char *v = value("--token-env");
+            if (!v) return 2;
+            options.token_env = v;
+        } else if (arg == "--no-prepared-statements") {
+            options.prepare_statements = false;
+        } else if (arg == "--notify-dsn") {
+            const char *v = value("--notify-dsn");
+            if (!v) return 2;
+            options.notify_dsn = v;
         } else if (arg == "--log-format") {
             const char *v = value("--log-format");
             if (!v) return 2;
@@ -230,6 +263,27 @@ int run_check(const Options &options) {
     }
     std::printf("ok: %s\n", check.message.c_str());
     PGconn *conn = open_connection(options.dsn);
+    std::string role = PQuser(conn);
+    if (!options.token_env.empty()) {
+        // The principal's view: its role is set for the transaction that lists the tools.
+        const char *token = std::getenv(options.token_env.c_str());
+        std::string hash = "\\x" + sha256_hex(token ? token : "");
+        const char *params[1] = {hash.c_str()};
+        PQclear(PQexec(conn, "BEGIN"));
+        PGresult *assumed = PQexecParams(conn, "SELECT mcp.assume_principal($1::bytea)", 1, nullptr,
+                                         params, nullptr, nullptr, 0);
+        if (PQresultStatus(assumed) != PGRES_TUPLES_OK) {
+            std::printf("NOT READY: the token in %s: %s", options.token_env.c_str(),
+                        PQresultErrorMessage(assumed));
+            PQclear(assumed);
+            PQfinish(conn);
+            return 1;
+        }
+        std::printf("ok: the token in %s is principal \"%s\"\n", options.token_env.c_str(),
+                    PQgetvalue(assumed, 0, 0));
+        role = std::string("principal ") + PQgetvalue(assumed, 0, 0);
+        PQclear(assumed);
+    }
     PGresult *result = PQexec(conn, "SELECT mcp.list_tools()::text");
     int status = 0;
     if (PQresultStatus(result) != PGRES_TUPLES_OK) {
@@ -239,11 +293,11 @@ int run_check(const Options &options) {
         json tools = json::parse(PQgetvalue(result, 0, 0), nullptr, false);
         if (!tools.is_array() || tools.empty()) {
             std::printf(
-                "warning: no tools are granted to role \"%s\"; agents will see an empty list "
+                "warning: no tools are granted to %s; agents will see an empty list "
                 "(SELECT mcp.grant_tool(tool, role))\n",
-                PQuser(conn));
+                role.c_str());
         } else {
-            std::printf("tools this role can call (%zu):\n", tools.size());
+            std::printf("tools %s can call (%zu):\n", role.c_str(), tools.size());
             for (const json &tool : tools) {
                 std::string name = tool.value("name", "");
                 std::string description = tool.value("description", "");
@@ -294,7 +348,8 @@ int serve_http(const Options &options, Database &database, const ServerOptions &
                               : http_options.address;
     logger.log(LogLevel::Notice, check.message + "; serving MCP on http://" + address + ":" +
                                      std::to_string(server.port()) + "/mcp");
-    Listener listener(options.dsn, logger, [&server] { server.tools_changed(); });
+    Listener listener(options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
+                      [&server] { server.tools_changed(); });
     std::thread waker([&server] {
         pollfd fd{wake_pipe[0], POLLIN, 0};
         while (::poll(&fd, 1, -1) < 0 && errno == EINTR) {
@@ -315,6 +370,26 @@ int main(int argc, char **argv) {
     Options options;
     int parsed = parse_options(argc, argv, options);
     if (parsed != 0) return parsed < 0 ? 0 : parsed;
+    if (!options.token_env.empty() && options.http) {
+        std::fprintf(stderr,
+                     "pg_mcp_bridge: --token-env is for stdio; over HTTP each agent sends "
+                     "its own token (--auth token)\n");
+        return 2;
+    }
+    if (options.http_options.require_token && !options.http) {
+        std::fprintf(stderr,
+                     "pg_mcp_bridge: --auth token needs --http (over stdio, use "
+                     "--token-env)\n");
+        return 2;
+    }
+    if (!options.token_env.empty()) {
+        const char *token = std::getenv(options.token_env.c_str());
+        if (token == nullptr || *token == '\0') {
+            std::fprintf(stderr, "pg_mcp_bridge: --token-env %s: the variable is not set\n",
+                         options.token_env.c_str());
+            return 2;
+        }
+    }
     if (options.check) return run_check(options);
 
     Logger logger(options.log_level, options.log_json);
@@ -337,8 +412,33 @@ int main(int argc, char **argv) {
         return 1;
     }
     Database database(options.dsn, options.pool_size, logger,
-                      std::chrono::milliseconds(options.queue_timeout_ms));
+                      std::chrono::milliseconds(options.queue_timeout_ms),
+                      options.prepare_statements);
     ServerOptions server_options;
+    if (!options.token_env.empty()) {
+        // Checked once now (a wrong token should stop the start, not fail every call); the
+        // database checks it again with each call.
+        std::string hash = sha256_hex(std::getenv(options.token_env.c_str()));
+        std::promise<BackendReply> checked;
+        database.authenticate("startup", hash,
+                              [&checked](BackendReply reply) { checked.set_value(reply); });
+        BackendReply reply = checked.get_future().get();
+        if (!reply.ok) {
+            logger.log(LogLevel::Error,
+                       "the token in " + options.token_env + ": " + reply.error_message);
+            database.stop();
+            return 1;
+        }
+        check.message += "; acting as principal \"" + reply.value.get<std::string>() + "\"";
+        server_options.principal_token = hash;
+    }
+    if (options.http && !options.http_options.require_token) {
+        const std::string &address = options.http_options.address;
+        if (address != "127.0.0.1" && address != "::1" && address != "localhost")
+            logger.log(LogLevel::Warning, "serving HTTP on " + address +
+                                              " without --auth token: every client "
+                                              "that reaches it acts as the bridge's login role");
+    }
     server_options.agent_name = options.agent;
     server_options.page_size = options.page_size;
     server_options.version = kVersion;
@@ -347,7 +447,8 @@ int main(int argc, char **argv) {
 
     LineWriter writer(STDOUT_FILENO);
     McpServer server(database, writer, server_options, logger);
-    Listener listener(options.dsn, logger, [&server] { server.tools_changed(); });
+    Listener listener(options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
+                      [&server] { server.tools_changed(); });
 
     LineReader reader(STDIN_FILENO, wake_pipe[0], options.max_message_bytes);
     reader.run(

@@ -360,6 +360,7 @@ void McpServer::discover(const Request &request) {
 CallIdentity McpServer::identity(const Request &request) const {
     CallIdentity who;
     who.agent_name = options_.agent_name;
+    who.principal_token = options_.principal_token;
     if (request.modern) {
         auto meta = request.params.find("_meta");
         if (meta != request.params.end() && meta->is_object())

@@ -44,6 +44,9 @@ struct ServerOptions {
     // Prepended to request ids in the keys given to the backend: servers sharing one backend
     // (HTTP sessions) must not confuse each other's requests.
     std::string backend_key_prefix;
+    // SHA-256 (hex) of the bearer token this server's client presented: every database request
+    // runs as its principal. Empty: as the bridge's own login role.
+    std::string principal_token;
 };
 
 extern const char *const kModernVersion;       // "2026-07-28"

@@ -64,6 +64,17 @@ class ScriptedBackend : public Backend {
         r.value = call_result;
         finish(key, std::move(reply), r);
     }
+    void authenticate(const std::string &key, const std::string &token_sha256,
+                      ReplyFn reply) override {
+        BackendReply r;
+        r.ok = token_sha256 == known_token;
+        if (r.ok)
+            r.value = "principal-of-" + token_sha256.substr(0, 4);
+        else
+            r.error_code = error_code::kUnauthorized;
+        finish(key, std::move(reply), r);
+    }
+    std::string known_token;
     void cancel(const std::string &key) override { cancelled.push_back(key); }
     void finish(const std::string &key, ReplyFn reply, BackendReply r) {
         if (defer) {

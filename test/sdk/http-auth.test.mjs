@@ -1,0 +1,192 @@
+// Bearer tokens over Streamable HTTP (pg_mcp_bridge --http --auth token): one login role shared
+// by every agent, each request running as the principal of its token (mcp.create_token); 401
+// with WWW-Authenticate for a missing, unknown or revoked token; a denial for a tool the
+// principal is not granted, audited; sessions bound to their token; tokens in no log.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { execFile } from 'node:child_process';
+import { startHttpBridge } from './clients.mjs';
+import { BRIDGE, bridgeArgs, bridgeBinary, psql, lit, TENANTS } from './helpers.mjs';
+
+const TEST_TIMEOUT = { timeout: 120_000 };
+const JSON_AND_SSE = 'application/json, text/event-stream';
+const LOGIN = 'sdk_auth_bridge';
+const STRANGER = 'sdk_auth_stranger';
+let tokens = {};
+
+function post(url, body, headers = {}) {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: JSON_AND_SSE, ...headers },
+    body: JSON.stringify(body)
+  });
+}
+
+const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'auth-test', version: '1' } }
+};
+
+async function connect(url, token) {
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { headers: { authorization: `Bearer ${token}` } }
+  });
+  const client = new Client({ name: 'auth-test', version: '1' }, { capabilities: {} });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+before(async () => {
+  // The bridge's login: a member of the tenant agents' roles, nothing else.
+  await psql(
+    `DROP ROLE IF EXISTS ${LOGIN}; DROP ROLE IF EXISTS ${STRANGER};
+     CREATE ROLE ${LOGIN} LOGIN; CREATE ROLE ${STRANGER} LOGIN;
+     GRANT agent_acme, agent_globex TO ${LOGIN};`
+  );
+  for (const principal of ['acme-support', 'globex-support']) {
+    const [token] = await psql(`SELECT mcp.create_token(${lit(principal)}, 'sdk auth test')`);
+    tokens[principal] = token;
+  }
+});
+
+after(async () => {
+  await psql(`DELETE FROM mcp.principal_tokens WHERE description = 'sdk auth test';
+              DROP ROLE IF EXISTS ${LOGIN}; DROP ROLE IF EXISTS ${STRANGER};`);
+});
+
+test('http auth: requests without a valid token get 401 with a Bearer challenge', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge(LOGIN, ['--auth', 'token']);
+  try {
+    const missing = await post(bridge.url, INITIALIZE);
+    assert.equal(missing.status, 401);
+    assert.equal(missing.headers.get('www-authenticate'), 'Bearer realm="pg_mcp"');
+    assert.equal((await missing.json()).error.code, -32002);
+    for (const header of ['Bearer pgmcp_not-a-real-token', 'Basic dXNlcjpwYXNz', 'Bearer a b']) {
+      const refused = await post(bridge.url, INITIALIZE, { authorization: header });
+      assert.equal(refused.status, 401, header);
+      assert.match(refused.headers.get('www-authenticate'), /^Bearer realm="pg_mcp", error="invalid_token"/);
+    }
+    // The health endpoints need no token.
+    assert.equal((await fetch(new URL('/healthz', bridge.url))).status, 200);
+  } finally {
+    await bridge.stop();
+  }
+  assert.doesNotMatch(bridge.stderr.join(''), /pgmcp_/, 'no token in the log');
+});
+
+test('http auth: each token acts as its principal over one login; denials are audited', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge(LOGIN, ['--auth', 'token', '--pool-size', '2']);
+  const acme = await connect(bridge.url, tokens['acme-support']);
+  const globex = await connect(bridge.url, tokens['globex-support']);
+  try {
+    // Each principal sees the tools of its role and the rows of its own tenant.
+    const listed = (await acme.client.listTools()).tools.map((t) => t.name);
+    assert.deepEqual(listed, ['get_tenant_customers']);
+    for (const [who, session, tenant] of [['acme', acme, TENANTS[0]], ['globex', globex, TENANTS[1]]]) {
+      const result = await session.client.callTool({ name: 'get_tenant_customers', arguments: {} });
+      assert.equal(result.isError, false, JSON.stringify(result));
+      const expected = await psql(
+        `SELECT id FROM app.tenant_customer_view WHERE tenant_id = ${lit(tenant)} ORDER BY id DESC LIMIT 25`,
+        { single: false }
+      );
+      assert.deepEqual(result.structuredContent.rows.map((r) => String(r.id)), expected, who);
+    }
+    // A tool the principal is not granted: a clear denial, audited with principal and login.
+    await assert.rejects(
+      acme.client.callTool({ name: 'get_customer_info', arguments: { email: 'customer1@example.com' } }),
+      (error) => error.code === -32602 && /not available/.test(error.data.detail)
+    );
+    const [row] = await psql(
+      `SELECT caller_role || ' ' || session_role || ' ' || principal || ' ' || status FROM mcp.audit_log
+        WHERE tool_name = 'get_customer_info' ORDER BY id DESC LIMIT 1`,
+      { single: false }
+    );
+    assert.equal(row, `agent_acme ${LOGIN} acme-support denied`);
+
+    // A session answers only the token that opened it.
+    const sessionId = acme.transport.sessionId;
+    const stolen = await post(bridge.url, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, {
+      authorization: `Bearer ${tokens['globex-support']}`,
+      'mcp-session-id': sessionId,
+      'mcp-protocol-version': '2025-11-25'
+    });
+    assert.equal(stolen.status, 404);
+
+    // Revoked: the very next call is refused (the database checks every call), with 401.
+    await psql(`SELECT mcp.revoke_tokens('acme-support')`);
+    const after = await post(bridge.url, { jsonrpc: '2.0', id: 10, method: 'tools/call', params: { name: 'get_tenant_customers', arguments: {} } }, {
+      authorization: `Bearer ${tokens['acme-support']}`,
+      'mcp-session-id': sessionId,
+      'mcp-protocol-version': '2025-11-25'
+    });
+    assert.equal(after.status, 401);
+    assert.match(after.headers.get('www-authenticate'), /error="invalid_token"/);
+    // Globex is unaffected.
+    const still = await globex.client.callTool({ name: 'get_tenant_customers', arguments: {} });
+    assert.equal(still.isError, false);
+  } finally {
+    await globex.transport.terminateSession().catch(() => {});
+    await acme.client.close().catch(() => {});
+    await globex.client.close().catch(() => {});
+    await bridge.stop();
+  }
+  const log = bridge.stderr.join('');
+  assert.doesNotMatch(log, /pgmcp_/, 'no token in the log');
+  const [inAudit] = await psql(
+    `SELECT count(*) FROM mcp.audit_log WHERE arguments::text LIKE '%pgmcp%' OR coalesce(message, '') LIKE '%pgmcp%'`,
+    { single: false }
+  );
+  assert.equal(inAudit, '0');
+  // Restore acme's token for later tests in this file.
+  const [token] = await psql(`SELECT mcp.create_token('acme-support', 'sdk auth test')`);
+  tokens['acme-support'] = token;
+});
+
+test('http auth: a login that may not act as the principal gets a clear 500, not a crash', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge(STRANGER, ['--auth', 'token']);
+  try {
+    const response = await post(bridge.url, INITIALIZE, { authorization: `Bearer ${tokens['acme-support']}` });
+    assert.equal(response.status, 500);
+    const body = await response.json();
+    assert.match(body.error.message, new RegExp(`GRANT agent_acme TO ${STRANGER}`));
+    assert.equal((await fetch(new URL('/healthz', bridge.url))).status, 200, 'still serving');
+  } finally {
+    await bridge.stop();
+  }
+});
+
+test('stdio: --token-env runs the bridge as the token\'s principal; a bad token stops the start', TEST_TIMEOUT, async () => {
+  const transport = new StdioClientTransport({
+    command: await bridgeBinary(),
+    args: bridgeArgs(LOGIN, ['--token-env', 'PG_MCP_TEST_TOKEN']),
+    env: { ...process.env, PG_MCP_TEST_TOKEN: tokens['globex-support'] },
+    stderr: 'pipe'
+  });
+  const client = new Client({ name: 'auth-test', version: '1' }, { capabilities: {} });
+  await client.connect(transport);
+  try {
+    const result = await client.callTool({ name: 'get_tenant_customers', arguments: { plan_name: 'pro' } });
+    assert.equal(result.isError, false, JSON.stringify(result));
+    const expected = await psql(
+      `SELECT id FROM app.tenant_customer_view WHERE tenant_id = ${lit(TENANTS[1])} AND plan_name = 'pro'
+        ORDER BY id DESC LIMIT 25`,
+      { single: false }
+    );
+    assert.deepEqual(result.structuredContent.rows.map((r) => String(r.id)), expected);
+  } finally {
+    await client.close();
+  }
+  const failed = await new Promise((resolve) => {
+    execFile(BRIDGE, bridgeArgs(LOGIN, ['--token-env', 'PG_MCP_TEST_TOKEN']),
+      { env: { ...process.env, PG_MCP_TEST_TOKEN: 'pgmcp_wrong' }, timeout: 20_000 },
+      (error, stdout, stderr) => resolve({ code: error?.code ?? 0, stderr }));
+  });
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /PG_MCP_TEST_TOKEN: Unauthorized: the bearer token is unknown, expired or revoked/);
+  assert.doesNotMatch(failed.stderr, /pgmcp_wrong/);
+});
