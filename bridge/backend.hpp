@@ -36,6 +36,7 @@ struct BackendReply {
     json value;
     int error_code = 0;
     std::string error_message;
+    std::string sqlstate;  // of a database error, when there was one
     // A large result's other members as raw JSON text ("content":[...],...), read piece by piece
     // while the reply callback runs (and only then), so that it is never held whole.
     BodyStream *body = nullptr;

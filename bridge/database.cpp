@@ -10,6 +10,7 @@
 namespace pg_mcp::bridge {
 
 const char *const kExtensionVersion = "0.1.0";
+const char *const kNeedsPrimary = "MCP02";
 
 namespace {
 
@@ -583,9 +584,14 @@ void Database::execute(Job &job, Connection &connection) {
             finish(failure(error_code::kInternalError, "Request cancelled: " + error_message));
             return;
         }
-        logger_.log(LogLevel::Error, "database error (" + sqlstate + "): " + error_message);
-        finish(failure(error_code::kInternalError,
-                       "Database error (SQLSTATE " + sqlstate + "): " + error_message));
+        // MCP02: a writing tool sent to a hot standby; the caller retries on the primary.
+        if (sqlstate != kNeedsPrimary)
+            logger_.log(LogLevel::Error, "database error (" + sqlstate + "): " + error_message);
+        BackendReply reply =
+            failure(error_code::kInternalError,
+                    "Database error (SQLSTATE " + sqlstate + "): " + error_message);
+        reply.sqlstate = sqlstate;
+        finish(std::move(reply));
         return;
     }
     // The rest of a call's rows: each a piece of the result's body, until the end of the query.

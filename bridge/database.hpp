@@ -23,6 +23,7 @@
 namespace pg_mcp::bridge {
 
 extern const char *const kExtensionVersion;  // the extension version this bridge speaks
+extern const char *const kNeedsPrimary;      // SQLSTATE of a writing tool called on a hot standby
 
 // One libpq connection with its cancel handle. Not thread-safe: one worker uses it.
 class Connection {

@@ -23,6 +23,7 @@
 #include "http_transport.hpp"
 #include "log.hpp"
 #include "mcp_server.hpp"
+#include "replica.hpp"
 #include "stdio_transport.hpp"
 
 using namespace pg_mcp::bridge;
@@ -50,8 +51,10 @@ struct Options {
     bool check = false;
     bool http = false;  // --http: Streamable HTTP instead of stdio
     bool prepare_statements = true;
-    std::string notify_dsn;  // --notify-dsn: LISTEN here (default: dsn)
-    std::string token_env;   // --token-env: stdio runs as the principal of this variable's token
+    std::string notify_dsn;   // --notify-dsn: LISTEN here (default: dsn)
+    ReplicaOptions replicas;  // --replica ...
+    std::string audit_spool;  // --audit-spool
+    std::string token_env;    // --token-env: stdio runs as the principal of this variable's token
     HttpOptions http_options;
 };
 
@@ -99,6 +102,14 @@ void usage(FILE *out) {
         "  --notify-dsn CONNINFO     where to LISTEN for tool catalog changes (default: the\n"
         "                            main connection string; use a direct connection when the\n"
         "                            main one goes through a transaction-pooling proxy)\n"
+        "  --replica CONNINFO        a hot standby for read-only work (repeatable): tools/list,\n"
+        "                            token checks and read-only tools run there; writing\n"
+        "                            tools on the primary\n"
+        "  --replica-max-lag MS      a standby further behind is not used (default 30000)\n"
+        "  --replica-fallback MODE   primary (default): without a usable standby, read-only\n"
+        "                            work runs on the primary; fail: it is refused\n"
+        "  --audit-spool FILE        with --replica: where audit records of standby-served\n"
+        "                            calls wait (on disk) until the primary has them\n"
         "  --check                   connect, verify the extension, list the tools this role\n"
         "                            can call, and exit 0 (ready) or 1 (not ready)\n"
         "  --version                 print the version and exit\n"
@@ -225,6 +236,32 @@ int parse_options(int argc, char **argv, Options &options) {
             const char *v = value("--notify-dsn");
             if (!v) return 2;
             options.notify_dsn = v;
+        } else if (arg == "--replica" || arg == "--audit-spool") {
+            const char *v = value(arg.c_str());
+            if (!v) return 2;
+            if (arg == "--replica")
+                options.replicas.dsns.push_back(v);
+            else
+                options.audit_spool = v;
+        } else if (arg == "--replica-max-lag") {
+            const char *v = value("--replica-max-lag");
+            if (!v) return 2;
+            size_t lag = 0;
+            if (!parse_size(v, 0, lag)) {
+                std::fprintf(stderr, "pg_mcp_bridge: invalid --replica-max-lag \"%s\" (ms)\n", v);
+                return 2;
+            }
+            options.replicas.max_lag = std::chrono::milliseconds(lag);
+        } else if (arg == "--replica-fallback") {
+            const char *v = value("--replica-fallback");
+            if (!v) return 2;
+            if (std::string(v) != "primary" && std::string(v) != "fail") {
+                std::fprintf(stderr,
+                             "pg_mcp_bridge: --replica-fallback is primary or fail, not \"%s\"\n",
+                             v);
+                return 2;
+            }
+            options.replicas.fallback_to_primary = std::string(v) == "primary";
         } else if (arg == "--log-format") {
             const char *v = value("--log-format");
             if (!v) return 2;
@@ -311,12 +348,55 @@ int run_check(const Options &options) {
     return status;
 }
 
+// What serves the transports: the primary's pool, or the replica router in front of it.
+struct Service {
+    Backend &backend;
+    std::function<std::string()> metrics;
+    std::function<void()> stop;  // cancels and joins everything, forwards what it can
+};
+
+// The login role's CONNECTION LIMIT (-1: none, or unknown).
+long role_connection_limit(const std::string &dsn) {
+    PGconn *conn = open_connection(dsn);
+    long limit = -1;
+    PGresult *result = PQexec(conn,
+                              "SELECT rolconnlimit FROM pg_catalog.pg_roles"
+                              " WHERE rolname = current_user");
+    if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1)
+        limit = std::atol(PQgetvalue(result, 0, 0));
+    PQclear(result);
+    PQfinish(conn);
+    return limit;
+}
+
+// Unless the bridge's login may forward standby audit records to the primary: why not.
+std::string check_audit_forwarding(const std::string &dsn) {
+    PGconn *conn = open_connection(dsn);
+    std::string problem;
+    PGresult *result = PQexec(conn,
+                              "SELECT pg_catalog.pg_has_role('mcp_audit_forwarder', "
+                              "'MEMBER'), current_user");
+    if (PQresultStatus(result) != PGRES_TUPLES_OK)
+        problem =
+            std::string("cannot check the audit forwarding role: ") + PQresultErrorMessage(result);
+    else if (std::string(PQgetvalue(result, 0, 0)) != "t")
+        problem = std::string(
+                      "with --replica the bridge forwards the audit records of "
+                      "standby-served calls to the primary, but role \"") +
+                  PQgetvalue(result, 0, 1) +
+                  "\" may not: as a superuser, GRANT mcp_audit_forwarder TO " +
+                  PQgetvalue(result, 0, 1) + ";";
+    PQclear(result);
+    PQfinish(conn);
+    return problem;
+}
+
 // Streamable HTTP until SIGTERM/SIGINT; then in-flight requests get up to 10 s to finish.
-int serve_http(const Options &options, Database &database, const ServerOptions &server_options,
+int serve_http(const Options &options, Service &service, const ServerOptions &server_options,
                const Logger &logger, const StartupCheck &check) {
     HttpOptions http_options = options.http_options;
     http_options.max_body_bytes = options.max_message_bytes;
-    http_options.metrics = [&database] { return database.metrics_text(); };
+    http_options.metrics = service.metrics;
     // /readyz: one check at a time, its answer reused for 2 s (probes cannot pile up
     // connections on the database).
     struct Readiness {
@@ -326,7 +406,7 @@ int serve_http(const Options &options, Database &database, const ServerOptions &
     };
     auto ready = std::make_shared<Readiness>();
     std::string dsn = options.dsn;
-    HttpServer server(database, server_options, logger, http_options, [dsn, ready] {
+    HttpServer server(service.backend, server_options, logger, http_options, [dsn, ready] {
         std::lock_guard<std::mutex> lock(ready->mutex);
         auto now = std::chrono::steady_clock::now();
         if (ready->checked == std::chrono::steady_clock::time_point() ||
@@ -340,7 +420,7 @@ int serve_http(const Options &options, Database &database, const ServerOptions &
     std::string error;
     if (!server.listen(error)) {
         logger.log(LogLevel::Error, error);
-        database.stop();
+        service.stop();
         return 1;
     }
     std::string address = http_options.address.find(':') != std::string::npos
@@ -359,7 +439,7 @@ int serve_http(const Options &options, Database &database, const ServerOptions &
     server.run(std::chrono::seconds(10));
     logger.log(LogLevel::Info, "signal received; HTTP server stopped");
     waker.join();
-    database.stop();
+    service.stop();
     listener.stop();
     return 0;
 }
@@ -390,6 +470,12 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (!options.replicas.dsns.empty() && options.audit_spool.empty()) {
+        std::fprintf(stderr,
+                     "pg_mcp_bridge: --replica needs --audit-spool FILE (where audit "
+                     "records of standby-served calls wait for the primary)\n");
+        return 2;
+    }
     if (options.check) return run_check(options);
 
     Logger logger(options.log_level, options.log_json);
@@ -411,22 +497,69 @@ int main(int argc, char **argv) {
         logger.log(LogLevel::Error, check.message);
         return 1;
     }
+    // The login role's CONNECTION LIMIT holds the pool and the bridge's other connections
+    // (the catalog listener, the audit forwarder, a readiness probe): a pool that would not
+    // fit is made smaller instead of failing under load.
+    size_t others = 2 + (options.replicas.dsns.empty() ? 0 : 1);
+    long limit = role_connection_limit(options.dsn);
+    if (limit >= 0 && options.pool_size + others > static_cast<size_t>(limit)) {
+        size_t fitting = static_cast<size_t>(limit) > others ? limit - others : 1;
+        logger.log(LogLevel::Warning, "--pool-size " + std::to_string(options.pool_size) +
+                                          " and the bridge's " + std::to_string(others) +
+                                          " other connections exceed the login role's "
+                                          "CONNECTION LIMIT " +
+                                          std::to_string(limit) + "; using a pool of " +
+                                          std::to_string(fitting));
+        options.pool_size = fitting;
+    }
     Database database(options.dsn, options.pool_size, logger,
                       std::chrono::milliseconds(options.queue_timeout_ms),
                       options.prepare_statements);
+    // Read replicas: a router in front of the primary's pool, and the spool that carries the
+    // audit records of standby-served calls to the primary.
+    std::unique_ptr<AuditSpool> spool;
+    std::unique_ptr<ReplicaRouter> router;
+    if (!options.replicas.dsns.empty()) {
+        std::string problem = check_audit_forwarding(options.dsn);
+        if (!problem.empty()) {
+            logger.log(LogLevel::Error, problem);
+            database.stop();
+            return 1;
+        }
+        spool = std::make_unique<AuditSpool>(options.audit_spool, options.dsn, logger);
+        std::string error;
+        if (!spool->open(error)) {
+            logger.log(LogLevel::Error, error);
+            database.stop();
+            return 1;
+        }
+        router = std::make_unique<ReplicaRouter>(
+            database, options.replicas, *spool, options.pool_size, logger,
+            std::chrono::milliseconds(options.queue_timeout_ms), options.prepare_statements);
+        check.message += "; " + std::to_string(options.replicas.dsns.size()) +
+                         " read replica(s) for read-only work";
+    }
+    Backend &backend = router ? static_cast<Backend &>(*router) : database;
+    Service service{backend,
+                    [&] { return router ? router->metrics_text() : database.metrics_text(); },
+                    [&] {
+                        if (router) router->stop();
+                        database.stop();
+                        if (spool) spool->stop(std::chrono::seconds(5));
+                    }};
     ServerOptions server_options;
     if (!options.token_env.empty()) {
         // Checked once now (a wrong token should stop the start, not fail every call); the
         // database checks it again with each call.
         std::string hash = sha256_hex(std::getenv(options.token_env.c_str()));
         std::promise<BackendReply> checked;
-        database.authenticate("startup", hash,
-                              [&checked](BackendReply reply) { checked.set_value(reply); });
+        backend.authenticate("startup", hash,
+                             [&checked](BackendReply reply) { checked.set_value(reply); });
         BackendReply reply = checked.get_future().get();
         if (!reply.ok) {
             logger.log(LogLevel::Error,
                        "the token in " + options.token_env + ": " + reply.error_message);
-            database.stop();
+            service.stop();
             return 1;
         }
         check.message += "; acting as principal \"" + reply.value.get<std::string>() + "\"";
@@ -442,11 +575,11 @@ int main(int argc, char **argv) {
     server_options.agent_name = options.agent;
     server_options.page_size = options.page_size;
     server_options.version = kVersion;
-    if (options.http) return serve_http(options, database, server_options, logger, check);
+    if (options.http) return serve_http(options, service, server_options, logger, check);
     logger.log(LogLevel::Info, check.message + "; serving MCP on stdio");
 
     LineWriter writer(STDOUT_FILENO);
-    McpServer server(database, writer, server_options, logger);
+    McpServer server(backend, writer, server_options, logger);
     Listener listener(options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
                       [&server] { server.tools_changed(); });
 
@@ -476,7 +609,7 @@ int main(int argc, char **argv) {
     logger.log(LogLevel::Info,
                signalled ? "signal received; shutting down" : "input closed; shutting down");
     server.shutdown();
-    database.stop();
+    service.stop();
     listener.stop();
     return 0;
 }

@@ -9,6 +9,10 @@ BEGIN
         CREATE ROLE mcp_admin NOLOGIN;
         COMMENT ON ROLE mcp_admin IS 'Members may create, alter, drop, grant and revoke pg_mcp tools';
     END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'mcp_audit_forwarder') THEN
+        CREATE ROLE mcp_audit_forwarder NOLOGIN;
+        COMMENT ON ROLE mcp_audit_forwarder IS 'Members (the login of pg_mcp_bridge with read replicas) may add the audit records of calls served by hot standbys to mcp.audit_log';
+    END IF;
 END
 $$;
 
@@ -563,6 +567,100 @@ CREATE FUNCTION @extschema@._tool_definition(t @extschema@.tools) RETURNS jsonb
                      THEN jsonb_build_object('title', t.title) ELSE '{}' END);
 -- Executable by everyone: views run functions with the querying role's rights, and it only
 -- formats the row it is given.
+
+------------------------------------------------------------------------------------------
+-- Audit records of calls served by hot standbys
+--
+-- A standby cannot write mcp.audit_log: mcp.call_tool_stream there returns the call's audit
+-- record with its result (_meta "pg-mcp/standby_audit"), and the client (pg_mcp_bridge) spools
+-- it and forwards it here, on the primary. Each record has a random id; one already ingested
+-- is skipped, so a client may resend after any failure.
+------------------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.audit_forwarded (
+    record_id    uuid PRIMARY KEY,
+    ingested_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    ingested_by  name NOT NULL
+);
+COMMENT ON TABLE @extschema@.audit_forwarded IS 'Ids of the standby-served calls'' audit records added to mcp.audit_log by mcp.ingest_standby_audit (a record is added once)';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_forwarded', '');
+REVOKE ALL ON @extschema@.audit_forwarded FROM PUBLIC;
+GRANT SELECT ON @extschema@.audit_forwarded TO mcp_admin;
+
+CREATE FUNCTION @extschema@._queue_forwarded_audit(
+        called_at timestamptz, caller_role name, session_role name, agent_name text,
+        client_info text, request_id text, tool_name text, tool_version integer, arguments jsonb,
+        principal text, status text, duration_ms double precision, rows_returned integer,
+        sqlstate text, message text, backend_pid integer) RETURNS void
+    LANGUAGE C CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_queue_forwarded_audit';
+CREATE FUNCTION @extschema@._await_forwarded_audit() RETURNS bigint
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_await_forwarded_audit';
+REVOKE ALL ON FUNCTION @extschema@._queue_forwarded_audit(timestamptz, name, name, text, text, text, text, integer, jsonb, text, text, double precision, integer, text, text, integer),
+                       @extschema@._await_forwarded_audit() FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.ingest_standby_audit(records jsonb) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+    added integer := 0;
+    acting name := @extschema@._acting_role();
+BEGIN
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'this server is a hot standby; forward audit records to the primary'
+            USING ERRCODE = 'read_only_sql_transaction';
+    END IF;
+    IF records IS NULL OR jsonb_typeof(records) <> 'array' THEN
+        RAISE EXCEPTION 'records must be a JSON array of audit records' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Every record is checked before any is queued (the queue is outside this transaction):
+    -- two passes over the same records.
+    FOR r IN SELECT * FROM jsonb_to_recordset(records) AS x(
+                 record_id uuid, called_at timestamptz, caller_role name, session_role name,
+                 agent_name text, client_info text, request_id text, tool_name text,
+                 tool_version integer, arguments jsonb, principal text, status text,
+                 duration_ms double precision, rows_returned integer, sqlstate text,
+                 message text, backend_pid integer)
+    LOOP
+        IF r.record_id IS NULL OR r.called_at IS NULL OR r.caller_role IS NULL
+           OR r.session_role IS NULL OR r.tool_name IS NULL OR r.status IS NULL
+           OR r.duration_ms IS NULL OR r.backend_pid IS NULL THEN
+            RAISE EXCEPTION 'audit record % lacks a required field', coalesce(r.record_id::text, '(without record_id)')
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Required: record_id, called_at, caller_role, session_role, tool_name, status, duration_ms, backend_pid.';
+        END IF;
+        -- The statuses of mcp.audit_log's CHECK constraint that a call can have.
+        IF r.status NOT IN ('ok', 'truncated', 'invalid_arguments', 'denied', 'not_found', 'refused',
+                            'error', 'timeout', 'cancelled', 'rate_limited') THEN
+            RAISE EXCEPTION 'audit record % has an invalid status "%"', r.record_id, r.status
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+    FOR r IN SELECT * FROM jsonb_to_recordset(records) AS x(
+                 record_id uuid, called_at timestamptz, caller_role name, session_role name,
+                 agent_name text, client_info text, request_id text, tool_name text,
+                 tool_version integer, arguments jsonb, principal text, status text,
+                 duration_ms double precision, rows_returned integer, sqlstate text,
+                 message text, backend_pid integer)
+    LOOP
+        INSERT INTO @extschema@.audit_forwarded (record_id, ingested_by) VALUES (r.record_id, acting)
+            ON CONFLICT (record_id) DO NOTHING;
+        IF FOUND THEN
+            PERFORM @extschema@._queue_forwarded_audit(r.called_at, r.caller_role, r.session_role,
+                r.agent_name, r.client_info, r.request_id, r.tool_name, r.tool_version, r.arguments,
+                r.principal, r.status, r.duration_ms, r.rows_returned, r.sqlstate, r.message, r.backend_pid);
+            added := added + 1;
+        END IF;
+    END LOOP;
+    IF added > 0 THEN
+        PERFORM @extschema@._await_forwarded_audit();  -- durable before the client drops its copy
+    END IF;
+    RETURN added;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ingest_standby_audit(jsonb)
+    IS 'Adds audit records of calls served by hot standbys (pg_mcp_bridge forwards them) to mcp.audit_log, durably, each once; returns how many were new';
+REVOKE ALL ON FUNCTION @extschema@.ingest_standby_audit(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.ingest_standby_audit(jsonb) TO mcp_audit_forwarder;
 
 ------------------------------------------------------------------------------------------
 -- Principals (members of mcp_admin, and the extension owner)

@@ -63,4 +63,7 @@ echo "== the same v1 tool tests over Streamable HTTP (pg_mcp_bridge --http)"
   node --test --test-concurrency=1 --test-reporter=spec \
   v1-legacy.test.mjs v1-output-schema.test.mjs v1-cancel.test.mjs)
 
+echo "== production topology: hot standby, PgBouncer, HTTP bridge with tokens"
+test/deployment.sh "$workdir" "$port"
+
 echo "== all tests passed"

@@ -25,6 +25,9 @@ namespace {
 // Set only while purge_audit deletes: the one path allowed through the guard trigger.
 bool purge_in_progress = false;
 
+// The last record written on a hot standby, as JSON (see take_standby_audit_record).
+char *standby_record = NULL;
+
 // Arguments larger than this are recorded as a note of their size, not their content.
 constexpr int kMaxRecordedArguments = 64 * 1024;
 
@@ -45,7 +48,17 @@ void add_text(StringInfo out, const char *key, const char *value) {
 char *record_json(const AuditRecord *record) {
     StringInfoData out;
     initStringInfo(&out);
-    appendStringInfoString(&out, "{\"called_at\":");
+    // A random id: the primary ingests a forwarded record once, however often it is sent.
+    uint8 id[16];
+    if (!pg_strong_random(id, sizeof id)) elog(ERROR, "could not generate a random record id");
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    appendStringInfoString(&out, "{\"record_id\":\"");
+    for (int i = 0; i < 16; i++) {
+        appendStringInfo(&out, "%02x", id[i]);
+        if (i == 3 || i == 5 || i == 7 || i == 9) appendStringInfoChar(&out, '-');
+    }
+    appendStringInfoString(&out, "\",\"called_at\":");
     escape_json(&out, JsonEncodeDateTime(NULL, TimestampTzGetDatum(record->called_at),
                                          TIMESTAMPTZOID, NULL));
     add_text(&out, "caller_role", GetUserNameFromId(record->caller_role, false));
@@ -81,6 +94,12 @@ char *record_json(const AuditRecord *record) {
 
 }  // namespace
 
+char *take_standby_audit_record() {
+    char *record = standby_record;
+    standby_record = NULL;
+    return record;
+}
+
 int64 write_audit_record(const AuditRecord *record) {
     // Who called: as the client passed it, else the pg_mcp.* settings.
     AuditRecord resolved = *record;
@@ -88,14 +107,17 @@ int64 write_audit_record(const AuditRecord *record) {
     if (resolved.client_info == NULL) resolved.client_info = setting_or_null("pg_mcp.client_info");
     if (resolved.request_id == NULL) resolved.request_id = setting_or_null("pg_mcp.request_id");
     if (audit_queue_available() && RecoveryInProgress()) {
-        // No writer on a hot standby: the record goes to the server log, as pgaudit's would.
-        ereport(LOG, (errmsg("pg_mcp audit (standby): %s", record_json(&resolved))));
+        // No writer on a hot standby: the record goes with the call's result, for the client
+        // (pg_mcp_bridge) to forward to the primary (mcp.ingest_standby_audit), and to the
+        // server log, as pgaudit's would.
+        standby_record = record_json(&resolved);
+        ereport(LOG, (errmsg("pg_mcp audit (standby): %s", standby_record)));
         return 0;
     }
     StringInfoData packed;
     initStringInfo(&packed);
     pack_audit_record(&packed, &resolved, GetUserNameFromId(record->caller_role, false),
-                      GetUserNameFromId(GetSessionUserId(), false));
+                      GetUserNameFromId(GetSessionUserId(), false), MyProcPid);
     int64 id = queue_audit_record(packed.data, packed.len);
     pfree(packed.data);
     return id;

@@ -32,4 +32,8 @@ struct AuditRecord {
 // is committed and flushed, with its mcp.audit_log id; in fast mode once it is queued (0).
 int64 write_audit_record(const AuditRecord *record);
 
+// On a hot standby write_audit_record cannot queue: it keeps the record as JSON (with a random
+// record_id) for the caller to return to the client. Returns it once (then NULL).
+char *take_standby_audit_record();
+
 }  // namespace pg_mcp

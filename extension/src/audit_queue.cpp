@@ -241,9 +241,46 @@ void wait_for_standbys(XLogRecPtr lsn) {
     leave_settings(nest_level);
 }
 
+// The slot and sequence number of the last record this backend queued.
+int last_queued_slot = -1;
+uint64 last_queued_seq = 0;
+
+// Durable: waits until the writer has committed record `seq` of `slot`, then flushes the WAL
+// up to that commit here, in the caller; returns the record's mcp.audit_log id.
+int64 wait_committed(int slot, uint64 seq, TimestampTz deadline) {
+    AuditSlot *s = &shared->slots[slot];
+    for (;;) {
+        LWLockAcquire(shared->lock, LW_SHARED);
+        bool done = s->dbid == MyDatabaseId && s->committed_seq >= seq;
+        int64 id = done ? s->committed_id - (int64)(s->committed_seq - seq) : 0;
+        XLogRecPtr lsn = s->committed_lsn;
+        LWLockRelease(shared->lock);
+        if (done) {
+            ConditionVariableCancelSleep();
+            XLogFlush(lsn);
+            wait_for_standbys(lsn);
+            return id;
+        }
+        long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+        if (remaining <= 0) {
+            ConditionVariableCancelSleep();
+            ereport(
+                ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+                 errmsg("the audit record was not confirmed within %d ms", wait_timeout_ms),
+                 errdetail("The record is queued and will be written when the audit writer catches "
+                           "up; the call's result is withheld until then."),
+                 errhint("Check that the pg_mcp audit writer is running (pg_stat_activity, "
+                         "backend_type 'pg_mcp audit writer').")));
+        }
+        ConditionVariableTimedSleep(&s->committed_cv, Min(remaining, 100), PG_WAIT_EXTENSION);
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
 }  // namespace
 
-int64 queue_audit_record(const char *record, Size len) {
+int64 enqueue_audit_record(const char *record, Size len, bool durable) {
     if (shared == NULL)
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -309,40 +346,20 @@ int64 queue_audit_record(const char *record, Size len) {
     }
     ConditionVariableCancelSleep();
     if (start) start_writer(MyDatabaseId);
-    if ((AuditMode)audit_mode_setting == AuditMode::Fast) return 0;
+    last_queued_slot = slot;
+    last_queued_seq = seq;
+    if (!durable) return 0;
+    return wait_committed(slot, seq, deadline);
+}
 
-    // Durable: wait until the writer has committed this record, then flush the WAL up to that
-    // commit here, in the caller. The writer commits without waiting for the flush, so it goes
-    // on to the next batch at once, and concurrent callers share flushes (XLogFlush writes
-    // everything inserted so far, and a caller finding its LSN already flushed returns at once).
-    AuditSlot *s = &shared->slots[slot];
-    for (;;) {
-        LWLockAcquire(shared->lock, LW_SHARED);
-        bool done = s->dbid == MyDatabaseId && s->committed_seq >= seq;
-        int64 id = done ? s->committed_id - (int64)(s->committed_seq - seq) : 0;
-        XLogRecPtr lsn = s->committed_lsn;
-        LWLockRelease(shared->lock);
-        if (done) {
-            ConditionVariableCancelSleep();
-            XLogFlush(lsn);
-            wait_for_standbys(lsn);
-            return id;
-        }
-        long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-        if (remaining <= 0) {
-            ConditionVariableCancelSleep();
-            ereport(
-                ERROR,
-                (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-                 errmsg("the audit record was not confirmed within %d ms", wait_timeout_ms),
-                 errdetail("The record is queued and will be written when the audit writer catches "
-                           "up; the call's result is withheld until then."),
-                 errhint("Check that the pg_mcp audit writer is running (pg_stat_activity, "
-                         "backend_type 'pg_mcp audit writer').")));
-        }
-        ConditionVariableTimedSleep(&s->committed_cv, Min(remaining, 100), PG_WAIT_EXTENSION);
-        CHECK_FOR_INTERRUPTS();
-    }
+int64 queue_audit_record(const char *record, Size len) {
+    return enqueue_audit_record(record, len, (AuditMode)audit_mode_setting == AuditMode::Durable);
+}
+
+int64 await_queued_audit_records() {
+    if (last_queued_slot < 0) return 0;
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_timeout_ms);
+    return wait_committed(last_queued_slot, last_queued_seq, deadline);
 }
 
 namespace {

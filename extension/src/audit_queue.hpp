@@ -21,6 +21,11 @@ bool audit_queue_available(void);  // the library was preloaded and shared memor
 // (bounded by pg_mcp.audit_wait_timeout, then errors); in durable mode also waits until the
 // row is committed and flushed, and returns its mcp.audit_log id; in fast mode returns 0.
 int64 queue_audit_record(const char *record, Size len);
+// The same with the wait chosen by the caller (durable: as in durable mode).
+int64 enqueue_audit_record(const char *record, Size len, bool durable);
+// Waits until every record this backend queued is committed and flushed; returns the last
+// one's id (0 if it queued none).
+int64 await_queued_audit_records();
 
 // The background writer's entry point (one per database with queued records).
 extern "C" void pg_mcp_audit_writer_main(Datum main_arg);

@@ -125,14 +125,14 @@ void add_column(StringInfo out, Oid type, Datum value) {
 }  // namespace
 
 void pack_audit_record(StringInfo out, const AuditRecord *record, const char *caller_name,
-                       const char *session_name) {
+                       const char *session_name, int32 backend_pid) {
     appendBinaryStringInfo(out, (const char *)&record->called_at, sizeof record->called_at);
     appendBinaryStringInfo(out, (const char *)&record->duration_ms, sizeof record->duration_ms);
     pack_int32(out, record->tool_version);
     pack_int32(out, record->rows_returned < 0
                         ? -1
                         : (int32)Min(record->rows_returned, (int64)PG_INT32_MAX));
-    pack_int32(out, MyProcPid);
+    pack_int32(out, backend_pid);
     pack_text(out, caller_name);
     pack_text(out, session_name);
     pack_text(out, record->agent_name);

@@ -21,7 +21,7 @@ namespace pg_mcp {
 
 // Appends the record's packed form to out.
 void pack_audit_record(StringInfo out, const AuditRecord *record, const char *caller_name,
-                       const char *session_name);
+                       const char *session_name, int32 backend_pid);
 
 // A packed record's fields, pointing into the packed bytes (which must outlive it). Strings
 // are not NUL-terminated: use the lengths; a length of -1 is NULL.

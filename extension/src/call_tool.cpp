@@ -21,6 +21,7 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -438,6 +439,9 @@ CallResult make_result(const char *status, int64 audit_id, bool is_error, bool u
     if (retry_after_meta > 0)
         appendStringInfo(&head, ",\"pg-mcp/retry_after_ms\":" INT64_FORMAT, retry_after_meta);
     if (audit_id > 0) appendStringInfo(&head, ",\"pg-mcp/audit_id\":" INT64_FORMAT, audit_id);
+    // Served by a hot standby: the audit record, for the client to forward to the primary.
+    if (char *record = pg_mcp::take_standby_audit_record())
+        appendStringInfo(&head, ",\"pg-mcp/standby_audit\":%s", record);
     if (unknown_tool) appendStringInfoString(&head, ",\"pg-mcp/unknown_tool\":true");
     appendStringInfo(&head, "},\"isError\":%s}", is_error ? "true" : "false");
     return CallResult{head.data, body};
@@ -516,6 +520,7 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
                          "PostgreSQL.")));
     TimestampTz started = GetCurrentTimestamp();
     Oid caller = GetUserId();
+    (void)pg_mcp::take_standby_audit_record();  // none left from an earlier, failed call
     MemoryContext call_context = CurrentMemoryContext;
     const char *name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
     Datum arguments = PG_ARGISNULL(1) ? (Datum)0 : PG_GETARG_DATUM(1);
@@ -561,6 +566,12 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
     memset(&tool, 0, sizeof tool);
     tool = load_tool(name != NULL ? name : "", caller, call_context);
     if (tool.is_query) tool.search_path = caller_search_path;
+    // A hot standby serves read-only tools only; the client sends the others to the primary,
+    // which audits them (so nothing is audited here).
+    if (tool.found && tool.granted && !tool.read_only && RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_PG_MCP_NEEDS_PRIMARY),
+                        errmsg("tool \"%s\" writes, and this server is a hot standby", name),
+                        errhint("Call it on the primary.")));
     audit.principal = tool.principal;
 
     pg_mcp::RateDecision rate = {true, 0, NULL};

@@ -12,6 +12,8 @@ namespace pg_mcp {
 
 // SQLSTATE of a refused query (class "MC": pg_mcp).
 #define ERRCODE_PG_MCP_REFUSED MAKE_SQLSTATE('M', 'C', 'P', '0', '1')
+// A writing tool called on a hot standby (the client retries on the primary).
+#define ERRCODE_PG_MCP_NEEDS_PRIMARY MAKE_SQLSTATE('M', 'C', 'P', '0', '2')
 
 // Checks sql: exactly one SELECT, VALUES or plain EXPLAIN of one; no data-modifying CTE, no
 // SELECT INTO, no locking clause; every function immutable or stable (and not one of the

@@ -19,7 +19,12 @@ export const TRANSPORT = process.env.PG_MCP_SDK_TRANSPORT || 'stdio';
  * Starts an HTTP bridge on a free loopback port; resolves to { child, url, stderr, stop }.
  */
 export async function startHttpBridge(user, extraArgs = []) {
-  const child = spawn(await bridgeBinary(), ['--http', '127.0.0.1:0', ...bridgeArgs(user, extraArgs)], {
+  return startBridgeWith(['--http', '127.0.0.1:0', ...bridgeArgs(user, extraArgs)]);
+}
+
+/** The same with the whole command line given (it must include --http ADDRESS:0). */
+export async function startBridgeWith(args) {
+  const child = spawn(await bridgeBinary(), args, {
     env: { ...process.env },
     stdio: ['ignore', 'ignore', 'pipe']
   });
