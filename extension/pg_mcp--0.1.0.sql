@@ -870,48 +870,13 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.revoke_tokens(text)
     TO mcp_admin;
 
--- The principal of an active token: for mcp.assume_principal only.
-CREATE FUNCTION @extschema@._token_principal(token_sha256 bytea, OUT principal text, OUT role regrole,
-                                              OUT role_name name, OUT superuser boolean)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT p.name, p.role, r.rolname, r.rolsuper FROM @extschema@.principal_tokens t
-      JOIN @extschema@.principals p ON p.name = t.principal
-      JOIN pg_catalog.pg_roles r ON r.oid = p.role
-     WHERE t.token_sha256 = _token_principal.token_sha256 AND t.revoked_at IS NULL
-       AND (t.expires_at IS NULL OR t.expires_at > now());
-END;
-
 -- Not SECURITY DEFINER: a role can only be set outside one, and PostgreSQL then checks that
--- the session's login role is a member of the principal's role.
+-- the session's login role is a member of the principal's role (the token lookup itself runs
+-- as the function's owner).
 CREATE FUNCTION @extschema@.assume_principal(token_sha256 bytea) RETURNS text
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    found record;
-BEGIN
-    SELECT * INTO found FROM @extschema@._token_principal(token_sha256);
-    IF found.principal IS NULL THEN
-        RAISE EXCEPTION 'unknown, expired or revoked token'
-            USING ERRCODE = 'invalid_authorization_specification',
-                  HINT = 'Ask the database administrator for a token (mcp.create_token).';
-    END IF;
-    IF found.superuser THEN
-        RAISE EXCEPTION 'role "%" of principal "%" has become a superuser; refused', found.role_name, found.principal
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    IF NOT pg_has_role(session_user, found.role, 'MEMBER') THEN
-        RAISE EXCEPTION 'login role "%" cannot act as principal "%": it is not a member of role "%"',
-                        session_user, found.principal, found.role
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('As a superuser: GRANT %s TO %I;', found.role, session_user);
-    END IF;
-    PERFORM set_config('role', found.role_name, true);
-    RETURN found.principal;
-END
-$$;
+    LANGUAGE C CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_assume_principal';
 COMMENT ON FUNCTION @extschema@.assume_principal(bytea)
     IS 'For bridges serving many agents over one login: given the SHA-256 of a bearer token, sets the role of the token''s principal until the end of the current transaction (SET LOCAL ROLE) and returns the principal''s name';
-GRANT EXECUTE ON FUNCTION @extschema@._token_principal(bytea) TO PUBLIC;
 
 ------------------------------------------------------------------------------------------
 -- Sandboxed views (members of mcp_admin, and the extension owner)
