@@ -37,6 +37,10 @@ struct BackendReply {
     int error_code = 0;
     std::string error_message;
     std::string sqlstate;  // of a database error, when there was one
+    bool busy = false;     // refused after waiting for a free connection (not run)
+    // A call served by a hot standby: its audit record (JSON), taken out of the result's
+    // _meta; whoever routes to standbys forwards it to the primary.
+    std::string standby_audit;
     // A large result's other members as raw JSON text ("content":[...],...), read piece by piece
     // while the reply callback runs (and only then), so that it is never held whole.
     BodyStream *body = nullptr;

@@ -11,6 +11,7 @@ namespace pg_mcp::bridge {
 
 const char *const kExtensionVersion = "0.1.0";
 const char *const kNeedsPrimary = "MCP02";
+const char *const kStandbyAuditKey = "pg-mcp/standby_audit";
 
 namespace {
 
@@ -196,14 +197,15 @@ void Database::expire_queued() {
         }
         if (!expired.empty()) {
             lock.unlock();
-            for (auto &job : expired)
-                deliver(job->reply,
-                        failure(error_code::kDatabaseUnavailable,
-                                "Busy: all " + std::to_string(pool_size_) +
-                                    " database connections stayed in use for " +
-                                    std::to_string(queue_timeout_.count()) +
-                                    " ms; the request was not run. Retry shortly."),
-                        logger_);
+            for (auto &job : expired) {
+                BackendReply busy = failure(error_code::kDatabaseUnavailable,
+                                            "Busy: all " + std::to_string(pool_size_) +
+                                                " database connections stayed in use for " +
+                                                std::to_string(queue_timeout_.count()) +
+                                                " ms; the request was not run. Retry shortly.");
+                busy.busy = true;
+                deliver(job->reply, std::move(busy), logger_);
+            }
             busy_ += expired.size();
             logger_.log(LogLevel::Warning, std::to_string(expired.size()) +
                                                " request(s) refused: connection pool busy");
@@ -629,6 +631,15 @@ void Database::execute(Job &job, Connection &connection) {
     try {
         reply.value = job.is_authenticate ? json(text) : json::parse(text);
         reply.ok = true;
+        // Served by a hot standby: the audit record is not for the agent.
+        if (job.is_call && reply.value.is_object()) {
+            auto meta = reply.value.find("_meta");
+            if (meta != reply.value.end() && meta->is_object() &&
+                meta->contains(kStandbyAuditKey)) {
+                reply.standby_audit = (*meta)[kStandbyAuditKey].dump();
+                meta->erase(kStandbyAuditKey);
+            }
+        }
         if (streaming) reply.body = &body;
     } catch (const json::parse_error &error) {
         reply = failure(error_code::kInternalError,

@@ -11,6 +11,7 @@
 #include <optional>
 #include <cstdlib>
 #include <random>
+#include <regex>
 
 #include "auth.hpp"
 #include "json_rpc.hpp"
@@ -207,6 +208,7 @@ struct HttpServer::Impl {
     std::condition_variable connections_done;
     std::atomic<int> in_flight{0};
     TokenCache tokens{std::chrono::seconds(5)};
+    TokenCache refused_tokens{std::chrono::seconds(2)};
     std::atomic<uint64_t> auth_requests{0};
 
     Impl(Backend &b, ServerOptions so, const Logger &l, HttpOptions o, ReadinessFn r)
@@ -261,8 +263,18 @@ struct HttpServer::Impl {
             return unauthorized(request, true,
                                 "Unauthorized: the Authorization header is not \"Bearer "
                                 "<token>\"");
+        // pg_mcp's tokens are "pgmcp_" and 43 base64url characters: anything else is refused
+        // without asking the database.
+        static const std::regex kTokenShape("pgmcp_[A-Za-z0-9_-]{43}");
+        if (!std::regex_match(*token, kTokenShape))
+            return unauthorized(request, true,
+                                "Unauthorized: the bearer token is unknown, expired or revoked");
         token_hash = sha256_hex(*token);
         if (tokens.find(token_hash)) return std::nullopt;
+        // A token just refused is refused again for a moment without a database round trip.
+        if (refused_tokens.find(token_hash))
+            return unauthorized(request, true,
+                                "Unauthorized: the bearer token is unknown, expired or revoked");
         auto result = std::make_shared<std::promise<BackendReply>>();
         std::future<BackendReply> answer = result->get_future();
         std::string key = "auth/" + std::to_string(++auth_requests);
@@ -280,6 +292,7 @@ struct HttpServer::Impl {
             return std::nullopt;
         }
         if (reply.error_code == error_code::kUnauthorized) {
+            refused_tokens.remember(token_hash, "");
             logger.log(LogLevel::Warning,
                        "refused a request with an unknown, expired or revoked "
                        "bearer token");
@@ -287,13 +300,16 @@ struct HttpServer::Impl {
                                 "Unauthorized: the bearer token is unknown, expired or revoked");
         }
         logger.log(LogLevel::Error, "checking a bearer token failed: " + reply.error_message);
-        if (reply.error_code != error_code::kDatabaseUnavailable)  // e.g. a missing GRANT
-            return rpc_error(request, http::status::internal_server_error, reply.error_code,
-                             "Internal Server Error: the token could not be checked (" +
-                                 reply.error_message + ")");
-        Response response = rpc_error(
-            request, http::status::service_unavailable, error_code::kDatabaseUnavailable,
-            "Service Unavailable: the token could not be checked (" + reply.error_message + ")");
+        // The reason (a missing GRANT, say) is for the operator's log, not for the client.
+        if (reply.error_code != error_code::kDatabaseUnavailable)
+            return rpc_error(request, http::status::internal_server_error,
+                             error_code::kInternalError,
+                             "Internal Server Error: the bearer token could not be checked "
+                             "(the bridge's log says why)");
+        Response response =
+            rpc_error(request, http::status::service_unavailable, error_code::kDatabaseUnavailable,
+                      "Service Unavailable: the bearer token could not be "
+                      "checked; retry shortly");
         response.set(http::field::retry_after, "1");
         return response;
     }
@@ -580,8 +596,13 @@ struct HttpServer::Impl {
             return response;
         }
         // The database refused the token during the request (revoked since it was cached).
-        if (options.require_token &&
-            waiter->response.rfind("{\"error\":{\"code\":-32002,", 0) == 0) {
+        auto unauthorized_answer = [](const std::string &text) {
+            if (text.rfind("{\"error\":", 0) != 0) return false;
+            json answer = json::parse(text, nullptr, false);
+            return answer.is_object() && answer["error"].is_object() &&
+                   answer["error"].value("code", 0) == error_code::kUnauthorized;
+        };
+        if (options.require_token && unauthorized_answer(waiter->response)) {
             tokens.forget(token_hash);
             return unauthorized(request, true,
                                 "Unauthorized: the bearer token is unknown, expired or revoked");

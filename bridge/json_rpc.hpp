@@ -21,7 +21,8 @@ constexpr int kInternalError = -32603;
 // Implementation-defined (-32000..-32019).
 constexpr int kServerBusy = -32000;
 constexpr int kDatabaseUnavailable = -32001;
-constexpr int kUnauthorized = -32002;  // the bearer token is unknown, expired or revoked
+// Application-defined, outside the range JSON-RPC and MCP reserve (-32768..-32000).
+constexpr int kUnauthorized = -31001;  // the bearer token is unknown, expired or revoked
 // MCP 2026-07-28.
 constexpr int kMissingRequiredClientCapability = -32021;
 constexpr int kUnsupportedProtocolVersion = -32022;

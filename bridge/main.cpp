@@ -355,6 +355,32 @@ struct Service {
     std::function<void()> stop;  // cancels and joins everything, forwards what it can
 };
 
+// Acting as principals: the login should hold none of their privileges itself (NOINHERIT),
+// and the main connection should be the primary (a standby's audit records would only reach
+// its server log).
+void warn_about_login(const std::string &dsn, bool acting_as_principals, const Logger &logger) {
+    PGconn *conn = open_connection(dsn);
+    PGresult *result = PQexec(conn,
+                              "SELECT r.rolinherit, r.rolname, pg_catalog.pg_is_in_recovery()"
+                              " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user");
+    if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1) {
+        std::string login = PQgetvalue(result, 0, 1);
+        if (acting_as_principals && std::string(PQgetvalue(result, 0, 0)) == "t")
+            logger.log(LogLevel::Warning,
+                       "login role \"" + login +
+                           "\" inherits the privileges of the roles it is a member of: without "
+                           "a token it could use every principal's tools. ALTER ROLE " +
+                           login + " NOINHERIT; (it can still act as them, one call at a time)");
+        if (std::string(PQgetvalue(result, 0, 2)) == "t")
+            logger.log(LogLevel::Warning,
+                       "the main connection is a hot standby: audit records of its calls reach "
+                       "only its server log. Connect to the primary and pass the standby with "
+                       "--replica");
+    }
+    PQclear(result);
+    PQfinish(conn);
+}
+
 // The login role's CONNECTION LIMIT (-1: none, or unknown).
 long role_connection_limit(const std::string &dsn) {
     PGconn *conn = open_connection(dsn);
@@ -533,6 +559,7 @@ int main(int argc, char **argv) {
             database.stop();
             return 1;
         }
+        options.replicas.primary_dsn = options.dsn;
         router = std::make_unique<ReplicaRouter>(
             database, options.replicas, *spool, options.pool_size, logger,
             std::chrono::milliseconds(options.queue_timeout_ms), options.prepare_statements);
@@ -565,6 +592,8 @@ int main(int argc, char **argv) {
         check.message += "; acting as principal \"" + reply.value.get<std::string>() + "\"";
         server_options.principal_token = hash;
     }
+    warn_about_login(options.dsn, options.http_options.require_token || !options.token_env.empty(),
+                     logger);
     if (options.http && !options.http_options.require_token) {
         const std::string &address = options.http_options.address;
         if (address != "127.0.0.1" && address != "::1" && address != "localhost")

@@ -1,11 +1,14 @@
 #include "replica.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <deque>
 
 #include "json_rpc.hpp"
 
@@ -17,7 +20,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kBatchRecords = 500;
 constexpr size_t kBatchBytes = 4 << 20;
-const char *const kStandbyAuditKey = "pg-mcp/standby_audit";
 
 std::string errno_text(const std::string &what) {
     return what + ": " + std::strerror(errno);
@@ -59,6 +61,7 @@ AuditSpool::AuditSpool(std::string path, std::string primary_dsn, const Logger &
 AuditSpool::~AuditSpool() {
     stop(std::chrono::milliseconds(0));
     if (fd_ >= 0) ::close(fd_);
+    if (offset_fd_ >= 0) ::close(offset_fd_);
     if (conn_ != nullptr) PQfinish(conn_);
 }
 
@@ -68,18 +71,40 @@ bool AuditSpool::open(std::string &error) {
         error = errno_text("cannot open the audit spool " + path_);
         return false;
     }
-    struct stat info {};
-    if (::fstat(fd_, &info) != 0) {
+    // One bridge per spool: a second one would forward and truncate under the first.
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        error = errno_text("the audit spool " + path_ + " is in use by another process");
+        return false;
+    }
+    offset_fd_ = ::open((path_ + ".offset").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (offset_fd_ < 0) {
+        error = errno_text("cannot open " + path_ + ".offset");
+        return false;
+    }
+    char text[32] = {};
+    ssize_t n = ::pread(offset_fd_, text, sizeof text - 1, 0);
+    off_t size = ::lseek(fd_, 0, SEEK_END);
+    sent_ = n > 0 ? static_cast<off_t>(std::atoll(text)) : 0;
+    if (sent_ < 0 || sent_ > size) sent_ = 0;
+    // A record cut short by a crash while it was written (never acknowledged: its call's
+    // result was withheld) is dropped, so that the next record starts on a line of its own.
+    std::string content;
+    if (!read_range(fd_, sent_, size, content)) {
         error = errno_text("cannot read the audit spool " + path_);
         return false;
     }
-    std::string content;
-    if (!read_range(fd_, 0, info.st_size, content)) {
-        error = errno_text("cannot read the audit spool " + path_);
-        return false;
+    size_t whole = content.rfind('\n');
+    off_t end = whole == std::string::npos ? sent_ : sent_ + static_cast<off_t>(whole) + 1;
+    if (end < size) {
+        logger_.log(LogLevel::Warning, "dropping an incomplete last record (" +
+                                           std::to_string(size - end) + " bytes) from " + path_);
+        if (::ftruncate(fd_, end) != 0) {
+            error = errno_text("cannot repair the audit spool " + path_);
+            return false;
+        }
     }
     size_t lines = 0;
-    for (char c : content) lines += c == '\n';
+    for (off_t i = 0; i < end - sent_; i++) lines += content[static_cast<size_t>(i)] == '\n';
     pending_ = lines;
     if (lines > 0)
         logger_.log(LogLevel::Notice, std::to_string(lines) +
@@ -92,8 +117,14 @@ bool AuditSpool::open(std::string &error) {
 bool AuditSpool::append(const std::string &record, std::string &error) {
     std::string line = record + "\n";
     std::lock_guard<std::mutex> lock(mutex_);
+    off_t before = fd_ < 0 ? -1 : ::lseek(fd_, 0, SEEK_END);
     if (fd_ < 0 || !write_all(fd_, line.data(), line.size()) || ::fdatasync(fd_) != 0) {
         error = errno_text("cannot write the audit spool " + path_);
+        if (before >= 0 && ::ftruncate(fd_, before) != 0) {
+            // The next record would join a torn line: stop spooling (results are withheld).
+            ::close(fd_);
+            fd_ = -1;
+        }
         return false;
     }
     pending_++;
@@ -127,7 +158,14 @@ void AuditSpool::loop() {
             if (stopping_ && (pending_ == 0 || Clock::now() >= drain_until_)) return;
         }
         if (pending_ == 0) continue;
-        if (forward()) {
+        bool forwarded = false;
+        try {
+            forwarded = forward();
+        } catch (const std::exception &failure) {  // e.g. out of memory: retried later
+            logger_.log(LogLevel::Error,
+                        std::string("forwarding standby audit records failed: ") + failure.what());
+        }
+        if (forwarded) {
             backoff = std::chrono::milliseconds(0);
         } else {
             backoff = backoff.count() == 0 ? std::chrono::milliseconds(250)
@@ -145,10 +183,26 @@ std::string AuditSpool::ingest(const std::string &records, std::string &sqlstate
         conn_ = open_connection(primary_dsn_);
         if (PQstatus(conn_) != CONNECTION_OK) return trim(PQerrorMessage(conn_));
     }
+    // As mcp_audit_forwarder for this transaction only: a NOINHERIT login (the recommended
+    // kind, see the README) holds no privilege of its roles until it sets one, and EXECUTE is
+    // checked before a statement runs, so the role is set by a statement of its own.
+    PGresult *begun = PQexec(conn_, "BEGIN; SET LOCAL ROLE mcp_audit_forwarder");
+    bool in_transaction = PQresultStatus(begun) == PGRES_COMMAND_OK;
+    std::string error;
+    if (!in_transaction) {
+        const char *state = PQresultErrorField(begun, PG_DIAG_SQLSTATE);
+        sqlstate = state ? state : "";
+        error = trim(PQresultErrorMessage(begun));
+        if (error.empty()) error = trim(PQerrorMessage(conn_));
+    }
+    PQclear(begun);
+    if (!error.empty()) {
+        PQclear(PQexec(conn_, "ROLLBACK"));
+        return error;
+    }
     const char *params[1] = {records.c_str()};
     PGresult *result = PQexecParams(conn_, "SELECT mcp.ingest_standby_audit($1::jsonb)", 1, nullptr,
                                     params, nullptr, nullptr, 0);
-    std::string error;
     if (PQresultStatus(result) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
         sqlstate = state ? state : "";
@@ -156,6 +210,12 @@ std::string AuditSpool::ingest(const std::string &records, std::string &sqlstate
         if (error.empty()) error = trim(PQerrorMessage(conn_));
     }
     PQclear(result);
+    PGresult *ended = PQexec(conn_, error.empty() ? "COMMIT" : "ROLLBACK");
+    if (error.empty() && PQresultStatus(ended) != PGRES_COMMAND_OK) {
+        error = trim(PQresultErrorMessage(ended));
+        if (error.empty()) error = trim(PQerrorMessage(conn_));
+    }
+    PQclear(ended);
     return error;
 }
 
@@ -172,34 +232,42 @@ void AuditSpool::reject(const std::string &line, const std::string &why) {
 }
 
 bool AuditSpool::forward() {
-    // Records before `size` never change until they are dropped, which only this thread does.
+    // The spool is append-only; `sent_` (kept durably in FILE.offset) is where the records
+    // not yet on the primary begin. Records after it never change until they are sent.
     off_t size;
     {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (fd_ < 0) return false;
         size = ::lseek(fd_, 0, SEEK_END);
     }
+    if (size <= sent_) return true;
     std::string content;
-    if (size <= 0 || !read_range(fd_, 0, size, content)) return size == 0;
-    // Whole lines of the first batch; a torn last line (a crash mid-write) is skipped.
+    off_t to = std::min(size, sent_ + static_cast<off_t>(kBatchBytes));
+    if (!read_range(fd_, sent_, to, content)) return false;
     std::vector<std::string> lines;
-    size_t at = 0, bytes = 0;
-    while (lines.size() < kBatchRecords && bytes < kBatchBytes) {
+    size_t at = 0;
+    while (lines.size() < kBatchRecords) {
         size_t end = content.find('\n', at);
         if (end == std::string::npos) break;
         lines.push_back(content.substr(at, end - at));
-        bytes += end - at;
         at = end + 1;
     }
-    if (lines.empty()) return true;
+    if (lines.empty()) {  // one record longer than a batch: read it whole
+        if (!read_range(fd_, sent_, size, content)) return false;
+        size_t end = content.find('\n');
+        if (end == std::string::npos) return false;
+        lines.push_back(content.substr(0, end));
+        at = end + 1;
+    }
     std::string batch = "[";
-    for (size_t i = 0; i < lines.size(); i++) {
-        json parsed = json::parse(lines[i], nullptr, false);
+    for (const std::string &line : lines) {
+        json parsed = json::parse(line, nullptr, false);
         if (!parsed.is_object()) {
-            reject(lines[i], "not a JSON object");
+            reject(line, "not a JSON object");
             continue;
         }
         if (batch.size() > 1) batch += ",";
-        batch += lines[i];
+        batch += line;
     }
     batch += "]";
     std::string sqlstate;
@@ -226,10 +294,9 @@ bool AuditSpool::forward() {
                 " audit record(s) to the primary failed (kept in the spool, retrying): " + error);
         return false;
     }
-    std::string drop_error;
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!drop_prefix(static_cast<off_t>(at), drop_error)) {
-        logger_.log(LogLevel::Error, drop_error);
+    std::string mark_error;
+    if (!mark_sent(sent_ + static_cast<off_t>(at), mark_error)) {
+        logger_.log(LogLevel::Error, mark_error);
         return false;
     }
     pending_ -= std::min(pending_.load(), lines.size());
@@ -237,40 +304,26 @@ bool AuditSpool::forward() {
     return true;
 }
 
-bool AuditSpool::drop_prefix(off_t end, std::string &error) {
-    off_t size = ::lseek(fd_, 0, SEEK_END);
-    if (size == end) {
+bool AuditSpool::mark_sent(off_t end, std::string &error) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Everything sent: the file starts over (appends wait on the mutex meanwhile).
+    if (::lseek(fd_, 0, SEEK_END) == end) {
         if (::ftruncate(fd_, 0) != 0 || ::fdatasync(fd_) != 0) {
             error = errno_text("cannot truncate the audit spool " + path_);
             return false;
         }
-        return true;
+        end = 0;
+        sent_ = 0;  // whatever happens to the offset file (read as 0 beyond the end)
     }
-    // Records were added meanwhile: the rest goes to a new file that replaces the spool.
-    std::string rest;
-    if (!read_range(fd_, end, size, rest)) {
-        error = errno_text("cannot read the audit spool " + path_);
+    // A crash before this is durable resends the last batch, which the primary skips.
+    std::string text = std::to_string(static_cast<long long>(end)) + "\n";
+    if (::ftruncate(offset_fd_, 0) != 0 ||
+        ::pwrite(offset_fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()) ||
+        ::fdatasync(offset_fd_) != 0) {
+        error = errno_text("cannot write " + path_ + ".offset");
         return false;
     }
-    std::string temporary = path_ + ".tmp";
-    int fd = ::open(temporary.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0 || !write_all(fd, rest.data(), rest.size()) || ::fdatasync(fd) != 0 ||
-        ::rename(temporary.c_str(), path_.c_str()) != 0) {
-        error = errno_text("cannot rewrite the audit spool " + path_);
-        if (fd >= 0) ::close(fd);
-        return false;
-    }
-    size_t slash = path_.rfind('/');
-    std::string directory = slash == std::string::npos ? std::string(".")
-                            : slash == 0               ? std::string("/")
-                                                       : path_.substr(0, slash);
-    int dir = ::open(directory.c_str(), O_RDONLY | O_CLOEXEC);
-    if (dir >= 0) {
-        (void)::fsync(dir);
-        ::close(dir);
-    }
-    ::close(fd_);
-    fd_ = fd;
+    sent_ = end;
     return true;
 }
 
@@ -304,43 +357,96 @@ void ReplicaRouter::stop() {
     for (auto &replica : replicas_) replica->pool->stop();
 }
 
+namespace {
+
+// "16/B374D848" -> a number (0 when it cannot be read).
+uint64_t parse_lsn(const char *text) {
+    unsigned int high = 0, low = 0;
+    if (text == nullptr || std::sscanf(text, "%X/%X", &high, &low) != 2) return 0;
+    return (static_cast<uint64_t>(high) << 32) | low;
+}
+
+}  // namespace
+
 void ReplicaRouter::monitor() {
-    // One connection per standby, reopened when lost. Lag: none when everything received is
-    // replayed, else the age of the last replayed transaction.
-    const char *const kProbe =
-        "SELECT pg_catalog.pg_is_in_recovery(),"
-        " CASE WHEN pg_catalog.pg_last_wal_receive_lsn() IS NOT DISTINCT FROM"
-        "           pg_catalog.pg_last_wal_replay_lsn() THEN 0"
-        "      ELSE coalesce((extract(epoch FROM pg_catalog.now() -"
-        "                     pg_catalog.pg_last_xact_replay_timestamp()) * 1000)::bigint, 0)"
-        " END";
+    // Twice a second: the primary's WAL position, then each standby's replay position. A
+    // standby's lag is how long ago the primary was where the standby has replayed to: it has
+    // replayed everything the primary had at the newest sample at or below its position. So a
+    // standby cut off from a primary that still commits (a revoked token, a changed tool)
+    // falls behind, while one whose primary is simply idle does not. When the primary cannot
+    // be reached, no sample is taken: standbys that have replayed all they received serve on.
+    struct Sample {
+        Clock::time_point at;
+        uint64_t lsn;
+    };
+    std::deque<Sample> samples;
+    const char *const kStandbyProbe =
+        "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.pg_last_wal_replay_lsn(),"
+        " pg_catalog.pg_last_wal_receive_lsn() IS NOT DISTINCT FROM"
+        " pg_catalog.pg_last_wal_replay_lsn()";
+    PGconn *primary = nullptr;
     std::vector<PGconn *> connections(replicas_.size(), nullptr);
+    auto reopen = [](PGconn *&conn, const std::string &dsn) {
+        if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+            if (conn != nullptr) PQfinish(conn);
+            conn = open_connection(dsn);
+        }
+        return PQstatus(conn) == CONNECTION_OK;
+    };
     std::unique_lock<std::mutex> lock(mutex_);
     while (!stopping_) {
         lock.unlock();
+        auto now = Clock::now();
+        bool primary_known = false;
+        if (reopen(primary, options_.primary_dsn)) {
+            PGresult *result = PQexec(primary, "SELECT pg_catalog.pg_current_wal_lsn()");
+            if (PQresultStatus(result) == PGRES_TUPLES_OK) {
+                uint64_t lsn = parse_lsn(PQgetvalue(result, 0, 0));
+                if (samples.empty() || samples.back().lsn != lsn) samples.push_back({now, lsn});
+                primary_known = true;
+            }
+            PQclear(result);
+        }
+        // Samples older than the lag limit only matter as the oldest one.
+        while (samples.size() > 1 && now - samples[1].at > options_.max_lag) samples.pop_front();
         for (size_t i = 0; i < replicas_.size(); i++) {
             Replica &replica = *replicas_[i];
-            PGconn *&conn = connections[i];
-            if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
-                if (conn != nullptr) PQfinish(conn);
-                conn = open_connection(replica.dsn);
-            }
             std::string problem;
             long lag = -1;
-            if (PQstatus(conn) != CONNECTION_OK) {
-                problem = "unreachable: " + trim(PQerrorMessage(conn));
+            if (!reopen(connections[i], replica.dsn)) {
+                problem = "unreachable: " + trim(PQerrorMessage(connections[i]));
             } else {
-                PGresult *result = PQexec(conn, kProbe);
+                PGresult *result = PQexec(connections[i], kStandbyProbe);
                 if (PQresultStatus(result) != PGRES_TUPLES_OK) {
                     problem = "probe failed: " + trim(PQresultErrorMessage(result));
                 } else if (std::string(PQgetvalue(result, 0, 0)) != "t") {
                     problem = "not a hot standby (promoted?)";
+                } else if (primary_known) {
+                    uint64_t replayed = parse_lsn(PQgetvalue(result, 0, 1));
+                    lag = -2;
+                    for (auto it = samples.rbegin(); it != samples.rend(); ++it) {
+                        if (it->lsn <= replayed) {
+                            lag = it == samples.rbegin()
+                                      ? 0
+                                      : static_cast<long>(
+                                            std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                now - std::prev(it)->at)
+                                                .count());
+                            break;
+                        }
+                    }
+                    if (lag == -2)
+                        lag =
+                            static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  now - samples.front().at)
+                                                  .count());
                 } else {
-                    lag = std::atol(PQgetvalue(result, 0, 1));
-                    if (lag > options_.max_lag.count())
-                        problem = "lagging " + std::to_string(lag) + " ms behind (limit " +
-                                  std::to_string(options_.max_lag.count()) + " ms)";
+                    lag = std::string(PQgetvalue(result, 0, 2)) == "t" ? 0 : -1;
+                    if (lag < 0) problem = "still replaying, and the primary is unreachable";
                 }
+                if (problem.empty() && lag > options_.max_lag.count())
+                    problem = "lagging " + std::to_string(lag) + " ms behind the primary (limit " +
+                              std::to_string(options_.max_lag.count()) + " ms)";
                 PQclear(result);
             }
             replica.lag_ms = lag;
@@ -351,8 +457,7 @@ void ReplicaRouter::monitor() {
                 previous = replica.state;
                 replica.state = problem;
             }
-            if (was != problem.empty() ||
-                (!problem.empty() && previous != problem && previous.rfind("lagging", 0) != 0))
+            if (was != problem.empty())
                 logger_.log(
                     problem.empty() ? LogLevel::Notice : LogLevel::Warning,
                     "read replica " + std::to_string(i + 1) +
@@ -362,6 +467,7 @@ void ReplicaRouter::monitor() {
         stop_cv_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_; });
     }
     lock.unlock();
+    if (primary != nullptr) PQfinish(primary);
     for (PGconn *conn : connections)
         if (conn != nullptr) PQfinish(conn);
 }
@@ -383,8 +489,7 @@ void ReplicaRouter::mark_down(Replica &replica, const std::string &why) {
     replica.state = why;
 }
 
-void ReplicaRouter::route(ReplyFn reply, const std::function<void(Backend &, ReplyFn)> &work,
-                          bool strip_audit) {
+void ReplicaRouter::route(ReplyFn reply, const std::function<void(Backend &, ReplyFn)> &work) {
     Replica *replica = pick();
     if (replica == nullptr) {
         if (!options_.fallback_to_primary) {
@@ -402,13 +507,15 @@ void ReplicaRouter::route(ReplyFn reply, const std::function<void(Backend &, Rep
         return;
     }
     auto self = this;
-    work(*replica->pool, [self, replica, reply, work, strip_audit](BackendReply result) mutable {
-        if (!result.ok && result.sqlstate == kNeedsPrimary) {
+    work(*replica->pool, [self, replica, reply, work](BackendReply result) mutable {
+        if (!result.ok && (result.sqlstate == kNeedsPrimary || result.sqlstate == "28000")) {
+            // A writing tool; or a token the standby does not know (yet): the primary decides.
             self->to_primary_writes_++;
             work(self->primary_, std::move(reply));
             return;
         }
-        if (!result.ok && result.error_code == error_code::kDatabaseUnavailable) {
+        if (!result.ok && result.error_code == error_code::kDatabaseUnavailable && !result.busy) {
+            // The standby is unreachable (a busy one is merely busy: its answer stands).
             self->mark_down(*replica, result.error_message);
             if (self->options_.fallback_to_primary) {
                 self->fallbacks_++;
@@ -421,26 +528,19 @@ void ReplicaRouter::route(ReplyFn reply, const std::function<void(Backend &, Rep
                 ") and the bridge is configured not to send read-only work to the primary "
                 "(--replica-fallback fail). Retry shortly.";
         }
-        if (result.ok && strip_audit && result.value.is_object()) {
-            auto meta = result.value.find("_meta");
-            if (meta != result.value.end() && meta->is_object() &&
-                meta->contains(kStandbyAuditKey)) {
-                std::string record = (*meta)[kStandbyAuditKey].dump();
-                meta->erase(kStandbyAuditKey);
-                std::string error;
-                if (!self->spool_.append(record, error)) {
-                    // Without its audit record on disk the result is withheld, as the
-                    // primary withholds one whose audit row is not durable.
-                    self->logger_.log(LogLevel::Error, error);
-                    BackendReply withheld;
-                    withheld.error_code = error_code::kInternalError;
-                    withheld.error_message =
-                        "The call ran on a read replica but its audit record could not be "
-                        "stored (" +
-                        error + "); its result is withheld.";
-                    reply(std::move(withheld));
-                    return;
-                }
+        if (result.ok && !result.standby_audit.empty()) {
+            std::string error;
+            if (!self->spool_.append(result.standby_audit, error)) {
+                // Without its audit record on disk the result is withheld, as the primary
+                // withholds one whose audit row is not durable.
+                self->logger_.log(LogLevel::Error, error);
+                BackendReply withheld;
+                withheld.error_code = error_code::kInternalError;
+                withheld.error_message =
+                    "The call ran on a read replica but its audit record could not be stored (" +
+                    error + "); its result is withheld.";
+                reply(std::move(withheld));
+                return;
             }
         }
         self->on_replica_++;
@@ -450,33 +550,37 @@ void ReplicaRouter::route(ReplyFn reply, const std::function<void(Backend &, Rep
 
 void ReplicaRouter::list_tools(const std::string &key, const CallIdentity &identity,
                                ReplyFn reply) {
-    route(
-        std::move(reply),
-        [key, identity](Backend &backend, ReplyFn done) {
-            backend.list_tools(key, identity, std::move(done));
-        },
-        false);
+    route(std::move(reply), [key, identity](Backend &backend, ReplyFn done) {
+        backend.list_tools(key, identity, std::move(done));
+    });
 }
 
 void ReplicaRouter::call_tool(const std::string &key, const CallIdentity &identity,
                               const std::string &name, const json &arguments, ProgressFn progress,
                               ReplyFn reply) {
-    route(
-        std::move(reply),
-        [key, identity, name, arguments, progress](Backend &backend, ReplyFn done) {
-            backend.call_tool(key, identity, name, arguments, progress, std::move(done));
-        },
-        true);
+    route(std::move(reply),
+          [key, identity, name, arguments, progress](Backend &backend, ReplyFn done) {
+              backend.call_tool(key, identity, name, arguments, progress, std::move(done));
+          });
 }
 
 void ReplicaRouter::authenticate(const std::string &key, const std::string &token_sha256,
                                  ReplyFn reply) {
-    route(
-        std::move(reply),
-        [key, token_sha256](Backend &backend, ReplyFn done) {
-            backend.authenticate(key, token_sha256, std::move(done));
-        },
-        false);
+    // The primary first: a standby may not have replayed a new token or a revocation yet.
+    // Only when the primary cannot be reached does a standby answer.
+    auto self = this;
+    primary_.authenticate(key, token_sha256, [self, key, token_sha256, reply](BackendReply result) {
+        if (result.ok || result.error_code != error_code::kDatabaseUnavailable || result.busy) {
+            reply(std::move(result));
+            return;
+        }
+        Replica *replica = self->pick();
+        if (replica == nullptr) {
+            reply(std::move(result));
+            return;
+        }
+        replica->pool->authenticate(key, token_sha256, reply);
+    });
 }
 
 void ReplicaRouter::cancel(const std::string &key) {

@@ -20,8 +20,9 @@ namespace pg_mcp::bridge {
 
 // Audit records of standby-served calls, appended durably (fdatasync) to a file before the
 // call's result is released, and forwarded in batches to the primary by a thread
-// (mcp.ingest_standby_audit, which skips records it already has): a record leaves the file
-// only after the primary has it durably.
+// (mcp.ingest_standby_audit, which skips records it already has): the offset up to which the
+// primary has them durably is kept in FILE.offset, and the file starts over once everything
+// in it is sent. The file is locked (flock) by one bridge at a time.
 class AuditSpool {
   public:
     AuditSpool(std::string path, std::string primary_dsn, const Logger &logger);
@@ -46,13 +47,17 @@ class AuditSpool {
     bool forward();
     // Sends a JSON array of records; "" on success, else the error (sqlstate set if any).
     std::string ingest(const std::string &records, std::string &sqlstate);
-    bool drop_prefix(off_t end, std::string &error);  // with mutex_ held
+    // Records before `end` are on the primary: remember it durably (FILE.offset), and start
+    // the file over when it holds nothing else.
+    bool mark_sent(off_t end, std::string &error);
     void reject(const std::string &line, const std::string &why);
 
     std::string path_;
     std::string primary_dsn_;
     const Logger &logger_;
     int fd_ = -1;
+    int offset_fd_ = -1;
+    off_t sent_ = 0;          // records before this offset are on the primary (forwarder only)
     PGconn *conn_ = nullptr;  // the forwarder's own connection to the primary
     std::mutex mutex_;        // the file
     std::condition_variable wake_;
@@ -64,6 +69,7 @@ class AuditSpool {
 };
 
 struct ReplicaOptions {
+    std::string primary_dsn;  // to compare the standbys' positions with
     std::vector<std::string> dsns;
     std::chrono::milliseconds max_lag{30000};  // a standby further behind is not used
     bool fallback_to_primary = true;           // false: fail read-only calls instead
@@ -102,10 +108,9 @@ class ReplicaRouter : public Backend {
     void monitor();  // polls each standby's recovery state and lag
     void mark_down(Replica &replica, const std::string &why);
     // Runs `work` on a usable standby; on the primary when none is usable, when the standby
-    // cannot be reached, or when the work writes (SQLSTATE MCP02). strip_audit: a call's
-    // result, whose standby audit record is spooled before the result is released.
-    void route(ReplyFn reply, const std::function<void(Backend &, ReplyFn)> &work,
-               bool strip_audit);
+    // cannot be reached, or when the work writes (SQLSTATE MCP02) or needs a token the standby
+    // does not know. A result's standby audit record is spooled before it is released.
+    void route(ReplyFn reply, const std::function<void(Backend &, ReplyFn)> &work);
 
     Database &primary_;
     ReplicaOptions options_;

@@ -603,7 +603,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r record;
     added integer := 0;
-    acting name := @extschema@._acting_role();
+    acting name := session_user;  -- the forwarder's login (it may SET ROLE mcp_audit_forwarder)
 BEGIN
     IF pg_is_in_recovery() THEN
         RAISE EXCEPTION 'this server is a hot standby; forward audit records to the primary'
@@ -679,6 +679,14 @@ BEGIN
     IF r.rolsuper THEN
         RAISE EXCEPTION 'role "%" is a superuser and cannot be an agent principal', role
             USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- Whoever sets a role's principal context, or issues tokens that act as it, must be able
+    -- to act as that role already (as run_as requires).
+    IF NOT pg_has_role(@extschema@._acting_role(), r.oid, 'MEMBER') THEN
+        RAISE EXCEPTION 'role "%" cannot manage principal role "%": it is not a member of it',
+                        @extschema@._acting_role(), role
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A superuser can GRANT the agent role to the administrator, or do it.';
     END IF;
     RETURN r.oid::regrole;
 END
@@ -820,6 +828,10 @@ BEGIN
         RAISE EXCEPTION 'principal "%" does not exist', principal
             USING ERRCODE = 'undefined_object', HINT = 'Create it first with mcp.create_principal.';
     END IF;
+    -- A token acts as the principal's role: only who can already act as it may issue one.
+    PERFORM @extschema@._check_principal_role(
+        (SELECT r.rolname FROM @extschema@.principals p JOIN pg_roles r ON r.oid = p.role
+          WHERE p.name = create_token.principal));
     IF expires_at IS NOT NULL AND expires_at <= now() THEN
         RAISE EXCEPTION 'expires_at must be in the future' USING ERRCODE = 'invalid_parameter_value',
             HINT = 'For example: now() + interval ''90 days''; NULL for a token that does not expire.';

@@ -3,7 +3,9 @@
 \set SHOW_CONTEXT never
 CREATE ROLE regress_tok_agent NOLOGIN;
 CREATE ROLE regress_tok_other NOLOGIN;
-CREATE ROLE regress_tok_bridge LOGIN;
+-- The bridge's login: NOINHERIT, so that it holds none of the principals' privileges itself,
+-- only the right to SET ROLE to them.
+CREATE ROLE regress_tok_bridge LOGIN NOINHERIT;
 CREATE ROLE regress_tok_stranger LOGIN;
 GRANT regress_tok_agent, regress_tok_other TO regress_tok_bridge;
 CREATE ROLE regress_tok_admin LOGIN IN ROLE mcp_admin;
@@ -16,6 +18,12 @@ SELECT mcp.grant_tool('tok_whoami', 'regress_tok_agent');
 -- Creating tokens: each mistake is named; a token is shown once, only its hash is kept.
 SELECT mcp.create_token('nobody');
 SELECT mcp.create_token('tok-a', expires_at => now() - interval '1 minute');
+-- An administrator who cannot act as the principal's role cannot issue tokens for it.
+SET ROLE regress_tok_admin;
+SELECT mcp.create_token('tok-a', 'first agent');
+SELECT mcp.create_principal('tok-c', 'regress_tok_stranger');
+RESET ROLE;
+GRANT regress_tok_agent, regress_tok_other TO regress_tok_admin;
 SET ROLE regress_tok_admin;
 SELECT mcp.create_token('tok-a', 'first agent') AS token_a \gset
 SELECT mcp.create_token('tok-b') AS token_b \gset
@@ -36,8 +44,10 @@ SELECT * FROM mcp.tokens;
 SELECT mcp.revoke_tokens('tok-a');
 RESET ROLE;
 
--- The bridge's login acts as the token's principal for one transaction.
+-- The bridge's login acts as the token's principal for one transaction; without a token it
+-- is itself, and can call nothing.
 SET SESSION AUTHORIZATION regress_tok_bridge;
+SELECT r #>> '{content,0,text}' AS without_token FROM mcp.call_tool('tok_whoami') r;
 BEGIN;
 SELECT mcp.assume_principal(sha256(convert_to(:'token_a', 'UTF8')));
 SELECT current_user, mcp.current_principal();

@@ -77,7 +77,7 @@ before(async () => {
   if (!ENABLED) return;
   await psql(
     `DROP ROLE IF EXISTS ${LOGIN};
-     CREATE ROLE ${LOGIN} LOGIN CONNECTION LIMIT 12;
+     CREATE ROLE ${LOGIN} LOGIN NOINHERIT CONNECTION LIMIT 12;
      GRANT agent_acme, agent_globex, mcp_audit_forwarder TO ${LOGIN};
      CREATE TABLE IF NOT EXISTS sdk_deploy_log (note text, at timestamptz DEFAULT now());
      GRANT INSERT ON sdk_deploy_log TO agent_tenant;
@@ -209,14 +209,15 @@ test('deployment: no audit row is lost when the primary stops and restarts durin
 });
 
 test('deployment: a replica that goes down is replaced by the primary, or refused when so configured', TEST, async () => {
-  const spool = `${env.PG_MCP_DEPLOY_WORKDIR}/spool-fallback.jsonl`;
-  const common = ['--notify-dsn', direct, '--replica', replica, '--audit-spool', spool];
-  const fallback = await startBridge(direct, common);
-  const strict = await startBridge(direct, [...common, '--replica-fallback', 'fail']);
-  const a = await connect(fallback.url, tokens['acme-support']);
-  const b = await connect(strict.url, tokens['acme-support']);
+  const spool = (name) => `${env.PG_MCP_DEPLOY_WORKDIR}/spool-${name}.jsonl`;
+  const common = ['--notify-dsn', direct, '--replica', replica];
+  const fallback = await startBridge(direct, [...common, '--audit-spool', spool('fallback')]);
+  let strict, a, b;
   let replicaDown = false;
   try {
+    strict = await startBridge(direct, [...common, '--audit-spool', spool('strict'), '--replica-fallback', 'fail']);
+    a = await connect(fallback.url, tokens['acme-support']);
+    b = await connect(strict.url, tokens['acme-support']);
     await waitFor('the replicas to be in use', async () =>
       (await metric(fallback.url, 'pg_mcp_bridge_replica_usable')) === 1 &&
       (await metric(strict.url, 'pg_mcp_bridge_replica_usable')) === 1);
@@ -233,10 +234,36 @@ test('deployment: a replica that goes down is replaced by the primary, or refuse
     await waitFor('the replica to be used again', async () => (await where(a)).structuredContent.rows[0].standby === true);
   } finally {
     if (replicaDown) await startReplica();
-    await a.close();
-    await b.close();
+    await a?.close();
+    await b?.close();
     await fallback.stop();
-    await strict.stop();
+    await strict?.stop();
+  }
+});
+
+test('deployment: a standby that stops replaying while the primary commits is not used', TEST, async () => {
+  const spool = `${env.PG_MCP_DEPLOY_WORKDIR}/spool-lag.jsonl`;
+  const bridge = await startBridge(direct, ['--notify-dsn', direct, '--replica', replica, '--audit-spool', spool,
+    '--replica-max-lag', '1000']);
+  const acme = await connect(bridge.url, tokens['acme-support']);
+  let paused = false;
+  try {
+    await waitFor('the replica to be in use', async () => (await metric(bridge.url, 'pg_mcp_bridge_replica_usable')) === 1);
+    assert.equal((await where(acme)).structuredContent.rows[0].standby, true);
+    await psqlReplica('SELECT pg_wal_replay_pause()');
+    paused = true;
+    // The primary commits (a revoked token, a changed tool...): the standby falls behind.
+    await psql(`INSERT INTO sdk_deploy_log (note) VALUES ('lag test')`);
+    await waitFor('the lagging replica to be dropped', async () => (await metric(bridge.url, 'pg_mcp_bridge_replica_usable')) === 0, 15_000);
+    assert.ok((await metric(bridge.url, 'pg_mcp_bridge_replica_lag_ms{replica="1"}')) > 1000);
+    assert.equal((await where(acme)).structuredContent.rows[0].standby, false, 'served by the primary');
+    await psqlReplica('SELECT pg_wal_replay_resume()');
+    paused = false;
+    await waitFor('the replica to be used again', async () => (await where(acme)).structuredContent.rows[0].standby === true);
+  } finally {
+    if (paused) await psqlReplica('SELECT pg_wal_replay_resume()');
+    await acme.close();
+    await bridge.stop();
   }
 });
 

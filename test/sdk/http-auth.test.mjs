@@ -45,7 +45,7 @@ before(async () => {
   // The bridge's login: a member of the tenant agents' roles, nothing else.
   await psql(
     `DROP ROLE IF EXISTS ${LOGIN}; DROP ROLE IF EXISTS ${STRANGER};
-     CREATE ROLE ${LOGIN} LOGIN; CREATE ROLE ${STRANGER} LOGIN;
+     CREATE ROLE ${LOGIN} LOGIN NOINHERIT; CREATE ROLE ${STRANGER} LOGIN;
      GRANT agent_acme, agent_globex TO ${LOGIN};`
   );
   for (const principal of ['acme-support', 'globex-support']) {
@@ -65,7 +65,7 @@ test('http auth: requests without a valid token get 401 with a Bearer challenge'
     const missing = await post(bridge.url, INITIALIZE);
     assert.equal(missing.status, 401);
     assert.equal(missing.headers.get('www-authenticate'), 'Bearer realm="pg_mcp"');
-    assert.equal((await missing.json()).error.code, -32002);
+    assert.equal((await missing.json()).error.code, -31001);
     for (const header of ['Bearer pgmcp_not-a-real-token', 'Basic dXNlcjpwYXNz', 'Bearer a b']) {
       const refused = await post(bridge.url, INITIALIZE, { authorization: header });
       assert.equal(refused.status, 401, header);
@@ -116,6 +116,12 @@ test('http auth: each token acts as its principal over one login; denials are au
       'mcp-protocol-version': '2025-11-25'
     });
     assert.equal(stolen.status, 404);
+    const deleted = await fetch(bridge.url, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${tokens['globex-support']}`, 'mcp-session-id': sessionId }
+    });
+    assert.equal(deleted.status, 404, 'another token cannot end the session either');
+    assert.equal((await acme.client.listTools()).tools.length, 1, 'the session lives on');
 
     // Revoked: the very next call is refused (the database checks every call), with 401.
     await psql(`SELECT mcp.revoke_tokens('acme-support')`);
@@ -153,7 +159,9 @@ test('http auth: a login that may not act as the principal gets a clear 500, not
     const response = await post(bridge.url, INITIALIZE, { authorization: `Bearer ${tokens['acme-support']}` });
     assert.equal(response.status, 500);
     const body = await response.json();
-    assert.match(body.error.message, new RegExp(`GRANT agent_acme TO ${STRANGER}`));
+    // The client learns that it failed; the operator's log says why and how to fix it.
+    assert.doesNotMatch(body.error.message, /agent_acme|GRANT/);
+    assert.match(bridge.stderr.join(''), new RegExp(`GRANT agent_acme TO ${STRANGER}`));
     assert.equal((await fetch(new URL('/healthz', bridge.url))).status, 200, 'still serving');
   } finally {
     await bridge.stop();
