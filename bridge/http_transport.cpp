@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <deque>
 #include <future>
 #include <optional>
 #include <cstdlib>
@@ -58,8 +59,10 @@ std::string host_name(const std::string &host) {
 
 }  // namespace
 
-// A session's output: each response goes to the HTTP request waiting for its id. Messages
-// without such a request (notifications) have no stream to go to in JSON mode and are dropped.
+// A session's output: each response goes to the HTTP request waiting for its id.
+// Notifications that belong to no request (tools/list_changed, log messages) go to the
+// session's event stream (GET) when the client has one open, and are dropped otherwise;
+// progress, which belongs to a request answered with JSON, is dropped.
 class SessionOutput : public Output {
   public:
     struct Waiter {
@@ -68,8 +71,53 @@ class SessionOutput : public Output {
     };
 
     void send(const json &message) override {
-        if (!message.contains("id") || message.contains("method")) return;
+        if (message.contains("method")) {
+            std::string method = message.value("method", "");
+            if (message.contains("id") || method == "notifications/progress" ||
+                method == "notifications/cancelled")
+                return;
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (stream_ == 0) return;
+            if (events_.size() >= kMaxEvents) events_.pop_front();
+            events_.push_back(message.dump(-1, ' ', false, json::error_handler_t::replace));
+            ready_.notify_all();
+            return;
+        }
+        if (!message.contains("id")) return;
         deliver(message["id"].dump(), message.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+
+    // Opens the session's event stream (a newer GET replaces an older one, which ends);
+    // returns its number for next_event.
+    uint64_t open_stream() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stream_ = ++streams_;
+        events_.clear();
+        ready_.notify_all();
+        return stream_;
+    }
+
+    // The next event of stream `number`: true with `event` set; true with `event` empty when
+    // `wait` passed without one; false when the stream is over (replaced, session ended).
+    bool next_event(uint64_t number, std::chrono::milliseconds wait, std::string &event) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait_for(lock, wait,
+                        [&] { return stream_ != number || aborted_ || !events_.empty(); });
+        event.clear();
+        if (stream_ != number || aborted_) return false;
+        if (!events_.empty()) {
+            event = std::move(events_.front());
+            events_.pop_front();
+        }
+        return true;
+    }
+
+    // Ends the event stream, if one is open (the session ends).
+    void close_stream() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stream_ = 0;
+        events_.clear();
+        ready_.notify_all();
     }
 
     // A large result: built as text from its pieces (no JSON tree), and only when a request
@@ -153,6 +201,10 @@ class SessionOutput : public Output {
     std::condition_variable ready_;
     std::map<std::string, std::shared_ptr<Waiter>> waiting_;
     bool aborted_ = false;
+    static constexpr size_t kMaxEvents = 1000;  // events kept for a slow stream reader
+    uint64_t streams_ = 0;                      // streams opened so far
+    uint64_t stream_ = 0;                       // the open one (0: none)
+    std::deque<std::string> events_;
 };
 
 class HttpServer::Session {
@@ -175,6 +227,7 @@ class HttpServer::Session {
     // HTTP requests get a "cancelled" error, and the protocol state is shut down. The object
     // must then stay alive until server.idle() (backend replies may still arrive).
     void end(const std::string &reason) {
+        output.close_stream();
         server.cancel_all();
         for (const std::string &key : output.pending()) output.abandon(key, reason, true);
         server.shutdown();
@@ -207,6 +260,7 @@ struct HttpServer::Impl {
     std::vector<std::shared_ptr<Session>> draining;
     std::condition_variable connections_done;
     std::atomic<int> in_flight{0};
+    int streams = 0;  // open GET event streams (guarded by mutex)
     TokenCache tokens{std::chrono::seconds(5)};
     TokenCache refused_tokens{std::chrono::seconds(2)};
     std::atomic<uint64_t> auth_requests{0};
@@ -422,7 +476,7 @@ struct HttpServer::Impl {
             case http::verb::options: {
                 // CORS preflight of an allowed browser origin (others got 403 above).
                 Response response = reply(request, http::status::no_content);
-                response.set(http::field::access_control_allow_methods, "POST, DELETE");
+                response.set(http::field::access_control_allow_methods, "GET, POST, DELETE");
                 response.set(http::field::access_control_allow_headers,
                              "Content-Type, Accept, Authorization, MCP-Session-Id, "
                              "MCP-Protocol-Version, Last-Event-ID");
@@ -456,11 +510,10 @@ struct HttpServer::Impl {
                 return reply(request, http::status::no_content);
             }
             default: {
-                // No server-initiated SSE stream (GET) yet: clients then use POST only.
-                Response response =
-                    rpc_error(request, http::status::method_not_allowed,
-                              error_code::kInvalidRequest, "Method not allowed: use POST");
-                response.set(http::field::allow, "POST, DELETE, OPTIONS");
+                Response response = rpc_error(request, http::status::method_not_allowed,
+                                              error_code::kInvalidRequest,
+                                              "Method not allowed: use POST, GET or DELETE");
+                response.set(http::field::allow, "GET, POST, DELETE, OPTIONS");
                 return response;
             }
         }
@@ -619,6 +672,84 @@ struct HttpServer::Impl {
         return response;
     }
 
+    // GET /mcp: the session's event stream (text/event-stream), for notifications that belong
+    // to no request. Returns the session to stream for, or nullptr with `refusal` set.
+    std::shared_ptr<Session> open_event_stream(const Request &request, Response &refusal) {
+        auto accept = request.find(http::field::accept);
+        if (accept == request.end() ||
+            lower(std::string(accept->value())).find("text/event-stream") == std::string::npos) {
+            refusal = rpc_error(request, http::status::not_acceptable, error_code::kInvalidRequest,
+                                "Not Acceptable: a GET stream needs Accept: text/event-stream");
+            return nullptr;
+        }
+        std::string token_hash;
+        if (options.require_token)
+            if (auto refused = authenticate(request, token_hash)) {
+                refusal = std::move(*refused);
+                return nullptr;
+            }
+        auto header = request.find("MCP-Session-Id");
+        if (header == request.end()) {
+            refusal =
+                rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
+                          "Bad Request: GET needs an MCP-Session-Id header (initialize first)");
+            return nullptr;
+        }
+        std::shared_ptr<Session> session = find_session(std::string(header->value()));
+        if (session == nullptr || session->token_hash != token_hash) {
+            refusal = rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
+                                "Session not found: start a new one with initialize");
+            return nullptr;
+        }
+        return session;
+    }
+
+    // Writes the stream's events as they come, with a comment every 15 s (which also finds a
+    // client that has gone), until the session ends, a newer GET replaces the stream, the
+    // server stops, or the client goes away.
+    void stream_events(tcp::socket &socket, const Request &request,
+                       const std::shared_ptr<Session> &session) {
+        http::response<http::empty_body> head{http::status::ok, request.version()};
+        head.set(http::field::server, "pg_mcp_bridge");
+        head.set(http::field::content_type, "text/event-stream");
+        head.set(http::field::cache_control, "no-cache");
+        auto origin = request.find(http::field::origin);
+        if (origin != request.end()) {
+            head.set(http::field::access_control_allow_origin, origin->value());
+            head.set(http::field::vary, "Origin");
+        }
+        head.chunked(true);
+        head.keep_alive(false);
+        http::response_serializer<http::empty_body> serializer{head};
+        beast::error_code error;
+        uint64_t number = session->output.open_stream();
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            responses_by_status[200]++;
+            streams++;
+        }
+        http::write_header(socket, serializer, error);
+        auto idle_since = Clock::now();
+        while (!error && !stopping) {
+            std::string event;
+            if (!session->output.next_event(number, std::chrono::milliseconds(500), event)) break;
+            std::string text;
+            if (!event.empty()) {
+                text = "event: message\ndata: " + event + "\n\n";
+            } else if (Clock::now() - idle_since >= std::chrono::seconds(15)) {
+                text = ": keep-alive\n\n";
+            } else {
+                continue;
+            }
+            idle_since = Clock::now();
+            session->last_used = Clock::now().time_since_epoch().count();
+            asio::write(socket, http::make_chunk(asio::buffer(text)), error);
+        }
+        if (!error) asio::write(socket, http::make_chunk_last(), error);
+        std::lock_guard<std::mutex> lock(mutex);
+        streams--;
+    }
+
     std::string metrics_text() {
         std::string out = options.metrics ? options.metrics() : std::string();
         std::lock_guard<std::mutex> lock(mutex);
@@ -633,6 +764,9 @@ struct HttpServer::Impl {
         out += "# HELP pg_mcp_bridge_http_connections Open client connections.\n";
         out += "# TYPE pg_mcp_bridge_http_connections gauge\n";
         out += "pg_mcp_bridge_http_connections " + std::to_string(connections.size()) + "\n";
+        out += "# HELP pg_mcp_bridge_http_event_streams Open GET event streams.\n";
+        out += "# TYPE pg_mcp_bridge_http_event_streams gauge\n";
+        out += "pg_mcp_bridge_http_event_streams " + std::to_string(streams) + "\n";
         return out;
     }
 
@@ -673,10 +807,33 @@ struct HttpServer::Impl {
             }
             if (error) break;  // closed, or a malformed request
             Request request = parser.release();
+            std::string target(request.target());
+            bool event_stream = request.method() == http::verb::get &&
+                                target.substr(0, target.find('?')) == kEndpoint &&
+                                host_allowed(request) && origin_allowed(request);
+            std::optional<Response> refusal;
+            if (event_stream) {
+                std::shared_ptr<Session> session;
+                Response refused;
+                try {
+                    session = open_event_stream(request, refused);
+                } catch (const std::exception &failure) {
+                    logger.log(
+                        LogLevel::Error,
+                        std::string("internal error opening an event stream: ") + failure.what());
+                    refused = rpc_error(request, http::status::internal_server_error,
+                                        error_code::kInternalError, "Internal error");
+                }
+                if (session != nullptr) {
+                    stream_events(socket, request, session);
+                    break;  // the stream ends the connection
+                }
+                refusal = std::move(refused);
+            }
             in_flight++;
             Response response;
             try {
-                response = handle(request);
+                response = refusal ? std::move(*refusal) : handle(request);
             } catch (const std::exception &failure) {
                 logger.log(
                     LogLevel::Error,

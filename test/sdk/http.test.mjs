@@ -85,10 +85,14 @@ test('http: sessions, status codes and a tool call', TEST_TIMEOUT, async () => {
     assert.equal((await post(url, listen, headers)).status, 400);
     const big = await post(url, { ...list, params: { pad: 'x'.repeat(2 * 1024 * 1024) } }, headers);
     assert.equal(big.status, 413);
-    // GET offers no stream (405 with Allow); other paths 404.
-    const get = await fetch(url, { headers: { accept: 'text/event-stream', ...headers } });
-    assert.equal(get.status, 405);
-    assert.match(get.headers.get('allow'), /POST/);
+    // GET opens the session's event stream: it needs the session and Accept (see the stream
+    // test); other methods get 405 with Allow, other paths 404.
+    assert.equal((await fetch(url, { headers: { accept: 'text/event-stream' } })).status, 400);
+    assert.equal((await fetch(url, { headers: { accept: 'text/event-stream', 'mcp-session-id': 'nope' } })).status, 404);
+    assert.equal((await fetch(url, { headers: { ...headers, accept: 'application/json' } })).status, 406);
+    const put = await fetch(url, { method: 'PUT', headers });
+    assert.equal(put.status, 405);
+    assert.match(put.headers.get('allow'), /GET, POST, DELETE/);
     assert.equal((await fetch(new URL('/other', url))).status, 404);
 
     // The same request id twice at once in a session: the second is refused (409).
@@ -400,6 +404,51 @@ test('http: connections and sessions beyond their limits get 503', TEST_TIMEOUT,
     assert.equal((await post(bridge.url, init)).status, 200);
   } finally {
     for (const socket of sockets) socket.destroy();
+    await bridge.stop();
+  }
+});
+
+test('http: a GET event stream carries list_changed, and ends with its session', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support');
+  const tool = `sdk_http_stream_${process.pid}`;
+  try {
+    const { url } = bridge;
+    const headers = await initialize(url);
+    const stream = await fetch(url, { headers: { ...headers, accept: 'text/event-stream' } });
+    assert.equal(stream.status, 200);
+    assert.match(stream.headers.get('content-type'), /^text\/event-stream/);
+    const reader = stream.body.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const until = async (pattern, ms) => {
+      const deadline = Date.now() + ms;
+      while (!pattern.test(text)) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`no ${pattern} on the stream; got: ${text}`);
+        const chunk = await Promise.race([reader.read(), new Promise((r) => setTimeout(() => r(null), left))]);
+        if (chunk === null) continue;
+        if (chunk.done) return false;
+        text += decoder.decode(chunk.value);
+      }
+      return true;
+    };
+    await psql(`SELECT mcp.create_tool(${JSON.stringify(tool).replace(/"/g, "'")}, 'SELECT 1 AS one', 'stream test');
+                SELECT mcp.grant_tool(${JSON.stringify(tool).replace(/"/g, "'")}, 'agent_support');`);
+    assert.ok(await until(/notifications\/tools\/list_changed/, 10_000));
+    const event = text.split('\n\n').find((e) => e.includes('list_changed'));
+    assert.match(event, /^event: message\ndata: /);
+    const message = JSON.parse(event.split('data: ')[1]);
+    assert.equal(message.method, 'notifications/tools/list_changed');
+    assert.equal(message.id, undefined);
+    // Ending the session ends its stream.
+    assert.equal((await fetch(url, { method: 'DELETE', headers })).status, 204);
+    const ended = await Promise.race([
+      (async () => { for (;;) { const c = await reader.read(); if (c.done) return true; } })(),
+      new Promise((r) => setTimeout(() => r(false), 5_000))
+    ]);
+    assert.ok(ended, 'the stream ended with its session');
+  } finally {
+    await psql(`SELECT mcp.drop_tool('${tool}', true)`);
     await bridge.stop();
   }
 });
