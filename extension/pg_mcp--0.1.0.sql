@@ -580,7 +580,7 @@ CREATE FUNCTION @extschema@._tool_definition(t @extschema@.tools) RETURNS jsonb
 CREATE TABLE @extschema@.audit_forwarded (
     record_id    uuid PRIMARY KEY,
     ingested_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    ingested_by  name NOT NULL
+    ingested_by  name NOT NULL  -- the standby session's login
 );
 COMMENT ON TABLE @extschema@.audit_forwarded IS 'Ids of the standby-served calls'' audit records added to mcp.audit_log by mcp.ingest_standby_audit (a record is added once)';
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_forwarded', '');
@@ -591,11 +591,11 @@ CREATE FUNCTION @extschema@._queue_forwarded_audit(
         called_at timestamptz, caller_role name, session_role name, agent_name text,
         client_info text, request_id text, tool_name text, tool_version integer, arguments jsonb,
         principal text, status text, duration_ms double precision, rows_returned integer,
-        sqlstate text, message text, backend_pid integer) RETURNS void
+        sqlstate text, message text, backend_pid integer, record_id uuid) RETURNS void
     LANGUAGE C CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_queue_forwarded_audit';
 CREATE FUNCTION @extschema@._await_forwarded_audit() RETURNS bigint
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_await_forwarded_audit';
-REVOKE ALL ON FUNCTION @extschema@._queue_forwarded_audit(timestamptz, name, name, text, text, text, text, integer, jsonb, text, text, double precision, integer, text, text, integer),
+REVOKE ALL ON FUNCTION @extschema@._queue_forwarded_audit(timestamptz, name, name, text, text, text, text, integer, jsonb, text, text, double precision, integer, text, text, integer, uuid),
                        @extschema@._await_forwarded_audit() FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.ingest_standby_audit(records jsonb) RETURNS integer
@@ -603,7 +603,6 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r record;
     added integer := 0;
-    acting name := session_user;  -- the forwarder's login (it may SET ROLE mcp_audit_forwarder)
 BEGIN
     IF pg_is_in_recovery() THEN
         RAISE EXCEPTION 'this server is a hot standby; forward audit records to the primary'
@@ -635,21 +634,21 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
     END LOOP;
-    FOR r IN SELECT * FROM jsonb_to_recordset(records) AS x(
+    -- Each record once: not if the primary has it already (the audit writer notes its id in
+    -- mcp.audit_forwarded in the transaction that writes its row), nor twice from one batch.
+    FOR r IN SELECT DISTINCT ON (x.record_id) * FROM jsonb_to_recordset(records) AS x(
                  record_id uuid, called_at timestamptz, caller_role name, session_role name,
                  agent_name text, client_info text, request_id text, tool_name text,
                  tool_version integer, arguments jsonb, principal text, status text,
                  duration_ms double precision, rows_returned integer, sqlstate text,
                  message text, backend_pid integer)
     LOOP
-        INSERT INTO @extschema@.audit_forwarded (record_id, ingested_by) VALUES (r.record_id, acting)
-            ON CONFLICT (record_id) DO NOTHING;
-        IF FOUND THEN
-            PERFORM @extschema@._queue_forwarded_audit(r.called_at, r.caller_role, r.session_role,
-                r.agent_name, r.client_info, r.request_id, r.tool_name, r.tool_version, r.arguments,
-                r.principal, r.status, r.duration_ms, r.rows_returned, r.sqlstate, r.message, r.backend_pid);
-            added := added + 1;
-        END IF;
+        CONTINUE WHEN EXISTS (SELECT FROM @extschema@.audit_forwarded f WHERE f.record_id = r.record_id);
+        PERFORM @extschema@._queue_forwarded_audit(r.called_at, r.caller_role, r.session_role,
+            r.agent_name, r.client_info, r.request_id, r.tool_name, r.tool_version, r.arguments,
+            r.principal, r.status, r.duration_ms, r.rows_returned, r.sqlstate, r.message,
+            r.backend_pid, r.record_id);
+        added := added + 1;
     END LOOP;
     IF added > 0 THEN
         PERFORM @extschema@._await_forwarded_audit();  -- durable before the client drops its copy

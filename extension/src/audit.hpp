@@ -26,6 +26,9 @@ struct AuditRecord {
     const char *agent_name;
     const char *client_info;
     const char *request_id;
+    // A record forwarded from a hot standby: its id, which the audit writer adds to
+    // mcp.audit_forwarded in the same transaction as the row. NULL otherwise.
+    const char *record_id;
 };
 
 // Hands the record to the audit queue (audit_queue.hpp): in durable mode returns once the row

@@ -658,9 +658,20 @@ int64 append_records(Oid relid, const char *bytes, const uint32 *offsets, const 
             elog(ERROR, "the audit chain's last row_hash is not a sha256 digest");
         memcpy(prev, VARDATA_ANY(chain_prev), sizeof prev);
     }
+    // Records forwarded from hot standbys: their ids join mcp.audit_forwarded in this same
+    // transaction, so a row and the note that it was ingested exist together or not at all.
+    Datum *forwarded_ids = (Datum *)palloc(sizeof(Datum) * count);
+    Datum *forwarded_by = (Datum *)palloc(sizeof(Datum) * count);
+    int forwarded = 0;
     for (int k = 0; k < count; k++) {
         UnpackedRecord record;
         unpack_audit_record(bytes + offsets[k], lengths[k], &record);
+        if (record.record_id.len > 0) {
+            forwarded_ids[forwarded] = PointerGetDatum(
+                cstring_to_text_with_len(record.record_id.data, record.record_id.len));
+            forwarded_by[forwarded++] = PointerGetDatum(cstring_to_text_with_len(
+                record.session_role.data, Max(record.session_role.len, 0)));
+        }
         record_values(table, &record, chain_next_id + k, values, nulls);
         uint8 digest[PG_SHA256_DIGEST_LENGTH];
         audit_row_hash(has_prev ? prev : NULL, sizeof prev, table->desc, values, nulls, digest);
@@ -692,6 +703,20 @@ int64 append_records(Oid relid, const char *bytes, const uint32 *offsets, const 
     int rc = SPI_execute_plan(table->insert, params, NULL, false, 0);
     if (rc != SPI_OK_INSERT || (int)SPI_processed != count)
         elog(ERROR, "inserting audit rows failed: %s", SPI_result_code_string(rc));
+    if (forwarded > 0) {
+        char *sql = psprintf(
+            "INSERT INTO %s.audit_forwarded (record_id, ingested_by)"
+            " SELECT u.r::uuid, u.s::name FROM unnest($1::text[], $2::text[]) AS u(r, s)"
+            " ON CONFLICT (record_id) DO NOTHING",
+            quote_identifier(get_namespace_name(get_rel_namespace(relid))));
+        Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+        Datum args[2] = {
+            PointerGetDatum(construct_array(forwarded_ids, forwarded, TEXTOID, -1, false, 'i')),
+            PointerGetDatum(construct_array(forwarded_by, forwarded, TEXTOID, -1, false, 'i'))};
+        rc = SPI_execute_with_args(sql, 2, types, args, NULL, false, 0);
+        if (rc != SPI_OK_INSERT)
+            elog(ERROR, "recording forwarded audit records failed: %s", SPI_result_code_string(rc));
+    }
     // Carried to the next batch only now that the rows exist (the transaction may still fail,
     // but then this process exits and a new writer reads the chain's end again).
     if (chain_prev == NULL)

@@ -150,6 +150,7 @@ void pack_audit_record(StringInfo out, const AuditRecord *record, const char *ca
         pack_int32(out, (int32)VARSIZE(arguments));
         appendBinaryStringInfo(out, (const char *)arguments, (int)VARSIZE(arguments));
     }
+    pack_text(out, record->record_id);
 }
 
 void unpack_audit_record(const char *data, Size len, UnpackedRecord *out) {
@@ -162,7 +163,7 @@ void unpack_audit_record(const char *data, Size len, UnpackedRecord *out) {
     PackedText *texts[] = {&out->caller_role, &out->session_role, &out->agent_name,
                            &out->client_info, &out->request_id,   &out->tool_name,
                            &out->principal,   &out->status,       &out->sqlstate,
-                           &out->message,     &out->arguments};
+                           &out->message,     &out->arguments,    &out->record_id};
     for (PackedText *text : texts) *text = reader.text();
     if (reader.at != reader.end) elog(ERROR, "malformed audit record in the queue");
 }

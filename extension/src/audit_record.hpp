@@ -38,6 +38,7 @@ struct UnpackedRecord {
     PackedText caller_role, session_role, agent_name, client_info, request_id, tool_name, principal,
         status, sqlstate, message;
     PackedText arguments;  // a jsonb varlena (4-byte header), or len -1
+    PackedText record_id;  // a forwarded record's uuid (text), or len -1
 };
 
 // Unpacks; errors if the bytes are not a whole record.

@@ -11,6 +11,7 @@
 extern "C" {
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 }
 
 namespace {
@@ -23,9 +24,10 @@ const char *text_or_null(FunctionCallInfo fcinfo, int arg) {
 
 // mcp._queue_forwarded_audit(called_at, caller_role, session_role, agent_name, client_info,
 // request_id, tool_name, tool_version, arguments, principal, status, duration_ms,
-// rows_returned, sqlstate, message, backend_pid): the caller has validated the values.
+// rows_returned, sqlstate, message, backend_pid, record_id): the caller has validated the
+// values. The writer adds record_id to mcp.audit_forwarded with the row.
 PG_MCP_FUNCTION(pg_mcp_queue_forwarded_audit) {
-    for (int required : {0, 1, 2, 6, 10, 11, 15})
+    for (int required : {0, 1, 2, 6, 10, 11, 15, 16})
         if (PG_ARGISNULL(required))
             ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
                             errmsg("forwarded audit record lacks a required field (argument %d)",
@@ -47,6 +49,8 @@ PG_MCP_FUNCTION(pg_mcp_queue_forwarded_audit) {
     record.rows_returned = PG_ARGISNULL(12) ? -1 : PG_GETARG_INT32(12);
     record.sqlstate = text_or_null(fcinfo, 13);
     record.message = text_or_null(fcinfo, 14);
+    // A uuid, so its text form is always valid input for the writer's uuid column.
+    record.record_id = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(16)));
     StringInfoData packed;
     initStringInfo(&packed);
     pg_mcp::pack_audit_record(&packed, &record, caller, session, PG_GETARG_INT32(15));
