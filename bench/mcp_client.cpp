@@ -10,7 +10,8 @@
 //   mcp_bench_client http  --agents N --seconds S --call PARAMS [--range R] -- URL
 //
 // http: each agent is one MCP session over Streamable HTTP (its own keep-alive connection to
-// URL, e.g. http://127.0.0.1:8080/mcp), with the same handshake and call loop.
+// URL, e.g. http://127.0.0.1:8080/mcp), with the same handshake and call loop; with
+// MCP_BENCH_BEARER set in the environment, every request carries it as a bearer token.
 //
 // PARAMS is the JSON of tools/call's params; each "{N}" in it becomes a random integer in
 // [1, R] per call. Output: one line of key=value pairs (times in milliseconds, memory in kB).
@@ -392,6 +393,8 @@ class HttpAgent {
                               "text/event-stream\r\n";
         if (!version_.empty()) request += "MCP-Protocol-Version: " + version_ + "\r\n";
         if (!session_.empty()) request += "Mcp-Session-Id: " + session_ + "\r\n";
+        if (const char *token = std::getenv("MCP_BENCH_BEARER"))
+            request += std::string("Authorization: Bearer ") + token + "\r\n";
         request += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
         size_t done = 0;
         while (done < request.size()) {

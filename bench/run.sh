@@ -211,6 +211,28 @@ for mode in durable fast; do
   wait "$http_pid" || true
 done
 audit_mode durable
+# The same lookup through one shared login acting per call as a principal (--auth token):
+# the cost of the bearer token check and SET LOCAL ROLE in the call's statement.
+bench_token=$(psql -Atq -d bench -v ON_ERROR_STOP=1 <<'SQL'
+DROP ROLE IF EXISTS bench_bridge;
+CREATE ROLE bench_bridge LOGIN NOINHERIT;
+GRANT agent_support TO bench_bridge;
+SELECT mcp.drop_principal('bench-support', if_exists => true);
+SELECT mcp.create_principal('bench-support', 'agent_support');
+SELECT mcp.create_token('bench-support', 'bench/run.sh');
+SQL
+)
+bench_token=$(printf '%s\n' "$bench_token" | grep '^pgmcp_')
+http_port=$((port + 1))
+"$bridge" --http "127.0.0.1:$http_port" --pool-size 10 --auth token --log-level error \
+  "host=127.0.0.1 port=$port dbname=bench user=bench_bridge" &
+http_pid=$!
+wait_http "$http_port"
+export MCP_BENCH_BEARER=$bench_token
+http_case "pg_mcp durable, bearer tokens" "http://127.0.0.1:$http_port/mcp" "$http_pid"
+unset MCP_BENCH_BEARER
+kill "$http_pid"
+wait "$http_pid" || true
 toolbox_port=$((port + 2))
 "$peers/@toolbox-sdk/server-linux-x64/bin/toolbox" --config "$bench_scripts/tools.yaml" \
   --address 127.0.0.1 --port "$toolbox_port" --disable-version-check --log-level ERROR \
