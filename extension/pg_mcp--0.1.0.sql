@@ -104,6 +104,9 @@ CREATE TABLE @extschema@.audit_log (
                                                     'cancelled', 'rate_limited', 'purge')),
     duration_ms     double precision NOT NULL,
     rows_returned   integer,
+    plan_cost       double precision,
+    shared_blks_hit bigint,
+    shared_blks_read bigint,
     sqlstate        text,
     message         text,
     backend_pid     integer NOT NULL,
@@ -120,6 +123,9 @@ COMMENT ON COLUMN @extschema@.audit_log.client_info IS 'Setting pg_mcp.client_in
 COMMENT ON COLUMN @extschema@.audit_log.request_id IS 'Setting pg_mcp.request_id at call time (asserted by the client)';
 COMMENT ON COLUMN @extschema@.audit_log.arguments IS 'Arguments as sent, with sensitive parameters replaced by "[redacted]"';
 COMMENT ON COLUMN @extschema@.audit_log.duration_ms IS 'Wall time of the whole call, in milliseconds';
+COMMENT ON COLUMN @extschema@.audit_log.plan_cost IS 'The planner''s estimated total cost of the tool''s statement (NULL when it did not run)';
+COMMENT ON COLUMN @extschema@.audit_log.shared_blks_hit IS 'Shared buffers found in cache while the tool''s SQL ran (NULL when it did not run)';
+COMMENT ON COLUMN @extschema@.audit_log.shared_blks_read IS 'Shared buffers read from disk (or the OS cache) while the tool''s SQL ran';
 CREATE INDEX audit_log_called_at ON @extschema@.audit_log (called_at);
 CREATE INDEX audit_log_tool_called_at ON @extschema@.audit_log (tool_name, called_at);
 
@@ -591,11 +597,12 @@ CREATE FUNCTION @extschema@._queue_forwarded_audit(
         called_at timestamptz, caller_role name, session_role name, agent_name text,
         client_info text, request_id text, tool_name text, tool_version integer, arguments jsonb,
         principal text, status text, duration_ms double precision, rows_returned integer,
-        sqlstate text, message text, backend_pid integer, record_id uuid) RETURNS void
+        sqlstate text, message text, backend_pid integer, record_id uuid,
+        plan_cost double precision, shared_blks_hit bigint, shared_blks_read bigint) RETURNS void
     LANGUAGE C CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_queue_forwarded_audit';
 CREATE FUNCTION @extschema@._await_forwarded_audit() RETURNS bigint
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_await_forwarded_audit';
-REVOKE ALL ON FUNCTION @extschema@._queue_forwarded_audit(timestamptz, name, name, text, text, text, text, integer, jsonb, text, text, double precision, integer, text, text, integer, uuid),
+REVOKE ALL ON FUNCTION @extschema@._queue_forwarded_audit(timestamptz, name, name, text, text, text, text, integer, jsonb, text, text, double precision, integer, text, text, integer, uuid, double precision, bigint, bigint),
                        @extschema@._await_forwarded_audit() FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.ingest_standby_audit(records jsonb) RETURNS integer
@@ -618,7 +625,8 @@ BEGIN
                  agent_name text, client_info text, request_id text, tool_name text,
                  tool_version integer, arguments jsonb, principal text, status text,
                  duration_ms double precision, rows_returned integer, sqlstate text,
-                 message text, backend_pid integer)
+                 message text, backend_pid integer, plan_cost double precision,
+                 shared_blks_hit bigint, shared_blks_read bigint)
     LOOP
         IF r.record_id IS NULL OR r.called_at IS NULL OR r.caller_role IS NULL
            OR r.session_role IS NULL OR r.tool_name IS NULL OR r.status IS NULL
@@ -641,13 +649,14 @@ BEGIN
                  agent_name text, client_info text, request_id text, tool_name text,
                  tool_version integer, arguments jsonb, principal text, status text,
                  duration_ms double precision, rows_returned integer, sqlstate text,
-                 message text, backend_pid integer)
+                 message text, backend_pid integer, plan_cost double precision,
+                 shared_blks_hit bigint, shared_blks_read bigint)
     LOOP
         CONTINUE WHEN EXISTS (SELECT FROM @extschema@.audit_forwarded f WHERE f.record_id = r.record_id);
         PERFORM @extschema@._queue_forwarded_audit(r.called_at, r.caller_role, r.session_role,
             r.agent_name, r.client_info, r.request_id, r.tool_name, r.tool_version, r.arguments,
             r.principal, r.status, r.duration_ms, r.rows_returned, r.sqlstate, r.message,
-            r.backend_pid, r.record_id);
+            r.backend_pid, r.record_id, r.plan_cost, r.shared_blks_hit, r.shared_blks_read);
         added := added + 1;
     END LOOP;
     IF added > 0 THEN
@@ -1604,6 +1613,25 @@ CREATE VIEW @extschema@.tool_stats_hourly AS
      GROUP BY 1, 2;
 COMMENT ON VIEW @extschema@.tool_stats_hourly IS 'Per tool and hour: calls, errors, denials, timeouts, rate-limited calls, p50/p95 duration and rows';
 
+CREATE VIEW @extschema@.tool_costs AS
+    SELECT a.tool_name AS tool,
+           count(*) AS calls,
+           round(sum(a.plan_cost)::numeric, 2) AS total_cost,
+           round(avg(a.plan_cost)::numeric, 2) AS mean_cost,
+           round(max(a.plan_cost)::numeric, 2) AS max_cost,
+           sum(a.shared_blks_hit + a.shared_blks_read) AS buffers,
+           sum(a.shared_blks_read) AS buffers_read,
+           coalesce(sum(a.rows_returned), 0) AS rows_returned,
+           round(sum(a.shared_blks_hit + a.shared_blks_read)::numeric
+                 / greatest(coalesce(sum(a.rows_returned), 0), 1), 2) AS buffers_per_row,
+           round(avg(a.duration_ms)::numeric, 3) AS mean_ms,
+           max(a.called_at) AS last_call
+      FROM @extschema@.audit_log a
+     WHERE a.shared_blks_hit IS NOT NULL
+     GROUP BY a.tool_name
+     ORDER BY sum(a.plan_cost) DESC NULLS LAST, a.tool_name;
+COMMENT ON VIEW @extschema@.tool_costs IS 'Which tools cost the database most: per tool over the calls whose SQL ran, the planner''s estimated cost (total, mean, max), shared buffers touched and read from disk, rows returned, and buffers touched per row returned (high: the tool reads far more than it returns), most expensive first';
+
 CREATE VIEW @extschema@.principal_stats_hourly AS
     SELECT date_trunc('hour', a.called_at) AS hour, coalesce(a.principal, a.caller_role::text) AS principal,
            a.principal IS NOT NULL AS is_principal,
@@ -1634,5 +1662,5 @@ CREATE VIEW @extschema@.pii_access AS
      GROUP BY a.id;
 COMMENT ON VIEW @extschema@.pii_access IS 'Successful calls that returned rows from tools reading PII-marked columns of sandboxed views; e.g. WHERE called_at > now() - interval ''30 days''';
 
-REVOKE ALL ON @extschema@.tool_stats_hourly, @extschema@.principal_stats_hourly, @extschema@.pii_access FROM PUBLIC;
-GRANT SELECT ON @extschema@.tool_stats_hourly, @extschema@.principal_stats_hourly, @extschema@.pii_access TO mcp_admin;
+REVOKE ALL ON @extschema@.tool_stats_hourly, @extschema@.principal_stats_hourly, @extschema@.pii_access, @extschema@.tool_costs FROM PUBLIC;
+GRANT SELECT ON @extschema@.tool_stats_hourly, @extschema@.principal_stats_hourly, @extschema@.pii_access, @extschema@.tool_costs TO mcp_admin;

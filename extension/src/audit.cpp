@@ -86,6 +86,13 @@ char *record_json(const AuditRecord *record) {
     if (record->rows_returned >= 0)
         appendStringInfo(&out, ",\"rows_returned\":" INT64_FORMAT,
                          Min(record->rows_returned, (int64)PG_INT32_MAX));
+    if (record->cost.measured) {
+        if (record->cost.plan_cost >= 0)
+            appendStringInfo(&out, ",\"plan_cost\":%.3f", record->cost.plan_cost);
+        appendStringInfo(&out,
+                         ",\"shared_blks_hit\":" INT64_FORMAT ",\"shared_blks_read\":" INT64_FORMAT,
+                         record->cost.shared_blks_hit, record->cost.shared_blks_read);
+    }
     add_text(&out, "sqlstate", record->sqlstate);
     add_text(&out, "message", record->message);
     appendStringInfo(&out, ",\"backend_pid\":%d}", MyProcPid);

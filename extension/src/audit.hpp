@@ -7,9 +7,12 @@ extern "C" {
 #include "datatype/timestamp.h"
 }
 
+#include "call_cost.hpp"
+
 namespace pg_mcp {
 
 struct AuditRecord {
+    CallCost cost;  // measured: the tool's SQL ran (plan_cost -1: no plan started)
     TimestampTz called_at;
     Oid caller_role;
     const char *tool_name;

@@ -424,6 +424,9 @@ enum class Field {
     Status,
     DurationMs,
     RowsReturned,
+    PlanCost,
+    SharedBlksHit,
+    SharedBlksRead,
     Sqlstate,
     Message,
     BackendPid,
@@ -450,6 +453,9 @@ const FieldSpec kFields[] = {{"id", INT8OID},
                              {"status", TEXTOID},
                              {"duration_ms", FLOAT8OID},
                              {"rows_returned", INT4OID},
+                             {"plan_cost", FLOAT8OID},
+                             {"shared_blks_hit", INT8OID},
+                             {"shared_blks_read", INT8OID},
                              {"sqlstate", TEXTOID},
                              {"message", TEXTOID},
                              {"backend_pid", INT4OID},
@@ -615,6 +621,18 @@ void record_values(const AuditTable *table, const UnpackedRecord *r, int64 id, D
             case Field::RowsReturned:
                 isnull = r->rows_returned < 0;
                 value = Int32GetDatum(r->rows_returned);
+                break;
+            case Field::PlanCost:
+                isnull = !r->cost_measured || r->plan_cost < 0;
+                value = Float8GetDatum(r->plan_cost);
+                break;
+            case Field::SharedBlksHit:
+                isnull = !r->cost_measured;
+                value = Int64GetDatum(r->shared_blks_hit);
+                break;
+            case Field::SharedBlksRead:
+                isnull = !r->cost_measured;
+                value = Int64GetDatum(r->shared_blks_read);
                 break;
             case Field::Sqlstate:
                 value = text_datum(r->sqlstate, &isnull);

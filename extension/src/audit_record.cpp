@@ -151,6 +151,16 @@ void pack_audit_record(StringInfo out, const AuditRecord *record, const char *ca
         appendBinaryStringInfo(out, (const char *)arguments, (int)VARSIZE(arguments));
     }
     pack_text(out, record->record_id);
+    char measured = record->cost.measured ? 1 : 0;
+    appendBinaryStringInfo(out, &measured, 1);
+    if (measured) {
+        appendBinaryStringInfo(out, (const char *)&record->cost.plan_cost,
+                               sizeof record->cost.plan_cost);
+        appendBinaryStringInfo(out, (const char *)&record->cost.shared_blks_hit,
+                               sizeof record->cost.shared_blks_hit);
+        appendBinaryStringInfo(out, (const char *)&record->cost.shared_blks_read,
+                               sizeof record->cost.shared_blks_read);
+    }
 }
 
 void unpack_audit_record(const char *data, Size len, UnpackedRecord *out) {
@@ -165,6 +175,16 @@ void unpack_audit_record(const char *data, Size len, UnpackedRecord *out) {
                            &out->principal,   &out->status,       &out->sqlstate,
                            &out->message,     &out->arguments,    &out->record_id};
     for (PackedText *text : texts) *text = reader.text();
+    char measured = 0;
+    reader.take(&measured, 1);
+    out->cost_measured = measured != 0;
+    out->plan_cost = -1;
+    out->shared_blks_hit = out->shared_blks_read = 0;
+    if (out->cost_measured) {
+        reader.take(&out->plan_cost, sizeof out->plan_cost);
+        reader.take(&out->shared_blks_hit, sizeof out->shared_blks_hit);
+        reader.take(&out->shared_blks_read, sizeof out->shared_blks_read);
+    }
     if (reader.at != reader.end) elog(ERROR, "malformed audit record in the queue");
 }
 

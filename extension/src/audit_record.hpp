@@ -39,6 +39,9 @@ struct UnpackedRecord {
         status, sqlstate, message;
     PackedText arguments;  // a jsonb varlena (4-byte header), or len -1
     PackedText record_id;  // a forwarded record's uuid (text), or len -1
+    bool cost_measured;    // false: the cost columns are NULL
+    double plan_cost;      // -1: NULL
+    int64 shared_blks_hit, shared_blks_read;
 };
 
 // Unpacks; errors if the bytes are not a whole record.

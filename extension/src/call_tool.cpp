@@ -9,6 +9,7 @@
 #include "audit.hpp"
 #include "audit_queue.hpp"
 #include "boundary.hpp"
+#include "call_cost.hpp"
 #include "catalog_cache.hpp"
 #include "param_adapter.hpp"
 #include "pg_types.hpp"
@@ -382,6 +383,7 @@ void run_tool_sql(void *arg) {
     // A read-only query stops after max_rows + 1 rows (the extra one tells us it was cut); a
     // writing statement always runs to completion, and only its output is capped.
     uint64 fetch = tool->read_only ? (uint64)tool->max_rows + 1 : 0;
+    pg_mcp::capture_next_plan_cost();
     int rc = SPI_execute_plan(plan, tool->is_query ? NULL : values, tool->is_query ? NULL : nulls,
                               tool->read_only && !explain, fetch);
     if (rc < 0) elog(ERROR, "tool SQL failed: %s", SPI_result_code_string(rc));
@@ -660,7 +662,9 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
             } else {
                 bool was_read_only = XactReadOnly;
                 tool_depth++;
+                pg_mcp::begin_call_cost(&audit.cost);
                 pg_mcp::SubtransactionResult run = pg_mcp::run_in_subtransaction(run_tool_sql, &ex);
+                pg_mcp::end_call_cost(&audit.cost);
                 tool_depth--;
                 bool fired = pg_mcp::disarm_tool_timeout();
                 bool timed_out =

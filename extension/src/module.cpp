@@ -1,5 +1,6 @@
 // Library entry: module magic, settings, and small SQL-callable helpers.
 #include "audit_queue.hpp"
+#include "call_cost.hpp"
 #include "boundary.hpp"
 #include "catalog_cache.hpp"
 #include "query_guard.hpp"
@@ -40,6 +41,7 @@ void _PG_init(void) {
     pg_mcp::define_rate_limit_settings();
     MarkGUCPrefixReserved("pg_mcp");
     pg_mcp::register_catalog_cache_callbacks();
+    pg_mcp::install_cost_hook();
     // The audit queue lives in shared memory, which only a preloaded library can have;
     // without it call_tool refuses to run (see queue_audit_record).
     if (process_shared_preload_libraries_in_progress) pg_mcp::install_audit_hooks();

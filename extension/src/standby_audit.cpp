@@ -24,7 +24,8 @@ const char *text_or_null(FunctionCallInfo fcinfo, int arg) {
 
 // mcp._queue_forwarded_audit(called_at, caller_role, session_role, agent_name, client_info,
 // request_id, tool_name, tool_version, arguments, principal, status, duration_ms,
-// rows_returned, sqlstate, message, backend_pid, record_id): the caller has validated the
+// rows_returned, sqlstate, message, backend_pid, record_id, plan_cost, shared_blks_hit,
+// shared_blks_read): the caller has validated the
 // values. The writer adds record_id to mcp.audit_forwarded with the row.
 PG_MCP_FUNCTION(pg_mcp_queue_forwarded_audit) {
     for (int required : {0, 1, 2, 6, 10, 11, 15, 16})
@@ -49,6 +50,13 @@ PG_MCP_FUNCTION(pg_mcp_queue_forwarded_audit) {
     record.rows_returned = PG_ARGISNULL(12) ? -1 : PG_GETARG_INT32(12);
     record.sqlstate = text_or_null(fcinfo, 13);
     record.message = text_or_null(fcinfo, 14);
+    // Costs travel only together (the standby measured them, or not).
+    if (!PG_ARGISNULL(18) && !PG_ARGISNULL(19)) {
+        record.cost.measured = true;
+        record.cost.plan_cost = PG_ARGISNULL(17) ? -1 : PG_GETARG_FLOAT8(17);
+        record.cost.shared_blks_hit = PG_GETARG_INT64(18);
+        record.cost.shared_blks_read = PG_GETARG_INT64(19);
+    }
     // A uuid, so its text form is always valid input for the writer's uuid column.
     record.record_id = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(16)));
     StringInfoData packed;
