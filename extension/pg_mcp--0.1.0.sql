@@ -1632,6 +1632,102 @@ CREATE VIEW @extschema@.tool_costs AS
      ORDER BY sum(a.plan_cost) DESC NULLS LAST, a.tool_name;
 COMMENT ON VIEW @extschema@.tool_costs IS 'Which tools cost the database most: per tool over the calls whose SQL ran, the planner''s estimated cost (total, mean, max), shared buffers touched and read from disk, rows returned, and buffers touched per row returned (high: the tool reads far more than it returns), most expensive first';
 
+-- Tool review: what to remove, fix or narrow. One row per tool over the calls of the last
+-- `since`; the verdict is the first that applies.
+CREATE FUNCTION @extschema@.review_tools(since interval DEFAULT '30 days')
+RETURNS TABLE (tool text, builtin boolean, created_at timestamptz, updated_at timestamptz,
+               calls bigint, last_call timestamptz, error_rate double precision,
+               denial_rate double precision, timeout_rate double precision, p95_ms double precision,
+               timeout_ms double precision, view_changed boolean, changed_views text[],
+               granted_to text[], never_called_by text[], verdict text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH recent AS (
+        SELECT a.tool_name, a.caller_role, a.status, a.duration_ms, a.called_at
+          FROM @extschema@.audit_log a
+         WHERE a.called_at > now() - review_tools.since AND a.status <> 'purge'),
+    stats AS (
+        SELECT r.tool_name, count(*) AS calls, max(r.called_at) AS last_call,
+               (count(*) FILTER (WHERE r.status IN ('error', 'refused')))::double precision / count(*) AS error_rate,
+               (count(*) FILTER (WHERE r.status = 'denied'))::double precision / count(*) AS denial_rate,
+               (count(*) FILTER (WHERE r.status = 'timeout'))::double precision / count(*) AS timeout_rate,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY r.duration_ms) AS p95_ms
+          FROM recent r GROUP BY r.tool_name),
+    callers AS (
+        SELECT DISTINCT r.tool_name, o.oid AS role
+          FROM recent r JOIN pg_roles o ON o.rolname = r.caller_role
+         WHERE r.status NOT IN ('denied', 'not_found')),
+    grants AS (
+        SELECT g.tool_name,
+               array_agg(g.role::text ORDER BY g.role::text) AS granted_to,
+               array_agg(g.role::text ORDER BY g.role::text) FILTER (
+                   WHERE NOT EXISTS (SELECT FROM callers c
+                                      WHERE c.tool_name = g.tool_name
+                                        AND pg_has_role(c.role, g.role::oid, 'USAGE'))) AS never_called_by
+          FROM @extschema@.tool_grants g GROUP BY g.tool_name),
+    views AS (
+        SELECT t.name AS tool_name,
+               array_agg(v.name ORDER BY v.name) FILTER (WHERE v.changed_at > t.updated_at) AS changed_views
+          FROM @extschema@.tools t
+          JOIN @extschema@.sandbox_views v ON v.name = ANY (SELECT d::text FROM unnest(t.depends_on) d)
+                                           OR v.view = ANY (t.depends_on)
+         GROUP BY t.name)
+    SELECT t.name, t.builtin, t.created_at, t.updated_at,
+           coalesce(s.calls, 0), s.last_call, s.error_rate, s.denial_rate, s.timeout_rate, s.p95_ms,
+           extract(epoch FROM t.timeout) * 1000,
+           coalesce(cardinality(v.changed_views) > 0, false), coalesce(v.changed_views, '{}'),
+           coalesce(g.granted_to, '{}'), coalesce(g.never_called_by, '{}'),
+           CASE
+               WHEN coalesce(s.calls, 0) = 0 THEN 'unused'
+               WHEN s.calls >= 3 AND s.error_rate + s.timeout_rate >= 0.2 THEN 'failing'
+               WHEN s.p95_ms > 0.5 * extract(epoch FROM t.timeout) * 1000 OR s.timeout_rate > 0 THEN 'slow'
+               WHEN cardinality(g.never_called_by) > 0 THEN 'over-granted'
+               ELSE 'fine'
+           END
+      FROM @extschema@.tools t
+      LEFT JOIN stats s ON s.tool_name = t.name
+      LEFT JOIN grants g ON g.tool_name = t.name
+      LEFT JOIN views v ON v.tool_name = t.name
+     ORDER BY t.name COLLATE "C";
+END;
+COMMENT ON FUNCTION @extschema@.review_tools(interval) IS 'Every tool with its calls since the given interval ago, last call, error/denial/timeout rates, p95 duration, whether a sandboxed view under it changed after the tool, roles granted it that never called it, and a verdict: unused, failing (>= 20 % errors or timeouts), slow (p95 over half its timeout, or timeouts), over-granted, fine';
+
+CREATE VIEW @extschema@.tool_review AS SELECT * FROM @extschema@.review_tools('30 days');
+COMMENT ON VIEW @extschema@.tool_review IS 'mcp.review_tools over the last 30 days: what to remove (unused), fix (failing, slow, view changed) or narrow (over-granted)';
+
+CREATE FUNCTION @extschema@.drop_unused_tools(older_than interval, dry_run boolean DEFAULT true)
+RETURNS TABLE (tool text, created_at timestamptz, last_call timestamptz, dropped boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    IF older_than IS NULL OR older_than <= interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a positive interval' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'For example: mcp.drop_unused_tools(interval ''90 days'')';
+    END IF;
+    FOR r IN SELECT rv.tool, rv.created_at, rv.last_call FROM @extschema@.review_tools(older_than) rv
+              WHERE rv.calls = 0 AND NOT rv.builtin AND rv.created_at < now() - older_than
+              ORDER BY rv.tool COLLATE "C"
+    LOOP
+        IF NOT dry_run THEN
+            PERFORM @extschema@.drop_tool(r.tool);
+        END IF;
+        tool := r.tool;
+        created_at := r.created_at;
+        last_call := (SELECT max(a.called_at) FROM @extschema@.audit_log a WHERE a.tool_name = r.tool);
+        dropped := NOT dry_run;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.drop_unused_tools(interval, boolean)
+    IS 'Tools (not built in) older than older_than and not called within it; dry_run (the default) only lists them, otherwise they are dropped with mcp.drop_tool';
+
+REVOKE ALL ON FUNCTION @extschema@.review_tools(interval), @extschema@.drop_unused_tools(interval, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.review_tools(interval), @extschema@.drop_unused_tools(interval, boolean) TO mcp_admin;
+REVOKE ALL ON @extschema@.tool_review FROM PUBLIC;
+GRANT SELECT ON @extschema@.tool_review TO mcp_admin;
+
 CREATE VIEW @extschema@.principal_stats_hourly AS
     SELECT date_trunc('hour', a.called_at) AS hour, coalesce(a.principal, a.caller_role::text) AS principal,
            a.principal IS NOT NULL AS is_principal,
