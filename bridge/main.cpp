@@ -524,12 +524,22 @@ int main(int argc, char **argv) {
         return 1;
     }
     // The login role's CONNECTION LIMIT holds the pool and the bridge's other connections
-    // (the catalog listener, the audit forwarder, a readiness probe): a pool that would not
-    // fit is made smaller instead of failing under load.
-    size_t others = 2 + (options.replicas.dsns.empty() ? 0 : 1);
+    // (the catalog listener, a readiness probe; with replicas the audit forwarder and the
+    // replica monitor's probe of the primary): a pool that would not fit is made smaller
+    // instead of failing under load.
+    size_t others = 2 + (options.replicas.dsns.empty() ? 0 : 2);
     long limit = role_connection_limit(options.dsn);
     if (limit >= 0 && options.pool_size + others > static_cast<size_t>(limit)) {
-        size_t fitting = static_cast<size_t>(limit) > others ? limit - others : 1;
+        if (static_cast<size_t>(limit) <= others) {
+            logger.log(LogLevel::Error,
+                       "the login role's CONNECTION LIMIT " + std::to_string(limit) +
+                           " leaves no room for a pool beside the bridge's " +
+                           std::to_string(others) +
+                           " other connections: raise it (ALTER ROLE "
+                           "... CONNECTION LIMIT n) or use a role without a limit");
+            return 1;
+        }
+        size_t fitting = static_cast<size_t>(limit) - others;
         logger.log(LogLevel::Warning, "--pool-size " + std::to_string(options.pool_size) +
                                           " and the bridge's " + std::to_string(others) +
                                           " other connections exceed the login role's "

@@ -215,6 +215,9 @@ DECLARE
     last_row record;
     deleted bigint;
 BEGIN
+    -- The ids of forwarded standby records go with the rows' age (a spool never keeps a record
+    -- that long).
+    DELETE FROM @extschema@.audit_forwarded f WHERE f.ingested_at < cutoff;
     SELECT coalesce(min(l.id), (SELECT max(id) + 1 FROM @extschema@.audit_log)) INTO boundary
       FROM @extschema@.audit_log l WHERE l.called_at >= cutoff;
     SELECT l.id, l.row_hash INTO last_row FROM @extschema@.audit_log l WHERE l.id < boundary ORDER BY l.id DESC LIMIT 1;

@@ -269,7 +269,9 @@ test('deployment: a standby that stops replaying while the primary commits is no
 
 test('deployment: 50 agent sessions over a pool of 10 stay within the login role\'s CONNECTION LIMIT', TEST, async () => {
   const logBefore = (await readFile(`${env.PG_MCP_DEPLOY_PRIMARY_DIR}/server.log`, 'utf8')).length;
-  const bridge = await startBridge(direct, ['--pool-size', '10', '--notify-dsn', direct]);
+  // Asked for a pool of 20, the bridge fits it to the limit: 12 - 2 (listener, probe) = 10.
+  const bridge = await startBridge(direct, ['--pool-size', '20', '--notify-dsn', direct]);
+  assert.match(bridge.stderr.join(''), /--pool-size 20 .* CONNECTION LIMIT 12; using a pool of 10/);
   let peak = 0;
   let sampling = true;
   const sampler = (async () => {
