@@ -60,6 +60,13 @@ class Backend {
     virtual void call_tool(const std::string &key, const CallIdentity &identity,
                            const std::string &name, const json &arguments, ProgressFn progress,
                            ReplyFn reply) = 0;
+    // resources/list: the array of resource definitions (the sandboxed views the caller can
+    // read). resources/read: the ReadResourceResult of one; an unknown or unreadable uri is an
+    // error with sqlstate 42704.
+    virtual void list_resources(const std::string &key, const CallIdentity &identity,
+                                ReplyFn reply) = 0;
+    virtual void read_resource(const std::string &key, const CallIdentity &identity,
+                               const std::string &uri, ReplyFn reply) = 0;
     // Checks a bearer token's SHA-256 (hex) in the database: ok with the principal's name in
     // `value`, or an error (error_code::kUnauthorized for an unknown, expired or revoked token).
     virtual void authenticate(const std::string &key, const std::string &token_sha256,

@@ -49,6 +49,26 @@ const Statement kListAs = {"pg_mcp_list_as",
                            "        pg_catalog.set_config('pg_mcp.client_info', $2, true),"
                            "        pg_catalog.set_config('pg_mcp.request_id', $3, true))"
                            " SELECT mcp.list_tools()::text FROM context"};
+// The agent context as settings (for mcp.list_resources and mcp.read_resource, as for
+// mcp.list_tools), the principal's role first when there is a token.
+#define PG_MCP_CONTEXT(FIRST)                                 \
+    "WITH context AS MATERIALIZED (SELECT " FIRST             \
+    " pg_catalog.set_config('pg_mcp.agent_name', $1, true),"  \
+    " pg_catalog.set_config('pg_mcp.client_info', $2, true)," \
+    " pg_catalog.set_config('pg_mcp.request_id', $3, true))"
+const Statement kListResources = {
+    "pg_mcp_resources", PG_MCP_CONTEXT("") " SELECT mcp.list_resources()::text FROM context"};
+const Statement kListResourcesAs = {
+    "pg_mcp_resources_as",
+    PG_MCP_CONTEXT(
+        "mcp.assume_principal($4::bytea),") " SELECT mcp.list_resources()::text FROM context"};
+const Statement kReadResource = {
+    "pg_mcp_resource", PG_MCP_CONTEXT("") " SELECT mcp.read_resource($4)::text FROM context"};
+const Statement kReadResourceAs = {
+    "pg_mcp_resource_as",
+    PG_MCP_CONTEXT(
+        "mcp.assume_principal($5::bytea),") " SELECT mcp.read_resource($4)::text FROM context"};
+#undef PG_MCP_CONTEXT
 const Statement kAuthenticate = {"pg_mcp_authenticate", "SELECT mcp.assume_principal($1::bytea)"};
 
 std::string trim(std::string text) {
@@ -286,6 +306,26 @@ void Database::call_tool(const std::string &key, const CallIdentity &identity,
     enqueue(std::move(job));
 }
 
+void Database::list_resources(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
+    auto job = std::make_shared<Job>();
+    job->key = key;
+    job->catalog = Job::Catalog::Resources;
+    job->identity = identity;
+    job->reply = std::move(reply);
+    enqueue(std::move(job));
+}
+
+void Database::read_resource(const std::string &key, const CallIdentity &identity,
+                             const std::string &uri, ReplyFn reply) {
+    auto job = std::make_shared<Job>();
+    job->key = key;
+    job->catalog = Job::Catalog::Resource;
+    job->uri = uri;
+    job->identity = identity;
+    job->reply = std::move(reply);
+    enqueue(std::move(job));
+}
+
 void Database::authenticate(const std::string &key, const std::string &token_sha256,
                             ReplyFn reply) {
     auto job = std::make_shared<Job>();
@@ -445,7 +485,7 @@ void Database::execute(Job &job, Connection &connection) {
     // As text: bytea's input reads "\x" followed by hex digits.
     std::string token = "\\x" + job.identity.principal_token;
     bool as_principal = !job.identity.principal_token.empty();
-    const char *params[6] = {};
+    const char *params[6] = {};  // at most 6
     int nparams;
     const Statement *statement;
     if (job.is_authenticate) {
@@ -462,12 +502,21 @@ void Database::execute(Job &job, Connection &connection) {
         params[5] = token.c_str();
         nparams = as_principal ? 6 : 5;
     } else {
-        statement = as_principal ? &kListAs : &kList;
         params[0] = job.identity.agent_name.c_str();
         params[1] = job.identity.client_info.c_str();
         params[2] = job.identity.request_id.c_str();
         params[3] = token.c_str();
         nparams = as_principal ? 4 : 3;
+        if (job.catalog == Job::Catalog::Tools) {
+            statement = as_principal ? &kListAs : &kList;
+        } else if (job.catalog == Job::Catalog::Resources) {
+            statement = as_principal ? &kListResourcesAs : &kListResources;
+        } else {
+            statement = as_principal ? &kReadResourceAs : &kReadResource;
+            params[3] = job.uri.c_str();
+            params[4] = token.c_str();
+            nparams = as_principal ? 5 : 4;
+        }
     }
     std::string prepare_error;
     if (prepare_statements_ &&
@@ -587,7 +636,7 @@ void Database::execute(Job &job, Connection &connection) {
             return;
         }
         // MCP02: a writing tool sent to a hot standby; the caller retries on the primary.
-        if (sqlstate != kNeedsPrimary)
+        if (sqlstate != kNeedsPrimary && sqlstate != "42704")
             logger_.log(LogLevel::Error, "database error (" + sqlstate + "): " + error_message);
         BackendReply reply =
             failure(error_code::kInternalError,

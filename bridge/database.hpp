@@ -76,6 +76,10 @@ class Database : public Backend {
     void list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) override;
     void call_tool(const std::string &key, const CallIdentity &identity, const std::string &name,
                    const json &arguments, ProgressFn progress, ReplyFn reply) override;
+    void list_resources(const std::string &key, const CallIdentity &identity,
+                        ReplyFn reply) override;
+    void read_resource(const std::string &key, const CallIdentity &identity, const std::string &uri,
+                       ReplyFn reply) override;
     void authenticate(const std::string &key, const std::string &token_sha256,
                       ReplyFn reply) override;
     void cancel(const std::string &key) override;
@@ -92,6 +96,8 @@ class Database : public Backend {
         std::string key;
         bool is_call = false;
         bool is_authenticate = false;  // identity.principal_token only
+        enum class Catalog { Tools, Resources, Resource } catalog = Catalog::Tools;  // not calls
+        std::string uri;  // Catalog::Resource
         CallIdentity identity;
         std::string tool;
         std::string arguments;

@@ -244,6 +244,9 @@ void McpServer::handle_request(Request request) {
         if (method == "server/discover") return discover(request);
         if (method == "tools/list") return list_tools(request);
         if (method == "tools/call") return call_tool(request);
+        if (method == "resources/list") return list_resources(request);
+        if (method == "resources/read") return read_resource(request);
+        if (method == "resources/templates/list") return list_resource_templates(request);
         if (method == "subscriptions/listen") return listen(request);
         send(make_error(request.id, error_code::kMethodNotFound,
                         "Method not found: " + method + " (protocol " + kModernVersion + ")"));
@@ -265,6 +268,9 @@ void McpServer::handle_request(Request request) {
     }
     if (method == "tools/list") return list_tools(request);
     if (method == "tools/call") return call_tool(request);
+    if (method == "resources/list") return list_resources(request);
+    if (method == "resources/read") return read_resource(request);
+    if (method == "resources/templates/list") return list_resource_templates(request);
     if (method == "logging/setLevel") return set_level(request);
     send(make_error(request.id, error_code::kMethodNotFound, "Method not found: " + method));
 }
@@ -306,7 +312,14 @@ json McpServer::server_info() const {
 }
 
 json McpServer::capabilities() const {
-    return {{"tools", {{"listChanged", true}}}, {"logging", json::object()}};
+    return {{"tools", {{"listChanged", true}}},
+            {"resources", json::object()},
+            {"logging", json::object()}};
+}
+
+void McpServer::list_resource_templates(const Request &request) {
+    // Every resource is listed as itself: there are no templates.
+    send(make_result(request.id, finish_result(request, {{"resourceTemplates", json::array()}})));
 }
 
 json McpServer::finish_result(const Request &request, json result) const {
@@ -349,11 +362,12 @@ void McpServer::initialize(const Request &request) {
 }
 
 void McpServer::discover(const Request &request) {
-    json result = {{"supportedVersions", all_versions()},
-                   {"capabilities", {{"tools", {{"listChanged", true}}}}},
-                   {"instructions", kInstructions},
-                   {"ttlMs", 3600000},
-                   {"cacheScope", "public"}};
+    json result = {
+        {"supportedVersions", all_versions()},
+        {"capabilities", {{"tools", {{"listChanged", true}}}, {"resources", json::object()}}},
+        {"instructions", kInstructions},
+        {"ttlMs", 3600000},
+        {"cacheScope", "public"}};
     send(make_result(request.id, finish_result(request, std::move(result))));
 }
 
@@ -418,24 +432,93 @@ void McpServer::list_tools(const Request &request) {
                 send(make_error(request.id, reply.error_code, reply.error_message));
                 return;
             }
-            json page = json::array();
-            json result = json::object();
-            const json &tools = reply.value;
-            for (const json &tool : tools) {
-                std::string name = string_member(tool, "name");
-                if (!after.empty() && name <= after) continue;
-                if (page.size() == page_size) {
-                    result["nextCursor"] = make_cursor(page.back()["name"].get<std::string>());
-                    break;
-                }
-                page.push_back(tool);
-            }
-            result["tools"] = std::move(page);
+            json result = page_of(reply.value, "name", after, page_size, "tools");
             if (request.modern) {
                 result["ttlMs"] = 60000;
                 result["cacheScope"] = "private";  // the list depends on the connection's role
             }
             send(make_result(request.id, finish_result(request, std::move(result))));
+        });
+}
+
+json McpServer::page_of(const json &items, const char *key, const std::string &after,
+                        size_t page_size, const char *field) {
+    json page = json::array();
+    json result = json::object();
+    for (const json &item : items) {
+        std::string value = string_member(item, key);
+        if (!after.empty() && value <= after) continue;
+        if (page.size() == page_size) {
+            result["nextCursor"] = make_cursor(page.back()[key].get<std::string>());
+            break;
+        }
+        page.push_back(item);
+    }
+    result[field] = std::move(page);
+    return result;
+}
+
+void McpServer::list_resources(const Request &request) {
+    std::string after;
+    auto cursor = request.params.find("cursor");
+    if (cursor != request.params.end() && !cursor->is_null()) {
+        if (!cursor->is_string() || !read_cursor(cursor->get<std::string>(), after)) {
+            send(make_error(request.id, error_code::kInvalidParams,
+                            "Invalid params: unknown cursor; use the nextCursor of a previous "
+                            "resources/list result"));
+            return;
+        }
+    }
+    if (!begin_work(request)) return;
+    size_t page_size = std::max<size_t>(1, options_.page_size);
+    backend_.list_resources(
+        options_.backend_key_prefix + request_key(request.id), identity(request),
+        [this, request, after, page_size](BackendReply reply) {
+            CallbackGuard guard(callbacks_running_);
+            if (!end_work(request.id)) return;
+            if (!reply.ok) {
+                send(make_error(request.id, reply.error_code, reply.error_message));
+                return;
+            }
+            json result = page_of(reply.value, "uri", after, page_size, "resources");
+            if (request.modern) {
+                result["ttlMs"] = 60000;
+                result["cacheScope"] = "private";
+            }
+            send(make_result(request.id, finish_result(request, std::move(result))));
+        });
+}
+
+void McpServer::read_resource(const Request &request) {
+    auto uri = request.params.find("uri");
+    if (uri == request.params.end() || !uri->is_string()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: resources/read needs \"uri\" (a string)"));
+        return;
+    }
+    if (!begin_work(request)) return;
+    std::string wanted = uri->get<std::string>();
+    backend_.read_resource(
+        options_.backend_key_prefix + request_key(request.id), identity(request), wanted,
+        [this, request, wanted](BackendReply reply) {
+            CallbackGuard guard(callbacks_running_);
+            if (!end_work(request.id)) return;
+            if (!reply.ok && reply.sqlstate == "42704") {
+                // Resource not found: -32602 since 2026-07-28, -32002 before.
+                json error =
+                    make_error(request.id, request.modern ? error_code::kInvalidParams : -32002,
+                               "Resource not found: " + wanted +
+                                   " (call resources/list to see the resources you "
+                                   "can read)");
+                error["error"]["data"] = {{"uri", wanted}};
+                send(error);
+                return;
+            }
+            if (!reply.ok) {
+                send(make_error(request.id, reply.error_code, reply.error_message));
+                return;
+            }
+            send(make_result(request.id, finish_result(request, reply.value)));
         });
 }
 

@@ -93,6 +93,13 @@ class McpServer {
     void discover(const Request &request);
     void list_tools(const Request &request);
     void call_tool(const Request &request);
+    void list_resources(const Request &request);
+    void read_resource(const Request &request);
+    void list_resource_templates(const Request &request);
+    // One page of `items` (sorted by `key`) after the cursor position, as {field: [...],
+    // nextCursor?}.
+    static json page_of(const json &items, const char *key, const std::string &after,
+                        size_t page_size, const char *field);
     void set_level(const Request &request);
     void listen(const Request &request);
 

@@ -564,6 +564,20 @@ void ReplicaRouter::call_tool(const std::string &key, const CallIdentity &identi
           });
 }
 
+void ReplicaRouter::list_resources(const std::string &key, const CallIdentity &identity,
+                                   ReplyFn reply) {
+    route(std::move(reply), [key, identity](Backend &backend, ReplyFn done) {
+        backend.list_resources(key, identity, std::move(done));
+    });
+}
+
+void ReplicaRouter::read_resource(const std::string &key, const CallIdentity &identity,
+                                  const std::string &uri, ReplyFn reply) {
+    route(std::move(reply), [key, identity, uri](Backend &backend, ReplyFn done) {
+        backend.read_resource(key, identity, uri, std::move(done));
+    });
+}
+
 void ReplicaRouter::authenticate(const std::string &key, const std::string &token_sha256,
                                  ReplyFn reply) {
     // The primary first: a standby may not have replayed a new token or a revocation yet.

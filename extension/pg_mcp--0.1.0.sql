@@ -1468,6 +1468,57 @@ CREATE FUNCTION @extschema@.current_principal() RETURNS text
     RETURN (SELECT name FROM @extschema@.my_principal);
 COMMENT ON FUNCTION @extschema@.current_principal() IS 'Name of the principal in effect (that of the current role), or NULL';
 
+-- MCP resources: each sandboxed view the calling role can read, with its columns, their types
+-- and comments, and what its row filter keeps, so that clients can show it to their model.
+-- SECURITY DEFINER to read the sandbox catalog; _acting_role() is the caller's role.
+CREATE FUNCTION @extschema@.list_resources() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'uri', 'pg-mcp://views/' || v.name,
+                   'name', v.name,
+                   'title', 'View ' || v.name,
+                   'description', coalesce(v.description, 'Sandboxed view ' || v.name)
+                                  || ' (columns: ' || array_to_string(v.columns, ', ') || ')',
+                   'mimeType', 'application/json') ORDER BY v.name COLLATE "C"), '[]')
+          FROM @extschema@.sandbox_views v
+         WHERE v.view IS NOT NULL
+           AND has_table_privilege(@extschema@._acting_role(), v.view, 'SELECT'));
+COMMENT ON FUNCTION @extschema@.list_resources() IS 'MCP resource definitions of the sandboxed views the calling role can read (uri pg-mcp://views/schema.view)';
+
+CREATE FUNCTION @extschema@.read_resource(uri text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v record;
+    body jsonb;
+BEGIN
+    SELECT * INTO v FROM @extschema@.sandbox_views s
+     WHERE uri = 'pg-mcp://views/' || s.name AND s.view IS NOT NULL;
+    -- Unknown and unreadable look the same: names a role may not read stay hidden.
+    IF NOT FOUND OR NOT has_table_privilege(@extschema@._acting_role(), v.view, 'SELECT') THEN
+        RAISE EXCEPTION 'resource "%" not found', uri USING ERRCODE = 'undefined_object',
+            HINT = 'Call resources/list to see the resources you can read.';
+    END IF;
+    body := jsonb_build_object(
+        'view', v.name,
+        'description', v.description,
+        'columns', (SELECT jsonb_agg(jsonb_build_object(
+                               'name', a.attname,
+                               'type', format_type(a.atttypid, a.atttypmod),
+                               'comment', col_description(a.attrelid, a.attnum),
+                               'pii', a.attname = ANY (v.pii_columns))
+                           ORDER BY a.attnum)
+                      FROM pg_attribute a
+                     WHERE a.attrelid = v.view AND a.attnum > 0 AND NOT a.attisdropped),
+        'row_filter', v.row_filter,
+        'rows', CASE WHEN v.row_filter IS NULL THEN 'every row of ' || v.source
+                     ELSE 'the rows of ' || v.source || ' where ' || v.row_filter END,
+        'version', v.version);
+    RETURN jsonb_build_object('contents', jsonb_build_array(jsonb_build_object(
+        'uri', uri, 'mimeType', 'application/json', 'text', body::text)));
+END
+$$;
+COMMENT ON FUNCTION @extschema@.read_resource(text) IS 'An MCP resources/read result for a sandboxed view the calling role can read: its columns (name, type, comment, pii), row filter and source';
+
 CREATE FUNCTION @extschema@.list_tools() RETURNS jsonb
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
     RETURN (SELECT coalesce(jsonb_agg(g.definition ORDER BY g.name COLLATE "C"), '[]')

@@ -75,6 +75,31 @@ class ScriptedBackend : public Backend {
         finish(key, std::move(reply), r);
     }
     std::string known_token;
+    json resources = json::array();
+    void list_resources(const std::string &key, const CallIdentity &identity,
+                        ReplyFn reply) override {
+        last_identity = identity;
+        BackendReply r;
+        r.ok = true;
+        r.value = resources;
+        finish(key, std::move(reply), r);
+    }
+    void read_resource(const std::string &key, const CallIdentity &identity, const std::string &uri,
+                       ReplyFn reply) override {
+        last_identity = identity;
+        BackendReply r;
+        for (const json &resource : resources)
+            if (resource.value("uri", "") == uri) {
+                r.ok = true;
+                r.value = {{"contents", json::array({{{"uri", uri}, {"text", "{}"}}})}};
+            }
+        if (!r.ok) {
+            r.error_code = error_code::kInternalError;
+            r.sqlstate = "42704";
+            r.error_message = "resource not found";
+        }
+        finish(key, std::move(reply), r);
+    }
     void cancel(const std::string &key) override { cancelled.push_back(key); }
     void finish(const std::string &key, ReplyFn reply, BackendReply r) {
         if (defer) {
@@ -182,11 +207,44 @@ TEST_F(ServerTest, LegacyRequestsNeedInitialize) {
 
 TEST_F(ServerTest, MethodNotFoundAndIgnoredNotifications) {
     initialize();
-    EXPECT_EQ(request(R"({"jsonrpc":"2.0","id":1,"method":"resources/list"})")["error"]["code"],
+    EXPECT_EQ(request(R"({"jsonrpc":"2.0","id":1,"method":"prompts/list"})")["error"]["code"],
               error_code::kMethodNotFound);
     server.handle_line(R"({"jsonrpc":"2.0","method":"notifications/whatever","params":{}})");
     server.handle_line(R"({"jsonrpc":"2.0","id":5,"result":{}})");  // a response: ignored
     EXPECT_EQ(output.size(), 0u);
+}
+
+TEST_F(ServerTest, ResourcesAreListedPagedAndRead) {
+    initialize();
+    backend.resources = json::array();
+    for (const char *uri : {"pg-mcp://views/a.one", "pg-mcp://views/a.two", "pg-mcp://views/b.x"})
+        backend.resources.push_back({{"uri", uri}, {"name", uri}});
+    json first = request(R"({"jsonrpc":"2.0","id":1,"method":"resources/list"})")["result"];
+    ASSERT_EQ(first["resources"].size(), 2u);
+    json second = request(json({{"jsonrpc", "2.0"},
+                                {"id", 2},
+                                {"method", "resources/list"},
+                                {"params", {{"cursor", first["nextCursor"]}}}})
+                              .dump())["result"];
+    ASSERT_EQ(second["resources"].size(), 1u);
+    EXPECT_EQ(second["resources"][0]["uri"], "pg-mcp://views/b.x");
+    EXPECT_FALSE(second.contains("nextCursor"));
+    json read = request(
+        R"({"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"pg-mcp://views/a.two"}})");
+    EXPECT_EQ(read["result"]["contents"][0]["uri"], "pg-mcp://views/a.two");
+    json missing = request(
+        R"({"jsonrpc":"2.0","id":4,"method":"resources/read","params":{"uri":"pg-mcp://views/nope"}})");
+    EXPECT_EQ(missing["error"]["code"], -32002);  // 2025-11-25: resource not found
+    EXPECT_EQ(missing["error"]["data"]["uri"], "pg-mcp://views/nope");
+    EXPECT_EQ(
+        request(
+            R"({"jsonrpc":"2.0","id":5,"method":"resources/read","params":{}})")["error"]["code"],
+        error_code::kInvalidParams);
+    EXPECT_EQ(
+        request(
+            R"({"jsonrpc":"2.0","id":6,"method":"resources/templates/list"})")["result"]
+                                                                              ["resourceTemplates"],
+        json::array());
 }
 
 TEST_F(ServerTest, InvalidMessagesGetErrorsAndServingContinues) {
