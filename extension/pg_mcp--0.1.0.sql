@@ -1782,6 +1782,147 @@ GRANT EXECUTE ON FUNCTION @extschema@.review_tools(interval), @extschema@.drop_u
 REVOKE ALL ON @extschema@.tool_review FROM PUBLIC;
 GRANT SELECT ON @extschema@.tool_review TO mcp_admin;
 
+-- Advice: explain each tool's plan with representative arguments and say what would make it
+-- cheaper. Arguments are the latest successful call's (from the audit log), else a typed
+-- sample per parameter; they are bound as parameters of the EXPLAIN (up to 16), never written
+-- into its text.
+CREATE FUNCTION @extschema@._sample_argument(parameter jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN CASE
+    WHEN parameter ? 'default' THEN parameter->>'default'
+    WHEN parameter ? 'enum' THEN parameter->'enum'->>0
+    WHEN parameter->>'format' = 'uuid' THEN '00000000-0000-4000-8000-000000000000'
+    WHEN parameter->>'format' = 'date' THEN '2024-01-01'
+    WHEN parameter->>'format' = 'date-time' THEN '2024-01-01T00:00:00Z'
+    WHEN parameter->>'format' = 'email' THEN 'someone@example.com'
+    WHEN parameter->>'type' IN ('integer', 'number') THEN '1'
+    WHEN parameter->>'type' = 'boolean' THEN 'true'
+    WHEN parameter->>'type' = 'array' THEN '{}'
+    ELSE 'a' END;
+REVOKE ALL ON FUNCTION @extschema@._sample_argument(jsonb) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.advise_tool(name text, min_rows real DEFAULT 10000)
+RETURNS TABLE (tool text, finding text, detail text, suggestion text,
+               cost_before double precision, cost_after double precision)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+    sample jsonb;
+    sample_source text;
+    v text[] := array_fill(NULL::text, ARRAY[16]);
+    q text;
+    plan jsonb;
+    node jsonb;
+    rel regclass;
+    cols text[];
+    hypo_schema name;
+    hypo_oid oid;
+    after_plan jsonb;
+    stats record;
+    i integer;
+BEGIN
+    SELECT * INTO t FROM @extschema@.tools x WHERE x.name = advise_tool.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tool "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    tool := t.name;
+    -- What the audit log says about its use.
+    SELECT count(*) AS calls, max(a.rows_returned) AS max_rows_returned,
+           sum(a.shared_blks_hit + a.shared_blks_read) AS buffers, sum(a.rows_returned) AS rows
+      INTO stats FROM @extschema@.audit_log a
+     WHERE a.tool_name = t.name AND a.status IN ('ok', 'truncated');
+    IF stats.calls >= 5 AND stats.buffers > 100 * greatest(stats.rows, 1) THEN
+        finding := 'reads_far_more_than_returns';
+        detail := format('%s calls touched %s shared buffers to return %s rows (%s buffers per row)',
+                         stats.calls, stats.buffers, coalesce(stats.rows, 0),
+                         round(stats.buffers::numeric / greatest(stats.rows, 1), 1));
+        suggestion := 'Filter in an index, or pre-aggregate into a (materialized) sandboxed view';
+        cost_before := NULL; cost_after := NULL;
+        RETURN NEXT;
+    END IF;
+    IF stats.calls >= 5 AND t.max_rows > 10 * greatest(stats.max_rows_returned, 1) THEN
+        finding := 'cap_far_above_use';
+        detail := format('max_rows is %s but no call returned more than %s rows', t.max_rows,
+                         coalesce(stats.max_rows_returned, 0));
+        suggestion := format('SELECT mcp.alter_tool(%L, max_rows => %s);', t.name,
+                             greatest(2 * coalesce(stats.max_rows_returned, 1), 1));
+        RETURN NEXT;
+    END IF;
+    IF t.kind <> 'sql' THEN
+        RETURN;  -- free-form SQL has no plan of its own
+    END IF;
+    IF cardinality(t.parameter_types) > 16 THEN
+        finding := 'not_explained'; detail := 'more than 16 parameters'; suggestion := NULL;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    SELECT a.arguments INTO sample FROM @extschema@.audit_log a
+     WHERE a.tool_name = t.name AND a.status IN ('ok', 'truncated') AND a.arguments IS NOT NULL
+       AND NOT EXISTS (SELECT FROM jsonb_each(a.arguments) e WHERE e.value = '"[redacted]"')
+     ORDER BY a.id DESC LIMIT 1;
+    sample_source := CASE WHEN sample IS NULL THEN 'typed samples' ELSE 'the latest call''s arguments' END;
+    FOR i IN 1 .. cardinality(t.parameter_types) LOOP
+        v[i] := coalesce(sample ->> (t.parameters -> (i - 1) ->> 'name'),
+                         @extschema@._sample_argument(t.parameters -> (i - 1)));
+        IF jsonb_typeof(sample -> (t.parameters -> (i - 1) ->> 'name')) = 'array' THEN
+            v[i] := translate(sample ->> (t.parameters -> (i - 1) ->> 'name'), '[]', '{}');
+        END IF;
+    END LOOP;
+    -- Each $n becomes ($n::text::type): the values are passed as text parameters.
+    q := t.compiled_sql;
+    FOR i IN REVERSE cardinality(t.parameter_types) .. 1 LOOP
+        q := regexp_replace(q, '\$' || i || '(?![0-9])',
+                            format('($%s::text::%s)', i, t.parameter_types[i]), 'g');
+    END LOOP;
+    PERFORM set_config('search_path', t.search_path, true);
+    EXECUTE 'EXPLAIN (FORMAT JSON, VERBOSE) ' || q INTO plan
+        USING v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16];
+    SELECT e.extnamespace::regnamespace::name INTO hypo_schema FROM pg_extension e WHERE e.extname = 'hypopg';
+    FOR node IN SELECT n FROM jsonb_path_query(plan, 'strict $.**?(@."Node Type" == "Seq Scan")') n LOOP
+        CONTINUE WHEN node->>'Schema' IS NULL OR node->>'Relation Name' IS NULL;
+        rel := to_regclass(format('%I.%I', node->>'Schema', node->>'Relation Name'));
+        CONTINUE WHEN rel IS NULL OR node->>'Filter' IS NULL
+                      OR (SELECT c.reltuples FROM pg_class c WHERE c.oid = rel) < min_rows;
+        SELECT array_agg(quote_ident(a.attname) ORDER BY a.attnum) INTO cols
+          FROM pg_attribute a
+         WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
+           AND (node->>'Filter') ~ ('(^|[^A-Za-z0-9_"])"?' || regexp_replace(a.attname, '([^A-Za-z0-9_])', '\\\1', 'g') || '"?($|[^A-Za-z0-9_"])');
+        CONTINUE WHEN cols IS NULL;
+        finding := 'seq_scan';
+        detail := format('sequential scan of %s (about %s rows) filtering %s, with %s',
+                         rel, (SELECT c.reltuples::bigint FROM pg_class c WHERE c.oid = rel),
+                         node->>'Filter', sample_source);
+        suggestion := format('CREATE INDEX ON %s (%s);', rel, array_to_string(cols, ', '));
+        cost_before := (plan -> 0 -> 'Plan' ->> 'Total Cost')::double precision;
+        cost_after := NULL;
+        IF hypo_schema IS NOT NULL THEN
+            -- What the planner would do with that index (hypothetical: nothing is built).
+            EXECUTE format('SELECT indexrelid FROM %I.hypopg_create_index($1)', hypo_schema)
+                INTO hypo_oid USING suggestion;
+            EXECUTE 'EXPLAIN (FORMAT JSON, VERBOSE) ' || q INTO after_plan
+                USING v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16];
+            EXECUTE format('SELECT %I.hypopg_drop_index($1)', hypo_schema) USING hypo_oid;
+            cost_after := (after_plan -> 0 -> 'Plan' ->> 'Total Cost')::double precision;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.advise_tool(text, real)
+    IS 'Advice for one tool: sequential scans over relations of at least min_rows rows on the columns its SQL filters by, with a ready CREATE INDEX and, when hypopg is installed, the plan''s estimated cost before and after that hypothetical index; tools reading far more buffers than the rows they return; row caps far above any result';
+
+CREATE FUNCTION @extschema@.advise_tools(min_rows real DEFAULT 10000)
+RETURNS TABLE (tool text, finding text, detail text, suggestion text,
+               cost_before double precision, cost_after double precision)
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT a.* FROM @extschema@.tools t, @extschema@.advise_tool(t.name, advise_tools.min_rows) a
+     WHERE NOT t.builtin ORDER BY t.name COLLATE "C";
+END;
+COMMENT ON FUNCTION @extschema@.advise_tools(real) IS 'mcp.advise_tool for every tool that is not built in';
+REVOKE ALL ON FUNCTION @extschema@.advise_tool(text, real), @extschema@.advise_tools(real) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.advise_tool(text, real), @extschema@.advise_tools(real) TO mcp_admin;
+
 CREATE VIEW @extschema@.principal_stats_hourly AS
     SELECT date_trunc('hour', a.called_at) AS hour, coalesce(a.principal, a.caller_role::text) AS principal,
            a.principal IS NOT NULL AS is_principal,
