@@ -30,7 +30,9 @@ snapshot=$(cat <<'SQL'
 SELECT (SELECT jsonb_agg(to_jsonb(t) ORDER BY name) FROM mcp.tools t WHERE NOT builtin),
        (SELECT jsonb_agg(to_jsonb(p) ORDER BY name) FROM mcp.principals p),
        (SELECT jsonb_agg(to_jsonb(v) ORDER BY view_name, version) FROM mcp.sandbox_view_versions v),
-       (SELECT jsonb_agg(to_jsonb(g) ORDER BY tool_name) FROM mcp.tool_grants g),
+       (SELECT jsonb_agg(to_jsonb(g) ORDER BY tool_name) FROM mcp.tool_grants g
+         WHERE NOT EXISTS (SELECT FROM mcp.tools t WHERE t.name = g.tool_name AND t.builtin)),
+       (SELECT jsonb_agg(jsonb_build_array(g.tool_name, g.role) ORDER BY tool_name) FROM mcp.tool_grants g),
        (SELECT jsonb_agg(to_jsonb(a) ORDER BY id) FROM mcp.audit_log a)
 SQL
 )
