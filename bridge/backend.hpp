@@ -67,6 +67,13 @@ class Backend {
                                 ReplyFn reply) = 0;
     virtual void read_resource(const std::string &key, const CallIdentity &identity,
                                const std::string &uri, ReplyFn reply) = 0;
+    // prompts/list: the array of prompt definitions for the caller. prompts/get: the
+    // GetPromptResult of one; an unknown prompt is an error with sqlstate 42704, a missing or
+    // invalid argument one with 22023.
+    virtual void list_prompts(const std::string &key, const CallIdentity &identity,
+                              ReplyFn reply) = 0;
+    virtual void get_prompt(const std::string &key, const CallIdentity &identity,
+                            const std::string &name, const json &arguments, ReplyFn reply) = 0;
     // Checks a bearer token's SHA-256 (hex) in the database: ok with the principal's name in
     // `value`, or an error (error_code::kUnauthorized for an unknown, expired or revoked token).
     virtual void authenticate(const std::string &key, const std::string &token_sha256,

@@ -68,6 +68,17 @@ const Statement kReadResourceAs = {
     "pg_mcp_resource_as",
     PG_MCP_CONTEXT(
         "mcp.assume_principal($5::bytea),") " SELECT mcp.read_resource($4)::text FROM context"};
+const Statement kListPrompts = {"pg_mcp_prompts",
+                                PG_MCP_CONTEXT("") " SELECT mcp.list_prompts()::text FROM context"};
+const Statement kListPromptsAs = {
+    "pg_mcp_prompts_as",
+    PG_MCP_CONTEXT(
+        "mcp.assume_principal($4::bytea),") " SELECT mcp.list_prompts()::text FROM context"};
+const Statement kGetPrompt = {
+    "pg_mcp_prompt", PG_MCP_CONTEXT("") " SELECT mcp.get_prompt($4, $5::jsonb)::text FROM context"};
+const Statement kGetPromptAs = {
+    "pg_mcp_prompt_as",
+    PG_MCP_CONTEXT("mcp.assume_principal($6::bytea),") " SELECT mcp.get_prompt($4, $5::jsonb)::text FROM context"};
 #undef PG_MCP_CONTEXT
 const Statement kAuthenticate = {"pg_mcp_authenticate", "SELECT mcp.assume_principal($1::bytea)"};
 
@@ -326,6 +337,27 @@ void Database::read_resource(const std::string &key, const CallIdentity &identit
     enqueue(std::move(job));
 }
 
+void Database::list_prompts(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
+    auto job = std::make_shared<Job>();
+    job->key = key;
+    job->catalog = Job::Catalog::Prompts;
+    job->identity = identity;
+    job->reply = std::move(reply);
+    enqueue(std::move(job));
+}
+
+void Database::get_prompt(const std::string &key, const CallIdentity &identity,
+                          const std::string &name, const json &arguments, ReplyFn reply) {
+    auto job = std::make_shared<Job>();
+    job->key = key;
+    job->catalog = Job::Catalog::Prompt;
+    job->uri = name;
+    job->prompt_arguments = arguments.dump();
+    job->identity = identity;
+    job->reply = std::move(reply);
+    enqueue(std::move(job));
+}
+
 void Database::authenticate(const std::string &key, const std::string &token_sha256,
                             ReplyFn reply) {
     auto job = std::make_shared<Job>();
@@ -511,11 +543,19 @@ void Database::execute(Job &job, Connection &connection) {
             statement = as_principal ? &kListAs : &kList;
         } else if (job.catalog == Job::Catalog::Resources) {
             statement = as_principal ? &kListResourcesAs : &kListResources;
-        } else {
+        } else if (job.catalog == Job::Catalog::Resource) {
             statement = as_principal ? &kReadResourceAs : &kReadResource;
             params[3] = job.uri.c_str();
             params[4] = token.c_str();
             nparams = as_principal ? 5 : 4;
+        } else if (job.catalog == Job::Catalog::Prompts) {
+            statement = as_principal ? &kListPromptsAs : &kListPrompts;
+        } else {
+            statement = as_principal ? &kGetPromptAs : &kGetPrompt;
+            params[3] = job.uri.c_str();
+            params[4] = job.prompt_arguments.c_str();
+            params[5] = token.c_str();
+            nparams = as_principal ? 6 : 5;
         }
     }
     std::string prepare_error;
@@ -636,7 +676,7 @@ void Database::execute(Job &job, Connection &connection) {
             return;
         }
         // MCP02: a writing tool sent to a hot standby; the caller retries on the primary.
-        if (sqlstate != kNeedsPrimary && sqlstate != "42704")
+        if (sqlstate != kNeedsPrimary && sqlstate != "42704" && sqlstate != "22023")
             logger_.log(LogLevel::Error, "database error (" + sqlstate + "): " + error_message);
         BackendReply reply =
             failure(error_code::kInternalError,

@@ -80,6 +80,9 @@ class Database : public Backend {
                         ReplyFn reply) override;
     void read_resource(const std::string &key, const CallIdentity &identity, const std::string &uri,
                        ReplyFn reply) override;
+    void list_prompts(const std::string &key, const CallIdentity &identity, ReplyFn reply) override;
+    void get_prompt(const std::string &key, const CallIdentity &identity, const std::string &name,
+                    const json &arguments, ReplyFn reply) override;
     void authenticate(const std::string &key, const std::string &token_sha256,
                       ReplyFn reply) override;
     void cancel(const std::string &key) override;
@@ -96,8 +99,10 @@ class Database : public Backend {
         std::string key;
         bool is_call = false;
         bool is_authenticate = false;  // identity.principal_token only
-        enum class Catalog { Tools, Resources, Resource } catalog = Catalog::Tools;  // not calls
-        std::string uri;  // Catalog::Resource
+        enum class Catalog { Tools, Resources, Resource, Prompts, Prompt };
+        Catalog catalog = Catalog::Tools;  // what a job that is no call lists or reads
+        std::string uri;                   // Resource: its uri; Prompt: its name
+        std::string prompt_arguments;      // Prompt: a JSON object
         CallIdentity identity;
         std::string tool;
         std::string arguments;

@@ -247,6 +247,8 @@ void McpServer::handle_request(Request request) {
         if (method == "resources/list") return list_resources(request);
         if (method == "resources/read") return read_resource(request);
         if (method == "resources/templates/list") return list_resource_templates(request);
+        if (method == "prompts/list") return list_prompts(request);
+        if (method == "prompts/get") return get_prompt(request);
         if (method == "subscriptions/listen") return listen(request);
         send(make_error(request.id, error_code::kMethodNotFound,
                         "Method not found: " + method + " (protocol " + kModernVersion + ")"));
@@ -271,6 +273,8 @@ void McpServer::handle_request(Request request) {
     if (method == "resources/list") return list_resources(request);
     if (method == "resources/read") return read_resource(request);
     if (method == "resources/templates/list") return list_resource_templates(request);
+    if (method == "prompts/list") return list_prompts(request);
+    if (method == "prompts/get") return get_prompt(request);
     if (method == "logging/setLevel") return set_level(request);
     send(make_error(request.id, error_code::kMethodNotFound, "Method not found: " + method));
 }
@@ -314,6 +318,7 @@ json McpServer::server_info() const {
 json McpServer::capabilities() const {
     return {{"tools", {{"listChanged", true}}},
             {"resources", json::object()},
+            {"prompts", json::object()},
             {"logging", json::object()}};
 }
 
@@ -512,6 +517,77 @@ void McpServer::read_resource(const Request &request) {
                                    "can read)");
                 error["error"]["data"] = {{"uri", wanted}};
                 send(error);
+                return;
+            }
+            if (!reply.ok) {
+                send(make_error(request.id, reply.error_code, reply.error_message));
+                return;
+            }
+            send(make_result(request.id, finish_result(request, reply.value)));
+        });
+}
+
+void McpServer::list_prompts(const Request &request) {
+    std::string after;
+    auto cursor = request.params.find("cursor");
+    if (cursor != request.params.end() && !cursor->is_null()) {
+        if (!cursor->is_string() || !read_cursor(cursor->get<std::string>(), after)) {
+            send(make_error(request.id, error_code::kInvalidParams,
+                            "Invalid params: unknown cursor; use the nextCursor of a previous "
+                            "prompts/list result"));
+            return;
+        }
+    }
+    if (!begin_work(request)) return;
+    size_t page_size = std::max<size_t>(1, options_.page_size);
+    backend_.list_prompts(
+        options_.backend_key_prefix + request_key(request.id), identity(request),
+        [this, request, after, page_size](BackendReply reply) {
+            CallbackGuard guard(callbacks_running_);
+            if (!end_work(request.id)) return;
+            if (!reply.ok) {
+                send(make_error(request.id, reply.error_code, reply.error_message));
+                return;
+            }
+            json result = page_of(reply.value, "name", after, page_size, "prompts");
+            if (request.modern) {
+                result["ttlMs"] = 60000;
+                result["cacheScope"] = "private";
+            }
+            send(make_result(request.id, finish_result(request, std::move(result))));
+        });
+}
+
+void McpServer::get_prompt(const Request &request) {
+    auto name = request.params.find("name");
+    if (name == request.params.end() || !name->is_string()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: prompts/get needs \"name\" (a string)"));
+        return;
+    }
+    json arguments = request.params.value("arguments", json::object());
+    if (arguments.is_null()) arguments = json::object();
+    bool strings = arguments.is_object();
+    if (strings)
+        for (const auto &entry : arguments.items()) strings = strings && entry.value().is_string();
+    if (!strings) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: \"arguments\" must be an object of strings"));
+        return;
+    }
+    if (!begin_work(request)) return;
+    std::string wanted = name->get<std::string>();
+    backend_.get_prompt(
+        options_.backend_key_prefix + request_key(request.id), identity(request), wanted, arguments,
+        [this, request, wanted](BackendReply reply) {
+            CallbackGuard guard(callbacks_running_);
+            if (!end_work(request.id)) return;
+            if (!reply.ok && (reply.sqlstate == "42704" || reply.sqlstate == "22023")) {
+                send(make_error(
+                    request.id, error_code::kInvalidParams,
+                    reply.sqlstate == "42704"
+                        ? "Invalid params: unknown prompt \"" + wanted + "\" (call prompts/list)"
+                        : "Invalid params: " + reply.error_message));
                 return;
             }
             if (!reply.ok) {

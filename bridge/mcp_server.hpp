@@ -96,6 +96,8 @@ class McpServer {
     void list_resources(const Request &request);
     void read_resource(const Request &request);
     void list_resource_templates(const Request &request);
+    void list_prompts(const Request &request);
+    void get_prompt(const Request &request);
     // One page of `items` (sorted by `key`) after the cursor position, as {field: [...],
     // nextCursor?}.
     static json page_of(const json &items, const char *key, const std::string &after,

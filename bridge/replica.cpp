@@ -578,6 +578,20 @@ void ReplicaRouter::read_resource(const std::string &key, const CallIdentity &id
     });
 }
 
+void ReplicaRouter::list_prompts(const std::string &key, const CallIdentity &identity,
+                                 ReplyFn reply) {
+    route(std::move(reply), [key, identity](Backend &backend, ReplyFn done) {
+        backend.list_prompts(key, identity, std::move(done));
+    });
+}
+
+void ReplicaRouter::get_prompt(const std::string &key, const CallIdentity &identity,
+                               const std::string &name, const json &arguments, ReplyFn reply) {
+    route(std::move(reply), [key, identity, name, arguments](Backend &backend, ReplyFn done) {
+        backend.get_prompt(key, identity, name, arguments, std::move(done));
+    });
+}
+
 void ReplicaRouter::authenticate(const std::string &key, const std::string &token_sha256,
                                  ReplyFn reply) {
     // The primary first: a standby may not have replayed a new token or a revocation yet.

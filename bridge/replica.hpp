@@ -93,6 +93,9 @@ class ReplicaRouter : public Backend {
                         ReplyFn reply) override;
     void read_resource(const std::string &key, const CallIdentity &identity, const std::string &uri,
                        ReplyFn reply) override;
+    void list_prompts(const std::string &key, const CallIdentity &identity, ReplyFn reply) override;
+    void get_prompt(const std::string &key, const CallIdentity &identity, const std::string &name,
+                    const json &arguments, ReplyFn reply) override;
     void authenticate(const std::string &key, const std::string &token_sha256,
                       ReplyFn reply) override;
     void cancel(const std::string &key) override;

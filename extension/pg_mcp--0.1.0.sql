@@ -1525,6 +1525,67 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.read_resource(text) IS 'An MCP resources/read result for a sandboxed view the calling role can read: its columns (name, type, comment, pii), row filter and source';
 
+-- MCP prompts: for roles that may propose tools (mcp_tool_author), draft_tool gives a client's
+-- model the rules for a good tool and the columns of the sandboxed views the role can read.
+CREATE FUNCTION @extschema@.list_prompts() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN pg_has_role(@extschema@._acting_role(), 'mcp_tool_author', 'USAGE') THEN
+    jsonb_build_array(jsonb_build_object(
+        'name', 'draft_tool',
+        'title', 'Draft a database tool',
+        'description', 'Turns a request in plain words into a pg_mcp tool definition to submit with propose_tool: the rules for a good tool and the views you can read',
+        'arguments', jsonb_build_array(jsonb_build_object(
+            'name', 'request', 'description', 'What the tool should do, in plain words', 'required', true))))
+    ELSE '[]'::jsonb END;
+COMMENT ON FUNCTION @extschema@.list_prompts() IS 'MCP prompt definitions for the calling role (draft_tool for members of mcp_tool_author)';
+
+CREATE FUNCTION @extschema@.get_prompt(name text, arguments jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    acting name := @extschema@._acting_role();
+    views text;
+    request text := arguments ->> 'request';
+BEGIN
+    IF name IS DISTINCT FROM 'draft_tool' OR NOT pg_has_role(acting, 'mcp_tool_author', 'USAGE') THEN
+        RAISE EXCEPTION 'prompt "%" not found', name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF request IS NULL OR btrim(request) = '' THEN
+        RAISE EXCEPTION 'prompt "draft_tool" needs the argument "request"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT string_agg(format(E'- %s%s\n  rows: %s\n  columns: %s', v.name,
+                             coalesce(': ' || v.description, ''),
+                             CASE WHEN v.row_filter IS NULL THEN 'all of ' || v.source
+                                  ELSE 'those of ' || v.source || ' where ' || v.row_filter END,
+                             (SELECT string_agg(format('%s %s%s%s', a.attname, format_type(a.atttypid, a.atttypmod),
+                                                       CASE WHEN a.attname = ANY (v.pii_columns) THEN ' (PII)' ELSE '' END,
+                                                       coalesce(' -- ' || nullif(col_description(a.attrelid, a.attnum), '(PII)'), '')),
+                                                ', ' ORDER BY a.attnum)
+                                FROM pg_attribute a
+                               WHERE a.attrelid = v.view AND a.attnum > 0 AND NOT a.attisdropped)),
+                      E'\n' ORDER BY v.name COLLATE "C")
+      INTO views
+      FROM @extschema@.sandbox_views v
+     WHERE v.view IS NOT NULL AND has_table_privilege(acting, v.view, 'SELECT');
+    RETURN jsonb_build_object(
+        'description', 'Draft a pg_mcp tool for: ' || request,
+        'messages', jsonb_build_array(jsonb_build_object('role', 'user', 'content', jsonb_build_object(
+            'type', 'text',
+            'text', format(E'Draft one database tool for this request:\n\n%s\n\n'
+                           'Rules for a good tool:\n'
+                           '- One SQL statement, reading the views listed below (schema-qualified names).\n'
+                           '- Every input is a :name parameter, declared in "parameters" with a type (string, integer, number, boolean, or a format such as uuid, date, email) and a description; never put values into the SQL text.\n'
+                           '- Return only the columns the request needs; leave out columns marked (PII) unless the request needs them.\n'
+                           '- Keep results small: filter by the parameters, aggregate when counts or sums are asked for, and add ORDER BY and LIMIT for lists.\n'
+                           '- Read only, unless the request is to change data.\n'
+                           '- The description says what the tool returns and when to use it; the name is short, lowercase, with underscores.\n\n'
+                           'Views you can read:\n%s\n\n'
+                           'Submit it with the propose_tool tool: name, description, sql, parameters (the JSON array as text) and title. '
+                           'A database administrator reviews it before anyone can call it.',
+                           request, coalesce(views, '(none: ask the database administrator for access to a sandboxed view)'))))));
+END
+$$;
+COMMENT ON FUNCTION @extschema@.get_prompt(text, jsonb) IS 'An MCP prompts/get result: draft_tool with the request, the rules for a good tool and the readable sandboxed views'' columns';
+
 CREATE FUNCTION @extschema@.list_tools() RETURNS jsonb
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
     RETURN (SELECT coalesce(jsonb_agg(g.definition ORDER BY g.name COLLATE "C"), '[]')

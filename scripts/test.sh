@@ -62,7 +62,7 @@ echo "== the same v1 tool tests over Streamable HTTP (pg_mcp_bridge --http)"
 (cd test/sdk && PG_MCP_SDK_TRANSPORT=http PG_MCP_BRIDGE="$root/build/cmake/pg_mcp_bridge" \
   node --test --test-concurrency=1 --test-reporter=spec \
   v1-legacy.test.mjs v1-output-schema.test.mjs v1-cancel.test.mjs v1-list-changed.test.mjs \
-  v1-resources.test.mjs)
+  v1-resources.test.mjs v1-drafts.test.mjs)
 
 echo "== production topology: hot standby, PgBouncer, HTTP bridge with tokens"
 test/deployment.sh "$workdir" "$port"

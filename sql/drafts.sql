@@ -37,6 +37,18 @@ SELECT r #>> '{content,0,text}' AS plain_calls
   FROM mcp.call_tool('propose_tool', '{"name": "x", "description": "x", "sql": "SELECT 1 AS one"}') r;
 RESET ROLE;
 
+-- The draft_tool prompt: for tool authors only, with the rules and the readable views.
+SET ROLE regress_author;
+SELECT jsonb_path_query_array(mcp.list_prompts(), '$[*].name') AS author_prompts;
+SELECT mcp.get_prompt('draft_tool', '{"request": "labels by id"}') #>> '{messages,0,content,text}' ~ 'labels by id' AS has_request;
+SELECT mcp.get_prompt('draft_tool', '{}');
+SELECT mcp.get_prompt('other', '{"request": "x"}');
+RESET ROLE;
+SET ROLE regress_plain;
+SELECT mcp.list_prompts() AS plain_prompts;
+SELECT mcp.get_prompt('draft_tool', '{"request": "x"}');
+RESET ROLE;
+
 SELECT name, status, proposed_by, parameters FROM mcp.tool_drafts ORDER BY id;
 -- The DBA approves it: a tool, run as the role the DBA chooses, granted as asked.
 SELECT mcp.approve_tool('item_label', grant_to => 'regress_plain', run_as => 'regress_author', max_rows => 10);

@@ -75,6 +75,27 @@ class ScriptedBackend : public Backend {
         finish(key, std::move(reply), r);
     }
     std::string known_token;
+    json prompts = json::array();
+    json prompt_arguments;
+    void list_prompts(const std::string &key, const CallIdentity &, ReplyFn reply) override {
+        BackendReply r;
+        r.ok = true;
+        r.value = prompts;
+        finish(key, std::move(reply), r);
+    }
+    void get_prompt(const std::string &key, const CallIdentity &, const std::string &name,
+                    const json &arguments, ReplyFn reply) override {
+        prompt_arguments = arguments;
+        BackendReply r;
+        r.ok = name == "draft_tool";
+        if (r.ok)
+            r.value = {{"messages",
+                        json::array(
+                            {{{"role", "user"}, {"content", {{"type", "text"}, {"text", "x"}}}}})}};
+        else
+            r.sqlstate = "42704";
+        finish(key, std::move(reply), r);
+    }
     json resources = json::array();
     void list_resources(const std::string &key, const CallIdentity &identity,
                         ReplyFn reply) override {
@@ -207,8 +228,9 @@ TEST_F(ServerTest, LegacyRequestsNeedInitialize) {
 
 TEST_F(ServerTest, MethodNotFoundAndIgnoredNotifications) {
     initialize();
-    EXPECT_EQ(request(R"({"jsonrpc":"2.0","id":1,"method":"prompts/list"})")["error"]["code"],
-              error_code::kMethodNotFound);
+    EXPECT_EQ(
+        request(R"({"jsonrpc":"2.0","id":1,"method":"completion/complete"})")["error"]["code"],
+        error_code::kMethodNotFound);
     server.handle_line(R"({"jsonrpc":"2.0","method":"notifications/whatever","params":{}})");
     server.handle_line(R"({"jsonrpc":"2.0","id":5,"result":{}})");  // a response: ignored
     EXPECT_EQ(output.size(), 0u);
@@ -245,6 +267,27 @@ TEST_F(ServerTest, ResourcesAreListedPagedAndRead) {
             R"({"jsonrpc":"2.0","id":6,"method":"resources/templates/list"})")["result"]
                                                                               ["resourceTemplates"],
         json::array());
+}
+
+TEST_F(ServerTest, PromptsAreListedAndGot) {
+    initialize();
+    backend.prompts = json::array({{{"name", "draft_tool"}}});
+    json list = request(R"({"jsonrpc":"2.0","id":1,"method":"prompts/list"})")["result"];
+    EXPECT_EQ(list["prompts"][0]["name"], "draft_tool");
+    json got = request(
+        R"({"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"draft_tool","arguments":{"request":"x"}}})");
+    EXPECT_EQ(got["result"]["messages"][0]["role"], "user");
+    EXPECT_EQ(backend.prompt_arguments, json({{"request", "x"}}));
+    EXPECT_EQ(
+        request(
+            R"({"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"nope"}})")["error"]
+                                                                                          ["code"],
+        error_code::kInvalidParams);
+    EXPECT_EQ(
+        request(
+            R"({"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"draft_tool","arguments":{"request":1}}})")
+            ["error"]["code"],
+        error_code::kInvalidParams);
 }
 
 TEST_F(ServerTest, InvalidMessagesGetErrorsAndServingContinues) {
