@@ -1996,8 +1996,9 @@ REVOKE ALL ON FUNCTION @extschema@._sample_argument(jsonb) FROM PUBLIC;
 CREATE FUNCTION @extschema@.advise_tool(name text, min_rows real DEFAULT 10000)
 RETURNS TABLE (tool text, finding text, detail text, suggestion text,
                cost_before double precision, cost_after double precision)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    caller name := current_user;
     t record;
     sample jsonb;
     sample_source text;
@@ -2066,6 +2067,12 @@ BEGIN
         q := regexp_replace(q, '\$' || i || '(?![0-9])',
                             format('($%s::text::%s)', i, t.parameter_types[i]), 'g');
     END LOOP;
+    -- Not SECURITY DEFINER: the plan is made as the tool's run_as role when the DBA may act as
+    -- it (as the tool runs), else as the DBA, with the tool's search_path (planning can run
+    -- immutable functions, so never as a more privileged role than the tool's own).
+    IF t.run_as IS NOT NULL AND pg_has_role(caller, t.run_as, 'MEMBER') THEN
+        PERFORM set_config('role', t.run_as, true);
+    END IF;
     PERFORM set_config('search_path', t.search_path, true);
     EXECUTE 'EXPLAIN (FORMAT JSON, VERBOSE) ' || q INTO plan
         USING v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16];
@@ -2098,6 +2105,8 @@ BEGIN
         END IF;
         RETURN NEXT;
     END LOOP;
+    PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
+    PERFORM set_config('role', caller, true);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.advise_tool(text, real)

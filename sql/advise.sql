@@ -30,6 +30,8 @@ SELECT detail ~ 'latest call' AS from_calls FROM mcp.advise_tool('adv_by_email')
 CREATE EXTENSION hypopg;
 SELECT finding, cost_after < cost_before / 10 AS much_cheaper FROM mcp.advise_tool('adv_by_email')
  WHERE finding = 'seq_scan';
+-- The plan was made as the tool's run_as role; the caller's role is back afterwards.
+SELECT current_user AS still_the_caller;
 SELECT count(*) AS real_indexes FROM pg_indexes WHERE tablename = 'adv_orders';
 -- Following the advice removes the finding.
 CREATE INDEX ON adv_orders (customer_email);
