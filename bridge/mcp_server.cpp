@@ -324,7 +324,12 @@ json McpServer::capabilities() const {
 
 void McpServer::list_resource_templates(const Request &request) {
     // Every resource is listed as itself: there are no templates.
-    send(make_result(request.id, finish_result(request, {{"resourceTemplates", json::array()}})));
+    json result = {{"resourceTemplates", json::array()}};
+    if (request.modern) {
+        result["ttlMs"] = 3600000;
+        result["cacheScope"] = "public";  // the same (empty) for everyone
+    }
+    send(make_result(request.id, finish_result(request, std::move(result))));
 }
 
 json McpServer::finish_result(const Request &request, json result) const {
@@ -367,12 +372,14 @@ void McpServer::initialize(const Request &request) {
 }
 
 void McpServer::discover(const Request &request) {
-    json result = {
-        {"supportedVersions", all_versions()},
-        {"capabilities", {{"tools", {{"listChanged", true}}}, {"resources", json::object()}}},
-        {"instructions", kInstructions},
-        {"ttlMs", 3600000},
-        {"cacheScope", "public"}};
+    json result = {{"supportedVersions", all_versions()},
+                   {"capabilities",
+                    {{"tools", {{"listChanged", true}}},
+                     {"resources", json::object()},
+                     {"prompts", json::object()}}},
+                   {"instructions", kInstructions},
+                   {"ttlMs", 3600000},
+                   {"cacheScope", "public"}};
     send(make_result(request.id, finish_result(request, std::move(result))));
 }
 
@@ -523,7 +530,12 @@ void McpServer::read_resource(const Request &request) {
                 send(make_error(request.id, reply.error_code, reply.error_message));
                 return;
             }
-            send(make_result(request.id, finish_result(request, reply.value)));
+            json result = std::move(reply.value);
+            if (request.modern && result.is_object()) {
+                result["ttlMs"] = 60000;
+                result["cacheScope"] = "private";  // what a role may read depends on the role
+            }
+            send(make_result(request.id, finish_result(request, std::move(result))));
         });
 }
 

@@ -1477,10 +1477,19 @@ COMMENT ON FUNCTION @extschema@.current_principal() IS 'Name of the principal in
 -- MCP resources: each sandboxed view the calling role can read, with its columns, their types
 -- and comments, and what its row filter keeps, so that clients can show it to their model.
 -- SECURITY DEFINER to read the sandbox catalog; _acting_role() is the caller's role.
+-- pg-mcp://views/ and the view's name, percent-encoded (RFC 3986 unreserved characters stay).
+CREATE FUNCTION @extschema@._resource_uri(view_name text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp
+RETURN 'pg-mcp://views/' || (
+    SELECT string_agg(CASE WHEN s.ch ~ '^[A-Za-z0-9._~-]$' THEN s.ch
+                           ELSE upper(regexp_replace(encode(convert_to(s.ch, 'UTF8'), 'hex'), '(..)', '%\1', 'g')) END,
+                      '' ORDER BY s.i)
+      FROM regexp_split_to_table(view_name, '') WITH ORDINALITY AS s(ch, i));
+
 CREATE FUNCTION @extschema@.list_resources() RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                   'uri', 'pg-mcp://views/' || v.name,
+                   'uri', @extschema@._resource_uri(v.name),
                    'name', v.name,
                    'title', 'View ' || v.name,
                    'description', coalesce(v.description, 'Sandboxed view ' || v.name)
@@ -1498,7 +1507,7 @@ DECLARE
     body jsonb;
 BEGIN
     SELECT * INTO v FROM @extschema@.sandbox_views s
-     WHERE uri = 'pg-mcp://views/' || s.name AND s.view IS NOT NULL;
+     WHERE uri = @extschema@._resource_uri(s.name) AND s.view IS NOT NULL;
     -- Unknown and unreadable look the same: names a role may not read stay hidden.
     IF NOT FOUND OR NOT has_table_privilege(@extschema@._acting_role(), v.view, 'SELECT') THEN
         RAISE EXCEPTION 'resource "%" not found', uri USING ERRCODE = 'undefined_object',
@@ -1754,8 +1763,11 @@ BEGIN
     EXCEPTION WHEN invalid_text_representation THEN
         RAISE EXCEPTION 'parameters must be a JSON array of parameter definitions' USING ERRCODE = 'invalid_parameter_value';
     END;
-    IF EXISTS (SELECT FROM @extschema@.tool_drafts d WHERE d.name = _propose_tool.name AND d.status = 'pending') THEN
-        RAISE EXCEPTION 'a draft named "%" is already waiting for review', name USING ERRCODE = 'duplicate_object';
+    -- Taken names look the same whether a tool (perhaps not granted to this agent) or another
+    -- author's pending draft has them.
+    IF EXISTS (SELECT FROM @extschema@.tool_drafts d WHERE d.name = _propose_tool.name AND d.status = 'pending')
+       OR EXISTS (SELECT FROM @extschema@.tools t WHERE t.name = _propose_tool.name) THEN
+        RAISE EXCEPTION 'the name "%" is not available; choose another', name USING ERRCODE = 'duplicate_object';
     END IF;
     -- Checked exactly as mcp.create_tool checks (as this agent's role, which the tool would run
     -- as), then undone: only the draft remains.
@@ -2067,12 +2079,20 @@ BEGIN
         q := regexp_replace(q, '\$' || i || '(?![0-9])',
                             format('($%s::text::%s)', i, t.parameter_types[i]), 'g');
     END LOOP;
-    -- Not SECURITY DEFINER: the plan is made as the tool's run_as role when the DBA may act as
-    -- it (as the tool runs), else as the DBA, with the tool's search_path (planning can run
-    -- immutable functions, so never as a more privileged role than the tool's own).
-    IF t.run_as IS NOT NULL AND pg_has_role(caller, t.run_as, 'MEMBER') THEN
-        PERFORM set_config('role', t.run_as, true);
+    -- Not SECURITY DEFINER: the plan is made as the tool's run_as role, which the DBA must be
+    -- able to act as, with the tool's search_path; planning can run immutable functions, so
+    -- never as a more privileged role than the tool's own (a tool without run_as runs as its
+    -- callers: it is not explained).
+    IF t.run_as IS NULL OR NOT pg_has_role(caller, t.run_as, 'MEMBER') THEN
+        finding := 'not_explained';
+        detail := CASE WHEN t.run_as IS NULL
+                       THEN 'the tool runs as its caller: its plan is made only as a run_as role'
+                       ELSE format('role %I cannot act as the tool''s run_as role %I', caller, t.run_as) END;
+        suggestion := NULL; cost_before := NULL; cost_after := NULL;
+        RETURN NEXT;
+        RETURN;
     END IF;
+    PERFORM set_config('role', t.run_as, true);
     PERFORM set_config('search_path', t.search_path, true);
     EXECUTE 'EXPLAIN (FORMAT JSON, VERBOSE) ' || q INTO plan
         USING v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16];
@@ -2096,12 +2116,20 @@ BEGIN
         cost_after := NULL;
         IF hypo_schema IS NOT NULL THEN
             -- What the planner would do with that index (hypothetical: nothing is built).
-            EXECUTE format('SELECT indexrelid FROM %I.hypopg_create_index($1)', hypo_schema)
-                INTO hypo_oid USING suggestion;
-            EXECUTE 'EXPLAIN (FORMAT JSON, VERBOSE) ' || q INTO after_plan
-                USING v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16];
-            EXECUTE format('SELECT %I.hypopg_drop_index($1)', hypo_schema) USING hypo_oid;
-            cost_after := (after_plan -> 0 -> 'Plan' ->> 'Total Cost')::double precision;
+            hypo_oid := NULL;
+            BEGIN
+                EXECUTE format('SELECT indexrelid FROM %I.hypopg_create_index($1)', hypo_schema)
+                    INTO hypo_oid USING suggestion;
+                EXECUTE 'EXPLAIN (FORMAT JSON, VERBOSE) ' || q INTO after_plan
+                    USING v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16];
+                cost_after := (after_plan -> 0 -> 'Plan' ->> 'Total Cost')::double precision;
+            EXCEPTION WHEN OTHERS THEN
+                cost_after := NULL;  -- hypopg could not say; the suggestion stands
+            END;
+            -- Hypothetical indexes outlive a rollback: always dropped here.
+            IF hypo_oid IS NOT NULL THEN
+                EXECUTE format('SELECT %I.hypopg_drop_index($1)', hypo_schema) USING hypo_oid;
+            END IF;
         END IF;
         RETURN NEXT;
     END LOOP;

@@ -21,7 +21,8 @@ void install_cost_hook(void);
 // Around the tool's run: begin takes the buffer counters; end the difference.
 void begin_call_cost(CallCost *cost);
 void end_call_cost(CallCost *cost);
-// Right before the tool's statement runs: the next plan to start is the one to cost.
-void capture_next_plan_cost();
+// Right before the tool's statement runs: the next plan to start for this SQL text is the
+// one to cost.
+void capture_next_plan_cost(const char *sql);
 
 }  // namespace pg_mcp

@@ -383,7 +383,7 @@ void run_tool_sql(void *arg) {
     // A read-only query stops after max_rows + 1 rows (the extra one tells us it was cut); a
     // writing statement always runs to completion, and only its output is capped.
     uint64 fetch = tool->read_only ? (uint64)tool->max_rows + 1 : 0;
-    pg_mcp::capture_next_plan_cost();
+    pg_mcp::capture_next_plan_cost(tool->is_query ? ex->arguments->text[0] : tool->compiled_sql);
     int rc = SPI_execute_plan(plan, tool->is_query ? NULL : values, tool->is_query ? NULL : nulls,
                               tool->read_only && !explain, fetch);
     if (rc < 0) elog(ERROR, "tool SQL failed: %s", SPI_result_code_string(rc));

@@ -269,6 +269,21 @@ TEST_F(ServerTest, ResourcesAreListedPagedAndRead) {
         json::array());
 }
 
+TEST_F(ServerTest, ModernResourceResultsCarryCachingHints) {
+    backend.resources = json::array({{{"uri", "pg-mcp://views/a.one"}, {"name", "a.one"}}});
+    json list = request(modern("1", "resources/list"))["result"];
+    EXPECT_EQ(list["cacheScope"], "private");
+    json read = request(modern("2", "resources/read", R"("uri":"pg-mcp://views/a.one")"))["result"];
+    EXPECT_EQ(read["cacheScope"], "private");
+    EXPECT_GE(read["ttlMs"].get<int>(), 0);
+    json templates = request(modern("3", "resources/templates/list"))["result"];
+    EXPECT_TRUE(templates.contains("ttlMs"));
+    json missing = request(modern("4", "resources/read", R"("uri":"pg-mcp://views/none")"));
+    EXPECT_EQ(missing["error"]["code"], error_code::kInvalidParams);  // 2026-07-28
+    json discover = request(modern("5", "server/discover"))["result"];
+    EXPECT_TRUE(discover["capabilities"].contains("prompts"));
+}
+
 TEST_F(ServerTest, PromptsAreListedAndGot) {
     initialize();
     backend.prompts = json::array({{{"name", "draft_tool"}}});
