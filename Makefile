@@ -7,7 +7,7 @@ SRCS = $(wildcard extension/src/*.cpp)
 OBJS = $(SRCS:.cpp=.o)
 DATA = extension/pg_mcp.control $(wildcard extension/pg_mcp--*.sql)
 
-REGRESS = install create_tool list_tools call_tool audit audit_trail standby_audit tool_costs tool_review advise drafts rate_limits security principals tokens sandbox_views resources query_tool attacks lookup_cache call_tool_stream
+REGRESS = install create_tool list_tools call_tool audit audit_trail standby_audit tool_costs tool_review advise drafts refresh rate_limits security principals tokens sandbox_views resources query_tool attacks lookup_cache call_tool_stream
 REGRESS_OPTS = --inputdir=. --outputdir=build/regress
 
 PG_CONFIG ?= pg_config

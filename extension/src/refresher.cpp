@@ -1,0 +1,124 @@
+// The refresher: a background worker per database that refreshes scheduled materialized views
+// when due (mcp.schedule_refresh). Each refresh is one call of mcp._refresh_due() in its own
+// transaction, so one view's failure or length never holds the others back for long.
+#include "boundary.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+}
+
+namespace {
+
+// Refreshes at most one due view; returns how many it refreshed (0 or 1), or -1 when nothing
+// is scheduled (or pg_mcp is gone from this database): the refresher then exits, and
+// mcp.schedule_refresh starts it again.
+int refresh_one() {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, "refreshing materialized views");
+    int result = -1;
+    int rc = SPI_execute(
+        "SELECT CASE WHEN to_regproc('mcp._refresh_due') IS NULL THEN -1"
+        " WHEN NOT EXISTS (SELECT FROM mcp.refresh_schedule) THEN -1"
+        " ELSE mcp._refresh_due() END",
+        false, 1);
+    if (rc == SPI_OK_SELECT && SPI_processed == 1) {
+        bool isnull;
+        result =
+            DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    }
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    pgstat_report_activity(STATE_IDLE, NULL);
+    return result;
+}
+
+// One refresher per database: the first to take this session-level advisory lock (held until
+// it exits) runs; any other started meanwhile exits at once.
+bool only_refresher() {
+    StartTransactionCommand();
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    PushActiveSnapshot(GetTransactionSnapshot());
+    bool only = false;
+    if (SPI_execute(
+            "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('pg_mcp refresher'))",
+            false, 1) == SPI_OK_SELECT &&
+        SPI_processed == 1) {
+        bool isnull;
+        only =
+            DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    }
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    return only;
+}
+
+}  // namespace
+
+extern "C" {
+PGDLLEXPORT void pg_mcp_refresher_main(Datum main_arg);
+}
+
+extern "C" void pg_mcp_refresher_main(Datum main_arg) {
+    Oid dbid = DatumGetObjectId(main_arg);
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+    if (!only_refresher()) proc_exit(0);
+    for (;;) {
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+        }
+        int refreshed;
+        do {
+            refreshed = refresh_one();
+        } while (refreshed > 0);
+        if (refreshed < 0) proc_exit(0);  // nothing to refresh: no connection kept open
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
+                        PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+    }
+}
+
+// mcp._start_refresher(): registers this database's refresher (the caller checks it is not
+// running already).
+PG_MCP_FUNCTION(pg_mcp_start_refresher) {
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof worker);
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = 10;
+    snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_mcp");
+    snprintf(worker.bgw_function_name, BGW_MAXLEN, "pg_mcp_refresher_main");
+    snprintf(worker.bgw_name, BGW_MAXLEN, "pg_mcp refresher for database %u", MyDatabaseId);
+    snprintf(worker.bgw_type, BGW_MAXLEN, "pg_mcp refresher");
+    worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+    worker.bgw_notify_pid = 0;
+    if (!RegisterDynamicBackgroundWorker(&worker, NULL))
+        ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                        errmsg("cannot start the pg_mcp refresher: no background worker slot is "
+                               "free"),
+                        errhint("Raise max_worker_processes.")));
+    PG_RETURN_BOOL(true);
+}
