@@ -76,7 +76,11 @@ SELECT mcp.create_sandbox_view(
 
 -- Scenario 2: aggregates only, no PII, groups of fewer than 10 customers suppressed (a plain
 -- view: aggregates are not a column allow-list).
-CREATE VIEW app.customer_analytics_view AS
+-- Materialized: analytics agents read precomputed aggregates (cheap, whatever the table's
+-- size), which the pg_mcp refresher brings up to date every 5 minutes, concurrently (the unique
+-- index allows it, so readers never wait). Aggregates only, no personal data, and groups of
+-- fewer than 10 customers suppressed.
+CREATE MATERIALIZED VIEW app.customer_analytics_view AS
 SELECT plan_name, subscription_status, count(*) AS customer_count,
        round(avg(active_users_30d), 1) AS avg_active_users, sum(total_revenue) AS total_revenue,
        round(avg(order_count), 1) AS avg_orders
@@ -84,6 +88,10 @@ SELECT plan_name, subscription_status, count(*) AS customer_count,
  WHERE is_active
  GROUP BY plan_name, subscription_status
 HAVING count(*) >= 10;
+CREATE UNIQUE INDEX customer_analytics_key ON app.customer_analytics_view (plan_name, subscription_status);
+COMMENT ON MATERIALIZED VIEW app.customer_analytics_view IS 'Customers per plan and status: counts, averages and revenue; groups under 10 customers suppressed; refreshed every 5 minutes';
+-- (Its refresh is scheduled at the end of this script, once its grants are made: a GRANT
+-- meeting a running refresh fails with "tuple concurrently updated".)
 
 -- Scenario 3: tenant-scoped customers, a sandboxed view. The tenant comes from the agent's
 -- principal, never from the model (see get_tenant_customers below).
@@ -206,3 +214,6 @@ GRANT SELECT ON app.customer_analytics_view TO agent_analyst;
 SELECT mcp.grant_tool('query', 'agent_analyst');
 SELECT mcp.grant_tool('list_objects', 'agent_analyst');
 SELECT mcp.grant_tool('describe_object', 'agent_analyst');
+
+-- The analytics aggregates stay fresh: the pg_mcp refresher refreshes them every 5 minutes.
+SELECT mcp.schedule_refresh('app.customer_analytics_view', '5 minutes');
