@@ -837,6 +837,7 @@ extern "C" void pg_mcp_audit_writer_main(Datum main_arg) {
     LWLockRelease(shared->lock);
     if (writer_slot < 0) proc_exit(0);  // nothing queued for this database any more
     before_shmem_exit(writer_detach, 0);
+    start_refresher_if_scheduled();  // e.g. after a server restart
 
     TimestampTz last_work = GetCurrentTimestamp();
     for (;;) {

@@ -27,6 +27,9 @@ int64 enqueue_audit_record(const char *record, Size len, bool durable);
 // one's id (0 if it queued none).
 int64 await_queued_audit_records();
 
+// Restarts the database's materialized-view refresher if views are scheduled (refresher.cpp);
+// called by the writer as it starts. Never raises.
+void start_refresher_if_scheduled();
 // The background writer's entry point (one per database with queued records).
 extern "C" void pg_mcp_audit_writer_main(Datum main_arg);
 

@@ -122,3 +122,46 @@ PG_MCP_FUNCTION(pg_mcp_start_refresher) {
                         errhint("Raise max_worker_processes.")));
     PG_RETURN_BOOL(true);
 }
+
+namespace pg_mcp {
+
+// From the audit writer as it starts (the first tool call after a server restart starts it):
+// brings this database's refresher back if views are scheduled. Never raises: a failure is
+// logged and the writer goes on.
+void start_refresher_if_scheduled() {
+    MemoryContext context = CurrentMemoryContext;
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PG_TRY();
+    {
+        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+        PushActiveSnapshot(GetTransactionSnapshot());
+        int rc = SPI_execute("SELECT pg_catalog.to_regclass('mcp.refresh_schedule') IS NOT NULL",
+                             true, 1);
+        bool installed = false;
+        if (rc == SPI_OK_SELECT && SPI_processed == 1) {
+            bool isnull;
+            installed = DatumGetBool(
+                SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        }
+        if (installed)
+            (void)SPI_execute(
+                "SELECT mcp.start_refresher() WHERE EXISTS (SELECT FROM mcp.refresh_schedule)",
+                false, 1);
+        SPI_finish();
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(context);
+        ErrorData *error = CopyErrorData();
+        FlushErrorState();
+        AbortCurrentTransaction();
+        ereport(WARNING, (errmsg("pg_mcp could not start the refresher: %s", error->message)));
+        FreeErrorData(error);
+    }
+    PG_END_TRY();
+}
+
+}  // namespace pg_mcp

@@ -17,6 +17,9 @@ const env = process.env;
 const ENABLED = Boolean(env.PG_MCP_DEPLOY_REPLICA_HOST);
 const TEST = { timeout: 180_000, skip: ENABLED ? false : 'needs test/deployment.sh' };
 const LOGIN = 'deploy_bridge';
+// The pool test's login: its own, so that PgBouncer's pooled server connections of LOGIN
+// (kept open between the tests) do not count against its CONNECTION LIMIT.
+const POOL_LOGIN = 'deploy_pool';
 const AGENT = `deploy-${process.pid}`;
 const tokens = {};
 
@@ -77,8 +80,11 @@ before(async () => {
   if (!ENABLED) return;
   await psql(
     `DROP ROLE IF EXISTS ${LOGIN};
-     CREATE ROLE ${LOGIN} LOGIN NOINHERIT CONNECTION LIMIT 12;
+     CREATE ROLE ${LOGIN} LOGIN NOINHERIT;
      GRANT agent_acme, agent_globex, mcp_audit_forwarder TO ${LOGIN};
+     DROP ROLE IF EXISTS ${POOL_LOGIN};
+     CREATE ROLE ${POOL_LOGIN} LOGIN NOINHERIT CONNECTION LIMIT 12;
+     GRANT agent_acme, agent_globex TO ${POOL_LOGIN};
      CREATE TABLE IF NOT EXISTS sdk_deploy_log (note text, at timestamptz DEFAULT now());
      GRANT INSERT ON sdk_deploy_log TO agent_tenant;
      SELECT mcp.create_tool('sdk_deploy_where',
@@ -104,7 +110,8 @@ after(async () => {
     `SELECT mcp.drop_tool(t, true) FROM unnest(ARRAY['sdk_deploy_where', 'sdk_deploy_write', 'sdk_deploy_slow']) t;
      DELETE FROM mcp.principal_tokens WHERE description = 'deployment test';
      DROP TABLE IF EXISTS sdk_deploy_log;
-     DROP OWNED BY ${LOGIN}; DROP ROLE IF EXISTS ${LOGIN};`
+     DROP OWNED BY ${LOGIN}; DROP ROLE IF EXISTS ${LOGIN};
+     DROP OWNED BY ${POOL_LOGIN}; DROP ROLE IF EXISTS ${POOL_LOGIN};`
   );
 });
 
@@ -270,13 +277,14 @@ test('deployment: a standby that stops replaying while the primary commits is no
 test('deployment: 50 agent sessions over a pool of 10 stay within the login role\'s CONNECTION LIMIT', TEST, async () => {
   const logBefore = (await readFile(`${env.PG_MCP_DEPLOY_PRIMARY_DIR}/server.log`, 'utf8')).length;
   // Asked for a pool of 20, the bridge fits it to the limit: 12 - 2 (listener, probe) = 10.
-  const bridge = await startBridge(direct, ['--pool-size', '20', '--notify-dsn', direct]);
+  const pooled = conninfo({ dbname: DB, user: POOL_LOGIN, host: env.PG_MCP_DEPLOY_PRIMARY_DIR, port: env.PG_MCP_DEPLOY_PRIMARY_PORT });
+  const bridge = await startBridge(pooled, ['--pool-size', '20', '--notify-dsn', pooled]);
   assert.match(bridge.stderr.join(''), /--pool-size 20 .* CONNECTION LIMIT 12; using a pool of 10/);
   let peak = 0;
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      const [count] = await psql(`SELECT count(*) FROM pg_stat_activity WHERE usename = ${lit(LOGIN)}`, { single: false });
+      const [count] = await psql(`SELECT count(*) FROM pg_stat_activity WHERE usename = ${lit(POOL_LOGIN)}`, { single: false });
       peak = Math.max(peak, Number(count));
       await sleep(20);
     }
