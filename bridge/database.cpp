@@ -295,12 +295,21 @@ void Database::enqueue(std::shared_ptr<Job> job) {
     ready_.notify_one();
 }
 
-void Database::list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
+void Database::enqueue_catalog(Job::Catalog catalog, const std::string &key,
+                               const CallIdentity &identity, ReplyFn reply, std::string name,
+                               std::string arguments) {
     auto job = std::make_shared<Job>();
     job->key = key;
+    job->catalog = catalog;
+    job->uri = std::move(name);
+    job->prompt_arguments = std::move(arguments);
     job->identity = identity;
     job->reply = std::move(reply);
     enqueue(std::move(job));
+}
+
+void Database::list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
+    enqueue_catalog(Job::Catalog::Tools, key, identity, std::move(reply));
 }
 
 void Database::call_tool(const std::string &key, const CallIdentity &identity,
@@ -318,44 +327,21 @@ void Database::call_tool(const std::string &key, const CallIdentity &identity,
 }
 
 void Database::list_resources(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
-    auto job = std::make_shared<Job>();
-    job->key = key;
-    job->catalog = Job::Catalog::Resources;
-    job->identity = identity;
-    job->reply = std::move(reply);
-    enqueue(std::move(job));
+    enqueue_catalog(Job::Catalog::Resources, key, identity, std::move(reply));
 }
 
 void Database::read_resource(const std::string &key, const CallIdentity &identity,
                              const std::string &uri, ReplyFn reply) {
-    auto job = std::make_shared<Job>();
-    job->key = key;
-    job->catalog = Job::Catalog::Resource;
-    job->uri = uri;
-    job->identity = identity;
-    job->reply = std::move(reply);
-    enqueue(std::move(job));
+    enqueue_catalog(Job::Catalog::Resource, key, identity, std::move(reply), uri);
 }
 
 void Database::list_prompts(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
-    auto job = std::make_shared<Job>();
-    job->key = key;
-    job->catalog = Job::Catalog::Prompts;
-    job->identity = identity;
-    job->reply = std::move(reply);
-    enqueue(std::move(job));
+    enqueue_catalog(Job::Catalog::Prompts, key, identity, std::move(reply));
 }
 
 void Database::get_prompt(const std::string &key, const CallIdentity &identity,
                           const std::string &name, const json &arguments, ReplyFn reply) {
-    auto job = std::make_shared<Job>();
-    job->key = key;
-    job->catalog = Job::Catalog::Prompt;
-    job->uri = name;
-    job->prompt_arguments = arguments.dump();
-    job->identity = identity;
-    job->reply = std::move(reply);
-    enqueue(std::move(job));
+    enqueue_catalog(Job::Catalog::Prompt, key, identity, std::move(reply), name, arguments.dump());
 }
 
 void Database::authenticate(const std::string &key, const std::string &token_sha256,

@@ -114,6 +114,10 @@ class Database : public Backend {
     };
 
     void enqueue(std::shared_ptr<Job> job);
+    // A job that lists or reads the catalog (name: a resource's uri or a prompt's name;
+    // arguments: a prompt's, as JSON).
+    void enqueue_catalog(Job::Catalog catalog, const std::string &key, const CallIdentity &identity,
+                         ReplyFn reply, std::string name = {}, std::string arguments = {});
     void worker();
     void expire_queued();  // the queue timeout's thread
     void run(Job &job, Connection &connection);

@@ -423,82 +423,68 @@ bool McpServer::end_work(const json &id) {
 }
 
 void McpServer::list_tools(const Request &request) {
-    std::string after;
-    auto cursor = request.params.find("cursor");
-    if (cursor != request.params.end() && !cursor->is_null()) {
-        if (!cursor->is_string() || !read_cursor(cursor->get<std::string>(), after)) {
-            send(make_error(request.id, error_code::kInvalidParams,
-                            "Invalid params: unknown cursor; use the nextCursor of a previous "
-                            "tools/list result"));
-            return;
-        }
-    }
-    if (!begin_work(request)) return;
-    size_t page_size = std::max<size_t>(1, options_.page_size);
-    backend_.list_tools(
-        options_.backend_key_prefix + request_key(request.id), identity(request),
-        [this, request, after, page_size](BackendReply reply) {
-            CallbackGuard guard(callbacks_running_);
-            if (!end_work(request.id)) return;
-            if (!reply.ok) {
-                send(make_error(request.id, reply.error_code, reply.error_message));
-                return;
-            }
-            json result = page_of(reply.value, "name", after, page_size, "tools");
-            if (request.modern) {
-                result["ttlMs"] = 60000;
-                result["cacheScope"] = "private";  // the list depends on the connection's role
-            }
-            send(make_result(request.id, finish_result(request, std::move(result))));
-        });
-}
-
-json McpServer::page_of(const json &items, const char *key, const std::string &after,
-                        size_t page_size, const char *field) {
-    json page = json::array();
-    json result = json::object();
-    for (const json &item : items) {
-        std::string value = string_member(item, key);
-        if (!after.empty() && value <= after) continue;
-        if (page.size() == page_size) {
-            result["nextCursor"] = make_cursor(page.back()[key].get<std::string>());
-            break;
-        }
-        page.push_back(item);
-    }
-    result[field] = std::move(page);
-    return result;
+    serve_list(request, "tools/list", "name", "tools",
+               [this](const std::string &key, const CallIdentity &who, ReplyFn reply) {
+                   backend_.list_tools(key, who, std::move(reply));
+               });
 }
 
 void McpServer::list_resources(const Request &request) {
+    serve_list(request, "resources/list", "uri", "resources",
+               [this](const std::string &key, const CallIdentity &who, ReplyFn reply) {
+                   backend_.list_resources(key, who, std::move(reply));
+               });
+}
+
+void McpServer::list_prompts(const Request &request) {
+    serve_list(request, "prompts/list", "name", "prompts",
+               [this](const std::string &key, const CallIdentity &who, ReplyFn reply) {
+                   backend_.list_prompts(key, who, std::move(reply));
+               });
+}
+
+void McpServer::serve_list(const Request &request, const char *method, const char *key,
+                           const char *field, const ListFn &list) {
     std::string after;
     auto cursor = request.params.find("cursor");
     if (cursor != request.params.end() && !cursor->is_null()) {
         if (!cursor->is_string() || !read_cursor(cursor->get<std::string>(), after)) {
             send(make_error(request.id, error_code::kInvalidParams,
-                            "Invalid params: unknown cursor; use the nextCursor of a previous "
-                            "resources/list result"));
+                            std::string("Invalid params: unknown cursor; use the nextCursor of a "
+                                        "previous ") +
+                                method + " result"));
             return;
         }
     }
     if (!begin_work(request)) return;
     size_t page_size = std::max<size_t>(1, options_.page_size);
-    backend_.list_resources(
-        options_.backend_key_prefix + request_key(request.id), identity(request),
-        [this, request, after, page_size](BackendReply reply) {
-            CallbackGuard guard(callbacks_running_);
-            if (!end_work(request.id)) return;
-            if (!reply.ok) {
-                send(make_error(request.id, reply.error_code, reply.error_message));
-                return;
-            }
-            json result = page_of(reply.value, "uri", after, page_size, "resources");
-            if (request.modern) {
-                result["ttlMs"] = 60000;
-                result["cacheScope"] = "private";
-            }
-            send(make_result(request.id, finish_result(request, std::move(result))));
-        });
+    list(options_.backend_key_prefix + request_key(request.id), identity(request),
+         [this, request, after, page_size, key, field](BackendReply reply) {
+             CallbackGuard guard(callbacks_running_);
+             if (!end_work(request.id)) return;
+             if (!reply.ok) {
+                 send(make_error(request.id, reply.error_code, reply.error_message));
+                 return;
+             }
+             // One page, in the backend's order (sorted by `key`), after the cursor's item.
+             json page = json::array();
+             json result = json::object();
+             for (const json &item : reply.value) {
+                 std::string value = string_member(item, key);
+                 if (!after.empty() && value <= after) continue;
+                 if (page.size() == page_size) {
+                     result["nextCursor"] = make_cursor(page.back()[key].get<std::string>());
+                     break;
+                 }
+                 page.push_back(item);
+             }
+             result[field] = std::move(page);
+             if (request.modern) {
+                 result["ttlMs"] = 60000;
+                 result["cacheScope"] = "private";  // the list depends on the caller's role
+             }
+             send(make_result(request.id, finish_result(request, std::move(result))));
+         });
 }
 
 void McpServer::read_resource(const Request &request) {
@@ -534,37 +520,6 @@ void McpServer::read_resource(const Request &request) {
             if (request.modern && result.is_object()) {
                 result["ttlMs"] = 60000;
                 result["cacheScope"] = "private";  // what a role may read depends on the role
-            }
-            send(make_result(request.id, finish_result(request, std::move(result))));
-        });
-}
-
-void McpServer::list_prompts(const Request &request) {
-    std::string after;
-    auto cursor = request.params.find("cursor");
-    if (cursor != request.params.end() && !cursor->is_null()) {
-        if (!cursor->is_string() || !read_cursor(cursor->get<std::string>(), after)) {
-            send(make_error(request.id, error_code::kInvalidParams,
-                            "Invalid params: unknown cursor; use the nextCursor of a previous "
-                            "prompts/list result"));
-            return;
-        }
-    }
-    if (!begin_work(request)) return;
-    size_t page_size = std::max<size_t>(1, options_.page_size);
-    backend_.list_prompts(
-        options_.backend_key_prefix + request_key(request.id), identity(request),
-        [this, request, after, page_size](BackendReply reply) {
-            CallbackGuard guard(callbacks_running_);
-            if (!end_work(request.id)) return;
-            if (!reply.ok) {
-                send(make_error(request.id, reply.error_code, reply.error_message));
-                return;
-            }
-            json result = page_of(reply.value, "name", after, page_size, "prompts");
-            if (request.modern) {
-                result["ttlMs"] = 60000;
-                result["cacheScope"] = "private";
             }
             send(make_result(request.id, finish_result(request, std::move(result))));
         });

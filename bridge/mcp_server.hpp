@@ -98,10 +98,11 @@ class McpServer {
     void list_resource_templates(const Request &request);
     void list_prompts(const Request &request);
     void get_prompt(const Request &request);
-    // One page of `items` (sorted by `key`) after the cursor position, as {field: [...],
-    // nextCursor?}.
-    static json page_of(const json &items, const char *key, const std::string &after,
-                        size_t page_size, const char *field);
+    // tools/list, resources/list, prompts/list: the cursor, the backend's list (`list`), one
+    // page of it by `key` as {field: [...], nextCursor?}, and the caching hints.
+    using ListFn = std::function<void(const std::string &key, const CallIdentity &, ReplyFn)>;
+    void serve_list(const Request &request, const char *method, const char *key, const char *field,
+                    const ListFn &list);
     void set_level(const Request &request);
     void listen(const Request &request);
 

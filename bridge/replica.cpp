@@ -339,7 +339,15 @@ ReplicaRouter::ReplicaRouter(Database &primary, ReplicaOptions options, AuditSpo
         replica->state = "not checked yet";
         replicas_.push_back(std::move(replica));
     }
-    monitor_ = std::thread([this] { monitor(); });
+    monitor_ = std::thread([this] {
+        try {
+            monitor();
+        } catch (const std::exception &failure) {  // e.g. out of memory: no replica is used
+            for (auto &replica : replicas_) replica->usable = false;
+            logger_.log(LogLevel::Error,
+                        std::string("the read replica monitor stopped: ") + failure.what());
+        }
+    });
 }
 
 ReplicaRouter::~ReplicaRouter() {
