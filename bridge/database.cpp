@@ -9,7 +9,17 @@
 
 namespace pg_mcp::bridge {
 
-const char *const kExtensionVersion = "0.1.0";
+const char *const kExtensionVersion = PG_MCP_VERSION;
+
+bool compatible_extension_version(const std::string &installed) {
+    // Same major.minor: patch releases change no SQL object the bridge uses.
+    auto major_minor = [](const std::string &version) {
+        size_t first = version.find('.');
+        size_t second = first == std::string::npos ? first : version.find('.', first + 1);
+        return version.substr(0, second);
+    };
+    return major_minor(installed) == major_minor(kExtensionVersion);
+}
 const char *const kNeedsPrimary = "MCP02";
 const char *const kStandbyAuditKey = "pg-mcp/standby_audit";
 
@@ -186,17 +196,18 @@ StartupCheck check_database(const std::string &dsn) {
         check.message = "extension pg_mcp is not installed in database \"" + database +
                         "\": run CREATE EXTENSION pg_mcp there (as a superuser), or point the "
                         "bridge at the right database";
-    } else if (std::string(PQgetvalue(result, 0, 0)) != kExtensionVersion) {
+    } else if (!compatible_extension_version(PQgetvalue(result, 0, 0))) {
         check.message = "extension pg_mcp in database \"" + database + "\" is version " +
-                        PQgetvalue(result, 0, 0) + ", but this bridge needs " + kExtensionVersion +
-                        ": run ALTER EXTENSION pg_mcp UPDATE, or use a matching bridge";
+                        PQgetvalue(result, 0, 0) + ", but this bridge (" + kExtensionVersion +
+                        ") needs the same major.minor version: run ALTER EXTENSION pg_mcp UPDATE, "
+                        "or use a matching bridge";
     } else if (std::string(PQgetvalue(result, 0, 1)) != "mcp") {
         check.message = "extension pg_mcp is installed in schema \"" +
                         std::string(PQgetvalue(result, 0, 1)) + "\", expected \"mcp\"";
     } else {
         check.ok = true;
         check.message = "connected to database \"" + database + "\" as \"" + user + "\"; pg_mcp " +
-                        kExtensionVersion;
+                        PQgetvalue(result, 0, 0);
     }
     PQclear(result);
     PQfinish(conn);
@@ -746,9 +757,25 @@ void Listener::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
+namespace {
+
+// The extension's catalog version (mcp.catalog_version()); empty when it cannot be read.
+std::string catalog_version(PGconn *conn) {
+    PGresult *result = PQexec(conn, "SELECT mcp.catalog_version()");
+    std::string version;
+    if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1)
+        version = PQgetvalue(result, 0, 0);
+    PQclear(result);
+    return version;
+}
+
+}  // namespace
+
+// A notification is only a hint (any role may NOTIFY the channel): the catalog changed when its
+// version moved. A burst of notifications is read at once and checked once.
 void Listener::loop() {
     std::chrono::milliseconds backoff{0};
-    bool connected_before = false;
+    std::string seen_version;
     while (!stopping_) {
         PGconn *conn = open_connection(dsn_);
         PGresult *result = nullptr;
@@ -768,23 +795,30 @@ void Listener::loop() {
         }
         PQclear(result);
         backoff = std::chrono::milliseconds(0);
-        if (connected_before) {
+        std::string version = catalog_version(conn);
+        if (!seen_version.empty()) {
             logger_.log(LogLevel::Notice, "tool change listener reconnected");
-            on_change_();  // changes made while disconnected were not seen
+            if (version != seen_version) on_change_();  // changed while disconnected
         }
-        connected_before = true;
+        seen_version = version;
         while (!stopping_) {
             pollfd fd{PQsocket(conn), POLLIN, 0};
             int ready = poll(&fd, 1, 200);
             if (ready < 0 && errno != EINTR) break;
             if (ready > 0 && PQconsumeInput(conn) == 0) break;
-            bool changed = false;
+            bool notified = false;
             while (PGnotify *notify = PQnotifies(conn)) {
-                logger_.log(LogLevel::Info, std::string("tool catalog changed: ") + notify->extra);
                 PQfreemem(notify);
-                changed = true;
+                notified = true;
             }
-            if (changed) on_change_();
+            if (notified) {
+                std::string now = catalog_version(conn);
+                if (!now.empty() && now != seen_version) {
+                    logger_.log(LogLevel::Info, "tool catalog changed (version " + now + ")");
+                    seen_version = now;
+                    on_change_();
+                }
+            }
             if (PQstatus(conn) != CONNECTION_OK) break;
         }
         PQfinish(conn);

@@ -22,8 +22,10 @@
 
 namespace pg_mcp::bridge {
 
-extern const char *const kExtensionVersion;  // the extension version this bridge speaks
-extern const char *const kNeedsPrimary;      // SQLSTATE of a writing tool called on a hot standby
+extern const char *const kExtensionVersion;  // the extension version this bridge was built with
+// Whether an installed extension version works with this bridge: the same major.minor.
+bool compatible_extension_version(const std::string &installed);
+extern const char *const kNeedsPrimary;  // SQLSTATE of a writing tool called on a hot standby
 
 // One libpq connection with its cancel handle. Not thread-safe: one worker uses it.
 class Connection {

@@ -30,7 +30,7 @@ using namespace pg_mcp::bridge;
 
 namespace {
 
-const char *const kVersion = "0.1.0";
+const char *const kVersion = PG_MCP_VERSION;
 int wake_pipe[2] = {-1, -1};
 
 void on_signal(int) {

@@ -40,7 +40,7 @@ bool is_supported_version(const std::string &version);
 struct ServerOptions {
     std::string agent_name;  // --agent: recorded with every call
     size_t page_size = 100;  // tools per tools/list page
-    std::string version = "0.1.0";
+    std::string version = PG_MCP_VERSION;
     // Prepended to request ids in the keys given to the backend: servers sharing one backend
     // (HTTP sessions) must not confuse each other's requests.
     std::string backend_key_prefix;

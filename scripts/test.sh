@@ -46,6 +46,9 @@ fi
 echo "== dump and restore keep tool definitions"
 test/dump_restore.sh
 
+echo "== upgrade: ALTER EXTENSION pg_mcp UPDATE equals a fresh install and keeps the data"
+test/upgrade.sh
+
 echo "== audit trail: terminated callers, a killed writer, a full queue"
 test/audit_durability.sh
 

@@ -25,11 +25,11 @@ SELECT p.proname FROM pg_proc p
  WHERE p.pronamespace = 'mcp'::regnamespace AND p.prosecdef
    AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%');
 
--- Upgrade-script convention: one install script per version, no update path yet; updating to
--- the installed version is a no-op.
+-- Upgrade-script convention: one install script per released version and an update path from
+-- each (test/upgrade.sh proves it); updating to the installed version is a no-op.
 SELECT version FROM pg_available_extension_versions WHERE name = 'pg_mcp' ORDER BY 1;
-SELECT count(*) AS update_paths FROM pg_extension_update_paths('pg_mcp') WHERE path IS NOT NULL;
-ALTER EXTENSION pg_mcp UPDATE TO '0.1.0';
+SELECT source, target, path FROM pg_extension_update_paths('pg_mcp') WHERE path IS NOT NULL ORDER BY 1, 2;
+ALTER EXTENSION pg_mcp UPDATE TO '0.2.0';
 
 -- Drop removes every object of the schema; the role stays (it is cluster-wide); re-create works
 -- and brings back the three built-in tools (query, list_objects, describe_object).

@@ -64,5 +64,26 @@ END
 $$;
 SELECT count(*) AS refreshers FROM pg_stat_activity WHERE backend_type = 'pg_mcp refresher' AND datname = current_database();
 SELECT count(*) AS scheduled FROM mcp.refresh_schedule;
+
+-- No database user can stop the refresher: holding the advisory lock an earlier version used
+-- (or any other) changes nothing; it starts and refreshes as usual.
+SELECT pg_advisory_lock(hashtext('pg_mcp refresher')) IS NOT NULL AS lock_held;
+SELECT pg_try_advisory_lock(k) FROM generate_series(1, 3) k;
+SELECT mcp.schedule_refresh('refresh_plain', '1 second');
+SELECT set_config('regress.scheduled_at', clock_timestamp()::text, false) IS NOT NULL AS noted;
+DO $$
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        EXIT WHEN (SELECT last_refresh_at > current_setting('regress.scheduled_at')::timestamptz
+                     FROM mcp.refresh_status WHERE view = 'refresh_plain'::regclass);
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT last_refresh_at > current_setting('regress.scheduled_at')::timestamptz AS refreshed_while_locked,
+       refresher_running
+  FROM mcp.refresh_status WHERE view = 'refresh_plain'::regclass;
+SELECT pg_advisory_unlock_all();
+SELECT mcp.unschedule_refresh('refresh_plain');
 DROP MATERIALIZED VIEW refresh_by_region, refresh_plain, refresh_failing;
 DROP TABLE refresh_sales;

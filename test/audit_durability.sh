@@ -20,6 +20,11 @@ CREATE TABLE t (id int PRIMARY KEY);
 INSERT INTO t VALUES (1);
 SELECT mcp.create_tool('one', 'SELECT id FROM t WHERE id = :id', 'One row', '[{"name": "id", "type": "integer"}]');
 SELECT mcp.grant_tool('one', current_user);
+-- A writing tool with a side effect no rollback undoes (a sequence), and a concurrency limit.
+CREATE SEQUENCE bump_seq;
+SELECT mcp.create_tool('bump', 'SELECT nextval(''bump_seq'') AS n', 'Advances a sequence', '[]', read_only => false);
+SELECT mcp.grant_tool('bump', current_user);
+SELECT mcp.set_rate_limit(current_user, 'bump', max_concurrent => 1);
 SQL
 rows_for() { q "SELECT count(*) FROM mcp.audit_log WHERE request_id = '$1'"; }
 wait_rows() {  # request_id expected seconds
@@ -76,11 +81,13 @@ new_writer=$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_m
 echo "audit durability: killed writer (pid $writer) restarted ($new_writer new); 25 queued and 1 durable record written"
 [ "$(q "SELECT verified FROM mcp.verify_audit()")" = t ] || fail "chain does not verify after the restart"
 
-# 3. A full queue refuses calls (after a bounded wait) instead of answering them unaudited.
+# 3. A full queue refuses calls (after a bounded wait) before their SQL runs, instead of running
+#    them unaudited: the refused call did not advance the sequence; and the concurrency slot it
+#    took is given back when the exception block's subtransaction aborts, not at commit.
 q "ALTER SYSTEM SET pg_mcp.audit_writer_paused = on" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
-answered=$(psql -X -Atq -v ON_ERROR_STOP=1 -d "$db" 2>&1 <<'SQL' | tail -n 1
+filled=$(psql -X -Atq -v ON_ERROR_STOP=1 -d "$db" 2>&1 <<'SQL' || true
 SET pg_mcp.audit_mode = fast;
 SET pg_mcp.audit_wait_timeout = '200ms';
 SET pg_mcp.request_id = 'fill';
@@ -90,24 +97,32 @@ DECLARE
 BEGIN
     FOR i IN 1..100000 LOOP
         BEGIN
-            PERFORM mcp.call_tool('one', jsonb_build_object('id', 1));
+            PERFORM mcp.call_tool('bump', '{}');
             n := n + 1;
         EXCEPTION WHEN insufficient_resources THEN
             RAISE NOTICE 'refused: %', SQLERRM;
             EXIT;
         END;
     END LOOP;
+    IF (SELECT last_value FROM bump_seq) <> n THEN
+        RAISE EXCEPTION 'the refused call ran its SQL: sequence at %, % calls answered',
+            (SELECT last_value FROM bump_seq), n;
+    END IF;
+    IF (SELECT concurrent_now FROM mcp.rate_limit_usage WHERE tool = 'bump') <> 0 THEN
+        RAISE EXCEPTION 'the refused call''s concurrency slot is still held';
+    END IF;
     PERFORM set_config('pg_mcp_test.answered', n::text, false);
 END
 $$;
 SELECT current_setting('pg_mcp_test.answered');
 SQL
 )
-case "$answered" in ''|*[!0-9]*) fail "filling the queue did not end with a refusal: $answered" ;; esac
+answered=$(printf '%s\n' "$filled" | tail -n 1)
+case "$answered" in ''|*[!0-9]*) fail "filling the queue did not end with a refusal: $filled" ;; esac
 [ "$answered" -gt 0 ] || fail "no call was answered before the queue filled"
 q "ALTER SYSTEM RESET pg_mcp.audit_writer_paused" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 wait_rows fill "$answered" 30
-echo "audit durability: full queue refused the call after $answered answered calls; all $answered were written"
+echo "audit durability: full queue refused the call before it ran, after $answered answered calls; all $answered were written; its concurrency slot was given back"
 [ "$(q "SELECT verified FROM mcp.verify_audit()")" = t ] || fail "chain does not verify"
 echo "audit durability: ok"

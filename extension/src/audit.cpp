@@ -28,74 +28,24 @@ bool purge_in_progress = false;
 // The last record written on a hot standby, as JSON (see take_standby_audit_record).
 char *standby_record = NULL;
 
-// Arguments larger than this are recorded as a note of their size, not their content.
-constexpr int kMaxRecordedArguments = 64 * 1024;
-
 const char *setting_or_null(const char *name) {
     const char *value = GetConfigOption(name, true, false);
     return value != NULL && value[0] != '\0' ? value : NULL;
 }
 
-void add_text(StringInfo out, const char *key, const char *value) {
-    appendStringInfo(out, ",\"%s\":", key);
-    if (value == NULL)
-        appendStringInfoString(out, "null");
-    else
-        escape_json(out, value);
-}
-
-// The record as JSON, for the server log on a hot standby (where no writer runs).
-char *record_json(const AuditRecord *record) {
-    StringInfoData out;
-    initStringInfo(&out);
-    // A random id: the primary ingests a forwarded record once, however often it is sent.
+// A random (version 4) uuid: the primary ingests a forwarded record once, however often it is
+// sent.
+char *random_record_id(void) {
     uint8 id[16];
     if (!pg_strong_random(id, sizeof id)) elog(ERROR, "could not generate a random record id");
     id[6] = (id[6] & 0x0f) | 0x40;
     id[8] = (id[8] & 0x3f) | 0x80;
-    appendStringInfoString(&out, "{\"record_id\":\"");
+    StringInfoData out;
+    initStringInfo(&out);
     for (int i = 0; i < 16; i++) {
         appendStringInfo(&out, "%02x", id[i]);
         if (i == 3 || i == 5 || i == 7 || i == 9) appendStringInfoChar(&out, '-');
     }
-    appendStringInfoString(&out, "\",\"called_at\":");
-    escape_json(&out, JsonEncodeDateTime(NULL, TimestampTzGetDatum(record->called_at),
-                                         TIMESTAMPTZOID, NULL));
-    add_text(&out, "caller_role", GetUserNameFromId(record->caller_role, false));
-    add_text(&out, "session_role", GetUserNameFromId(GetSessionUserId(), false));
-    add_text(&out, "agent_name", record->agent_name);
-    add_text(&out, "client_info", record->client_info);
-    add_text(&out, "request_id", record->request_id);
-    add_text(&out, "tool_name", record->tool_name);
-    if (record->tool_version > 0)
-        appendStringInfo(&out, ",\"tool_version\":%d", record->tool_version);
-    appendStringInfoString(&out, ",\"arguments\":");
-    if (record->arguments == (Datum)0) {
-        appendStringInfoString(&out, "null");
-    } else {
-        Jsonb *arguments = DatumGetJsonbP(record->arguments);
-        if (VARSIZE(arguments) > kMaxRecordedArguments)
-            appendStringInfo(&out, "{\"[not recorded]\":\"arguments of %u bytes\"}",
-                             (unsigned)VARSIZE(arguments));
-        else
-            (void)JsonbToCString(&out, &arguments->root, VARSIZE(arguments));
-    }
-    add_text(&out, "principal", record->principal);
-    add_text(&out, "status", record->status);
-    appendStringInfo(&out, ",\"duration_ms\":%.3f", record->duration_ms);
-    if (record->rows_returned >= 0)
-        appendStringInfo(&out, ",\"rows_returned\":" INT64_FORMAT,
-                         Min(record->rows_returned, (int64)PG_INT32_MAX));
-    if (record->cost.measured) {
-        if (record->cost.plan_cost >= 0)
-            appendStringInfo(&out, ",\"plan_cost\":%.3f", record->cost.plan_cost);
-        appendStringInfo(&out,
-                         ",\"shared_blks_hit\":" INT64_FORMAT ",\"shared_blks_read\":" INT64_FORMAT,
-                         record->cost.shared_blks_hit, record->cost.shared_blks_read);
-    }
-    add_text(&out, "sqlstate", record->sqlstate);
-    add_text(&out, "message", record->message);
-    appendStringInfo(&out, ",\"backend_pid\":%d}", MyProcPid);
     return out.data;
 }
 
@@ -108,23 +58,27 @@ char *take_standby_audit_record() {
 }
 
 int64 write_audit_record(const AuditRecord *record) {
-    // Who called: as the client passed it, else the pg_mcp.* settings.
     AuditRecord resolved = *record;
+    if (resolved.session_role == NULL)
+        resolved.session_role = GetUserNameFromId(GetSessionUserId(), false);
+    if (resolved.backend_pid < 0) resolved.backend_pid = MyProcPid;
+    // Who called: as the client passed it, else the pg_mcp.* settings.
     if (resolved.agent_name == NULL) resolved.agent_name = setting_or_null("pg_mcp.agent_name");
     if (resolved.client_info == NULL) resolved.client_info = setting_or_null("pg_mcp.client_info");
     if (resolved.request_id == NULL) resolved.request_id = setting_or_null("pg_mcp.request_id");
+    bound_audit_record(&resolved);
     if (audit_queue_available() && RecoveryInProgress()) {
         // No writer on a hot standby: the record goes with the call's result, for the client
         // (pg_mcp_bridge) to forward to the primary (mcp.ingest_standby_audit), and to the
         // server log, as pgaudit's would.
-        standby_record = record_json(&resolved);
+        resolved.record_id = random_record_id();
+        standby_record = audit_record_json(&resolved);
         ereport(LOG, (errmsg("pg_mcp audit (standby): %s", standby_record)));
         return 0;
     }
     StringInfoData packed;
     initStringInfo(&packed);
-    pack_audit_record(&packed, &resolved, GetUserNameFromId(record->caller_role, false),
-                      GetUserNameFromId(GetSessionUserId(), false), MyProcPid);
+    pack_audit_record(&packed, &resolved);
     int64 id = queue_audit_record(packed.data, packed.len);
     pfree(packed.data);
     return id;
@@ -191,11 +145,12 @@ PG_MCP_FUNCTION(pg_mcp_purge_audit) {
     SPI_finish();
 
     pg_mcp::AuditRecord record;
-    memset(&record, 0, sizeof record);
+    pg_mcp::init_audit_record(&record);
     record.called_at = GetCurrentTimestamp();
-    record.caller_role = GetOuterUserId();
+    record.caller_role = GetUserNameFromId(GetOuterUserId(), false);
     record.tool_name = "mcp.purge_audit";
     record.status = "purge";
+    record.duration_ms = 0;
     record.rows_returned = purge.deleted;
     record.message = psprintf("purged " INT64_FORMAT " audit rows older than %s", purge.deleted,
                               JsonEncodeDateTime(NULL, purge.cutoff, TIMESTAMPTZOID, NULL));

@@ -3,8 +3,8 @@
 #include "audit_record.hpp"
 #include "boundary.hpp"
 
-#include "rate_limit.hpp"
 #include "security.hpp"
+#include "shared_memory.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -72,6 +72,7 @@ struct AuditSlot {
     XLogRecPtr committed_lsn;  // end of that batch's commit record
     uint64 head;               // bytes ever written
     uint64 tail;               // bytes ever committed (consumed)
+    uint64 reserved;           // bytes promised to calls whose SQL is running (see reserve)
     ConditionVariable committed_cv;
     ConditionVariable space_cv;
 };
@@ -84,8 +85,6 @@ struct AuditShared {
 };
 
 AuditShared *shared = NULL;
-shmem_request_hook_type previous_request_hook = NULL;
-shmem_startup_hook_type previous_startup_hook = NULL;
 
 Size ring_size() {
     return (Size)queue_size_kb * 1024;
@@ -112,33 +111,6 @@ void ring_copy_out(int slot, uint64 at, char *data, Size len) {
     for (Size i = 0; i < len; i++) data[i] = ring[(at + i) % shared->ring_size];
 }
 
-void request_shmem(void) {
-    if (previous_request_hook) previous_request_hook();
-    RequestAddinShmemSpace(add_size(shared_size(), rate_limit_shmem_size()));
-    RequestNamedLWLockTranche("pg_mcp", 2);  // the audit queues; the rate-limit counters
-}
-
-void startup_shmem(void) {
-    if (previous_startup_hook) previous_startup_hook();
-    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-    bool found;
-    shared = (AuditShared *)ShmemInitStruct("pg_mcp audit queue", shared_size(), &found);
-    if (!found) {
-        shared->lock = &(GetNamedLWLockTranche("pg_mcp"))->lock;
-        shared->nslots = database_slots;
-        shared->ring_size = ring_size();
-        for (int i = 0; i < shared->nslots; i++) {
-            AuditSlot *s = &shared->slots[i];
-            memset(s, 0, sizeof *s);
-            s->next_seq = 1;
-            ConditionVariableInit(&s->committed_cv);
-            ConditionVariableInit(&s->space_cv);
-        }
-    }
-    rate_limit_shmem_init();
-    LWLockRelease(AddinShmemInitLock);
-}
-
 // The slot of a database (allocating one), under the lock. -1 when all are taken.
 int slot_for(Oid dbid) {
     int free_slot = -1;
@@ -146,8 +118,8 @@ int slot_for(Oid dbid) {
         if (shared->slots[i].dbid == dbid) return i;
         // A slot whose queue is empty and has no writer can serve another database.
         AuditSlot *s = &shared->slots[i];
-        if (free_slot < 0 &&
-            (s->dbid == InvalidOid || (s->head == s->tail && !s->writer_registered)))
+        if (free_slot < 0 && (s->dbid == InvalidOid ||
+                              (s->head == s->tail && !s->writer_registered && s->reserved == 0)))
             free_slot = i;
     }
     if (free_slot >= 0) {
@@ -155,6 +127,7 @@ int slot_for(Oid dbid) {
         uint64 seq = s->next_seq;
         s->dbid = dbid;
         s->head = s->tail = 0;
+        s->reserved = 0;
         s->next_seq = seq;  // sequences stay increasing across reuse
         s->committed_seq = seq - 1;
         s->committed_id = 0;
@@ -188,6 +161,26 @@ void start_writer(Oid dbid) {
 
 }  // namespace
 
+Size audit_queue_shmem_size(void) {
+    return shared_size();
+}
+
+void audit_queue_shmem_init(LWLock *lock) {
+    bool found;
+    shared = (AuditShared *)ShmemInitStruct("pg_mcp audit queue", shared_size(), &found);
+    if (found) return;
+    shared->lock = lock;
+    shared->nslots = database_slots;
+    shared->ring_size = ring_size();
+    for (int i = 0; i < shared->nslots; i++) {
+        AuditSlot *s = &shared->slots[i];
+        memset(s, 0, sizeof *s);
+        s->next_seq = 1;
+        ConditionVariableInit(&s->committed_cv);
+        ConditionVariableInit(&s->space_cv);
+    }
+}
+
 void define_audit_settings(void) {
     DefineCustomEnumVariable(
         "pg_mcp.audit_mode", "When call_tool returns relative to its audit row: durable or fast.",
@@ -213,13 +206,6 @@ void define_audit_settings(void) {
     DefineCustomIntVariable("pg_mcp.audit_databases",
                             "Databases that can queue audit records at the same time.", NULL,
                             &database_slots, 4, 1, 1000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
-}
-
-void install_audit_hooks(void) {
-    previous_request_hook = shmem_request_hook;
-    shmem_request_hook = request_shmem;
-    previous_startup_hook = shmem_startup_hook;
-    shmem_startup_hook = startup_shmem;
 }
 
 bool audit_queue_available(void) {
@@ -280,7 +266,41 @@ int64 wait_committed(int slot, uint64 seq, TimestampTz deadline) {
 
 }  // namespace
 
-int64 enqueue_audit_record(const char *record, Size len, bool durable) {
+namespace {
+
+// The room this backend holds in its database's queue for the record of a call whose SQL is
+// running: taken by reserve_audit_record, used by the next record queued, and given back if
+// the (sub)transaction that took it aborts or the process exits.
+constexpr Size kReservation = kMaxPackedAuditRecord + sizeof(uint32);
+int reserved_slot = -1;
+int reserved_level = 0;  // transaction nesting level that took it
+bool reservation_callbacks = false;
+
+void give_back_reservation(void) {
+    if (reserved_slot < 0 || shared == NULL) return;
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    AuditSlot *s = &shared->slots[reserved_slot];
+    s->reserved -= Min(s->reserved, (uint64)kReservation);
+    LWLockRelease(shared->lock);
+    ConditionVariableBroadcast(&s->space_cv);
+    reserved_slot = -1;
+}
+
+void reservation_on_xact(XactEvent event, void *) {
+    if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) give_back_reservation();
+}
+
+void reservation_on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void *) {
+    if (event == SUBXACT_EVENT_ABORT_SUB && reserved_slot >= 0 &&
+        reserved_level >= GetCurrentTransactionNestLevel())
+        give_back_reservation();
+}
+
+void reservation_on_exit(int, Datum) {
+    give_back_reservation();
+}
+
+void check_queue_usable(void) {
     if (shared == NULL)
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -290,52 +310,40 @@ int64 enqueue_audit_record(const char *record, Size len, bool durable) {
     if (RecoveryInProgress())
         ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
                         errmsg("audit records cannot be queued on a hot standby")));
-    Size need = len + sizeof(uint32);
-    if (need > shared->ring_size / 2)
-        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-                        errmsg("audit record of %zu bytes exceeds half the audit queue", len),
-                        errhint("Raise pg_mcp.audit_queue_size.")));
+}
 
-    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_timeout_ms);
-    bool start = false;
-    uint64 seq = 0;
-    int slot;
+// Waits (bounded by pg_mcp.audit_wait_timeout) until the database's queue has `need` bytes that
+// are neither used nor promised to others, then runs take(slot) under the lock. Refuses with
+// "the audit queue is full" after the wait: only ever before a call's SQL runs.
+template <typename Take>
+int wait_for_room(Size need, TimestampTz deadline, Take take) {
     for (;;) {
         LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-        slot = slot_for(MyDatabaseId);
+        int slot = slot_for(MyDatabaseId);
         if (slot >= 0) {
             AuditSlot *s = &shared->slots[slot];
-            if (shared->ring_size - (s->head - s->tail) >= need) {
-                uint32 header = (uint32)len;
-                ring_copy_in(slot, s->head, (const char *)&header, sizeof header);
-                ring_copy_in(slot, s->head + sizeof header, record, len);
-                s->head += need;
-                seq = s->next_seq++;
-                if (!s->writer_registered) {
-                    s->writer_registered = true;
-                    start = true;
-                }
-                Latch *latch = s->writer_latch;
-                LWLockRelease(shared->lock);
-                if (latch != NULL) SetLatch(latch);
-                break;
+            uint64 mine = reserved_slot == slot ? kReservation : 0;
+            uint64 promised = s->reserved - Min(s->reserved, mine);
+            if (shared->ring_size - (s->head - s->tail) - Min(promised, shared->ring_size) >=
+                need) {
+                take(slot, s);  // releases the lock
+                ConditionVariableCancelSleep();
+                return slot;
             }
         }
         LWLockRelease(shared->lock);
-        // A full queue (or no free slot): wait for the writer, bounded, then refuse the call.
         long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
         if (remaining <= 0) {
             ConditionVariableCancelSleep();
-            ereport(
-                ERROR,
-                (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-                 errmsg(slot < 0 ? "no audit queue is free for this database"
-                                 : "the audit queue is full"),
-                 errdetail("Waited %d ms; the call's result is withheld because its audit record "
-                           "could not be queued.",
-                           wait_timeout_ms),
-                 errhint("Retry shortly. If this persists, check that the pg_mcp audit writer is "
-                         "running, or raise pg_mcp.audit_queue_size.")));
+            ereport(ERROR,
+                    (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+                     errmsg(slot < 0 ? "no audit queue is free for this database"
+                                     : "the audit queue is full"),
+                     errdetail("Waited %d ms; the call was not made because its audit record "
+                               "could not be queued.",
+                               wait_timeout_ms),
+                     errhint("Retry shortly. If this persists, check that the pg_mcp audit writer "
+                             "is running, or raise pg_mcp.audit_queue_size.")));
         }
         if (slot >= 0)
             ConditionVariableTimedSleep(&shared->slots[slot].space_cv, Min(remaining, 100),
@@ -344,7 +352,57 @@ int64 enqueue_audit_record(const char *record, Size len, bool durable) {
             pg_usleep(10000L);
         CHECK_FOR_INTERRUPTS();
     }
-    ConditionVariableCancelSleep();
+}
+
+}  // namespace
+
+void reserve_audit_record(void) {
+    // A hot standby has no queue: the record travels with the call's result (audit.hpp).
+    if (shared != NULL && RecoveryInProgress()) return;
+    check_queue_usable();
+    if (reserved_slot >= 0) return;  // one call at a time per backend holds room
+    if (!reservation_callbacks) {
+        RegisterXactCallback(reservation_on_xact, NULL);
+        RegisterSubXactCallback(reservation_on_subxact, NULL);
+        before_shmem_exit(reservation_on_exit, 0);
+        reservation_callbacks = true;
+    }
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_timeout_ms);
+    int slot = wait_for_room(kReservation, deadline, [](int, AuditSlot *s) {
+        s->reserved += kReservation;
+        LWLockRelease(shared->lock);
+    });
+    reserved_slot = slot;
+    reserved_level = GetCurrentTransactionNestLevel();
+}
+
+int64 enqueue_audit_record(const char *record, Size len, bool durable) {
+    check_queue_usable();
+    Size need = len + sizeof(uint32);
+    if (len > kMaxPackedAuditRecord)  // bound_audit_record makes this impossible
+        elog(ERROR, "an unbounded audit record reached the audit queue");
+
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_timeout_ms);
+    bool start = false;
+    uint64 seq = 0;
+    int slot = wait_for_room(need, deadline, [&](int slot, AuditSlot *s) {
+        uint32 header = (uint32)len;
+        ring_copy_in(slot, s->head, (const char *)&header, sizeof header);
+        ring_copy_in(slot, s->head + sizeof header, record, len);
+        s->head += need;
+        seq = s->next_seq++;
+        if (reserved_slot == slot) {  // the room promised to this call is used now
+            s->reserved -= Min(s->reserved, (uint64)kReservation);
+            reserved_slot = -1;
+        }
+        if (!s->writer_registered) {
+            s->writer_registered = true;
+            start = true;
+        }
+        Latch *latch = s->writer_latch;
+        LWLockRelease(shared->lock);
+        if (latch != NULL) SetLatch(latch);
+    });
     if (start) start_writer(MyDatabaseId);
     last_queued_slot = slot;
     last_queued_seq = seq;
@@ -407,64 +465,14 @@ void load_chain_end(void) {
     chain_loaded = true;
 }
 
-// mcp.audit_log as the writer sees it: each column's meaning, and the insert of a batch as one
-// array per column. Built once and rebuilt when the table's definition changes.
-enum class Field {
-    Id,
-    CalledAt,
-    CallerRole,
-    SessionRole,
-    AgentName,
-    ClientInfo,
-    RequestId,
-    ToolName,
-    ToolVersion,
-    Arguments,
-    Principal,
-    Status,
-    DurationMs,
-    RowsReturned,
-    PlanCost,
-    SharedBlksHit,
-    SharedBlksRead,
-    Sqlstate,
-    Message,
-    BackendPid,
-    PrevHash,
-    RowHash,
-    Other
-};
-
-struct FieldSpec {
-    const char *name;
-    Oid type;
-};
-const FieldSpec kFields[] = {{"id", INT8OID},
-                             {"called_at", TIMESTAMPTZOID},
-                             {"caller_role", NAMEOID},
-                             {"session_role", NAMEOID},
-                             {"agent_name", TEXTOID},
-                             {"client_info", TEXTOID},
-                             {"request_id", TEXTOID},
-                             {"tool_name", TEXTOID},
-                             {"tool_version", INT4OID},
-                             {"arguments", JSONBOID},
-                             {"principal", TEXTOID},
-                             {"status", TEXTOID},
-                             {"duration_ms", FLOAT8OID},
-                             {"rows_returned", INT4OID},
-                             {"plan_cost", FLOAT8OID},
-                             {"shared_blks_hit", INT8OID},
-                             {"shared_blks_read", INT8OID},
-                             {"sqlstate", TEXTOID},
-                             {"message", TEXTOID},
-                             {"backend_pid", INT4OID},
-                             {"prev_hash", BYTEAOID},
-                             {"row_hash", BYTEAOID}};
+// mcp.audit_log as the writer sees it: each column's field of the record (audit.hpp) or its
+// own role, and the insert of a batch as one array per column. Built once and rebuilt when the
+// table's definition changes.
+constexpr int kColumnId = -1, kColumnPrevHash = -2, kColumnRowHash = -3, kColumnOther = -4;
 
 struct AuditTable {
     TupleDesc desc;  // in TopMemoryContext
-    Field *fields;   // per attribute
+    int *fields;     // per attribute: an AuditField, or kColumn*
     int16 *typlen;
     bool *typbyval;
     char *typalign;
@@ -477,7 +485,7 @@ AuditTable *build_audit_table(TupleDesc current) {
     AuditTable *table = (AuditTable *)palloc0(sizeof(AuditTable));
     table->desc = CreateTupleDescCopyConstr(current);  // equalTupleDescs compares constraints
     int natts = current->natts;
-    table->fields = (Field *)palloc(sizeof(Field) * natts);
+    table->fields = (int *)palloc(sizeof(int) * natts);
     table->typlen = (int16 *)palloc(sizeof(int16) * natts);
     table->typbyval = (bool *)palloc(sizeof(bool) * natts);
     table->typalign = (char *)palloc(sizeof(char) * natts);
@@ -492,15 +500,23 @@ AuditTable *build_audit_table(TupleDesc current) {
     appendStringInfoString(&sql, " SELECT ");
     for (int i = 0; i < natts; i++) {
         Form_pg_attribute attr = TupleDescAttr(current, i);
-        table->fields[i] = Field::Other;
+        table->fields[i] = kColumnOther;
         if (attr->attisdropped) continue;
-        for (size_t f = 0; f < lengthof(kFields); f++) {
-            if (strcmp(NameStr(attr->attname), kFields[f].name) != 0) continue;
-            if (attr->atttypid != kFields[f].type)
-                elog(ERROR, "column mcp.audit_log.%s has type %s, expected %s", kFields[f].name,
-                     format_type_be(attr->atttypid), format_type_be(kFields[f].type));
-            table->fields[i] = (Field)f;
-        }
+        const char *column = NameStr(attr->attname);
+        int field = audit_field_index(column);
+        Oid expected = field >= 0                         ? kAuditFields[field].type
+                       : strcmp(column, "id") == 0        ? INT8OID
+                       : strcmp(column, "prev_hash") == 0 ? BYTEAOID
+                       : strcmp(column, "row_hash") == 0  ? BYTEAOID
+                                                          : InvalidOid;
+        if (OidIsValid(expected) && attr->atttypid != expected)
+            elog(ERROR, "column mcp.audit_log.%s has type %s, expected %s", column,
+                 format_type_be(attr->atttypid), format_type_be(expected));
+        table->fields[i] = field >= 0                         ? field
+                           : strcmp(column, "id") == 0        ? kColumnId
+                           : strcmp(column, "prev_hash") == 0 ? kColumnPrevHash
+                           : strcmp(column, "row_hash") == 0  ? kColumnRowHash
+                                                              : kColumnOther;
         get_typlenbyvalalign(attr->atttypid, &table->typlen[i], &table->typbyval[i],
                              &table->typalign[i]);
         types[nparams] = get_array_type(attr->atttypid);
@@ -544,19 +560,6 @@ AuditTable *current_audit_table(Oid relid) {
     return audit_table;
 }
 
-Datum text_datum(PackedText text, bool *isnull) {
-    *isnull = text.len < 0;
-    return *isnull ? (Datum)0 : PointerGetDatum(cstring_to_text_with_len(text.data, text.len));
-}
-
-Datum name_datum(PackedText text, bool *isnull) {
-    *isnull = text.len < 0;
-    if (*isnull) return (Datum)0;
-    Name name = (Name)palloc0(NAMEDATALEN);
-    memcpy(NameStr(*name), text.data, Min(text.len, NAMEDATALEN - 1));
-    return NameGetDatum(name);
-}
-
 Datum bytea_datum(const uint8 *data, Size len) {
     bytea *value = (bytea *)palloc(VARHDRSZ + len);
     SET_VARSIZE(value, VARHDRSZ + len);
@@ -568,86 +571,12 @@ Datum bytea_datum(const uint8 *data, Size len) {
 void record_values(const AuditTable *table, const UnpackedRecord *r, int64 id, Datum *values,
                    bool *nulls) {
     for (int i = 0; i < table->desc->natts; i++) {
-        bool &isnull = nulls[i];
-        Datum &value = values[i];
-        isnull = false;
-        value = (Datum)0;
-        switch (table->fields[i]) {
-            case Field::Id:
-                value = Int64GetDatum(id);
-                break;
-            case Field::CalledAt:
-                value = TimestampTzGetDatum(r->called_at);
-                break;
-            case Field::CallerRole:
-                value = name_datum(r->caller_role, &isnull);
-                break;
-            case Field::SessionRole:
-                value = name_datum(r->session_role, &isnull);
-                break;
-            case Field::AgentName:
-                value = text_datum(r->agent_name, &isnull);
-                break;
-            case Field::ClientInfo:
-                value = text_datum(r->client_info, &isnull);
-                break;
-            case Field::RequestId:
-                value = text_datum(r->request_id, &isnull);
-                break;
-            case Field::ToolName:
-                value = text_datum(r->tool_name, &isnull);
-                break;
-            case Field::ToolVersion:
-                isnull = r->tool_version <= 0;
-                value = Int32GetDatum(r->tool_version);
-                break;
-            case Field::Arguments:
-                isnull = r->arguments.len < 0;
-                if (!isnull) {  // a copy: aligned, as a varlena must be
-                    char *jsonb = (char *)palloc(r->arguments.len);
-                    memcpy(jsonb, r->arguments.data, r->arguments.len);
-                    value = PointerGetDatum(jsonb);
-                }
-                break;
-            case Field::Principal:
-                value = text_datum(r->principal, &isnull);
-                break;
-            case Field::Status:
-                value = text_datum(r->status, &isnull);
-                break;
-            case Field::DurationMs:
-                value = Float8GetDatum(r->duration_ms);
-                break;
-            case Field::RowsReturned:
-                isnull = r->rows_returned < 0;
-                value = Int32GetDatum(r->rows_returned);
-                break;
-            case Field::PlanCost:
-                isnull = !r->cost_measured || r->plan_cost < 0;
-                value = Float8GetDatum(r->plan_cost);
-                break;
-            case Field::SharedBlksHit:
-                isnull = !r->cost_measured;
-                value = Int64GetDatum(r->shared_blks_hit);
-                break;
-            case Field::SharedBlksRead:
-                isnull = !r->cost_measured;
-                value = Int64GetDatum(r->shared_blks_read);
-                break;
-            case Field::Sqlstate:
-                value = text_datum(r->sqlstate, &isnull);
-                break;
-            case Field::Message:
-                value = text_datum(r->message, &isnull);
-                break;
-            case Field::BackendPid:
-                value = Int32GetDatum(r->backend_pid);
-                break;
-            case Field::PrevHash:
-            case Field::RowHash:
-            case Field::Other:
-                isnull = true;
-                break;
+        int field = table->fields[i];
+        if (field >= 0) {
+            values[i] = audit_field_datum(r, field, &nulls[i]);
+        } else {
+            nulls[i] = field != kColumnId;
+            values[i] = field == kColumnId ? Int64GetDatum(id) : (Datum)0;
         }
     }
 }
@@ -684,20 +613,22 @@ int64 append_records(Oid relid, const char *bytes, const uint32 *offsets, const 
     for (int k = 0; k < count; k++) {
         UnpackedRecord record;
         unpack_audit_record(bytes + offsets[k], lengths[k], &record);
-        if (record.record_id.len > 0) {
-            forwarded_ids[forwarded] = PointerGetDatum(
-                cstring_to_text_with_len(record.record_id.data, record.record_id.len));
-            forwarded_by[forwarded++] = PointerGetDatum(cstring_to_text_with_len(
-                record.session_role.data, Max(record.session_role.len, 0)));
+        const AuditFieldValue &record_id = record[AuditField::record_id];
+        if (!record_id.isnull && record_id.len > 0) {
+            const AuditFieldValue &session = record[AuditField::session_role];
+            forwarded_ids[forwarded] =
+                PointerGetDatum(cstring_to_text_with_len(record_id.data, record_id.len));
+            forwarded_by[forwarded++] =
+                PointerGetDatum(cstring_to_text_with_len(session.data, Max(session.len, 0)));
         }
         record_values(table, &record, chain_next_id + k, values, nulls);
         uint8 digest[PG_SHA256_DIGEST_LENGTH];
         audit_row_hash(has_prev ? prev : NULL, sizeof prev, table->desc, values, nulls, digest);
         for (int i = 0; i < natts; i++) {
-            if (table->fields[i] == Field::PrevHash) {
+            if (table->fields[i] == kColumnPrevHash) {
                 nulls[i] = !has_prev;
                 if (has_prev) values[i] = bytea_datum(prev, sizeof prev);
-            } else if (table->fields[i] == Field::RowHash) {
+            } else if (table->fields[i] == kColumnRowHash) {
                 nulls[i] = false;
                 values[i] = bytea_datum(digest, sizeof digest);
             }

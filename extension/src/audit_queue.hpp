@@ -12,10 +12,15 @@ namespace pg_mcp {
 
 enum class AuditMode { Durable, Fast };
 
-// Settings and shared-memory hooks; called from _PG_init.
+// Settings; called from _PG_init (shared memory: shared_memory.hpp).
 void define_audit_settings(void);
-void install_audit_hooks(void);
 bool audit_queue_available(void);  // the library was preloaded and shared memory exists
+
+// Reserves room in this database's queue for one bounded record (audit_record.hpp), waiting
+// as queueing would (bounded by pg_mcp.audit_wait_timeout, then refusing). Taken before a tool's
+// SQL runs, so that the record of a call that ran can always be queued: the next record queued
+// uses it; a (sub)transaction abort or the process's exit gives it back.
+void reserve_audit_record(void);
 
 // Queues one record (packed by pack_audit_record) for the current database. Waits for room
 // (bounded by pg_mcp.audit_wait_timeout, then errors); in durable mode also waits until the

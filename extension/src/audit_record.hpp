@@ -1,10 +1,10 @@
-// Audit records in the queue, and the chain's hash over an mcp.audit_log row.
-//
-// A calling backend packs its record into a compact binary form (no JSON, nothing to parse);
-// the audit writer unpacks it straight into the row's datums. The chain's hash covers a
-// canonical encoding of the row's columns that does not depend on any setting (time zone,
-// float digits, date style) or on the server encoding (text is hashed as UTF-8), and that
-// the writer and mcp._audit_row_hash compute with the same code. Plain C style.
+// The forms of an audit record (audit.hpp), all generated from PG_MCP_AUDIT_FIELDS: bounding,
+// the compact binary form that passes through the queue (no JSON, nothing to parse), the
+// writer's datums, the JSON form of hot standbys and the forwarded ingest; and the chain's hash
+// over an mcp.audit_log row. The hash covers a canonical encoding of the row's columns that
+// does not depend on any setting (time zone, float digits, date style) or on the server
+// encoding (text is hashed as UTF-8), and that the writer and mcp._audit_row_hash compute with
+// the same code. Plain C style.
 #pragma once
 
 extern "C" {
@@ -13,39 +13,71 @@ extern "C" {
 #include "access/tupdesc.h"
 #include "common/sha2.h"
 #include "lib/stringinfo.h"
+#include "utils/jsonb.h"
 }
 
 #include "audit.hpp"
 
 namespace pg_mcp {
 
-// Appends the record's packed form to out.
-void pack_audit_record(StringInfo out, const AuditRecord *record, const char *caller_name,
-                       const char *session_name, int32 backend_pid);
+// The fields, in PG_MCP_AUDIT_FIELDS order.
+enum class AuditField {
+#define PG_MCP_AUDIT_ENUM(member, kind, type, limit, required) member,
+    PG_MCP_AUDIT_FIELDS(PG_MCP_AUDIT_ENUM)
+#undef PG_MCP_AUDIT_ENUM
+        Count
+};
+constexpr int kAuditFieldCount = (int)AuditField::Count;
 
-// A packed record's fields, pointing into the packed bytes (which must outlive it). Strings
-// are not NUL-terminated: use the lengths; a length of -1 is NULL.
-struct PackedText {
+struct AuditFieldSpec {
+    const char *name;
+    AuditKind kind;
+    Oid type;
+    int limit;
+    bool required;
+};
+extern const AuditFieldSpec kAuditFields[kAuditFieldCount];
+
+// The field of a column name; -1 for none.
+int audit_field_index(const char *name);
+
+// The most bytes a bounded record packs into (checked against the queue's smallest size).
+constexpr Size kMaxPackedAuditRecord = 30 * 1024;
+
+// Cuts every field with a limit to it (text on a character boundary; arguments over their
+// limit become a JSON string holding a prefix of their text), and records each cut in
+// `truncated`: {"field": {"bytes": full size, "sha256": hex of the full value}}. Arguments of
+// refused calls get kAuditRefusedArgumentsLimit. Returns the bounded record (fields are
+// copied only when cut).
+void bound_audit_record(AuditRecord *record);
+
+// Appends the record's packed form to out (at most kMaxPackedAuditRecord bytes once bounded).
+void pack_audit_record(StringInfo out, const AuditRecord *record);
+
+// A packed record's fields, pointing into the packed bytes (which must outlive it). Text is
+// not NUL-terminated: use len. Json fields are jsonb varlenas (4-byte header).
+struct AuditFieldValue {
+    bool isnull;
+    int64 integer;  // Time, Int
+    double number;  // Float
     const char *data;
-    int32 len;
+    int32 len;  // Name, Text, Json
 };
 struct UnpackedRecord {
-    int64 called_at;
-    double duration_ms;
-    int32 tool_version;   // 0: NULL
-    int32 rows_returned;  // -1: NULL
-    int32 backend_pid;
-    PackedText caller_role, session_role, agent_name, client_info, request_id, tool_name, principal,
-        status, sqlstate, message;
-    PackedText arguments;  // a jsonb varlena (4-byte header), or len -1
-    PackedText record_id;  // a forwarded record's uuid (text), or len -1
-    bool cost_measured;    // false: the cost columns are NULL
-    double plan_cost;      // -1: NULL
-    int64 shared_blks_hit, shared_blks_read;
+    AuditFieldValue values[kAuditFieldCount];
+    const AuditFieldValue &operator[](AuditField field) const { return values[(int)field]; }
 };
 
 // Unpacks; errors if the bytes are not a whole record.
 void unpack_audit_record(const char *data, Size len, UnpackedRecord *out);
+
+// The datum of a field for a column of type column_type (checked to be the field's type).
+Datum audit_field_datum(const UnpackedRecord *record, int field, bool *isnull);
+
+// The record as a JSON object (keys: the field names), and back. From JSON, every field is
+// checked against its kind and `required`; an error names the record (label) and the field.
+char *audit_record_json(const AuditRecord *record);
+void audit_record_from_json(Jsonb *json, const char *label, AuditRecord *record);
 
 // sha256(prev || canonical encoding of every column but prev_hash and row_hash, in column
 // order). prev may be NULL (the first row of a chain).

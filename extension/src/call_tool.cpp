@@ -36,6 +36,7 @@ extern "C" {
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -77,8 +78,6 @@ struct Execution {
     CachedTool *cached;
     const ValidatedArguments *arguments;
     Oid run_as;
-    Oid owner;
-    int security_context;
     MemoryContext result_context;
     StringInfo rows_json;  // the rows, as a JSON array's contents
     int64 row_count;
@@ -112,8 +111,8 @@ const char *kLookupSql =
     "                        E'\\n')"
     "          FROM mcp.rate_limits l"
     "         WHERE (l.tool IS NULL OR l.tool = $1)"
-    "           AND ((l.subject_kind = 'role' AND l.subject = (SELECT rolname FROM "
-    "pg_catalog.pg_roles WHERE oid = $2))"
+    "           AND ((l.subject_kind = 'role' AND EXISTS (SELECT FROM pg_catalog.pg_roles r"
+    "                  WHERE r.rolname = l.subject AND pg_catalog.pg_has_role($2, r.oid, 'USAGE')))"
     "             OR (l.subject_kind = 'principal' AND l.subject = p.name)))"
     "  FROM (SELECT) AS one"
     "  LEFT JOIN mcp.tools t ON t.name = $1"
@@ -139,9 +138,13 @@ ToolRow query_tool_row(const char *name, Oid caller, MemoryContext result_contex
         lookup_plan = plan;
     }
     Datum values[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(caller)};
-    // Not read-only: a fresh snapshot, taken after catalog_generation() applied the pending
-    // invalidations, so that what is cached is never older than the generation it is filed under.
-    int rc = SPI_execute_plan(lookup_plan, values, NULL, false, 1);
+    // The latest snapshot, whatever the caller's isolation level (as PostgreSQL's own privilege
+    // checks read the catalogs): a revoke, a revoked token or a new limit applies to the next
+    // call even in a REPEATABLE READ transaction opened before it. Taken after
+    // catalog_generation() applied the pending invalidations, so that what is cached is never
+    // older than the generation it is filed under.
+    int rc = SPI_execute_snapshot(lookup_plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+                                  true, false, 1);
     if (rc != SPI_OK_SELECT) elog(ERROR, "tool lookup failed: %s", SPI_result_code_string(rc));
     MemoryContextSwitchTo(result_context);
     ToolRow row;
@@ -223,12 +226,10 @@ ToolRow copy_tool_row(const ToolRow &from) {
 }
 
 // The tool and whether caller may use it, in result_context (also current on return), from the
-// cache when the catalog has not changed since. Transactions with a transaction-wide snapshot
-// (REPEATABLE READ, SERIALIZABLE) read the catalog as of that snapshot, uncached, and so does a
-// transaction that changed the catalog itself, for the rest of it.
+// cache when the catalog has not changed since. A transaction that changed the catalog itself
+// reads it uncached for the rest of it.
 ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
-    if (IsolationUsesXactSnapshot() || pg_mcp::catalog_changed_in_transaction() ||
-        strlen(name) > pg_mcp::kToolNameMax)
+    if (pg_mcp::catalog_changed_in_transaction() || strlen(name) > pg_mcp::kToolNameMax)
         return query_tool_row(name, caller, result_context);
     uint64 generation = pg_mcp::catalog_generation();
     if (lookup_cache == NULL || generation != lookup_generation ||
@@ -354,9 +355,7 @@ void bind_arguments(const Execution *ex, Datum *values, char *nulls) {
 void run_tool_sql(void *arg) {
     Execution *ex = (Execution *)arg;
     const ToolRow *tool = ex->tool;
-    SetUserIdAndSecContext(ex->run_as, ex->security_context | SECURITY_LOCAL_USERID_CHANGE |
-                                           SECURITY_RESTRICTED_OPERATION);
-    int nest_level = pg_mcp::enter_search_path(tool->search_path);
+    pg_mcp::RoleSwitch role = pg_mcp::enter_role(ex->run_as, tool->search_path, true, false);
     if (tool->read_only) XactReadOnly = true;
 
     Datum *values = (Datum *)palloc(sizeof(Datum) * Max(tool->nparams, 1));
@@ -415,8 +414,7 @@ void run_tool_sql(void *arg) {
         MemoryContextSwitchTo(previous);
         SPI_freetuptable(table);
     }
-    pg_mcp::leave_settings(nest_level);
-    SetUserIdAndSecContext(ex->owner, ex->security_context | SECURITY_LOCAL_USERID_CHANGE);
+    pg_mcp::leave_role(role);
 }
 
 // unknown_tool: the caller must see the tool as nonexistent (it does not exist, or is not
@@ -505,6 +503,16 @@ char *error_text(const ErrorData *error, bool with_detail) {
     return out.data;
 }
 
+// An error text as the agent gets it: cut as the audit row's message is (bound_audit_record),
+// so that the agent sees what the audit row keeps, and no size of a value it did not get.
+const char *agent_error(const char *text) {
+    int len = (int)strlen(text);
+    if (len <= pg_mcp::kAuditMessageLimit) return text;
+    return psprintf("%s [cut at %d bytes]",
+                    pnstrdup(text, pg_mbcliplen(text, len, pg_mcp::kAuditMessageLimit)),
+                    pg_mcp::kAuditMessageLimit);
+}
+
 // Runs one call of the tool named by argument 0 with the arguments in argument 1: looks it up,
 // checks grant and rate limits, validates the arguments, runs the tool's SQL as its run_as role
 // in a subtransaction, and hands the audit record to the audit writer (waiting for it in durable
@@ -535,22 +543,18 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
 
     // The query tool runs in the caller's own search_path; everything else pins its own.
     char *caller_search_path = pstrdup(namespace_search_path);
-    Oid owner = pg_mcp::function_owner(fcinfo);
-    Oid saved_user;
-    int saved_security;
-    GetUserIdAndSecContext(&saved_user, &saved_security);
-    SetUserIdAndSecContext(owner, saved_security | SECURITY_LOCAL_USERID_CHANGE);
-    int nest_level = pg_mcp::enter_search_path("pg_catalog, pg_temp");
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    pg_mcp::RoleSwitch as_owner =
+        pg_mcp::enter_role(pg_mcp::function_owner(fcinfo), "pg_catalog, pg_temp", false, true);
     MemoryContextSwitchTo(call_context);
 
     pg_mcp::AuditRecord audit;
-    memset(&audit, 0, sizeof audit);
+    pg_mcp::init_audit_record(&audit);
     audit.called_at = started;
-    audit.caller_role = caller;
+    audit.caller_role = GetUserNameFromId(caller, false);
     audit.tool_name = name ? name : "";
     audit.arguments = arguments;
-    audit.rows_returned = -1;
+    pg_mcp::CallCost cost;
+    memset(&cost, 0, sizeof cost);
     // mcp.call_tool_stream's agent_name, client_info, request_id (empty counts as absent).
     const char **context[3] = {&audit.agent_name, &audit.client_info, &audit.request_id};
     for (int i = 0; i < 3 && 2 + i < PG_NARGS(); i++) {
@@ -585,7 +589,7 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
     if (name == NULL || !tool.found || !tool.granted) {
         unknown_tool = true;
         audit.status = name == NULL || !tool.found ? "not_found" : "denied";
-        audit.tool_version = tool.version;
+        if (tool.found) audit.tool_version = tool.version;
         audit.message = name == NULL  ? "tool name is NULL"
                         : !tool.found ? psprintf("tool \"%s\" does not exist", name)
                                       : psprintf("tool \"%s\" is not granted to role \"%s\"", name,
@@ -640,8 +644,6 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
             ex.cached = cached;
             ex.arguments = &validated;
             ex.run_as = tool.run_as ? get_role_oid(tool.run_as, true) : caller;
-            ex.owner = owner;
-            ex.security_context = saved_security;
             ex.result_context = call_context;
             ex.rows_json = makeStringInfo();
             if (OidIsValid(ex.run_as) && tool.run_as != NULL && superuser_arg(ex.run_as)) {
@@ -660,11 +662,14 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
                 agent_message = psprintf(
                     "Tool \"%s\" is misconfigured; a database administrator must fix it.", name);
             } else {
+                // Room for the record before the SQL runs: once it has run, the record is
+                // always queued (a full queue refuses the call here, with nothing done).
+                pg_mcp::reserve_audit_record();
                 bool was_read_only = XactReadOnly;
                 tool_depth++;
-                pg_mcp::begin_call_cost(&audit.cost);
+                pg_mcp::begin_call_cost(&cost);
                 pg_mcp::SubtransactionResult run = pg_mcp::run_in_subtransaction(run_tool_sql, &ex);
-                pg_mcp::end_call_cost(&audit.cost);
+                pg_mcp::end_call_cost(&cost);
                 tool_depth--;
                 bool fired = pg_mcp::disarm_tool_timeout();
                 bool timed_out =
@@ -687,16 +692,18 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
                     } else if (error->sqlerrcode == ERRCODE_PG_MCP_REFUSED) {
                         audit.status = "refused";
                         audit.message = error_text(error, true);
-                        agent_message = psprintf("Tool \"%s\": %s", name, audit.message);
+                        agent_message =
+                            psprintf("Tool \"%s\": %s", name, agent_error(audit.message));
                     } else if (error->sqlerrcode == ERRCODE_QUERY_CANCELED) {
                         audit.status = "cancelled";
                         audit.message = error->message;
-                        agent_message =
-                            psprintf("Tool \"%s\" was cancelled: %s", name, error->message);
+                        agent_message = psprintf("Tool \"%s\" was cancelled: %s", name,
+                                                 agent_error(error->message));
                     } else {
                         audit.status = "error";
                         audit.message = error_text(error, !cached->sensitive);
-                        agent_message = psprintf("Tool \"%s\" failed: %s", name, audit.message);
+                        agent_message =
+                            psprintf("Tool \"%s\" failed: %s", name, agent_error(audit.message));
                     }
                 }
             }
@@ -705,10 +712,13 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
 
     pg_mcp::release_rate_limits();  // concurrency slots end with the tool's work
     audit.duration_ms = (double)(GetCurrentTimestamp() - started) / 1000.0;
+    if (cost.measured) {
+        audit.plan_cost = cost.plan_cost;
+        audit.shared_blks_hit = cost.shared_blks_hit;
+        audit.shared_blks_read = cost.shared_blks_read;
+    }
     int64 audit_id = pg_mcp::write_audit_record(&audit);
-    SPI_finish();
-    pg_mcp::leave_settings(nest_level);
-    SetUserIdAndSecContext(saved_user, saved_security);
+    pg_mcp::leave_role(as_owner);
 
     retry_after_meta = retry_after_ms;
     return agent_message == NULL

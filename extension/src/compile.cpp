@@ -143,15 +143,8 @@ PG_MCP_FUNCTION(pg_mcp_compile_tool) {
 
     // Prepare as the role the tool will run as, with the tool's search_path: name resolution,
     // and anything the planner evaluates, happen with exactly the tool's rights.
-    Oid saved_user;
-    int saved_security;
-    GetUserIdAndSecContext(&saved_user, &saved_security);
-    SetUserIdAndSecContext(
-        prepare_as, saved_security | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-    int nest_level = pg_mcp::enter_search_path(search_path);
-
     MemoryContext outer = CurrentMemoryContext;
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    pg_mcp::RoleSwitch role = pg_mcp::enter_role(prepare_as, search_path, true, true);
     SPIPlanPtr plan = SPI_prepare(definition.compiled_sql, definition.nparams, types);
     if (plan == NULL)
         elog(ERROR, "could not prepare the tool's SQL: %s", SPI_result_code_string(SPI_result));
@@ -176,10 +169,7 @@ PG_MCP_FUNCTION(pg_mcp_compile_tool) {
     }
     nrelations = r;
     MemoryContextSwitchTo(spi_context);
-    SPI_finish();
-
-    pg_mcp::leave_settings(nest_level);
-    SetUserIdAndSecContext(saved_user, saved_security);
+    pg_mcp::leave_role(role);
     error_context_stack = error_context.previous;
 
     Datum values[6];
@@ -207,15 +197,10 @@ PG_MCP_FUNCTION(pg_mcp_create_view_as) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("the row filter must be one SQL condition"),
                         errdetail("The view definition does not parse as a single CREATE VIEW.")));
-    Oid saved_user;
-    int saved_security;
-    GetUserIdAndSecContext(&saved_user, &saved_security);
-    SetUserIdAndSecContext(role, saved_security | SECURITY_LOCAL_USERID_CHANGE);
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    pg_mcp::RoleSwitch as_role = pg_mcp::enter_role(role, NULL, false, true);
     int rc = SPI_execute(definition, false, 0);
     if (rc != SPI_OK_UTILITY)
         elog(ERROR, "creating the view failed: %s", SPI_result_code_string(rc));
-    SPI_finish();
-    SetUserIdAndSecContext(saved_user, saved_security);
+    pg_mcp::leave_role(as_role);
     PG_RETURN_VOID();
 }

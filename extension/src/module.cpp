@@ -5,6 +5,7 @@
 #include "catalog_cache.hpp"
 #include "query_guard.hpp"
 #include "rate_limit.hpp"
+#include "shared_memory.hpp"
 
 extern "C" {
 #include "executor/spi.h"
@@ -14,8 +15,6 @@ extern "C" {
 PG_MODULE_MAGIC;
 void _PG_init(void);
 }
-
-#define PG_MCP_VERSION "0.1.0"
 
 namespace {
 char *agent_name_setting = NULL;
@@ -44,7 +43,7 @@ void _PG_init(void) {
     pg_mcp::install_cost_hook();
     // The audit queue lives in shared memory, which only a preloaded library can have;
     // without it call_tool refuses to run (see queue_audit_record).
-    if (process_shared_preload_libraries_in_progress) pg_mcp::install_audit_hooks();
+    if (process_shared_preload_libraries_in_progress) pg_mcp::install_shared_memory_hooks();
 }
 
 // mcp.library_version(): the version of the loaded shared library, compared by the bridge with

@@ -16,6 +16,7 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 }
 
 namespace {
@@ -31,13 +32,8 @@ struct Principal {
 Principal find_principal(FunctionCallInfo fcinfo, Datum hash) {
     Principal found = {NULL, InvalidOid};
     MemoryContext caller = CurrentMemoryContext;
-    Oid saved_user;
-    int saved_security;
-    GetUserIdAndSecContext(&saved_user, &saved_security);
-    SetUserIdAndSecContext(pg_mcp::function_owner(fcinfo),
-                           saved_security | SECURITY_LOCAL_USERID_CHANGE);
-    int nest_level = pg_mcp::enter_search_path("pg_catalog, pg_temp");
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    pg_mcp::RoleSwitch as_owner =
+        pg_mcp::enter_role(pg_mcp::function_owner(fcinfo), "pg_catalog, pg_temp", false, true);
     if (lookup_plan == NULL) {
         const char *schema =
             quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)));
@@ -45,7 +41,7 @@ Principal find_principal(FunctionCallInfo fcinfo, Datum hash) {
             "SELECT p.name, p.role::oid FROM %s.principal_tokens t"
             "  JOIN %s.principals p ON p.name = t.principal"
             " WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL"
-            "   AND (t.expires_at IS NULL OR t.expires_at > pg_catalog.now())",
+            "   AND (t.expires_at IS NULL OR t.expires_at > pg_catalog.statement_timestamp())",
             schema, schema);
         Oid types[1] = {BYTEAOID};
         SPIPlanPtr plan = SPI_prepare(sql, 1, types);
@@ -54,7 +50,9 @@ Principal find_principal(FunctionCallInfo fcinfo, Datum hash) {
         lookup_plan = plan;
     }
     Datum values[1] = {hash};
-    if (SPI_execute_plan(lookup_plan, values, NULL, true, 1) != SPI_OK_SELECT)
+    // The latest snapshot, whatever the isolation level: a revoked token is refused at once.
+    if (SPI_execute_snapshot(lookup_plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot, true,
+                             false, 1) != SPI_OK_SELECT)
         elog(ERROR, "looking up the token failed");
     if (SPI_processed == 1) {
         bool isnull;
@@ -66,9 +64,7 @@ Principal find_principal(FunctionCallInfo fcinfo, Datum hash) {
         MemoryContextSwitchTo(spi);
         found.role = DatumGetObjectId(SPI_getbinval(tuple, desc, 2, &isnull));
     }
-    SPI_finish();
-    pg_mcp::leave_settings(nest_level);
-    SetUserIdAndSecContext(saved_user, saved_security);
+    pg_mcp::leave_role(as_owner);
     return found;
 }
 

@@ -1,6 +1,7 @@
 #include "rate_limit.hpp"
 
 #include "boundary.hpp"
+#include "shared_memory.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -36,25 +37,44 @@ struct Counter {
 HTAB *counters = NULL;
 LWLock *counters_lock = NULL;
 
-// Limits this backend holds a concurrency slot of, until the call ends.
-constexpr int kMaxHeld = 32;
+// Limits this backend holds a concurrency slot of, until the call ends, with the transaction
+// nesting level that took each.
+constexpr int kMaxHeld = 64;
 CounterKey held[kMaxHeld];
+int held_level[kMaxHeld];
 int nheld = 0;
 bool callbacks_registered = false;
 
-void release_all(void) {
+// Gives back the slots taken at nesting level min_level or deeper.
+void release_from(int min_level) {
     if (nheld == 0 || counters == NULL) return;
     LWLockAcquire(counters_lock, LW_EXCLUSIVE);
+    int kept = 0;
     for (int i = 0; i < nheld; i++) {
+        if (held_level[i] < min_level) {
+            held[kept] = held[i];
+            held_level[kept++] = held_level[i];
+            continue;
+        }
         Counter *c = (Counter *)hash_search(counters, &held[i], HASH_FIND, NULL);
         if (c != NULL && c->concurrent > 0) c->concurrent--;
     }
     LWLockRelease(counters_lock);
-    nheld = 0;
+    nheld = kept;
+}
+
+void release_all(void) {
+    release_from(0);
 }
 
 void on_xact(XactEvent event, void *) {
     if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) release_all();
+}
+
+// A slot taken inside a subtransaction that aborts is given back then (the call it counted
+// will not finish normally), not only when the whole transaction ends.
+void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void *) {
+    if (event == SUBXACT_EVENT_ABORT_SUB) release_from(GetCurrentTransactionNestLevel());
 }
 
 void on_exit(int, Datum) {
@@ -73,14 +93,14 @@ Size rate_limit_shmem_size(void) {
     return hash_estimate_size(max_entries, sizeof(Counter));
 }
 
-void rate_limit_shmem_init(void) {
+void rate_limit_shmem_init(LWLock *lock) {
     HASHCTL ctl;
     memset(&ctl, 0, sizeof ctl);
     ctl.keysize = sizeof(CounterKey);
     ctl.entrysize = sizeof(Counter);
     counters =
         ShmemInitHash("pg_mcp rate limits", max_entries, max_entries, &ctl, HASH_ELEM | HASH_BLOBS);
-    counters_lock = &(GetNamedLWLockTranche("pg_mcp"))[1].lock;
+    counters_lock = lock;
 }
 
 RateDecision acquire_rate_limits(const RateLimit *limits, int nlimits) {
@@ -91,13 +111,23 @@ RateDecision acquire_rate_limits(const RateLimit *limits, int nlimits) {
                         errmsg("rate limits need pg_mcp in shared_preload_libraries")));
     if (!callbacks_registered) {
         RegisterXactCallback(on_xact, NULL);
+        RegisterSubXactCallback(on_subxact, NULL);
         before_shmem_exit(on_exit, 0);
         callbacks_registered = true;
+    }
+    if (nlimits + nheld > kMaxHeld) {  // never count a call against only some of its limits
+        decision.allowed = false;
+        decision.retry_after_ms = 1000;
+        decision.reason = psprintf(
+            "%d rate limits apply, more than the %d a call can be counted "
+            "against",
+            nlimits, kMaxHeld - nheld);
+        return decision;
     }
     TimestampTz now = GetCurrentTimestamp();
     LWLockAcquire(counters_lock, LW_EXCLUSIVE);
     Counter *found[kMaxHeld];
-    int n = Min(nlimits, kMaxHeld);
+    int n = nlimits;
     for (int i = 0; i < n && decision.allowed; i++) {
         CounterKey key = {MyDatabaseId, limits[i].id};
         bool exists;
@@ -140,7 +170,8 @@ RateDecision acquire_rate_limits(const RateLimit *limits, int nlimits) {
         for (int i = 0; i < n; i++) {
             found[i]->calls++;
             found[i]->concurrent++;
-            if (nheld < kMaxHeld) held[nheld++] = found[i]->key;
+            held_level[nheld] = GetCurrentTransactionNestLevel();
+            held[nheld++] = found[i]->key;
         }
     }
     LWLockRelease(counters_lock);

@@ -25,8 +25,6 @@ struct RateDecision {
     const char *reason;    // when refused
 };
 
-Size rate_limit_shmem_size(void);
-void rate_limit_shmem_init(void);
 void define_rate_limit_settings(void);
 
 // Counts the call against every limit (all or none); when one is exceeded, counts nothing

@@ -2,6 +2,7 @@
 // when due (mcp.schedule_refresh). Each refresh is one call of mcp._refresh_due() in its own
 // transaction, so one view's failure or length never holds the others back for long.
 #include "boundary.hpp"
+#include "shared_memory.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -12,6 +13,8 @@ extern "C" {
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -49,25 +52,47 @@ int refresh_one() {
     return result;
 }
 
-// One refresher per database: the first to take this session-level advisory lock (held until
-// it exits) runs; any other started meanwhile exits at once.
+// The registry of running refreshers, in shared memory (shared_memory.hpp): one per database,
+// claimed by the first refresher to start and released as it exits. Unlike an advisory lock,
+// nothing a database user does can take a database's entry.
+struct RefresherEntry {
+    Oid dbid;  // InvalidOid: free
+    pid_t pid;
+};
+struct RefresherRegistry {
+    LWLock *lock;
+    int nentries;
+    RefresherEntry entries[FLEXIBLE_ARRAY_MEMBER];
+};
+RefresherRegistry *registry = NULL;
+
+void release_entry(int, Datum) {
+    if (registry == NULL) return;
+    LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+    for (int i = 0; i < registry->nentries; i++)
+        if (registry->entries[i].pid == MyProcPid)
+            registry->entries[i] = RefresherEntry{InvalidOid, 0};
+    LWLockRelease(registry->lock);
+}
+
+// Claims this database's entry; false when another refresher holds it (or none is free).
 bool only_refresher() {
-    StartTransactionCommand();
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    PushActiveSnapshot(GetTransactionSnapshot());
-    bool only = false;
-    if (SPI_execute(
-            "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('pg_mcp refresher'))",
-            false, 1) == SPI_OK_SELECT &&
-        SPI_processed == 1) {
-        bool isnull;
-        only =
-            DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    if (registry == NULL) return false;
+    bool claimed = false;
+    LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+    int free_entry = -1;
+    bool taken = false;
+    for (int i = 0; i < registry->nentries; i++) {
+        if (registry->entries[i].dbid == MyDatabaseId) taken = true;
+        if (registry->entries[i].dbid == InvalidOid && free_entry < 0) free_entry = i;
     }
-    SPI_finish();
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-    return only;
+    if (!taken && free_entry >= 0) {
+        registry->entries[free_entry] = RefresherEntry{MyDatabaseId, MyProcPid};
+        claimed = true;
+    }
+    LWLockRelease(registry->lock);
+    if (claimed) before_shmem_exit(release_entry, 0);
+    return claimed;
 }
 
 }  // namespace
@@ -124,6 +149,23 @@ PG_MCP_FUNCTION(pg_mcp_start_refresher) {
 }
 
 namespace pg_mcp {
+
+// One entry per possible background worker: a refresher is one.
+Size refresher_shmem_size(void) {
+    return add_size(offsetof(RefresherRegistry, entries),
+                    mul_size(sizeof(RefresherEntry), max_worker_processes));
+}
+
+void refresher_shmem_init(LWLock *lock) {
+    bool found;
+    registry =
+        (RefresherRegistry *)ShmemInitStruct("pg_mcp refreshers", refresher_shmem_size(), &found);
+    if (found) return;
+    registry->lock = lock;
+    registry->nentries = max_worker_processes;
+    for (int i = 0; i < registry->nentries; i++)
+        registry->entries[i] = RefresherEntry{InvalidOid, 0};
+}
 
 // From the audit writer as it starts (the first tool call after a server restart starts it):
 // brings this database's refresher back if views are scheduled. Never raises: a failure is

@@ -2,6 +2,8 @@
 
 extern "C" {
 #include "catalog/pg_proc.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
 }
@@ -36,6 +38,23 @@ int enter_search_path(const char *search_path) {
 
 void leave_settings(int nest_level) {
     AtEOXact_GUC(true, nest_level);
+}
+
+RoleSwitch enter_role(Oid role, const char *search_path, bool restricted, bool connect_spi) {
+    RoleSwitch saved;
+    GetUserIdAndSecContext(&saved.saved_user, &saved.saved_security);
+    SetUserIdAndSecContext(role, saved.saved_security | SECURITY_LOCAL_USERID_CHANGE |
+                                     (restricted ? SECURITY_RESTRICTED_OPERATION : 0));
+    saved.nest_level = search_path != NULL ? enter_search_path(search_path) : -1;
+    saved.spi = connect_spi;
+    if (connect_spi && SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    return saved;
+}
+
+void leave_role(const RoleSwitch &saved) {
+    if (saved.spi) SPI_finish();
+    if (saved.nest_level >= 0) leave_settings(saved.nest_level);
+    SetUserIdAndSecContext(saved.saved_user, saved.saved_security);
 }
 
 }  // namespace pg_mcp

@@ -19,4 +19,17 @@ int enter_setting(const char *name, const char *value);
 int enter_search_path(const char *search_path);
 void leave_settings(int nest_level);
 
+// Runs as `role` (restricted: as a security-restricted operation, for SQL the caller did not
+// write), with search_path pinned when not NULL and SPI connected when asked: what
+// fmgr_security_definer does around a SECURITY DEFINER function with a SET clause. leave_role
+// undoes it in reverse order; an ERROR in between is undone by the (sub)transaction's abort.
+struct RoleSwitch {
+    Oid saved_user;
+    int saved_security;
+    int nest_level;  // -1: no setting changed
+    bool spi;
+};
+RoleSwitch enter_role(Oid role, const char *search_path, bool restricted, bool connect_spi);
+void leave_role(const RoleSwitch &saved);
+
 }  // namespace pg_mcp

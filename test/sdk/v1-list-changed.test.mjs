@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { connectV1, listAllToolsV1, REQUEST_TIMEOUT } from './clients.mjs';
-import { createAndGrantTool, dropTool, signal, uniqueName, withTranscript } from './helpers.mjs';
+import { createAndGrantTool, dropTool, psql, signal, uniqueName, withTranscript } from './helpers.mjs';
 
 test('v1: list_changed arrives after another session creates and grants a tool', { timeout: 120_000 }, async (t) => {
   const toolName = uniqueName('e2e_lc');
@@ -56,6 +56,47 @@ test('v1: list_changed arrives after another session creates and grants a tool',
       const res = await client.callTool({ name: toolName, arguments: {} }, undefined, REQUEST_TIMEOUT);
       assert.equal(res.isError, false);
       assert.deepEqual(res.structuredContent.rows, [{ answer: 42 }]);
+    },
+    async () => {
+      await conn?.close();
+      if (created) {
+        const err = await dropTool(toolName);
+        if (err) t.diagnostic(`cleanup: could not drop ${toolName}: ${err.message}`);
+      }
+    }
+  );
+});
+
+test('v1: a NOTIFY on the catalog channel by an agent changes nothing; a real change is announced once', { timeout: 120_000 }, async (t) => {
+  const toolName = uniqueName('e2e_lc_spoof');
+  const changed = signal();
+  let conn;
+  let created = false;
+  await withTranscript(
+    t,
+    () => [conn?.tap],
+    async () => {
+      conn = await connectV1('agent_support', {
+        before: (client) => client.setNotificationHandler(ToolListChangedNotificationSchema, (n) => changed.push(n))
+      });
+      await listAllToolsV1(conn.client);
+      const seenBefore = changed.seen.length;
+      // Any role may NOTIFY the channel: the bridge checks mcp.catalog_version() and ignores it.
+      await psql(
+        Array.from({ length: 50 }, (_, i) => `NOTIFY pg_mcp_tools_changed, '{"tool": "spoof${i}"}';`).join(' '),
+        { user: 'agent_support' }
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(changed.seen.length, seenBefore, 'a spoofed NOTIFY must not produce list_changed');
+
+      created = true;
+      await createAndGrantTool({
+        name: toolName,
+        sql: 'SELECT 1 AS one',
+        description: 'pg_mcp_bridge SDK e2e test tool (spoofed notifications); dropped by the test',
+        grantTo: 'agent_support'
+      });
+      await changed.next({ from: seenBefore, timeoutMs: 10_000, what: 'list_changed after a real change' });
     },
     async () => {
       await conn?.close();
