@@ -7,7 +7,15 @@ EXTVERSION := $(shell sed -n "s/^default_version = '\\(.*\\)'/\\1/p" extension/p
 
 SRCS = $(wildcard extension/src/*.cpp)
 OBJS = $(SRCS:.cpp=.o)
-DATA = extension/pg_mcp.control $(wildcard extension/pg_mcp--*.sql)
+# The install script of the current version is assembled from the concern files in
+# extension/sql/ (in this order), and each upgrade script from extension/sql/upgrade/FROM--TO.sql;
+# a piece both need is one file they --@include. Released versions' install scripts are frozen.
+SQL_PARTS = roles catalog audit_log helpers tools_api standby_audit principals tokens \
+            sandbox_views rate_limits cache_invalidation agent_api builtin_tools refresh drafts \
+            monitoring
+UPGRADES = 0.1.0--0.2.0
+DATA = extension/pg_mcp.control extension/pg_mcp--0.1.0.sql
+DATA_built = extension/pg_mcp--$(EXTVERSION).sql $(UPGRADES:%=extension/pg_mcp--%.sql)
 
 REGRESS = install create_tool list_tools call_tool audit audit_trail standby_audit tool_costs tool_review advise drafts refresh rate_limits security principals tokens sandbox_views resources query_tool attacks lookup_cache call_tool_stream audit_limits
 REGRESS_OPTS = --inputdir=. --outputdir=build/regress
@@ -27,6 +35,15 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+
+SQL_SOURCES = extension/sql/assemble.sh $(wildcard extension/sql/*.sql)
+extension/pg_mcp--$(EXTVERSION).sql: $(SQL_SOURCES)
+	extension/sql/assemble.sh "-- pg_mcp $(EXTVERSION): governed MCP tools for AI agents." \
+	  '\echo Use "CREATE EXTENSION pg_mcp" to load this file. \quit' \
+	  $(SQL_PARTS:%=extension/sql/%.sql) > $@
+extension/pg_mcp--%.sql: extension/sql/upgrade/%.sql $(SQL_SOURCES)
+	extension/sql/assemble.sh "-- pg_mcp $* (ALTER EXTENSION pg_mcp UPDATE)." \
+	  '\echo Use "ALTER EXTENSION pg_mcp UPDATE" to load this file. \quit' $< > $@
 
 # Header dependencies (-MMD): a changed header rebuilds the objects that include it.
 -include $(OBJS:.o=.d)

@@ -1,6 +1,7 @@
--- pg_mcp 0.1.0 -> 0.2.0 (ALTER EXTENSION pg_mcp UPDATE). Every change to SQL objects since
--- 0.1.0; the upgrade test compares the result with a fresh 0.2.0 install.
-\echo Use "ALTER EXTENSION pg_mcp UPDATE TO '0.2.0'" to load this file. \quit
+-- pg_mcp 0.1.0--0.2.0 (ALTER EXTENSION pg_mcp UPDATE).
+\echo Use "ALTER EXTENSION pg_mcp UPDATE" to load this file. \quit
+-- Every change to SQL objects since 0.1.0; test/upgrade.sh compares the result with a fresh
+-- 0.2.0 install.
 
 -- Audit fields are bounded: which were cut, with the full value's size and SHA-256. Added
 -- last, so 0.1.0 rows keep their hash (audit_record.cpp hashes later columns only when set).
@@ -12,7 +13,7 @@ DROP FUNCTION @extschema@.ingest_standby_audit(jsonb);
 DROP FUNCTION @extschema@._queue_forwarded_audit(timestamptz, name, name, text, text, text, text, integer, jsonb, text, text, double precision, integer, text, text, integer, uuid, double precision, bigint, bigint);
 DROP FUNCTION @extschema@._await_forwarded_audit();
 CREATE FUNCTION @extschema@._queue_forwarded_audit(record jsonb, queue boolean) RETURNS void
-    LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_queue_forwarded_audit';
+    LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_queue_forwarded_record';
 CREATE FUNCTION @extschema@._await_forwarded_audit() RETURNS bigint
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_await_forwarded_audit';
 REVOKE ALL ON FUNCTION @extschema@._queue_forwarded_audit(jsonb, boolean),
@@ -64,15 +65,20 @@ GRANT EXECUTE ON FUNCTION @extschema@.ingest_standby_audit(jsonb) TO mcp_audit_f
 
 -- Catalog changes advance a version that the bridge checks before re-listing.
 -- Every catalog change an agent can see advances the catalog version, in the changing
--- transaction; pg_mcp_bridge acts on a notification only when the version moved, so that a
--- NOTIFY on the channel (which any role may send) changes nothing.
-CREATE SEQUENCE @extschema@.catalog_version_seq;
-REVOKE ALL ON SEQUENCE @extschema@.catalog_version_seq FROM PUBLIC;
+-- transaction (a row, so readers see only committed changes); pg_mcp_bridge acts on a
+-- notification only when the version moved, so that a NOTIFY on the channel (which any role
+-- may send) changes nothing.
+CREATE TABLE @extschema@.catalog_state (
+    version bigint NOT NULL
+);
+INSERT INTO @extschema@.catalog_state VALUES (1);
+REVOKE ALL ON @extschema@.catalog_state FROM PUBLIC;
+COMMENT ON TABLE @extschema@.catalog_state IS 'One row: the catalog version (mcp.catalog_version())';
 
 CREATE FUNCTION @extschema@.catalog_version() RETURNS bigint
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
-        SELECT last_value FROM @extschema@.catalog_version_seq;
+        SELECT version FROM @extschema@.catalog_state;
     END;
 COMMENT ON FUNCTION @extschema@.catalog_version() IS 'A number that changes whenever tools, grants, views, prompts or drafts an agent can see change: a client re-lists only when it moved';
 REVOKE ALL ON FUNCTION @extschema@.catalog_version() FROM PUBLIC;
@@ -81,7 +87,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.catalog_version() TO PUBLIC;
 CREATE OR REPLACE FUNCTION @extschema@._notify_tools_changed(tool text, change text) RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
-        SELECT pg_catalog.nextval('@extschema@.catalog_version_seq'::pg_catalog.regclass);
+        UPDATE @extschema@.catalog_state SET version = version + 1;
         SELECT pg_catalog.pg_notify('pg_mcp_tools_changed',
                                     pg_catalog.jsonb_build_object('tool', tool, 'change', change)::text);
     END;

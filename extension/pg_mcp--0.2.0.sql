@@ -282,24 +282,29 @@ CREATE FUNCTION @extschema@._compile_tool(
 REVOKE ALL ON FUNCTION @extschema@._compile_tool(text, jsonb, text, boolean, name) FROM PUBLIC;
 
 -- Every catalog change an agent can see advances the catalog version, in the changing
--- transaction; pg_mcp_bridge acts on a notification only when the version moved, so that a
--- NOTIFY on the channel (which any role may send) changes nothing.
-CREATE SEQUENCE @extschema@.catalog_version_seq;
-REVOKE ALL ON SEQUENCE @extschema@.catalog_version_seq FROM PUBLIC;
+-- transaction (a row, so readers see only committed changes); pg_mcp_bridge acts on a
+-- notification only when the version moved, so that a NOTIFY on the channel (which any role
+-- may send) changes nothing.
+CREATE TABLE @extschema@.catalog_state (
+    version bigint NOT NULL
+);
+INSERT INTO @extschema@.catalog_state VALUES (1);
+REVOKE ALL ON @extschema@.catalog_state FROM PUBLIC;
+COMMENT ON TABLE @extschema@.catalog_state IS 'One row: the catalog version (mcp.catalog_version())';
 
 CREATE FUNCTION @extschema@.catalog_version() RETURNS bigint
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
-        SELECT last_value FROM @extschema@.catalog_version_seq;
+        SELECT version FROM @extschema@.catalog_state;
     END;
 COMMENT ON FUNCTION @extschema@.catalog_version() IS 'A number that changes whenever tools, grants, views, prompts or drafts an agent can see change: a client re-lists only when it moved';
 REVOKE ALL ON FUNCTION @extschema@.catalog_version() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.catalog_version() TO PUBLIC;
 
-CREATE FUNCTION @extschema@._notify_tools_changed(tool text, change text) RETURNS void
+CREATE OR REPLACE FUNCTION @extschema@._notify_tools_changed(tool text, change text) RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
-        SELECT pg_catalog.nextval('@extschema@.catalog_version_seq'::pg_catalog.regclass);
+        UPDATE @extschema@.catalog_state SET version = version + 1;
         SELECT pg_catalog.pg_notify('pg_mcp_tools_changed',
                                     pg_catalog.jsonb_build_object('tool', tool, 'change', change)::text);
     END;
@@ -621,7 +626,7 @@ REVOKE ALL ON @extschema@.audit_forwarded FROM PUBLIC;
 GRANT SELECT ON @extschema@.audit_forwarded TO mcp_admin;
 
 CREATE FUNCTION @extschema@._queue_forwarded_audit(record jsonb, queue boolean) RETURNS void
-    LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_queue_forwarded_audit';
+    LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_queue_forwarded_record';
 CREATE FUNCTION @extschema@._await_forwarded_audit() RETURNS bigint
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_await_forwarded_audit';
 REVOKE ALL ON FUNCTION @extschema@._queue_forwarded_audit(jsonb, boolean),

@@ -31,6 +31,21 @@ SELECT count(*) AS rows_from_bad_input FROM mcp.audit_forwarded
  WHERE record_id IN ('6f1c2a47-0d5e-4c1b-9a41-2b7c1d9e0f12', '6f1c2a47-0d5e-4c1b-9a41-2b7c1d9e0f13');
 SELECT count(*) AS audit_rows FROM mcp.audit_log WHERE request_id = '42' AND tool_name = 'lookup';
 
+-- The same record queued twice before either is written (a resend racing the first copy, or
+-- two forwarding sessions) gets one row: the writer notes ids first and skips ones it has.
+SELECT mcp._queue_forwarded_audit(r, true), mcp._queue_forwarded_audit(r, true)
+  FROM jsonb_set(jsonb_set(:'rec'::jsonb, '{record_id}', '"6f1c2a47-0d5e-4c1b-9a41-2b7c1d9e0f21"'),
+                 '{request_id}', '"dup-42"') AS r;
+SELECT mcp._await_forwarded_audit() > 0 AS durable;
+SELECT count(*) AS one_row FROM mcp.audit_log WHERE request_id = 'dup-42';
+SELECT verified FROM mcp.verify_audit();
+
+-- A record forwarded with a required field missing or out of range is refused before it is
+-- queued (a row the writer could not insert would hold up the queue).
+SELECT mcp._queue_forwarded_audit(jsonb_set(:'rec'::jsonb, '{duration_ms}', '-1'), false);
+SELECT mcp._queue_forwarded_audit(jsonb_set(:'rec'::jsonb, '{rows_returned}', '3000000000'), false);
+SELECT mcp._queue_forwarded_audit(:'rec'::jsonb - 'tool_name', false);
+
 -- Only members of mcp_audit_forwarder may add rows; the internals are nobody's.
 SET ROLE regress_not_forwarder;
 SELECT mcp.ingest_standby_audit(jsonb_build_array(:'rec'::jsonb));

@@ -57,15 +57,33 @@ char *take_standby_audit_record() {
     return record;
 }
 
-int64 write_audit_record(const AuditRecord *record) {
-    AuditRecord resolved = *record;
-    if (resolved.session_role == NULL)
-        resolved.session_role = GetUserNameFromId(GetSessionUserId(), false);
-    if (resolved.backend_pid < 0) resolved.backend_pid = MyProcPid;
+void resolve_audit_context(AuditRecord *record) {
+    if (record->session_role == NULL)
+        record->session_role = GetUserNameFromId(GetSessionUserId(), false);
+    if (record->backend_pid < 0) record->backend_pid = MyProcPid;
     // Who called: as the client passed it, else the pg_mcp.* settings.
-    if (resolved.agent_name == NULL) resolved.agent_name = setting_or_null("pg_mcp.agent_name");
-    if (resolved.client_info == NULL) resolved.client_info = setting_or_null("pg_mcp.client_info");
-    if (resolved.request_id == NULL) resolved.request_id = setting_or_null("pg_mcp.request_id");
+    if (record->agent_name == NULL) record->agent_name = setting_or_null("pg_mcp.agent_name");
+    if (record->client_info == NULL) record->client_info = setting_or_null("pg_mcp.client_info");
+    if (record->request_id == NULL) record->request_id = setting_or_null("pg_mcp.request_id");
+}
+
+Size audit_record_bound(const AuditRecord *record) {
+    AuditRecord bounded = *record;
+    resolve_audit_context(&bounded);
+    bound_audit_record(&bounded);
+    StringInfoData packed;
+    initStringInfo(&packed);
+    pack_audit_record(&packed, &bounded);
+    // What the outcome adds: a message, notes of cut fields, a status and sqlstate.
+    Size bound =
+        (Size)packed.len + kAuditMessageLimit + kAuditFields[(int)AuditField::truncated].limit + 64;
+    pfree(packed.data);
+    return Min(bound, kMaxPackedAuditRecord);
+}
+
+int64 write_audit_record(const AuditRecord *record, bool use_reservation) {
+    AuditRecord resolved = *record;
+    resolve_audit_context(&resolved);
     bound_audit_record(&resolved);
     if (audit_queue_available() && RecoveryInProgress()) {
         // No writer on a hot standby: the record goes with the call's result, for the client
@@ -79,7 +97,7 @@ int64 write_audit_record(const AuditRecord *record) {
     StringInfoData packed;
     initStringInfo(&packed);
     pack_audit_record(&packed, &resolved);
-    int64 id = queue_audit_record(packed.data, packed.len);
+    int64 id = queue_audit_record(packed.data, packed.len, use_reservation);
     pfree(packed.data);
     return id;
 }

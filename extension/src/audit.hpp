@@ -29,33 +29,34 @@ constexpr int kAuditRefusedArgumentsLimit = 1024;
 // Bytes kept of an error message (the agent's error text is cut alike).
 constexpr int kAuditMessageLimit = 4096;
 
-// X(member, kind, column type, limit in bytes (0: unbounded by size), required). Columns of
-// mcp.audit_log by name, except record_id (a forwarded record's id: mcp.audit_forwarded).
-#define PG_MCP_AUDIT_FIELDS(X)                                \
-    X(called_at, Time, TIMESTAMPTZOID, 0, true)               \
-    X(caller_role, Name, NAMEOID, 0, true)                    \
-    X(session_role, Name, NAMEOID, 0, true)                   \
-    X(agent_name, Text, TEXTOID, 256, false)                  \
-    X(client_info, Text, TEXTOID, 1024, false)                \
-    X(request_id, Text, TEXTOID, 256, false)                  \
-    X(tool_name, Text, TEXTOID, 256, true)                    \
-    X(tool_version, Int, INT4OID, 0, false)                   \
-    X(arguments, Json, JSONBOID, kAuditArgumentsLimit, false) \
-    X(principal, Text, TEXTOID, 256, false)                   \
-    X(status, Text, TEXTOID, 32, true)                        \
-    X(duration_ms, Float, FLOAT8OID, 0, true)                 \
-    X(rows_returned, Int, INT4OID, 0, false)                  \
-    X(plan_cost, Float, FLOAT8OID, 0, false)                  \
-    X(shared_blks_hit, Int, INT8OID, 0, false)                \
-    X(shared_blks_read, Int, INT8OID, 0, false)               \
-    X(sqlstate, Text, TEXTOID, 5, false)                      \
-    X(message, Text, TEXTOID, kAuditMessageLimit, false)      \
-    X(backend_pid, Int, INT4OID, 0, true)                     \
-    X(truncated, Json, JSONBOID, 4096, false)                 \
-    X(record_id, Text, UUIDOID, 36, false)
+// X(member, kind, type, limit in bytes (0: unbounded by size), required, column): column
+// fields are mcp.audit_log's columns of that name and type; record_id (a forwarded record's
+// id) goes to mcp.audit_forwarded instead.
+#define PG_MCP_AUDIT_FIELDS(X)                                      \
+    X(called_at, Time, TIMESTAMPTZOID, 0, true, true)               \
+    X(caller_role, Name, NAMEOID, 0, true, true)                    \
+    X(session_role, Name, NAMEOID, 0, true, true)                   \
+    X(agent_name, Text, TEXTOID, 256, false, true)                  \
+    X(client_info, Text, TEXTOID, 1024, false, true)                \
+    X(request_id, Text, TEXTOID, 256, false, true)                  \
+    X(tool_name, Text, TEXTOID, 256, true, true)                    \
+    X(tool_version, Int, INT4OID, 0, false, true)                   \
+    X(arguments, Json, JSONBOID, kAuditArgumentsLimit, false, true) \
+    X(principal, Text, TEXTOID, 256, false, true)                   \
+    X(status, Text, TEXTOID, 32, true, true)                        \
+    X(duration_ms, Float, FLOAT8OID, 0, true, true)                 \
+    X(rows_returned, Int, INT4OID, 0, false, true)                  \
+    X(plan_cost, Float, FLOAT8OID, 0, false, true)                  \
+    X(shared_blks_hit, Int, INT8OID, 0, false, true)                \
+    X(shared_blks_read, Int, INT8OID, 0, false, true)               \
+    X(sqlstate, Text, TEXTOID, 5, false, true)                      \
+    X(message, Text, TEXTOID, kAuditMessageLimit, false, true)      \
+    X(backend_pid, Int, INT4OID, 0, true, true)                     \
+    X(truncated, Json, JSONBOID, 4096, false, true)                 \
+    X(record_id, Text, UUIDOID, 36, false, false)
 
 struct AuditRecord {
-#define PG_MCP_AUDIT_MEMBER(member, kind, type, limit, required) kind##Field member;
+#define PG_MCP_AUDIT_MEMBER(member, kind, type, limit, required, column) kind##Field member;
     PG_MCP_AUDIT_FIELDS(PG_MCP_AUDIT_MEMBER)
 #undef PG_MCP_AUDIT_MEMBER
 };
@@ -63,12 +64,21 @@ struct AuditRecord {
 // Every field NULL.
 void init_audit_record(AuditRecord *record);
 
+// Fills the fields left NULL that have a default: session_role (the session user), backend_pid,
+// and agent_name, client_info, request_id (the pg_mcp.* settings). call_tool does it before the
+// tool's SQL runs, so nothing the SQL does changes them (and no lookup can fail after it).
+void resolve_audit_context(AuditRecord *record);
+
+// The most bytes the record can pack into once its outcome (status, sqlstate, message, counts,
+// notes of cut fields) is set: what call_tool reserves in the queue before the SQL runs.
+Size audit_record_bound(const AuditRecord *record);
+
 // Hands the record to the audit queue (audit_queue.hpp): in durable mode returns once the row
 // is committed and flushed, with its mcp.audit_log id; in fast mode once it is queued (0).
-// Fields left NULL that have a default are filled in first: session_role (the session user),
-// backend_pid, and agent_name, client_info, request_id (the pg_mcp.* settings); then every
-// field is bounded (bound_audit_record).
-int64 write_audit_record(const AuditRecord *record);
+// The context is resolved (resolve_audit_context) and every field bounded
+// (bound_audit_record) first. use_reservation: the record of the call that reserved room
+// (reserve_audit_record) before its SQL ran.
+int64 write_audit_record(const AuditRecord *record, bool use_reservation = false);
 
 // On a hot standby write_audit_record cannot queue: it keeps the record as JSON (with a random
 // record_id) for the caller to return to the client. Returns it once (then NULL).

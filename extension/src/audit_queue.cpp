@@ -36,6 +36,7 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -271,8 +272,8 @@ namespace {
 // The room this backend holds in its database's queue for the record of a call whose SQL is
 // running: taken by reserve_audit_record, used by the next record queued, and given back if
 // the (sub)transaction that took it aborts or the process exits.
-constexpr Size kReservation = kMaxPackedAuditRecord + sizeof(uint32);
 int reserved_slot = -1;
+uint64 reserved_bytes = 0;
 int reserved_level = 0;  // transaction nesting level that took it
 bool reservation_callbacks = false;
 
@@ -280,7 +281,7 @@ void give_back_reservation(void) {
     if (reserved_slot < 0 || shared == NULL) return;
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     AuditSlot *s = &shared->slots[reserved_slot];
-    s->reserved -= Min(s->reserved, (uint64)kReservation);
+    s->reserved -= Min(s->reserved, reserved_bytes);
     LWLockRelease(shared->lock);
     ConditionVariableBroadcast(&s->space_cv);
     reserved_slot = -1;
@@ -316,13 +317,13 @@ void check_queue_usable(void) {
 // are neither used nor promised to others, then runs take(slot) under the lock. Refuses with
 // "the audit queue is full" after the wait: only ever before a call's SQL runs.
 template <typename Take>
-int wait_for_room(Size need, TimestampTz deadline, Take take) {
+int wait_for_room(Size need, bool use_reservation, TimestampTz deadline, Take take) {
     for (;;) {
         LWLockAcquire(shared->lock, LW_EXCLUSIVE);
         int slot = slot_for(MyDatabaseId);
         if (slot >= 0) {
             AuditSlot *s = &shared->slots[slot];
-            uint64 mine = reserved_slot == slot ? kReservation : 0;
+            uint64 mine = use_reservation && reserved_slot == slot ? reserved_bytes : 0;
             uint64 promised = s->reserved - Min(s->reserved, mine);
             if (shared->ring_size - (s->head - s->tail) - Min(promised, shared->ring_size) >=
                 need) {
@@ -356,11 +357,11 @@ int wait_for_room(Size need, TimestampTz deadline, Take take) {
 
 }  // namespace
 
-void reserve_audit_record(void) {
+void reserve_audit_record(Size record_bytes) {
     // A hot standby has no queue: the record travels with the call's result (audit.hpp).
     if (shared != NULL && RecoveryInProgress()) return;
     check_queue_usable();
-    if (reserved_slot >= 0) return;  // one call at a time per backend holds room
+    give_back_reservation();  // one call at a time per backend holds room
     if (!reservation_callbacks) {
         RegisterXactCallback(reservation_on_xact, NULL);
         RegisterSubXactCallback(reservation_on_subxact, NULL);
@@ -368,15 +369,17 @@ void reserve_audit_record(void) {
         reservation_callbacks = true;
     }
     TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_timeout_ms);
-    int slot = wait_for_room(kReservation, deadline, [](int, AuditSlot *s) {
-        s->reserved += kReservation;
+    Size need = Min(record_bytes, kMaxPackedAuditRecord) + sizeof(uint32);
+    int slot = wait_for_room(need, false, deadline, [need](int, AuditSlot *s) {
+        s->reserved += need;
         LWLockRelease(shared->lock);
     });
     reserved_slot = slot;
+    reserved_bytes = need;
     reserved_level = GetCurrentTransactionNestLevel();
 }
 
-int64 enqueue_audit_record(const char *record, Size len, bool durable) {
+int64 enqueue_audit_record(const char *record, Size len, bool durable, bool use_reservation) {
     check_queue_usable();
     Size need = len + sizeof(uint32);
     if (len > kMaxPackedAuditRecord)  // bound_audit_record makes this impossible
@@ -385,14 +388,14 @@ int64 enqueue_audit_record(const char *record, Size len, bool durable) {
     TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_timeout_ms);
     bool start = false;
     uint64 seq = 0;
-    int slot = wait_for_room(need, deadline, [&](int slot, AuditSlot *s) {
+    int slot = wait_for_room(need, use_reservation, deadline, [&](int slot, AuditSlot *s) {
         uint32 header = (uint32)len;
         ring_copy_in(slot, s->head, (const char *)&header, sizeof header);
         ring_copy_in(slot, s->head + sizeof header, record, len);
         s->head += need;
         seq = s->next_seq++;
-        if (reserved_slot == slot) {  // the room promised to this call is used now
-            s->reserved -= Min(s->reserved, (uint64)kReservation);
+        if (use_reservation && reserved_slot == slot) {  // the room promised to this call
+            s->reserved -= Min(s->reserved, reserved_bytes);
             reserved_slot = -1;
         }
         if (!s->writer_registered) {
@@ -410,8 +413,9 @@ int64 enqueue_audit_record(const char *record, Size len, bool durable) {
     return wait_committed(slot, seq, deadline);
 }
 
-int64 queue_audit_record(const char *record, Size len) {
-    return enqueue_audit_record(record, len, (AuditMode)audit_mode_setting == AuditMode::Durable);
+int64 queue_audit_record(const char *record, Size len, bool use_reservation) {
+    return enqueue_audit_record(record, len, (AuditMode)audit_mode_setting == AuditMode::Durable,
+                                use_reservation);
 }
 
 int64 await_queued_audit_records() {
@@ -581,6 +585,50 @@ void record_values(const AuditTable *table, const UnpackedRecord *r, int64 id, D
     }
 }
 
+constexpr int kRecordIdKey = 40;  // a uuid's text and its NUL
+
+// Adds the forwarded records' ids to mcp.audit_forwarded, skipping ids already there; returns
+// the ids added (a set of kRecordIdKey strings), NULL when the batch has no forwarded record.
+HTAB *record_forwarded(Oid relid, const UnpackedRecord *records, int count) {
+    Datum *ids = (Datum *)palloc(sizeof(Datum) * count);
+    Datum *by = (Datum *)palloc(sizeof(Datum) * count);
+    int forwarded = 0;
+    for (int k = 0; k < count; k++) {
+        const AuditFieldValue &record_id = records[k][AuditField::record_id];
+        if (record_id.isnull || record_id.len <= 0) continue;
+        const AuditFieldValue &session = records[k][AuditField::session_role];
+        ids[forwarded] = PointerGetDatum(cstring_to_text_with_len(record_id.data, record_id.len));
+        by[forwarded++] =
+            PointerGetDatum(cstring_to_text_with_len(session.data, Max(session.len, 0)));
+    }
+    if (forwarded == 0) return NULL;
+    char *sql = psprintf(
+        "INSERT INTO %s.audit_forwarded (record_id, ingested_by)"
+        " SELECT u.r::uuid, u.s::name FROM unnest($1::text[], $2::text[]) AS u(r, s)"
+        " ON CONFLICT (record_id) DO NOTHING RETURNING record_id::text",
+        quote_identifier(get_namespace_name(get_rel_namespace(relid))));
+    Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+    Datum args[2] = {PointerGetDatum(construct_array(ids, forwarded, TEXTOID, -1, false, 'i')),
+                     PointerGetDatum(construct_array(by, forwarded, TEXTOID, -1, false, 'i'))};
+    int rc = SPI_execute_with_args(sql, 2, types, args, NULL, false, 0);
+    if (rc != SPI_OK_INSERT_RETURNING)
+        elog(ERROR, "recording forwarded audit records failed: %s", SPI_result_code_string(rc));
+    HASHCTL ctl;
+    memset(&ctl, 0, sizeof ctl);
+    ctl.keysize = kRecordIdKey;
+    ctl.entrysize = kRecordIdKey;
+    ctl.hcxt = CurrentMemoryContext;
+    HTAB *added = hash_create("pg_mcp forwarded records", Max(SPI_processed, 1), &ctl,
+                              HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        char *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+        char key[kRecordIdKey] = {0};
+        strlcpy(key, id, sizeof key);
+        (void)hash_search(added, key, HASH_ENTER, NULL);
+    }
+    return added;
+}
+
 // Appends a batch of packed records as rows with consecutive ids, chained: each row_hash =
 // sha256(prev_hash || the row's canonical content) (audit_record.hpp), computed here, in id
 // order, by the only writer. One INSERT per batch, each column passed as an array. Returns
@@ -605,21 +653,24 @@ int64 append_records(Oid relid, const char *bytes, const uint32 *offsets, const 
             elog(ERROR, "the audit chain's last row_hash is not a sha256 digest");
         memcpy(prev, VARDATA_ANY(chain_prev), sizeof prev);
     }
-    // Records forwarded from hot standbys: their ids join mcp.audit_forwarded in this same
-    // transaction, so a row and the note that it was ingested exist together or not at all.
-    Datum *forwarded_ids = (Datum *)palloc(sizeof(Datum) * count);
-    Datum *forwarded_by = (Datum *)palloc(sizeof(Datum) * count);
-    int forwarded = 0;
+    // Records forwarded from hot standbys: their ids join mcp.audit_forwarded first, in this
+    // same transaction, so a row and the note that it was ingested exist together or not at
+    // all; a record whose id is there already (sent twice, by a retry or two sessions) gets no
+    // second row. Its id in the chain is left unused, so every record keeps id = first + k.
+    UnpackedRecord *records = (UnpackedRecord *)palloc(sizeof(UnpackedRecord) * count);
+    for (int k = 0; k < count; k++)
+        unpack_audit_record(bytes + offsets[k], lengths[k], &records[k]);
+    HTAB *new_forwarded = record_forwarded(relid, records, count);
+    int rows = 0;
     for (int k = 0; k < count; k++) {
-        UnpackedRecord record;
-        unpack_audit_record(bytes + offsets[k], lengths[k], &record);
+        const UnpackedRecord &record = records[k];
         const AuditFieldValue &record_id = record[AuditField::record_id];
         if (!record_id.isnull && record_id.len > 0) {
-            const AuditFieldValue &session = record[AuditField::session_role];
-            forwarded_ids[forwarded] =
-                PointerGetDatum(cstring_to_text_with_len(record_id.data, record_id.len));
-            forwarded_by[forwarded++] =
-                PointerGetDatum(cstring_to_text_with_len(session.data, Max(session.len, 0)));
+            char key[kRecordIdKey] = {0};
+            memcpy(key, record_id.data, Min(record_id.len, kRecordIdKey - 1));
+            bool found = false;
+            if (new_forwarded != NULL) (void)hash_search(new_forwarded, key, HASH_REMOVE, &found);
+            if (!found) continue;  // ingested before, or twice in this batch
         }
         record_values(table, &record, chain_next_id + k, values, nulls);
         uint8 digest[PG_SHA256_DIGEST_LENGTH];
@@ -632,47 +683,38 @@ int64 append_records(Oid relid, const char *bytes, const uint32 *offsets, const 
                 nulls[i] = false;
                 values[i] = bytea_datum(digest, sizeof digest);
             }
-            columns[i][k] = values[i];
-            column_nulls[i][k] = nulls[i];
+            columns[i][rows] = values[i];
+            column_nulls[i][rows] = nulls[i];
         }
+        rows++;
         memcpy(prev, digest, sizeof prev);
         has_prev = true;
     }
-    Datum *params = (Datum *)palloc(sizeof(Datum) * natts);
-    int nparams = 0;
-    for (int i = 0; i < natts; i++) {
-        Form_pg_attribute attr = TupleDescAttr(table->desc, i);
-        if (attr->attisdropped) continue;
-        int dims[1] = {count};
-        int lbs[1] = {1};
-        params[nparams++] = PointerGetDatum(
-            construct_md_array(columns[i], column_nulls[i], 1, dims, lbs, attr->atttypid,
-                               table->typlen[i], table->typbyval[i], table->typalign[i]));
-    }
-    int rc = SPI_execute_plan(table->insert, params, NULL, false, 0);
-    if (rc != SPI_OK_INSERT || (int)SPI_processed != count)
-        elog(ERROR, "inserting audit rows failed: %s", SPI_result_code_string(rc));
-    if (forwarded > 0) {
-        char *sql = psprintf(
-            "INSERT INTO %s.audit_forwarded (record_id, ingested_by)"
-            " SELECT u.r::uuid, u.s::name FROM unnest($1::text[], $2::text[]) AS u(r, s)"
-            " ON CONFLICT (record_id) DO NOTHING",
-            quote_identifier(get_namespace_name(get_rel_namespace(relid))));
-        Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
-        Datum args[2] = {
-            PointerGetDatum(construct_array(forwarded_ids, forwarded, TEXTOID, -1, false, 'i')),
-            PointerGetDatum(construct_array(forwarded_by, forwarded, TEXTOID, -1, false, 'i'))};
-        rc = SPI_execute_with_args(sql, 2, types, args, NULL, false, 0);
-        if (rc != SPI_OK_INSERT)
-            elog(ERROR, "recording forwarded audit records failed: %s", SPI_result_code_string(rc));
+    if (rows > 0) {
+        Datum *params = (Datum *)palloc(sizeof(Datum) * natts);
+        int nparams = 0;
+        for (int i = 0; i < natts; i++) {
+            Form_pg_attribute attr = TupleDescAttr(table->desc, i);
+            if (attr->attisdropped) continue;
+            int dims[1] = {rows};
+            int lbs[1] = {1};
+            params[nparams++] = PointerGetDatum(
+                construct_md_array(columns[i], column_nulls[i], 1, dims, lbs, attr->atttypid,
+                                   table->typlen[i], table->typbyval[i], table->typalign[i]));
+        }
+        int rc = SPI_execute_plan(table->insert, params, NULL, false, 0);
+        if (rc != SPI_OK_INSERT || (int)SPI_processed != rows)
+            elog(ERROR, "inserting audit rows failed: %s", SPI_result_code_string(rc));
     }
     // Carried to the next batch only now that the rows exist (the transaction may still fail,
     // but then this process exits and a new writer reads the chain's end again).
-    if (chain_prev == NULL)
-        chain_prev =
-            (bytea *)MemoryContextAlloc(TopMemoryContext, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-    SET_VARSIZE(chain_prev, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-    memcpy(VARDATA(chain_prev), prev, PG_SHA256_DIGEST_LENGTH);
+    if (has_prev) {
+        if (chain_prev == NULL)
+            chain_prev =
+                (bytea *)MemoryContextAlloc(TopMemoryContext, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+        SET_VARSIZE(chain_prev, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+        memcpy(VARDATA(chain_prev), prev, PG_SHA256_DIGEST_LENGTH);
+    }
     chain_next_id += count;
     return chain_next_id - 1;
 }

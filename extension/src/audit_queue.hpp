@@ -16,18 +16,19 @@ enum class AuditMode { Durable, Fast };
 void define_audit_settings(void);
 bool audit_queue_available(void);  // the library was preloaded and shared memory exists
 
-// Reserves room in this database's queue for one bounded record (audit_record.hpp), waiting
-// as queueing would (bounded by pg_mcp.audit_wait_timeout, then refusing). Taken before a tool's
-// SQL runs, so that the record of a call that ran can always be queued: the next record queued
-// uses it; a (sub)transaction abort or the process's exit gives it back.
-void reserve_audit_record(void);
+// Reserves room in this database's queue for one record of up to record_bytes
+// (audit_record_bound), waiting as queueing would (bounded by pg_mcp.audit_wait_timeout, then
+// refusing). Taken before a tool's SQL runs, so that the record of a call that ran can always
+// be queued: that record (queued with use_reservation) uses it; a (sub)transaction abort or
+// the process's exit gives it back.
+void reserve_audit_record(Size record_bytes);
 
 // Queues one record (packed by pack_audit_record) for the current database. Waits for room
 // (bounded by pg_mcp.audit_wait_timeout, then errors); in durable mode also waits until the
 // row is committed and flushed, and returns its mcp.audit_log id; in fast mode returns 0.
-int64 queue_audit_record(const char *record, Size len);
+int64 queue_audit_record(const char *record, Size len, bool use_reservation);
 // The same with the wait chosen by the caller (durable: as in durable mode).
-int64 enqueue_audit_record(const char *record, Size len, bool durable);
+int64 enqueue_audit_record(const char *record, Size len, bool durable, bool use_reservation);
 // Waits until every record this backend queued is committed and flushed; returns the last
 // one's id (0 if it queued none).
 int64 await_queued_audit_records();

@@ -22,8 +22,8 @@ extern "C" {
 namespace pg_mcp {
 
 const AuditFieldSpec kAuditFields[kAuditFieldCount] = {
-#define PG_MCP_AUDIT_SPEC(member, kind, type, limit, required) \
-    {#member, AuditKind::kind, type, limit, required},
+#define PG_MCP_AUDIT_SPEC(member, kind, type, limit, required, column) \
+    {#member, AuditKind::kind, type, limit, required, column},
     PG_MCP_AUDIT_FIELDS(PG_MCP_AUDIT_SPEC)
 #undef PG_MCP_AUDIT_SPEC
 };
@@ -35,7 +35,7 @@ namespace {
 // pg_mcp.audit_queue_size is at least 64 kB.
 constexpr Size max_packed_size() {
     return 0
-#define PG_MCP_AUDIT_SIZE(member, kind, type, limit, required) \
+#define PG_MCP_AUDIT_SIZE(member, kind, type, limit, required, column) \
     +16 + (AuditKind::kind == AuditKind::Name ? NAMEDATALEN : (limit))
         PG_MCP_AUDIT_FIELDS(PG_MCP_AUDIT_SIZE)
 #undef PG_MCP_AUDIT_SIZE
@@ -77,8 +77,8 @@ struct Reader {
 // A field of the record, by its index.
 void *field_address(AuditRecord *record, int field) {
     switch ((AuditField)field) {
-#define PG_MCP_AUDIT_ADDRESS(member, kind, type, limit, required) \
-    case AuditField::member:                                      \
+#define PG_MCP_AUDIT_ADDRESS(member, kind, type, limit, required, column) \
+    case AuditField::member:                                              \
         return &record->member;
         PG_MCP_AUDIT_FIELDS(PG_MCP_AUDIT_ADDRESS)
 #undef PG_MCP_AUDIT_ADDRESS
@@ -154,7 +154,7 @@ Datum numeric_of(const JsonbValue *value, const char *label, const AuditFieldSpe
 
 int audit_field_index(const char *name) {
     for (int f = 0; f < kAuditFieldCount; f++)
-        if (strcmp(kAuditFields[f].name, name) == 0) return f;
+        if (kAuditFields[f].column && strcmp(kAuditFields[f].name, name) == 0) return f;
     return -1;
 }
 
@@ -192,6 +192,19 @@ void bound_audit_record(AuditRecord *record) {
         record->truncated = record->truncated == (Datum)0
                                 ? cut
                                 : DirectFunctionCall2(jsonb_concat, record->truncated, cut);
+    }
+    // What the writer can always insert: required fields set, integers within their column.
+    for (int f = 0; f < kAuditFieldCount; f++) {
+        const AuditFieldSpec &spec = kAuditFields[f];
+        void *at = field_address(record, f);
+        if (spec.kind == AuditKind::Int && spec.type == INT4OID && *(IntField *)at > PG_INT32_MAX)
+            *(IntField *)at = PG_INT32_MAX;
+        if (!spec.required) continue;
+        if (spec.kind == AuditKind::Int && *(IntField *)at < 0) *(IntField *)at = 0;
+        if (spec.kind == AuditKind::Float && !(*(FloatField *)at >= 0)) *(FloatField *)at = 0;
+        if ((spec.kind == AuditKind::Text || spec.kind == AuditKind::Name) &&
+            *(TextField *)at == NULL)
+            *(TextField *)at = "";
     }
     if (record->truncated != (Datum)0) {
         StringInfoData ignored;

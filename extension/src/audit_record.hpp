@@ -22,7 +22,7 @@ namespace pg_mcp {
 
 // The fields, in PG_MCP_AUDIT_FIELDS order.
 enum class AuditField {
-#define PG_MCP_AUDIT_ENUM(member, kind, type, limit, required) member,
+#define PG_MCP_AUDIT_ENUM(member, kind, type, limit, required, column) member,
     PG_MCP_AUDIT_FIELDS(PG_MCP_AUDIT_ENUM)
 #undef PG_MCP_AUDIT_ENUM
         Count
@@ -35,10 +35,11 @@ struct AuditFieldSpec {
     Oid type;
     int limit;
     bool required;
+    bool column;  // a column of mcp.audit_log
 };
 extern const AuditFieldSpec kAuditFields[kAuditFieldCount];
 
-// The field of a column name; -1 for none.
+// The field of an mcp.audit_log column name; -1 for none.
 int audit_field_index(const char *name);
 
 // The most bytes a bounded record packs into (checked against the queue's smallest size).
@@ -47,8 +48,9 @@ constexpr Size kMaxPackedAuditRecord = 30 * 1024;
 // Cuts every field with a limit to it (text on a character boundary; arguments over their
 // limit become a JSON string holding a prefix of their text), and records each cut in
 // `truncated`: {"field": {"bytes": full size, "sha256": hex of the full value}}. Arguments of
-// refused calls get kAuditRefusedArgumentsLimit. Returns the bounded record (fields are
-// copied only when cut).
+// refused calls get kAuditRefusedArgumentsLimit. Then makes it insertable whatever the caller
+// set: a required field left NULL (or negative) becomes empty (or 0), and an integer beyond its
+// column's range is clamped. Fields are copied only when cut.
 void bound_audit_record(AuditRecord *record);
 
 // Appends the record's packed form to out (at most kMaxPackedAuditRecord bytes once bounded).

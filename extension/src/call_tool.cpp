@@ -562,6 +562,7 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
         char *value = text_to_cstring(PG_GETARG_TEXT_PP(2 + i));
         if (value[0] != '\0') *context[i] = value;
     }
+    pg_mcp::resolve_audit_context(&audit);
 
     Execution ex;
     memset(&ex, 0, sizeof ex);
@@ -664,7 +665,7 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
             } else {
                 // Room for the record before the SQL runs: once it has run, the record is
                 // always queued (a full queue refuses the call here, with nothing done).
-                pg_mcp::reserve_audit_record();
+                pg_mcp::reserve_audit_record(pg_mcp::audit_record_bound(&audit));
                 bool was_read_only = XactReadOnly;
                 tool_depth++;
                 pg_mcp::begin_call_cost(&cost);
@@ -717,7 +718,7 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
         audit.shared_blks_hit = cost.shared_blks_hit;
         audit.shared_blks_read = cost.shared_blks_read;
     }
-    int64 audit_id = pg_mcp::write_audit_record(&audit);
+    int64 audit_id = pg_mcp::write_audit_record(&audit, true);
     pg_mcp::leave_role(as_owner);
 
     retry_after_meta = retry_after_ms;

@@ -17,7 +17,7 @@ extern "C" {
 // mcp._queue_forwarded_audit(record jsonb, queue boolean): checks the record (every field's
 // kind, the required ones, a record_id) and, when queue is true, queues it. The writer adds
 // record_id to mcp.audit_forwarded with the row.
-PG_MCP_FUNCTION(pg_mcp_queue_forwarded_audit) {
+PG_MCP_FUNCTION(pg_mcp_queue_forwarded_record) {
     Jsonb *json = PG_GETARG_JSONB_P(0);
     JsonbValue *id = JB_ROOT_IS_OBJECT(json)
                          ? getKeyJsonValueFromContainer(&json->root, "record_id", 9, NULL)
@@ -36,8 +36,17 @@ PG_MCP_FUNCTION(pg_mcp_queue_forwarded_audit) {
     StringInfoData packed;
     initStringInfo(&packed);
     pg_mcp::pack_audit_record(&packed, &record);
-    pg_mcp::enqueue_audit_record(packed.data, packed.len, false);
+    pg_mcp::enqueue_audit_record(packed.data, packed.len, false, false);
     pfree(packed.data);
+    PG_RETURN_VOID();
+}
+
+// 0.1.0's 20-argument mcp._queue_forwarded_audit, until ALTER EXTENSION pg_mcp UPDATE replaces
+// it: a library newer than the installed SQL refuses instead of misreading the arguments.
+PG_MCP_FUNCTION(pg_mcp_queue_forwarded_audit) {
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("the pg_mcp library is newer than the extension's SQL objects"),
+                    errhint("Run ALTER EXTENSION pg_mcp UPDATE in this database.")));
     PG_RETURN_VOID();
 }
 

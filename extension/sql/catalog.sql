@@ -1,0 +1,124 @@
+------------------------------------------------------------------------------------------
+-- Catalog
+------------------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.tools (
+    id              bigserial NOT NULL UNIQUE,
+    name            text PRIMARY KEY
+                    CHECK (name ~ '^[A-Za-z0-9_.-]{1,128}$'),
+    title           text,
+    description     text NOT NULL,
+    sql             text NOT NULL,
+    compiled_sql    text NOT NULL,
+    parameters      jsonb NOT NULL DEFAULT '[]',
+    parameter_types regtype[] NOT NULL DEFAULT '{}',
+    input_schema    jsonb NOT NULL,
+    output_schema   jsonb NOT NULL,
+    depends_on      regclass[] NOT NULL DEFAULT '{}',
+    max_rows        integer NOT NULL DEFAULT 100 CHECK (max_rows > 0),
+    max_bytes       integer NOT NULL DEFAULT 1048576 CHECK (max_bytes > 0),
+    timeout         interval NOT NULL DEFAULT '30 seconds' CHECK (timeout > '0'::interval),
+    read_only       boolean NOT NULL DEFAULT true,
+    kind            text NOT NULL DEFAULT 'sql' CHECK (kind IN ('sql', 'query')),
+    builtin         boolean NOT NULL DEFAULT false,
+    max_cost        double precision CHECK (max_cost > 0),
+    run_as          name,
+    annotations     jsonb NOT NULL DEFAULT '{}',
+    search_path     text NOT NULL,
+    version         integer NOT NULL DEFAULT 1,
+    created_by      name NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_by      name NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.tools IS 'Agent tools: one SQL statement each, with typed parameters, limits and MCP metadata. Change through mcp.create_tool / alter_tool / drop_tool.';
+COMMENT ON COLUMN @extschema@.tools.sql IS 'The SQL as written by the DBA, with :name parameters';
+COMMENT ON COLUMN @extschema@.tools.compiled_sql IS 'The SQL with $n positions, as prepared and executed';
+COMMENT ON COLUMN @extschema@.tools.parameters IS 'Parameter definitions in canonical form, in position order';
+COMMENT ON COLUMN @extschema@.tools.depends_on IS 'Tables and views the SQL reads (found when it was prepared)';
+COMMENT ON COLUMN @extschema@.tools.kind IS 'sql: the DBA''s statement; query: the built-in guarded free-form SQL tool';
+COMMENT ON COLUMN @extschema@.tools.builtin IS 'Installed with the extension (query, list_objects, describe_object): only limits and description can change';
+COMMENT ON COLUMN @extschema@.tools.max_cost IS 'query tool: planner cost ceiling of this tool (the smaller of it and pg_mcp.query_max_cost applies)';
+COMMENT ON COLUMN @extschema@.tools.run_as IS 'Role the SQL runs as; NULL means the calling role';
+COMMENT ON COLUMN @extschema@.tools.search_path IS 'search_path the SQL is prepared and run with (pg_temp always last)';
+COMMENT ON COLUMN @extschema@.tools.version IS 'Incremented by every alter_tool; recorded in each audit row';
+
+CREATE TABLE @extschema@.tool_grants (
+    tool_name   text NOT NULL REFERENCES @extschema@.tools (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    role        regrole NOT NULL,
+    granted_by  name NOT NULL,
+    granted_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tool_name, role)
+);
+COMMENT ON TABLE @extschema@.tool_grants IS 'Which roles may list and call which tools (members of a granted role may too). Change through mcp.grant_tool / revoke_tool.';
+COMMENT ON COLUMN @extschema@.tool_grants.role IS 'The role, by OID: a grant follows a renamed role and never passes to a new role of the old name';
+
+CREATE TABLE @extschema@.principals (
+    name        text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,128}$'),
+    role        regrole NOT NULL UNIQUE,
+    context     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(context) = 'object'),
+    description text,
+    created_by  name NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_by  name NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.principals IS 'Agent identities: each is one database role, with context values (e.g. a tenant id) that tools can bind as parameters. The principal in effect is the one of the calling role, which PostgreSQL authenticates; no setting can claim another.';
+COMMENT ON COLUMN @extschema@.principals.context IS 'Values tools bind to parameters declared {"from_principal": "key"}; set only by DBAs';
+
+CREATE TABLE @extschema@.audit_log (
+    id              bigint PRIMARY KEY,
+    called_at       timestamptz NOT NULL,
+    caller_role     name NOT NULL,
+    session_role    name NOT NULL,
+    agent_name      text,
+    client_info     text,
+    request_id      text,
+    tool_name       text NOT NULL,
+    tool_version    integer,
+    arguments       jsonb,
+    principal       text,
+    status          text NOT NULL CHECK (status IN ('ok', 'truncated', 'invalid_arguments', 'denied',
+                                                    'not_found', 'refused', 'error', 'timeout',
+                                                    'cancelled', 'rate_limited', 'purge')),
+    duration_ms     double precision NOT NULL,
+    rows_returned   integer,
+    plan_cost       double precision,
+    shared_blks_hit bigint,
+    shared_blks_read bigint,
+    sqlstate        text,
+    message         text,
+    backend_pid     integer NOT NULL,
+    prev_hash       bytea,
+    row_hash        bytea NOT NULL,
+    truncated       jsonb
+);
+COMMENT ON TABLE @extschema@.audit_log IS 'One row per mcp.call_tool, whatever its outcome, written by the audit writer outside the caller''s transaction. Append-only and hash-chained (mcp.verify_audit); rows are removed only by mcp.purge_audit.';
+COMMENT ON COLUMN @extschema@.audit_log.row_hash IS 'sha256 of the previous row''s hash and this row''s content: the tamper-evident chain';
+COMMENT ON COLUMN @extschema@.audit_log.caller_role IS 'Role in effect when call_tool was called (after any SET ROLE)';
+COMMENT ON COLUMN @extschema@.audit_log.session_role IS 'Login role of the session';
+COMMENT ON COLUMN @extschema@.audit_log.principal IS 'Principal of the calling role, if it has one';
+COMMENT ON COLUMN @extschema@.audit_log.agent_name IS 'Setting pg_mcp.agent_name at call time (asserted by the client)';
+COMMENT ON COLUMN @extschema@.audit_log.client_info IS 'Setting pg_mcp.client_info at call time (asserted by the client)';
+COMMENT ON COLUMN @extschema@.audit_log.request_id IS 'Setting pg_mcp.request_id at call time (asserted by the client)';
+COMMENT ON COLUMN @extschema@.audit_log.arguments IS 'Arguments as sent, with sensitive parameters replaced by "[redacted]"';
+COMMENT ON COLUMN @extschema@.audit_log.duration_ms IS 'Wall time of the whole call, in milliseconds';
+COMMENT ON COLUMN @extschema@.audit_log.plan_cost IS 'The planner''s estimated total cost of the tool''s statement (NULL when it did not run)';
+COMMENT ON COLUMN @extschema@.audit_log.shared_blks_hit IS 'Shared buffers found in cache while the tool''s SQL ran (NULL when it did not run)';
+COMMENT ON COLUMN @extschema@.audit_log.truncated IS 'Fields cut to their limit, each with its full size and the SHA-256 of its full value: {"message": {"bytes": n, "sha256": "hex"}}; NULL when nothing was cut';
+COMMENT ON COLUMN @extschema@.audit_log.shared_blks_read IS 'Shared buffers read from disk (or the OS cache) while the tool''s SQL ran';
+CREATE INDEX audit_log_called_at ON @extschema@.audit_log (called_at);
+CREATE INDEX audit_log_tool_called_at ON @extschema@.audit_log (tool_name, called_at);
+
+-- DBA's definitions and audit trail survive pg_dump / pg_restore.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tools', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tools_id_seq', '');
+-- (The built-in propose_tool's grant to mcp_tool_author is made by this script, not dumped.)
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tool_grants',
+    $$WHERE NOT (tool_name = 'propose_tool' AND role = 'mcp_tool_author'::regrole)$$);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.principals', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_log', '');
+
+REVOKE ALL ON @extschema@.tools, @extschema@.tool_grants, @extschema@.principals, @extschema@.audit_log FROM PUBLIC;
+REVOKE ALL ON SEQUENCE @extschema@.tools_id_seq FROM PUBLIC;
+GRANT SELECT ON @extschema@.tools, @extschema@.tool_grants, @extschema@.principals, @extschema@.audit_log TO mcp_admin;

@@ -1,0 +1,16 @@
+-- Every change to SQL objects since 0.1.0; test/upgrade.sh compares the result with a fresh
+-- 0.2.0 install.
+
+-- Audit fields are bounded: which were cut, with the full value's size and SHA-256. Added
+-- last, so 0.1.0 rows keep their hash (audit_record.cpp hashes later columns only when set).
+ALTER TABLE @extschema@.audit_log ADD COLUMN truncated jsonb;
+COMMENT ON COLUMN @extschema@.audit_log.truncated IS 'Fields cut to their limit, each with its full size and the SHA-256 of its full value: {"message": {"bytes": n, "sha256": "hex"}}; NULL when nothing was cut';
+
+-- Forwarded standby records are mapped to the record's fields by name.
+DROP FUNCTION @extschema@.ingest_standby_audit(jsonb);
+DROP FUNCTION @extschema@._queue_forwarded_audit(timestamptz, name, name, text, text, text, text, integer, jsonb, text, text, double precision, integer, text, text, integer, uuid, double precision, bigint, bigint);
+DROP FUNCTION @extschema@._await_forwarded_audit();
+--@include standby_ingest.sql
+
+-- Catalog changes advance a version that the bridge checks before re-listing.
+--@include catalog_version.sql
