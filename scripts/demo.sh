@@ -1,30 +1,110 @@
 #!/usr/bin/env bash
-# Builds and installs pg_mcp, starts a throwaway local PostgreSQL cluster, loads the demo data
-# and tools, and opens psql on it (or runs the given command with PGHOST/PGPORT set).
-# The cluster is stopped and removed when psql (or the command) exits.
-#   scripts/demo.sh                 interactive psql on the demo database
-#   scripts/demo.sh -- CMD ARGS...  run CMD against the demo cluster instead
+# A live pg_mcp on a fresh Debian 12 machine, from a clone: installs what is missing, builds the
+# extension and the bridge, starts a throwaway PostgreSQL with the demo data and tools, serves
+# MCP over Streamable HTTP on the loopback with demo tokens, prints ready-to-paste client
+# configurations, runs a short scripted agent session, and serves until Ctrl-C. The cluster
+# (in /tmp/pg_mcp_demo, the same path every run) is stopped and removed on exit.
+#   scripts/demo.sh                 the MCP server (HTTP on 127.0.0.1:${PG_MCP_DEMO_HTTP_PORT:-8765})
+#   scripts/demo.sh psql            psql on the demo database instead
+#   scripts/demo.sh -- CMD ARGS...  run CMD against the demo cluster (PGHOST, PGPORT set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+mode=${1:-serve}
 
-make -s -j"$(nproc 2>/dev/null || echo 2)"
-make -s install
+scripts/deps.sh demo
+jobs=$(nproc 2>/dev/null || echo 2)
+echo "== build and install the extension; build the bridge"
+make -s -j"$jobs" >/dev/null
+make -s install >/dev/null
+cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build/cmake -j"$jobs" --target pg_mcp_bridge >/dev/null
+bridge=$root/build/cmake/pg_mcp_bridge
 
-workdir=$(mktemp -d /tmp/pg_mcp_demo.XXXXXX)
+workdir=/tmp/pg_mcp_demo
 port=${PG_MCP_DEMO_PORT:-54330}
-cleanup() { "$root/scripts/cluster.sh" stop "$workdir" || true; rm -rf "$workdir"; }
-trap cleanup EXIT INT TERM
+http_port=${PG_MCP_DEMO_HTTP_PORT:-8765}
+bridge_pid=
+cleanup() {
+  [ -n "$bridge_pid" ] && kill "$bridge_pid" 2>/dev/null && wait "$bridge_pid" 2>/dev/null
+  "$root/scripts/cluster.sh" stop "$workdir" >/dev/null 2>&1 || true
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+"$root/scripts/cluster.sh" stop "$workdir" >/dev/null 2>&1 || true  # a demo left running
+rm -rf "$workdir"
 
+echo "== start PostgreSQL in $workdir and load the demo (demo/demo.sql)"
 eval "$("$root/scripts/cluster.sh" start "$workdir" "$port")"
 export PGHOST PGPORT PGUSER PGDATABASE=pg_mcp_demo
 createdb pg_mcp_demo
-psql -q -v ON_ERROR_STOP=1 -f "$root/demo/demo.sql" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -f "$root/demo/demo.sql" >/dev/null
 
-echo "pg_mcp demo: database pg_mcp_demo on socket $PGHOST port $PGPORT (stopped when you exit)."
-if [ "${1:-}" = "--" ]; then
-  shift
-  "$@"
-else
-  psql
+case "$mode" in
+  psql) psql; exit ;;
+  --) shift; "$@"; exit ;;
+esac
+
+# The bridge's login: NOINHERIT, a member of the agent roles it serves; agents present tokens
+# of principals (stored hashed in mcp.principal_tokens), never a database password.
+tokens=$(psql -X -Atq -v ON_ERROR_STOP=1 <<'SQL'
+CREATE ROLE mcp_bridge_demo LOGIN NOINHERIT;
+GRANT agent_support, agent_acme TO mcp_bridge_demo;
+SELECT mcp.create_principal('support-demo', 'agent_support') IS NULL;
+SELECT mcp.create_token('support-demo', 'scripts/demo.sh');
+SELECT mcp.create_token('acme-support', 'scripts/demo.sh');
+SQL
+)
+support_token=$(echo "$tokens" | sed -n 2p)
+acme_token=$(echo "$tokens" | sed -n 3p)
+
+echo "== start pg_mcp_bridge on http://127.0.0.1:$http_port/mcp (bearer tokens)"
+"$bridge" --http "127.0.0.1:$http_port" --auth token --pool-size 4 \
+  "host=$PGHOST port=$PGPORT dbname=pg_mcp_demo user=mcp_bridge_demo" 2> "$workdir/bridge.log" &
+bridge_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break
+  kill -0 "$bridge_pid" 2>/dev/null || { cat "$workdir/bridge.log"; exit 1; }
+  sleep 0.1
+done
+
+url="http://127.0.0.1:$http_port/mcp"
+cat <<EOT
+
+pg_mcp is serving MCP at $url
+Two demo agents (tokens valid while the demo runs):
+  support agent (tool get_customer_info):          $support_token
+  tenant agent acme (tool get_tenant_customers):   $acme_token
+
+Claude Code:
+  claude mcp add --transport http pg-mcp $url --header "Authorization: Bearer $support_token"
+
+VS Code (.vscode/mcp.json):
+  {"servers": {"pg-mcp": {"type": "http", "url": "$url",
+                          "headers": {"Authorization": "Bearer $support_token"}}}}
+
+Cursor (~/.cursor/mcp.json):
+  {"mcpServers": {"pg-mcp": {"url": "$url", "headers": {"Authorization": "Bearer $support_token"}}}}
+
+Claude Desktop (claude_desktop_config.json; stdio, the bridge started by the client):
+  {"mcpServers": {"pg-mcp": {"command": "$bridge",
+                             "args": ["host=$PGHOST port=$PGPORT dbname=pg_mcp_demo user=agent_support"]}}}
+
+MCP Inspector:
+  npx @modelcontextprotocol/inspector   (Transport: Streamable HTTP, URL $url,
+                                         header Authorization: Bearer $support_token)
+EOT
+
+if [ -d test/sdk/node_modules ] || (cd test/sdk && npm ci --no-audit --no-fund >/dev/null 2>&1); then
+  echo
+  echo "== a scripted agent session (the official MCP SDK, test/sdk/agent-session.mjs)"
+  (cd test/sdk && node agent-session.mjs "$url" "$acme_token" get_tenant_customers \
+     '{"plan_name": "pro"}') || true
+  echo
+  echo "== its audit row (mcp.audit_log, written outside the agent's transaction):"
+  psql -X -q -c "SELECT id, called_at::time(0) AS at, principal, caller_role, tool_name, status,
+                        rows_returned, arguments FROM mcp.audit_log ORDER BY id DESC LIMIT 1"
 fi
+echo "Serving until Ctrl-C (bridge log: $workdir/bridge.log)."
+wait "$bridge_pid"

@@ -7,8 +7,13 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 jobs=$(nproc 2>/dev/null || echo 2)
-echo "== format check"
+scripts/deps.sh test
+# npm packages of the real-client tests, pinned by their lock file.
+if [ ! -d test/sdk/node_modules ]; then (cd test/sdk && npm ci --no-audit --no-fund >/dev/null); fi
+
+echo "== format check, META.json"
 make -s format-check
+node test/meta.mjs
 
 echo "== build and install the extension"
 make -s -j"$jobs"
@@ -59,7 +64,6 @@ psql -q -v ON_ERROR_STOP=1 -d "$PG_MCP_E2E_DB" -f demo/demo.sql >/dev/null
 build/cmake/e2e_tests --gtest_brief=1
 
 echo "== real clients: the official MCP TypeScript SDKs (v1 and v2)"
-if [ ! -d test/sdk/node_modules ]; then (cd test/sdk && npm ci --no-audit --no-fund >/dev/null); fi
 (cd test/sdk && PG_MCP_BRIDGE="$root/build/cmake/pg_mcp_bridge" node --test --test-concurrency=1 --test-reporter=spec)
 echo "== the same v1 tool tests over Streamable HTTP (pg_mcp_bridge --http)"
 (cd test/sdk && PG_MCP_SDK_TRANSPORT=http PG_MCP_BRIDGE="$root/build/cmake/pg_mcp_bridge" \
@@ -69,5 +73,8 @@ echo "== the same v1 tool tests over Streamable HTTP (pg_mcp_bridge --http)"
 
 echo "== production topology: hot standby, PgBouncer, HTTP bridge with tokens"
 test/deployment.sh "$workdir" "$port"
+
+echo "== Debian packages: build, install, smoke test"
+test/packages.sh $((port + 20))
 
 echo "== all tests passed"
