@@ -4,6 +4,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <future>
+#include <random>
+#include <thread>
 
 #include "json_rpc.hpp"
 
@@ -27,8 +30,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::chrono::milliseconds kFirstBackoff{250};
-constexpr std::chrono::milliseconds kMaxBackoff{30000};
+// Reconnection: the first retry after 50 ms, doubling to at most a second (jittered), so that a
+// server back from a restart is used within about a second.
+constexpr std::chrono::milliseconds kFirstBackoff{50};
+constexpr std::chrono::milliseconds kMaxBackoff{1000};
 
 // One round trip per request, each statement prepared once per connection (unless the pool
 // goes through a proxy that cannot keep them): the agent context goes to the audit record as
@@ -120,12 +125,37 @@ void deliver(const ReplyFn &reply, BackendReply value, const Logger &logger) {
 
 }  // namespace
 
+namespace {
+
+const Logger *notice_logger = nullptr;
+
+// libpq's notices and warnings (e.g. "WARNING: terminating connection because of crash of
+// another server process") as log lines of the bridge, never raw text on stderr.
+void log_notice(void *, const char *message) {
+    if (notice_logger == nullptr) return;
+    std::string text = message;
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    LogLevel level = text.rfind("WARNING:", 0) == 0 ? LogLevel::Warning
+                     : text.rfind("ERROR:", 0) == 0 || text.rfind("FATAL:", 0) == 0
+                         ? LogLevel::Error
+                         : LogLevel::Notice;
+    notice_logger->log(level, "PostgreSQL: " + text);
+}
+
+}  // namespace
+
+void route_notices_to(const Logger *logger) {
+    notice_logger = logger;
+}
+
 PGconn *open_connection(const std::string &dsn) {
     // A connect timeout unless the DSN sets one (it is expanded after, and overrides it);
     // application_name after the DSN identifies the bridge.
     const char *keywords[] = {"connect_timeout", "dbname", "application_name", nullptr};
     const char *values[] = {"10", dsn.empty() ? nullptr : dsn.c_str(), "pg_mcp_bridge", nullptr};
-    return PQconnectdbParams(keywords, values, 1);
+    PGconn *conn = PQconnectdbParams(keywords, values, 1);
+    if (conn != nullptr) PQsetNoticeProcessor(conn, log_notice, nullptr);
+    return conn;
 }
 
 bool Connection::healthy() {
@@ -230,13 +260,9 @@ Database::Database(std::string dsn, size_t pool_size, const Logger &logger,
 void Database::expire_queued() {
     std::unique_lock<std::mutex> lock(mutex_);
     while (!stopping_) {
-        std::vector<std::shared_ptr<Job>> expired;
         auto limit = Clock::now() - queue_timeout_;
-        while (!queue_.empty() && queue_.front()->queued_at < limit) {
-            expired.push_back(queue_.front());
-            active_.erase(queue_.front()->key);
-            queue_.pop_front();
-        }
+        std::vector<std::shared_ptr<Job>> expired = queue_.take_older_than(limit);
+        for (auto &job : expired) active_.erase(job->key);
         if (!expired.empty()) {
             lock.unlock();
             for (auto &job : expired) {
@@ -263,12 +289,12 @@ Database::~Database() {
 }
 
 void Database::stop() {
-    std::deque<std::shared_ptr<Job>> abandoned;
+    std::vector<std::shared_ptr<Job>> abandoned;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stopping_ && workers_.empty()) return;
         stopping_ = true;
-        abandoned.swap(queue_);
+        abandoned = queue_.take_all();
         char error[256];
         for (auto &entry : active_) {
             entry.second->cancelled = true;
@@ -278,6 +304,7 @@ void Database::stop() {
         for (auto &job : abandoned) active_.erase(job->key);
     }
     ready_.notify_all();
+    retry_.notify_all();
     expiry_.notify_all();
     for (auto &job : abandoned)
         deliver(job->reply, failure(error_code::kInternalError, "Server is shutting down"),
@@ -294,7 +321,7 @@ void Database::enqueue(std::shared_ptr<Job> job) {
         if (!stopping_) {
             job->queued_at = Clock::now();
             active_[job->key] = job;
-            queue_.push_back(job);
+            queue_.push(job->identity.principal_token, job);
             job = nullptr;
         }
     }
@@ -443,17 +470,35 @@ void Database::cancel(const std::string &key) {
     }
 }
 
+void Database::Reconnect::failed() {
+    delay = delay.count() == 0 ? kFirstBackoff : std::min(delay * 2, kMaxBackoff);
+    // Jitter (half to all of the delay): connections do not retry in lockstep.
+    static thread_local std::minstd_rand random(
+        static_cast<unsigned>(std::hash<std::thread::id>()(std::this_thread::get_id())));
+    auto jittered = delay / 2 + std::chrono::milliseconds(random() % (delay.count() / 2 + 1));
+    retry_at = Clock::now() + jittered;
+}
+
 void Database::worker() {
     Connection connection(dsn_);
+    Reconnect reconnect;
     for (;;) {
         std::shared_ptr<Job> job;
         bool cancelled;
         {
             std::unique_lock<std::mutex> lock(mutex_);
-            ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-            if (queue_.empty()) return;  // stopping
-            job = queue_.front();
-            queue_.pop_front();
+            // A connection waiting to retry takes no work meanwhile (the others serve it), and
+            // waits apart from them: a request's wake-up always reaches one that can take it.
+            for (;;) {
+                if (stopping_ && queue_.empty()) return;
+                if (!stopping_ && Clock::now() < reconnect.retry_at) {
+                    retry_.wait_until(lock, reconnect.retry_at);
+                    continue;
+                }
+                if (!queue_.empty()) break;
+                ready_.wait(lock);
+            }
+            job = queue_.pop();
             cancelled = job->cancelled;
             if (cancelled) active_.erase(job->key);
         }
@@ -462,55 +507,106 @@ void Database::worker() {
             continue;
         }
         in_use_++;
-        run(*job, connection);
+        run(job, connection, reconnect);
         in_use_--;
     }
 }
 
-void Database::run(Job &job, Connection &connection) {
+void Database::run(std::shared_ptr<Job> job, Connection &connection, Reconnect &reconnect) {
+    bool was_connected = connection.get() != nullptr && PQstatus(connection.get()) == CONNECTION_OK;
     std::string error;
-    auto fail = [&](BackendReply reply) {
+    if (connection.ensure(error)) {
+        bool restored = false;
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            active_.erase(job.key);
+            if (!was_connected) connected_++;
+            restored = reconnect.delay.count() != 0;
         }
-        if (job.is_call) record_call(reply, std::chrono::steady_clock::duration::zero());
-        deliver(job.reply, std::move(reply), logger_);
-    };
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (Clock::now() < retry_at_) {
-            auto wait =
-                std::chrono::duration_cast<std::chrono::milliseconds>(retry_at_ - Clock::now());
-            error = "Database unavailable; the bridge is reconnecting (next attempt in " +
-                    std::to_string(wait.count()) + " ms). Retry the request shortly.";
-        }
-    }
-    if (!error.empty()) {
-        fail(failure(error_code::kDatabaseUnavailable, error));
-        return;
-    }
-    if (!connection.ensure(error)) {
-        {
+        if (restored) logger_.log(LogLevel::Notice, "database connection restored");
+        reconnect.succeeded();
+        execute(*job, connection);
+        if (connection.get() == nullptr) {  // lost during the request
             std::lock_guard<std::mutex> lock(mutex_);
-            backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
-            retry_at_ = Clock::now() + backoff_;
+            if (connected_ > 0) connected_--;
         }
-        logger_.log(LogLevel::Error, "database connection failed: " + error);
-        fail(failure(error_code::kDatabaseUnavailable,
-                     "Database unavailable: " + error + ". Retry the request shortly."));
         return;
     }
+    // This connection cannot connect: it retries later; the request goes to a connection that
+    // works, or, when none does, fails at once with everything queued (a client learns the
+    // database is unavailable within about a second, not after the queue timeout).
+    bool first = reconnect.delay.count() == 0;
+    reconnect.failed();
+    std::vector<std::shared_ptr<Job>> failed;
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (backoff_.count() != 0) logger_.log(LogLevel::Notice, "database connection restored");
-        backoff_ = std::chrono::milliseconds(0);
+        if (was_connected && connected_ > 0) connected_--;
+        last_failure_ = error;
+        if (connected_ > 0 && !job->cancelled) {
+            queue_.push_front(job->identity.principal_token, job);
+        } else {
+            failed = queue_.take_all();
+            failed.insert(failed.begin(), job);
+            for (auto &each : failed) active_.erase(each->key);
+        }
     }
-    execute(job, connection);
+    ready_.notify_all();
+    logger_.log(first ? LogLevel::Error : LogLevel::Debug, "database connection failed: " + error);
+    for (auto &each : failed) {
+        BackendReply reply =
+            failure(error_code::kDatabaseUnavailable,
+                    "Database unavailable: " + error + ". The bridge reconnects; retry shortly.");
+        if (each->is_call) record_call(reply, std::chrono::steady_clock::duration::zero());
+        deliver(each->reply, std::move(reply), logger_);
+    }
+}
+
+std::string Database::readiness(std::chrono::milliseconds timeout) {
+    std::lock_guard<std::mutex> probing(readiness_mutex_);
+    auto now = Clock::now();
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (now - last_success_ < std::chrono::seconds(1)) return {};
+    }
+    if (now - readiness_at_ < std::chrono::milliseconds(500)) return readiness_;
+    auto job = std::make_shared<Job>();
+    job->key = "readyz/" + std::to_string(now.time_since_epoch().count());
+    job->is_ping = true;
+    job->identity.principal_token = "\x01readyz";  // an owner of its own in the fair queue
+    auto answer = std::make_shared<std::promise<BackendReply>>();
+    std::future<BackendReply> reply = answer->get_future();
+    job->reply = [answer](BackendReply r) { answer->set_value(std::move(r)); };
+    enqueue(job);
+    if (reply.wait_for(timeout) != std::future_status::ready) {
+        cancel(job->key);
+        readiness_ = "the database did not answer within " + std::to_string(timeout.count()) +
+                     " ms (all " + std::to_string(pool_size_) + " connections busy or stuck)";
+    } else {
+        BackendReply result = reply.get();
+        readiness_ = result.ok ? std::string() : result.error_message;
+    }
+    readiness_at_ = Clock::now();
+    return readiness_;
 }
 
 void Database::execute(Job &job, Connection &connection) {
     PGconn *conn = connection.get();
+    if (job.is_ping) {
+        PGresult *result = PQexec(conn, "SELECT 1");
+        bool ok = PQresultStatus(result) == PGRES_TUPLES_OK;
+        std::string error = ok ? std::string() : connection_error(conn);
+        PQclear(result);
+        if (!ok && PQstatus(conn) != CONNECTION_OK) connection.close();
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            active_.erase(job.key);
+            if (ok) last_success_ = Clock::now();
+        }
+        BackendReply reply;
+        reply.ok = true;
+        deliver(job.reply, ok ? std::move(reply) : failure(error_code::kDatabaseUnavailable, error),
+                logger_);
+        return;
+    }
     // As text: bytea's input reads "\x" followed by hex digits.
     std::string token = "\\x" + job.identity.principal_token;
     bool as_principal = !job.identity.principal_token.empty();
@@ -592,6 +688,7 @@ void Database::execute(Job &job, Connection &connection) {
             std::lock_guard<std::mutex> lock(mutex_);
             job.cancel_handle = nullptr;
             active_.erase(job.key);
+            if (reply.ok) last_success_ = Clock::now();
         }
         if (job.is_call) record_call(reply, Clock::now() - begun);
         deliver(job.reply, std::move(reply), logger_);

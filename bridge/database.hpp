@@ -18,6 +18,7 @@
 #include <libpq-fe.h>
 
 #include "backend.hpp"
+#include "fair_queue.hpp"
 #include "log.hpp"
 
 namespace pg_mcp::bridge {
@@ -55,6 +56,8 @@ class Connection {
 // Opens a connection with the bridge's settings (application_name) on top of the DSN, which
 // may be empty (then PG* variables, service files and .pgpass apply, as for psql).
 PGconn *open_connection(const std::string &dsn);
+// Where the notices of every connection open_connection makes go (set once, at start-up).
+void route_notices_to(const Logger *logger);
 
 struct StartupCheck {
     bool ok = false;
@@ -92,6 +95,11 @@ class Database : public Backend {
     // Cancels running queries, fails queued work, and joins the workers.
     void stop();
 
+    // What the pool can do now, for /readyz: empty when a call would be served, else why not.
+    // A call answered within the last second says so; otherwise a probe (SELECT 1) goes through
+    // the pool as a call would (reconnecting a dead connection), bounded by `timeout`.
+    std::string readiness(std::chrono::milliseconds timeout = std::chrono::milliseconds(1500));
+
     // Counters and gauges in Prometheus text format (pg_mcp_bridge_*): tool calls by outcome,
     // their latency histogram, pool connections in use, calls waiting, refused as busy.
     std::string metrics_text();
@@ -101,6 +109,7 @@ class Database : public Backend {
         std::string key;
         bool is_call = false;
         bool is_authenticate = false;  // identity.principal_token only
+        bool is_ping = false;          // SELECT 1: readiness
         enum class Catalog { Tools, Resources, Resource, Prompts, Prompt };
         Catalog catalog = Catalog::Tools;  // what a job that is no call lists or reads
         std::string uri;                   // Resource: its uri; Prompt: its name
@@ -120,9 +129,18 @@ class Database : public Backend {
     // arguments: a prompt's, as JSON).
     void enqueue_catalog(Job::Catalog catalog, const std::string &key, const CallIdentity &identity,
                          ReplyFn reply, std::string name = {}, std::string arguments = {});
+    // A connection's reconnection state: after a failed attempt the next one waits a jittered,
+    // doubling delay, from 50 ms to at most a second; each connection has its own, so the others
+    // keep serving while one cannot connect.
+    struct Reconnect {
+        std::chrono::milliseconds delay{0};
+        std::chrono::steady_clock::time_point retry_at{};
+        void failed();
+        void succeeded() { delay = std::chrono::milliseconds(0), retry_at = {}; }
+    };
     void worker();
     void expire_queued();  // the queue timeout's thread
-    void run(Job &job, Connection &connection);
+    void run(std::shared_ptr<Job> job, Connection &connection, Reconnect &reconnect);
     void execute(Job &job, Connection &connection);
 
     std::string dsn_;
@@ -130,8 +148,9 @@ class Database : public Backend {
     const Logger &logger_;
 
     std::mutex mutex_;
-    std::condition_variable ready_;
-    std::deque<std::shared_ptr<Job>> queue_;
+    std::condition_variable ready_;  // work queued (workers that may take it wait here)
+    std::condition_variable retry_;  // workers whose connection waits to retry (woken at stop)
+    FairQueue<Job> queue_;           // by owner: each principal's token hash, "" for the login role
     std::map<std::string, std::shared_ptr<Job>> active_;  // queued or running, by key
     std::vector<std::thread> workers_;
     bool stopping_ = false;
@@ -150,9 +169,15 @@ class Database : public Backend {
     std::condition_variable expiry_;  // wakes the expirer at stop (workers wait on ready_)
     std::thread expirer_;
 
-    // Reconnection backoff, shared by the workers: no new connection attempt before this.
-    std::chrono::steady_clock::time_point retry_at_{};
-    std::chrono::milliseconds backoff_{0};
+    // Connections known to work (connected, not yet found lost), the last success of any
+    // request, and why the last connection attempt failed (guarded by mutex_).
+    size_t connected_ = 0;
+    std::chrono::steady_clock::time_point last_success_{};
+    std::string last_failure_;
+    // /readyz: one probe at a time, its answer kept for half a second.
+    std::mutex readiness_mutex_;
+    std::chrono::steady_clock::time_point readiness_at_{};
+    std::string readiness_;
 };
 
 // Listens for pg_mcp_tools_changed on its own connection and calls on_change for each

@@ -235,7 +235,8 @@ class HttpServer::Session {
 
     std::string id;
     std::string token_hash;
-    SessionOutput output;  // before server, which holds a reference to it
+    std::string principal;  // of the token (with --auth token), for the per-principal caps
+    SessionOutput output;   // before server, which holds a reference to it
     McpServer server;
     std::atomic<Clock::rep> last_used{Clock::now().time_since_epoch().count()};
 };
@@ -253,7 +254,18 @@ struct HttpServer::Impl {
 
     std::mutex mutex;  // sessions, connections
     std::map<std::string, std::shared_ptr<Session>> sessions;
-    std::set<int> connections;               // open client sockets (to end idle ones at stop)
+    std::map<std::string, size_t> calls_by_principal;  // requests in progress, by principal
+    // An open client socket: what it is doing, since when, and the deadline of that.
+    struct Connection {
+        enum class Phase { Waiting, Body, Busy } phase = Phase::Waiting;  // Waiting: for a header
+        Clock::time_point since = Clock::now();
+        Clock::time_point deadline = Clock::time_point::max();
+        std::string address;
+        uint64_t requests = 0;  // served on it so far
+        bool closing = false;   // shut down (deadline or eviction); its thread is ending
+    };
+    std::map<int, Connection> connections;  // by descriptor
+    std::atomic<uint64_t> connections_timed_out{0}, connections_evicted{0};
     std::atomic<uint64_t> stateless_ids{0};  // names of the one-request sessions (2026-07-28)
     std::map<unsigned, uint64_t> responses_by_status;  // guarded by mutex
     // Ended sessions, kept until their last backend reply has come and gone.
@@ -286,11 +298,63 @@ struct HttpServer::Impl {
         return response;
     }
 
+    // Why a request's body framing is refused (RFC 9112 6.1, 6.3): Transfer-Encoding other than
+    // exactly "chunked", or together with Content-Length. Empty when acceptable.
+    static std::string framing_problem(const Request &request) {
+        auto coding = request.find(http::field::transfer_encoding);
+        if (coding == request.end()) return {};
+        if (!beast::iequals(coding->value(), "chunked"))
+            return "Bad Request: Transfer-Encoding \"" + std::string(coding->value()) +
+                   "\" is not supported (only chunked)";
+        if (request.find(http::field::content_length) != request.end())
+            return "Bad Request: a request may not carry both Transfer-Encoding and "
+                   "Content-Length";
+        return {};
+    }
+
     // An HTTP error whose body is a JSON-RPC error without id (as the transport allows).
     Response rpc_error(const Request &request, http::status status, int code,
                        const std::string &message) {
         return reply(request, status, make_error(nullptr, code, message).dump());
     }
+
+    // 429 with Retry-After: the principal is over one of its caps (others are not affected).
+    Response too_many(const Request &request, const std::string &message) {
+        Response response =
+            rpc_error(request, http::status::too_many_requests, error_code::kServerBusy, message);
+        response.set(http::field::retry_after, "1");
+        return response;
+    }
+
+    // Open sessions of a principal (under `mutex`).
+    size_t sessions_of(const std::string &principal) const {
+        size_t count = 0;
+        for (const auto &entry : sessions) count += entry.second->principal == principal;
+        return count;
+    }
+
+    // A request in progress for a principal (none without tokens): taken only below
+    // options.max_calls_per_principal, given back when the request is answered.
+    struct CallSlot {
+        CallSlot(Impl &impl, std::string principal) : impl(impl), principal(std::move(principal)) {
+            if (this->principal.empty()) return;
+            std::lock_guard<std::mutex> lock(impl.mutex);
+            size_t &running = impl.calls_by_principal[this->principal];
+            taken = running < impl.options.max_calls_per_principal;
+            if (taken) running++;
+        }
+        ~CallSlot() {
+            if (principal.empty()) return;
+            std::lock_guard<std::mutex> lock(impl.mutex);
+            auto found = impl.calls_by_principal.find(principal);
+            if (found == impl.calls_by_principal.end()) return;
+            if (taken) found->second--;
+            if (found->second == 0) impl.calls_by_principal.erase(found);
+        }
+        Impl &impl;
+        std::string principal;
+        bool taken = true;
+    };
 
     // 401 with the Bearer challenge (RFC 6750): `error` is set when a token was presented.
     Response unauthorized(const Request &request, bool presented, const std::string &message) {
@@ -306,7 +370,8 @@ struct HttpServer::Impl {
     // With --auth token: the SHA-256 of the request's bearer token once the database knows it
     // (cached a few seconds), or the response refusing the request. The token itself is never
     // logged, kept or sent anywhere.
-    std::optional<Response> authenticate(const Request &request, std::string &token_hash) {
+    std::optional<Response> authenticate(const Request &request, std::string &token_hash,
+                                         std::string &principal) {
         auto header = request.find(http::field::authorization);
         if (header == request.end())
             return unauthorized(request, false,
@@ -324,7 +389,10 @@ struct HttpServer::Impl {
             return unauthorized(request, true,
                                 "Unauthorized: the bearer token is unknown, expired or revoked");
         token_hash = sha256_hex(*token);
-        if (tokens.find(token_hash)) return std::nullopt;
+        if (std::optional<std::string> known = tokens.find(token_hash)) {
+            principal = *known;
+            return std::nullopt;
+        }
         // A token just refused is refused again for a moment without a database round trip.
         if (refused_tokens.find(token_hash))
             return unauthorized(request, true,
@@ -342,7 +410,8 @@ struct HttpServer::Impl {
         }
         BackendReply reply = answer.get();
         if (reply.ok && reply.value.is_string()) {
-            tokens.remember(token_hash, reply.value.get<std::string>());
+            principal = reply.value.get<std::string>();
+            tokens.remember(token_hash, principal);
             return std::nullopt;
         }
         if (reply.error_code == error_code::kUnauthorized) {
@@ -423,6 +492,72 @@ struct HttpServer::Impl {
     };
 
     // Frees ended sessions that no backend reply can reach any more.
+    // The connection on `fd` moves to `phase` (its deadline follows from the options).
+    void set_phase(int fd, Connection::Phase phase, bool first_request = false) {
+        std::lock_guard<std::mutex> lock(mutex);
+        auto found = connections.find(fd);
+        if (found == connections.end()) return;
+        Connection &c = found->second;
+        if (phase == Connection::Phase::Busy) c.requests++;
+        c.phase = phase;
+        c.since = Clock::now();
+        c.deadline =
+            phase == Connection::Phase::Busy ? Clock::time_point::max()
+            : phase == Connection::Phase::Body
+                ? c.since + options.body_timeout
+                : c.since + (first_request ? options.header_timeout : options.idle_timeout);
+    }
+
+    // Shuts `fd` down: its thread's blocked read or write returns and the thread ends (it takes
+    // the descriptor out of `connections` before closing it). Under `mutex`.
+    void shut(int fd, Connection &c) {
+        if (c.closing) return;
+        c.closing = true;
+        ::shutdown(fd, SHUT_RDWR);
+    }
+
+    // Closes the connections past their deadline (the watchdog's round).
+    void close_expired() {
+        auto now = Clock::now();
+        std::lock_guard<std::mutex> lock(mutex);
+        for (auto &[fd, c] : connections)
+            if (!c.closing && now >= c.deadline) {
+                shut(fd, c);
+                connections_timed_out++;
+            }
+    }
+
+    // Room for a new connection from `address` (under `mutex`): within the limits, or by closing
+    // a connection waiting for a request — among all, or among that address's when it is the
+    // address that is at its limit: one that never sent a whole request before one that has (a
+    // client known to talk), the longest waiting first. False when every candidate is busy.
+    bool make_room(const std::string &address) {
+        size_t open = 0, from_address = 0;
+        for (const auto &[fd, c] : connections) {
+            open += !c.closing;
+            from_address += !c.closing && c.address == address;
+        }
+        bool address_full = from_address >= options.max_connections_per_address;
+        if (open < options.max_connections && !address_full) return true;
+        Connection *idlest = nullptr;
+        int idlest_fd = -1;
+        for (auto &[fd, c] : connections) {
+            if (c.closing || c.phase != Connection::Phase::Waiting) continue;
+            if (address_full && c.address != address) continue;
+            bool better = idlest == nullptr || (c.requests == 0) != (idlest->requests == 0)
+                              ? idlest == nullptr || c.requests == 0
+                              : c.since < idlest->since;
+            if (better) {
+                idlest = &c;
+                idlest_fd = fd;
+            }
+        }
+        if (idlest == nullptr) return false;
+        shut(idlest_fd, *idlest);
+        connections_evicted++;
+        return true;
+    }
+
     void reap() {
         std::lock_guard<std::mutex> lock(mutex);
         draining.erase(std::remove_if(draining.begin(), draining.end(),
@@ -486,9 +621,10 @@ struct HttpServer::Impl {
             case http::verb::post:
                 return post(request);
             case http::verb::delete_: {
-                std::string token_hash;
+                std::string token_hash, principal;
                 if (options.require_token)
-                    if (auto refused = authenticate(request, token_hash)) return *refused;
+                    if (auto refused = authenticate(request, token_hash, principal))
+                        return *refused;
                 auto header = request.find("MCP-Session-Id");
                 if (header == request.end())
                     return rpc_error(request, http::status::bad_request,
@@ -533,13 +669,21 @@ struct HttpServer::Impl {
             return rpc_error(request, http::status::unsupported_media_type,
                              error_code::kInvalidRequest,
                              "Unsupported Media Type: the body must be application/json");
+        // A body that cannot be parsed whole is answered with its id when that can be read.
         if (nests_too_deep(request.body()))
-            return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
-                             "Invalid Request: the message nests more than 128 levels deep");
+            return reply(request, http::status::bad_request,
+                         make_error(recover_request_id(request.body(), request.body()),
+                                    error_code::kInvalidRequest,
+                                    "Invalid Request: the message nests more than 128 levels deep")
+                             .dump());
         json message = json::parse(request.body(), nullptr, false);
         if (message.is_discarded())
-            return rpc_error(request, http::status::bad_request, error_code::kParseError,
-                             "Parse error: the body is not JSON");
+            return reply(request, http::status::bad_request,
+                         make_error(recover_request_id(request.body(), request.body()),
+                                    error_code::kParseError,
+                                    "Parse error: the body is not valid JSON (invalid UTF-8 or "
+                                    "escape, a number out of range, or a syntax error)")
+                             .dump());
         if (!message.is_object())
             return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
                              "Invalid Request: the body must be one JSON-RPC message (no batches)");
@@ -560,9 +704,9 @@ struct HttpServer::Impl {
         if (method == "subscriptions/listen")
             return rpc_error(request, http::status::bad_request, error_code::kMethodNotFound,
                              "subscriptions/listen is not served over HTTP yet; use stdio");
-        std::string token_hash;
+        std::string token_hash, principal;
         if (options.require_token)
-            if (auto refused = authenticate(request, token_hash)) return *refused;
+            if (auto refused = authenticate(request, token_hash, principal)) return *refused;
         std::shared_ptr<Session> session;
         bool created = false;
         std::unique_ptr<RetireAfter> one_request;
@@ -582,9 +726,18 @@ struct HttpServer::Impl {
                                      error_code::kInvalidRequest,
                                      "Too many open sessions; retry later (end unused ones with "
                                      "DELETE)");
+                // One principal cannot take the sessions every other principal shares.
+                if (options.require_token &&
+                    sessions_of(principal) >= options.max_sessions_per_principal)
+                    return too_many(request,
+                                    "Too Many Requests: principal \"" + principal + "\" has " +
+                                        std::to_string(options.max_sessions_per_principal) +
+                                        " open sessions (--max-sessions-per-principal); end "
+                                        "unused ones with DELETE");
             }
             session = std::make_shared<Session>(new_session_id(), backend, server_options, logger,
                                                 token_hash);
+            session->principal = principal;
             created = true;
         } else if (version == kModernVersion) {
             // 2026-07-28 has no protocol-level sessions: the request gets a server of its own
@@ -618,6 +771,14 @@ struct HttpServer::Impl {
                              "Invalid Request: id must be a string or an integer");
         const std::string &line = request.body();
         std::string key = id.dump();
+        // Nor the calls: beyond its share, a principal's requests are refused (429), not queued
+        // in front of everyone else's.
+        CallSlot slot(*this, options.require_token ? principal : std::string());
+        if (!slot.taken)
+            return too_many(request, "Too Many Requests: principal \"" + principal + "\" has " +
+                                         std::to_string(options.max_calls_per_principal) +
+                                         " requests in progress (--max-calls-per-principal); "
+                                         "retry when one finishes");
         auto waiter = std::make_shared<SessionOutput::Waiter>();
         if (!session->output.expect(key, waiter))
             return rpc_error(
@@ -682,9 +843,9 @@ struct HttpServer::Impl {
                                 "Not Acceptable: a GET stream needs Accept: text/event-stream");
             return nullptr;
         }
-        std::string token_hash;
+        std::string token_hash, principal;
         if (options.require_token)
-            if (auto refused = authenticate(request, token_hash)) {
+            if (auto refused = authenticate(request, token_hash, principal)) {
                 refusal = std::move(*refused);
                 return nullptr;
             }
@@ -764,6 +925,15 @@ struct HttpServer::Impl {
         out += "# HELP pg_mcp_bridge_http_connections Open client connections.\n";
         out += "# TYPE pg_mcp_bridge_http_connections gauge\n";
         out += "pg_mcp_bridge_http_connections " + std::to_string(connections.size()) + "\n";
+        out +=
+            "# HELP pg_mcp_bridge_http_connections_closed_total Client connections the bridge "
+            "closed: past a deadline (header, idle, body), or evicted as the idlest to admit "
+            "another.\n";
+        out += "# TYPE pg_mcp_bridge_http_connections_closed_total counter\n";
+        out += "pg_mcp_bridge_http_connections_closed_total{reason=\"timeout\"} " +
+               std::to_string(connections_timed_out.load()) + "\n";
+        out += "pg_mcp_bridge_http_connections_closed_total{reason=\"evicted\"} " +
+               std::to_string(connections_evicted.load()) + "\n";
         out += "# HELP pg_mcp_bridge_http_event_streams Open GET event streams.\n";
         out += "# TYPE pg_mcp_bridge_http_event_streams gauge\n";
         out += "pg_mcp_bridge_http_event_streams " + std::to_string(streams) + "\n";
@@ -773,10 +943,32 @@ struct HttpServer::Impl {
     void serve(tcp::socket &socket) {
         beast::flat_buffer buffer;
         beast::error_code error;
-        for (;;) {
+        int fd = socket.native_handle();
+        // Writes give up after write_timeout (a client that stops reading cannot hold a thread).
+        timeval send_timeout{};
+        send_timeout.tv_sec = static_cast<time_t>(options.write_timeout.count() / 1000);
+        send_timeout.tv_usec =
+            static_cast<suseconds_t>((options.write_timeout.count() % 1000) * 1000);
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+        for (bool first = true;; first = false) {
+            set_phase(fd, Connection::Phase::Waiting, first);
             http::request_parser<http::string_body> parser;
             parser.body_limit(options.max_body_bytes);
-            http::read(socket, buffer, parser, error);
+            http::read_header(socket, buffer, parser, error);
+            if (!error) set_phase(fd, Connection::Phase::Body);
+            if (!error) {
+                // A body framed two ways, or by a coding other than chunked, is refused:
+                // framing it by Content-Length would let a proxy in front see other requests.
+                std::string problem = framing_problem(parser.get());
+                if (!problem.empty()) {
+                    Response response = rpc_error(parser.get(), http::status::bad_request,
+                                                  error_code::kInvalidRequest, problem);
+                    response.keep_alive(false);
+                    http::write(socket, response, error);
+                    break;
+                }
+                http::read(socket, buffer, parser, error);
+            }
             if (error == http::error::body_limit) {
                 Request request = parser.release();
                 Response response = rpc_error(
@@ -805,7 +997,21 @@ struct HttpServer::Impl {
                 }
                 break;
             }
-            if (error) break;  // closed, or a malformed request
+            if (!error) set_phase(fd, Connection::Phase::Busy);
+            if (error) {
+                // A request that is not HTTP gets 400 before the connection closes (a client
+                // that closed needs nothing).
+                if (&error.category() ==
+                        &http::make_error_code(http::error::bad_target).category() &&
+                    error != http::error::end_of_stream && error != http::error::partial_message) {
+                    Response response = rpc_error(
+                        parser.get(), http::status::bad_request, error_code::kInvalidRequest,
+                        "Bad Request: malformed HTTP (" + error.message() + ")");
+                    response.keep_alive(false);
+                    http::write(socket, response, error);
+                }
+                break;
+            }
             Request request = parser.release();
             std::string target(request.target());
             bool event_stream = request.method() == http::verb::get &&
@@ -893,6 +1099,13 @@ bool HttpServer::listen(std::string &error) {
 void HttpServer::run(std::chrono::milliseconds grace) {
     Impl &impl = *impl_;
     auto last_expiry = Clock::now();
+    // The watchdog: every connection's deadline, ten times a second.
+    std::thread watchdog([&impl] {
+        while (!impl.stopping) {
+            impl.close_expired();
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    });
     while (!impl.stopping) {
         beast::error_code error;
         tcp::socket socket(impl.io);
@@ -909,13 +1122,19 @@ void HttpServer::run(std::chrono::milliseconds grace) {
             last_expiry = Clock::now();
         }
         int fd = socket.native_handle();
+        beast::error_code ignored;
+        std::string address = socket.remote_endpoint(ignored).address().to_string();
         bool full;
         {
             std::lock_guard<std::mutex> lock(impl.mutex);
-            full = impl.connections.size() >= impl.options.max_connections;
-            if (!full) impl.connections.insert(fd);
+            full = !impl.make_room(address);
+            if (!full) {
+                Impl::Connection &c = impl.connections[fd];
+                c.address = address;
+                c.deadline = c.since + impl.options.header_timeout;
+            }
         }
-        if (full) {  // refuse at once, without a thread
+        if (full) {  // every connection is serving a request: refuse at once, without a thread
             static const char kBusy[] =
                 "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
                 "Retry-After: 1\r\n\r\n";
@@ -950,10 +1169,10 @@ void HttpServer::run(std::chrono::milliseconds grace) {
         std::unique_lock<std::mutex> lock(impl.mutex);
         while (!impl.connections.empty() && Clock::now() < deadline) {
             if (impl.in_flight == 0)
-                for (int fd : impl.connections) ::shutdown(fd, SHUT_RD);
+                for (auto &entry : impl.connections) ::shutdown(entry.first, SHUT_RD);
             impl.connections_done.wait_for(lock, std::chrono::milliseconds(50));
         }
-        for (int fd : impl.connections) ::shutdown(fd, SHUT_RDWR);
+        for (auto &entry : impl.connections) ::shutdown(entry.first, SHUT_RDWR);
     }
     // Past the grace period: requests still running are cancelled and abandoned (outside
     // the lock: cancelling reaches the database).
@@ -974,6 +1193,8 @@ void HttpServer::run(std::chrono::milliseconds grace) {
         impl.logger.log(LogLevel::Error, "connections did not finish within 30 s; exiting");
         std::_Exit(1);
     }
+    lock.unlock();
+    watchdog.join();
 }
 
 void HttpServer::stop() {

@@ -34,8 +34,21 @@ struct HttpOptions {
     size_t max_body_bytes = 1 << 20;
     std::chrono::milliseconds request_timeout{300000};  // longest wait for one response
     std::chrono::minutes session_idle{60};              // sessions unused this long are ended
-    size_t max_connections = 512;  // more open client connections are refused (503)
-    size_t max_sessions = 4096;    // more sessions: initialize gets 503
+    size_t max_connections = 512;  // open client connections (beyond: the idlest one is closed)
+    size_t max_connections_per_address = 256;  // from one client address (the same rule)
+    // Every socket has a deadline: the first request's header within header_timeout of the
+    // connection, a later one's within idle_timeout of the previous response, a body within
+    // body_timeout of its header, each write within write_timeout. A connection past its
+    // deadline is closed; under pressure the one waiting longest for a request goes first.
+    std::chrono::milliseconds header_timeout{10000};
+    std::chrono::milliseconds idle_timeout{60000};
+    std::chrono::milliseconds body_timeout{30000};
+    std::chrono::milliseconds write_timeout{30000};
+    size_t max_sessions = 4096;  // more sessions: initialize gets 503
+    // With tokens, what one principal may hold of what all share: open sessions, and requests
+    // in progress (beyond either: 429 with Retry-After, for that principal only).
+    size_t max_sessions_per_principal = 64;
+    size_t max_calls_per_principal = 256;
     // Every /mcp request must carry "Authorization: Bearer <token>" of a principal (see
     // mcp.create_token); its session then runs as that principal, and only that token may use
     // the session.

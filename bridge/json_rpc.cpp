@@ -30,15 +30,18 @@ bool nests_too_deep(std::string_view text) {
 }
 
 Message parse_message(std::string_view line) {
+    // A message that cannot be parsed whole still answers with its id when the id can be read
+    // from the text (its other members may hold the bad part: a lone surrogate, a number out of
+    // range, too deep a nesting), so that the client's request fails at once.
     if (nests_too_deep(line))
-        return invalid(nullptr, error_code::kInvalidRequest,
+        return invalid(recover_request_id(line, line), error_code::kInvalidRequest,
                        "Invalid Request: the message nests more than 128 levels deep");
     json value;
     try {
         value = json::parse(line.begin(), line.end());
-    } catch (const json::parse_error &error) {
+    } catch (const json::exception &error) {
         return invalid(
-            nullptr, error_code::kParseError,
+            recover_request_id(line, line), error_code::kParseError,
             std::string("Parse error: the message is not valid JSON (") + error.what() + ")");
     }
     if (value.is_array())

@@ -43,9 +43,10 @@ bool nests_too_deep(std::string_view text);
 
 Message parse_message(std::string_view line);
 
-// The id of a request too long to parse, from its first and last bytes, when it is plainly
-// there ("id" as a member of the outermost object, an integer or a string without escapes);
-// null otherwise. Lets the client's pending request fail at once instead of timing out.
+// The id of a request that cannot be parsed (too long, or invalid somewhere), from its first and
+// last bytes (the whole text when it is at hand), when it is plainly there ("id" as a member of
+// the outermost object, an integer or a string without escapes); null otherwise. Lets the
+// client's pending request fail at once instead of timing out.
 json recover_request_id(std::string_view head, std::string_view tail);
 
 json make_result(const json &id, json result);

@@ -12,6 +12,29 @@ namespace {
 const char *const kNames[] = {"debug", "info",     "notice", "warning",
                               "error", "critical", "alert",  "emergency"};
 std::mutex stderr_mutex;
+
+// Text lines: control characters escaped, so that no value (a tool name, a server message) can
+// end a line or forge another one.
+std::string escape_controls(const std::string &text) {
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
 }  // namespace
 
 bool parse_log_level(const std::string &name, LogLevel &level) {
@@ -42,8 +65,9 @@ void Logger::log(LogLevel level, const std::string &message, const std::string &
         if (!request_id.empty()) entry["request_id"] = request_id;
         line = entry.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     } else {
-        line = std::string(stamp) + " pg_mcp_bridge " + log_level_name(level) + ": " + message;
-        if (!request_id.empty()) line += " (request " + request_id + ")";
+        line = std::string(stamp) + " pg_mcp_bridge " + log_level_name(level) + ": " +
+               escape_controls(message);
+        if (!request_id.empty()) line += " (request " + escape_controls(request_id) + ")";
     }
     std::lock_guard<std::mutex> lock(stderr_mutex);
     std::fprintf(stderr, "%s\n", line.c_str());

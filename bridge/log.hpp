@@ -16,8 +16,9 @@ class Logger {
         : threshold_(threshold), json_(json) {}
     void set_threshold(LogLevel level) { threshold_ = level; }
     bool enabled(LogLevel level) const { return level >= threshold_; }
-    // One line per message: "TIME pg_mcp_bridge LEVEL: MESSAGE", or with json, an object
-    // {"time","level","logger","message"} plus "request_id" when the message is about one.
+    // One line per message: "TIME pg_mcp_bridge LEVEL: MESSAGE" (control characters escaped),
+    // or with json, an object {"time","level","logger","message"} plus "request_id" when the
+    // message is about one.
     void log(LogLevel level, const std::string &message, const std::string &request_id = {}) const;
 
   private:

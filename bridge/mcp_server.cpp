@@ -430,7 +430,9 @@ void McpServer::list_tools(const Request &request) {
 }
 
 void McpServer::list_resources(const Request &request) {
-    serve_list(request, "resources/list", "uri", "resources",
+    // Paged by name: the order the extension sorts them in (a URI is the name percent-encoded,
+    // whose byte order differs for names with characters outside the URI's unreserved set).
+    serve_list(request, "resources/list", "name", "resources",
                [this](const std::string &key, const CallIdentity &who, ReplyFn reply) {
                    backend_.list_resources(key, who, std::move(reply));
                });

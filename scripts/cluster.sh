@@ -3,7 +3,7 @@
 #   scripts/cluster.sh start DIR [PORT]   initdb (if needed) and start; prints the PG* settings
 #   scripts/cluster.sh replica PRIMARY_DIR PRIMARY_PORT DIR PORT
 #                                         a streaming hot standby of that cluster (pg_basebackup)
-#   scripts/cluster.sh stop DIR           stop (fast) if running
+#   scripts/cluster.sh stop DIR [MODE]    stop (pg_ctl -m MODE: fast, or immediate) if running
 # The cluster runs as an unprivileged user (PostgreSQL refuses root), listens on a unix socket
 # inside DIR (and on TCP only where PG_MCP_CLUSTER_LISTEN names addresses, as the benchmarks'
 # peers need), and is stopped by the caller (tests use a trap).
@@ -69,8 +69,9 @@ CONF
     echo "export PGHOST='$dir' PGPORT=$port PGUSER=postgres"
     ;;
   stop)
+    # cluster.sh stop DIR [fast|immediate]
     if [ -f "$dir/data/postmaster.pid" ]; then
-      as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+      as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m "${3:-fast}" -w stop >/dev/null || true
     fi
     ;;
   *) echo "unknown command: $cmd" >&2; exit 2 ;;

@@ -13,6 +13,8 @@ root=$PWD
 mode=${1:-serve}
 
 scripts/deps.sh demo
+# Node.js 20 from the npm registry when the system's is older (scripts/deps.sh).
+[ -x build/node/bin/node ] && export PATH="$PWD/build/node/bin:$PATH"
 jobs=$(nproc 2>/dev/null || echo 2)
 echo "== build and install the extension; build the bridge"
 make -s -j"$jobs" >/dev/null

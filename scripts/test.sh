@@ -8,6 +8,8 @@ root=$PWD
 
 jobs=$(nproc 2>/dev/null || echo 2)
 scripts/deps.sh test
+# Node.js 20 from the npm registry when the system's is older (scripts/deps.sh).
+[ -x build/node/bin/node ] && export PATH="$PWD/build/node/bin:$PATH"
 # npm packages of the real-client tests, pinned by their lock file.
 if [ ! -d test/sdk/node_modules ]; then (cd test/sdk && npm ci --no-audit --no-fund >/dev/null); fi
 

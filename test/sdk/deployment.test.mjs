@@ -115,6 +115,62 @@ after(async () => {
   );
 });
 
+test('deployment: after a restart (fast, immediate) calls succeed within 2 s; /readyz is 503 while down', TEST, async () => {
+  const bridge = await startBridgeWith(['--http', '127.0.0.1:0', '--auth', 'token', '--agent', `${AGENT}-recovery`, '--pool-size', '4', direct]);
+  const acme = await connect(bridge.url, tokens['acme-support']);
+  const outcomes = [];
+  let running = true;
+  let down = false;
+  // A steady load: one call after another, each outcome with the time it was answered.
+  const load = (async () => {
+    while (running) {
+      let ok = false;
+      try {
+        ok = (await where(acme)).isError === false;
+      } catch {
+        ok = false;
+      }
+      outcomes.push({ ok, at: Date.now() });
+      if (!ok) await sleep(20);
+    }
+  })();
+  const readyz = async () => (await fetch(new URL('/readyz', bridge.url))).status;
+  try {
+    for (const mode of ['fast', 'immediate']) {
+      const since = Date.now();
+      await waitFor(`calls succeeding before the ${mode} stop`, async () => outcomes.some((o) => o.ok && o.at > since));
+      await cluster('stop', env.PG_MCP_DEPLOY_PRIMARY_DIR, mode);
+      down = true;
+      await waitFor(`/readyz 503 after the ${mode} stop`, async () => (await readyz()) === 503, 5_000);
+      // Down for a few seconds under load (every call fails meanwhile), as a slow restart is.
+      await sleep(3000);
+      assert.equal(await readyz(), 503, '/readyz stays 503 while the server is down');
+      await startPrimary();
+      down = false;
+      const back = Date.now();  // the server accepts connections from here on
+      await waitFor(`a call to succeed after the ${mode} restart`, async () => outcomes.some((o) => o.ok && o.at >= back), 15_000);
+      const first = outcomes.find((o) => o.ok && o.at >= back);
+      assert.ok(first.at - back < 2000, `first success ${first.at - back} ms after the server was back (${mode})`);
+      await waitFor('/readyz 200 again', async () => (await readyz()) === 200, 5_000);
+    }
+    // The login's CONNECTION LIMIT lowered under load, its connections ended: the pool serves
+    // with the connections it can have instead of stopping.
+    await psql(`ALTER ROLE ${LOGIN} CONNECTION LIMIT 2;
+                SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = ${lit(LOGIN)};`);
+    const limited = Date.now();
+    await sleep(2000);
+    const served = outcomes.filter((o) => o.ok && o.at > limited + 1000).length;
+    assert.ok(served >= 20, `only ${served} calls served in the second second under CONNECTION LIMIT 2`);
+  } finally {
+    running = false;
+    await load;
+    if (down) await startPrimary();
+    await psql(`ALTER ROLE ${LOGIN} CONNECTION LIMIT -1`);
+    await acme.close();
+    await bridge.stop();
+  }
+});
+
 test('deployment: read-only tools run on the standby, writing tools on the primary, via PgBouncer', TEST, async () => {
   const spool = `${env.PG_MCP_DEPLOY_WORKDIR}/spool-routing.jsonl`;
   const bridge = await startBridge(viaBouncer, ['--no-prepared-statements', '--notify-dsn', direct,

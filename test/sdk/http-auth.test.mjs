@@ -198,3 +198,32 @@ test('stdio: --token-env runs the bridge as the token\'s principal; a bad token 
   assert.match(failed.stderr, /PG_MCP_TEST_TOKEN: Unauthorized: the bearer token is unknown, expired or revoked/);
   assert.doesNotMatch(failed.stderr, /pgmcp_wrong/);
 });
+
+test('http auth: one principal at its session cap cannot lock out another', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge(LOGIN, ['--auth', 'token', '--max-sessions-per-principal', '3']);
+  const open = [];
+  try {
+    for (let i = 0; i < 3; i++) open.push(await connect(bridge.url, tokens['acme-support']));
+    // The fourth session of the same principal: 429 with Retry-After, naming the cap.
+    const refused = await post(bridge.url, INITIALIZE, { authorization: `Bearer ${tokens['acme-support']}` });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get('retry-after'), '1');
+    assert.match((await refused.json()).error.message, /acme-support.*--max-sessions-per-principal/);
+    // Another principal opens sessions and calls as usual.
+    const globex = await connect(bridge.url, tokens['globex-support']);
+    open.push(globex);
+    const result = await globex.client.callTool({ name: 'get_tenant_customers', arguments: {} });
+    assert.equal(result.isError, false, JSON.stringify(result));
+    // Ending one of acme's sessions gives its place back.
+    const ended = open.shift();
+    await ended.transport.terminateSession();
+    await ended.client.close();
+    open.push(await connect(bridge.url, tokens['acme-support']));
+  } finally {
+    for (const { transport, client } of open) {
+      await transport.terminateSession().catch(() => {});
+      await client.close().catch(() => {});
+    }
+    await bridge.stop();
+  }
+});

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { startHttpBridge } from './clients.mjs';
-import { psql } from './helpers.mjs';
+import { createAndGrantTool, dropTool, psql } from './helpers.mjs';
+import { connect as netConnect } from 'node:net';
 
 const TEST_TIMEOUT = { timeout: 120_000 };
 const JSON_AND_SSE = 'application/json, text/event-stream';
@@ -19,12 +20,12 @@ function post(url, body, headers = {}) {
   });
 }
 
-async function initialize(url) {
+async function initialize(url, clientName = 'http-test') {
   const response = await post(url, {
     jsonrpc: '2.0',
     id: 1,
     method: 'initialize',
-    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'http-test', version: '1' } }
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: clientName, version: '1' } }
   });
   assert.equal(response.status, 200);
   const session = response.headers.get('mcp-session-id');
@@ -379,25 +380,152 @@ test('http: --log-format json writes one object per line, with the request id', 
   }
 });
 
-test('http: connections and sessions beyond their limits get 503', TEST_TIMEOUT, async () => {
+test('http: JSON logs stay JSON through PostgreSQL notices and terminated connections', TEST_TIMEOUT, async () => {
+  await psql(`CREATE OR REPLACE FUNCTION public.sdk_noisy() RETURNS int LANGUAGE plpgsql AS
+              $$ BEGIN RAISE WARNING E'noisy\\nsecond line'; RETURN 1; END $$;
+              GRANT EXECUTE ON FUNCTION public.sdk_noisy() TO PUBLIC;`);
+  await createAndGrantTool({ name: 'sdk_noisy', sql: 'SELECT public.sdk_noisy() AS x', description: 'Warns, then answers (log test)', grantTo: 'agent_support' });
+  const bridge = await startHttpBridge('agent_support', ['--log-format', 'json']);
+  try {
+    const headers = await initialize(bridge.url);
+    const call = (id) => post(bridge.url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'sdk_noisy', arguments: {} } }, headers);
+    assert.equal((await (await call(1)).json()).result.isError, false);
+    // The server ends the bridge's connections (as a restart would): the goodbye arrives on
+    // idle connections, and the next call reconnects.
+    await psql(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE usename = 'agent_support' AND application_name = 'pg_mcp_bridge'`);
+    await new Promise((r) => setTimeout(r, 300));
+    for (let id = 2; id < 5; id++) await (await call(id)).json();
+    assert.equal((await (await call(5)).json()).result.isError, false);
+    await new Promise((r) => setTimeout(r, 100));
+    const lines = bridge.stderr.join('').split('\n').filter((l) => l !== '');
+    for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `not JSON: ${line}`);
+    const messages = lines.map((l) => JSON.parse(l).message);
+    assert.ok(messages.some((m) => /noisy\nsecond line/.test(m)), messages.join('\n'));
+  } finally {
+    await bridge.stop();
+    await dropTool('sdk_noisy');
+  }
+});
+
+test('http: text logs escape control characters, so a value cannot forge a line', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--log-level', 'debug']);
+  try {
+    // A client name and a request id with line breaks, both logged (the outcome of a call that
+    // failed validation is a warning naming its request).
+    const headers = await initialize(bridge.url, 'client\nFORGED pg_mcp_bridge error: fake');
+    await post(bridge.url, { jsonrpc: '2.0', id: 'x\nFORGED pg_mcp_bridge error: fake', method: 'tools/call', params: { name: 'get_customer_info', arguments: { email: 'bad' } } }, headers);
+    await new Promise((r) => setTimeout(r, 100));
+    const lines = bridge.stderr.join('').split('\n').filter((l) => l !== '');
+    assert.ok(lines.filter((l) => l.includes('FORGED')).length >= 2, lines.join('\n'));
+    for (const line of lines) assert.match(line, /^\d{4}-\d\d-\d\dT\S+ pg_mcp_bridge \w+: /, `forged or broken line: ${line}`);
+  } finally {
+    await bridge.stop();
+  }
+});
+
+test('http: a body framed by both Transfer-Encoding and Content-Length is refused with 400', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support');
+  const url = new URL(bridge.url);
+  const raw = (text) =>
+    new Promise((resolve, reject) => {
+      const socket = netConnect(Number(url.port), url.hostname, () => socket.write(text));
+      let answer = '';
+      socket.on('data', (chunk) => (answer += chunk));
+      socket.on('end', () => resolve(answer));
+      socket.on('error', reject);
+      setTimeout(() => { socket.destroy(); resolve(answer); }, 3000);
+    });
+  try {
+    const body = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
+    for (const coding of ['gzip', 'chunked']) {
+      const answer = await raw(
+        `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\n` +
+        `Accept: application/json, text/event-stream\r\nTransfer-Encoding: ${coding}\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body}`);
+      assert.match(answer, /^HTTP\/1\.1 400 /, `${coding}: ${answer.slice(0, 200)}`);
+    }
+    // Not HTTP at all: 400 too, then the connection closes.
+    assert.match(await raw('HELLO\r\n\r\n'), /^HTTP\/1\.1 400 /);
+  } finally {
+    await bridge.stop();
+  }
+});
+
+test('http: 2,000 idle and 200 half-header sockets neither delay a client nor stay open', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--header-timeout', '1500', '--idle-timeout', '1500']);
+  const url = new URL(bridge.url);
+  const sockets = [];
+  let closed = 0;
+  const open = (halfHeader) =>
+    new Promise((resolve) => {
+      const socket = netConnect(Number(url.port), url.hostname, () => {
+        if (halfHeader) socket.write(`POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nContent-Ty`);
+        resolve();
+      });
+      socket.on('close', () => closed++);
+      socket.on('error', () => {});
+      sockets.push(socket);
+    });
+  try {
+    for (let i = 0; i < 2200; i += 100) await Promise.all(Array.from({ length: 100 }, (_, k) => open(i + k >= 2000)));
+    // A client that talks is served at once: initialize and a tool call within a second.
+    const started = Date.now();
+    const headers = await initialize(bridge.url);
+    const call = await post(
+      bridge.url,
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'get_customer_info', arguments: { email: 'customer5@example.com' } } },
+      headers
+    );
+    const body = await call.json();
+    const took = Date.now() - started;
+    assert.equal(body.result.isError, false, JSON.stringify(body));
+    assert.ok(took < 1000, `initialize and a call took ${took} ms behind 2,200 idle sockets`);
+    // Every idle or half-sent socket is closed by the bridge: evicted to admit others, or
+    // past its deadline.
+    const deadline = Date.now() + 6000;
+    while (closed < sockets.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(closed, sockets.length, `${sockets.length - closed} idle sockets still open`);
+    const metrics = await (await fetch(new URL('/metrics', bridge.url))).text();
+    assert.match(metrics, /pg_mcp_bridge_http_connections_closed_total\{reason="timeout"\} [1-9]/);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await bridge.stop();
+  }
+});
+
+test('http: beyond --max-connections the idlest connection makes room; all busy: 503; sessions too', TEST_TIMEOUT, async () => {
+  await createAndGrantTool({ name: 'sdk_http_sleep', sql: 'SELECT pg_sleep(1) IS NULL AS slept', description: 'Takes a second (connection test)', grantTo: 'agent_support' });
   const bridge = await startHttpBridge('agent_support', ['--max-connections', '2', '--max-sessions', '1']);
   const { createConnection } = await import('node:net');
   const sockets = [];
   try {
     const port = Number(new URL(bridge.url).port);
-    // Two idle connections take the two places.
+    // Two idle connections take the two places; a client that talks still gets in, and the
+    // connection idle the longest is closed for it.
+    let closed = 0;
     for (let i = 0; i < 2; i++) {
       const socket = createConnection({ host: '127.0.0.1', port });
       await new Promise((resolve) => socket.once('connect', resolve));
+      socket.on('close', () => closed++);
       sockets.push(socket);
     }
     await new Promise((r) => setTimeout(r, 200));
-    const refused = await rawRequest(new URL('/healthz', bridge.url), { headers: { host: `127.0.0.1:${port}` } });
-    assert.equal(refused.status, 503);
+    const served = await rawRequest(new URL('/healthz', bridge.url), { headers: { host: `127.0.0.1:${port}` } });
+    assert.equal(served.status, 200);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(closed >= 1, 'an idle connection was closed to admit the client');
     for (const socket of sockets) socket.destroy();
     await new Promise((r) => setTimeout(r, 200));
-    // One session allowed: the second initialize is refused until the first ends.
+    // Both places serving a request: nothing can be closed, so a third connection gets 503.
     const headers = await initialize(bridge.url);
+    const slow = (id) => post(bridge.url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'sdk_http_sleep', arguments: {} } }, headers);
+    const calls = [slow(11), slow(12)];
+    await new Promise((r) => setTimeout(r, 400));
+    const refused = await rawRequest(new URL('/healthz', bridge.url), { headers: { host: `127.0.0.1:${port}` } });
+    assert.equal(refused.status, 503);
+    for (const call of calls) assert.equal((await (await call).json()).result.isError, false);
+    // One session allowed: the second initialize is refused until the first ends.
     const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
     assert.equal((await post(bridge.url, init)).status, 503);
     assert.equal((await fetch(bridge.url, { method: 'DELETE', headers })).status, 204);
@@ -405,6 +533,7 @@ test('http: connections and sessions beyond their limits get 503', TEST_TIMEOUT,
   } finally {
     for (const socket of sockets) socket.destroy();
     await bridge.stop();
+    await dropTool('sdk_http_sleep');
   }
 });
 

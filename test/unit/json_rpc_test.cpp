@@ -45,11 +45,43 @@ TEST(JsonRpc, ResponseFromClient) {
 
 TEST(JsonRpc, ParseErrors) {
     for (const char *line : {"", "{", "{\"jsonrpc\":\"2.0\",", "garbage", "\x80\x81\xfe\xff",
-                             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xc3\x28\"}"}) {
+                             "{\"jsonrpc\":\"2.0\",\"method\":\"\xc3\x28\"}"}) {
         Message m = parse_message(line);
         EXPECT_EQ(m.kind, Message::Kind::Invalid) << line;
         EXPECT_EQ(error_code_of(m), error_code::kParseError) << line;
         EXPECT_TRUE(m.id.is_null());
+    }
+}
+
+// A message that cannot be parsed whole answers with its id when the id is readable, wherever
+// the bad part is: invalid UTF-8, a lone UTF-16 surrogate, a number out of range, nesting over
+// the limit; before or after the id.
+TEST(JsonRpc, UnparsableMessagesKeepTheirReadableId) {
+    std::string deep = std::string(200, '[') + std::string(200, ']');
+    struct Case {
+        std::string line;
+        json id;
+        int code;
+    } cases[] = {
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xc3\x28\"}", 1, error_code::kParseError},
+        {R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"s":"\ud800"}})", 2,
+         error_code::kParseError},
+        {R"({"jsonrpc":"2.0","method":"tools/call","params":{"s":"\ud800"},"id":"s-3"})", "s-3",
+         error_code::kParseError},
+        {R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"n":1e400}})", 4,
+         error_code::kParseError},
+        {R"({"jsonrpc":"2.0","method":"tools/call","params":{"n":-1e400},"id":5})", 5,
+         error_code::kParseError},
+        {R"({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"x":)" + deep + "}}", 6,
+         error_code::kInvalidRequest},
+        {R"({"jsonrpc":"2.0","method":"tools/call","params":{"x":)" + deep + R"(},"id":7})", 7,
+         error_code::kInvalidRequest},
+    };
+    for (const Case &c : cases) {
+        Message m = parse_message(c.line);
+        ASSERT_EQ(m.kind, Message::Kind::Invalid) << c.line;
+        EXPECT_EQ(error_code_of(m), c.code) << c.line;
+        EXPECT_EQ(m.id, c.id) << c.line;
     }
 }
 

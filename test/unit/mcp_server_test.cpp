@@ -1,5 +1,8 @@
 // MCP dispatch for both protocol eras, against a scripted backend (the real backend, the
 // extension on a real server, is covered by the end-to-end tests).
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -234,6 +237,48 @@ TEST_F(ServerTest, MethodNotFoundAndIgnoredNotifications) {
     server.handle_line(R"({"jsonrpc":"2.0","method":"notifications/whatever","params":{}})");
     server.handle_line(R"({"jsonrpc":"2.0","id":5,"result":{}})");  // a response: ignored
     EXPECT_EQ(output.size(), 0u);
+}
+
+// The cursor pages by the key the extension sorts by (the name, in byte order), so a walk sees
+// every resource once even where the percent-encoded URIs sort differently ("s.vé" after
+// "s.vz", but "s.v%C3%A9" before "s.vz").
+TEST_F(ServerTest, ResourcesCursorWalksEveryViewOnce) {
+    initialize();
+    std::vector<std::string> names;
+    for (int i = 0; i < 250; ++i)
+        names.push_back(std::string("s.v") +
+                        (i % 3 == 0   ? "\xc3\xa9"
+                         : i % 3 == 1 ? "z"
+                                      : "-") +
+                        std::to_string(i));
+    std::sort(names.begin(), names.end());
+    backend.resources = json::array();
+    for (const std::string &name : names) {
+        std::string uri = "pg-mcp://views/";
+        for (unsigned char c : name) {
+            char hex[4];
+            std::snprintf(hex, sizeof hex, "%%%02X", c);
+            uri += (std::isalnum(c) || c == '.' || c == '-' || c == '_' || c == '~')
+                       ? std::string(1, static_cast<char>(c))
+                       : std::string(hex);
+        }
+        backend.resources.push_back({{"uri", uri}, {"name", name}});
+    }
+    std::vector<std::string> seen;
+    json cursor = nullptr;
+    for (int page = 0; page < 300; ++page) {
+        json params = json::object();
+        if (!cursor.is_null()) params["cursor"] = cursor;
+        json result = request(json({{"jsonrpc", "2.0"},
+                                    {"id", page},
+                                    {"method", "resources/list"},
+                                    {"params", params}})
+                                  .dump())["result"];
+        for (const json &resource : result["resources"]) seen.push_back(resource["name"]);
+        if (!result.contains("nextCursor")) break;
+        cursor = result["nextCursor"];
+    }
+    EXPECT_EQ(seen, names);  // no gap, no repeat, in order
 }
 
 TEST_F(ServerTest, ResourcesAreListedPagedAndRead) {

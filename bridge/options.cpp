@@ -1,0 +1,291 @@
+#include "options.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "database.hpp"
+
+namespace pg_mcp::bridge {
+
+namespace po = boost::program_options;
+
+namespace {
+
+const char *const kIntroduction =
+    "Usage: pg_mcp_bridge [OPTIONS] [CONNINFO]\n"
+    "\n"
+    "Serves the tools of a PostgreSQL database with the pg_mcp extension to MCP clients,\n"
+    "over stdio (one JSON-RPC message per line) or Streamable HTTP (--http). Protocol\n"
+    "revisions 2026-07-28 and 2025-11-25 (also 2025-06-18 and 2025-03-26).\n"
+    "\n"
+    "CONNINFO is a libpq connection string or URI (postgresql://user@host/db). Without it,\n"
+    "libpq's environment applies exactly as for psql: PGHOST, PGDATABASE, PGUSER, PGSERVICE\n"
+    "and service files, ~/.pgpass, PGSSLMODE and certificates.\n";
+
+struct UsageError {
+    std::string message;
+};
+
+// A whole number of at least `minimum` (and at most `maximum`), or a usage error naming the
+// option and what it expects.
+size_t whole_number(const std::string &option, const std::string &text, size_t minimum,
+                    size_t maximum, const char *what) {
+    char *end = nullptr;
+    errno = 0;
+    unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+    if (errno != 0 || end == text.c_str() || *end != '\0' || text[0] == '-' || value < minimum ||
+        value > maximum)
+        throw UsageError{"invalid " + option + " \"" + text + "\" (" + what + ")"};
+    return static_cast<size_t>(value);
+}
+
+void one_of(const std::string &option, const std::string &value,
+            std::initializer_list<const char *> choices) {
+    std::string list;
+    for (const char *choice : choices) {
+        if (value == choice) return;
+        list += list.empty() ? choice : std::string(" or ") + choice;
+    }
+    throw UsageError{option + " is " + list + ", not \"" + value + "\""};
+}
+
+// --http [ADDRESS:]PORT, with [IPv6]:PORT.
+void http_address(const std::string &spec, HttpOptions &http) {
+    std::string port = spec;
+    size_t colon = spec.rfind(':');
+    if (colon != std::string::npos && spec.find(']') != std::string::npos && colon < spec.find(']'))
+        colon = std::string::npos;  // "[::1]" without a port
+    if (colon != std::string::npos) {
+        std::string address = spec.substr(0, colon);
+        if (address.size() > 2 && address.front() == '[' && address.back() == ']')
+            address = address.substr(1, address.size() - 2);
+        http.address = address;
+        port = spec.substr(colon + 1);
+    }
+    http.port = static_cast<unsigned short>(
+        whole_number("--http", port, 0, 65535, "expected [ADDRESS:]PORT, e.g. 127.0.0.1:8080"));
+}
+
+po::options_description describe() {
+    po::options_description options("Options", 100, 50);
+    auto add = options.add_options();
+    add("dsn", po::value<std::string>()->value_name("CONNINFO"),
+        "connection string (same as the positional argument)");
+    add("agent", po::value<std::string>()->value_name("NAME"),
+        "agent name recorded with every call in mcp.audit_log");
+    add("pool-size", po::value<std::string>()->value_name("N"),
+        "database connections for concurrent calls (default 2, at most 100)");
+    add("queue-timeout", po::value<std::string>()->value_name("MS"),
+        "longest wait for a free connection before a call is answered \"busy, retry\" (default "
+        "30000; 0: no limit)");
+    add("max-message-bytes", po::value<std::string>()->value_name("N"),
+        "longest accepted message (default 1048576)");
+    add("page-size", po::value<std::string>()->value_name("N"),
+        "tools per tools/list page (default 100)");
+    add("log-level", po::value<std::string>()->value_name("LEVEL"),
+        "stderr log level: debug, info, notice, warning, error (default info)");
+    add("log-format", po::value<std::string>()->value_name("FORMAT"),
+        "text (default; control characters escaped) or json: one JSON object per line, with the "
+        "request id when a message is about a request (PostgreSQL notices too)");
+    add("http", po::value<std::string>()->value_name("[ADDRESS:]PORT"),
+        "serve Streamable HTTP at http://ADDRESS:PORT/mcp instead of stdio (ADDRESS default "
+        "127.0.0.1; also /healthz, /readyz, /metrics); port 0 picks a free one (logged)");
+    add("max-connections", po::value<std::string>()->value_name("N"),
+        "HTTP: open client connections beyond N get 503 (default 512)");
+    add("max-connections-per-address", po::value<std::string>()->value_name("N"),
+        "HTTP: open connections from one client address (default 256)");
+    add("header-timeout", po::value<std::string>()->value_name("MS"),
+        "HTTP: a new connection's first request header must arrive within MS (default 10000)");
+    add("idle-timeout", po::value<std::string>()->value_name("MS"),
+        "HTTP: a kept-alive connection with no request for MS is closed (default 60000)");
+    add("body-timeout", po::value<std::string>()->value_name("MS"),
+        "HTTP: a request body must arrive within MS of its header (default 30000)");
+    add("write-timeout", po::value<std::string>()->value_name("MS"),
+        "HTTP: a write the client does not take within MS ends the connection (default 30000)");
+    add("max-sessions", po::value<std::string>()->value_name("N"),
+        "HTTP: initialize beyond N open sessions gets 503 (default 4096)");
+    add("max-sessions-per-principal", po::value<std::string>()->value_name("N"),
+        "HTTP with --auth token: sessions one principal may hold open; its next initialize gets "
+        "429 (default 64)");
+    add("max-calls-per-principal", po::value<std::string>()->value_name("N"),
+        "HTTP with --auth token: requests of one principal in progress at once; more get 429 "
+        "(default 256; the pool also takes queued work in turn from each principal)");
+    add("allowed-origin", po::value<std::vector<std::string>>()->value_name("ORIGIN"),
+        "an Origin browsers may send (repeatable; default none: requests with any Origin header "
+        "get 403)");
+    add("allowed-host", po::value<std::vector<std::string>>()->value_name("NAME"),
+        "a Host name accepted besides loopback names and the bound address (repeatable; against "
+        "DNS rebinding)");
+    add("auth", po::value<std::string>()->value_name("MODE"),
+        "HTTP: none (default; every session runs as the login role) or token: each request needs "
+        "\"Authorization: Bearer TOKEN\" (mcp.create_token) and runs as its principal");
+    add("token-env", po::value<std::string>()->value_name("VAR"),
+        "stdio: run as the principal of the bearer token in environment variable VAR (checked at "
+        "start)");
+    add("no-prepared-statements",
+        "send statements unnamed, for PgBouncer in transaction mode without "
+        "max_prepared_statements (before 1.21)");
+    add("notify-dsn", po::value<std::string>()->value_name("CONNINFO"),
+        "where to LISTEN for tool catalog changes (default: the main connection string; use a "
+        "direct connection when the main one goes through a transaction-pooling proxy)");
+    add("replica", po::value<std::vector<std::string>>()->value_name("CONNINFO"),
+        "a hot standby for read-only work (repeatable): tools/list, token checks and read-only "
+        "tools run there; writing tools on the primary");
+    add("replica-max-lag", po::value<std::string>()->value_name("MS"),
+        "a standby further behind is not used (default 30000)");
+    add("replica-fallback", po::value<std::string>()->value_name("MODE"),
+        "primary (default): without a usable standby, read-only work runs on the primary; fail: "
+        "it is refused");
+    add("audit-spool", po::value<std::string>()->value_name("FILE"),
+        "with --replica: where audit records of standby-served calls wait (on disk) until the "
+        "primary has them");
+    add("check",
+        "connect, verify the extension, list the tools this role can call, and exit 0 (ready) "
+        "or 1 (not ready)");
+    add("version", "print the version and exit");
+    add("help,h", "print this help and exit");
+    return options;
+}
+
+void apply_options(const po::variables_map &given, BridgeOptions &options) {
+    auto text = [&](const char *name, std::string &into) {
+        if (given.count(name)) into = given[name].as<std::string>();
+    };
+    auto number = [&](const char *name, size_t &into, size_t minimum, size_t maximum,
+                      const char *what) {
+        if (given.count(name))
+            into = whole_number(std::string("--") + name, given[name].as<std::string>(), minimum,
+                                maximum, what);
+    };
+    auto list = [&](const char *name, std::vector<std::string> &into) {
+        if (given.count(name)) into = given[name].as<std::vector<std::string>>();
+    };
+    text("dsn", options.dsn);
+    text("agent", options.agent);
+    number("pool-size", options.pool_size, 1, 100, "a whole number from 1 to 100");
+    number("queue-timeout", options.queue_timeout_ms, 0, SIZE_MAX, "milliseconds, a whole number");
+    number("max-message-bytes", options.max_message_bytes, 1024, SIZE_MAX,
+           "a whole number, at least 1024");
+    number("page-size", options.page_size, 1, SIZE_MAX, "a whole number, at least 1");
+    if (given.count("log-level") &&
+        !parse_log_level(given["log-level"].as<std::string>(), options.log_level))
+        throw UsageError{"unknown log level \"" + given["log-level"].as<std::string>() + "\""};
+    if (given.count("log-format")) {
+        std::string format = given["log-format"].as<std::string>();
+        one_of("--log-format", format, {"text", "json"});
+        options.log_json = format == "json";
+    }
+    if (given.count("http")) {
+        http_address(given["http"].as<std::string>(), options.http_options);
+        options.http = true;
+    }
+    number("max-connections", options.http_options.max_connections, 1, SIZE_MAX, "at least 1");
+    number("max-sessions", options.http_options.max_sessions, 1, SIZE_MAX, "at least 1");
+    number("max-connections-per-address", options.http_options.max_connections_per_address, 1,
+           SIZE_MAX, "at least 1");
+    auto milliseconds = [&](const char *name, std::chrono::milliseconds &into) {
+        size_t value = static_cast<size_t>(into.count());
+        number(name, value, 1, 86400000, "milliseconds, from 1 to 86400000");
+        into = std::chrono::milliseconds(value);
+    };
+    milliseconds("header-timeout", options.http_options.header_timeout);
+    milliseconds("idle-timeout", options.http_options.idle_timeout);
+    milliseconds("body-timeout", options.http_options.body_timeout);
+    milliseconds("write-timeout", options.http_options.write_timeout);
+    number("max-sessions-per-principal", options.http_options.max_sessions_per_principal, 1,
+           SIZE_MAX, "at least 1");
+    number("max-calls-per-principal", options.http_options.max_calls_per_principal, 1, SIZE_MAX,
+           "at least 1");
+    list("allowed-origin", options.http_options.allowed_origins);
+    list("allowed-host", options.http_options.allowed_hosts);
+    if (given.count("auth")) {
+        std::string mode = given["auth"].as<std::string>();
+        one_of("--auth", mode, {"none", "token"});
+        options.http_options.require_token = mode == "token";
+    }
+    text("token-env", options.token_env);
+    options.prepare_statements = !given.count("no-prepared-statements");
+    text("notify-dsn", options.notify_dsn);
+    list("replica", options.replicas.dsns);
+    size_t lag = static_cast<size_t>(options.replicas.max_lag.count());
+    number("replica-max-lag", lag, 0, SIZE_MAX, "milliseconds");
+    options.replicas.max_lag = std::chrono::milliseconds(lag);
+    if (given.count("replica-fallback")) {
+        std::string mode = given["replica-fallback"].as<std::string>();
+        one_of("--replica-fallback", mode, {"primary", "fail"});
+        options.replicas.fallback_to_primary = mode == "primary";
+    }
+    text("audit-spool", options.audit_spool);
+    options.check = given.count("check") > 0;
+
+    // Combinations.
+    if (!options.token_env.empty() && options.http)
+        throw UsageError{
+            "--token-env is for stdio; over HTTP each agent sends its own token (--auth token)"};
+    if (options.http_options.require_token && !options.http)
+        throw UsageError{"--auth token needs --http (over stdio, use --token-env)"};
+    if (!options.token_env.empty()) {
+        const char *token = std::getenv(options.token_env.c_str());
+        if (token == nullptr || *token == '\0')
+            throw UsageError{"--token-env " + options.token_env + ": the variable is not set"};
+    }
+    if (!options.replicas.dsns.empty() && options.audit_spool.empty())
+        throw UsageError{
+            "--replica needs --audit-spool FILE (where audit records of standby-served calls "
+            "wait for the primary)"};
+}
+
+}  // namespace
+
+int parse_bridge_options(int argc, char **argv, BridgeOptions &options) {
+    po::options_description named = describe();
+    po::options_description hidden;
+    hidden.add_options()("conninfo", po::value<std::vector<std::string>>());
+    po::options_description all;
+    all.add(named).add(hidden);
+    po::positional_options_description positional;
+    positional.add("conninfo", -1);
+    try {
+        po::variables_map given;
+        po::store(
+            po::command_line_parser(argc, argv)
+                .options(all)
+                .positional(positional)
+                .style(po::command_line_style::unix_style ^ po::command_line_style::allow_guessing)
+                .run(),
+            given);
+        if (given.count("help")) {
+            std::ostringstream text;
+            text << kIntroduction << "\n" << named;
+            std::fputs(text.str().c_str(), stdout);
+            return -1;
+        }
+        if (given.count("version")) {
+            std::printf("pg_mcp_bridge %s (pg_mcp extension %s)\n", PG_MCP_VERSION,
+                        kExtensionVersion);
+            return -1;
+        }
+        if (given.count("conninfo")) {
+            auto conninfo = given["conninfo"].as<std::vector<std::string>>();
+            if (conninfo.size() > 1 || (given.count("dsn") && !conninfo.empty()))
+                throw UsageError{"unexpected argument \"" + conninfo.back() +
+                                 "\" (one connection string)"};
+            options.dsn = conninfo.front();
+        }
+        apply_options(given, options);
+    } catch (const po::error &error) {
+        std::fprintf(stderr, "pg_mcp_bridge: %s (try --help)\n", error.what());
+        return 2;
+    } catch (const UsageError &error) {
+        std::fprintf(stderr, "pg_mcp_bridge: %s\n", error.message.c_str());
+        return 2;
+    }
+    return 0;
+}
+
+}  // namespace pg_mcp::bridge
