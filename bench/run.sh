@@ -67,6 +67,9 @@ SELECT mcp.create_tool(
     timeout     => '30 seconds',
     run_as      => 'mcp_support_reader');
 SELECT mcp.grant_tool('list_customers', 'agent_support');
+-- The bridge's logins confirm audit durability themselves (mcp.call_tool_deferred): a durable
+-- call frees its connection when its statement ends, one waiter confirms many records at once.
+GRANT mcp_audit_confirmer TO agent_support;
 SQL
 # Settle the freshly loaded table (hint bits, visibility map, a checkpoint).
 psql -q -d bench -c 'VACUUM (FREEZE, ANALYZE)' -c CHECKPOINT >/dev/null
@@ -216,7 +219,7 @@ audit_mode durable
 bench_token=$(psql -Atq -d bench -v ON_ERROR_STOP=1 <<'SQL'
 DROP ROLE IF EXISTS bench_bridge;
 CREATE ROLE bench_bridge LOGIN NOINHERIT;
-GRANT agent_support TO bench_bridge;
+GRANT agent_support, mcp_audit_confirmer TO bench_bridge;
 SELECT mcp.drop_principal('bench-support', if_exists => true);
 SELECT mcp.create_principal('bench-support', 'agent_support');
 SELECT mcp.create_token('bench-support', 'bench/run.sh');

@@ -20,6 +20,9 @@ struct CallIdentity {
     // one login: the call runs as the token's principal (mcp.assume_principal). Empty: the
     // connection's own role.
     std::string principal_token;
+    // The token's principal when the transport knows it: whose turn the request is in the
+    // pool's queue (several tokens of one principal share its turn).
+    std::string principal;
 };
 
 // Gives the next piece of a streamed body; false at its end (or when the stream broke: then

@@ -51,6 +51,17 @@ const Statement kCallAs = {
     "pg_mcp_call_as",
     "WITH principal AS MATERIALIZED (SELECT mcp.assume_principal($6::bytea))"
     " SELECT mcp.call_tool_stream($1, $2::jsonb, $3, $4, $5) FROM principal"};
+// The same, returning once the audit record is queued (AuditConfirmer confirms it).
+const Statement kCallDeferred = {"pg_mcp_call_deferred",
+                                 "SELECT mcp.call_tool_deferred($1, $2::jsonb, $3, $4, $5)"};
+const Statement kCallDeferredAs = {
+    "pg_mcp_call_deferred_as",
+    "WITH principal AS MATERIALIZED (SELECT mcp.assume_principal($6::bytea))"
+    " SELECT mcp.call_tool_deferred($1, $2::jsonb, $3, $4, $5) FROM principal"};
+const char *const kAuditPendingKey = "pg-mcp/audit_pending";
+// A deferred call's result up to this size is held while its record is confirmed (its pool
+// connection serves others meanwhile); a larger one keeps its connection and is streamed after.
+constexpr size_t kHeldResultBytes = 256 * 1024;
 const Statement kList = {"pg_mcp_list",
                          "WITH context AS MATERIALIZED ("
                          " SELECT pg_catalog.set_config('pg_mcp.agent_name', $1, true),"
@@ -151,8 +162,14 @@ void route_notices_to(const Logger *logger) {
 PGconn *open_connection(const std::string &dsn) {
     // A connect timeout unless the DSN sets one (it is expanded after, and overrides it);
     // application_name after the DSN identifies the bridge.
-    const char *keywords[] = {"connect_timeout", "dbname", "application_name", nullptr};
-    const char *values[] = {"10", dsn.empty() ? nullptr : dsn.c_str(), "pg_mcp_bridge", nullptr};
+    // TCP keepalives and a user timeout, unless the DSN sets them: a connection left half-open
+    // by a failover is found dead in about half a minute, not after the kernel's hours.
+    const char *keywords[] = {
+        "connect_timeout",  "keepalives_idle", "keepalives_interval", "keepalives_count",
+        "tcp_user_timeout", "dbname",          "application_name",    nullptr};
+    const char *values[] = {
+        "10",   "10", "5", "3", "30000", dsn.empty() ? nullptr : dsn.c_str(), "pg_mcp_bridge",
+        nullptr};
     PGconn *conn = PQconnectdbParams(keywords, values, 1);
     if (conn != nullptr) PQsetNoticeProcessor(conn, log_notice, nullptr);
     return conn;
@@ -321,7 +338,7 @@ void Database::enqueue(std::shared_ptr<Job> job) {
         if (!stopping_) {
             job->queued_at = Clock::now();
             active_[job->key] = job;
-            queue_.push(job->identity.principal_token, job);
+            queue_.push(owner_of(*job), job);
             job = nullptr;
         }
     }
@@ -470,6 +487,13 @@ void Database::cancel(const std::string &key) {
     }
 }
 
+std::string Database::owner_of(const Job &job) {
+    // Token checks take one turn together: unknown tokens cannot crowd out principals.
+    if (job.is_authenticate) return std::string("\x02auth");
+    if (!job.identity.principal.empty()) return "principal " + job.identity.principal;
+    return job.identity.principal_token;
+}
+
 void Database::Reconnect::failed() {
     delay = delay.count() == 0 ? kFirstBackoff : std::min(delay * 2, kMaxBackoff);
     // Jitter (half to all of the delay): connections do not retry in lockstep.
@@ -521,6 +545,7 @@ void Database::run(std::shared_ptr<Job> job, Connection &connection, Reconnect &
             std::lock_guard<std::mutex> lock(mutex_);
             if (!was_connected) connected_++;
             restored = reconnect.delay.count() != 0;
+            if (restored && failing_ > 0) failing_--;
         }
         if (restored) logger_.log(LogLevel::Notice, "database connection restored");
         reconnect.succeeded();
@@ -537,17 +562,28 @@ void Database::run(std::shared_ptr<Job> job, Connection &connection, Reconnect &
     bool first = reconnect.delay.count() == 0;
     reconnect.failed();
     std::vector<std::shared_ptr<Job>> failed;
+    bool cancelled = false;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (was_connected && connected_ > 0) connected_--;
+        if (first) failing_++;
         last_failure_ = error;
-        if (connected_ > 0 && !job->cancelled) {
-            queue_.push_front(job->identity.principal_token, job);
+        if (job->cancelled) {
+            cancelled = true;  // fails alone: nothing says the others cannot be served
+            active_.erase(job->key);
+        } else if (connected_ > 0 || failing_ < pool_size_) {
+            // Another connection works, or has not tried yet (at start, one refused attempt
+            // must not fail everything): the request waits for it.
+            queue_.push_front(owner_of(*job), job);
         } else {
             failed = queue_.take_all();
             failed.insert(failed.begin(), job);
             for (auto &each : failed) active_.erase(each->key);
         }
+    }
+    if (cancelled) {
+        deliver(job->reply, failure(error_code::kInternalError, "Request cancelled"), logger_);
+        return;
     }
     ready_.notify_all();
     logger_.log(first ? LogLevel::Error : LogLevel::Debug, "database connection failed: " + error);
@@ -591,6 +627,10 @@ std::string Database::readiness(std::chrono::milliseconds timeout) {
 void Database::execute(Job &job, Connection &connection) {
     PGconn *conn = connection.get();
     if (job.is_ping) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            job.cancel_handle = connection.cancel_handle();  // readiness gives up: cancelled
+        }
         PGresult *result = PQexec(conn, "SELECT 1");
         bool ok = PQresultStatus(result) == PGRES_TUPLES_OK;
         std::string error = ok ? std::string() : connection_error(conn);
@@ -598,6 +638,7 @@ void Database::execute(Job &job, Connection &connection) {
         if (!ok && PQstatus(conn) != CONNECTION_OK) connection.close();
         {
             std::lock_guard<std::mutex> lock(mutex_);
+            job.cancel_handle = nullptr;
             active_.erase(job.key);
             if (ok) last_success_ = Clock::now();
         }
@@ -618,7 +659,8 @@ void Database::execute(Job &job, Connection &connection) {
         params[0] = token.c_str();
         nparams = 1;
     } else if (job.is_call) {
-        statement = as_principal ? &kCallAs : &kCall;
+        statement = confirmer_ != nullptr ? (as_principal ? &kCallDeferredAs : &kCallDeferred)
+                                          : (as_principal ? &kCallAs : &kCall);
         params[0] = job.tool.c_str();
         params[1] = job.arguments.c_str();
         params[2] = job.identity.agent_name.c_str();
@@ -828,7 +870,16 @@ void Database::execute(Job &job, Connection &connection) {
         reply = failure(error_code::kInternalError,
                         std::string("Database returned invalid JSON: ") + error.what());
     }
-    finish(std::move(reply));
+    bool answered = false;
+    if (reply.ok && job.is_call && reply.value.is_object()) {
+        auto meta = reply.value.find("_meta");
+        if (meta != reply.value.end() && meta->is_object() && meta->contains(kAuditPendingKey)) {
+            json pending = (*meta)[kAuditPendingKey];
+            meta->erase(kAuditPendingKey);
+            answered = confirm_then_answer(job, reply, body, pending, begun);
+        }
+    }
+    if (!answered) finish(std::move(reply));
     // Whatever the reply did with the body (a cancelled request's is not read), the connection
     // must reach the end of the query before its next use.
     std::string ignored;
@@ -838,6 +889,106 @@ void Database::execute(Job &job, Connection &connection) {
         logger_.log(LogLevel::Error, "reading a call's result failed: " + body.failed);
         if (PQstatus(conn) != CONNECTION_OK) connection.close();
     }
+}
+
+bool Database::confirm_then_answer(Job &job, BackendReply &reply, BodyStream &body,
+                                   const json &pending, Clock::time_point begun) {
+    if (confirmer_ == nullptr || !pending.is_array() || pending.size() != 2 ||
+        !pending[0].is_number_integer() || !pending[1].is_number_integer()) {
+        reply = failure(error_code::kInternalError, "Database returned an invalid audit token");
+        return false;
+    }
+    int slot = pending[0].get<int>();
+    int64_t seq = pending[1].get<int64_t>();
+    // The result, held whole when it is small enough.
+    auto held = std::make_shared<std::string>();
+    bool whole = true;
+    if (reply.body != nullptr) {
+        std::string chunk;
+        while (body.next(chunk)) {
+            *held += chunk;
+            if (held->size() > kHeldResultBytes) {
+                whole = false;
+                break;
+            }
+        }
+        if (!body.failed.empty()) {
+            reply = failure(error_code::kDatabaseUnavailable,
+                            "Database connection lost while reading the result: " + body.failed);
+            return false;
+        }
+    }
+    auto withheld = [](const std::string &error) {
+        return failure(error_code::kInternalError,
+                       "The call ran, but its audit record was not confirmed durable (" + error +
+                           "); its result is withheld. Check the pg_mcp audit writer.");
+    };
+    bool streamed = reply.body != nullptr;
+    if (whole) {
+        // The connection is free for the next call; the answer leaves once the record is durable.
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            job.cancel_handle = nullptr;
+            active_.erase(job.key);
+            last_success_ = Clock::now();
+        }
+        auto answer = std::make_shared<BackendReply>(std::move(reply));
+        answer->body = nullptr;
+        ReplyFn deliver_to = job.reply;
+        bool is_call = job.is_call;
+        confirmer_->await(slot, seq,
+                          [this, deliver_to, answer, held, streamed, is_call, begun, withheld](
+                              bool ok, int64_t id, const std::string &error) {
+                              BackendReply out = ok ? std::move(*answer) : withheld(error);
+                              BodyStream stream;
+                              bool given = false;
+                              stream.next = [&](std::string &chunk) {
+                                  if (given) return false;
+                                  given = true;
+                                  chunk = std::move(*held);
+                                  return true;
+                              };
+                              if (ok && id > 0) out.value["_meta"]["pg-mcp/audit_id"] = id;
+                              if (ok && streamed) out.body = &stream;
+                              if (is_call) record_call(out, Clock::now() - begun);
+                              deliver(deliver_to, std::move(out), logger_);
+                          });
+        return true;
+    }
+    // Too large to hold: the connection stays with the call until the record is confirmed, then
+    // the held part and the rest are streamed as they come.
+    std::promise<std::pair<bool, std::pair<int64_t, std::string>>> confirmed;
+    confirmer_->await(slot, seq, [&confirmed](bool ok, int64_t id, const std::string &error) {
+        confirmed.set_value({ok, {id, error}});
+    });
+    auto [ok, detail] = confirmed.get_future().get();
+    if (!ok) {
+        reply = withheld(detail.second);
+        return false;
+    }
+    if (detail.first > 0) reply.value["_meta"]["pg-mcp/audit_id"] = detail.first;
+    BodyStream rest;
+    bool first = true;
+    rest.next = [&](std::string &chunk) {
+        if (first) {
+            first = false;
+            chunk = std::move(*held);
+            return true;
+        }
+        bool more = body.next(chunk);
+        rest.failed = body.failed;
+        return more;
+    };
+    reply.body = &rest;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        job.cancel_handle = nullptr;
+        active_.erase(job.key);
+        last_success_ = Clock::now();
+    }
+    record_call(reply, Clock::now() - begun);
+    deliver(job.reply, std::move(reply), logger_);
+    return true;
 }
 
 Listener::Listener(std::string dsn, const Logger &logger, std::function<void()> on_change)

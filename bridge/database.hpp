@@ -17,6 +17,7 @@
 
 #include <libpq-fe.h>
 
+#include "audit_confirm.hpp"
 #include "backend.hpp"
 #include "fair_queue.hpp"
 #include "log.hpp"
@@ -95,6 +96,11 @@ class Database : public Backend {
     // Cancels running queries, fails queued work, and joins the workers.
     void stop();
 
+    // Calls are made with mcp.call_tool_deferred, their answers held until `confirmer` says
+    // their audit records are durable (the login must be a member of mcp_audit_confirmer; otherwise
+    // the extension waits in the call, as before). Set before the first call.
+    void confirm_audit_with(AuditConfirmer *confirmer) { confirmer_ = confirmer; }
+
     // What the pool can do now, for /readyz: empty when a call would be served, else why not.
     // A call answered within the last second says so; otherwise a probe (SELECT 1) goes through
     // the pool as a call would (reconnecting a dead connection), bounded by `timeout`.
@@ -138,14 +144,22 @@ class Database : public Backend {
         void failed();
         void succeeded() { delay = std::chrono::milliseconds(0), retry_at = {}; }
     };
+    // Whose turn a job is in the fair queue.
+    static std::string owner_of(const Job &job);
     void worker();
     void expire_queued();  // the queue timeout's thread
     void run(std::shared_ptr<Job> job, Connection &connection, Reconnect &reconnect);
+    // A deferred call's answer: held until its audit record (`pending`: [slot, seq]) is
+    // confirmed. True when the answer is taken care of; false leaves `reply` to be finished
+    // (an error, or no confirmer).
+    bool confirm_then_answer(Job &job, BackendReply &reply, BodyStream &body, const json &pending,
+                             std::chrono::steady_clock::time_point begun);
     void execute(Job &job, Connection &connection);
 
     std::string dsn_;
     size_t pool_size_;
     const Logger &logger_;
+    AuditConfirmer *confirmer_ = nullptr;
 
     std::mutex mutex_;
     std::condition_variable ready_;  // work queued (workers that may take it wait here)
@@ -172,6 +186,7 @@ class Database : public Backend {
     // Connections known to work (connected, not yet found lost), the last success of any
     // request, and why the last connection attempt failed (guarded by mutex_).
     size_t connected_ = 0;
+    size_t failing_ = 0;  // connections whose last attempt to connect failed
     std::chrono::steady_clock::time_point last_success_{};
     std::string last_failure_;
     // /readyz: one probe at a time, its answer kept for half a second.

@@ -211,15 +211,20 @@ class HttpServer::Session {
   public:
     // token_hash: the SHA-256 of the bearer token that opened it (empty without tokens).
     Session(std::string session_id, Backend &backend, const ServerOptions &options,
-            const Logger &logger, const std::string &token_hash = {})
+            const Logger &logger, const std::string &token_hash = {},
+            const std::string &principal = {})
         : id(std::move(session_id)),
           token_hash(token_hash),
-          server(backend, output, session_options(options, id + "/", token_hash), logger) {}
+          principal(principal),
+          server(backend, output, session_options(options, id + "/", token_hash, principal),
+                 logger) {}
 
     static ServerOptions session_options(ServerOptions options, const std::string &prefix,
-                                         const std::string &token_hash) {
+                                         const std::string &token_hash,
+                                         const std::string &principal) {
         options.backend_key_prefix = prefix;
         options.principal_token = token_hash;
+        options.principal = principal;
         return options;
     }
 
@@ -257,7 +262,9 @@ struct HttpServer::Impl {
     std::map<std::string, size_t> calls_by_principal;  // requests in progress, by principal
     // An open client socket: what it is doing, since when, and the deadline of that.
     struct Connection {
-        enum class Phase { Waiting, Body, Busy } phase = Phase::Waiting;  // Waiting: for a header
+        // Waiting: for a request's header; Body: for its body; Busy: serving it; Writing: a
+        // response (or an event) is being written; Streaming: an event stream between events.
+        enum class Phase { Waiting, Body, Busy, Writing, Streaming } phase = Phase::Waiting;
         Clock::time_point since = Clock::now();
         Clock::time_point deadline = Clock::time_point::max();
         std::string address;
@@ -402,7 +409,10 @@ struct HttpServer::Impl {
         std::string key = "auth/" + std::to_string(++auth_requests);
         backend.authenticate(key, token_hash,
                              [result](BackendReply reply) { result->set_value(std::move(reply)); });
-        if (answer.wait_for(options.request_timeout) != std::future_status::ready) {
+        // A token check waits a few seconds at most (a flood of unknown tokens cannot hold
+        // connections for the request timeout).
+        if (answer.wait_for(std::min(options.request_timeout, std::chrono::milliseconds(5000))) !=
+            std::future_status::ready) {
             backend.cancel(key);
             return rpc_error(request, http::status::service_unavailable,
                              error_code::kDatabaseUnavailable,
@@ -491,21 +501,52 @@ struct HttpServer::Impl {
         std::shared_ptr<Session> session_;
     };
 
-    // Frees ended sessions that no backend reply can reach any more.
-    // The connection on `fd` moves to `phase` (its deadline follows from the options).
-    void set_phase(int fd, Connection::Phase phase, bool first_request = false) {
+    // The connection on `fd` moves to `phase` (its deadline follows from the options). False
+    // when the connection is being closed (evicted or past a deadline): stop serving it.
+    bool set_phase(int fd, Connection::Phase phase, bool first_request = false) {
+        using Phase = Connection::Phase;
         std::lock_guard<std::mutex> lock(mutex);
         auto found = connections.find(fd);
-        if (found == connections.end()) return;
+        if (found == connections.end()) return false;
         Connection &c = found->second;
-        if (phase == Connection::Phase::Busy) c.requests++;
+        if (c.closing) return false;
+        if (phase == Phase::Busy) c.requests++;
         c.phase = phase;
         c.since = Clock::now();
-        c.deadline =
-            phase == Connection::Phase::Busy ? Clock::time_point::max()
-            : phase == Connection::Phase::Body
-                ? c.since + options.body_timeout
-                : c.since + (first_request ? options.header_timeout : options.idle_timeout);
+        switch (phase) {
+            case Phase::Waiting:
+                c.deadline =
+                    c.since + (first_request ? options.header_timeout : options.idle_timeout);
+                break;
+            case Phase::Body:
+                c.deadline = c.since + options.body_timeout;
+                break;
+            case Phase::Writing:
+                // Asio's blocking write waits without limit for a client that stops reading:
+                // the watchdog bounds the whole write.
+                c.deadline = c.since + options.write_timeout;
+                break;
+            case Phase::Busy:
+            case Phase::Streaming:
+                c.deadline = Clock::time_point::max();
+                break;
+        }
+        return true;
+    }
+
+    // The address a connection counts against: an IPv4 address, or an IPv6 /64 (one client
+    // can have a whole one).
+    static std::string address_key(const asio::ip::address &address) {
+        if (address.is_v6() && !address.to_v6().is_v4_mapped()) {
+            auto bytes = address.to_v6().to_bytes();
+            char key[48];
+            std::snprintf(key, sizeof key, "%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", bytes[0],
+                          bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]);
+            return key;
+        }
+        if (address.is_v6())
+            return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).to_string();
+        return address.to_string();
     }
 
     // Shuts `fd` down: its thread's blocked read or write returns and the thread ends (it takes
@@ -528,32 +569,39 @@ struct HttpServer::Impl {
     }
 
     // Room for a new connection from `address` (under `mutex`): within the limits, or by closing
-    // a connection waiting for a request — among all, or among that address's when it is the
-    // address that is at its limit: one that never sent a whole request before one that has (a
-    // client known to talk), the longest waiting first. False when every candidate is busy.
+    // one that is not serving a request — among all, or among that address's when it is the
+    // address that is at its limit. In order: waiting for a request before an event stream;
+    // from the address holding the most connections (a flood from one client pays first); one
+    // that never sent a whole request before one known to talk; the longest waiting. False when
+    // every connection is serving a request.
     bool make_room(const std::string &address) {
-        size_t open = 0, from_address = 0;
-        for (const auto &[fd, c] : connections) {
-            open += !c.closing;
-            from_address += !c.closing && c.address == address;
-        }
-        bool address_full = from_address >= options.max_connections_per_address;
+        using Phase = Connection::Phase;
+        size_t open = 0;
+        std::map<std::string, long> per_address;
+        for (const auto &[fd, c] : connections)
+            if (!c.closing) {
+                open++;
+                per_address[c.address]++;
+            }
+        bool address_full =
+            per_address[address] >= static_cast<long>(options.max_connections_per_address);
         if (open < options.max_connections && !address_full) return true;
-        Connection *idlest = nullptr;
-        int idlest_fd = -1;
+        auto rank = [&](const Connection &c) {
+            return std::make_tuple(c.phase == Phase::Waiting ? 0 : 1, -per_address[c.address],
+                                   c.requests == 0 ? 0 : 1, c.since);
+        };
+        Connection *victim = nullptr;
+        int victim_fd = -1;
         for (auto &[fd, c] : connections) {
-            if (c.closing || c.phase != Connection::Phase::Waiting) continue;
+            if (c.closing || (c.phase != Phase::Waiting && c.phase != Phase::Streaming)) continue;
             if (address_full && c.address != address) continue;
-            bool better = idlest == nullptr || (c.requests == 0) != (idlest->requests == 0)
-                              ? idlest == nullptr || c.requests == 0
-                              : c.since < idlest->since;
-            if (better) {
-                idlest = &c;
-                idlest_fd = fd;
+            if (victim == nullptr || rank(c) < rank(*victim)) {
+                victim = &c;
+                victim_fd = fd;
             }
         }
-        if (idlest == nullptr) return false;
-        shut(idlest_fd, *idlest);
+        if (victim == nullptr) return false;
+        shut(victim_fd, *victim);
         connections_evicted++;
         return true;
     }
@@ -736,14 +784,14 @@ struct HttpServer::Impl {
                                         "unused ones with DELETE");
             }
             session = std::make_shared<Session>(new_session_id(), backend, server_options, logger,
-                                                token_hash);
-            session->principal = principal;
+                                                token_hash, principal);
             created = true;
         } else if (version == kModernVersion) {
             // 2026-07-28 has no protocol-level sessions: the request gets a server of its own
             // (kept until its last backend reply, like an ended session).
-            session = std::make_shared<Session>("stateless-" + std::to_string(++stateless_ids),
-                                                backend, server_options, logger, token_hash);
+            session =
+                std::make_shared<Session>("stateless-" + std::to_string(++stateless_ids), backend,
+                                          server_options, logger, token_hash, principal);
             one_request = std::make_unique<RetireAfter>(*this, session);
         } else {
             return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
@@ -883,13 +931,16 @@ struct HttpServer::Impl {
         head.keep_alive(false);
         http::response_serializer<http::empty_body> serializer{head};
         beast::error_code error;
+        int fd = socket.native_handle();
         uint64_t number = session->output.open_stream();
         {
             std::lock_guard<std::mutex> lock(mutex);
             responses_by_status[200]++;
             streams++;
         }
+        set_phase(fd, Connection::Phase::Writing);
         http::write_header(socket, serializer, error);
+        if (!set_phase(fd, Connection::Phase::Streaming)) error = asio::error::operation_aborted;
         auto idle_since = Clock::now();
         while (!error && !stopping) {
             std::string event;
@@ -903,10 +954,17 @@ struct HttpServer::Impl {
                 continue;
             }
             idle_since = Clock::now();
-            session->last_used = Clock::now().time_since_epoch().count();
+            // Events keep the session in use; keep-alive comments do not (an idle session with
+            // an open stream still expires, and its stream ends).
+            if (!event.empty()) session->last_used = Clock::now().time_since_epoch().count();
+            if (!set_phase(fd, Connection::Phase::Writing)) break;
             asio::write(socket, http::make_chunk(asio::buffer(text)), error);
+            if (!set_phase(fd, Connection::Phase::Streaming)) break;
         }
-        if (!error) asio::write(socket, http::make_chunk_last(), error);
+        if (!error) {
+            set_phase(fd, Connection::Phase::Writing);
+            asio::write(socket, http::make_chunk_last(), error);
+        }
         std::lock_guard<std::mutex> lock(mutex);
         streams--;
     }
@@ -951,7 +1009,7 @@ struct HttpServer::Impl {
             static_cast<suseconds_t>((options.write_timeout.count() % 1000) * 1000);
         ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
         for (bool first = true;; first = false) {
-            set_phase(fd, Connection::Phase::Waiting, first);
+            if (!set_phase(fd, Connection::Phase::Waiting, first)) break;
             http::request_parser<http::string_body> parser;
             parser.body_limit(options.max_body_bytes);
             http::read_header(socket, buffer, parser, error);
@@ -964,6 +1022,7 @@ struct HttpServer::Impl {
                     Response response = rpc_error(parser.get(), http::status::bad_request,
                                                   error_code::kInvalidRequest, problem);
                     response.keep_alive(false);
+                    set_phase(fd, Connection::Phase::Writing);
                     http::write(socket, response, error);
                     break;
                 }
@@ -976,6 +1035,7 @@ struct HttpServer::Impl {
                     "Payload Too Large: the body exceeds " +
                         std::to_string(options.max_body_bytes) + " bytes (--max-message-bytes)");
                 response.keep_alive(false);
+                set_phase(fd, Connection::Phase::Writing);
                 http::write(socket, response, error);
                 // Read and drop the rest of the body (at most 4 times the limit, for at most
                 // 2 s) before closing, so that a client still sending gets the 413 instead of a
@@ -997,7 +1057,8 @@ struct HttpServer::Impl {
                 }
                 break;
             }
-            if (!error) set_phase(fd, Connection::Phase::Busy);
+            // Closed meanwhile (evicted as the header arrived): the request is not served.
+            if (!error && !set_phase(fd, Connection::Phase::Busy)) break;
             if (error) {
                 // A request that is not HTTP gets 400 before the connection closes (a client
                 // that closed needs nothing).
@@ -1008,6 +1069,7 @@ struct HttpServer::Impl {
                         parser.get(), http::status::bad_request, error_code::kInvalidRequest,
                         "Bad Request: malformed HTTP (" + error.message() + ")");
                     response.keep_alive(false);
+                    set_phase(fd, Connection::Phase::Writing);
                     http::write(socket, response, error);
                 }
                 break;
@@ -1060,6 +1122,7 @@ struct HttpServer::Impl {
                 std::lock_guard<std::mutex> lock(mutex);
                 responses_by_status[response.result_int()]++;
             }
+            set_phase(fd, Connection::Phase::Writing);
             http::write(socket, response, error);
             in_flight--;
             if (error || !response.keep_alive()) break;
@@ -1096,6 +1159,54 @@ bool HttpServer::listen(std::string &error) {
     return true;
 }
 
+namespace {
+
+// 503 for a connection that cannot be admitted. The request is read first (up to its header,
+// for at most a second) so that closing does not reset the connection under the answer; a few
+// refusals at a time get that care, the rest are answered and closed at once.
+std::atomic<int> refusing{0};
+
+void refuse_busy(HttpServer::Impl &, tcp::socket socket) {
+    static const char kBusy[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+        "Retry-After: 1\r\n\r\n";
+    auto answer = [](tcp::socket &peer, bool read_first) {
+        beast::error_code error;
+        int fd = peer.native_handle();
+        if (read_first) {
+            timeval wait{1, 0};
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+            std::string head;
+            char buffer[4096];
+            while (head.size() < 16384 && head.find("\r\n\r\n") == std::string::npos) {
+                ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+                if (n <= 0) break;
+                head.append(buffer, static_cast<size_t>(n));
+            }
+        }
+        asio::write(peer, asio::buffer(kBusy, sizeof kBusy - 1), error);
+        peer.shutdown(tcp::socket::shutdown_send, error);
+        peer.close(error);
+    };
+    if (refusing.fetch_add(1) >= 16) {
+        answer(socket, false);
+        refusing--;
+        return;
+    }
+    auto owned = std::make_shared<tcp::socket>(std::move(socket));
+    try {
+        std::thread([owned, answer] {
+            answer(*owned, true);
+            refusing--;
+        }).detach();
+    } catch (const std::system_error &) {
+        answer(*owned, false);
+        refusing--;
+    }
+}
+
+}  // namespace
+
 void HttpServer::run(std::chrono::milliseconds grace) {
     Impl &impl = *impl_;
     auto last_expiry = Clock::now();
@@ -1106,6 +1217,15 @@ void HttpServer::run(std::chrono::milliseconds grace) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
     });
+    // Joined however run() ends (an exception too: a joinable thread would terminate).
+    struct JoinWatchdog {
+        Impl &impl;
+        std::thread &thread;
+        ~JoinWatchdog() {
+            impl.stopping = true;
+            if (thread.joinable()) thread.join();
+        }
+    } join_watchdog{impl, watchdog};
     while (!impl.stopping) {
         beast::error_code error;
         tcp::socket socket(impl.io);
@@ -1123,7 +1243,7 @@ void HttpServer::run(std::chrono::milliseconds grace) {
         }
         int fd = socket.native_handle();
         beast::error_code ignored;
-        std::string address = socket.remote_endpoint(ignored).address().to_string();
+        std::string address = Impl::address_key(socket.remote_endpoint(ignored).address());
         bool full;
         {
             std::lock_guard<std::mutex> lock(impl.mutex);
@@ -1134,12 +1254,8 @@ void HttpServer::run(std::chrono::milliseconds grace) {
                 c.deadline = c.since + impl.options.header_timeout;
             }
         }
-        if (full) {  // every connection is serving a request: refuse at once, without a thread
-            static const char kBusy[] =
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
-                "Retry-After: 1\r\n\r\n";
-            asio::write(socket, asio::buffer(kBusy, sizeof kBusy - 1), error);
-            socket.close(error);
+        if (full) {  // every connection is serving a request: refuse it
+            refuse_busy(impl, std::move(socket));
             continue;
         }
         // One thread per connection, detached; run() waits for all of them before returning.
@@ -1193,8 +1309,6 @@ void HttpServer::run(std::chrono::milliseconds grace) {
         impl.logger.log(LogLevel::Error, "connections did not finish within 30 s; exiting");
         std::_Exit(1);
     }
-    lock.unlock();
-    watchdog.join();
 }
 
 void HttpServer::stop() {

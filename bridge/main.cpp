@@ -132,6 +132,21 @@ void warn_about_login(const std::string &dsn, bool acting_as_principals, const L
     PQfinish(conn);
 }
 
+// Whether the login may confirm audit durability itself (a member of mcp_audit_confirmer): then
+// calls free their pool connection at once and one waiter confirms many records together.
+bool may_confirm_audit(const std::string &dsn) {
+    PGconn *conn = open_connection(dsn);
+    PGresult *result =
+        PQexec(conn,
+               "SELECT CASE WHEN pg_catalog.to_regrole('mcp_audit_confirmer') IS NULL THEN"
+               " false ELSE pg_catalog.pg_has_role('mcp_audit_confirmer', 'MEMBER') END");
+    bool member = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 &&
+                  std::string(PQgetvalue(result, 0, 0)) == "t";
+    PQclear(result);
+    PQfinish(conn);
+    return member;
+}
+
 // The login role's CONNECTION LIMIT (-1: none, or unknown).
 long role_connection_limit(const std::string &dsn) {
     PGconn *conn = open_connection(dsn);
@@ -235,7 +250,8 @@ int main(int argc, char **argv) {
     // (the catalog listener, a readiness probe; with replicas the audit forwarder and the
     // replica monitor's probe of the primary): a pool that would not fit is made smaller
     // instead of failing under load.
-    size_t others = 2 + (options.replicas.dsns.empty() ? 0 : 2);
+    bool confirm_audit = may_confirm_audit(options.dsn);
+    size_t others = 2 + (options.replicas.dsns.empty() ? 0 : 2) + (confirm_audit ? 1 : 0);
     long limit = role_connection_limit(options.dsn);
     if (limit >= 0 && options.pool_size + others > static_cast<size_t>(limit)) {
         if (static_cast<size_t>(limit) <= others) {
@@ -256,9 +272,19 @@ int main(int argc, char **argv) {
                                           std::to_string(fitting));
         options.pool_size = fitting;
     }
+    std::unique_ptr<AuditConfirmer> confirmer;
+    if (confirm_audit)
+        confirmer = std::make_unique<AuditConfirmer>(options.dsn, logger);
+    else
+        logger.log(
+            LogLevel::Notice,
+            "the login is not a member of mcp_audit_confirmer: each durable call holds its pool "
+            "connection until its audit row is flushed (GRANT mcp_audit_confirmer TO the login to "
+            "let the bridge confirm many at once)");
     Database database(options.dsn, options.pool_size, logger,
                       std::chrono::milliseconds(options.queue_timeout_ms),
                       options.prepare_statements);
+    database.confirm_audit_with(confirmer.get());
     // Read replicas: a router in front of the primary's pool, and the spool that carries the
     // audit records of standby-served calls to the primary.
     std::unique_ptr<AuditSpool> spool;
@@ -291,6 +317,7 @@ int main(int argc, char **argv) {
                     [&] {
                         if (router) router->stop();
                         database.stop();
+                        if (confirmer) confirmer->stop();
                         if (spool) spool->stop(std::chrono::seconds(5));
                     }};
     ServerOptions server_options;

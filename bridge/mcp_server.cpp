@@ -387,6 +387,7 @@ CallIdentity McpServer::identity(const Request &request) const {
     CallIdentity who;
     who.agent_name = options_.agent_name;
     who.principal_token = options_.principal_token;
+    who.principal = options_.principal;
     if (request.modern) {
         auto meta = request.params.find("_meta");
         if (meta != request.params.end() && meta->is_object())

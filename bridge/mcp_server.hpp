@@ -47,6 +47,7 @@ struct ServerOptions {
     // SHA-256 (hex) of the bearer token this server's client presented: every database request
     // runs as its principal. Empty: as the bridge's own login role.
     std::string principal_token;
+    std::string principal;  // its principal's name, when known
 };
 
 extern const char *const kModernVersion;       // "2026-07-28"

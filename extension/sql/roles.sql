@@ -18,5 +18,7 @@ BEGIN
 END
 $$;
 
+--@include audit_confirmer_role.sql
+
 REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;

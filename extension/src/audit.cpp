@@ -81,7 +81,8 @@ Size audit_record_bound(const AuditRecord *record) {
     return Min(bound, kMaxPackedAuditRecord);
 }
 
-int64 write_audit_record(const AuditRecord *record, bool use_reservation) {
+int64 write_audit_record(const AuditRecord *record, bool use_reservation, AuditPending *pending) {
+    if (pending != NULL) pending->slot = -1;
     AuditRecord resolved = *record;
     resolve_audit_context(&resolved);
     bound_audit_record(&resolved);
@@ -97,7 +98,7 @@ int64 write_audit_record(const AuditRecord *record, bool use_reservation) {
     StringInfoData packed;
     initStringInfo(&packed);
     pack_audit_record(&packed, &resolved);
-    int64 id = queue_audit_record(packed.data, packed.len, use_reservation);
+    int64 id = queue_audit_record(packed.data, packed.len, use_reservation, pending);
     pfree(packed.data);
     return id;
 }

@@ -11,6 +11,8 @@ extern "C" {
 #include "datatype/timestamp.h"
 }
 
+#include "audit_queue.hpp"
+
 namespace pg_mcp {
 
 // How a field is held in the record, and how it is NULL.
@@ -78,7 +80,10 @@ Size audit_record_bound(const AuditRecord *record);
 // The context is resolved (resolve_audit_context) and every field bounded
 // (bound_audit_record) first. use_reservation: the record of the call that reserved room
 // (reserve_audit_record) before its SQL ran.
-int64 write_audit_record(const AuditRecord *record, bool use_reservation = false);
+// pending: a caller that confirms durability itself (mcp.call_tool_deferred) learns where the
+// record waits instead of waiting here (durable mode only; else pending->slot is -1).
+int64 write_audit_record(const AuditRecord *record, bool use_reservation = false,
+                         AuditPending *pending = NULL);
 
 // On a hot standby write_audit_record cannot queue: it keeps the record as JSON (with a random
 // record_id) for the caller to return to the client. Returns it once (then NULL).

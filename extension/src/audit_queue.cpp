@@ -238,8 +238,11 @@ int64 wait_committed(int slot, uint64 seq, TimestampTz deadline) {
     AuditSlot *s = &shared->slots[slot];
     for (;;) {
         LWLockAcquire(shared->lock, LW_SHARED);
-        bool done = s->dbid == MyDatabaseId && s->committed_seq >= seq;
-        int64 id = done ? s->committed_id - (int64)(s->committed_seq - seq) : 0;
+        // Sequences keep increasing when a slot passes to another database (only once all its
+        // records are committed): a record of ours at or below committed_seq is committed.
+        bool done = s->committed_seq >= seq;
+        int64 id =
+            done && s->dbid == MyDatabaseId ? s->committed_id - (int64)(s->committed_seq - seq) : 0;
         XLogRecPtr lsn = s->committed_lsn;
         LWLockRelease(shared->lock);
         if (done) {
@@ -413,9 +416,33 @@ int64 enqueue_audit_record(const char *record, Size len, bool durable, bool use_
     return wait_committed(slot, seq, deadline);
 }
 
-int64 queue_audit_record(const char *record, Size len, bool use_reservation) {
-    return enqueue_audit_record(record, len, (AuditMode)audit_mode_setting == AuditMode::Durable,
-                                use_reservation);
+int64 queue_audit_record(const char *record, Size len, bool use_reservation,
+                         AuditPending *pending) {
+    bool durable = (AuditMode)audit_mode_setting == AuditMode::Durable;
+    if (pending != NULL) pending->slot = -1;
+    if (durable && pending != NULL) {
+        // The caller confirms durability itself (mcp.await_audit) before it answers.
+        (void)enqueue_audit_record(record, len, false, use_reservation);
+        pending->slot = last_queued_slot;
+        pending->seq = last_queued_seq;
+        return 0;
+    }
+    return enqueue_audit_record(record, len, durable, use_reservation);
+}
+
+int64 await_audit_record(int slot, uint64 seq) {
+    check_queue_usable();
+    if (slot < 0 || slot >= shared->nslots || seq == 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("no audit record %d:" UINT64_FORMAT " is pending", slot, seq)));
+    LWLockAcquire(shared->lock, LW_SHARED);
+    bool known = seq < shared->slots[slot].next_seq;
+    LWLockRelease(shared->lock);
+    if (!known)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("no audit record %d:" UINT64_FORMAT " was queued", slot, seq)));
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_timeout_ms);
+    return wait_committed(slot, seq, deadline);
 }
 
 int64 await_queued_audit_records() {

@@ -26,7 +26,18 @@ void reserve_audit_record(Size record_bytes);
 // Queues one record (packed by pack_audit_record) for the current database. Waits for room
 // (bounded by pg_mcp.audit_wait_timeout, then errors); in durable mode also waits until the
 // row is committed and flushed, and returns its mcp.audit_log id; in fast mode returns 0.
-int64 queue_audit_record(const char *record, Size len, bool use_reservation);
+// A record queued without waiting, whose caller confirms durability itself before it answers
+// (mcp.await_audit): where it is in the queue. slot -1: none.
+struct AuditPending {
+    int slot;
+    uint64 seq;
+};
+// pending: in durable mode, queue without waiting and say where (the caller awaits it).
+int64 queue_audit_record(const char *record, Size len, bool use_reservation,
+                         AuditPending *pending = NULL);
+// Waits until record `seq` of `slot` is committed and flushed (as a durable call would, bounded
+// by pg_mcp.audit_wait_timeout); returns its mcp.audit_log id (0 if no longer known).
+int64 await_audit_record(int slot, uint64 seq);
 // The same with the wait chosen by the caller (durable: as in durable mode).
 int64 enqueue_audit_record(const char *record, Size len, bool durable, bool use_reservation);
 // Waits until every record this backend queued is committed and flushed; returns the last

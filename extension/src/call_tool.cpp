@@ -421,6 +421,8 @@ void run_tool_sql(void *arg) {
 // granted); the bridge answers such calls with MCP's "Unknown tool" protocol error.
 // audit_id: 0 in fast audit mode, where the row is not written yet.
 int64 retry_after_meta = 0;  // set for a rate-limited call's result
+// Set for the result of a deferred call whose audit record awaits confirmation by the caller.
+pg_mcp::AuditPending pending_meta = {-1, 0};
 
 // A call's result in two parts: the small head (`_meta` and `isError`) and the body (the other
 // members of the CallToolResult object, "content" first). mcp.call_tool joins them into one
@@ -439,6 +441,9 @@ CallResult make_result(const char *status, int64 audit_id, bool is_error, bool u
     if (retry_after_meta > 0)
         appendStringInfo(&head, ",\"pg-mcp/retry_after_ms\":" INT64_FORMAT, retry_after_meta);
     if (audit_id > 0) appendStringInfo(&head, ",\"pg-mcp/audit_id\":" INT64_FORMAT, audit_id);
+    if (pending_meta.slot >= 0)
+        appendStringInfo(&head, ",\"pg-mcp/audit_pending\":[%d," UINT64_FORMAT "]",
+                         pending_meta.slot, pending_meta.seq);
     // Served by a hot standby: the audit record, for the client to forward to the primary.
     if (char *record = pg_mcp::take_standby_audit_record())
         appendStringInfo(&head, ",\"pg-mcp/standby_audit\":%s", record);
@@ -513,11 +518,19 @@ const char *agent_error(const char *text) {
                     pg_mcp::kAuditMessageLimit);
 }
 
+// Whether the session's login may confirm the durability of its calls' audit records itself:
+// a member of mcp_audit_confirmer (membership, as NOINHERIT logins have it), which then must answer
+// a call only after mcp.await_audit confirmed its record (pg_mcp_bridge does).
+bool may_defer_confirmation() {
+    Oid role = get_role_oid("mcp_audit_confirmer", true);
+    return OidIsValid(role) && is_member_of_role(GetSessionUserId(), role);
+}
+
 // Runs one call of the tool named by argument 0 with the arguments in argument 1: looks it up,
 // checks grant and rate limits, validates the arguments, runs the tool's SQL as its run_as role
 // in a subtransaction, and hands the audit record to the audit writer (waiting for it in durable
 // mode) before the result exists.
-CallResult execute_call(FunctionCallInfo fcinfo) {
+CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
     if (tool_depth > 0)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("mcp.call_tool cannot be called from a tool's SQL")));
@@ -718,10 +731,15 @@ CallResult execute_call(FunctionCallInfo fcinfo) {
         audit.shared_blks_hit = cost.shared_blks_hit;
         audit.shared_blks_read = cost.shared_blks_read;
     }
-    int64 audit_id = pg_mcp::write_audit_record(&audit, true);
+    // A deferred call (mcp.call_tool_deferred, for a client allowed to confirm durability
+    // itself) returns once its record is queued; the head says which record to await.
+    pg_mcp::AuditPending pending = {-1, 0};
+    int64 audit_id = pg_mcp::write_audit_record(
+        &audit, true, defer && may_defer_confirmation() ? &pending : NULL);
     pg_mcp::leave_role(as_owner);
 
     retry_after_meta = retry_after_ms;
+    pending_meta = pending;
     return agent_message == NULL
                ? success_result(&ex, audit.status, audit_id)
                : error_result(agent_message, audit.status, audit_id, unknown_tool);
@@ -748,14 +766,16 @@ PG_MCP_FUNCTION(pg_mcp_call_tool) {
 // mcp.call_tool_stream(name, arguments): the same call, as rows of text: first the head, then
 // the body in pieces (cut between characters) whose concatenation is the rest of the object.
 // The rows exist only once the call has finished and its audit record is handed over.
-PG_MCP_FUNCTION(pg_mcp_call_tool_stream) {
+namespace {
+
+Datum stream_call(FunctionCallInfo fcinfo, bool defer) {
     ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
     if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
         (rsinfo->allowedModes & SFRM_Materialize) == 0)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("mcp.call_tool_stream must be called in a context that accepts a "
                                "set")));
-    CallResult result = execute_call(fcinfo);
+    CallResult result = execute_call(fcinfo, defer);
 
     MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
     TupleDesc desc = CreateTemplateTupleDesc(1);
@@ -778,4 +798,33 @@ PG_MCP_FUNCTION(pg_mcp_call_tool_stream) {
     rsinfo->setResult = store;
     rsinfo->setDesc = desc;
     return (Datum)0;
+}
+
+}  // namespace
+
+PG_MCP_FUNCTION(pg_mcp_call_tool_stream) {
+    return stream_call(fcinfo, false);
+}
+
+// mcp.call_tool_deferred: mcp.call_tool_stream for a client that confirms durability itself. In
+// durable audit mode, when the session's login is a member of mcp_audit_confirmer, it returns once
+// the record is queued, its head carrying "pg-mcp/audit_pending": [slot, seq]; the client must not
+// answer before mcp.await_audit(slot, seq) returned (many calls share one wait). Otherwise it
+// is mcp.call_tool_stream.
+PG_MCP_FUNCTION(pg_mcp_call_tool_deferred) {
+    return stream_call(fcinfo, true);
+}
+
+// mcp.await_audit(slot, seq): waits until that queued record is committed and flushed (as a
+// durable call waits; bounded by pg_mcp.audit_wait_timeout), and with it every record queued
+// before it; returns its mcp.audit_log id.
+PG_MCP_FUNCTION(pg_mcp_await_audit) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("mcp.await_audit needs a slot and a sequence number")));
+    int64 seq = PG_GETARG_INT64(1);
+    if (seq <= 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("audit sequence numbers start at 1")));
+    PG_RETURN_INT64(pg_mcp::await_audit_record(PG_GETARG_INT32(0), (uint64)seq));
 }

@@ -9,7 +9,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { execFile } from 'node:child_process';
 import { startHttpBridge } from './clients.mjs';
-import { BRIDGE, bridgeArgs, bridgeBinary, psql, lit, TENANTS } from './helpers.mjs';
+import { BRIDGE, bridgeArgs, bridgeBinary, psql, lit, sleep, TENANTS, waitFor } from './helpers.mjs';
 
 const TEST_TIMEOUT = { timeout: 120_000 };
 const JSON_AND_SSE = 'application/json, text/event-stream';
@@ -225,5 +225,59 @@ test('http auth: one principal at its session cap cannot lock out another', TEST
       await client.close().catch(() => {});
     }
     await bridge.stop();
+  }
+});
+
+test('http auth: a durable call frees its pool connection at once; its answer waits for its audit row', TEST_TIMEOUT, async () => {
+  await psql(
+    `CREATE TABLE IF NOT EXISTS public.sdk_marks (note text);
+     TRUNCATE public.sdk_marks;
+     GRANT INSERT ON public.sdk_marks TO agent_tenant;
+     SELECT mcp.create_tool('sdk_mark', 'INSERT INTO public.sdk_marks (note) VALUES (:note) RETURNING true AS marked',
+                            'Leaves a mark (durability test)', '[{"name": "note", "type": "string"}]', read_only => false);
+     SELECT mcp.grant_tool('sdk_mark', 'agent_tenant');
+     GRANT mcp_audit_confirmer TO ${LOGIN};`
+  );
+  const bridge = await startHttpBridge(LOGIN, ['--auth', 'token', '--pool-size', '1']);
+  const acme = await connect(bridge.url, tokens['acme-support']);
+  const setPaused = async (on) => {
+    await psql(on ? 'ALTER SYSTEM SET pg_mcp.audit_writer_paused = on' : 'ALTER SYSTEM RESET pg_mcp.audit_writer_paused', { single: false });
+    await psql('SELECT pg_reload_conf()', { single: false });
+  };
+  let paused = false;
+  try {
+    await setPaused(true);
+    paused = true;
+    await sleep(500);
+    let answered = 0;
+    const calls = ['one', 'two'].map((note) =>
+      acme.client.callTool({ name: 'sdk_mark', arguments: { note } }, undefined, { timeout: 60_000 }).then((r) => {
+        answered++;
+        return r;
+      })
+    );
+    // Both calls ran on the one pool connection, one after the other (their rows are committed)...
+    await waitFor(async () => (await psql('SELECT count(*) FROM public.sdk_marks'))[0] === '2', {
+      timeoutMs: 10_000,
+      what: 'both calls to run on the single pool connection'
+    });
+    // ...yet neither is answered while its audit row cannot be written.
+    await sleep(500);
+    assert.equal(answered, 0, 'no answer before its audit row is durable');
+    await setPaused(false);
+    paused = false;
+    const results = await Promise.all(calls);
+    const ids = results.map((r) => {
+      assert.equal(r.isError, false, JSON.stringify(r));
+      return r._meta['pg-mcp/audit_id'];
+    });
+    assert.ok(ids.every((id) => Number.isInteger(id) && id > 0), JSON.stringify(ids));
+    const [rows] = await psql(`SELECT count(*) FROM mcp.audit_log WHERE id IN (${ids.join(',')}) AND tool_name = 'sdk_mark' AND status = 'ok'`);
+    assert.equal(rows, '2', 'each answer names its own audit row');
+  } finally {
+    if (paused) await setPaused(false);
+    await acme.client.close().catch(() => {});
+    await bridge.stop();
+    await psql(`SELECT mcp.drop_tool('sdk_mark'); DROP TABLE public.sdk_marks; REVOKE mcp_audit_confirmer FROM ${LOGIN};`);
   }
 });

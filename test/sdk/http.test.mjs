@@ -40,9 +40,9 @@ async function initialize(url, clientName = 'http-test') {
 }
 
 /** A raw HTTP request (fetch does not let a test set Host). */
-function rawRequest(url, { method = 'GET', headers = {} } = {}) {
+function rawRequest(url, { method = 'GET', headers = {}, agent } = {}) {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers }, (res) => {
+    const req = httpRequest(url, { method, headers, ...(agent === undefined ? {} : { agent }) }, (res) => {
       let body = '';
       res.on('data', (chunk) => (body += chunk));
       res.on('end', () => resolve({ status: res.statusCode, body }));
@@ -494,6 +494,31 @@ test('http: 2,000 idle and 200 half-header sockets neither delay a client nor st
   }
 });
 
+test('http: a client that stops reading is closed after --write-timeout', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--write-timeout', '1000']);
+  const url = new URL(bridge.url);
+  try {
+    // Thousands of pipelined requests whose answers are never read: the bridge's writes block.
+    const socket = netConnect(Number(url.port), url.hostname);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.pause();
+    socket.on('error', () => {});
+    const request = `GET /healthz HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`;
+    socket.write(request.repeat(200_000));
+    // The bridge closes it (its thread is free again): seen in its own counters.
+    const timedOut = async () => {
+      const text = await (await fetch(new URL('/metrics', bridge.url))).text();
+      return Number(/pg_mcp_bridge_http_connections_closed_total\{reason="timeout"\} (\d+)/.exec(text)[1]);
+    };
+    const deadline = Date.now() + 10_000;
+    while ((await timedOut()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await timedOut(), 1, 'a blocked write must end the connection after the write timeout');
+    socket.destroy();
+  } finally {
+    await bridge.stop();
+  }
+});
+
 test('http: beyond --max-connections the idlest connection makes room; all busy: 503; sessions too', TEST_TIMEOUT, async () => {
   await createAndGrantTool({ name: 'sdk_http_sleep', sql: 'SELECT pg_sleep(1) IS NULL AS slept', description: 'Takes a second (connection test)', grantTo: 'agent_support' });
   const bridge = await startHttpBridge('agent_support', ['--max-connections', '2', '--max-sessions', '1']);
@@ -511,20 +536,38 @@ test('http: beyond --max-connections the idlest connection makes room; all busy:
       sockets.push(socket);
     }
     await new Promise((r) => setTimeout(r, 200));
-    const served = await rawRequest(new URL('/healthz', bridge.url), { headers: { host: `127.0.0.1:${port}` } });
+    const served = await rawRequest(new URL('/healthz', bridge.url), { headers: { host: `127.0.0.1:${port}`, connection: 'close' }, agent: false });
     assert.equal(served.status, 200);
     await new Promise((r) => setTimeout(r, 200));
     assert.ok(closed >= 1, 'an idle connection was closed to admit the client');
     for (const socket of sockets) socket.destroy();
     await new Promise((r) => setTimeout(r, 200));
     // Both places serving a request: nothing can be closed, so a third connection gets 503.
-    const headers = await initialize(bridge.url);
-    const slow = (id) => post(bridge.url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'sdk_http_sleep', arguments: {} } }, headers);
+    // (Each request on a connection of its own, closed after it: no idle kept-alive one.)
+    const once = (body, headers = {}) =>
+      new Promise((resolve, reject) => {
+        const text = JSON.stringify(body);
+        const req = httpRequest(bridge.url, {
+          method: 'POST',
+          agent: false,
+          headers: { 'content-type': 'application/json', accept: JSON_AND_SSE, connection: 'close', 'content-length': Buffer.byteLength(text), ...headers }
+        }, (res) => {
+          let data = '';
+          res.on('data', (chunk) => (data += chunk));
+          res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
+        });
+        req.on('error', reject);
+        req.end(text);
+      });
+    const opened = await once({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+    const headers = { 'mcp-session-id': opened.headers['mcp-session-id'], 'mcp-protocol-version': '2025-11-25' };
+    assert.equal((await once({ jsonrpc: '2.0', method: 'notifications/initialized' }, headers)).status, 202);
+    const slow = (id) => once({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'sdk_http_sleep', arguments: {} } }, headers);
     const calls = [slow(11), slow(12)];
     await new Promise((r) => setTimeout(r, 400));
-    const refused = await rawRequest(new URL('/healthz', bridge.url), { headers: { host: `127.0.0.1:${port}` } });
+    const refused = await rawRequest(new URL('/healthz', bridge.url), { headers: { host: `127.0.0.1:${port}`, connection: 'close' }, agent: false });
     assert.equal(refused.status, 503);
-    for (const call of calls) assert.equal((await (await call).json()).result.isError, false);
+    for (const call of calls) assert.equal(JSON.parse((await call).body).result.isError, false);
     // One session allowed: the second initialize is refused until the first ends.
     const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
     assert.equal((await post(bridge.url, init)).status, 503);

@@ -14,3 +14,7 @@ DROP FUNCTION @extschema@._await_forwarded_audit();
 
 -- Catalog changes advance a version that the bridge checks before re-listing.
 --@include catalog_version.sql
+
+-- Group commit at the bridge: deferred calls and the wait that confirms them.
+--@include audit_confirmer_role.sql
+--@include deferred_audit.sql

@@ -1,0 +1,103 @@
+#include "audit_confirm.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include <libpq-fe.h>
+
+#include "database.hpp"
+
+namespace pg_mcp::bridge {
+
+AuditConfirmer::AuditConfirmer(std::string dsn, const Logger &logger)
+    : dsn_(std::move(dsn)), logger_(logger) {
+    thread_ = std::thread([this] { loop(); });
+}
+
+AuditConfirmer::~AuditConfirmer() {
+    stop();
+}
+
+void AuditConfirmer::await(int slot, int64_t seq, Done done) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!stopping_) {
+            pending_.push_back(Pending{slot, seq, std::move(done)});
+            done = nullptr;
+        }
+    }
+    if (done) {
+        done(false, 0, "the bridge is stopping");
+        return;
+    }
+    wake_.notify_one();
+}
+
+void AuditConfirmer::stop() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void AuditConfirmer::loop() {
+    Connection connection(dsn_);
+    std::chrono::milliseconds backoff{0};
+    for (;;) {
+        std::vector<Pending> batch;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            wake_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+            batch.swap(pending_);
+            if (stopping_ && batch.empty()) return;  // what was pending is answered first
+        }
+        // The newest record of each queue: confirming it confirms every one queued before.
+        std::map<int, int64_t> newest;
+        for (const Pending &each : batch) newest[each.slot] = std::max(newest[each.slot], each.seq);
+        std::map<int, int64_t> confirmed_id;  // the newest record's id, per slot
+        std::map<int, std::string> failed;
+        for (const auto &[slot, seq] : newest) {
+            std::string error;
+            if (!connection.ensure(error)) {
+                failed[slot] = "cannot reach the database: " + error;
+                backoff = std::min(std::max(backoff * 2, std::chrono::milliseconds(50)),
+                                   std::chrono::milliseconds(1000));
+                continue;
+            }
+            backoff = std::chrono::milliseconds(0);
+            std::string slot_text = std::to_string(slot), seq_text = std::to_string(seq);
+            const char *params[2] = {slot_text.c_str(), seq_text.c_str()};
+            PGresult *result = PQexecParams(connection.get(), "SELECT mcp.await_audit($1, $2)", 2,
+                                            nullptr, params, nullptr, nullptr, 0);
+            if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1) {
+                confirmed_id[slot] = std::atoll(PQgetvalue(result, 0, 0));
+            } else {
+                std::string message = PQresultErrorMessage(result);
+                while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+                    message.pop_back();
+                failed[slot] = message.empty() ? "the database connection was lost" : message;
+                if (PQstatus(connection.get()) != CONNECTION_OK) connection.close();
+            }
+            PQclear(result);
+        }
+        for (Pending &each : batch) {
+            auto failure = failed.find(each.slot);
+            if (failure != failed.end()) {
+                logger_.log(LogLevel::Error,
+                            "an audit record could not be confirmed durable: " + failure->second);
+                each.done(false, 0, failure->second);
+                continue;
+            }
+            int64_t newest_id = confirmed_id[each.slot];
+            // Records of one queue have consecutive ids in queue order.
+            int64_t id = newest_id > 0 ? newest_id - (newest[each.slot] - each.seq) : 0;
+            each.done(true, id > 0 ? id : 0, std::string());
+        }
+        if (!failed.empty() && backoff.count() > 0) std::this_thread::sleep_for(backoff);
+    }
+}
+
+}  // namespace pg_mcp::bridge
