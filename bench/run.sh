@@ -15,6 +15,7 @@ root=$PWD
 seconds=${1:-10}
 port=${PG_MCP_BENCH_PORT:-54333}
 result_file=bench/results/run.txt
+mkdir -p "$(dirname "$result_file")"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 echo "== building pg_mcp_bridge and the benchmark client" >&2
