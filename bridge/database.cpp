@@ -659,8 +659,16 @@ void Database::execute(Job &job, Connection &connection) {
         params[0] = token.c_str();
         nparams = 1;
     } else if (job.is_call) {
-        statement = confirmer_ != nullptr ? (as_principal ? &kCallDeferredAs : &kCallDeferred)
-                                          : (as_principal ? &kCallAs : &kCall);
+        // Deferred confirmation frees the connection sooner but costs a second round trip (the
+        // confirmer's): worth it only while other requests wait for a connection.
+        bool others_waiting;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            others_waiting = !queue_.empty();
+        }
+        bool defer = confirmer_ != nullptr && (defer_always_ || others_waiting);
+        statement = defer ? (as_principal ? &kCallDeferredAs : &kCallDeferred)
+                          : (as_principal ? &kCallAs : &kCall);
         params[0] = job.tool.c_str();
         params[1] = job.arguments.c_str();
         params[2] = job.identity.agent_name.c_str();

@@ -96,10 +96,16 @@ class Database : public Backend {
     // Cancels running queries, fails queued work, and joins the workers.
     void stop();
 
-    // Calls are made with mcp.call_tool_deferred, their answers held until `confirmer` says
-    // their audit records are durable (the login must be a member of mcp_audit_confirmer; otherwise
-    // the extension waits in the call, as before). Set before the first call.
-    void confirm_audit_with(AuditConfirmer *confirmer) { confirmer_ = confirmer; }
+    // While requests wait for a connection, calls are made with mcp.call_tool_deferred, their
+    // answers held until `confirmer` says their audit records are durable, so the connection
+    // serves the next one at once (the login must be a member of mcp_audit_confirmer; otherwise
+    // the extension waits in the call). Without a queue a call waits in its own statement: one
+    // round trip. Set before the first call.
+    // always: every call is deferred (the connection is free as soon as its statement ends).
+    void confirm_audit_with(AuditConfirmer *confirmer, bool always = false) {
+        confirmer_ = confirmer;
+        defer_always_ = always;
+    }
 
     // What the pool can do now, for /readyz: empty when a call would be served, else why not.
     // A call answered within the last second says so; otherwise a probe (SELECT 1) goes through
@@ -160,6 +166,7 @@ class Database : public Backend {
     size_t pool_size_;
     const Logger &logger_;
     AuditConfirmer *confirmer_ = nullptr;
+    bool defer_always_ = false;
 
     std::mutex mutex_;
     std::condition_variable ready_;  // work queued (workers that may take it wait here)

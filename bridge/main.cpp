@@ -250,7 +250,7 @@ int main(int argc, char **argv) {
     // (the catalog listener, a readiness probe; with replicas the audit forwarder and the
     // replica monitor's probe of the primary): a pool that would not fit is made smaller
     // instead of failing under load.
-    bool confirm_audit = may_confirm_audit(options.dsn);
+    bool confirm_audit = options.confirm_audit != "never" && may_confirm_audit(options.dsn);
     size_t others = 2 + (options.replicas.dsns.empty() ? 0 : 2) + (confirm_audit ? 1 : 0);
     long limit = role_connection_limit(options.dsn);
     if (limit >= 0 && options.pool_size + others > static_cast<size_t>(limit)) {
@@ -275,7 +275,7 @@ int main(int argc, char **argv) {
     std::unique_ptr<AuditConfirmer> confirmer;
     if (confirm_audit)
         confirmer = std::make_unique<AuditConfirmer>(options.dsn, logger);
-    else
+    else if (options.confirm_audit != "never")
         logger.log(
             LogLevel::Notice,
             "the login is not a member of mcp_audit_confirmer: each durable call holds its pool "
@@ -284,7 +284,7 @@ int main(int argc, char **argv) {
     Database database(options.dsn, options.pool_size, logger,
                       std::chrono::milliseconds(options.queue_timeout_ms),
                       options.prepare_statements);
-    database.confirm_audit_with(confirmer.get());
+    database.confirm_audit_with(confirmer.get(), options.confirm_audit == "always");
     // Read replicas: a router in front of the primary's pool, and the spool that carries the
     // audit records of standby-served calls to the primary.
     std::unique_ptr<AuditSpool> spool;

@@ -144,6 +144,10 @@ po::options_description describe() {
     add("audit-spool", po::value<std::string>()->value_name("FILE"),
         "with --replica: where audit records of standby-served calls wait (on disk) until the "
         "primary has them");
+    add("confirm-audit", po::value<std::string>()->value_name("MODE"),
+        "durable audit with a login in mcp_audit_confirmer: auto (default: while calls wait for "
+        "a connection, a call frees its connection when its statement ends and its answer waits "
+        "for one shared confirmation), always, or never (each call waits in its statement)");
     add("check",
         "connect, verify the extension, list the tools this role can call, and exit 0 (ready) "
         "or 1 (not ready)");
@@ -221,6 +225,10 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
         options.replicas.fallback_to_primary = mode == "primary";
     }
     text("audit-spool", options.audit_spool);
+    if (given.count("confirm-audit")) {
+        options.confirm_audit = given["confirm-audit"].as<std::string>();
+        one_of("--confirm-audit", options.confirm_audit, {"auto", "always", "never"});
+    }
     options.check = given.count("check") > 0;
 
     // Combinations.

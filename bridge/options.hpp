@@ -27,6 +27,7 @@ struct BridgeOptions {
     ReplicaOptions replicas;  // --replica ...
     std::string audit_spool;  // --audit-spool
     std::string token_env;    // --token-env: stdio runs as the principal of this variable's token
+    std::string confirm_audit = "auto";  // --confirm-audit: auto, always or never
     HttpOptions http_options;
 };
 

@@ -238,7 +238,8 @@ test('http auth: a durable call frees its pool connection at once; its answer wa
      SELECT mcp.grant_tool('sdk_mark', 'agent_tenant');
      GRANT mcp_audit_confirmer TO ${LOGIN};`
   );
-  const bridge = await startHttpBridge(LOGIN, ['--auth', 'token', '--pool-size', '1']);
+  // (--confirm-audit always: also the first call, dispatched while nothing waits, is deferred.)
+  const bridge = await startHttpBridge(LOGIN, ['--auth', 'token', '--pool-size', '1', '--confirm-audit', 'always']);
   const acme = await connect(bridge.url, tokens['acme-support']);
   const setPaused = async (on) => {
     await psql(on ? 'ALTER SYSTEM SET pg_mcp.audit_writer_paused = on' : 'ALTER SYSTEM RESET pg_mcp.audit_writer_paused', { single: false });

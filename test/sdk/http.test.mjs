@@ -563,8 +563,13 @@ test('http: beyond --max-connections the idlest connection makes room; all busy:
     const headers = { 'mcp-session-id': opened.headers['mcp-session-id'], 'mcp-protocol-version': '2025-11-25' };
     assert.equal((await once({ jsonrpc: '2.0', method: 'notifications/initialized' }, headers)).status, 202);
     const slow = (id) => once({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'sdk_http_sleep', arguments: {} } }, headers);
-    const calls = [slow(11), slow(12)];
-    await new Promise((r) => setTimeout(r, 400));
+    // One after the other: a connection that has not sent its request yet is one the bridge may
+    // close to admit another when at its limit.
+    await new Promise((r) => setTimeout(r, 100));
+    const calls = [slow(11)];
+    await new Promise((r) => setTimeout(r, 150));
+    calls.push(slow(12));
+    await new Promise((r) => setTimeout(r, 250));
     const refused = await rawRequest(new URL('/healthz', bridge.url), { headers: { host: `127.0.0.1:${port}`, connection: 'close' }, agent: false });
     assert.equal(refused.status, 503);
     for (const call of calls) assert.equal(JSON.parse((await call).body).result.isError, false);
