@@ -8,7 +8,8 @@ EXTVERSION := $(shell sed -n "s/^default_version = '\\(.*\\)'/\\1/p" extension/p
 SRCS = $(wildcard extension/src/*.cpp)
 OBJS = $(SRCS:.cpp=.o)
 # The install script of the current version is assembled from the concern files in
-# extension/sql/ (in this order), and each upgrade script from extension/sql/upgrade/FROM--TO.sql;
+# extension/sql/ (in this order), and each upgrade script from
+# extension/sql/upgrade/pg_mcp--FROM--TO.sql;
 # a piece both need is one file they --@include. Released versions' install scripts are frozen.
 SQL_PARTS = roles catalog audit_log helpers tools_api standby_audit principals tokens \
             sandbox_views rate_limits cache_invalidation agent_api builtin_tools refresh drafts \
@@ -41,7 +42,7 @@ extension/pg_mcp--$(EXTVERSION).sql: $(SQL_SOURCES)
 	extension/sql/assemble.sh "-- pg_mcp $(EXTVERSION): governed MCP tools for AI agents." \
 	  '\echo Use "CREATE EXTENSION pg_mcp" to load this file. \quit' \
 	  $(SQL_PARTS:%=extension/sql/%.sql) > $@
-extension/pg_mcp--%.sql: extension/sql/upgrade/%.sql $(SQL_SOURCES)
+extension/pg_mcp--%.sql: extension/sql/upgrade/pg_mcp--%.sql $(SQL_SOURCES)
 	extension/sql/assemble.sh "-- pg_mcp $* (ALTER EXTENSION pg_mcp UPDATE)." \
 	  '\echo Use "ALTER EXTENSION pg_mcp UPDATE" to load this file. \quit' $< > $@
 
