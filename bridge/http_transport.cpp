@@ -260,6 +260,8 @@ struct HttpServer::Impl {
     std::mutex mutex;  // sessions, connections
     std::map<std::string, std::shared_ptr<Session>> sessions;
     std::map<std::string, size_t> calls_by_principal;  // requests in progress, by principal
+    size_t opening_total = 0;                          // initializes in progress
+    std::map<std::string, size_t> opening_by_principal;
     // An open client socket: what it is doing, since when, and the deadline of that.
     struct Connection {
         // Waiting: for a request's header; Body: for its body; Busy: serving it; Writing: a
@@ -339,6 +341,25 @@ struct HttpServer::Impl {
         for (const auto &entry : sessions) count += entry.second->principal == principal;
         return count;
     }
+
+    // An initialize in progress, counted against the session caps (taken under `mutex`; given
+    // back, under it, when the session is open or the initialize has failed).
+    struct OpeningSession {
+        OpeningSession(Impl &impl, std::string principal)
+            : impl(impl), principal(std::move(principal)) {
+            impl.opening_total++;
+            impl.opening_by_principal[this->principal]++;
+        }
+        ~OpeningSession() {
+            std::lock_guard<std::mutex> lock(impl.mutex);
+            impl.opening_total--;
+            auto found = impl.opening_by_principal.find(principal);
+            if (found != impl.opening_by_principal.end() && --found->second == 0)
+                impl.opening_by_principal.erase(found);
+        }
+        Impl &impl;
+        std::string principal;
+    };
 
     // A request in progress for a principal (none without tokens): taken only below
     // options.max_calls_per_principal, given back when the request is answered.
@@ -758,6 +779,7 @@ struct HttpServer::Impl {
         std::shared_ptr<Session> session;
         bool created = false;
         std::unique_ptr<RetireAfter> one_request;
+        std::unique_ptr<OpeningSession> opening;  // counted against the caps until it is open
         auto session_header = request.find("MCP-Session-Id");
         if (session_header != request.end()) {
             session = find_session(std::string(session_header->value()));
@@ -769,19 +791,22 @@ struct HttpServer::Impl {
         } else if (method == "initialize") {
             {
                 std::lock_guard<std::mutex> lock(mutex);
-                if (sessions.size() >= options.max_sessions)
+                if (sessions.size() + opening_total >= options.max_sessions)
                     return rpc_error(request, http::status::service_unavailable,
                                      error_code::kInvalidRequest,
                                      "Too many open sessions; retry later (end unused ones with "
                                      "DELETE)");
                 // One principal cannot take the sessions every other principal shares.
                 if (options.require_token &&
-                    sessions_of(principal) >= options.max_sessions_per_principal)
+                    sessions_of(principal) + opening_by_principal[principal] >=
+                        options.max_sessions_per_principal)
                     return too_many(request,
                                     "Too Many Requests: principal \"" + principal + "\" has " +
                                         std::to_string(options.max_sessions_per_principal) +
                                         " open sessions (--max-sessions-per-principal); end "
                                         "unused ones with DELETE");
+                // Concurrent initializes count too, until each is open or has failed.
+                opening = std::make_unique<OpeningSession>(*this, principal);
             }
             session = std::make_shared<Session>(new_session_id(), backend, server_options, logger,
                                                 token_hash, principal);

@@ -219,6 +219,19 @@ test('http auth: one principal at its session cap cannot lock out another', TEST
     await ended.transport.terminateSession();
     await ended.client.close();
     open.push(await connect(bridge.url, tokens['acme-support']));
+    // Initializes at the same moment cannot overrun the cap either: with acme's three places
+    // taken, none of eight concurrent ones gets in; with them free, exactly three do.
+    const burst = () =>
+      Promise.all(Array.from({ length: 8 }, () => post(bridge.url, INITIALIZE, { authorization: `Bearer ${tokens['acme-support']}` })));
+    assert.deepEqual((await burst()).map((r) => r.status).filter((s) => s === 200), []);
+    for (const session of open.filter((o) => o !== globex).splice(0)) {
+      await session.transport.terminateSession();
+      await session.client.close();
+    }
+    open.splice(0, open.length, globex);
+    const statuses = (await burst()).map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 200).length, 3, JSON.stringify(statuses));
+    assert.equal(statuses.filter((s) => s === 429).length, 5, JSON.stringify(statuses));
   } finally {
     for (const { transport, client } of open) {
       await transport.terminateSession().catch(() => {});
