@@ -899,6 +899,13 @@ void Database::execute(Job &job, Connection &connection) {
     }
 }
 
+void Database::settle(Job &job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job.cancel_handle = nullptr;
+    active_.erase(job.key);
+    last_success_ = Clock::now();
+}
+
 bool Database::confirm_then_answer(Job &job, BackendReply &reply, BodyStream &body,
                                    const json &pending, Clock::time_point begun) {
     if (confirmer_ == nullptr || !pending.is_array() || pending.size() != 2 ||
@@ -934,12 +941,7 @@ bool Database::confirm_then_answer(Job &job, BackendReply &reply, BodyStream &bo
     bool streamed = reply.body != nullptr;
     if (whole) {
         // The connection is free for the next call; the answer leaves once the record is durable.
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            job.cancel_handle = nullptr;
-            active_.erase(job.key);
-            last_success_ = Clock::now();
-        }
+        settle(job);
         auto answer = std::make_shared<BackendReply>(std::move(reply));
         answer->body = nullptr;
         ReplyFn deliver_to = job.reply;
@@ -988,12 +990,7 @@ bool Database::confirm_then_answer(Job &job, BackendReply &reply, BodyStream &bo
         return more;
     };
     reply.body = &rest;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        job.cancel_handle = nullptr;
-        active_.erase(job.key);
-        last_success_ = Clock::now();
-    }
+    settle(job);
     record_call(reply, Clock::now() - begun);
     deliver(job.reply, std::move(reply), logger_);
     return true;

@@ -158,6 +158,8 @@ class Database : public Backend {
     // A deferred call's answer: held until its audit record (`pending`: [slot, seq]) is
     // confirmed. True when the answer is taken care of; false leaves `reply` to be finished
     // (an error, or no confirmer).
+    // A call whose statement finished well: no longer cancellable or listed as active.
+    void settle(Job &job);
     bool confirm_then_answer(Job &job, BackendReply &reply, BodyStream &body, const json &pending,
                              std::chrono::steady_clock::time_point begun);
     void execute(Job &job, Connection &connection);

@@ -1191,7 +1191,7 @@ namespace {
 // refusals at a time get that care, the rest are answered and closed at once.
 std::atomic<int> refusing{0};
 
-void refuse_busy(HttpServer::Impl &, tcp::socket socket) {
+void refuse_busy(tcp::socket socket) {
     static const char kBusy[] =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
         "Retry-After: 1\r\n\r\n";
@@ -1280,7 +1280,7 @@ void HttpServer::run(std::chrono::milliseconds grace) {
             }
         }
         if (full) {  // every connection is serving a request: refuse it
-            refuse_busy(impl, std::move(socket));
+            refuse_busy(std::move(socket));
             continue;
         }
         // One thread per connection, detached; run() waits for all of them before returning.

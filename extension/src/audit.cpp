@@ -67,20 +67,6 @@ void resolve_audit_context(AuditRecord *record) {
     if (record->request_id == NULL) record->request_id = setting_or_null("pg_mcp.request_id");
 }
 
-Size audit_record_bound(const AuditRecord *record) {
-    AuditRecord bounded = *record;
-    resolve_audit_context(&bounded);
-    bound_audit_record(&bounded);
-    StringInfoData packed;
-    initStringInfo(&packed);
-    pack_audit_record(&packed, &bounded);
-    // What the outcome adds: a message, notes of cut fields, a status and sqlstate.
-    Size bound =
-        (Size)packed.len + kAuditMessageLimit + kAuditFields[(int)AuditField::truncated].limit + 64;
-    pfree(packed.data);
-    return Min(bound, kMaxPackedAuditRecord);
-}
-
 int64 write_audit_record(const AuditRecord *record, bool use_reservation, AuditPending *pending) {
     if (pending != NULL) pending->slot = -1;
     AuditRecord resolved = *record;

@@ -71,10 +71,6 @@ void init_audit_record(AuditRecord *record);
 // tool's SQL runs, so nothing the SQL does changes them (and no lookup can fail after it).
 void resolve_audit_context(AuditRecord *record);
 
-// The most bytes the record can pack into once its outcome (status, sqlstate, message, counts,
-// notes of cut fields) is set: what call_tool reserves in the queue before the SQL runs.
-Size audit_record_bound(const AuditRecord *record);
-
 // Hands the record to the audit queue (audit_queue.hpp): in durable mode returns once the row
 // is committed and flushed, with its mcp.audit_log id; in fast mode once it is queued (0).
 // The context is resolved (resolve_audit_context) and every field bounded

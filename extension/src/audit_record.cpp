@@ -215,6 +215,25 @@ void bound_audit_record(AuditRecord *record) {
     }
 }
 
+Size packed_size_bound(const AuditRecord *record) {
+    Size total = 0;
+    for (int f = 0; f < kAuditFieldCount; f++) {
+        const AuditFieldSpec &spec = kAuditFields[f];
+        const void *at = field_address(record, f);
+        Size limit = spec.kind == AuditKind::Name ? NAMEDATALEN - 1 : (Size)spec.limit;
+        Size size = 0;
+        if (spec.kind == AuditKind::Name || spec.kind == AuditKind::Text) {
+            const char *text = *(const TextField *)at;
+            size = text == NULL ? limit : Min(strlen(text), limit);
+        } else if (spec.kind == AuditKind::Json) {
+            Datum value = *(const JsonField *)at;
+            size = value == (Datum)0 ? limit : Min(VARSIZE_ANY(DatumGetPointer(value)), limit);
+        }
+        total += sizeof(int64) + size;  // a length word or a fixed-size value, and the bytes
+    }
+    return Min(total, kMaxPackedAuditRecord);
+}
+
 void pack_audit_record(StringInfo out, const AuditRecord *record) {
     for (int f = 0; f < kAuditFieldCount; f++) {
         const void *at = field_address(record, f);

@@ -53,6 +53,11 @@ constexpr Size kMaxPackedAuditRecord = 30 * 1024;
 // column's range is clamped. Fields are copied only when cut.
 void bound_audit_record(AuditRecord *record);
 
+// The most bytes the record can pack into once bounded, whatever its NULL fields become (the
+// outcome: status, sqlstate, message, notes of cut fields): what call_tool reserves in the
+// queue before the SQL runs. Computed from the fields' sizes and limits, nothing copied.
+Size packed_size_bound(const AuditRecord *record);
+
 // Appends the record's packed form to out (at most kMaxPackedAuditRecord bytes once bounded).
 void pack_audit_record(StringInfo out, const AuditRecord *record);
 

@@ -8,6 +8,7 @@
 // subtransaction, so they neither abort the caller's transaction nor lose the audit row.
 #include "audit.hpp"
 #include "audit_queue.hpp"
+#include "audit_record.hpp"
 #include "boundary.hpp"
 #include "call_cost.hpp"
 #include "catalog_cache.hpp"
@@ -678,7 +679,7 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
             } else {
                 // Room for the record before the SQL runs: once it has run, the record is
                 // always queued (a full queue refuses the call here, with nothing done).
-                pg_mcp::reserve_audit_record(pg_mcp::audit_record_bound(&audit));
+                pg_mcp::reserve_audit_record(pg_mcp::packed_size_bound(&audit));
                 bool was_read_only = XactReadOnly;
                 tool_depth++;
                 pg_mcp::begin_call_cost(&cost);
