@@ -1,16 +1,24 @@
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
+
 #include "http_transport.hpp"
 
-#include <poll.h>
-#include <sys/socket.h>
-
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <condition_variable>
-#include <deque>
-#include <future>
-#include <optional>
 #include <cstdlib>
+#include <deque>
+#include <optional>
 #include <random>
 #include <regex>
 
@@ -28,12 +36,17 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 const char *const kEndpoint = "/mcp";
+constexpr auto kKeepAliveComment = std::chrono::seconds(15);  // on an idle event stream
+
+// Completion token of every asynchronous operation here: the coroutine resumes with the error
+// in `error` (never an exception).
+auto with(beast::error_code &error) {
+    return asio::redirect_error(asio::use_awaitable, error);
+}
 
 // A cryptographically random session id: 128 bits as hex (visible ASCII only).
 std::string new_session_id() {
-    static std::mutex mutex;
-    static std::random_device device;
-    std::lock_guard<std::mutex> lock(mutex);
+    static std::random_device device;  // used on the loop only
     std::string id;
     for (int i = 0; i < 4; i++) {
         char part[9];
@@ -57,18 +70,75 @@ std::string host_name(const std::string &host) {
     return lower(host.substr(0, host.find(':')));
 }
 
+// What a coroutine on the loop waits for, fired on the loop (work finished on another thread
+// posts its fire()).
+struct Wakeup {
+    explicit Wakeup(asio::io_context &io) : timer(io) {}
+    asio::steady_timer timer;
+    bool fired = false;
+    void fire() {
+        fired = true;
+        timer.cancel();
+    }
+};
+
+// Waits until `wakeup` fires (true) or `deadline` passes (false). The loop has one thread: a
+// fire() posted meanwhile runs either before the check or while the timer waits.
+asio::awaitable<bool> wait_until(Wakeup &wakeup, Clock::time_point deadline) {
+    wakeup.timer.expires_at(deadline);
+    while (!wakeup.fired) {
+        beast::error_code error;
+        co_await wakeup.timer.async_wait(with(error));
+        if (!error) break;  // the deadline passed
+    }
+    co_return wakeup.fired;
+}
+
 }  // namespace
 
 // A session's output: each response goes to the HTTP request waiting for its id.
 // Notifications that belong to no request (tools/list_changed, log messages) go to the
 // session's event stream (GET) when the client has one open, and are dropped otherwise;
-// progress, which belongs to a request answered with JSON, is dropped.
+// progress, which belongs to a request answered with JSON, is dropped. send() may be called
+// from any thread (backend replies come from the pool's): what it carries is posted to the
+// loop, where everything else here runs.
 class SessionOutput : public Output {
   public:
     struct Waiter {
+        explicit Waiter(asio::io_context &io) : wakeup(io) {}
         std::string response;
-        bool done = false;
+        bool done = false;  // the response is in (empty: cancelled by the client)
+        Wakeup wakeup;      // fired when done, or when the wait is aborted
     };
+
+    // The loop's side, kept alive by what is posted to it.
+    struct State {
+        std::map<std::string, std::shared_ptr<Waiter>> waiting;
+        bool aborted = false;
+        uint64_t streams = 0;  // streams opened so far
+        uint64_t stream = 0;   // the open one (0: none)
+        Wakeup *stream_wakeup = nullptr;
+        std::deque<std::string> events;
+
+        void wake_stream() {
+            if (stream_wakeup != nullptr) stream_wakeup->fire();
+        }
+        void push_event(std::string text) {
+            if (stream == 0) return;
+            if (events.size() >= kMaxEvents) events.pop_front();
+            events.push_back(std::move(text));
+            wake_stream();
+        }
+        void deliver(const std::string &key, std::string response) {
+            auto found = waiting.find(key);
+            if (found == waiting.end() || found->second->done) return;  // nobody waits any more
+            found->second->response = std::move(response);
+            found->second->done = true;
+            found->second->wakeup.fire();
+        }
+    };
+
+    explicit SessionOutput(asio::io_context &io) : io_(io), state_(std::make_shared<State>()) {}
 
     void send(const json &message) override {
         if (message.contains("method")) {
@@ -76,146 +146,103 @@ class SessionOutput : public Output {
             if (message.contains("id") || method == "notifications/progress" ||
                 method == "notifications/cancelled")
                 return;
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (stream_ == 0) return;
-            if (events_.size() >= kMaxEvents) events_.pop_front();
-            events_.push_back(message.dump(-1, ' ', false, json::error_handler_t::replace));
-            ready_.notify_all();
+            asio::post(io_, [state = state_, text = dump(message)]() mutable {
+                state->push_event(std::move(text));
+            });
             return;
         }
         if (!message.contains("id")) return;
-        deliver(message["id"].dump(), message.dump(-1, ' ', false, json::error_handler_t::replace));
+        asio::post(io_, [state = state_, key = message["id"].dump(),
+                         text = dump(message)]() mutable { state->deliver(key, std::move(text)); });
     }
 
-    // Opens the session's event stream (a newer GET replaces an older one, which ends);
-    // returns its number for next_event.
-    uint64_t open_stream() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stream_ = ++streams_;
-        events_.clear();
-        ready_.notify_all();
-        return stream_;
-    }
-
-    // The next event of stream `number`: true with `event` set; true with `event` empty when
-    // `wait` passed without one; false when the stream is over (replaced, session ended).
-    bool next_event(uint64_t number, std::chrono::milliseconds wait, std::string &event) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        ready_.wait_for(lock, wait,
-                        [&] { return stream_ != number || aborted_ || !events_.empty(); });
-        event.clear();
-        if (stream_ != number || aborted_) return false;
-        if (!events_.empty()) {
-            event = std::move(events_.front());
-            events_.pop_front();
-        }
-        return true;
-    }
-
-    // Ends the event stream, if one is open (the session ends).
-    void close_stream() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stream_ = 0;
-        events_.clear();
-        ready_.notify_all();
-    }
-
-    // A large result: built as text from its pieces (no JSON tree), and only when a request
-    // still waits for it (otherwise the pieces are read and dropped). A body that broke off
+    // A large result: built as text from its pieces (no JSON tree). A body that broke off
     // delivers nothing here: the server answers the request with an error next.
     void send_streamed(const json &message, BodyStream &body) override {
-        std::string key = message["id"].dump();
-        if (!waiting(key)) {
-            std::string chunk;
-            while (body.next(chunk)) {
-            }
-            return;
-        }
         std::string text = streamed_text(message, body);
-        if (!text.empty()) deliver(key, std::move(text));
+        if (text.empty()) return;
+        asio::post(io_, [state = state_, key = message["id"].dump(), text]() mutable {
+            state->deliver(key, std::move(text));
+        });
+    }
+
+    // The rest is for the loop only.
+    State &state() { return *state_; }
+
+    // Opens the session's event stream (a newer GET replaces an older one, which ends); returns
+    // its number. `wakeup` is fired when an event comes or the stream is over.
+    uint64_t open_stream(Wakeup &wakeup) {
+        state_->wake_stream();
+        state_->stream = ++state_->streams;
+        state_->stream_wakeup = &wakeup;
+        state_->events.clear();
+        return state_->stream;
+    }
+    // The stream `number` has ended on its side.
+    void stream_ended(uint64_t number) {
+        if (state_->stream != number) return;
+        state_->stream = 0;
+        state_->stream_wakeup = nullptr;
+        state_->events.clear();
+    }
+    // Ends the event stream, if one is open (the session ends).
+    void close_stream() {
+        state_->wake_stream();
+        state_->stream = 0;
+        state_->stream_wakeup = nullptr;
+        state_->events.clear();
     }
 
     // Registers a wait for the response to `key`; false when one is already waiting.
     bool expect(const std::string &key, std::shared_ptr<Waiter> waiter) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return waiting_.emplace(key, std::move(waiter)).second;
+        return state_->waiting.emplace(key, std::move(waiter)).second;
     }
-
-    // Waits for the response (true) or the deadline or an abort (false); the wait ends.
-    bool wait(const std::string &key, const std::shared_ptr<Waiter> &waiter,
-              std::chrono::milliseconds timeout) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        ready_.wait_for(lock, timeout, [&] { return waiter->done || aborted_; });
-        waiting_.erase(key);
-        return waiter->done;
-    }
-
-    // Stops waiting for `key` (the request could not be handed over).
-    void forget(const std::string &key) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        waiting_.erase(key);
-    }
+    void forget(const std::string &key) { state_->waiting.erase(key); }
 
     // Ends the wait for `key`, if any: with a JSON-RPC error when the session ended under the
     // request; without any response when the client cancelled it (as cancellation asks).
     void abandon(const std::string &key, const std::string &reason, bool respond) {
         json id = json::parse(key, nullptr, false);
-        deliver(key, respond
-                         ? make_error(id.is_discarded() ? json() : id, error_code::kInternalError,
+        state_->deliver(
+            key, respond ? make_error(id.is_discarded() ? json() : id, error_code::kInternalError,
                                       "Request cancelled: " + reason)
                                .dump()
                          : std::string());
     }
 
     // The ids (as JSON text) of the requests waiting for a response.
-    std::vector<std::string> pending() {
-        std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> pending() const {
         std::vector<std::string> keys;
-        for (const auto &entry : waiting_) keys.push_back(entry.first);
+        for (const auto &entry : state_->waiting) keys.push_back(entry.first);
         return keys;
     }
 
     // Ends every wait (the server is stopping and its grace period is over).
     void abort() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        aborted_ = true;
-        ready_.notify_all();
+        state_->aborted = true;
+        for (auto &entry : state_->waiting) entry.second->wakeup.fire();
+        state_->wake_stream();
     }
 
   private:
-    bool waiting(const std::string &key) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return waiting_.count(key) > 0;
+    static std::string dump(const json &message) {
+        return message.dump(-1, ' ', false, json::error_handler_t::replace);
     }
-
-    void deliver(const std::string &key, std::string response) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        auto found = waiting_.find(key);
-        if (found == waiting_.end() || found->second->done) return;  // nobody waits any more
-        found->second->response = std::move(response);
-        found->second->done = true;
-        ready_.notify_all();
-    }
-
-    std::mutex mutex_;
-    std::condition_variable ready_;
-    std::map<std::string, std::shared_ptr<Waiter>> waiting_;
-    bool aborted_ = false;
     static constexpr size_t kMaxEvents = 1000;  // events kept for a slow stream reader
-    uint64_t streams_ = 0;                      // streams opened so far
-    uint64_t stream_ = 0;                       // the open one (0: none)
-    std::deque<std::string> events_;
+    asio::io_context &io_;
+    std::shared_ptr<State> state_;
 };
 
 class HttpServer::Session {
   public:
     // token_hash: the SHA-256 of the bearer token that opened it (empty without tokens).
-    Session(std::string session_id, Backend &backend, const ServerOptions &options,
-            const Logger &logger, const std::string &token_hash = {},
+    Session(asio::io_context &io, std::string session_id, Backend &backend,
+            const ServerOptions &options, const Logger &logger, const std::string &token_hash = {},
             const std::string &principal = {})
         : id(std::move(session_id)),
           token_hash(token_hash),
           principal(principal),
+          output(io),
           server(backend, output, session_options(options, id + "/", token_hash, principal),
                  logger) {}
 
@@ -246,6 +273,8 @@ class HttpServer::Session {
     std::atomic<Clock::rep> last_used{Clock::now().time_since_epoch().count()};
 };
 
+// Everything below runs on the loop (one thread: the one in run()), except stop() and
+// tools_changed(), which post to it.
 struct HttpServer::Impl {
     Backend &backend;
     ServerOptions server_options;
@@ -253,38 +282,48 @@ struct HttpServer::Impl {
     HttpOptions options;
     ReadinessFn readiness;
 
-    asio::io_context io;
-    tcp::acceptor acceptor{io};
+    // The loop, and the listening socket on it. Owned through pointers so that ~Impl can end
+    // them first: whatever is still suspended on the loop is destroyed while the state it
+    // refers to is alive.
+    std::unique_ptr<asio::io_context> io_owner = std::make_unique<asio::io_context>();
+    asio::io_context &io = *io_owner;
+    std::unique_ptr<tcp::acceptor> acceptor_owner = std::make_unique<tcp::acceptor>(io);
+    tcp::acceptor &acceptor = *acceptor_owner;
+    // Blocking work (the readiness probe waits for the pool) runs here, not on the loop.
+    asio::thread_pool blocking{1};
+    bool tearing_down = false;
     std::atomic<bool> stopping{false};
+    std::chrono::milliseconds grace{10000};
 
-    std::mutex mutex;  // sessions, connections
     std::map<std::string, std::shared_ptr<Session>> sessions;
     std::map<std::string, size_t> calls_by_principal;  // requests in progress, by principal
     size_t opening_total = 0;                          // initializes in progress
     std::map<std::string, size_t> opening_by_principal;
-    // An open client socket: what it is doing, since when, and the deadline of that.
+    // An open client socket: what it is doing, and since when.
     struct Connection {
         // Waiting: for a request's header; Body: for its body; Busy: serving it; Writing: a
         // response (or an event) is being written; Streaming: an event stream between events.
         enum class Phase { Waiting, Body, Busy, Writing, Streaming } phase = Phase::Waiting;
         Clock::time_point since = Clock::now();
-        Clock::time_point deadline = Clock::time_point::max();
         std::string address;
-        uint64_t requests = 0;  // served on it so far
-        bool closing = false;   // shut down (deadline or eviction); its thread is ending
+        uint64_t requests = 0;                // served on it so far
+        bool closing = false;                 // shut down (eviction, stop): its coroutine is ending
+        beast::tcp_stream *stream = nullptr;  // once its coroutine runs
+        Wakeup *stream_wakeup = nullptr;      // while an event stream waits for an event
     };
-    std::map<int, Connection> connections;  // by descriptor
-    std::atomic<uint64_t> connections_timed_out{0}, connections_evicted{0};
-    std::atomic<uint64_t> stateless_ids{0};  // names of the one-request sessions (2026-07-28)
-    std::map<unsigned, uint64_t> responses_by_status;  // guarded by mutex
+    std::map<uint64_t, Connection> connections;  // by number
+    uint64_t connections_opened = 0;
+    uint64_t connections_timed_out = 0, connections_evicted = 0;
+    uint64_t stateless_ids = 0;  // names of the one-request sessions (2026-07-28)
+    std::map<unsigned, uint64_t> responses_by_status;
     // Ended sessions, kept until their last backend reply has come and gone.
     std::vector<std::shared_ptr<Session>> draining;
-    std::condition_variable connections_done;
-    std::atomic<int> in_flight{0};
-    int streams = 0;  // open GET event streams (guarded by mutex)
+    int in_flight = 0;
+    int streams = 0;   // open GET event streams
+    int refusing = 0;  // 503s that read the request first
     TokenCache tokens{std::chrono::seconds(5)};
     TokenCache refused_tokens{std::chrono::seconds(2)};
-    std::atomic<uint64_t> auth_requests{0};
+    uint64_t auth_requests = 0;
 
     Impl(Backend &b, ServerOptions so, const Logger &l, HttpOptions o, ReadinessFn r)
         : backend(b),
@@ -292,6 +331,15 @@ struct HttpServer::Impl {
           logger(l),
           options(std::move(o)),
           readiness(std::move(r)) {}
+
+    ~Impl() {
+        blocking.join();
+        tearing_down = true;
+        sessions.clear();
+        draining.clear();
+        acceptor_owner.reset();
+        io_owner.reset();
+    }
 
     using Request = http::request<http::string_body>;
     using Response = http::response<http::string_body>;
@@ -335,15 +383,15 @@ struct HttpServer::Impl {
         return response;
     }
 
-    // Open sessions of a principal (under `mutex`).
+    // Open sessions of a principal.
     size_t sessions_of(const std::string &principal) const {
         size_t count = 0;
         for (const auto &entry : sessions) count += entry.second->principal == principal;
         return count;
     }
 
-    // An initialize in progress, counted against the session caps (taken under `mutex`; given
-    // back, under it, when the session is open or the initialize has failed).
+    // An initialize in progress, counted against the session caps until the session is open or
+    // the initialize has failed.
     struct OpeningSession {
         OpeningSession(Impl &impl, std::string principal)
             : impl(impl), principal(std::move(principal)) {
@@ -351,7 +399,6 @@ struct HttpServer::Impl {
             impl.opening_by_principal[this->principal]++;
         }
         ~OpeningSession() {
-            std::lock_guard<std::mutex> lock(impl.mutex);
             impl.opening_total--;
             auto found = impl.opening_by_principal.find(principal);
             if (found != impl.opening_by_principal.end() && --found->second == 0)
@@ -366,14 +413,12 @@ struct HttpServer::Impl {
     struct CallSlot {
         CallSlot(Impl &impl, std::string principal) : impl(impl), principal(std::move(principal)) {
             if (this->principal.empty()) return;
-            std::lock_guard<std::mutex> lock(impl.mutex);
             size_t &running = impl.calls_by_principal[this->principal];
             taken = running < impl.options.max_calls_per_principal;
             if (taken) running++;
         }
         ~CallSlot() {
             if (principal.empty()) return;
-            std::lock_guard<std::mutex> lock(impl.mutex);
             auto found = impl.calls_by_principal.find(principal);
             if (found == impl.calls_by_principal.end()) return;
             if (taken) found->second--;
@@ -395,77 +440,112 @@ struct HttpServer::Impl {
         return response;
     }
 
+    // Work handed to another thread, its result posted back to the loop.
+    template <typename T>
+    struct Pending {
+        explicit Pending(asio::io_context &io) : wakeup(io) {}
+        T value{};
+        Wakeup wakeup;
+    };
+
     // With --auth token: the SHA-256 of the request's bearer token once the database knows it
     // (cached a few seconds), or the response refusing the request. The token itself is never
     // logged, kept or sent anywhere.
-    std::optional<Response> authenticate(const Request &request, std::string &token_hash,
-                                         std::string &principal) {
+    asio::awaitable<std::optional<Response>> authenticate(const Request &request,
+                                                          std::string &token_hash,
+                                                          std::string &principal) {
         auto header = request.find(http::field::authorization);
         if (header == request.end())
-            return unauthorized(request, false,
-                                "Unauthorized: send \"Authorization: Bearer <token>\" with a "
-                                "token from the database administrator (mcp.create_token)");
+            co_return unauthorized(request, false,
+                                   "Unauthorized: send \"Authorization: Bearer <token>\" with a "
+                                   "token from the database administrator (mcp.create_token)");
         std::optional<std::string> token = bearer_token(std::string(header->value()));
         if (!token)
-            return unauthorized(request, true,
-                                "Unauthorized: the Authorization header is not \"Bearer "
-                                "<token>\"");
+            co_return unauthorized(request, true,
+                                   "Unauthorized: the Authorization header is not \"Bearer "
+                                   "<token>\"");
         // pg_mcp's tokens are "pgmcp_" and 43 base64url characters: anything else is refused
         // without asking the database.
         static const std::regex kTokenShape("pgmcp_[A-Za-z0-9_-]{43}");
         if (!std::regex_match(*token, kTokenShape))
-            return unauthorized(request, true,
-                                "Unauthorized: the bearer token is unknown, expired or revoked");
+            co_return unauthorized(request, true,
+                                   "Unauthorized: the bearer token is unknown, expired or revoked");
         token_hash = sha256_hex(*token);
         if (std::optional<std::string> known = tokens.find(token_hash)) {
             principal = *known;
-            return std::nullopt;
+            co_return std::nullopt;
         }
         // A token just refused is refused again for a moment without a database round trip.
         if (refused_tokens.find(token_hash))
-            return unauthorized(request, true,
-                                "Unauthorized: the bearer token is unknown, expired or revoked");
-        auto result = std::make_shared<std::promise<BackendReply>>();
-        std::future<BackendReply> answer = result->get_future();
+            co_return unauthorized(request, true,
+                                   "Unauthorized: the bearer token is unknown, expired or revoked");
+        auto checked = std::make_shared<Pending<BackendReply>>(io);
         std::string key = "auth/" + std::to_string(++auth_requests);
-        backend.authenticate(key, token_hash,
-                             [result](BackendReply reply) { result->set_value(std::move(reply)); });
+        backend.authenticate(key, token_hash, [this, checked](BackendReply reply) {
+            asio::post(io, [checked, reply = std::move(reply)]() mutable {
+                checked->value = std::move(reply);
+                checked->wakeup.fire();
+            });
+        });
         // A token check waits a few seconds at most (a flood of unknown tokens cannot hold
         // connections for the request timeout).
-        if (answer.wait_for(std::min(options.request_timeout, std::chrono::milliseconds(5000))) !=
-            std::future_status::ready) {
+        bool answered = co_await wait_until(
+            checked->wakeup,
+            Clock::now() + std::min(options.request_timeout, std::chrono::milliseconds(5000)));
+        if (!answered) {
             backend.cancel(key);
-            return rpc_error(request, http::status::service_unavailable,
-                             error_code::kDatabaseUnavailable,
-                             "Service Unavailable: the token could not be checked in time");
+            co_return rpc_error(request, http::status::service_unavailable,
+                                error_code::kDatabaseUnavailable,
+                                "Service Unavailable: the token could not be checked in time");
         }
-        BackendReply reply = answer.get();
+        BackendReply &reply = checked->value;
         if (reply.ok && reply.value.is_string()) {
             principal = reply.value.get<std::string>();
             tokens.remember(token_hash, principal);
-            return std::nullopt;
+            co_return std::nullopt;
         }
         if (reply.error_code == error_code::kUnauthorized) {
             refused_tokens.remember(token_hash, "");
             logger.log(LogLevel::Warning,
                        "refused a request with an unknown, expired or revoked "
                        "bearer token");
-            return unauthorized(request, true,
-                                "Unauthorized: the bearer token is unknown, expired or revoked");
+            co_return unauthorized(request, true,
+                                   "Unauthorized: the bearer token is unknown, expired or revoked");
         }
         logger.log(LogLevel::Error, "checking a bearer token failed: " + reply.error_message);
         // The reason (a missing GRANT, say) is for the operator's log, not for the client.
         if (reply.error_code != error_code::kDatabaseUnavailable)
-            return rpc_error(request, http::status::internal_server_error,
-                             error_code::kInternalError,
-                             "Internal Server Error: the bearer token could not be checked "
-                             "(the bridge's log says why)");
+            co_return rpc_error(request, http::status::internal_server_error,
+                                error_code::kInternalError,
+                                "Internal Server Error: the bearer token could not be checked "
+                                "(the bridge's log says why)");
         Response response =
             rpc_error(request, http::status::service_unavailable, error_code::kDatabaseUnavailable,
                       "Service Unavailable: the bearer token could not be "
                       "checked; retry shortly");
         response.set(http::field::retry_after, "1");
-        return response;
+        co_return response;
+    }
+
+    // /readyz: the probe waits for the pool, on the blocking thread.
+    asio::awaitable<std::string> probe_readiness() {
+        auto probed = std::make_shared<Pending<std::string>>(io);
+        asio::post(blocking, [this, probed] {
+            std::string problem;
+            try {
+                problem = readiness();
+            } catch (const std::exception &error) {
+                problem = std::string("readiness probe failed: ") + error.what();
+            }
+            asio::post(io, [probed, problem = std::move(problem)]() mutable {
+                probed->value = std::move(problem);
+                probed->wakeup.fire();
+            });
+        });
+        bool probed_in_time =
+            co_await wait_until(probed->wakeup, Clock::now() + std::chrono::seconds(5));
+        if (!probed_in_time) co_return "the readiness probe did not finish within 5 s";
+        co_return probed->value;
     }
 
     bool host_allowed(const Request &request) {
@@ -491,16 +571,13 @@ struct HttpServer::Impl {
     }
 
     std::shared_ptr<Session> find_session(const std::string &id) {
-        std::lock_guard<std::mutex> lock(mutex);
         auto found = sessions.find(id);
         return found == sessions.end() ? nullptr : found->second;
     }
 
-    // Ends a session already removed from `sessions` (outside the lock: ending cancels
-    // queries), and keeps it until it is idle.
+    // Ends a session already removed from `sessions`, and keeps it until it is idle.
     void retire(const std::shared_ptr<Session> &session, const std::string &reason) {
         session->end(reason);
-        std::lock_guard<std::mutex> lock(mutex);
         draining.push_back(session);
     }
 
@@ -509,6 +586,7 @@ struct HttpServer::Impl {
         RetireAfter(Impl &impl, std::shared_ptr<Session> session)
             : impl_(impl), session_(std::move(session)) {}
         ~RetireAfter() {
+            if (impl_.tearing_down) return;
             try {
                 impl_.retire(session_, "request done");
                 impl_.reap();
@@ -522,34 +600,34 @@ struct HttpServer::Impl {
         std::shared_ptr<Session> session_;
     };
 
-    // The connection on `fd` moves to `phase` (its deadline follows from the options). False
-    // when the connection is being closed (evicted or past a deadline): stop serving it.
-    bool set_phase(int fd, Connection::Phase phase, bool first_request = false) {
+    // Connection `number` moves to `phase`, with that phase's deadline on its socket (the
+    // stream's timer: an operation past it fails with beast::error::timeout). False when the
+    // connection is being closed (evicted, or the server is stopping and it would wait for
+    // another request): stop serving it.
+    bool set_phase(uint64_t number, Connection::Phase phase, bool first_request = false) {
         using Phase = Connection::Phase;
-        std::lock_guard<std::mutex> lock(mutex);
-        auto found = connections.find(fd);
+        auto found = connections.find(number);
         if (found == connections.end()) return false;
         Connection &c = found->second;
-        if (c.closing) return false;
+        if (c.closing || (phase == Phase::Waiting && stopping)) return false;
         if (phase == Phase::Busy) c.requests++;
         c.phase = phase;
         c.since = Clock::now();
+        if (phase != Phase::Streaming) c.stream_wakeup = nullptr;
         switch (phase) {
             case Phase::Waiting:
-                c.deadline =
-                    c.since + (first_request ? options.header_timeout : options.idle_timeout);
+                c.stream->expires_after(first_request ? options.header_timeout
+                                                      : options.idle_timeout);
                 break;
             case Phase::Body:
-                c.deadline = c.since + options.body_timeout;
+                c.stream->expires_after(options.body_timeout);
                 break;
             case Phase::Writing:
-                // Asio's blocking write waits without limit for a client that stops reading:
-                // the watchdog bounds the whole write.
-                c.deadline = c.since + options.write_timeout;
+                c.stream->expires_after(options.write_timeout);
                 break;
             case Phase::Busy:
             case Phase::Streaming:
-                c.deadline = Clock::time_point::max();
+                c.stream->expires_never();
                 break;
         }
         return true;
@@ -570,36 +648,30 @@ struct HttpServer::Impl {
         return address.to_string();
     }
 
-    // Shuts `fd` down: its thread's blocked read or write returns and the thread ends (it takes
-    // the descriptor out of `connections` before closing it). Under `mutex`.
-    void shut(int fd, Connection &c) {
+    // Closes a connection's socket: its coroutine's pending read or write ends, or its event
+    // stream wakes, and the coroutine ends.
+    void shut(Connection &c) {
         if (c.closing) return;
         c.closing = true;
-        ::shutdown(fd, SHUT_RDWR);
+        if (c.stream != nullptr) {
+            beast::error_code ignored;
+            c.stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+            c.stream->cancel();
+        }
+        if (c.stream_wakeup != nullptr) c.stream_wakeup->fire();
     }
 
-    // Closes the connections past their deadline (the watchdog's round).
-    void close_expired() {
-        auto now = Clock::now();
-        std::lock_guard<std::mutex> lock(mutex);
-        for (auto &[fd, c] : connections)
-            if (!c.closing && now >= c.deadline) {
-                shut(fd, c);
-                connections_timed_out++;
-            }
-    }
-
-    // Room for a new connection from `address` (under `mutex`): within the limits, or by closing
-    // one that is not serving a request — among all, or among that address's when it is the
-    // address that is at its limit. In order: waiting for a request before an event stream;
-    // from the address holding the most connections (a flood from one client pays first); one
-    // that never sent a whole request before one known to talk; the longest waiting. False when
-    // every connection is serving a request.
+    // Room for a new connection from `address`: within the limits, or by closing one that is not
+    // serving a request — among all, or among that address's when it is the address that is at
+    // its limit. In order: waiting for a request before an event stream; from the address
+    // holding the most connections (a flood from one client pays first); one that never sent a
+    // whole request before one known to talk; the longest waiting. False when every connection
+    // is serving a request.
     bool make_room(const std::string &address) {
         using Phase = Connection::Phase;
         size_t open = 0;
         std::map<std::string, long> per_address;
-        for (const auto &[fd, c] : connections)
+        for (const auto &[number, c] : connections)
             if (!c.closing) {
                 open++;
                 per_address[c.address]++;
@@ -612,23 +684,18 @@ struct HttpServer::Impl {
                                    c.requests == 0 ? 0 : 1, c.since);
         };
         Connection *victim = nullptr;
-        int victim_fd = -1;
-        for (auto &[fd, c] : connections) {
+        for (auto &[number, c] : connections) {
             if (c.closing || (c.phase != Phase::Waiting && c.phase != Phase::Streaming)) continue;
             if (address_full && c.address != address) continue;
-            if (victim == nullptr || rank(c) < rank(*victim)) {
-                victim = &c;
-                victim_fd = fd;
-            }
+            if (victim == nullptr || rank(c) < rank(*victim)) victim = &c;
         }
         if (victim == nullptr) return false;
-        shut(victim_fd, *victim);
+        shut(*victim);
         connections_evicted++;
         return true;
     }
 
     void reap() {
-        std::lock_guard<std::mutex> lock(mutex);
         draining.erase(std::remove_if(draining.begin(), draining.end(),
                                       [](const std::shared_ptr<Session> &session) {
                                           return session->server.idle();
@@ -640,42 +707,39 @@ struct HttpServer::Impl {
     void expire_sessions() {
         auto limit = Clock::now() - options.session_idle;
         std::vector<std::shared_ptr<Session>> expired;
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            for (auto it = sessions.begin(); it != sessions.end();) {
-                if (Clock::time_point(Clock::duration(it->second->last_used.load())) < limit &&
-                    it->second->server.in_flight() == 0) {
-                    expired.push_back(it->second);
-                    it = sessions.erase(it);
-                } else {
-                    ++it;
-                }
+        for (auto it = sessions.begin(); it != sessions.end();) {
+            if (Clock::time_point(Clock::duration(it->second->last_used.load())) < limit &&
+                it->second->server.in_flight() == 0) {
+                expired.push_back(it->second);
+                it = sessions.erase(it);
+            } else {
+                ++it;
             }
         }
         for (auto &session : expired) retire(session, "session expired");
     }
 
-    Response handle(const Request &request) {
+    asio::awaitable<Response> handle(const Request &request) {
         std::string target(request.target());
         std::string path = target.substr(0, target.find('?'));
         if (!host_allowed(request))
-            return rpc_error(request, http::status::forbidden, error_code::kInvalidRequest,
-                             "Forbidden: Host header not allowed (add it with --allowed-host)");
+            co_return rpc_error(request, http::status::forbidden, error_code::kInvalidRequest,
+                                "Forbidden: Host header not allowed (add it with --allowed-host)");
         if (!origin_allowed(request))
-            return rpc_error(request, http::status::forbidden, error_code::kInvalidRequest,
-                             "Forbidden: Origin not allowed (add it with --allowed-origin)");
-        if (path == "/healthz") return reply(request, http::status::ok, "ok\n", "text/plain");
+            co_return rpc_error(request, http::status::forbidden, error_code::kInvalidRequest,
+                                "Forbidden: Origin not allowed (add it with --allowed-origin)");
+        if (path == "/healthz") co_return reply(request, http::status::ok, "ok\n", "text/plain");
         if (path == "/metrics")
-            return reply(request, http::status::ok, metrics_text(),
-                         "text/plain; version=0.0.4; charset=utf-8");
+            co_return reply(request, http::status::ok, metrics_text(),
+                            "text/plain; version=0.0.4; charset=utf-8");
         if (path == "/readyz") {
-            std::string problem = readiness();
-            return problem.empty() ? reply(request, http::status::ok, "ready\n", "text/plain")
-                                   : reply(request, http::status::service_unavailable,
-                                           "not ready: " + problem + "\n", "text/plain");
+            std::string problem = co_await probe_readiness();
+            co_return problem.empty() ? reply(request, http::status::ok, "ready\n", "text/plain")
+                                      : reply(request, http::status::service_unavailable,
+                                              "not ready: " + problem + "\n", "text/plain");
         }
         if (path != kEndpoint)
-            return reply(request, http::status::not_found, "not found\n", "text/plain");
+            co_return reply(request, http::status::not_found, "not found\n", "text/plain");
         switch (request.method()) {
             case http::verb::options: {
                 // CORS preflight of an allowed browser origin (others got 403 above).
@@ -685,77 +749,80 @@ struct HttpServer::Impl {
                              "Content-Type, Accept, Authorization, MCP-Session-Id, "
                              "MCP-Protocol-Version, Last-Event-ID");
                 response.set(http::field::access_control_max_age, "600");
-                return response;
+                co_return response;
             }
-            case http::verb::post:
-                return post(request);
+            case http::verb::post: {
+                Response response = co_await post(request);
+                co_return response;
+            }
             case http::verb::delete_: {
                 std::string token_hash, principal;
-                if (options.require_token)
-                    if (auto refused = authenticate(request, token_hash, principal))
-                        return *refused;
+                if (options.require_token) {
+                    std::optional<Response> refused =
+                        co_await authenticate(request, token_hash, principal);
+                    if (refused) co_return std::move(*refused);
+                }
                 auto header = request.find("MCP-Session-Id");
                 if (header == request.end())
-                    return rpc_error(request, http::status::bad_request,
-                                     error_code::kInvalidRequest,
-                                     "Bad Request: DELETE needs an MCP-Session-Id header");
+                    co_return rpc_error(request, http::status::bad_request,
+                                        error_code::kInvalidRequest,
+                                        "Bad Request: DELETE needs an MCP-Session-Id header");
                 std::shared_ptr<Session> session;
-                {
-                    std::lock_guard<std::mutex> lock(mutex);
-                    auto found = sessions.find(std::string(header->value()));
-                    if (found != sessions.end() && found->second->token_hash == token_hash) {
-                        session = found->second;
-                        sessions.erase(found);
-                    }
+                auto found = sessions.find(std::string(header->value()));
+                if (found != sessions.end() && found->second->token_hash == token_hash) {
+                    session = found->second;
+                    sessions.erase(found);
                 }
                 if (session == nullptr)
-                    return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
-                                     "Session not found");
+                    co_return rpc_error(request, http::status::not_found,
+                                        error_code::kInvalidRequest, "Session not found");
                 retire(session, "session deleted by the client");
-                return reply(request, http::status::no_content);
+                co_return reply(request, http::status::no_content);
             }
             default: {
                 Response response = rpc_error(request, http::status::method_not_allowed,
                                               error_code::kInvalidRequest,
                                               "Method not allowed: use POST, GET or DELETE");
                 response.set(http::field::allow, "GET, POST, DELETE, OPTIONS");
-                return response;
+                co_return response;
             }
         }
     }
 
-    Response post(const Request &request) {
+    asio::awaitable<Response> post(const Request &request) {
         auto accept = request.find(http::field::accept);
         std::string accepted = accept == request.end() ? "" : lower(std::string(accept->value()));
         if (accepted.find("application/json") == std::string::npos ||
             accepted.find("text/event-stream") == std::string::npos)
-            return rpc_error(request, http::status::not_acceptable, error_code::kInvalidRequest,
-                             "Not Acceptable: Accept must list application/json and "
-                             "text/event-stream");
+            co_return rpc_error(request, http::status::not_acceptable, error_code::kInvalidRequest,
+                                "Not Acceptable: Accept must list application/json and "
+                                "text/event-stream");
         auto content_type = request.find(http::field::content_type);
         if (content_type == request.end() ||
             lower(std::string(content_type->value())).rfind("application/json", 0) != 0)
-            return rpc_error(request, http::status::unsupported_media_type,
-                             error_code::kInvalidRequest,
-                             "Unsupported Media Type: the body must be application/json");
+            co_return rpc_error(request, http::status::unsupported_media_type,
+                                error_code::kInvalidRequest,
+                                "Unsupported Media Type: the body must be application/json");
         // A body that cannot be parsed whole is answered with its id when that can be read.
         if (nests_too_deep(request.body()))
-            return reply(request, http::status::bad_request,
-                         make_error(recover_request_id(request.body(), request.body()),
-                                    error_code::kInvalidRequest,
-                                    "Invalid Request: the message nests more than 128 levels deep")
-                             .dump());
+            co_return reply(
+                request, http::status::bad_request,
+                make_error(recover_request_id(request.body(), request.body()),
+                           error_code::kInvalidRequest,
+                           "Invalid Request: the message nests more than 128 levels deep")
+                    .dump());
         json message = json::parse(request.body(), nullptr, false);
         if (message.is_discarded())
-            return reply(request, http::status::bad_request,
-                         make_error(recover_request_id(request.body(), request.body()),
-                                    error_code::kParseError,
-                                    "Parse error: the body is not valid JSON (invalid UTF-8 or "
-                                    "escape, a number out of range, or a syntax error)")
-                             .dump());
+            co_return reply(request, http::status::bad_request,
+                            make_error(recover_request_id(request.body(), request.body()),
+                                       error_code::kParseError,
+                                       "Parse error: the body is not valid JSON (invalid UTF-8 or "
+                                       "escape, a number out of range, or a syntax error)")
+                                .dump());
         if (!message.is_object())
-            return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
-                             "Invalid Request: the body must be one JSON-RPC message (no batches)");
+            co_return rpc_error(
+                request, http::status::bad_request, error_code::kInvalidRequest,
+                "Invalid Request: the body must be one JSON-RPC message (no batches)");
         bool has_method = message.contains("method") && message["method"].is_string();
         bool has_id = message.contains("id");
         std::string method = has_method ? message["method"].get<std::string>() : "";
@@ -765,17 +832,19 @@ struct HttpServer::Impl {
         if (version_header != request.end()) {
             version = std::string(version_header->value());
             if (!is_supported_version(version))
-                return rpc_error(
+                co_return rpc_error(
                     request, http::status::bad_request, error_code::kInvalidRequest,
                     "Bad Request: unsupported MCP-Protocol-Version \"" + version + "\"");
         }
 
         if (method == "subscriptions/listen")
-            return rpc_error(request, http::status::bad_request, error_code::kMethodNotFound,
-                             "subscriptions/listen is not served over HTTP yet; use stdio");
+            co_return rpc_error(request, http::status::bad_request, error_code::kMethodNotFound,
+                                "subscriptions/listen is not served over HTTP yet; use stdio");
         std::string token_hash, principal;
-        if (options.require_token)
-            if (auto refused = authenticate(request, token_hash, principal)) return *refused;
+        if (options.require_token) {
+            std::optional<Response> refused = co_await authenticate(request, token_hash, principal);
+            if (refused) co_return std::move(*refused);
+        }
         std::shared_ptr<Session> session;
         bool created = false;
         std::unique_ptr<RetireAfter> one_request;
@@ -786,49 +855,45 @@ struct HttpServer::Impl {
             // A session answers only the token that opened it (others cannot even see it).
             if (session != nullptr && session->token_hash != token_hash) session = nullptr;
             if (session == nullptr)
-                return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
-                                 "Session not found: start a new one with initialize");
+                co_return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
+                                    "Session not found: start a new one with initialize");
         } else if (method == "initialize") {
-            {
-                std::lock_guard<std::mutex> lock(mutex);
-                if (sessions.size() + opening_total >= options.max_sessions)
-                    return rpc_error(request, http::status::service_unavailable,
-                                     error_code::kInvalidRequest,
-                                     "Too many open sessions; retry later (end unused ones with "
-                                     "DELETE)");
-                // One principal cannot take the sessions every other principal shares.
-                if (options.require_token &&
-                    sessions_of(principal) + opening_by_principal[principal] >=
-                        options.max_sessions_per_principal)
-                    return too_many(request,
-                                    "Too Many Requests: principal \"" + principal + "\" has " +
-                                        std::to_string(options.max_sessions_per_principal) +
-                                        " open sessions (--max-sessions-per-principal); end "
-                                        "unused ones with DELETE");
-                // Concurrent initializes count too, until each is open or has failed.
-                opening = std::make_unique<OpeningSession>(*this, principal);
-            }
-            session = std::make_shared<Session>(new_session_id(), backend, server_options, logger,
-                                                token_hash, principal);
+            if (sessions.size() + opening_total >= options.max_sessions)
+                co_return rpc_error(request, http::status::service_unavailable,
+                                    error_code::kInvalidRequest,
+                                    "Too many open sessions; retry later (end unused ones with "
+                                    "DELETE)");
+            // One principal cannot take the sessions every other principal shares.
+            if (options.require_token && sessions_of(principal) + opening_by_principal[principal] >=
+                                             options.max_sessions_per_principal)
+                co_return too_many(request,
+                                   "Too Many Requests: principal \"" + principal + "\" has " +
+                                       std::to_string(options.max_sessions_per_principal) +
+                                       " open sessions (--max-sessions-per-principal); end "
+                                       "unused ones with DELETE");
+            // Concurrent initializes count too, until each is open or has failed.
+            opening = std::make_unique<OpeningSession>(*this, principal);
+            session = std::make_shared<Session>(io, new_session_id(), backend, server_options,
+                                                logger, token_hash, principal);
             created = true;
         } else if (version == kModernVersion) {
             // 2026-07-28 has no protocol-level sessions: the request gets a server of its own
             // (kept until its last backend reply, like an ended session).
             session =
-                std::make_shared<Session>("stateless-" + std::to_string(++stateless_ids), backend,
-                                          server_options, logger, token_hash, principal);
+                std::make_shared<Session>(io, "stateless-" + std::to_string(++stateless_ids),
+                                          backend, server_options, logger, token_hash, principal);
             one_request = std::make_unique<RetireAfter>(*this, session);
         } else {
-            return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
-                             "Bad Request: MCP-Session-Id header required (initialize first)");
+            co_return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
+                                "Bad Request: MCP-Session-Id header required (initialize first)");
         }
         session->last_used = Clock::now().time_since_epoch().count();
 
         if (!has_method || !has_id) {  // a notification or a response: accepted, no body
             if (!has_method && !message.contains("result") && !message.contains("error"))
-                return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
-                                 "Invalid Request: not a JSON-RPC request, notification or "
-                                 "response");
+                co_return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
+                                    "Invalid Request: not a JSON-RPC request, notification or "
+                                    "response");
             session->server.handle_line(request.body());
             // A cancelled request gets no response from the server; its POST, if the client
             // still reads it, gets a "cancelled" error.
@@ -836,41 +901,42 @@ struct HttpServer::Impl {
                 message["params"].is_object() && message["params"].contains("requestId"))
                 session->output.abandon(message["params"]["requestId"].dump(),
                                         "cancelled by the client", false);
-            return reply(request, http::status::accepted);
+            co_return reply(request, http::status::accepted);
         }
         const json id = message["id"];
         if (!(id.is_string() || id.is_number_integer()))
-            return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
-                             "Invalid Request: id must be a string or an integer");
-        const std::string &line = request.body();
+            co_return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
+                                "Invalid Request: id must be a string or an integer");
         std::string key = id.dump();
         // Nor the calls: beyond its share, a principal's requests are refused (429), not queued
         // in front of everyone else's.
         CallSlot slot(*this, options.require_token ? principal : std::string());
         if (!slot.taken)
-            return too_many(request, "Too Many Requests: principal \"" + principal + "\" has " +
-                                         std::to_string(options.max_calls_per_principal) +
-                                         " requests in progress (--max-calls-per-principal); "
-                                         "retry when one finishes");
-        auto waiter = std::make_shared<SessionOutput::Waiter>();
+            co_return too_many(request, "Too Many Requests: principal \"" + principal + "\" has " +
+                                            std::to_string(options.max_calls_per_principal) +
+                                            " requests in progress (--max-calls-per-principal); "
+                                            "retry when one finishes");
+        auto waiter = std::make_shared<SessionOutput::Waiter>(io);
         if (!session->output.expect(key, waiter))
-            return rpc_error(
+            co_return rpc_error(
                 request, http::status::conflict, error_code::kInvalidRequest,
                 "Conflict: a request with id " + key + " is already in progress in this session");
         try {
-            session->server.handle_line(line);
+            session->server.handle_line(request.body());
         } catch (...) {
             session->output.forget(key);
             throw;
         }
-        if (!session->output.wait(key, waiter, options.request_timeout)) {
+        co_await wait_until(waiter->wakeup, Clock::now() + options.request_timeout);
+        session->output.forget(key);
+        if (!waiter->done) {
             // Given up: the work is cancelled too, so that it frees its connection and id.
             json cancel = {{"jsonrpc", "2.0"},
                            {"method", "notifications/cancelled"},
                            {"params", {{"requestId", message["id"]}, {"reason", "timed out"}}}};
             session->server.handle_line(cancel.dump());
-            return rpc_error(request, http::status::gateway_timeout, error_code::kInternalError,
-                             "No response within the bridge's request timeout");
+            co_return rpc_error(request, http::status::gateway_timeout, error_code::kInternalError,
+                                "No response within the bridge's request timeout");
         }
         if (waiter->response.empty()) {
             // Cancelled by the client: an event stream that ends without any message.
@@ -880,7 +946,7 @@ struct HttpServer::Impl {
             response.set(http::field::cache_control, "no-cache");
             response.keep_alive(request.keep_alive());
             response.prepare_payload();
-            return response;
+            co_return response;
         }
         // The database refused the token during the request (revoked since it was cached).
         auto unauthorized_answer = [](const std::string &text) {
@@ -891,58 +957,60 @@ struct HttpServer::Impl {
         };
         if (options.require_token && unauthorized_answer(waiter->response)) {
             tokens.forget(token_hash);
-            return unauthorized(request, true,
-                                "Unauthorized: the bearer token is unknown, expired or revoked");
+            co_return unauthorized(request, true,
+                                   "Unauthorized: the bearer token is unknown, expired or revoked");
         }
         Response response = reply(request, http::status::ok, std::move(waiter->response));
         if (created) {
             json result = json::parse(response.body(), nullptr, false);
             if (result.is_object() && result.contains("result")) {
-                std::lock_guard<std::mutex> lock(mutex);
                 sessions.emplace(session->id, session);
                 response.set("MCP-Session-Id", session->id);
             }
         }
-        return response;
+        co_return response;
     }
 
     // GET /mcp: the session's event stream (text/event-stream), for notifications that belong
     // to no request. Returns the session to stream for, or nullptr with `refusal` set.
-    std::shared_ptr<Session> open_event_stream(const Request &request, Response &refusal) {
+    asio::awaitable<std::shared_ptr<Session>> open_event_stream(const Request &request,
+                                                                Response &refusal) {
         auto accept = request.find(http::field::accept);
         if (accept == request.end() ||
             lower(std::string(accept->value())).find("text/event-stream") == std::string::npos) {
             refusal = rpc_error(request, http::status::not_acceptable, error_code::kInvalidRequest,
                                 "Not Acceptable: a GET stream needs Accept: text/event-stream");
-            return nullptr;
+            co_return nullptr;
         }
         std::string token_hash, principal;
-        if (options.require_token)
-            if (auto refused = authenticate(request, token_hash, principal)) {
+        if (options.require_token) {
+            std::optional<Response> refused = co_await authenticate(request, token_hash, principal);
+            if (refused) {
                 refusal = std::move(*refused);
-                return nullptr;
+                co_return nullptr;
             }
+        }
         auto header = request.find("MCP-Session-Id");
         if (header == request.end()) {
             refusal =
                 rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
                           "Bad Request: GET needs an MCP-Session-Id header (initialize first)");
-            return nullptr;
+            co_return nullptr;
         }
         std::shared_ptr<Session> session = find_session(std::string(header->value()));
         if (session == nullptr || session->token_hash != token_hash) {
             refusal = rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
                                 "Session not found: start a new one with initialize");
-            return nullptr;
+            co_return nullptr;
         }
-        return session;
+        co_return session;
     }
 
     // Writes the stream's events as they come, with a comment every 15 s (which also finds a
     // client that has gone), until the session ends, a newer GET replaces the stream, the
     // server stops, or the client goes away.
-    void stream_events(tcp::socket &socket, const Request &request,
-                       const std::shared_ptr<Session> &session) {
+    asio::awaitable<void> stream_events(beast::tcp_stream &stream, uint64_t number,
+                                        const Request &request, std::shared_ptr<Session> session) {
         http::response<http::empty_body> head{http::status::ok, request.version()};
         head.set(http::field::server, "pg_mcp_bridge");
         head.set(http::field::content_type, "text/event-stream");
@@ -956,47 +1024,62 @@ struct HttpServer::Impl {
         head.keep_alive(false);
         http::response_serializer<http::empty_body> serializer{head};
         beast::error_code error;
-        int fd = socket.native_handle();
-        uint64_t number = session->output.open_stream();
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            responses_by_status[200]++;
-            streams++;
-        }
-        set_phase(fd, Connection::Phase::Writing);
-        http::write_header(socket, serializer, error);
-        if (!set_phase(fd, Connection::Phase::Streaming)) error = asio::error::operation_aborted;
+        Wakeup wakeup(io);
+        SessionOutput &output = session->output;
+        uint64_t stream_number = output.open_stream(wakeup);
+        responses_by_status[200]++;
+        streams++;
+        struct Ended {
+            Impl &impl;
+            SessionOutput &output;
+            uint64_t number;
+            ~Ended() {
+                impl.streams--;
+                output.stream_ended(number);
+            }
+        } ended{*this, output, stream_number};
+        if (!set_phase(number, Connection::Phase::Writing)) co_return;
+        co_await http::async_write_header(stream, serializer, with(error));
         auto idle_since = Clock::now();
-        while (!error && !stopping) {
-            std::string event;
-            if (!session->output.next_event(number, std::chrono::milliseconds(500), event)) break;
+        SessionOutput::State &state = output.state();
+        auto over = [&] {
+            auto found = connections.find(number);
+            return error || stopping || state.stream != stream_number || state.aborted ||
+                   found == connections.end() || found->second.closing;
+        };
+        while (!over()) {
+            if (state.events.empty()) {
+                if (!set_phase(number, Connection::Phase::Streaming)) break;
+                connections[number].stream_wakeup = &wakeup;
+                wakeup.fired = false;
+                co_await wait_until(wakeup, idle_since + kKeepAliveComment);
+                if (over()) break;
+            }
             std::string text;
-            if (!event.empty()) {
-                text = "event: message\ndata: " + event + "\n\n";
-            } else if (Clock::now() - idle_since >= std::chrono::seconds(15)) {
+            if (!state.events.empty()) {
+                text = "event: message\ndata: " + state.events.front() + "\n\n";
+                state.events.pop_front();
+                // Events keep the session in use; keep-alive comments do not (an idle session
+                // with an open stream still expires, and its stream ends).
+                session->last_used = Clock::now().time_since_epoch().count();
+            } else if (Clock::now() - idle_since >= kKeepAliveComment) {
                 text = ": keep-alive\n\n";
             } else {
                 continue;
             }
             idle_since = Clock::now();
-            // Events keep the session in use; keep-alive comments do not (an idle session with
-            // an open stream still expires, and its stream ends).
-            if (!event.empty()) session->last_used = Clock::now().time_since_epoch().count();
-            if (!set_phase(fd, Connection::Phase::Writing)) break;
-            asio::write(socket, http::make_chunk(asio::buffer(text)), error);
-            if (!set_phase(fd, Connection::Phase::Streaming)) break;
+            if (!set_phase(number, Connection::Phase::Writing)) break;
+            auto chunk = http::make_chunk(asio::buffer(text));
+            co_await asio::async_write(stream, chunk, with(error));
         }
-        if (!error) {
-            set_phase(fd, Connection::Phase::Writing);
-            asio::write(socket, http::make_chunk_last(), error);
+        if (!error && set_phase(number, Connection::Phase::Writing)) {
+            auto last = http::make_chunk_last();
+            co_await asio::async_write(stream, last, with(error));
         }
-        std::lock_guard<std::mutex> lock(mutex);
-        streams--;
     }
 
     std::string metrics_text() {
         std::string out = options.metrics ? options.metrics() : std::string();
-        std::lock_guard<std::mutex> lock(mutex);
         out += "# HELP pg_mcp_bridge_http_responses_total HTTP responses, by status code.\n";
         out += "# TYPE pg_mcp_bridge_http_responses_total counter\n";
         for (const auto &entry : responses_by_status)
@@ -1014,32 +1097,55 @@ struct HttpServer::Impl {
             "another.\n";
         out += "# TYPE pg_mcp_bridge_http_connections_closed_total counter\n";
         out += "pg_mcp_bridge_http_connections_closed_total{reason=\"timeout\"} " +
-               std::to_string(connections_timed_out.load()) + "\n";
+               std::to_string(connections_timed_out) + "\n";
         out += "pg_mcp_bridge_http_connections_closed_total{reason=\"evicted\"} " +
-               std::to_string(connections_evicted.load()) + "\n";
+               std::to_string(connections_evicted) + "\n";
         out += "# HELP pg_mcp_bridge_http_event_streams Open GET event streams.\n";
         out += "# TYPE pg_mcp_bridge_http_event_streams gauge\n";
         out += "pg_mcp_bridge_http_event_streams " + std::to_string(streams) + "\n";
         return out;
     }
 
-    void serve(tcp::socket &socket) {
-        beast::flat_buffer buffer;
+    // Writes a response within the write timeout; false when it could not be written.
+    asio::awaitable<bool> write_response(beast::tcp_stream &stream, uint64_t number,
+                                         Response &response) {
+        if (!set_phase(number, Connection::Phase::Writing)) co_return false;
         beast::error_code error;
-        int fd = socket.native_handle();
-        // Writes give up after write_timeout (a client that stops reading cannot hold a thread).
-        timeval send_timeout{};
-        send_timeout.tv_sec = static_cast<time_t>(options.write_timeout.count() / 1000);
-        send_timeout.tv_usec =
-            static_cast<suseconds_t>((options.write_timeout.count() % 1000) * 1000);
-        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+        co_await http::async_write(stream, response, with(error));
+        if (error == beast::error::timeout) connections_timed_out++;
+        co_return !error;
+    }
+
+    // A client connection: requests one after another (keep-alive) until it closes, a deadline
+    // passes, it is evicted, or the server stops.
+    asio::awaitable<void> serve(tcp::socket socket, uint64_t number) {
+        beast::tcp_stream stream(std::move(socket));
+        {
+            auto found = connections.find(number);
+            if (found != connections.end()) found->second.stream = &stream;
+        }
+        try {
+            co_await serve_requests(stream, number);
+        } catch (const std::exception &failure) {
+            logger.log(LogLevel::Error,
+                       std::string("internal error serving a connection: ") + failure.what());
+        }
+        beast::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        stream.close();
+        connections.erase(number);
+    }
+
+    asio::awaitable<void> serve_requests(beast::tcp_stream &stream, uint64_t number) {
+        beast::flat_buffer buffer;
         for (bool first = true;; first = false) {
-            if (!set_phase(fd, Connection::Phase::Waiting, first)) break;
+            if (!set_phase(number, Connection::Phase::Waiting, first)) co_return;
             http::request_parser<http::string_body> parser;
             parser.body_limit(options.max_body_bytes);
-            http::read_header(socket, buffer, parser, error);
-            if (!error) set_phase(fd, Connection::Phase::Body);
+            beast::error_code error;
+            co_await http::async_read_header(stream, buffer, parser, with(error));
             if (!error) {
+                if (!set_phase(number, Connection::Phase::Body)) co_return;
                 // A body framed two ways, or by a coding other than chunked, is refused:
                 // framing it by Content-Length would let a proxy in front see other requests.
                 std::string problem = framing_problem(parser.get());
@@ -1047,11 +1153,14 @@ struct HttpServer::Impl {
                     Response response = rpc_error(parser.get(), http::status::bad_request,
                                                   error_code::kInvalidRequest, problem);
                     response.keep_alive(false);
-                    set_phase(fd, Connection::Phase::Writing);
-                    http::write(socket, response, error);
-                    break;
+                    co_await write_response(stream, number, response);
+                    co_return;
                 }
-                http::read(socket, buffer, parser, error);
+                co_await http::async_read(stream, buffer, parser, with(error));
+            }
+            if (error == beast::error::timeout) {
+                connections_timed_out++;
+                co_return;
             }
             if (error == http::error::body_limit) {
                 Request request = parser.release();
@@ -1060,30 +1169,22 @@ struct HttpServer::Impl {
                     "Payload Too Large: the body exceeds " +
                         std::to_string(options.max_body_bytes) + " bytes (--max-message-bytes)");
                 response.keep_alive(false);
-                set_phase(fd, Connection::Phase::Writing);
-                http::write(socket, response, error);
+                bool written = co_await write_response(stream, number, response);
+                if (!written) co_return;
                 // Read and drop the rest of the body (at most 4 times the limit, for at most
                 // 2 s) before closing, so that a client still sending gets the 413 instead of a
                 // broken pipe.
-                socket.shutdown(tcp::socket::shutdown_send, error);
-                auto deadline = Clock::now() + std::chrono::seconds(2);
-                char sink[65536];
-                size_t drained = 0;
-                while (drained < 4 * options.max_body_bytes && Clock::now() < deadline) {
-                    int left =
-                        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             deadline - Clock::now())
-                                             .count());
-                    pollfd fd{socket.native_handle(), POLLIN, 0};
-                    if (::poll(&fd, 1, std::max(left, 1)) <= 0) break;
-                    ssize_t n = ::recv(socket.native_handle(), sink, sizeof sink, 0);
-                    if (n <= 0) break;
-                    drained += static_cast<size_t>(n);
+                beast::error_code ignored;
+                stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                stream.expires_after(std::chrono::seconds(2));
+                std::vector<char> sink(65536);
+                for (size_t drained = 0; drained < 4 * options.max_body_bytes;) {
+                    size_t n = co_await stream.async_read_some(asio::buffer(sink), with(ignored));
+                    if (ignored || n == 0) break;
+                    drained += n;
                 }
-                break;
+                co_return;
             }
-            // Closed meanwhile (evicted as the header arrived): the request is not served.
-            if (!error && !set_phase(fd, Connection::Phase::Busy)) break;
             if (error) {
                 // A request that is not HTTP gets 400 before the connection closes (a client
                 // that closed needs nothing).
@@ -1094,11 +1195,12 @@ struct HttpServer::Impl {
                         parser.get(), http::status::bad_request, error_code::kInvalidRequest,
                         "Bad Request: malformed HTTP (" + error.message() + ")");
                     response.keep_alive(false);
-                    set_phase(fd, Connection::Phase::Writing);
-                    http::write(socket, response, error);
+                    co_await write_response(stream, number, response);
                 }
-                break;
+                co_return;
             }
+            // Closed meanwhile (evicted as the request arrived): the request is not served.
+            if (!set_phase(number, Connection::Phase::Busy)) co_return;
             Request request = parser.release();
             std::string target(request.target());
             bool event_stream = request.method() == http::verb::get &&
@@ -1109,7 +1211,8 @@ struct HttpServer::Impl {
                 std::shared_ptr<Session> session;
                 Response refused;
                 try {
-                    session = open_event_stream(request, refused);
+                    std::shared_ptr<Session> opened = co_await open_event_stream(request, refused);
+                    session = std::move(opened);
                 } catch (const std::exception &failure) {
                     logger.log(
                         LogLevel::Error,
@@ -1118,15 +1221,24 @@ struct HttpServer::Impl {
                                         error_code::kInternalError, "Internal error");
                 }
                 if (session != nullptr) {
-                    stream_events(socket, request, session);
-                    break;  // the stream ends the connection
+                    co_await stream_events(stream, number, request, session);
+                    co_return;  // the stream ends the connection
                 }
                 refusal = std::move(refused);
             }
             in_flight++;
+            struct Done {
+                int &count;
+                ~Done() { count--; }
+            } done{in_flight};
             Response response;
             try {
-                response = refusal ? std::move(*refusal) : handle(request);
+                if (refusal) {
+                    response = std::move(*refusal);
+                } else {
+                    Response handled = co_await handle(request);
+                    response = std::move(handled);
+                }
             } catch (const std::exception &failure) {
                 logger.log(
                     LogLevel::Error,
@@ -1143,16 +1255,112 @@ struct HttpServer::Impl {
                              "MCP-Session-Id, WWW-Authenticate");
                 response.set(http::field::vary, "Origin");
             }
-            {
-                std::lock_guard<std::mutex> lock(mutex);
-                responses_by_status[response.result_int()]++;
-            }
-            set_phase(fd, Connection::Phase::Writing);
-            http::write(socket, response, error);
-            in_flight--;
-            if (error || !response.keep_alive()) break;
+            responses_by_status[response.result_int()]++;
+            bool written = co_await write_response(stream, number, response);
+            if (!written || !response.keep_alive()) co_return;
         }
-        socket.shutdown(tcp::socket::shutdown_both, error);
+    }
+
+    // 503 for a connection that cannot be admitted. The request is read first (up to its
+    // header, for at most a second) so that closing does not reset the connection under the
+    // answer; a few refusals at a time get that care, the rest are answered and closed at once.
+    asio::awaitable<void> refuse_busy(tcp::socket socket) {
+        static const char kBusy[] =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+            "Retry-After: 1\r\n\r\n";
+        beast::tcp_stream stream(std::move(socket));
+        beast::error_code error;
+        bool careful = refusing < 16;
+        if (careful) {
+            refusing++;
+            std::string head;
+            stream.expires_after(std::chrono::seconds(1));
+            auto into = asio::dynamic_buffer(head, 16384);
+            co_await asio::async_read_until(stream, into, "\r\n\r\n", with(error));
+            refusing--;
+        }
+        stream.expires_after(std::chrono::seconds(1));
+        co_await asio::async_write(stream, asio::buffer(kBusy, sizeof kBusy - 1), with(error));
+        stream.socket().shutdown(tcp::socket::shutdown_send, error);
+        stream.close();
+    }
+
+    asio::awaitable<void> accept_connections() {
+        while (!stopping) {
+            tcp::socket socket(io);
+            beast::error_code error;
+            co_await acceptor.async_accept(socket, with(error));
+            if (stopping) break;
+            if (error) {  // e.g. out of file descriptors: do not spin
+                logger.log(LogLevel::Warning, "accepting a connection failed: " + error.message());
+                asio::steady_timer pause(io, std::chrono::milliseconds(100));
+                co_await pause.async_wait(with(error));
+                continue;
+            }
+            beast::error_code ignored;
+            std::string address = address_key(socket.remote_endpoint(ignored).address());
+            if (!make_room(address)) {  // every connection is serving a request: refuse it
+                asio::co_spawn(io, refuse_busy(std::move(socket)), asio::detached);
+                continue;
+            }
+            socket.set_option(tcp::no_delay(true), ignored);
+            uint64_t number = ++connections_opened;
+            connections[number].address = address;
+            asio::co_spawn(io, serve(std::move(socket), number), asio::detached);
+        }
+    }
+
+    // Every second: sessions ended and idle are freed; every 30 s, unused sessions end.
+    asio::awaitable<void> housekeeping() {
+        asio::steady_timer timer(io);
+        auto last_expiry = Clock::now();
+        while (!stopping) {
+            timer.expires_after(std::chrono::seconds(1));
+            beast::error_code error;
+            co_await timer.async_wait(with(error));
+            reap();
+            if (Clock::now() - last_expiry > std::chrono::seconds(30)) {
+                expire_sessions();
+                last_expiry = Clock::now();
+            }
+        }
+    }
+
+    // Stopping: no new connections; idle keep-alive connections and event streams end at
+    // once; requests in flight finish (up to the grace period), then are cancelled and
+    // abandoned; the loop ends when every connection is closed.
+    asio::awaitable<void> finish() {
+        beast::error_code error;
+        acceptor.close(error);
+        auto deadline = Clock::now() + grace;
+        asio::steady_timer timer(io);
+        auto shut_idle = [&] {
+            for (auto &[number, c] : connections)
+                if (c.phase == Connection::Phase::Waiting ||
+                    c.phase == Connection::Phase::Streaming)
+                    shut(c);
+        };
+        shut_idle();
+        while (!connections.empty() && Clock::now() < deadline) {
+            shut_idle();
+            timer.expires_after(std::chrono::milliseconds(50));
+            co_await timer.async_wait(with(error));
+        }
+        // Past the grace period: requests still running are cancelled and abandoned.
+        for (auto &[number, c] : connections) shut(c);
+        for (auto &[id, session] : sessions) {
+            session->end("the server is stopping");
+            session->output.abort();
+        }
+        for (int waited = 0; !connections.empty() && waited < 100; waited++) {
+            timer.expires_after(std::chrono::milliseconds(50));
+            co_await timer.async_wait(with(error));
+        }
+        if (!connections.empty())
+            logger.log(LogLevel::Error, std::to_string(connections.size()) +
+                                            " connection(s) did not finish within 5 s of the "
+                                            "grace period; closing");
+        io.stop();
     }
 };
 
@@ -1184,168 +1392,26 @@ bool HttpServer::listen(std::string &error) {
     return true;
 }
 
-namespace {
-
-// 503 for a connection that cannot be admitted. The request is read first (up to its header,
-// for at most a second) so that closing does not reset the connection under the answer; a few
-// refusals at a time get that care, the rest are answered and closed at once.
-std::atomic<int> refusing{0};
-
-void refuse_busy(tcp::socket socket) {
-    static const char kBusy[] =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
-        "Retry-After: 1\r\n\r\n";
-    auto answer = [](tcp::socket &peer, bool read_first) {
-        beast::error_code error;
-        int fd = peer.native_handle();
-        if (read_first) {
-            timeval wait{1, 0};
-            ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
-            std::string head;
-            char buffer[4096];
-            while (head.size() < 16384 && head.find("\r\n\r\n") == std::string::npos) {
-                ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-                if (n <= 0) break;
-                head.append(buffer, static_cast<size_t>(n));
-            }
-        }
-        asio::write(peer, asio::buffer(kBusy, sizeof kBusy - 1), error);
-        peer.shutdown(tcp::socket::shutdown_send, error);
-        peer.close(error);
-    };
-    if (refusing.fetch_add(1) >= 16) {
-        answer(socket, false);
-        refusing--;
-        return;
-    }
-    auto owned = std::make_shared<tcp::socket>(std::move(socket));
-    try {
-        std::thread([owned, answer] {
-            answer(*owned, true);
-            refusing--;
-        }).detach();
-    } catch (const std::system_error &) {
-        answer(*owned, false);
-        refusing--;
-    }
-}
-
-}  // namespace
-
 void HttpServer::run(std::chrono::milliseconds grace) {
     Impl &impl = *impl_;
-    auto last_expiry = Clock::now();
-    // The watchdog: every connection's deadline, ten times a second.
-    std::thread watchdog([&impl] {
-        while (!impl.stopping) {
-            impl.close_expired();
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-    });
-    // Joined however run() ends (an exception too: a joinable thread would terminate).
-    struct JoinWatchdog {
-        Impl &impl;
-        std::thread &thread;
-        ~JoinWatchdog() {
-            impl.stopping = true;
-            if (thread.joinable()) thread.join();
-        }
-    } join_watchdog{impl, watchdog};
-    while (!impl.stopping) {
-        beast::error_code error;
-        tcp::socket socket(impl.io);
-        impl.acceptor.accept(socket, error);
-        if (impl.stopping) break;
-        if (error) {  // e.g. out of file descriptors: do not spin
-            impl.logger.log(LogLevel::Warning, "accepting a connection failed: " + error.message());
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            continue;
-        }
-        impl.reap();
-        if (Clock::now() - last_expiry > std::chrono::seconds(30)) {
-            impl.expire_sessions();
-            last_expiry = Clock::now();
-        }
-        int fd = socket.native_handle();
-        beast::error_code ignored;
-        std::string address = Impl::address_key(socket.remote_endpoint(ignored).address());
-        bool full;
-        {
-            std::lock_guard<std::mutex> lock(impl.mutex);
-            full = !impl.make_room(address);
-            if (!full) {
-                Impl::Connection &c = impl.connections[fd];
-                c.address = address;
-                c.deadline = c.since + impl.options.header_timeout;
-            }
-        }
-        if (full) {  // every connection is serving a request: refuse it
-            refuse_busy(std::move(socket));
-            continue;
-        }
-        // One thread per connection, detached; run() waits for all of them before returning.
-        // Each takes its descriptor out of `connections` before closing it, so that stop()
-        // never shuts down a number that already belongs to something else.
-        auto owned = std::make_shared<tcp::socket>(std::move(socket));
-        try {
-            std::thread([&impl, fd, owned]() mutable {
-                impl.serve(*owned);
-                std::lock_guard<std::mutex> lock(impl.mutex);
-                impl.connections.erase(fd);
-                owned.reset();
-                impl.connections_done.notify_all();
-            }).detach();
-        } catch (const std::system_error &failure) {
-            impl.logger.log(LogLevel::Error,
-                            std::string("cannot start a connection thread: ") + failure.what());
-            std::lock_guard<std::mutex> lock(impl.mutex);
-            impl.connections.erase(fd);
-            owned.reset();
-        }
-    }
-    // Stopped: in-flight requests finish (up to the grace period); idle keep-alive
-    // connections are ended at once.
-    auto deadline = Clock::now() + grace;
-    {
-        std::unique_lock<std::mutex> lock(impl.mutex);
-        while (!impl.connections.empty() && Clock::now() < deadline) {
-            if (impl.in_flight == 0)
-                for (auto &entry : impl.connections) ::shutdown(entry.first, SHUT_RD);
-            impl.connections_done.wait_for(lock, std::chrono::milliseconds(50));
-        }
-        for (auto &entry : impl.connections) ::shutdown(entry.first, SHUT_RDWR);
-    }
-    // Past the grace period: requests still running are cancelled and abandoned (outside
-    // the lock: cancelling reaches the database).
-    std::vector<std::shared_ptr<Session>> open;
-    {
-        std::lock_guard<std::mutex> lock(impl.mutex);
-        for (auto &entry : impl.sessions) open.push_back(entry.second);
-    }
-    for (auto &session : open) {
-        session->end("the server is stopping");
-        session->output.abort();
-    }
-    std::unique_lock<std::mutex> lock(impl.mutex);
-    if (!impl.connections_done.wait_for(lock, std::chrono::seconds(30),
-                                        [&] { return impl.connections.empty(); })) {
-        // A connection thread is stuck (in a system call): it still uses this object, so
-        // the process ends here rather than free it under that thread.
-        impl.logger.log(LogLevel::Error, "connections did not finish within 30 s; exiting");
-        std::_Exit(1);
-    }
+    impl.grace = grace;
+    asio::co_spawn(impl.io, impl.accept_connections(), asio::detached);
+    asio::co_spawn(impl.io, impl.housekeeping(), asio::detached);
+    auto guard = asio::make_work_guard(impl.io);  // until finish() stops the loop
+    impl.io.run();
 }
 
 void HttpServer::stop() {
-    impl_->stopping = true;
-    // Unblocks accept() (a signal handler may not touch asio objects: this only calls
-    // shutdown(2) on the listening socket, which is async-signal-safe).
-    ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
+    Impl *impl = impl_.get();
+    if (impl->stopping.exchange(true)) return;
+    asio::post(impl->io, [impl] { asio::co_spawn(impl->io, impl->finish(), asio::detached); });
 }
 
 void HttpServer::tools_changed() {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    for (auto &entry : impl_->sessions) entry.second->server.tools_changed();
+    Impl *impl = impl_.get();
+    asio::post(impl->io, [impl] {
+        for (auto &entry : impl->sessions) entry.second->server.tools_changed();
+    });
 }
 
 }  // namespace pg_mcp::bridge

@@ -1,9 +1,10 @@
 // The Streamable HTTP transport (MCP 2025-11-25): one endpoint (/mcp) for POST and DELETE, a
 // session per initialize (MCP-Session-Id), JSON responses, 202 for notifications and
 // responses, Origin and Host validation against DNS rebinding, a body size limit, /healthz and
-// /readyz, and a graceful stop that lets in-flight requests finish. Built on Boost.Beast; one
-// thread per client connection (requests wait for the database, not for each other), all
-// sessions sharing one database pool.
+// /readyz, and a graceful stop that lets in-flight requests finish. Built on Boost.Beast over
+// one Asio event loop (the thread that calls run()): every client connection is a coroutine
+// on it, with a deadline on each read and write; requests wait for the database without
+// holding a thread; all sessions share one database pool.
 #pragma once
 
 #include <atomic>
