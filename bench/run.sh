@@ -9,12 +9,15 @@
 #   - through the other PostgreSQL MCP servers that install from npm (bench/peers, pinned).
 # Not a test: prints a table and writes bench/results/run.txt. See bench/README.md.
 #   bench/run.sh [SECONDS_PER_CASE=10]
+#   PG_MCP_BENCH_ONLY=http bench/run.sh ...: only the 50-agent HTTP table (pg_mcp and Toolbox).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 seconds=${1:-10}
 port=${PG_MCP_BENCH_PORT:-54333}
 result_file=bench/results/run.txt
+only=${PG_MCP_BENCH_ONLY:-}
+[ -z "$only" ] || result_file=bench/results/run-$only.txt
 mkdir -p "$(dirname "$result_file")"
 jobs=$(nproc 2>/dev/null || echo 2)
 
@@ -145,6 +148,7 @@ audit_mode() {
   psql -Atq -d bench -c "ALTER ROLE agent_support SET pg_mcp.audit_mode = '$1'" >/dev/null
 }
 
+if [ "$only" != http ]; then
 echo "== floors (pgbench, prepared, ${seconds}s per case)" >&2
 pgbench -n -M prepared -U bench_floor -c 2 -j 2 -T 2 -f "$bench_scripts/floor_a.sql" bench \
   >/dev/null 2>&1  # warm-up
@@ -186,6 +190,7 @@ for agents in 1 8; do
   mcp_case "MCP Toolbox 1.12.0" "$agents" "$peer_call_toolbox" "floor A: lookup/$agents" \
     "${toolbox[@]}"
 done
+fi  # not only http
 echo "== 50 agents over Streamable HTTP: pg_mcp_bridge --http (pool of 10) and MCP Toolbox" >&2
 # http_case NAME URL SERVER_PID: 50 sessions, each on its own keep-alive connection.
 http_case() {
@@ -247,6 +252,15 @@ http_case "MCP Toolbox 1.12.0" "http://127.0.0.1:$toolbox_port/mcp" "$toolbox_pi
 kill "$toolbox_pid"
 wait "$toolbox_pid" || true
 
+if [ "$only" = http ]; then
+  {
+    echo "pg_mcp benchmark (HTTP only): ${seconds}s per case, $(nproc) cores, fsync on, TCP loopback"
+    echo "50 concurrent agents over Streamable HTTP (one session and keep-alive connection each):"
+    printf '  %-34s %9s %8s %8s %10s\n' server calls/s p50_ms p99_ms server_MB
+    for row in "${http_rows[@]}"; do echo "  $row"; done
+  } | tee "$result_file"
+  exit 0
+fi
 cold_postgres=$("$client" cold --runs 10 -- "${server_postgres[@]}")
 cold_dbhub=$("$client" cold --runs 10 -- "${dbhub[@]}")
 cold_toolbox=$("$client" cold --runs 10 -- "${toolbox[@]}")

@@ -1,6 +1,15 @@
+// Boost 1.74's asio headers use std::exchange without including <utility>.
+#include <utility>
+
 #include "database.hpp"
 
 #include <poll.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <chrono>
 #include <cstring>
@@ -11,6 +20,8 @@
 #include "json_rpc.hpp"
 
 namespace pg_mcp::bridge {
+
+namespace asio = boost::asio;
 
 const char *const kExtensionVersion = PG_MCP_VERSION;
 
@@ -107,6 +118,7 @@ const Statement kGetPromptAs = {
     PG_MCP_CONTEXT("mcp.assume_principal($6::bytea),") " SELECT mcp.get_prompt($4, $5::jsonb)::text FROM context"};
 #undef PG_MCP_CONTEXT
 const Statement kAuthenticate = {"pg_mcp_authenticate", "SELECT mcp.assume_principal($1::bytea)"};
+const Statement kPing = {"pg_mcp_ping", "SELECT 1"};
 
 std::string trim(std::string text) {
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
@@ -261,44 +273,159 @@ StartupCheck check_database(const std::string &dsn) {
     return check;
 }
 
-Database::Database(std::string dsn, size_t pool_size, const Logger &logger,
+struct Database::Job {
+    std::string key;
+    bool is_call = false;
+    bool is_authenticate = false;  // identity.principal_token only
+    bool is_ping = false;          // SELECT 1: readiness
+    enum Catalog { Tools, Resources, Resource, Prompts, Prompt };
+    int catalog = Tools;           // what a job that is no call lists or reads
+    std::string uri;               // Resource: its uri; Prompt: its name
+    std::string prompt_arguments;  // Prompt: a JSON object
+    CallIdentity identity;
+    std::string tool;
+    std::string arguments;
+    ProgressFn progress;
+    ReplyFn reply;
+    std::chrono::steady_clock::time_point queued_at;
+    bool cancelled = false;
+    Slot *running_on = nullptr;  // while its query runs
+};
+
+// A large body on its way to its consumer: the loop appends the rows it reads, the consumer
+// (on a helper thread) takes them; the loop stops reading while the consumer is behind.
+struct Database::Chunks {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<std::string> pieces;
+    size_t bytes = 0;
+    bool done = false;
+    std::string failed;
+    bool paused = false;           // the loop waits for the consumer to catch up
+    std::function<void()> resume;  // posts the loop's resumption
+    static constexpr size_t kHigh = 1 << 20, kLow = 256 * 1024;
+
+    // The loop: false when the reader should pause.
+    bool push(std::string piece) {
+        std::lock_guard<std::mutex> lock(mutex);
+        bytes += piece.size();
+        pieces.push_back(std::move(piece));
+        ready.notify_one();
+        if (bytes > kHigh) paused = true;
+        return !paused;
+    }
+    void finish(const std::string &why) {
+        std::lock_guard<std::mutex> lock(mutex);
+        done = true;
+        if (failed.empty()) failed = why;
+        ready.notify_one();
+    }
+    // The consumer.
+    bool next(std::string &piece) {
+        std::function<void()> wake;
+        bool more;
+        {
+            std::unique_lock<std::mutex> lock(mutex);
+            ready.wait(lock, [this] { return !pieces.empty() || done; });
+            more = !pieces.empty() && failed.empty();
+            if (!pieces.empty()) {
+                piece = std::move(pieces.front());
+                pieces.pop_front();
+                bytes -= piece.size();
+            }
+            if (paused && bytes < kLow) {
+                paused = false;
+                wake = resume;
+            }
+        }
+        if (wake) wake();
+        return more;
+    }
+};
+
+struct Database::Slot {
+    Slot(asio::io_context &io, size_t index) : index(index), retry(io), progress(io) {}
+    size_t index;
+    enum class State { Closed, Connecting, Idle, Busy, Retrying } state = State::Closed;
+    PGconn *conn = nullptr;
+    std::shared_ptr<PGcancel> cancel;
+    std::unique_ptr<asio::posix::stream_descriptor> socket;
+    std::set<std::string> prepared;
+    Reconnect reconnect;
+    asio::steady_timer retry;
+    asio::steady_timer progress;
+    bool watching = false;    // a wait for readable is armed
+    uint64_t generation = 0;  // bumped when the connection closes: older completions are stale
+    // The running job, and what its query has returned so far.
+    std::shared_ptr<Job> job;
+    const Statement *statement = nullptr;
+    bool preparing = false;
+    std::string prepare_error;
+    Clock::time_point begun;
+    int reported = 0;
+    bool got_value = false;
+    std::string text, error_message, sqlstate, body_failed;
+    std::deque<std::string> chunks;
+    size_t chunk_bytes = 0;
+    std::shared_ptr<Chunks> stream;  // the body, handed to its consumer
+    bool paused = false;    // not reading (the consumer is behind, or a confirmation is awaited)
+    bool answered = false;  // the job's reply is given or taken care of
+    bool discard = false;   // the rest of the result is read and dropped
+
+    void reset_run() {
+        job.reset();
+        statement = nullptr;
+        preparing = false;
+        prepare_error.clear();
+        reported = 0;
+        got_value = false;
+        text.clear();
+        error_message.clear();
+        sqlstate.clear();
+        body_failed.clear();
+        chunks.clear();
+        chunk_bytes = 0;
+        stream.reset();
+        paused = answered = discard = false;
+    }
+};
+
+struct Database::Helpers {
+    explicit Helpers(asio::io_context &io) : expiry(io) {}
+    asio::steady_timer expiry;  // the queue timeout's
+    bool expiry_armed = false;
+    asio::thread_pool connector{2};  // connecting and cancelling block
+    asio::thread_pool consumers{2};  // large bodies are read by their consumers here
+};
+
+namespace {
+
+// A body held whole, given piece by piece.
+struct HeldBody {
+    std::deque<std::string> pieces;
+    BodyStream stream;
+    HeldBody() {
+        stream.next = [this](std::string &piece) {
+            if (pieces.empty()) return false;
+            piece = std::move(pieces.front());
+            pieces.pop_front();
+            return true;
+        };
+    }
+};
+
+}  // namespace
+
+Database::Database(asio::io_context &loop, std::string dsn, size_t pool_size, const Logger &logger,
                    std::chrono::milliseconds queue_timeout, bool prepare_statements)
-    : dsn_(std::move(dsn)),
+    : loop_(loop),
+      dsn_(std::move(dsn)),
       pool_size_(pool_size == 0 ? 1 : pool_size),
       logger_(logger),
       queue_timeout_(queue_timeout),
-      prepare_statements_(prepare_statements) {
-    for (size_t i = 0; i < pool_size_; ++i) workers_.emplace_back([this] { worker(); });
-    if (queue_timeout_.count() > 0) expirer_ = std::thread([this] { expire_queued(); });
-}
-
-// Answers "busy, retry" to requests that waited longer than the queue timeout for a free
-// connection (the queue is in arrival order: only its front can be due).
-void Database::expire_queued() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (!stopping_) {
-        auto limit = Clock::now() - queue_timeout_;
-        std::vector<std::shared_ptr<Job>> expired = queue_.take_older_than(limit);
-        for (auto &job : expired) active_.erase(job->key);
-        if (!expired.empty()) {
-            lock.unlock();
-            for (auto &job : expired) {
-                BackendReply busy = failure(error_code::kDatabaseUnavailable,
-                                            "Busy: all " + std::to_string(pool_size_) +
-                                                " database connections stayed in use for " +
-                                                std::to_string(queue_timeout_.count()) +
-                                                " ms; the request was not run. Retry shortly.");
-                busy.busy = true;
-                deliver(job->reply, std::move(busy), logger_);
-            }
-            busy_ += expired.size();
-            logger_.log(LogLevel::Warning, std::to_string(expired.size()) +
-                                               " request(s) refused: connection pool busy");
-            lock.lock();
-            continue;
-        }
-        expiry_.wait_for(lock, std::chrono::milliseconds(20));
-    }
+      prepare_statements_(prepare_statements),
+      helpers_(std::make_unique<Helpers>(loop)) {
+    for (size_t i = 0; i < pool_size_; ++i) slots_.push_back(std::make_unique<Slot>(loop, i));
 }
 
 Database::~Database() {
@@ -306,53 +433,101 @@ Database::~Database() {
 }
 
 void Database::stop() {
-    std::vector<std::shared_ptr<Job>> abandoned;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (stopping_ && workers_.empty()) return;
-        stopping_ = true;
-        abandoned = queue_.take_all();
-        char error[256];
-        for (auto &entry : active_) {
-            entry.second->cancelled = true;
-            if (entry.second->cancel_handle)
-                PQcancel(entry.second->cancel_handle, error, sizeof error);
-        }
-        for (auto &job : abandoned) active_.erase(job->key);
+    if (loop_.get_executor().running_in_this_thread()) {
+        logger_.log(LogLevel::Error, "internal error: Database::stop called on the loop");
+        return;
     }
-    ready_.notify_all();
-    retry_.notify_all();
-    expiry_.notify_all();
+    if (!loop_.stopped()) {
+        auto done = std::make_shared<std::promise<void>>();
+        std::future<void> stopped = done->get_future();
+        asio::post(loop_, [this, done] {
+            if (stopped_) {
+                done->set_value();
+                return;
+            }
+            on_stopped_ = [done] { done->set_value(); };
+            stop_on_loop();
+        });
+        if (stopped.wait_for(std::chrono::seconds(15)) != std::future_status::ready)
+            logger_.log(LogLevel::Error, "the database pool did not stop within 15 s");
+    }
+    // Work on the helper threads ends (a connection being opened is closed by its handler).
+    helpers_->connector.join();
+    helpers_->consumers.join();
+    if (!loop_.stopped()) {
+        // What the helpers posted last runs before this returns.
+        auto flushed = std::make_shared<std::promise<void>>();
+        std::future<void> done = flushed->get_future();
+        asio::post(loop_, [flushed] { flushed->set_value(); });
+        done.wait_for(std::chrono::seconds(5));
+    }
+}
+
+// On the loop: queued work fails, running queries are cancelled; once nothing runs and no answer
+// is held, the connections close.
+void Database::stop_on_loop() {
+    stopping_ = true;
+    std::vector<std::shared_ptr<Job>> abandoned = queue_.take_all();
+    waiting_ = 0;
+    for (auto &job : abandoned) active_.erase(job->key);
     for (auto &job : abandoned)
         deliver(job->reply, failure(error_code::kInternalError, "Server is shutting down"),
                 logger_);
-    for (auto &thread : workers_)
-        if (thread.joinable()) thread.join();
-    workers_.clear();
-    if (expirer_.joinable()) expirer_.join();
+    for (auto &slot : slots_)
+        if (slot->state == Slot::State::Busy && slot->job) {
+            slot->job->cancelled = true;
+            send_cancel(*slot);
+        }
+    // At most 10 s for what runs.
+    helpers_->expiry.expires_after(std::chrono::seconds(10));
+    helpers_->expiry.async_wait([this](const boost::system::error_code &error) {
+        if (error || stopped_) return;
+        logger_.log(LogLevel::Warning, "database work still running at shutdown is abandoned");
+        for (auto &slot : slots_)
+            if (slot->state == Slot::State::Busy) lost(*slot);
+        held_ = 0;
+        check_stopped();
+    });
+    check_stopped();
+}
+
+void Database::check_stopped() {
+    if (!stopping_ || stopped_) return;
+    for (auto &slot : slots_)
+        if (slot->state == Slot::State::Busy) return;
+    if (held_ > 0) return;
+    stopped_ = true;
+    helpers_->expiry.cancel();
+    for (auto &slot : slots_) {
+        slot->retry.cancel();
+        slot->progress.cancel();
+        if (slot->conn != nullptr) close_slot(*slot);
+    }
+    if (on_stopped_) {
+        // After the cancelled waits' completions, which are queued now.
+        asio::post(loop_, [done = std::move(on_stopped_)] { done(); });
+        on_stopped_ = nullptr;
+    }
 }
 
 void Database::enqueue(std::shared_ptr<Job> job) {
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!stopping_) {
-            job->queued_at = Clock::now();
-            active_[job->key] = job;
-            queue_.push(owner_of(*job), job);
-            job = nullptr;
+    asio::post(loop_, [this, job = std::move(job)]() mutable {
+        if (stopping_) {
+            deliver(job->reply, failure(error_code::kInternalError, "Server is shutting down"),
+                    logger_);
+            return;
         }
-    }
-    if (job) {
-        deliver(job->reply, failure(error_code::kInternalError, "Server is shutting down"),
-                logger_);
-        return;
-    }
-    ready_.notify_one();
+        job->queued_at = Clock::now();
+        active_[job->key] = job;
+        queue_.push(owner_of(*job), job);
+        waiting_ = queue_.size();
+        arm_expiry();
+        pump();
+    });
 }
 
-void Database::enqueue_catalog(Job::Catalog catalog, const std::string &key,
-                               const CallIdentity &identity, ReplyFn reply, std::string name,
-                               std::string arguments) {
+void Database::enqueue_catalog(int catalog, const std::string &key, const CallIdentity &identity,
+                               ReplyFn reply, std::string name, std::string arguments) {
     auto job = std::make_shared<Job>();
     job->key = key;
     job->catalog = catalog;
@@ -364,7 +539,7 @@ void Database::enqueue_catalog(Job::Catalog catalog, const std::string &key,
 }
 
 void Database::list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
-    enqueue_catalog(Job::Catalog::Tools, key, identity, std::move(reply));
+    enqueue_catalog(Job::Tools, key, identity, std::move(reply));
 }
 
 void Database::call_tool(const std::string &key, const CallIdentity &identity,
@@ -382,21 +557,21 @@ void Database::call_tool(const std::string &key, const CallIdentity &identity,
 }
 
 void Database::list_resources(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
-    enqueue_catalog(Job::Catalog::Resources, key, identity, std::move(reply));
+    enqueue_catalog(Job::Resources, key, identity, std::move(reply));
 }
 
 void Database::read_resource(const std::string &key, const CallIdentity &identity,
                              const std::string &uri, ReplyFn reply) {
-    enqueue_catalog(Job::Catalog::Resource, key, identity, std::move(reply), uri);
+    enqueue_catalog(Job::Resource, key, identity, std::move(reply), uri);
 }
 
 void Database::list_prompts(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
-    enqueue_catalog(Job::Catalog::Prompts, key, identity, std::move(reply));
+    enqueue_catalog(Job::Prompts, key, identity, std::move(reply));
 }
 
 void Database::get_prompt(const std::string &key, const CallIdentity &identity,
                           const std::string &name, const json &arguments, ReplyFn reply) {
-    enqueue_catalog(Job::Catalog::Prompt, key, identity, std::move(reply), name, arguments.dump());
+    enqueue_catalog(Job::Prompt, key, identity, std::move(reply), name, arguments.dump());
 }
 
 void Database::authenticate(const std::string &key, const std::string &token_sha256,
@@ -407,6 +582,737 @@ void Database::authenticate(const std::string &key, const std::string &token_sha
     job->identity.principal_token = token_sha256;
     job->reply = std::move(reply);
     enqueue(std::move(job));
+}
+
+void Database::cancel(const std::string &key) {
+    asio::post(loop_, [this, key] {
+        auto found = active_.find(key);
+        if (found == active_.end()) return;
+        Job &job = *found->second;
+        job.cancelled = true;
+        if (job.running_on != nullptr) send_cancel(*job.running_on);
+    });
+}
+
+void Database::send_cancel(Slot &slot) {
+    std::shared_ptr<PGcancel> handle = slot.cancel;
+    if (!handle) return;
+    asio::post(helpers_->connector, [handle, this] {
+        char error[256];
+        if (!PQcancel(handle.get(), error, sizeof error))
+            logger_.log(LogLevel::Warning, std::string("could not send cancel: ") + error);
+    });
+}
+
+// Answers "busy, retry" to requests that waited longer than the queue timeout for a free
+// connection.
+void Database::arm_expiry() {
+    if (queue_timeout_.count() <= 0 || helpers_->expiry_armed || queue_.empty() || stopping_)
+        return;
+    helpers_->expiry_armed = true;
+    helpers_->expiry.expires_after(std::min(queue_timeout_, std::chrono::milliseconds(20)));
+    helpers_->expiry.async_wait([this](const boost::system::error_code &error) {
+        helpers_->expiry_armed = false;
+        if (error || stopping_) return;
+        expire_queued();
+        arm_expiry();
+    });
+}
+
+void Database::expire_queued() {
+    std::vector<std::shared_ptr<Job>> expired =
+        queue_.take_older_than(Clock::now() - queue_timeout_);
+    if (expired.empty()) return;
+    waiting_ = queue_.size();
+    for (auto &job : expired) active_.erase(job->key);
+    for (auto &job : expired) {
+        BackendReply busy = failure(error_code::kDatabaseUnavailable,
+                                    "Busy: all " + std::to_string(pool_size_) +
+                                        " database connections stayed in use for " +
+                                        std::to_string(queue_timeout_.count()) +
+                                        " ms; the request was not run. Retry shortly.");
+        busy.busy = true;
+        deliver(job->reply, std::move(busy), logger_);
+    }
+    busy_ += expired.size();
+    logger_.log(LogLevel::Warning,
+                std::to_string(expired.size()) + " request(s) refused: connection pool busy");
+}
+
+void Database::pump() {
+    if (stopping_) return;
+    while (!queue_.empty()) {
+        Slot *idle = nullptr;
+        for (auto &slot : slots_)
+            if (slot->state == Slot::State::Idle) {
+                idle = slot.get();
+                break;
+            }
+        if (idle == nullptr) break;
+        std::shared_ptr<Job> job = queue_.pop();
+        waiting_ = queue_.size();
+        if (job->cancelled) {
+            active_.erase(job->key);
+            deliver(job->reply, failure(error_code::kInternalError, "Request cancelled"), logger_);
+            continue;
+        }
+        start(*idle, std::move(job));
+    }
+    // Connections to open for what still waits.
+    size_t opening = 0;
+    for (auto &slot : slots_) opening += slot->state == Slot::State::Connecting;
+    for (auto &slot : slots_) {
+        if (opening >= queue_.size()) break;
+        if (slot->state == Slot::State::Closed) {
+            connect(*slot);
+            opening++;
+        }
+    }
+}
+
+void Database::connect(Slot &slot) {
+    slot.state = Slot::State::Connecting;
+    asio::post(helpers_->connector, [this, &slot] {
+        PGconn *conn = open_connection(dsn_);
+        asio::post(loop_, [this, &slot, conn] { connected(slot, conn); });
+    });
+}
+
+void Database::connected(Slot &slot, PGconn *conn) {
+    if (stopping_) {
+        if (conn != nullptr) PQfinish(conn);
+        slot.state = Slot::State::Closed;
+        return;
+    }
+    if (conn != nullptr && PQstatus(conn) == CONNECTION_OK && PQsetnonblocking(conn, 1) == 0) {
+        slot.conn = conn;
+        slot.cancel = std::shared_ptr<PGcancel>(PQgetCancel(conn), [](PGcancel *handle) {
+            if (handle != nullptr) PQfreeCancel(handle);
+        });
+        slot.socket = std::make_unique<asio::posix::stream_descriptor>(loop_, PQsocket(conn));
+        slot.state = Slot::State::Idle;
+        connected_++;
+        if (slot.reconnect.delay.count() != 0) {
+            if (failing_ > 0) failing_--;
+            logger_.log(LogLevel::Notice, "database connection restored");
+        }
+        slot.reconnect.succeeded();
+        watch(slot);
+        pump();
+        return;
+    }
+    std::string error = connection_error(conn);
+    if (conn != nullptr) PQfinish(conn);
+    bool first = slot.reconnect.delay.count() == 0;
+    slot.reconnect.failed();
+    if (first) failing_++;
+    last_failure_ = error;
+    slot.state = Slot::State::Retrying;
+    logger_.log(first ? LogLevel::Error : LogLevel::Debug, "database connection failed: " + error);
+    slot.retry.expires_at(slot.reconnect.retry_at);
+    slot.retry.async_wait([this, &slot](const boost::system::error_code &cancelled) {
+        if (cancelled || stopping_ || slot.state != Slot::State::Retrying) return;
+        slot.state = Slot::State::Closed;
+        pump();
+    });
+    if (connected_ == 0 && failing_ >= pool_size_) {
+        // No connection works and each has tried: what waits fails now (a client learns the
+        // database is unavailable within about a second, not after the queue timeout).
+        std::vector<std::shared_ptr<Job>> failed = queue_.take_all();
+        waiting_ = 0;
+        for (auto &job : failed) active_.erase(job->key);
+        for (auto &job : failed) {
+            BackendReply reply = failure(
+                error_code::kDatabaseUnavailable,
+                "Database unavailable: " + error + ". The bridge reconnects; retry shortly.");
+            if (job->is_call) record_call(reply, Clock::duration::zero());
+            deliver(job->reply, std::move(reply), logger_);
+        }
+        return;
+    }
+    if (connected_ == 0) {
+        // Nothing works yet: every other connection tries now, so that the verdict is quick.
+        for (auto &other : slots_)
+            if (other->state == Slot::State::Closed && !queue_.empty()) connect(*other);
+    }
+    pump();
+}
+
+void Database::close_slot(Slot &slot) {
+    slot.generation++;
+    if (slot.socket) {
+        boost::system::error_code ignored;
+        slot.socket->cancel(ignored);
+        slot.socket->release();  // the descriptor is libpq's to close
+        slot.socket.reset();
+    }
+    if (slot.conn != nullptr) {
+        PQfinish(slot.conn);
+        slot.conn = nullptr;
+        if (connected_ > 0) connected_--;
+    }
+    slot.cancel.reset();
+    slot.prepared.clear();
+    slot.watching = false;
+    slot.progress.cancel();
+    slot.state = Slot::State::Closed;
+}
+
+void Database::watch(Slot &slot) {
+    if (slot.watching || slot.paused || !slot.socket) return;
+    slot.watching = true;
+    uint64_t generation = slot.generation;
+    slot.socket->async_wait(asio::posix::stream_descriptor::wait_read,
+                            [this, &slot, generation](const boost::system::error_code &error) {
+                                if (generation != slot.generation) return;
+                                slot.watching = false;
+                                if (error) return;
+                                readable(slot);
+                            });
+}
+
+void Database::readable(Slot &slot) {
+    if (PQconsumeInput(slot.conn) == 0 || PQstatus(slot.conn) != CONNECTION_OK) {
+        if (slot.state == Slot::State::Busy) {
+            lost(slot);
+        } else {
+            // An idle connection the server closed (pg_terminate_backend, restart): reopened
+            // when work needs it.
+            close_slot(slot);
+            pump();
+        }
+        return;
+    }
+    while (PGnotify *notify = PQnotifies(slot.conn)) PQfreemem(notify);
+    if (slot.state == Slot::State::Busy)
+        process(slot);
+    else
+        watch(slot);
+}
+
+void Database::start(Slot &slot, std::shared_ptr<Job> job) {
+    slot.reset_run();
+    slot.state = Slot::State::Busy;
+    in_use_++;
+    slot.job = std::move(job);
+    slot.job->running_on = &slot;
+    slot.begun = Clock::now();
+    Job &run = *slot.job;
+    bool as_principal = !run.identity.principal_token.empty();
+    if (run.is_ping) {
+        slot.statement = &kPing;
+    } else if (run.is_authenticate) {
+        slot.statement = &kAuthenticate;
+    } else if (run.is_call) {
+        // Deferred confirmation frees the connection sooner but costs a second round trip (the
+        // confirmer's): worth it only while other requests wait for a connection.
+        bool defer = confirmer_ != nullptr && (defer_always_ || !queue_.empty());
+        slot.statement = defer ? (as_principal ? &kCallDeferredAs : &kCallDeferred)
+                               : (as_principal ? &kCallAs : &kCall);
+    } else if (run.catalog == Job::Tools) {
+        slot.statement = as_principal ? &kListAs : &kList;
+    } else if (run.catalog == Job::Resources) {
+        slot.statement = as_principal ? &kListResourcesAs : &kListResources;
+    } else if (run.catalog == Job::Resource) {
+        slot.statement = as_principal ? &kReadResourceAs : &kReadResource;
+    } else if (run.catalog == Job::Prompts) {
+        slot.statement = as_principal ? &kListPromptsAs : &kListPrompts;
+    } else {
+        slot.statement = as_principal ? &kGetPromptAs : &kGetPrompt;
+    }
+    if (prepare_statements_ && slot.prepared.count(slot.statement->name) == 0) {
+        if (!PQsendPrepare(slot.conn, slot.statement->name, slot.statement->sql, 0, nullptr)) {
+            lost(slot);
+            return;
+        }
+        slot.preparing = true;
+        flush(slot);
+        return;
+    }
+    send_query(slot);
+}
+
+void Database::send_query(Slot &slot) {
+    Job &job = *slot.job;
+    // As text: bytea's input reads "\x" followed by hex digits.
+    std::string token = "\\x" + job.identity.principal_token;
+    bool as_principal = !job.identity.principal_token.empty();
+    const char *params[6] = {};
+    int nparams = 0;
+    if (job.is_ping) {
+        nparams = 0;
+    } else if (job.is_authenticate) {
+        params[0] = token.c_str();
+        nparams = 1;
+    } else if (job.is_call) {
+        params[0] = job.tool.c_str();
+        params[1] = job.arguments.c_str();
+        params[2] = job.identity.agent_name.c_str();
+        params[3] = job.identity.client_info.c_str();
+        params[4] = job.identity.request_id.c_str();
+        params[5] = token.c_str();
+        nparams = as_principal ? 6 : 5;
+    } else {
+        params[0] = job.identity.agent_name.c_str();
+        params[1] = job.identity.client_info.c_str();
+        params[2] = job.identity.request_id.c_str();
+        params[3] = token.c_str();
+        nparams = as_principal ? 4 : 3;
+        if (job.catalog == Job::Resource) {
+            params[3] = job.uri.c_str();
+            params[4] = token.c_str();
+            nparams = as_principal ? 5 : 4;
+        } else if (job.catalog == Job::Prompt) {
+            params[3] = job.uri.c_str();
+            params[4] = job.prompt_arguments.c_str();
+            params[5] = token.c_str();
+            nparams = as_principal ? 6 : 5;
+        }
+    }
+    const Statement &statement = *slot.statement;
+    int sent = prepare_statements_ ? PQsendQueryPrepared(slot.conn, statement.name, nparams, params,
+                                                         nullptr, nullptr, 0)
+                                   : PQsendQueryParams(slot.conn, statement.sql, nparams, nullptr,
+                                                       params, nullptr, nullptr, 0);
+    if (!sent) {
+        std::string error = connection_error(slot.conn);
+        slot.answered = true;
+        settle(job, false);
+        BackendReply reply = failure(
+            error_code::kDatabaseUnavailable,
+            "Database connection lost before the call was sent: " + error + ". Retry the request.");
+        if (job.is_call) record_call(reply, Clock::now() - slot.begun);
+        deliver(job.reply, std::move(reply), logger_);
+        lost(slot);
+        return;
+    }
+    if (job.is_call && !PQsetSingleRowMode(slot.conn))
+        logger_.log(LogLevel::Warning, "single-row mode refused; the result is read whole");
+    // A cancel that came while the job moved from the queue to here.
+    if (job.cancelled) send_cancel(slot);
+    if (job.progress) tick_progress(slot, Clock::now(), slot.generation, slot.job);
+    flush(slot);
+}
+
+// About once a second while a call runs: its progress, the seconds elapsed.
+void Database::tick_progress(Slot &slot, Clock::time_point begun, uint64_t generation,
+                             std::shared_ptr<Job> owner) {
+    slot.progress.expires_after(std::chrono::seconds(1));
+    slot.progress.async_wait(
+        [this, &slot, begun, generation, owner](const boost::system::error_code &error) {
+            if (error || generation != slot.generation || slot.job != owner || slot.answered)
+                return;
+            int elapsed = static_cast<int>(
+                std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - begun).count());
+            if (elapsed > slot.reported) {
+                slot.reported = elapsed;
+                owner->progress(elapsed);
+            }
+            tick_progress(slot, begun, generation, owner);
+        });
+}
+
+void Database::flush(Slot &slot) {
+    int flushed = PQflush(slot.conn);
+    if (flushed < 0) {
+        lost(slot);
+        return;
+    }
+    if (flushed == 1) {
+        uint64_t generation = slot.generation;
+        slot.socket->async_wait(asio::posix::stream_descriptor::wait_write,
+                                [this, &slot, generation](const boost::system::error_code &error) {
+                                    if (error || generation != slot.generation) return;
+                                    flush(slot);
+                                });
+        return;
+    }
+    process(slot);
+}
+
+void Database::process(Slot &slot) {
+    while (!slot.paused && slot.state == Slot::State::Busy && !PQisBusy(slot.conn)) {
+        PGresult *result = PQgetResult(slot.conn);
+        if (result == nullptr) {
+            finished(slot);
+            return;
+        }
+        take(slot, result);
+    }
+    if (slot.state != Slot::State::Busy) return;
+    if (PQstatus(slot.conn) != CONNECTION_OK) {
+        lost(slot);
+        return;
+    }
+    watch(slot);
+}
+
+void Database::take(Slot &slot, PGresult *result) {
+    ExecStatusType status = PQresultStatus(result);
+    if (slot.preparing) {
+        if (status != PGRES_COMMAND_OK && slot.prepare_error.empty())
+            slot.prepare_error = trim(PQresultErrorMessage(result));
+    } else if (slot.discard) {
+        // dropped
+    } else if (status == PGRES_SINGLE_TUPLE) {
+        if (!slot.got_value) {
+            if (!PQgetisnull(result, 0, 0)) {
+                // A call's head: the rest of its rows are the body's pieces.
+                slot.text.assign(PQgetvalue(result, 0, 0),
+                                 static_cast<size_t>(PQgetlength(result, 0, 0)));
+                slot.got_value = true;
+            }
+        } else {
+            std::string piece(PQgetvalue(result, 0, 0),
+                              static_cast<size_t>(PQgetlength(result, 0, 0)));
+            PQclear(result);
+            add_chunk(slot, std::move(piece));
+            return;
+        }
+    } else if (status == PGRES_TUPLES_OK) {
+        if (!slot.got_value && PQntuples(result) == 1 && !PQgetisnull(result, 0, 0)) {
+            slot.text.assign(PQgetvalue(result, 0, 0),
+                             static_cast<size_t>(PQgetlength(result, 0, 0)));
+            slot.got_value = true;
+        }
+    } else if (status == PGRES_FATAL_ERROR) {
+        if (!slot.got_value) {
+            const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+            slot.sqlstate = state ? state : "";
+            slot.error_message = trim(PQresultErrorMessage(result));
+        } else if (slot.body_failed.empty()) {
+            slot.body_failed = trim(PQresultErrorMessage(result));
+        }
+    }
+    PQclear(result);
+}
+
+// A result bigger than this is not held: its consumer reads it as it comes.
+constexpr size_t kInlineBodyBytes = 256 * 1024;
+
+void Database::add_chunk(Slot &slot, std::string piece) {
+    if (slot.stream) {
+        if (!slot.stream->push(std::move(piece))) slot.paused = true;
+        return;
+    }
+    slot.chunk_bytes += piece.size();
+    slot.chunks.push_back(std::move(piece));
+    if (slot.chunk_bytes <= kInlineBodyBytes || slot.answered) return;
+    // Too large to hold: answered now, its body streamed as it comes.
+    json pending;
+    BackendReply reply = head_reply(slot, pending);
+    if (!reply.ok) {
+        slot.discard = true;
+        answer(slot, std::move(reply));
+        return;
+    }
+    if (!pending.is_null())
+        confirm_then_stream(slot, std::move(reply), pending);
+    else
+        stream_body(slot, std::move(reply));
+}
+
+BackendReply Database::head_reply(Slot &slot, json &pending) {
+    Job &job = *slot.job;
+    BackendReply reply;
+    try {
+        reply.value = job.is_authenticate ? json(slot.text) : json::parse(slot.text);
+        reply.ok = true;
+    } catch (const json::parse_error &error) {
+        return failure(error_code::kInternalError,
+                       std::string("Database returned invalid JSON: ") + error.what());
+    }
+    if (job.is_call && reply.value.is_object()) {
+        auto meta = reply.value.find("_meta");
+        if (meta != reply.value.end() && meta->is_object()) {
+            // Served by a hot standby: the audit record is not for the agent.
+            if (meta->contains(kStandbyAuditKey)) {
+                reply.standby_audit = (*meta)[kStandbyAuditKey].dump();
+                meta->erase(kStandbyAuditKey);
+            }
+            if (meta->contains(kAuditPendingKey)) {
+                pending = (*meta)[kAuditPendingKey];
+                meta->erase(kAuditPendingKey);
+                if (confirmer_ == nullptr || !pending.is_array() || pending.size() != 2 ||
+                    !pending[0].is_number_integer() || !pending[1].is_number_integer())
+                    return failure(error_code::kInternalError,
+                                   "Database returned an invalid audit token");
+            }
+        }
+    }
+    return reply;
+}
+
+void Database::settle(Job &job, bool ok) {
+    job.running_on = nullptr;
+    active_.erase(job.key);
+    if (ok) last_success_ = Clock::now().time_since_epoch().count();
+}
+
+// The reply, with the held body when there is one.
+void Database::answer(Slot &slot, BackendReply reply) {
+    Job &job = *slot.job;
+    slot.answered = true;
+    settle(job, reply.ok);
+    if (job.is_call) record_call(reply, Clock::now() - slot.begun);
+    HeldBody held;
+    if (reply.ok && job.is_call && slot.got_value && !slot.chunks.empty()) {
+        held.pieces = std::move(slot.chunks);
+        reply.body = &held.stream;
+    } else if (reply.ok && job.is_call && slot.got_value) {
+        reply.body = &held.stream;  // an empty body
+    }
+    deliver(job.reply, std::move(reply), logger_);
+}
+
+void Database::stream_body(Slot &slot, BackendReply reply) {
+    auto chunks = std::make_shared<Chunks>();
+    for (auto &piece : slot.chunks) chunks->push(std::move(piece));
+    slot.chunks.clear();
+    uint64_t generation = slot.generation;
+    std::shared_ptr<Job> owner = slot.job;
+    chunks->resume = [this, &slot, generation, owner] {
+        asio::post(loop_, [this, &slot, generation, owner] {
+            if (generation != slot.generation || slot.job != owner || !slot.paused) return;
+            slot.paused = false;
+            process(slot);
+        });
+    };
+    {
+        std::lock_guard<std::mutex> lock(chunks->mutex);
+        chunks->paused = false;
+    }
+    slot.stream = chunks;
+    slot.answered = true;
+    Job &job = *slot.job;
+    settle(job, true);
+    if (job.is_call) record_call(reply, Clock::now() - slot.begun);
+    held_++;
+    ReplyFn to = job.reply;
+    asio::post(helpers_->consumers, [this, to, chunks, reply = std::move(reply)]() mutable {
+        BodyStream body;
+        body.next = [&body, chunks](std::string &piece) {
+            bool more = chunks->next(piece);
+            if (!more) body.failed = chunks->failed;
+            return more;
+        };
+        reply.body = &body;
+        deliver(to, std::move(reply), logger_);
+        // Whatever the reply did with the body, the rest is read (the connection reaches the
+        // end of its query).
+        std::string ignored;
+        while (chunks->next(ignored)) {
+        }
+        asio::post(loop_, [this] {
+            held_--;
+            check_stopped();
+        });
+    });
+}
+
+// A deferred call whose body is small enough to hold: the connection is free at once, the answer
+// leaves when its audit record is confirmed durable.
+void Database::hold_until_confirmed(Slot &slot, BackendReply reply, const json &pending) {
+    Job &job = *slot.job;
+    settle(job, true);
+    auto held = std::make_shared<std::deque<std::string>>(std::move(slot.chunks));
+    auto answer_later = std::make_shared<BackendReply>(std::move(reply));
+    bool streamed = slot.got_value;
+    ReplyFn to = job.reply;
+    bool is_call = job.is_call;
+    auto begun = slot.begun;
+    slot.answered = true;
+    held_++;
+    confirmer_->await(
+        pending[0].get<int>(), pending[1].get<int64_t>(),
+        [this, to, held, answer_later, streamed, is_call, begun](bool ok, int64_t id,
+                                                                 const std::string &error) {
+            asio::post(loop_, [this, to, held, answer_later, streamed, is_call, begun, ok, id,
+                               error] {
+                BackendReply out =
+                    ok ? std::move(*answer_later)
+                       : failure(error_code::kInternalError,
+                                 "The call ran, but its audit record was not confirmed durable (" +
+                                     error +
+                                     "); its result is withheld. Check the pg_mcp audit writer.");
+                HeldBody body;
+                if (ok && id > 0) out.value["_meta"]["pg-mcp/audit_id"] = id;
+                if (ok && streamed) {
+                    body.pieces = std::move(*held);
+                    out.body = &body.stream;
+                }
+                if (is_call) record_call(out, Clock::now() - begun);
+                deliver(to, std::move(out), logger_);
+                held_--;
+                check_stopped();
+            });
+        });
+}
+
+// A deferred call too large to hold: the connection stays with it (not reading) until its record
+// is confirmed, then the body is streamed as it comes.
+void Database::confirm_then_stream(Slot &slot, BackendReply reply, const json &pending) {
+    slot.paused = true;
+    slot.answered = true;  // taken care of
+    uint64_t generation = slot.generation;
+    std::shared_ptr<Job> owner = slot.job;
+    auto waiting = std::make_shared<BackendReply>(std::move(reply));
+    held_++;
+    confirmer_->await(
+        pending[0].get<int>(), pending[1].get<int64_t>(),
+        [this, &slot, generation, owner, waiting](bool ok, int64_t id, const std::string &error) {
+            asio::post(loop_, [this, &slot, generation, owner, waiting, ok, id, error] {
+                held_--;
+                if (generation != slot.generation || slot.job != owner) {
+                    // The connection broke meanwhile: the answer is an error.
+                    settle(*owner, false);
+                    deliver(owner->reply,
+                            failure(error_code::kDatabaseUnavailable,
+                                    "Database connection lost while reading the result"),
+                            logger_);
+                    check_stopped();
+                    return;
+                }
+                slot.paused = false;
+                if (!ok) {
+                    slot.answered = false;
+                    slot.discard = true;
+                    slot.chunks.clear();
+                    answer(slot, failure(error_code::kInternalError,
+                                         "The call ran, but its audit record was not confirmed "
+                                         "durable (" +
+                                             error +
+                                             "); its result is withheld. Check the pg_mcp audit "
+                                             "writer."));
+                } else {
+                    if (id > 0) waiting->value["_meta"]["pg-mcp/audit_id"] = id;
+                    stream_body(slot, std::move(*waiting));
+                }
+                process(slot);
+            });
+        });
+}
+
+void Database::finished(Slot &slot) {
+    Job &job = *slot.job;
+    if (slot.preparing) {
+        slot.preparing = false;
+        if (!slot.prepare_error.empty()) {
+            logger_.log(LogLevel::Error,
+                        "preparing the bridge's statement failed: " + slot.prepare_error);
+            answer(slot,
+                   failure(error_code::kInternalError,
+                           "Database error: " + slot.prepare_error +
+                               " (is the pg_mcp extension in the version this bridge needs?)"));
+            release(slot);
+            return;
+        }
+        slot.prepared.insert(slot.statement->name);
+        send_query(slot);
+        return;
+    }
+    if (slot.stream) {
+        if (!slot.body_failed.empty())
+            logger_.log(LogLevel::Error, "reading a call's result failed: " + slot.body_failed);
+        slot.stream->finish(slot.body_failed);
+        release(slot);
+        return;
+    }
+    if (slot.answered) {
+        release(slot);
+        return;
+    }
+    if (job.is_ping) {
+        BackendReply reply;
+        reply.ok = slot.error_message.empty();
+        if (!reply.ok) reply = failure(error_code::kDatabaseUnavailable, slot.error_message);
+        answer(slot, std::move(reply));
+        release(slot);
+        return;
+    }
+    if (!slot.error_message.empty()) {
+        const std::string &sqlstate = slot.sqlstate;
+        BackendReply reply;
+        if (sqlstate == "28000") {
+            reply = failure(error_code::kUnauthorized,
+                            "Unauthorized: the bearer token is unknown, expired or revoked");
+        } else if (sqlstate == "57014") {
+            reply = failure(error_code::kInternalError, "Request cancelled: " + slot.error_message);
+        } else {
+            // MCP02: a writing tool sent to a hot standby; the caller retries on the primary.
+            if (sqlstate != kNeedsPrimary && sqlstate != "42704" && sqlstate != "22023")
+                logger_.log(LogLevel::Error,
+                            "database error (" + sqlstate + "): " + slot.error_message);
+            reply = failure(error_code::kInternalError,
+                            "Database error (SQLSTATE " + sqlstate + "): " + slot.error_message);
+            reply.sqlstate = sqlstate;
+        }
+        answer(slot, std::move(reply));
+        release(slot);
+        return;
+    }
+    if (!slot.got_value) {
+        answer(slot, failure(error_code::kInternalError, "Database returned no result"));
+        release(slot);
+        return;
+    }
+    if (!slot.body_failed.empty()) {
+        logger_.log(LogLevel::Error, "reading a call's result failed: " + slot.body_failed);
+        answer(slot,
+               failure(error_code::kDatabaseUnavailable,
+                       "Database connection lost while reading the result: " + slot.body_failed));
+        release(slot);
+        return;
+    }
+    json pending;
+    BackendReply reply = head_reply(slot, pending);
+    if (reply.ok && !pending.is_null()) {
+        hold_until_confirmed(slot, std::move(reply), pending);
+        release(slot);
+        return;
+    }
+    answer(slot, std::move(reply));
+    release(slot);
+}
+
+void Database::lost(Slot &slot) {
+    std::string error = slot.conn != nullptr ? connection_error(slot.conn) : "connection closed";
+    std::shared_ptr<Job> job = slot.job;
+    std::shared_ptr<Chunks> stream = slot.stream;
+    bool answered = slot.answered;
+    close_slot(slot);
+    if (stream) stream->finish(error.empty() ? "connection lost" : error);
+    if (job) {
+        in_use_--;
+        if (!answered) {
+            logger_.log(LogLevel::Error, "database connection lost during a call: " + error);
+            settle(*job, false);
+            BackendReply reply =
+                failure(error_code::kDatabaseUnavailable,
+                        "Database connection lost during the call (" + error +
+                            "); it may not have completed. The bridge reconnects; retry if the "
+                            "tool is safe to repeat.");
+            if (job->is_call) record_call(reply, Clock::now() - slot.begun);
+            deliver(job->reply, std::move(reply), logger_);
+        }
+    }
+    slot.reset_run();
+    check_stopped();
+    pump();
+}
+
+void Database::release(Slot &slot) {
+    if (slot.job) slot.job->running_on = nullptr;
+    slot.progress.cancel();
+    slot.reset_run();
+    in_use_--;
+    slot.state = Slot::State::Idle;
+    if (stopping_) {
+        check_stopped();
+        return;
+    }
+    watch(slot);
+    pump();
 }
 
 void Database::record_call(const BackendReply &reply, std::chrono::steady_clock::duration elapsed) {
@@ -424,11 +1330,7 @@ void Database::record_call(const BackendReply &reply, std::chrono::steady_clock:
 }
 
 std::string Database::metrics_text() {
-    size_t waiting;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        waiting = queue_.size();
-    }
+    size_t waiting = waiting_.load();
     std::string out;
     auto line = [&out](const std::string &text) { out += text + "\n"; };
     line(
@@ -474,19 +1376,6 @@ std::string Database::metrics_text() {
     return out;
 }
 
-void Database::cancel(const std::string &key) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto found = active_.find(key);
-    if (found == active_.end()) return;
-    Job &job = *found->second;
-    job.cancelled = true;
-    if (job.cancel_handle != nullptr) {
-        char error[256];
-        if (!PQcancel(job.cancel_handle, error, sizeof error))
-            logger_.log(LogLevel::Warning, std::string("could not send cancel: ") + error);
-    }
-}
-
 std::string Database::owner_of(const Job &job) {
     // Token checks take one turn together: unknown tokens cannot crowd out principals.
     if (job.is_authenticate) return std::string("\x02auth");
@@ -503,117 +1392,23 @@ void Database::Reconnect::failed() {
     retry_at = Clock::now() + jittered;
 }
 
-void Database::worker() {
-    Connection connection(dsn_);
-    Reconnect reconnect;
-    for (;;) {
-        std::shared_ptr<Job> job;
-        bool cancelled;
-        {
-            std::unique_lock<std::mutex> lock(mutex_);
-            // A connection waiting to retry takes no work meanwhile (the others serve it), and
-            // waits apart from them: a request's wake-up always reaches one that can take it.
-            for (;;) {
-                if (stopping_ && queue_.empty()) return;
-                if (!stopping_ && Clock::now() < reconnect.retry_at) {
-                    retry_.wait_until(lock, reconnect.retry_at);
-                    continue;
-                }
-                if (!queue_.empty()) break;
-                ready_.wait(lock);
-            }
-            job = queue_.pop();
-            cancelled = job->cancelled;
-            if (cancelled) active_.erase(job->key);
-        }
-        if (cancelled) {
-            deliver(job->reply, failure(error_code::kInternalError, "Request cancelled"), logger_);
-            continue;
-        }
-        in_use_++;
-        run(job, connection, reconnect);
-        in_use_--;
-    }
-}
-
-void Database::run(std::shared_ptr<Job> job, Connection &connection, Reconnect &reconnect) {
-    bool was_connected = connection.get() != nullptr && PQstatus(connection.get()) == CONNECTION_OK;
-    std::string error;
-    if (connection.ensure(error)) {
-        bool restored = false;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (!was_connected) connected_++;
-            restored = reconnect.delay.count() != 0;
-            if (restored && failing_ > 0) failing_--;
-        }
-        if (restored) logger_.log(LogLevel::Notice, "database connection restored");
-        reconnect.succeeded();
-        execute(*job, connection);
-        if (connection.get() == nullptr) {  // lost during the request
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (connected_ > 0) connected_--;
-        }
-        return;
-    }
-    // This connection cannot connect: it retries later; the request goes to a connection that
-    // works, or, when none does, fails at once with everything queued (a client learns the
-    // database is unavailable within about a second, not after the queue timeout).
-    bool first = reconnect.delay.count() == 0;
-    reconnect.failed();
-    std::vector<std::shared_ptr<Job>> failed;
-    bool cancelled = false;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (was_connected && connected_ > 0) connected_--;
-        if (first) failing_++;
-        last_failure_ = error;
-        if (job->cancelled) {
-            cancelled = true;  // fails alone: nothing says the others cannot be served
-            active_.erase(job->key);
-        } else if (connected_ > 0 || failing_ < pool_size_) {
-            // Another connection works, or has not tried yet (at start, one refused attempt
-            // must not fail everything): the request waits for it.
-            queue_.push_front(owner_of(*job), job);
-        } else {
-            failed = queue_.take_all();
-            failed.insert(failed.begin(), job);
-            for (auto &each : failed) active_.erase(each->key);
-        }
-    }
-    if (cancelled) {
-        deliver(job->reply, failure(error_code::kInternalError, "Request cancelled"), logger_);
-        return;
-    }
-    ready_.notify_all();
-    logger_.log(first ? LogLevel::Error : LogLevel::Debug, "database connection failed: " + error);
-    for (auto &each : failed) {
-        BackendReply reply =
-            failure(error_code::kDatabaseUnavailable,
-                    "Database unavailable: " + error + ". The bridge reconnects; retry shortly.");
-        if (each->is_call) record_call(reply, std::chrono::steady_clock::duration::zero());
-        deliver(each->reply, std::move(reply), logger_);
-    }
-}
-
 std::string Database::readiness(std::chrono::milliseconds timeout) {
     std::lock_guard<std::mutex> probing(readiness_mutex_);
     auto now = Clock::now();
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (now - last_success_ < std::chrono::seconds(1)) return {};
-    }
+    if (now - Clock::time_point(Clock::duration(last_success_.load())) < std::chrono::seconds(1))
+        return {};
     if (now - readiness_at_ < std::chrono::milliseconds(500)) return readiness_;
     auto job = std::make_shared<Job>();
-    job->key = "readyz/" + std::to_string(now.time_since_epoch().count());
+    job->key = "readyz/" + std::to_string(++probes_);
     job->is_ping = true;
     job->identity.principal_token = "\x01readyz";  // an owner of its own in the fair queue
     auto answer = std::make_shared<std::promise<BackendReply>>();
     std::future<BackendReply> reply = answer->get_future();
     job->reply = [answer](BackendReply r) { answer->set_value(std::move(r)); };
+    std::string key = job->key;
     enqueue(job);
     if (reply.wait_for(timeout) != std::future_status::ready) {
-        cancel(job->key);
+        cancel(key);
         readiness_ = "the database did not answer within " + std::to_string(timeout.count()) +
                      " ms (all " + std::to_string(pool_size_) + " connections busy or stuck)";
     } else {
@@ -622,378 +1417,6 @@ std::string Database::readiness(std::chrono::milliseconds timeout) {
     }
     readiness_at_ = Clock::now();
     return readiness_;
-}
-
-void Database::execute(Job &job, Connection &connection) {
-    PGconn *conn = connection.get();
-    if (job.is_ping) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            job.cancel_handle = connection.cancel_handle();  // readiness gives up: cancelled
-        }
-        PGresult *result = PQexec(conn, "SELECT 1");
-        bool ok = PQresultStatus(result) == PGRES_TUPLES_OK;
-        std::string error = ok ? std::string() : connection_error(conn);
-        PQclear(result);
-        if (!ok && PQstatus(conn) != CONNECTION_OK) connection.close();
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            job.cancel_handle = nullptr;
-            active_.erase(job.key);
-            if (ok) last_success_ = Clock::now();
-        }
-        BackendReply reply;
-        reply.ok = true;
-        deliver(job.reply, ok ? std::move(reply) : failure(error_code::kDatabaseUnavailable, error),
-                logger_);
-        return;
-    }
-    // As text: bytea's input reads "\x" followed by hex digits.
-    std::string token = "\\x" + job.identity.principal_token;
-    bool as_principal = !job.identity.principal_token.empty();
-    const char *params[6] = {};  // at most 6
-    int nparams;
-    const Statement *statement;
-    if (job.is_authenticate) {
-        statement = &kAuthenticate;
-        params[0] = token.c_str();
-        nparams = 1;
-    } else if (job.is_call) {
-        // Deferred confirmation frees the connection sooner but costs a second round trip (the
-        // confirmer's): worth it only while other requests wait for a connection.
-        bool others_waiting;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            others_waiting = !queue_.empty();
-        }
-        bool defer = confirmer_ != nullptr && (defer_always_ || others_waiting);
-        statement = defer ? (as_principal ? &kCallDeferredAs : &kCallDeferred)
-                          : (as_principal ? &kCallAs : &kCall);
-        params[0] = job.tool.c_str();
-        params[1] = job.arguments.c_str();
-        params[2] = job.identity.agent_name.c_str();
-        params[3] = job.identity.client_info.c_str();
-        params[4] = job.identity.request_id.c_str();
-        params[5] = token.c_str();
-        nparams = as_principal ? 6 : 5;
-    } else {
-        params[0] = job.identity.agent_name.c_str();
-        params[1] = job.identity.client_info.c_str();
-        params[2] = job.identity.request_id.c_str();
-        params[3] = token.c_str();
-        nparams = as_principal ? 4 : 3;
-        if (job.catalog == Job::Catalog::Tools) {
-            statement = as_principal ? &kListAs : &kList;
-        } else if (job.catalog == Job::Catalog::Resources) {
-            statement = as_principal ? &kListResourcesAs : &kListResources;
-        } else if (job.catalog == Job::Catalog::Resource) {
-            statement = as_principal ? &kReadResourceAs : &kReadResource;
-            params[3] = job.uri.c_str();
-            params[4] = token.c_str();
-            nparams = as_principal ? 5 : 4;
-        } else if (job.catalog == Job::Catalog::Prompts) {
-            statement = as_principal ? &kListPromptsAs : &kListPrompts;
-        } else {
-            statement = as_principal ? &kGetPromptAs : &kGetPrompt;
-            params[3] = job.uri.c_str();
-            params[4] = job.prompt_arguments.c_str();
-            params[5] = token.c_str();
-            nparams = as_principal ? 6 : 5;
-        }
-    }
-    std::string prepare_error;
-    if (prepare_statements_ &&
-        !connection.prepare(statement->name, statement->sql, prepare_error)) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            active_.erase(job.key);
-        }
-        logger_.log(LogLevel::Error, "preparing the bridge's statement failed: " + prepare_error);
-        deliver(job.reply,
-                failure(error_code::kInternalError,
-                        "Database error: " + prepare_error +
-                            " (is the pg_mcp extension in the version this bridge needs?)"),
-                logger_);
-        if (PQstatus(conn) != CONNECTION_OK) connection.close();
-        return;
-    }
-    int sent = prepare_statements_ ? PQsendQueryPrepared(conn, statement->name, nparams, params,
-                                                         nullptr, nullptr, 0)
-                                   : PQsendQueryParams(conn, statement->sql, nparams, nullptr,
-                                                       params, nullptr, nullptr, 0);
-    if (sent && job.is_call && !PQsetSingleRowMode(conn))
-        logger_.log(LogLevel::Warning, "single-row mode refused; the result is read whole");
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        job.cancel_handle = connection.cancel_handle();
-        // A cancel that arrived while the job moved from the queue to here.
-        if (job.cancelled) {
-            char error[256];
-            PQcancel(job.cancel_handle, error, sizeof error);
-        }
-    }
-    auto begun = Clock::now();
-    auto finish = [&](BackendReply reply) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            job.cancel_handle = nullptr;
-            active_.erase(job.key);
-            if (reply.ok) last_success_ = Clock::now();
-        }
-        if (job.is_call) record_call(reply, Clock::now() - begun);
-        deliver(job.reply, std::move(reply), logger_);
-    };
-    if (!sent) {
-        std::string error = connection_error(conn);
-        connection.close();
-        finish(failure(error_code::kDatabaseUnavailable,
-                       "Database connection lost before the call was sent: " + error +
-                           ". Retry the request."));
-        return;
-    }
-
-    auto started = Clock::now();
-    int reported = 0;
-    bool lost = false;
-    while (PQisBusy(conn)) {
-        pollfd fd{PQsocket(conn), POLLIN, 0};
-        int ready = poll(&fd, 1, 1000);
-        if (ready < 0 && errno != EINTR) {
-            lost = true;
-            break;
-        }
-        if (ready > 0 && PQconsumeInput(conn) == 0) {
-            lost = true;
-            break;
-        }
-        int elapsed = static_cast<int>(
-            std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count());
-        if (job.progress && elapsed > reported) {
-            reported = elapsed;
-            job.progress(elapsed);
-        }
-    }
-
-    std::string text;
-    std::string error_message;
-    std::string sqlstate;
-    bool got_value = false;
-    while (!lost) {
-        PGresult *result = PQgetResult(conn);
-        if (result == nullptr) break;
-        ExecStatusType status = PQresultStatus(result);
-        if (status == PGRES_SINGLE_TUPLE && !got_value && !PQgetisnull(result, 0, 0)) {
-            // A call's head: the rest of its rows are streamed from the reply.
-            text = PQgetvalue(result, 0, 0);
-            got_value = true;
-            PQclear(result);
-            break;
-        } else if (status == PGRES_TUPLES_OK && PQntuples(result) == 1 &&
-                   !PQgetisnull(result, 0, 0)) {
-            text = PQgetvalue(result, 0, 0);
-            got_value = true;
-        } else if (status == PGRES_FATAL_ERROR) {
-            const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-            sqlstate = state ? state : "";
-            error_message = trim(PQresultErrorMessage(result));
-        }
-        PQclear(result);
-    }
-    if (lost || PQstatus(conn) != CONNECTION_OK) {
-        std::string error = connection_error(conn);
-        connection.close();
-        logger_.log(LogLevel::Error, "database connection lost during a call: " + error);
-        finish(failure(error_code::kDatabaseUnavailable,
-                       "Database connection lost during the call (" + error +
-                           "); it may not have completed. The bridge reconnects; retry if the "
-                           "tool is safe to repeat."));
-        return;
-    }
-    if (!error_message.empty()) {
-        if (sqlstate == "28000") {
-            finish(failure(error_code::kUnauthorized,
-                           "Unauthorized: the bearer token is unknown, expired or revoked"));
-            return;
-        }
-        if (sqlstate == "57014") {
-            finish(failure(error_code::kInternalError, "Request cancelled: " + error_message));
-            return;
-        }
-        // MCP02: a writing tool sent to a hot standby; the caller retries on the primary.
-        if (sqlstate != kNeedsPrimary && sqlstate != "42704" && sqlstate != "22023")
-            logger_.log(LogLevel::Error, "database error (" + sqlstate + "): " + error_message);
-        BackendReply reply =
-            failure(error_code::kInternalError,
-                    "Database error (SQLSTATE " + sqlstate + "): " + error_message);
-        reply.sqlstate = sqlstate;
-        finish(std::move(reply));
-        return;
-    }
-    // The rest of a call's rows: each a piece of the result's body, until the end of the query.
-    bool streaming = got_value && job.is_call;
-    bool drained = !streaming;
-    BodyStream body;
-    body.next = [&](std::string &chunk) {
-        while (!drained) {
-            PGresult *result = PQgetResult(conn);
-            if (result == nullptr) {
-                drained = true;
-                break;
-            }
-            ExecStatusType status = PQresultStatus(result);
-            if (status == PGRES_SINGLE_TUPLE) {
-                chunk.assign(PQgetvalue(result, 0, 0),
-                             static_cast<size_t>(PQgetlength(result, 0, 0)));
-                PQclear(result);
-                if (body.failed.empty()) return true;
-            } else {
-                if (status != PGRES_TUPLES_OK && body.failed.empty())
-                    body.failed = trim(PQresultErrorMessage(result));
-                PQclear(result);
-            }
-        }
-        if (streaming && PQstatus(conn) != CONNECTION_OK && body.failed.empty())
-            body.failed = connection_error(conn);
-        return false;
-    };
-    if (!got_value) {
-        finish(failure(error_code::kInternalError, "Database returned no result"));
-        return;
-    }
-    BackendReply reply;
-    try {
-        reply.value = job.is_authenticate ? json(text) : json::parse(text);
-        reply.ok = true;
-        // Served by a hot standby: the audit record is not for the agent.
-        if (job.is_call && reply.value.is_object()) {
-            auto meta = reply.value.find("_meta");
-            if (meta != reply.value.end() && meta->is_object() &&
-                meta->contains(kStandbyAuditKey)) {
-                reply.standby_audit = (*meta)[kStandbyAuditKey].dump();
-                meta->erase(kStandbyAuditKey);
-            }
-        }
-        if (streaming) reply.body = &body;
-    } catch (const json::parse_error &error) {
-        reply = failure(error_code::kInternalError,
-                        std::string("Database returned invalid JSON: ") + error.what());
-    }
-    bool answered = false;
-    if (reply.ok && job.is_call && reply.value.is_object()) {
-        auto meta = reply.value.find("_meta");
-        if (meta != reply.value.end() && meta->is_object() && meta->contains(kAuditPendingKey)) {
-            json pending = (*meta)[kAuditPendingKey];
-            meta->erase(kAuditPendingKey);
-            answered = confirm_then_answer(job, reply, body, pending, begun);
-        }
-    }
-    if (!answered) finish(std::move(reply));
-    // Whatever the reply did with the body (a cancelled request's is not read), the connection
-    // must reach the end of the query before its next use.
-    std::string ignored;
-    while (body.next(ignored)) {
-    }
-    if (!body.failed.empty()) {
-        logger_.log(LogLevel::Error, "reading a call's result failed: " + body.failed);
-        if (PQstatus(conn) != CONNECTION_OK) connection.close();
-    }
-}
-
-void Database::settle(Job &job) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    job.cancel_handle = nullptr;
-    active_.erase(job.key);
-    last_success_ = Clock::now();
-}
-
-bool Database::confirm_then_answer(Job &job, BackendReply &reply, BodyStream &body,
-                                   const json &pending, Clock::time_point begun) {
-    if (confirmer_ == nullptr || !pending.is_array() || pending.size() != 2 ||
-        !pending[0].is_number_integer() || !pending[1].is_number_integer()) {
-        reply = failure(error_code::kInternalError, "Database returned an invalid audit token");
-        return false;
-    }
-    int slot = pending[0].get<int>();
-    int64_t seq = pending[1].get<int64_t>();
-    // The result, held whole when it is small enough.
-    auto held = std::make_shared<std::string>();
-    bool whole = true;
-    if (reply.body != nullptr) {
-        std::string chunk;
-        while (body.next(chunk)) {
-            *held += chunk;
-            if (held->size() > kHeldResultBytes) {
-                whole = false;
-                break;
-            }
-        }
-        if (!body.failed.empty()) {
-            reply = failure(error_code::kDatabaseUnavailable,
-                            "Database connection lost while reading the result: " + body.failed);
-            return false;
-        }
-    }
-    auto withheld = [](const std::string &error) {
-        return failure(error_code::kInternalError,
-                       "The call ran, but its audit record was not confirmed durable (" + error +
-                           "); its result is withheld. Check the pg_mcp audit writer.");
-    };
-    bool streamed = reply.body != nullptr;
-    if (whole) {
-        // The connection is free for the next call; the answer leaves once the record is durable.
-        settle(job);
-        auto answer = std::make_shared<BackendReply>(std::move(reply));
-        answer->body = nullptr;
-        ReplyFn deliver_to = job.reply;
-        bool is_call = job.is_call;
-        confirmer_->await(slot, seq,
-                          [this, deliver_to, answer, held, streamed, is_call, begun, withheld](
-                              bool ok, int64_t id, const std::string &error) {
-                              BackendReply out = ok ? std::move(*answer) : withheld(error);
-                              BodyStream stream;
-                              bool given = false;
-                              stream.next = [&](std::string &chunk) {
-                                  if (given) return false;
-                                  given = true;
-                                  chunk = std::move(*held);
-                                  return true;
-                              };
-                              if (ok && id > 0) out.value["_meta"]["pg-mcp/audit_id"] = id;
-                              if (ok && streamed) out.body = &stream;
-                              if (is_call) record_call(out, Clock::now() - begun);
-                              deliver(deliver_to, std::move(out), logger_);
-                          });
-        return true;
-    }
-    // Too large to hold: the connection stays with the call until the record is confirmed, then
-    // the held part and the rest are streamed as they come.
-    std::promise<std::pair<bool, std::pair<int64_t, std::string>>> confirmed;
-    confirmer_->await(slot, seq, [&confirmed](bool ok, int64_t id, const std::string &error) {
-        confirmed.set_value({ok, {id, error}});
-    });
-    auto [ok, detail] = confirmed.get_future().get();
-    if (!ok) {
-        reply = withheld(detail.second);
-        return false;
-    }
-    if (detail.first > 0) reply.value["_meta"]["pg-mcp/audit_id"] = detail.first;
-    BodyStream rest;
-    bool first = true;
-    rest.next = [&](std::string &chunk) {
-        if (first) {
-            first = false;
-            chunk = std::move(*held);
-            return true;
-        }
-        bool more = body.next(chunk);
-        rest.failed = body.failed;
-        return more;
-    };
-    reply.body = &rest;
-    settle(job);
-    record_call(reply, Clock::now() - begun);
-    deliver(job.reply, std::move(reply), logger_);
-    return true;
 }
 
 Listener::Listener(std::string dsn, const Logger &logger, std::function<void()> on_change)

@@ -1,6 +1,6 @@
-// Database access for the bridge: a small pool of libpq connections, each owned by one worker
-// thread, opened lazily and reopened with backoff when lost; one round trip per call; query
-// cancellation; and a LISTEN connection that reports catalog changes.
+// Database access for the bridge: a small pool of non-blocking libpq connections on the event
+// loop, opened when work waits and reopened with backoff when lost; one round trip per call;
+// query cancellation; and a LISTEN connection that reports catalog changes.
 #pragma once
 
 #include <atomic>
@@ -16,6 +16,10 @@
 #include <vector>
 
 #include <libpq-fe.h>
+
+namespace boost::asio {
+class io_context;
+}
 
 #include "audit_confirm.hpp"
 #include "backend.hpp"
@@ -68,13 +72,20 @@ struct StartupCheck {
 // Connects once and verifies that pg_mcp is installed in the expected version.
 StartupCheck check_database(const std::string &dsn);
 
+// The pool: libpq connections in non-blocking mode, each socket watched by the bridge's event
+// loop (no thread per connection). Work waits in a fair queue (by principal) for a free
+// connection; a connection is opened when work waits for one (on a helper thread: connecting
+// blocks), watched while idle (a connection the server closes is noticed at once), and
+// reopened with a jittered backoff from 50 ms to a second when it cannot connect. Replies are
+// given on the loop's thread; a large result's body is read by its consumer on a thread of its
+// own while the loop reads the rest (with backpressure).
 class Database : public Backend {
   public:
     // queue_timeout: longest wait for a free connection before a request is answered "busy,
     // retry" (0: no limit). prepare_statements: false sends every statement unnamed, for
     // proxies in transaction pooling mode that do not track prepared statements (PgBouncer
     // before 1.21, or without max_prepared_statements).
-    Database(std::string dsn, size_t pool_size, const Logger &logger,
+    Database(boost::asio::io_context &loop, std::string dsn, size_t pool_size, const Logger &logger,
              std::chrono::milliseconds queue_timeout = std::chrono::milliseconds(0),
              bool prepare_statements = true);
     ~Database() override;
@@ -93,7 +104,9 @@ class Database : public Backend {
                       ReplyFn reply) override;
     void cancel(const std::string &key) override;
 
-    // Cancels running queries, fails queued work, and joins the workers.
+    // Fails queued work, cancels running queries, waits (a few seconds at most) for what runs
+    // and for answers held for their audit confirmation, and closes the connections. Not from
+    // the loop's thread.
     void stop();
 
     // While requests wait for a connection, calls are made with mcp.call_tool_deferred, their
@@ -109,38 +122,19 @@ class Database : public Backend {
 
     // What the pool can do now, for /readyz: empty when a call would be served, else why not.
     // A call answered within the last second says so; otherwise a probe (SELECT 1) goes through
-    // the pool as a call would (reconnecting a dead connection), bounded by `timeout`.
+    // the pool as a call would (reconnecting a dead connection), bounded by `timeout`. Blocks:
+    // not from the loop's thread.
     std::string readiness(std::chrono::milliseconds timeout = std::chrono::milliseconds(1500));
 
     // Counters and gauges in Prometheus text format (pg_mcp_bridge_*): tool calls by outcome,
     // their latency histogram, pool connections in use, calls waiting, refused as busy.
     std::string metrics_text();
 
-  private:
-    struct Job {
-        std::string key;
-        bool is_call = false;
-        bool is_authenticate = false;  // identity.principal_token only
-        bool is_ping = false;          // SELECT 1: readiness
-        enum class Catalog { Tools, Resources, Resource, Prompts, Prompt };
-        Catalog catalog = Catalog::Tools;  // what a job that is no call lists or reads
-        std::string uri;                   // Resource: its uri; Prompt: its name
-        std::string prompt_arguments;      // Prompt: a JSON object
-        CallIdentity identity;
-        std::string tool;
-        std::string arguments;
-        ProgressFn progress;
-        ReplyFn reply;
-        std::chrono::steady_clock::time_point queued_at;
-        bool cancelled = false;             // guarded by mutex_
-        PGcancel *cancel_handle = nullptr;  // while running; guarded by mutex_
-    };
+    struct Job;
+    struct Slot;
+    struct Chunks;
 
-    void enqueue(std::shared_ptr<Job> job);
-    // A job that lists or reads the catalog (name: a resource's uri or a prompt's name;
-    // arguments: a prompt's, as JSON).
-    void enqueue_catalog(Job::Catalog catalog, const std::string &key, const CallIdentity &identity,
-                         ReplyFn reply, std::string name = {}, std::string arguments = {});
+  private:
     // A connection's reconnection state: after a failed attempt the next one waits a jittered,
     // doubling delay, from 50 ms to at most a second; each connection has its own, so the others
     // keep serving while one cannot connect.
@@ -150,37 +144,64 @@ class Database : public Backend {
         void failed();
         void succeeded() { delay = std::chrono::milliseconds(0), retry_at = {}; }
     };
-    // Whose turn a job is in the fair queue.
-    static std::string owner_of(const Job &job);
-    void worker();
-    void expire_queued();  // the queue timeout's thread
-    void run(std::shared_ptr<Job> job, Connection &connection, Reconnect &reconnect);
-    // A deferred call's answer: held until its audit record (`pending`: [slot, seq]) is
-    // confirmed. True when the answer is taken care of; false leaves `reply` to be finished
-    // (an error, or no confirmer).
-    // A call whose statement finished well: no longer cancellable or listed as active.
-    void settle(Job &job);
-    bool confirm_then_answer(Job &job, BackendReply &reply, BodyStream &body, const json &pending,
-                             std::chrono::steady_clock::time_point begun);
-    void execute(Job &job, Connection &connection);
 
+    // Everything below runs on the loop.
+    void enqueue(std::shared_ptr<Job> job);
+    void enqueue_catalog(int catalog, const std::string &key, const CallIdentity &identity,
+                         ReplyFn reply, std::string name = {}, std::string arguments = {});
+    static std::string owner_of(const Job &job);
+    void pump();               // queued work to idle connections; opens what is needed
+    void connect(Slot &slot);  // on the helper thread
+    void connected(Slot &slot, PGconn *conn);
+    void close_slot(Slot &slot);
+    void watch(Slot &slot);  // waits for the socket to be readable
+    void readable(Slot &slot);
+    void start(Slot &slot, std::shared_ptr<Job> job);
+    void send_query(Slot &slot);
+    void flush(Slot &slot);
+    void tick_progress(Slot &slot, std::chrono::steady_clock::time_point begun, uint64_t generation,
+                       std::shared_ptr<Job> owner);
+    void process(Slot &slot);  // reads the results that are in
+    void take(Slot &slot, PGresult *result);
+    void add_chunk(Slot &slot, std::string chunk);
+    void finished(Slot &slot);  // the query's last result is read
+    void lost(Slot &slot);      // the connection broke during a request
+    void release(Slot &slot);   // the connection serves the next request
+    // The reply of a call whose head is read: parsed, the standby audit record taken out;
+    // `pending` gets the audit token of a deferred call.
+    BackendReply head_reply(Slot &slot, json &pending);
+    void answer(Slot &slot, BackendReply reply);  // the job's reply, now, on the loop
+    void stream_body(Slot &slot, BackendReply reply);
+    void hold_until_confirmed(Slot &slot, BackendReply reply, const json &pending);
+    void confirm_then_stream(Slot &slot, BackendReply reply, const json &pending);
+    void settle(Job &job, bool ok);
+    void send_cancel(Slot &slot);
+    void expire_queued();
+    void arm_expiry();
+    void stop_on_loop();
+    void check_stopped();
+    void record_call(const BackendReply &reply, std::chrono::steady_clock::duration elapsed);
+
+    boost::asio::io_context &loop_;
     std::string dsn_;
     size_t pool_size_;
     const Logger &logger_;
     AuditConfirmer *confirmer_ = nullptr;
     bool defer_always_ = false;
-
-    std::mutex mutex_;
-    std::condition_variable ready_;  // work queued (workers that may take it wait here)
-    std::condition_variable retry_;  // workers whose connection waits to retry (woken at stop)
-    FairQueue<Job> queue_;           // by owner: each principal's token hash, "" for the login role
-    std::map<std::string, std::shared_ptr<Job>> active_;  // queued or running, by key
-    std::vector<std::thread> workers_;
-    bool stopping_ = false;
     std::chrono::milliseconds queue_timeout_;
     bool prepare_statements_;
 
-    // Metrics (metrics_text).
+    struct Helpers;
+    std::unique_ptr<Helpers> helpers_;  // the loop's timers and the helper threads
+    std::vector<std::unique_ptr<Slot>> slots_;
+    FairQueue<Job> queue_;  // by owner: each principal's token hash, "" for the login role
+    std::map<std::string, std::shared_ptr<Job>> active_;  // queued or running, by key
+    bool stopping_ = false;
+    bool stopped_ = false;
+    int held_ = 0;  // answers held for their audit confirmation, or being streamed
+    std::function<void()> on_stopped_;
+
+    // Metrics (metrics_text), and state readiness() reads from other threads.
     static constexpr double kBucketsMs[] = {1,   2,   5,    10,   25,   50,   100,
                                             250, 500, 1000, 2500, 5000, 10000};
     static constexpr size_t kBuckets = sizeof(kBucketsMs) / sizeof(kBucketsMs[0]);
@@ -188,20 +209,18 @@ class Database : public Backend {
     std::atomic<uint64_t> bucket_counts_[kBuckets + 1] = {};  // last: +Inf
     std::atomic<uint64_t> duration_us_{0};
     std::atomic<int> in_use_{0};
-    void record_call(const BackendReply &reply, std::chrono::steady_clock::duration elapsed);
-    std::condition_variable expiry_;  // wakes the expirer at stop (workers wait on ready_)
-    std::thread expirer_;
+    std::atomic<size_t> waiting_{0};
+    std::atomic<std::chrono::steady_clock::rep> last_success_{0};
 
-    // Connections known to work (connected, not yet found lost), the last success of any
-    // request, and why the last connection attempt failed (guarded by mutex_).
+    // Connections known to work, connections whose last attempt failed, and why.
     size_t connected_ = 0;
-    size_t failing_ = 0;  // connections whose last attempt to connect failed
-    std::chrono::steady_clock::time_point last_success_{};
+    size_t failing_ = 0;
     std::string last_failure_;
     // /readyz: one probe at a time, its answer kept for half a second.
     std::mutex readiness_mutex_;
     std::chrono::steady_clock::time_point readiness_at_{};
     std::string readiness_;
+    std::atomic<uint64_t> probes_{0};
 };
 
 // Listens for pg_mcp_tools_changed on its own connection and calls on_change for each

@@ -5,6 +5,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -18,6 +19,7 @@
 #include <boost/beast/http.hpp>
 #include <cstdlib>
 #include <deque>
+#include <future>
 #include <optional>
 #include <random>
 #include <regex>
@@ -146,7 +148,7 @@ class SessionOutput : public Output {
             if (message.contains("id") || method == "notifications/progress" ||
                 method == "notifications/cancelled")
                 return;
-            asio::post(io_, [state = state_, text = dump(message)]() mutable {
+            asio::dispatch(io_, [state = state_, text = dump(message)]() mutable {
                 state->push_event(std::move(text));
             });
             return;
@@ -161,7 +163,7 @@ class SessionOutput : public Output {
     void send_streamed(const json &message, BodyStream &body) override {
         std::string text = streamed_text(message, body);
         if (text.empty()) return;
-        asio::post(io_, [state = state_, key = message["id"].dump(), text]() mutable {
+        asio::dispatch(io_, [state = state_, key = message["id"].dump(), text]() mutable {
             state->deliver(key, std::move(text));
         });
     }
@@ -282,16 +284,13 @@ struct HttpServer::Impl {
     HttpOptions options;
     ReadinessFn readiness;
 
-    // The loop, and the listening socket on it. Owned through pointers so that ~Impl can end
-    // them first: whatever is still suspended on the loop is destroyed while the state it
-    // refers to is alive.
-    std::unique_ptr<asio::io_context> io_owner = std::make_unique<asio::io_context>();
-    asio::io_context &io = *io_owner;
-    std::unique_ptr<tcp::acceptor> acceptor_owner = std::make_unique<tcp::acceptor>(io);
-    tcp::acceptor &acceptor = *acceptor_owner;
+    asio::io_context &io;
+    tcp::acceptor acceptor{io};
     // Blocking work (the readiness probe waits for the pool) runs here, not on the loop.
     asio::thread_pool blocking{1};
-    bool tearing_down = false;
+    int tasks = 0;  // coroutines running on the loop (all end before the server is destroyed)
+    std::promise<void> finished;
+    asio::steady_timer *housekeeping_timer = nullptr;
     std::atomic<bool> stopping{false};
     std::chrono::milliseconds grace{10000};
 
@@ -325,20 +324,33 @@ struct HttpServer::Impl {
     TokenCache refused_tokens{std::chrono::seconds(2)};
     uint64_t auth_requests = 0;
 
-    Impl(Backend &b, ServerOptions so, const Logger &l, HttpOptions o, ReadinessFn r)
+    Impl(asio::io_context &loop, Backend &b, ServerOptions so, const Logger &l, HttpOptions o,
+         ReadinessFn r)
         : backend(b),
           server_options(std::move(so)),
           logger(l),
           options(std::move(o)),
-          readiness(std::move(r)) {}
+          readiness(std::move(r)),
+          io(loop) {}
 
     ~Impl() {
         blocking.join();
-        tearing_down = true;
-        sessions.clear();
-        draining.clear();
-        acceptor_owner.reset();
-        io_owner.reset();
+        // Handlers already posted that refer to this (a catalog change) run first.
+        if (!io.stopped() && !io.get_executor().running_in_this_thread()) {
+            auto flushed = std::make_shared<std::promise<void>>();
+            std::future<void> done = flushed->get_future();
+            asio::post(io, [flushed] { flushed->set_value(); });
+            done.wait_for(std::chrono::seconds(5));
+        }
+    }
+
+    // Runs `task` on the loop, counted in `tasks`.
+    void spawn(asio::awaitable<void> task) {
+        tasks++;
+        asio::co_spawn(io, std::move(task), [this](std::exception_ptr failure) {
+            tasks--;
+            if (failure) logger.log(LogLevel::Error, "internal error in the HTTP transport");
+        });
     }
 
     using Request = http::request<http::string_body>;
@@ -586,7 +598,6 @@ struct HttpServer::Impl {
         RetireAfter(Impl &impl, std::shared_ptr<Session> session)
             : impl_(impl), session_(std::move(session)) {}
         ~RetireAfter() {
-            if (impl_.tearing_down) return;
             try {
                 impl_.retire(session_, "request done");
                 impl_.reap();
@@ -1300,19 +1311,20 @@ struct HttpServer::Impl {
             beast::error_code ignored;
             std::string address = address_key(socket.remote_endpoint(ignored).address());
             if (!make_room(address)) {  // every connection is serving a request: refuse it
-                asio::co_spawn(io, refuse_busy(std::move(socket)), asio::detached);
+                spawn(refuse_busy(std::move(socket)));
                 continue;
             }
             socket.set_option(tcp::no_delay(true), ignored);
             uint64_t number = ++connections_opened;
             connections[number].address = address;
-            asio::co_spawn(io, serve(std::move(socket), number), asio::detached);
+            spawn(serve(std::move(socket), number));
         }
     }
 
     // Every second: sessions ended and idle are freed; every 30 s, unused sessions end.
     asio::awaitable<void> housekeeping() {
         asio::steady_timer timer(io);
+        housekeeping_timer = &timer;
         auto last_expiry = Clock::now();
         while (!stopping) {
             timer.expires_after(std::chrono::seconds(1));
@@ -1324,6 +1336,7 @@ struct HttpServer::Impl {
                 last_expiry = Clock::now();
             }
         }
+        housekeeping_timer = nullptr;
     }
 
     // Stopping: no new connections; idle keep-alive connections and event streams end at
@@ -1332,6 +1345,7 @@ struct HttpServer::Impl {
     asio::awaitable<void> finish() {
         beast::error_code error;
         acceptor.close(error);
+        if (housekeeping_timer != nullptr) housekeeping_timer->cancel();
         auto deadline = Clock::now() + grace;
         asio::steady_timer timer(io);
         auto shut_idle = [&] {
@@ -1352,22 +1366,26 @@ struct HttpServer::Impl {
             session->end("the server is stopping");
             session->output.abort();
         }
-        for (int waited = 0; !connections.empty() && waited < 100; waited++) {
+        for (int waited = 0; tasks > 0 && waited < 200; waited++) {
             timer.expires_after(std::chrono::milliseconds(50));
             co_await timer.async_wait(with(error));
         }
-        if (!connections.empty())
-            logger.log(LogLevel::Error, std::to_string(connections.size()) +
-                                            " connection(s) did not finish within 5 s of the "
-                                            "grace period; closing");
-        io.stop();
+        if (tasks > 0) {
+            // A coroutine still refers to this server: the process ends here rather than free
+            // it under that coroutine.
+            logger.log(LogLevel::Error, std::to_string(tasks) +
+                                            " HTTP task(s) did not finish within 10 s of the "
+                                            "grace period; exiting");
+            std::_Exit(1);
+        }
+        finished.set_value();
     }
 };
 
-HttpServer::HttpServer(Backend &backend, ServerOptions server_options, const Logger &logger,
-                       HttpOptions options, ReadinessFn readiness)
-    : impl_(std::make_unique<Impl>(backend, std::move(server_options), logger, std::move(options),
-                                   std::move(readiness))) {}
+HttpServer::HttpServer(asio::io_context &loop, Backend &backend, ServerOptions server_options,
+                       const Logger &logger, HttpOptions options, ReadinessFn readiness)
+    : impl_(std::make_unique<Impl>(loop, backend, std::move(server_options), logger,
+                                   std::move(options), std::move(readiness))) {}
 
 HttpServer::~HttpServer() = default;
 
@@ -1393,12 +1411,14 @@ bool HttpServer::listen(std::string &error) {
 }
 
 void HttpServer::run(std::chrono::milliseconds grace) {
-    Impl &impl = *impl_;
-    impl.grace = grace;
-    asio::co_spawn(impl.io, impl.accept_connections(), asio::detached);
-    asio::co_spawn(impl.io, impl.housekeeping(), asio::detached);
-    auto guard = asio::make_work_guard(impl.io);  // until finish() stops the loop
-    impl.io.run();
+    Impl *impl = impl_.get();
+    std::future<void> finished = impl->finished.get_future();
+    asio::post(impl->io, [impl, grace] {
+        impl->grace = grace;
+        impl->spawn(impl->accept_connections());
+        impl->spawn(impl->housekeeping());
+    });
+    finished.wait();
 }
 
 void HttpServer::stop() {

@@ -2,9 +2,9 @@
 // session per initialize (MCP-Session-Id), JSON responses, 202 for notifications and
 // responses, Origin and Host validation against DNS rebinding, a body size limit, /healthz and
 // /readyz, and a graceful stop that lets in-flight requests finish. Built on Boost.Beast over
-// one Asio event loop (the thread that calls run()): every client connection is a coroutine
-// on it, with a deadline on each read and write; requests wait for the database without
-// holding a thread; all sessions share one database pool.
+// one Asio event loop: every client connection is a coroutine on it, with a deadline on each read
+// and write; requests wait for the database without holding a thread; all sessions share one
+// database pool.
 #pragma once
 
 #include <atomic>
@@ -21,6 +21,10 @@
 #include "backend.hpp"
 #include "log.hpp"
 #include "mcp_server.hpp"
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace pg_mcp::bridge {
 
@@ -65,14 +69,16 @@ using ReadinessFn = std::function<std::string()>;
 
 class HttpServer {
   public:
-    HttpServer(Backend &backend, ServerOptions server_options, const Logger &logger,
-               HttpOptions options, ReadinessFn readiness);
+    // Everything runs on `loop`, which another thread runs (the database pool's too).
+    HttpServer(boost::asio::io_context &loop, Backend &backend, ServerOptions server_options,
+               const Logger &logger, HttpOptions options, ReadinessFn readiness);
     ~HttpServer();
 
     // Binds and listens; false with a message when the address cannot be used.
     bool listen(std::string &error);
     unsigned short port() const { return bound_port_; }
     // Accepts connections until stop(); then waits for in-flight requests (up to `grace`).
+    // Blocks the calling thread (not the loop's) until the server has stopped.
     void run(std::chrono::milliseconds grace);
     // From any thread (or a signal's wake-up): stop accepting, end idle connections.
     void stop();

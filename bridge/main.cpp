@@ -1,6 +1,9 @@
 // pg_mcp_bridge: serves the tools of a PostgreSQL database with the pg_mcp extension to MCP
 // clients over stdio or Streamable HTTP. All policy is in the database; this process speaks
 // the protocol. main wires the parts the options (options.hpp) ask for.
+// Boost 1.74's asio headers use std::exchange without including <utility>.
+#include <utility>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,6 +20,8 @@
 #include <mutex>
 #include <thread>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <libpq-fe.h>
 
 #include "auth.hpp"
@@ -97,6 +102,21 @@ int run_check(const BridgeOptions &options) {
     PQfinish(conn);
     return status;
 }
+
+// The event loop everything asynchronous runs on (the database pool, the HTTP transport), on a
+// thread of its own from start to exit.
+struct LoopThread {
+    boost::asio::io_context &loop;
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard;
+    std::thread thread;
+    explicit LoopThread(boost::asio::io_context &io)
+        : loop(io), guard(io.get_executor()), thread([&io] { io.run(); }) {}
+    ~LoopThread() {
+        guard.reset();
+        loop.stop();
+        thread.join();
+    }
+};
 
 // What serves the transports: the primary's pool, or the replica router in front of it.
 struct Service {
@@ -184,13 +204,15 @@ std::string check_audit_forwarding(const std::string &dsn) {
 }
 
 // Streamable HTTP until SIGTERM/SIGINT; then in-flight requests get up to 10 s to finish.
-int serve_http(const BridgeOptions &options, Service &service, const ServerOptions &server_options,
-               const Logger &logger, const StartupCheck &check) {
+int serve_http(boost::asio::io_context &loop, const BridgeOptions &options, Service &service,
+               const ServerOptions &server_options, const Logger &logger,
+               const StartupCheck &check) {
     HttpOptions http_options = options.http_options;
     http_options.max_body_bytes = options.max_message_bytes;
     http_options.metrics = service.metrics;
     // /readyz: what the pool can do now (Database::readiness).
-    HttpServer server(service.backend, server_options, logger, http_options, service.readiness);
+    HttpServer server(loop, service.backend, server_options, logger, http_options,
+                      service.readiness);
     std::string error;
     if (!server.listen(error)) {
         logger.log(LogLevel::Error, error);
@@ -246,6 +268,8 @@ int main(int argc, char **argv) {
         logger.log(LogLevel::Error, check.message);
         return 1;
     }
+    boost::asio::io_context loop;
+    LoopThread loop_thread(loop);
     // The login role's CONNECTION LIMIT holds the pool and the bridge's other connections
     // (the catalog listener, a readiness probe; with replicas the audit forwarder and the
     // replica monitor's probe of the primary): a pool that would not fit is made smaller
@@ -281,7 +305,7 @@ int main(int argc, char **argv) {
             "the login is not a member of mcp_audit_confirmer: each durable call holds its pool "
             "connection until its audit row is flushed (GRANT mcp_audit_confirmer TO the login to "
             "let the bridge confirm many at once)");
-    Database database(options.dsn, options.pool_size, logger,
+    Database database(loop, options.dsn, options.pool_size, logger,
                       std::chrono::milliseconds(options.queue_timeout_ms),
                       options.prepare_statements);
     database.confirm_audit_with(confirmer.get(), options.confirm_audit == "always");
@@ -305,7 +329,7 @@ int main(int argc, char **argv) {
         }
         options.replicas.primary_dsn = options.dsn;
         router = std::make_unique<ReplicaRouter>(
-            database, options.replicas, *spool, options.pool_size, logger,
+            loop, database, options.replicas, *spool, options.pool_size, logger,
             std::chrono::milliseconds(options.queue_timeout_ms), options.prepare_statements);
         check.message += "; " + std::to_string(options.replicas.dsns.size()) +
                          " read replica(s) for read-only work";
@@ -350,7 +374,7 @@ int main(int argc, char **argv) {
     server_options.agent_name = options.agent;
     server_options.page_size = options.page_size;
     server_options.version = kVersion;
-    if (options.http) return serve_http(options, service, server_options, logger, check);
+    if (options.http) return serve_http(loop, options, service, server_options, logger, check);
     logger.log(LogLevel::Info, check.message + "; serving MCP on stdio");
 
     LineWriter writer(STDOUT_FILENO);

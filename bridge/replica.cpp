@@ -327,15 +327,16 @@ bool AuditSpool::mark_sent(off_t end, std::string &error) {
     return true;
 }
 
-ReplicaRouter::ReplicaRouter(Database &primary, ReplicaOptions options, AuditSpool &spool,
-                             size_t pool_size, const Logger &logger,
-                             std::chrono::milliseconds queue_timeout, bool prepare_statements)
+ReplicaRouter::ReplicaRouter(boost::asio::io_context &loop, Database &primary,
+                             ReplicaOptions options, AuditSpool &spool, size_t pool_size,
+                             const Logger &logger, std::chrono::milliseconds queue_timeout,
+                             bool prepare_statements)
     : primary_(primary), options_(std::move(options)), spool_(spool), logger_(logger) {
     for (const std::string &dsn : options_.dsns) {
         auto replica = std::make_unique<Replica>();
         replica->dsn = dsn;
-        replica->pool =
-            std::make_unique<Database>(dsn, pool_size, logger, queue_timeout, prepare_statements);
+        replica->pool = std::make_unique<Database>(loop, dsn, pool_size, logger, queue_timeout,
+                                                   prepare_statements);
         replica->state = "not checked yet";
         replicas_.push_back(std::move(replica));
     }

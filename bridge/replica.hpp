@@ -81,9 +81,9 @@ struct ReplicaOptions {
 // primary — or fail clearly, as configured.
 class ReplicaRouter : public Backend {
   public:
-    ReplicaRouter(Database &primary, ReplicaOptions options, AuditSpool &spool, size_t pool_size,
-                  const Logger &logger, std::chrono::milliseconds queue_timeout,
-                  bool prepare_statements);
+    ReplicaRouter(boost::asio::io_context &loop, Database &primary, ReplicaOptions options,
+                  AuditSpool &spool, size_t pool_size, const Logger &logger,
+                  std::chrono::milliseconds queue_timeout, bool prepare_statements);
     ~ReplicaRouter() override;
 
     void list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) override;
