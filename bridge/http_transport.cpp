@@ -905,16 +905,18 @@ struct HttpServer::Impl {
                 co_return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
                                     "Invalid Request: not a JSON-RPC request, notification or "
                                     "response");
-            session->server.handle_line(request.body());
             // A cancelled request gets no response from the server; its POST, if the client
             // still reads it, gets a "cancelled" error.
+            std::string cancelled;
             if (method == "notifications/cancelled" && message.contains("params") &&
                 message["params"].is_object() && message["params"].contains("requestId"))
-                session->output.abandon(message["params"]["requestId"].dump(),
-                                        "cancelled by the client", false);
+                cancelled = message["params"]["requestId"].dump();
+            session->server.handle_message(std::move(message));
+            if (!cancelled.empty())
+                session->output.abandon(cancelled, "cancelled by the client", false);
             co_return reply(request, http::status::accepted);
         }
-        const json id = message["id"];
+        const json id = message["id"];  // a copy: the message goes to the server
         if (!(id.is_string() || id.is_number_integer()))
             co_return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
                                 "Invalid Request: id must be a string or an integer");
@@ -933,7 +935,7 @@ struct HttpServer::Impl {
                 request, http::status::conflict, error_code::kInvalidRequest,
                 "Conflict: a request with id " + key + " is already in progress in this session");
         try {
-            session->server.handle_line(request.body());
+            session->server.handle_message(std::move(message));
         } catch (...) {
             session->output.forget(key);
             throw;
@@ -944,8 +946,8 @@ struct HttpServer::Impl {
             // Given up: the work is cancelled too, so that it frees its connection and id.
             json cancel = {{"jsonrpc", "2.0"},
                            {"method", "notifications/cancelled"},
-                           {"params", {{"requestId", message["id"]}, {"reason", "timed out"}}}};
-            session->server.handle_line(cancel.dump());
+                           {"params", {{"requestId", id}, {"reason", "timed out"}}}};
+            session->server.handle_message(std::move(cancel));
             co_return rpc_error(request, http::status::gateway_timeout, error_code::kInternalError,
                                 "No response within the bridge's request timeout");
         }

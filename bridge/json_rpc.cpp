@@ -44,6 +44,10 @@ Message parse_message(std::string_view line) {
             recover_request_id(line, line), error_code::kParseError,
             std::string("Parse error: the message is not valid JSON (") + error.what() + ")");
     }
+    return classify_message(std::move(value));
+}
+
+Message classify_message(json value) {
     if (value.is_array())
         return invalid(nullptr, error_code::kInvalidRequest,
                        "Invalid Request: JSON-RPC batches are not supported; send one message "

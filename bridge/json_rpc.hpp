@@ -42,6 +42,8 @@ struct Message {
 bool nests_too_deep(std::string_view text);
 
 Message parse_message(std::string_view line);
+// The same for a message already parsed (a transport that had to read it first).
+Message classify_message(json value);
 
 // The id of a request that cannot be parsed (too long, or invalid somewhere), from its first and
 // last bytes (the whole text when it is at hand), when it is plainly there ("id" as a member of

@@ -154,7 +154,14 @@ void McpServer::reply(const Request &, json message) {
 }
 
 void McpServer::handle_line(std::string_view line) {
-    Message message = parse_message(line);
+    dispatch(parse_message(line));
+}
+
+void McpServer::handle_message(json message) {
+    dispatch(classify_message(std::move(message)));
+}
+
+void McpServer::dispatch(Message message) {
     switch (message.kind) {
         case Message::Kind::Invalid:
             logger_.log(LogLevel::Warning,

@@ -60,6 +60,8 @@ class McpServer {
 
     // One line from the transport (without its newline).
     void handle_line(std::string_view line);
+    // One message the transport has parsed already (it is not parsed again).
+    void handle_message(json message);
     // A line longer than the transport's limit was discarded (head and tail: its first and
     // last bytes, to answer with the request's id when it can be found).
     void handle_oversized_line(size_t limit, std::string_view head = {},
@@ -86,6 +88,7 @@ class McpServer {
         std::optional<LogLevel> log_level;  // modern: per-request logging opt-in
     };
 
+    void dispatch(Message message);
     void handle_request(Request request);
     void handle_notification(const std::string &method, const json &params);
     bool check_modern_meta(Request &request);
