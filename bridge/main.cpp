@@ -22,6 +22,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <libpq-fe.h>
 
 #include "auth.hpp"
@@ -38,14 +39,6 @@ using namespace pg_mcp::bridge;
 namespace {
 
 const char *const kVersion = PG_MCP_VERSION;
-int wake_pipe[2] = {-1, -1};
-
-void on_signal(int) {
-    char byte = 1;
-    ssize_t ignored = ::write(wake_pipe[1], &byte, 1);
-    (void)ignored;
-}
-
 // --check: what a DBA runs to see whether an agent configuration will work.
 int run_check(const BridgeOptions &options) {
     StartupCheck check = check_database(options.dsn);
@@ -115,6 +108,18 @@ struct LoopThread {
         guard.reset();
         loop.stop();
         thread.join();
+    }
+};
+
+// SIGINT and SIGTERM, on the loop: the first runs what wait() was given (once).
+struct Signals {
+    boost::asio::signal_set set;
+    explicit Signals(boost::asio::io_context &loop) : set(loop, SIGINT, SIGTERM) {}
+    void wait(std::function<void()> on_signal) {
+        set.async_wait(
+            [on_signal = std::move(on_signal)](const boost::system::error_code &error, int) {
+                if (!error) on_signal();
+            });
     }
 };
 
@@ -204,8 +209,8 @@ std::string check_audit_forwarding(const std::string &dsn) {
 }
 
 // Streamable HTTP until SIGTERM/SIGINT; then in-flight requests get up to 10 s to finish.
-int serve_http(boost::asio::io_context &loop, const BridgeOptions &options, Service &service,
-               const ServerOptions &server_options, const Logger &logger,
+int serve_http(boost::asio::io_context &loop, Signals &signals, const BridgeOptions &options,
+               Service &service, const ServerOptions &server_options, const Logger &logger,
                const StartupCheck &check) {
     HttpOptions http_options = options.http_options;
     http_options.max_body_bytes = options.max_message_bytes;
@@ -226,15 +231,9 @@ int serve_http(boost::asio::io_context &loop, const BridgeOptions &options, Serv
                                      std::to_string(server.port()) + "/mcp");
     Listener listener(options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
                       [&server] { server.tools_changed(); });
-    std::thread waker([&server] {
-        pollfd fd{wake_pipe[0], POLLIN, 0};
-        while (::poll(&fd, 1, -1) < 0 && errno == EINTR) {
-        }
-        server.stop();
-    });
+    signals.wait([&server] { server.stop(); });
     server.run(std::chrono::seconds(10));
     logger.log(LogLevel::Info, "signal received; HTTP server stopped");
-    waker.join();
     service.stop();
     listener.stop();
     return 0;
@@ -250,17 +249,6 @@ int main(int argc, char **argv) {
 
     Logger logger(options.log_level, options.log_json);
     route_notices_to(&logger);
-    if (::pipe(wake_pipe) != 0) {
-        logger.log(LogLevel::Error, std::string("cannot create a pipe: ") + std::strerror(errno));
-        return 1;
-    }
-    fcntl(wake_pipe[0], F_SETFL, O_NONBLOCK);
-    fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK);
-    struct sigaction action {};
-    action.sa_handler = on_signal;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, nullptr);
-    sigaction(SIGTERM, &action, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
     StartupCheck check = check_database(options.dsn);
@@ -270,6 +258,7 @@ int main(int argc, char **argv) {
     }
     boost::asio::io_context loop;
     LoopThread loop_thread(loop);
+    Signals signals(loop);
     // The login role's CONNECTION LIMIT holds the pool and the bridge's other connections
     // (the catalog listener, a readiness probe; with replicas the audit forwarder and the
     // replica monitor's probe of the primary): a pool that would not fit is made smaller
@@ -374,7 +363,8 @@ int main(int argc, char **argv) {
     server_options.agent_name = options.agent;
     server_options.page_size = options.page_size;
     server_options.version = kVersion;
-    if (options.http) return serve_http(loop, options, service, server_options, logger, check);
+    if (options.http)
+        return serve_http(loop, signals, options, service, server_options, logger, check);
     logger.log(LogLevel::Info, check.message + "; serving MCP on stdio");
 
     LineWriter writer(STDOUT_FILENO);
@@ -382,8 +372,16 @@ int main(int argc, char **argv) {
     Listener listener(options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
                       [&server] { server.tools_changed(); });
 
-    LineReader reader(STDIN_FILENO, wake_pipe[0], options.max_message_bytes);
-    reader.run(
+    // Input is read on the loop; this thread waits for its end or a signal.
+    auto ended = std::make_shared<std::promise<bool>>();  // true: a signal
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    auto end = [ended, once](bool signalled) {
+        if (!once->exchange(true)) ended->set_value(signalled);
+    };
+    std::future<bool> input_over = ended->get_future();
+    signals.wait([end] { end(true); });
+    LoopLineReader reader(loop, STDIN_FILENO, options.max_message_bytes);
+    reader.start(
         [&](std::string_view line) {
             try {
                 server.handle_line(line);
@@ -396,12 +394,12 @@ int main(int argc, char **argv) {
         },
         [&](size_t limit, std::string_view head, std::string_view tail) {
             server.handle_oversized_line(limit, head, tail);
-        });
+        },
+        [end] { end(false); });
 
     // End of input (not a signal): answer what is already running if it finishes within a
     // moment, since the client may still be reading; then cancel whatever remains.
-    char byte;
-    bool signalled = ::read(wake_pipe[0], &byte, 1) > 0;
+    bool signalled = input_over.get();
     if (!signalled) {
         for (int waited = 0; waited < 1000 && server.in_flight() > 0; waited += 10) ::usleep(10000);
     }

@@ -1,4 +1,12 @@
+// Boost 1.74's asio headers use std::exchange without including <utility>.
+#include <utility>
+
 #include "stdio_transport.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <future>
 
 #include <poll.h>
 #include <unistd.h>
@@ -8,6 +16,8 @@
 #include <vector>
 
 namespace pg_mcp::bridge {
+
+namespace asio = boost::asio;
 
 bool LineWriter::write_all(std::string_view data) {
     if (broken_) return false;
@@ -44,16 +54,60 @@ void LineWriter::send_streamed(const json &message, BodyStream &body) {
     write_all(body.failed.empty() ? std::string_view("}}\n") : std::string_view("\n"));
 }
 
+void LineSplitter::keep_tail(const char *data, size_t n) {
+    tail_.append(data, n);
+    if (tail_.size() > kKeep) tail_.erase(0, tail_.size() - kKeep);
+}
+
+void LineSplitter::feed(const char *data, size_t n) {
+    size_t start = 0;
+    for (size_t i = 0; i < n; ++i) {
+        if (data[i] != '\n') continue;
+        if (discarding_) {
+            keep_tail(data + start, i - start);
+            on_oversized_(max_bytes_, head_, tail_);
+            discarding_ = false;
+        } else {
+            line_.append(data + start, i - start);
+            if (!line_.empty() && line_.back() == '\r') line_.pop_back();
+            if (line_.size() > max_bytes_) {
+                on_oversized_(
+                    max_bytes_, std::string_view(line_).substr(0, kKeep),
+                    std::string_view(line_).substr(line_.size() - std::min(line_.size(), kKeep)));
+            } else if (!line_.empty()) {
+                on_line_(line_);
+            }
+        }
+        line_.clear();
+        start = i + 1;
+    }
+    if (discarding_) {
+        keep_tail(data + start, n - start);
+    } else if (start < n) {
+        line_.append(data + start, n - start);
+        if (line_.size() > max_bytes_) {
+            // Reported when the line ends, with its last bytes.
+            head_ = line_.substr(0, kKeep);
+            tail_ = line_.substr(line_.size() - std::min(line_.size(), kKeep));
+            line_.clear();
+            line_.shrink_to_fit();
+            discarding_ = true;
+        }
+    }
+}
+
+void LineSplitter::end() {
+    if (discarding_)
+        on_oversized_(max_bytes_, head_, tail_);
+    else if (!line_.empty())
+        on_line_(line_);
+    line_.clear();
+    discarding_ = false;
+}
+
 void LineReader::run(const std::function<void(std::string_view)> &on_line,
                      const OversizedFn &on_oversized) {
-    constexpr size_t kKeep = 512;  // bytes of an oversized line kept to find its id
-    std::string line;
-    bool discarding = false;  // inside a line that exceeded max_bytes_
-    std::string head, tail;
-    auto keep_tail = [&](const char *data, size_t n) {
-        tail.append(data, n);
-        if (tail.size() > kKeep) tail.erase(0, tail.size() - kKeep);
-    };
+    LineSplitter splitter(max_bytes_, on_line, on_oversized);
     std::vector<char> buffer(65536);
     for (;;) {
         pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
@@ -67,48 +121,106 @@ void LineReader::run(const std::function<void(std::string_view)> &on_line,
         ssize_t n = ::read(fd_, buffer.data(), buffer.size());
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n <= 0) {
-            // End of input: a last line without its newline still counts.
-            if (discarding)
-                on_oversized(max_bytes_, head, tail);
-            else if (!line.empty())
-                on_line(line);
+            splitter.end();
             return;
         }
-        size_t start = 0;
-        for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
-            if (buffer[i] != '\n') continue;
-            if (discarding) {
-                keep_tail(buffer.data() + start, i - start);
-                on_oversized(max_bytes_, head, tail);
-                discarding = false;
-            } else {
-                line.append(buffer.data() + start, i - start);
-                if (!line.empty() && line.back() == '\r') line.pop_back();
-                if (line.size() > max_bytes_) {
-                    on_oversized(
-                        max_bytes_, std::string_view(line).substr(0, kKeep),
-                        std::string_view(line).substr(line.size() - std::min(line.size(), kKeep)));
-                } else if (!line.empty()) {
-                    on_line(line);
-                }
-            }
-            line.clear();
-            start = i + 1;
-        }
-        if (discarding) {
-            keep_tail(buffer.data() + start, static_cast<size_t>(n) - start);
-        } else if (start < static_cast<size_t>(n)) {
-            line.append(buffer.data() + start, static_cast<size_t>(n) - start);
-            if (line.size() > max_bytes_) {
-                // Reported when the line ends, with its last bytes.
-                head = line.substr(0, kKeep);
-                tail = line.substr(line.size() - std::min(line.size(), kKeep));
-                line.clear();
-                line.shrink_to_fit();
-                discarding = true;
-            }
-        }
+        splitter.feed(buffer.data(), static_cast<size_t>(n));
     }
+}
+
+struct LoopLineReader::State {
+    State(asio::io_context &io, size_t max_bytes) : loop(io), input(io), max_bytes(max_bytes) {}
+    asio::io_context &loop;
+    asio::posix::stream_descriptor input;
+    size_t max_bytes;
+    std::unique_ptr<LineSplitter> splitter;
+    std::function<void()> on_end;
+    std::vector<char> buffer = std::vector<char>(65536);
+    bool ended = false;
+
+    void read(std::shared_ptr<State> self) {
+        input.async_read_some(
+            asio::buffer(buffer), [self](const boost::system::error_code &error, size_t n) {
+                if (self->ended) return;
+                if (n > 0) self->splitter->feed(self->buffer.data(), n);
+                if (error == asio::error::interrupted || error == asio::error::try_again) {
+                    self->read(self);
+                    return;
+                }
+                if (error) {
+                    self->finish();
+                    return;
+                }
+                self->read(self);
+            });
+    }
+    void finish() {
+        if (ended) return;
+        ended = true;
+        splitter->end();
+        if (on_end) on_end();
+    }
+};
+
+LoopLineReader::LoopLineReader(asio::io_context &loop, int fd, size_t max_bytes)
+    : state_(std::make_shared<State>(loop, max_bytes)) {
+    // A descriptor of its own: closing it leaves fd open.
+    int own = ::dup(fd);
+    boost::system::error_code error;
+    if (own >= 0) {
+        state_->input.assign(own, error);
+        if (error) ::close(own);
+    }
+    if (own < 0 || error) state_->input = asio::posix::stream_descriptor(loop);  // unwatchable
+    fd_ = fd;
+}
+
+LoopLineReader::~LoopLineReader() {
+    asio::io_context &loop = state_->loop;
+    if (state_->input.is_open() && !loop.stopped()) {
+        // Closed on the loop, which may be reading it.
+        std::promise<void> closed;
+        std::future<void> done = closed.get_future();
+        asio::post(loop, [state = state_, &closed] {
+            state->ended = true;
+            boost::system::error_code ignored;
+            state->input.close(ignored);
+            closed.set_value();
+        });
+        done.wait_for(std::chrono::seconds(5));
+    }
+    if (thread_.joinable()) thread_.detach();  // blocked in read(2) on input nobody sends
+}
+
+void LoopLineReader::start(LineSplitter::LineFn on_line, LineSplitter::OversizedFn on_oversized,
+                           std::function<void()> on_end) {
+    state_->on_end = std::move(on_end);
+    if (state_->input.is_open()) {
+        state_->splitter = std::make_unique<LineSplitter>(state_->max_bytes, std::move(on_line),
+                                                          std::move(on_oversized));
+        asio::post(state_->loop, [state = state_] { state->read(state); });
+        return;
+    }
+    // A regular file (or anything epoll refuses): read by a thread, lines handled on the loop.
+    std::shared_ptr<State> state = state_;
+    int fd = fd_;
+    thread_ = std::thread([state, fd, on_line, on_oversized] {
+        asio::io_context &loop = state->loop;
+        LineReader reader(fd, -1, state->max_bytes);
+        reader.run(
+            [&](std::string_view line) {
+                asio::post(loop, [on_line, text = std::string(line)] { on_line(text); });
+            },
+            [&](size_t limit, std::string_view head, std::string_view tail) {
+                asio::post(loop, [on_oversized, limit, head = std::string(head),
+                                  tail = std::string(tail)] { on_oversized(limit, head, tail); });
+            });
+        asio::post(loop, [state] {
+            if (state->ended) return;
+            state->ended = true;
+            if (state->on_end) state->on_end();
+        });
+    });
 }
 
 }  // namespace pg_mcp::bridge

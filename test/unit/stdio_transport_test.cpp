@@ -7,6 +7,10 @@
 #include <thread>
 #include <vector>
 
+#include <utility>
+
+#include <boost/asio/io_context.hpp>
+
 #include "stdio_transport.hpp"
 
 using namespace pg_mcp::bridge;
@@ -91,4 +95,31 @@ TEST(StdioTransport, OversizedLinesReportTheirEnds) {
     EXPECT_EQ(head.substr(0, 10), big.substr(0, 10));
     EXPECT_EQ(tail, big.substr(big.size() - tail.size()));
     EXPECT_EQ(recover_request_id(head, tail), 42);
+}
+
+TEST(StdioTransport, LoopReaderSplitsLinesOnTheLoopAndEndsOnce) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    boost::asio::io_context loop;
+    std::vector<std::string> lines;
+    std::vector<size_t> oversized;
+    int ended = 0;
+    {
+        LoopLineReader reader(loop, fds[0], 16);
+        reader.start(
+            [&](std::string_view line) { lines.emplace_back(line); },
+            [&](size_t limit, std::string_view, std::string_view) { oversized.push_back(limit); },
+            [&] { ended++; });
+        std::thread writer([&] {
+            std::string input = "one\r\n" + std::string(40, 'x') + "\ntwo\nthree";
+            for (char c : input) EXPECT_EQ(write(fds[1], &c, 1), 1);  // a byte at a time
+            close(fds[1]);
+        });
+        loop.run();  // ends when the reader has nothing left to wait for
+        writer.join();
+    }
+    close(fds[0]);
+    EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "three"}));
+    EXPECT_EQ(oversized, std::vector<size_t>{16});
+    EXPECT_EQ(ended, 1);
 }
