@@ -1,4 +1,9 @@
+// Boost 1.74's asio headers use std::exchange without including <utility>.
+#include <utility>
+
 #include "replica.hpp"
+
+#include <boost/asio/post.hpp>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -13,6 +18,8 @@
 #include "json_rpc.hpp"
 
 namespace pg_mcp::bridge {
+
+namespace asio = boost::asio;
 
 namespace {
 
@@ -364,6 +371,7 @@ void ReplicaRouter::stop() {
     stop_cv_.notify_all();
     if (monitor_.joinable()) monitor_.join();
     for (auto &replica : replicas_) replica->pool->stop();
+    spooler_.join();  // answers waiting for their record to be stored leave first
 }
 
 namespace {
@@ -538,19 +546,51 @@ void ReplicaRouter::route(ReplyFn reply, const std::function<void(Backend &, Rep
                 "(--replica-fallback fail). Retry shortly.";
         }
         if (result.ok && !result.standby_audit.empty()) {
-            std::string error;
-            if (!self->spool_.append(result.standby_audit, error)) {
-                // Without its audit record on disk the result is withheld, as the primary
-                // withholds one whose audit row is not durable.
-                self->logger_.log(LogLevel::Error, error);
-                BackendReply withheld;
-                withheld.error_code = error_code::kInternalError;
-                withheld.error_message =
-                    "The call ran on a read replica but its audit record could not be stored (" +
-                    error + "); its result is withheld.";
-                reply(std::move(withheld));
-                return;
+            // The record goes to disk (fdatasync) on the spool's thread, not the loop's: the
+            // body is read first, and the answer leaves from there once the record is stored.
+            auto body = std::make_shared<std::deque<std::string>>();
+            bool streamed = result.body != nullptr;
+            if (streamed) {
+                std::string piece;
+                while (result.body->next(piece)) body->push_back(std::move(piece));
+                if (!result.body->failed.empty()) {
+                    BackendReply broken;
+                    broken.error_code = error_code::kDatabaseUnavailable;
+                    broken.error_message =
+                        "Database connection lost while reading the result: " + result.body->failed;
+                    reply(std::move(broken));
+                    return;
+                }
+                result.body = nullptr;
             }
+            auto held = std::make_shared<BackendReply>(std::move(result));
+            asio::post(self->spooler_, [self, reply, held, body, streamed] {
+                std::string error;
+                if (!self->spool_.append(held->standby_audit, error)) {
+                    // Without its audit record on disk the result is withheld, as the primary
+                    // withholds one whose audit row is not durable.
+                    self->logger_.log(LogLevel::Error, error);
+                    BackendReply withheld;
+                    withheld.error_code = error_code::kInternalError;
+                    withheld.error_message =
+                        "The call ran on a read replica but its audit record could not be "
+                        "stored (" +
+                        error + "); its result is withheld.";
+                    reply(std::move(withheld));
+                    return;
+                }
+                self->on_replica_++;
+                BodyStream stream;
+                stream.next = [body](std::string &piece) {
+                    if (body->empty()) return false;
+                    piece = std::move(body->front());
+                    body->pop_front();
+                    return true;
+                };
+                if (streamed) held->body = &stream;
+                reply(std::move(*held));
+            });
+            return;
         }
         self->on_replica_++;
         reply(std::move(result));

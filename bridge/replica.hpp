@@ -3,6 +3,11 @@
 // spool, so that a primary that is briefly down loses none of them.
 #pragma once
 
+// Boost 1.74's asio headers use std::exchange without including <utility>.
+#include <utility>
+
+#include <boost/asio/thread_pool.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -129,6 +134,7 @@ class ReplicaRouter : public Backend {
     std::condition_variable stop_cv_;
     bool stopping_ = false;
     std::thread monitor_;
+    boost::asio::thread_pool spooler_{1};  // stores standby audit records (fdatasync)
     std::atomic<uint64_t> on_replica_{0}, on_primary_{0}, to_primary_writes_{0}, fallbacks_{0},
         refused_{0};
 };
