@@ -53,36 +53,77 @@ using ReplyFn = std::function<void(BackendReply)>;
 // Called while a call runs, about once a second, with the seconds elapsed.
 using ProgressFn = std::function<void(int elapsed_seconds)>;
 
+// What the protocol asks of the database. Each operation is one row of the table in
+// database.cpp (its SQL function, with and without a principal's token, and its parameters).
+enum class Operation {
+    ListTools,      // tools/list: the array of tool definitions
+    CallTool,       // tools/call: the CallToolResult (its head, the body streamed)
+    ListResources,  // resources/list: the array of the caller's sandboxed views
+    ReadResource,   // resources/read: a ReadResourceResult; unknown uri: sqlstate 42704
+    ListPrompts,    // prompts/list: the array of prompt definitions
+    GetPrompt,      // prompts/get: a GetPromptResult; unknown: 42704, bad argument: 22023
+    Authenticate,   // a bearer token's SHA-256 (hex, in identity.principal_token): the
+                    // principal's name, or error_code::kUnauthorized
+};
+
+struct Work {
+    Operation operation = Operation::ListTools;
+    std::string key;  // identifies the work for cancel()
+    CallIdentity identity;
+    std::string name;       // CallTool: the tool; ReadResource: the uri; GetPrompt: the prompt
+    std::string arguments;  // CallTool, GetPrompt: a JSON object, as text
+    ProgressFn progress;    // CallTool
+};
+
 class Backend {
   public:
     virtual ~Backend() = default;
-    // Queue work. `reply` is called exactly once, from any thread, also for cancelled work.
-    // `key` identifies the work for cancel().
-    virtual void list_tools(const std::string &key, const CallIdentity &identity,
-                            ReplyFn reply) = 0;
-    virtual void call_tool(const std::string &key, const CallIdentity &identity,
-                           const std::string &name, const json &arguments, ProgressFn progress,
-                           ReplyFn reply) = 0;
-    // resources/list: the array of resource definitions (the sandboxed views the caller can
-    // read). resources/read: the ReadResourceResult of one; an unknown or unreadable uri is an
-    // error with sqlstate 42704.
-    virtual void list_resources(const std::string &key, const CallIdentity &identity,
-                                ReplyFn reply) = 0;
-    virtual void read_resource(const std::string &key, const CallIdentity &identity,
-                               const std::string &uri, ReplyFn reply) = 0;
-    // prompts/list: the array of prompt definitions for the caller. prompts/get: the
-    // GetPromptResult of one; an unknown prompt is an error with sqlstate 42704, a missing or
-    // invalid argument one with 22023.
-    virtual void list_prompts(const std::string &key, const CallIdentity &identity,
-                              ReplyFn reply) = 0;
-    virtual void get_prompt(const std::string &key, const CallIdentity &identity,
-                            const std::string &name, const json &arguments, ReplyFn reply) = 0;
-    // Checks a bearer token's SHA-256 (hex) in the database: ok with the principal's name in
-    // `value`, or an error (error_code::kUnauthorized for an unknown, expired or revoked token).
-    virtual void authenticate(const std::string &key, const std::string &token_sha256,
-                              ReplyFn reply) = 0;
+    // Queues work. `reply` is called exactly once, from any thread, also for cancelled work.
+    virtual void submit(Work work, ReplyFn reply) = 0;
     // Cancels queued or running work (running: the query is cancelled in the server).
     virtual void cancel(const std::string &key) = 0;
+
+    // The operations, by name.
+    void list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
+        submit(work(Operation::ListTools, key, identity), std::move(reply));
+    }
+    void call_tool(const std::string &key, const CallIdentity &identity, const std::string &name,
+                   const json &arguments, ProgressFn progress, ReplyFn reply) {
+        Work call = work(Operation::CallTool, key, identity, name, arguments.dump());
+        call.progress = std::move(progress);
+        submit(std::move(call), std::move(reply));
+    }
+    void list_resources(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
+        submit(work(Operation::ListResources, key, identity), std::move(reply));
+    }
+    void read_resource(const std::string &key, const CallIdentity &identity, const std::string &uri,
+                       ReplyFn reply) {
+        submit(work(Operation::ReadResource, key, identity, uri), std::move(reply));
+    }
+    void list_prompts(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
+        submit(work(Operation::ListPrompts, key, identity), std::move(reply));
+    }
+    void get_prompt(const std::string &key, const CallIdentity &identity, const std::string &name,
+                    const json &arguments, ReplyFn reply) {
+        submit(work(Operation::GetPrompt, key, identity, name, arguments.dump()), std::move(reply));
+    }
+    void authenticate(const std::string &key, const std::string &token_sha256, ReplyFn reply) {
+        CallIdentity token;
+        token.principal_token = token_sha256;
+        submit(work(Operation::Authenticate, key, token), std::move(reply));
+    }
+
+  private:
+    static Work work(Operation operation, const std::string &key, const CallIdentity &identity,
+                     std::string name = {}, std::string arguments = {}) {
+        Work w;
+        w.operation = operation;
+        w.key = key;
+        w.identity = identity;
+        w.name = std::move(name);
+        w.arguments = std::move(arguments);
+        return w;
+    }
 };
 
 }  // namespace pg_mcp::bridge

@@ -120,6 +120,58 @@ const Statement kGetPromptAs = {
 const Statement kAuthenticate = {"pg_mcp_authenticate", "SELECT mcp.assume_principal($1::bytea)"};
 const Statement kPing = {"pg_mcp_ping", "SELECT 1"};
 
+// One row per operation: its statements (without and with a principal's token; a call's also
+// deferred), and the parameters it takes after the agent context ($1..$3) — for a call, its
+// tool and arguments come first ($1, $2) and the context after.
+struct OperationRow {
+    Operation operation;
+    const Statement *statements[2];
+    const Statement *deferred[2];
+    bool context;          // agent_name, client_info, request_id
+    bool takes_name;       // the tool, uri or prompt name
+    bool takes_arguments;  // JSON arguments
+};
+const OperationRow kOperations[] = {
+    {Operation::ListTools, {&kList, &kListAs}, {&kList, &kListAs}, true, false, false},
+    {Operation::CallTool, {&kCall, &kCallAs}, {&kCallDeferred, &kCallDeferredAs}, true, true, true},
+    {Operation::ListResources,
+     {&kListResources, &kListResourcesAs},
+     {&kListResources, &kListResourcesAs},
+     true,
+     false,
+     false},
+    {Operation::ReadResource,
+     {&kReadResource, &kReadResourceAs},
+     {&kReadResource, &kReadResourceAs},
+     true,
+     true,
+     false},
+    {Operation::ListPrompts,
+     {&kListPrompts, &kListPromptsAs},
+     {&kListPrompts, &kListPromptsAs},
+     true,
+     false,
+     false},
+    {Operation::GetPrompt,
+     {&kGetPrompt, &kGetPromptAs},
+     {&kGetPrompt, &kGetPromptAs},
+     true,
+     true,
+     true},
+    {Operation::Authenticate,
+     {&kAuthenticate, &kAuthenticate},
+     {&kAuthenticate, &kAuthenticate},
+     false,
+     false,
+     false},
+};
+
+const OperationRow &operation_row(Operation operation) {
+    for (const OperationRow &row : kOperations)
+        if (row.operation == operation) return row;
+    return kOperations[0];
+}
+
 std::string trim(std::string text) {
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
     return text;
@@ -275,16 +327,13 @@ StartupCheck check_database(const std::string &dsn) {
 
 struct Database::Job {
     std::string key;
-    bool is_call = false;
-    bool is_authenticate = false;  // identity.principal_token only
+    Operation operation = Operation::ListTools;
+    bool is_call = false;          // CallTool
+    bool is_authenticate = false;  // Authenticate: identity.principal_token only
     bool is_ping = false;          // SELECT 1: readiness
-    enum Catalog { Tools, Resources, Resource, Prompts, Prompt };
-    int catalog = Tools;           // what a job that is no call lists or reads
-    std::string uri;               // Resource: its uri; Prompt: its name
-    std::string prompt_arguments;  // Prompt: a JSON object
     CallIdentity identity;
-    std::string tool;
-    std::string arguments;
+    std::string name;       // the tool, resource uri or prompt
+    std::string arguments;  // JSON text
     ProgressFn progress;
     ReplyFn reply;
     std::chrono::steady_clock::time_point queued_at;
@@ -526,60 +575,16 @@ void Database::enqueue(std::shared_ptr<Job> job) {
     });
 }
 
-void Database::enqueue_catalog(int catalog, const std::string &key, const CallIdentity &identity,
-                               ReplyFn reply, std::string name, std::string arguments) {
+void Database::submit(Work work, ReplyFn reply) {
     auto job = std::make_shared<Job>();
-    job->key = key;
-    job->catalog = catalog;
-    job->uri = std::move(name);
-    job->prompt_arguments = std::move(arguments);
-    job->identity = identity;
-    job->reply = std::move(reply);
-    enqueue(std::move(job));
-}
-
-void Database::list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
-    enqueue_catalog(Job::Tools, key, identity, std::move(reply));
-}
-
-void Database::call_tool(const std::string &key, const CallIdentity &identity,
-                         const std::string &name, const json &arguments, ProgressFn progress,
-                         ReplyFn reply) {
-    auto job = std::make_shared<Job>();
-    job->key = key;
-    job->is_call = true;
-    job->identity = identity;
-    job->tool = name;
-    job->arguments = arguments.dump();
-    job->progress = std::move(progress);
-    job->reply = std::move(reply);
-    enqueue(std::move(job));
-}
-
-void Database::list_resources(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
-    enqueue_catalog(Job::Resources, key, identity, std::move(reply));
-}
-
-void Database::read_resource(const std::string &key, const CallIdentity &identity,
-                             const std::string &uri, ReplyFn reply) {
-    enqueue_catalog(Job::Resource, key, identity, std::move(reply), uri);
-}
-
-void Database::list_prompts(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
-    enqueue_catalog(Job::Prompts, key, identity, std::move(reply));
-}
-
-void Database::get_prompt(const std::string &key, const CallIdentity &identity,
-                          const std::string &name, const json &arguments, ReplyFn reply) {
-    enqueue_catalog(Job::Prompt, key, identity, std::move(reply), name, arguments.dump());
-}
-
-void Database::authenticate(const std::string &key, const std::string &token_sha256,
-                            ReplyFn reply) {
-    auto job = std::make_shared<Job>();
-    job->key = key;
-    job->is_authenticate = true;
-    job->identity.principal_token = token_sha256;
+    job->key = std::move(work.key);
+    job->operation = work.operation;
+    job->is_call = work.operation == Operation::CallTool;
+    job->is_authenticate = work.operation == Operation::Authenticate;
+    job->identity = std::move(work.identity);
+    job->name = std::move(work.name);
+    job->arguments = std::move(work.arguments);
+    job->progress = std::move(work.progress);
     job->reply = std::move(reply);
     enqueue(std::move(job));
 }
@@ -801,24 +806,13 @@ void Database::start(Slot &slot, std::shared_ptr<Job> job) {
     bool as_principal = !run.identity.principal_token.empty();
     if (run.is_ping) {
         slot.statement = &kPing;
-    } else if (run.is_authenticate) {
-        slot.statement = &kAuthenticate;
-    } else if (run.is_call) {
+    } else {
+        const OperationRow &row = operation_row(run.operation);
         // Deferred confirmation frees the connection sooner but costs a second round trip (the
         // confirmer's): worth it only while other requests wait for a connection.
-        bool defer = confirmer_ != nullptr && (defer_always_ || !queue_.empty());
-        slot.statement = defer ? (as_principal ? &kCallDeferredAs : &kCallDeferred)
-                               : (as_principal ? &kCallAs : &kCall);
-    } else if (run.catalog == Job::Tools) {
-        slot.statement = as_principal ? &kListAs : &kList;
-    } else if (run.catalog == Job::Resources) {
-        slot.statement = as_principal ? &kListResourcesAs : &kListResources;
-    } else if (run.catalog == Job::Resource) {
-        slot.statement = as_principal ? &kReadResourceAs : &kReadResource;
-    } else if (run.catalog == Job::Prompts) {
-        slot.statement = as_principal ? &kListPromptsAs : &kListPrompts;
-    } else {
-        slot.statement = as_principal ? &kGetPromptAs : &kGetPrompt;
+        bool defer = run.is_call && confirmer_ != nullptr && (defer_always_ || !queue_.empty());
+        const Statement *const *pair = defer ? row.deferred : row.statements;
+        slot.statement = pair[as_principal ? 1 : 0];
     }
     if (prepare_statements_ && slot.prepared.count(slot.statement->name) == 0) {
         if (!PQsendPrepare(slot.conn, slot.statement->name, slot.statement->sql, 0, nullptr)) {
@@ -837,37 +831,24 @@ void Database::send_query(Slot &slot) {
     // As text: bytea's input reads "\x" followed by hex digits.
     std::string token = "\\x" + job.identity.principal_token;
     bool as_principal = !job.identity.principal_token.empty();
+    // The parameters in the row's order: a call's tool and arguments, or the agent context and
+    // then the name and arguments the operation takes; the token last.
     const char *params[6] = {};
     int nparams = 0;
-    if (job.is_ping) {
-        nparams = 0;
-    } else if (job.is_authenticate) {
-        params[0] = token.c_str();
-        nparams = 1;
-    } else if (job.is_call) {
-        params[0] = job.tool.c_str();
-        params[1] = job.arguments.c_str();
-        params[2] = job.identity.agent_name.c_str();
-        params[3] = job.identity.client_info.c_str();
-        params[4] = job.identity.request_id.c_str();
-        params[5] = token.c_str();
-        nparams = as_principal ? 6 : 5;
-    } else {
-        params[0] = job.identity.agent_name.c_str();
-        params[1] = job.identity.client_info.c_str();
-        params[2] = job.identity.request_id.c_str();
-        params[3] = token.c_str();
-        nparams = as_principal ? 4 : 3;
-        if (job.catalog == Job::Resource) {
-            params[3] = job.uri.c_str();
-            params[4] = token.c_str();
-            nparams = as_principal ? 5 : 4;
-        } else if (job.catalog == Job::Prompt) {
-            params[3] = job.uri.c_str();
-            params[4] = job.prompt_arguments.c_str();
-            params[5] = token.c_str();
-            nparams = as_principal ? 6 : 5;
+    if (!job.is_ping) {
+        const OperationRow &row = operation_row(job.operation);
+        if (job.is_call) {
+            params[nparams++] = job.name.c_str();
+            params[nparams++] = job.arguments.c_str();
         }
+        if (row.context) {
+            params[nparams++] = job.identity.agent_name.c_str();
+            params[nparams++] = job.identity.client_info.c_str();
+            params[nparams++] = job.identity.request_id.c_str();
+        }
+        if (!job.is_call && row.takes_name) params[nparams++] = job.name.c_str();
+        if (!job.is_call && row.takes_arguments) params[nparams++] = job.arguments.c_str();
+        if (as_principal || job.is_authenticate) params[nparams++] = token.c_str();
     }
     const Statement &statement = *slot.statement;
     int sent = prepare_statements_ ? PQsendQueryPrepared(slot.conn, statement.name, nparams, params,

@@ -90,18 +90,7 @@ class Database : public Backend {
              bool prepare_statements = true);
     ~Database() override;
 
-    void list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) override;
-    void call_tool(const std::string &key, const CallIdentity &identity, const std::string &name,
-                   const json &arguments, ProgressFn progress, ReplyFn reply) override;
-    void list_resources(const std::string &key, const CallIdentity &identity,
-                        ReplyFn reply) override;
-    void read_resource(const std::string &key, const CallIdentity &identity, const std::string &uri,
-                       ReplyFn reply) override;
-    void list_prompts(const std::string &key, const CallIdentity &identity, ReplyFn reply) override;
-    void get_prompt(const std::string &key, const CallIdentity &identity, const std::string &name,
-                    const json &arguments, ReplyFn reply) override;
-    void authenticate(const std::string &key, const std::string &token_sha256,
-                      ReplyFn reply) override;
+    void submit(Work work, ReplyFn reply) override;
     void cancel(const std::string &key) override;
 
     // Fails queued work, cancels running queries, waits (a few seconds at most) for what runs
@@ -147,8 +136,6 @@ class Database : public Backend {
 
     // Everything below runs on the loop.
     void enqueue(std::shared_ptr<Job> job);
-    void enqueue_catalog(int catalog, const std::string &key, const CallIdentity &identity,
-                         ReplyFn reply, std::string name = {}, std::string arguments = {});
     static std::string owner_of(const Job &job);
     void pump();               // queued work to idle connections; opens what is needed
     void connect(Slot &slot);  // on the helper thread

@@ -224,6 +224,28 @@ bool McpServer::check_modern_meta(Request &request) {
     return true;
 }
 
+// Every request method after initialize, in one table: its handler, and the protocol eras
+// that have it (the handlers send their work to the backend, whose table in database.cpp maps
+// it to SQL).
+const McpServer::MethodRow McpServer::kMethods[] = {
+    {"tools/list", &McpServer::list_tools, true, true},
+    {"tools/call", &McpServer::call_tool, true, true},
+    {"resources/list", &McpServer::list_resources, true, true},
+    {"resources/read", &McpServer::read_resource, true, true},
+    {"resources/templates/list", &McpServer::list_resource_templates, true, true},
+    {"prompts/list", &McpServer::list_prompts, true, true},
+    {"prompts/get", &McpServer::get_prompt, true, true},
+    {"server/discover", &McpServer::discover, true, false},
+    {"subscriptions/listen", &McpServer::listen, true, false},
+    {"logging/setLevel", &McpServer::set_level, false, true},
+};
+
+const McpServer::MethodRow *McpServer::find_method(const std::string &method, bool modern) {
+    for (const MethodRow &row : kMethods)
+        if (method == row.name && (modern ? row.modern : row.legacy)) return &row;
+    return nullptr;
+}
+
 void McpServer::handle_request(Request request) {
     const std::string &method = request.method;
     const json &meta = request.params.contains("_meta") ? request.params["_meta"] : json();
@@ -248,15 +270,7 @@ void McpServer::handle_request(Request request) {
             return;
         }
         if (!check_modern_meta(request)) return;
-        if (method == "server/discover") return discover(request);
-        if (method == "tools/list") return list_tools(request);
-        if (method == "tools/call") return call_tool(request);
-        if (method == "resources/list") return list_resources(request);
-        if (method == "resources/read") return read_resource(request);
-        if (method == "resources/templates/list") return list_resource_templates(request);
-        if (method == "prompts/list") return list_prompts(request);
-        if (method == "prompts/get") return get_prompt(request);
-        if (method == "subscriptions/listen") return listen(request);
+        if (const MethodRow *row = find_method(method, true)) return (this->*row->handler)(request);
         send(make_error(request.id, error_code::kMethodNotFound,
                         "Method not found: " + method + " (protocol " + kModernVersion + ")"));
         return;
@@ -275,14 +289,7 @@ void McpServer::handle_request(Request request) {
             return;
         }
     }
-    if (method == "tools/list") return list_tools(request);
-    if (method == "tools/call") return call_tool(request);
-    if (method == "resources/list") return list_resources(request);
-    if (method == "resources/read") return read_resource(request);
-    if (method == "resources/templates/list") return list_resource_templates(request);
-    if (method == "prompts/list") return list_prompts(request);
-    if (method == "prompts/get") return get_prompt(request);
-    if (method == "logging/setLevel") return set_level(request);
+    if (const MethodRow *row = find_method(method, false)) return (this->*row->handler)(request);
     send(make_error(request.id, error_code::kMethodNotFound, "Method not found: " + method));
 }
 

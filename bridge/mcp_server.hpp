@@ -88,6 +88,15 @@ class McpServer {
         std::optional<LogLevel> log_level;  // modern: per-request logging opt-in
     };
 
+    struct MethodRow {
+        const char *name;
+        void (McpServer::*handler)(const Request &);
+        bool modern;  // served in the 2026-07-28 era
+        bool legacy;  // served after initialize
+    };
+    static const MethodRow kMethods[];
+    static const MethodRow *find_method(const std::string &method, bool modern);
+
     void dispatch(Message message);
     void handle_request(Request request);
     void handle_notification(const std::string &method, const json &params);

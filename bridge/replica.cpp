@@ -597,66 +597,28 @@ void ReplicaRouter::route(ReplyFn reply, const std::function<void(Backend &, Rep
     });
 }
 
-void ReplicaRouter::list_tools(const std::string &key, const CallIdentity &identity,
-                               ReplyFn reply) {
-    route(std::move(reply), [key, identity](Backend &backend, ReplyFn done) {
-        backend.list_tools(key, identity, std::move(done));
-    });
-}
-
-void ReplicaRouter::call_tool(const std::string &key, const CallIdentity &identity,
-                              const std::string &name, const json &arguments, ProgressFn progress,
-                              ReplyFn reply) {
-    route(std::move(reply),
-          [key, identity, name, arguments, progress](Backend &backend, ReplyFn done) {
-              backend.call_tool(key, identity, name, arguments, progress, std::move(done));
-          });
-}
-
-void ReplicaRouter::list_resources(const std::string &key, const CallIdentity &identity,
-                                   ReplyFn reply) {
-    route(std::move(reply), [key, identity](Backend &backend, ReplyFn done) {
-        backend.list_resources(key, identity, std::move(done));
-    });
-}
-
-void ReplicaRouter::read_resource(const std::string &key, const CallIdentity &identity,
-                                  const std::string &uri, ReplyFn reply) {
-    route(std::move(reply), [key, identity, uri](Backend &backend, ReplyFn done) {
-        backend.read_resource(key, identity, uri, std::move(done));
-    });
-}
-
-void ReplicaRouter::list_prompts(const std::string &key, const CallIdentity &identity,
-                                 ReplyFn reply) {
-    route(std::move(reply), [key, identity](Backend &backend, ReplyFn done) {
-        backend.list_prompts(key, identity, std::move(done));
-    });
-}
-
-void ReplicaRouter::get_prompt(const std::string &key, const CallIdentity &identity,
-                               const std::string &name, const json &arguments, ReplyFn reply) {
-    route(std::move(reply), [key, identity, name, arguments](Backend &backend, ReplyFn done) {
-        backend.get_prompt(key, identity, name, arguments, std::move(done));
-    });
-}
-
-void ReplicaRouter::authenticate(const std::string &key, const std::string &token_sha256,
-                                 ReplyFn reply) {
-    // The primary first: a standby may not have replayed a new token or a revocation yet.
-    // Only when the primary cannot be reached does a standby answer.
-    auto self = this;
-    primary_.authenticate(key, token_sha256, [self, key, token_sha256, reply](BackendReply result) {
-        if (result.ok || result.error_code != error_code::kDatabaseUnavailable || result.busy) {
-            reply(std::move(result));
-            return;
-        }
-        Replica *replica = self->pick();
-        if (replica == nullptr) {
-            reply(std::move(result));
-            return;
-        }
-        replica->pool->authenticate(key, token_sha256, reply);
+void ReplicaRouter::submit(Work work, ReplyFn reply) {
+    if (work.operation == Operation::Authenticate) {
+        // The primary first: a standby may not have replayed a new token or a revocation yet.
+        // Only when the primary cannot be reached does a standby answer.
+        auto self = this;
+        primary_.submit(work, [self, work, reply](BackendReply result) {
+            if (result.ok || result.error_code != error_code::kDatabaseUnavailable || result.busy) {
+                reply(std::move(result));
+                return;
+            }
+            Replica *replica = self->pick();
+            if (replica == nullptr) {
+                reply(std::move(result));
+                return;
+            }
+            replica->pool->submit(work, reply);
+        });
+        return;
+    }
+    // Everything else reads first on a standby (a writing tool is refused there and sent on).
+    route(std::move(reply), [work = std::move(work)](Backend &backend, ReplyFn done) {
+        backend.submit(work, std::move(done));
     });
 }
 

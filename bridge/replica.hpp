@@ -91,18 +91,7 @@ class ReplicaRouter : public Backend {
                   std::chrono::milliseconds queue_timeout, bool prepare_statements);
     ~ReplicaRouter() override;
 
-    void list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) override;
-    void call_tool(const std::string &key, const CallIdentity &identity, const std::string &name,
-                   const json &arguments, ProgressFn progress, ReplyFn reply) override;
-    void list_resources(const std::string &key, const CallIdentity &identity,
-                        ReplyFn reply) override;
-    void read_resource(const std::string &key, const CallIdentity &identity, const std::string &uri,
-                       ReplyFn reply) override;
-    void list_prompts(const std::string &key, const CallIdentity &identity, ReplyFn reply) override;
-    void get_prompt(const std::string &key, const CallIdentity &identity, const std::string &name,
-                    const json &arguments, ReplyFn reply) override;
-    void authenticate(const std::string &key, const std::string &token_sha256,
-                      ReplyFn reply) override;
+    void submit(Work work, ReplyFn reply) override;
     void cancel(const std::string &key) override;
 
     void stop();

@@ -49,7 +49,7 @@ class ScriptedBackend : public Backend {
     std::string last_tool;
     json last_arguments;
 
-    void list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) override {
+    void list_tools(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
         last_identity = identity;
         BackendReply r;
         r.ok = true;
@@ -57,7 +57,7 @@ class ScriptedBackend : public Backend {
         finish(key, std::move(reply), r);
     }
     void call_tool(const std::string &key, const CallIdentity &identity, const std::string &name,
-                   const json &arguments, ProgressFn on_progress, ReplyFn reply) override {
+                   const json &arguments, ProgressFn on_progress, ReplyFn reply) {
         last_identity = identity;
         last_tool = name;
         last_arguments = arguments;
@@ -67,8 +67,7 @@ class ScriptedBackend : public Backend {
         r.value = call_result;
         finish(key, std::move(reply), r);
     }
-    void authenticate(const std::string &key, const std::string &token_sha256,
-                      ReplyFn reply) override {
+    void authenticate(const std::string &key, const std::string &token_sha256, ReplyFn reply) {
         BackendReply r;
         r.ok = token_sha256 == known_token;
         if (r.ok)
@@ -80,14 +79,14 @@ class ScriptedBackend : public Backend {
     std::string known_token;
     json prompts = json::array();
     json prompt_arguments;
-    void list_prompts(const std::string &key, const CallIdentity &, ReplyFn reply) override {
+    void list_prompts(const std::string &key, const CallIdentity &, ReplyFn reply) {
         BackendReply r;
         r.ok = true;
         r.value = prompts;
         finish(key, std::move(reply), r);
     }
     void get_prompt(const std::string &key, const CallIdentity &, const std::string &name,
-                    const json &arguments, ReplyFn reply) override {
+                    const json &arguments, ReplyFn reply) {
         prompt_arguments = arguments;
         BackendReply r;
         r.ok = name == "draft_tool";
@@ -100,8 +99,7 @@ class ScriptedBackend : public Backend {
         finish(key, std::move(reply), r);
     }
     json resources = json::array();
-    void list_resources(const std::string &key, const CallIdentity &identity,
-                        ReplyFn reply) override {
+    void list_resources(const std::string &key, const CallIdentity &identity, ReplyFn reply) {
         last_identity = identity;
         BackendReply r;
         r.ok = true;
@@ -109,7 +107,7 @@ class ScriptedBackend : public Backend {
         finish(key, std::move(reply), r);
     }
     void read_resource(const std::string &key, const CallIdentity &identity, const std::string &uri,
-                       ReplyFn reply) override {
+                       ReplyFn reply) {
         last_identity = identity;
         BackendReply r;
         for (const json &resource : resources)
@@ -125,6 +123,27 @@ class ScriptedBackend : public Backend {
         finish(key, std::move(reply), r);
     }
     void cancel(const std::string &key) override { cancelled.push_back(key); }
+    // Each operation to the method that scripts it.
+    void submit(Work work, ReplyFn reply) override {
+        json arguments = work.arguments.empty() ? json() : json::parse(work.arguments);
+        switch (work.operation) {
+            case Operation::ListTools:
+                return list_tools(work.key, work.identity, std::move(reply));
+            case Operation::CallTool:
+                return call_tool(work.key, work.identity, work.name, arguments, work.progress,
+                                 std::move(reply));
+            case Operation::ListResources:
+                return list_resources(work.key, work.identity, std::move(reply));
+            case Operation::ReadResource:
+                return read_resource(work.key, work.identity, work.name, std::move(reply));
+            case Operation::ListPrompts:
+                return list_prompts(work.key, work.identity, std::move(reply));
+            case Operation::GetPrompt:
+                return get_prompt(work.key, work.identity, work.name, arguments, std::move(reply));
+            case Operation::Authenticate:
+                return authenticate(work.key, work.identity.principal_token, std::move(reply));
+        }
+    }
     void finish(const std::string &key, ReplyFn reply, BackendReply r) {
         if (defer) {
             pending[key] = [reply, r](BackendReply) { reply(r); };
