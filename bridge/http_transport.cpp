@@ -39,6 +39,9 @@ namespace {
 
 const char *const kEndpoint = "/mcp";
 constexpr auto kKeepAliveComment = std::chrono::seconds(15);  // on an idle event stream
+// A request still unanswered this long has its connection watched: a client that closes it
+// cancels the request.
+constexpr auto kWatchAfter = std::chrono::milliseconds(20);
 
 // Completion token of every asynchronous operation here: the coroutine resumes with the error
 // in `error` (never an exception).
@@ -110,8 +113,14 @@ class SessionOutput : public Output {
         explicit Waiter(asio::io_context &io) : wakeup(io) {}
         std::string response;
         bool done = false;  // the response is in (empty: cancelled by the client)
-        Wakeup wakeup;      // fired when done, or when the wait is aborted
+        Wakeup wakeup;      // fired when done, when an event comes, or when the wait is aborted
+        // Answered with an event stream: the request's notifications (progress, log messages)
+        // wait here to be written before the response.
+        bool sse = false;
+        std::deque<std::string> events;
     };
+
+    static constexpr size_t kMaxEvents = 1000;  // events kept for a slow stream reader
 
     // The loop's side, kept alive by what is posted to it.
     struct State {
@@ -130,6 +139,19 @@ class SessionOutput : public Output {
             if (events.size() >= kMaxEvents) events.pop_front();
             events.push_back(std::move(text));
             wake_stream();
+        }
+        // A notification about request `key`: on its event stream when it has one; a log
+        // message otherwise on the session's GET stream; progress otherwise nowhere.
+        void relate(const std::string &key, std::string text, bool progress) {
+            auto found = waiting.find(key);
+            if (found != waiting.end() && found->second->sse && !found->second->done) {
+                Waiter &waiter = *found->second;
+                if (waiter.events.size() >= kMaxEvents) waiter.events.pop_front();
+                waiter.events.push_back(std::move(text));
+                waiter.wakeup.fire();
+                return;
+            }
+            if (!progress) push_event(std::move(text));
         }
         void deliver(const std::string &key, std::string response) {
             auto found = waiting.find(key);
@@ -156,6 +178,14 @@ class SessionOutput : public Output {
         if (!message.contains("id")) return;
         asio::post(io_, [state = state_, key = message["id"].dump(),
                          text = dump(message)]() mutable { state->deliver(key, std::move(text)); });
+    }
+
+    void send_related(const json &id, const json &message) override {
+        bool progress = message.value("method", "") == "notifications/progress";
+        asio::dispatch(io_,
+                       [state = state_, key = id.dump(), text = dump(message), progress]() mutable {
+                           state->relate(key, std::move(text), progress);
+                       });
     }
 
     // A large result: built as text from its pieces (no JSON tree). A body that broke off
@@ -230,7 +260,6 @@ class SessionOutput : public Output {
     static std::string dump(const json &message) {
         return message.dump(-1, ' ', false, json::error_handler_t::replace);
     }
-    static constexpr size_t kMaxEvents = 1000;  // events kept for a slow stream reader
     asio::io_context &io_;
     std::shared_ptr<State> state_;
 };
@@ -730,7 +759,17 @@ struct HttpServer::Impl {
         for (auto &session : expired) retire(session, "session expired");
     }
 
-    asio::awaitable<Response> handle(const Request &request) {
+    // The connection a request came on: a response that is an event stream is written by
+    // post() itself (written), which may also end the connection (close: the client left).
+    struct Exchange {
+        beast::tcp_stream &stream;
+        uint64_t number;
+        beast::flat_buffer &buffer;
+        bool written = false;
+        bool close = false;
+    };
+
+    asio::awaitable<Response> handle(const Request &request, Exchange &exchange) {
         std::string target(request.target());
         std::string path = target.substr(0, target.find('?'));
         if (!host_allowed(request))
@@ -763,7 +802,7 @@ struct HttpServer::Impl {
                 co_return response;
             }
             case http::verb::post: {
-                Response response = co_await post(request);
+                Response response = co_await post(request, exchange);
                 co_return response;
             }
             case http::verb::delete_: {
@@ -800,13 +839,104 @@ struct HttpServer::Impl {
         }
     }
 
-    asio::awaitable<Response> post(const Request &request) {
+    // Whether a request asks for notifications about itself: a progress token, or (2026-07-28)
+    // a log level.
+    static bool wants_notifications(const json &message) {
+        auto params = message.find("params");
+        if (params == message.end() || !params->is_object()) return false;
+        auto meta = params->find("_meta");
+        if (meta == params->end() || !meta->is_object()) return false;
+        return meta->contains("progressToken") ||
+               meta->contains("io.modelcontextprotocol/logLevel");
+    }
+
+    // A read kept pending on the connection while its request is served: it ends when the
+    // client closes the connection (gone), or when the client sends more (kept for the next
+    // request).
+    struct ClientWatch {
+        bool pending = false;
+        bool gone = false;
+    };
+    void watch_client(Exchange &exchange, std::shared_ptr<SessionOutput::Waiter> waiter,
+                      std::shared_ptr<ClientWatch> watch) {
+        watch->pending = true;
+        beast::flat_buffer *buffer = &exchange.buffer;
+        exchange.stream.async_read_some(
+            buffer->prepare(4096),
+            [buffer, waiter, watch](const beast::error_code &error, size_t n) {
+                watch->pending = false;
+                if (n > 0) buffer->commit(n);
+                if (error && error != asio::error::operation_aborted) watch->gone = true;
+                waiter->wakeup.fire();
+            });
+    }
+    // Stops the watch; returns once its read has completed.
+    asio::awaitable<void> end_watch(Exchange &exchange,
+                                    std::shared_ptr<SessionOutput::Waiter> waiter,
+                                    std::shared_ptr<ClientWatch> watch) {
+        if (watch->pending) exchange.stream.cancel();
+        while (watch->pending) {
+            waiter->wakeup.fired = false;
+            co_await wait_until(waiter->wakeup, Clock::now() + std::chrono::seconds(1));
+        }
+    }
+
+    // The head of a POST's event stream (chunked; the connection stays open after it).
+    asio::awaitable<bool> start_event_stream(Exchange &exchange, const Request &request,
+                                             const std::string &session_id) {
+        http::response<http::empty_body> head{http::status::ok, request.version()};
+        head.set(http::field::server, "pg_mcp_bridge");
+        head.set(http::field::content_type, "text/event-stream");
+        head.set(http::field::cache_control, "no-cache");
+        head.set("X-Accel-Buffering", "no");
+        if (!session_id.empty()) head.set("MCP-Session-Id", session_id);
+        auto origin = request.find(http::field::origin);
+        if (origin != request.end() && origin_allowed(request)) {
+            head.set(http::field::access_control_allow_origin, origin->value());
+            head.set(http::field::access_control_expose_headers,
+                     "MCP-Session-Id, WWW-Authenticate");
+            head.set(http::field::vary, "Origin");
+        }
+        head.keep_alive(request.keep_alive() && !stopping);
+        head.chunked(true);
+        responses_by_status[200]++;
+        if (!set_phase(exchange.number, Connection::Phase::Writing)) co_return false;
+        http::response_serializer<http::empty_body> serializer{head};
+        beast::error_code error;
+        co_await http::async_write_header(exchange.stream, serializer, with(error));
+        set_phase(exchange.number, Connection::Phase::Busy);
+        co_return !error;
+    }
+    asio::awaitable<bool> write_event(Exchange &exchange, const std::string &message) {
+        std::string text = "event: message\ndata: " + message + "\n\n";
+        if (!set_phase(exchange.number, Connection::Phase::Writing)) co_return false;
+        beast::error_code error;
+        auto chunk = http::make_chunk(asio::buffer(text));
+        co_await asio::async_write(exchange.stream, chunk, with(error));
+        set_phase(exchange.number, Connection::Phase::Busy);
+        co_return !error;
+    }
+    asio::awaitable<bool> end_event_stream(Exchange &exchange) {
+        if (!set_phase(exchange.number, Connection::Phase::Writing)) co_return false;
+        beast::error_code error;
+        auto last = http::make_chunk_last();
+        co_await asio::async_write(exchange.stream, last, with(error));
+        co_return !error;
+    }
+
+    asio::awaitable<Response> post(const Request &request, Exchange &exchange) {
+        // The answer is JSON or an event stream, whichever the client accepts (both: a stream
+        // when the request asks for progress or log messages, else JSON).
         auto accept = request.find(http::field::accept);
         std::string accepted = accept == request.end() ? "" : lower(std::string(accept->value()));
-        if (accepted.find("application/json") == std::string::npos ||
-            accepted.find("text/event-stream") == std::string::npos)
+        bool any = accepted.find("*/*") != std::string::npos;
+        bool json_ok = any || accepted.find("application/json") != std::string::npos ||
+                       accepted.find("application/*") != std::string::npos;
+        bool sse_ok = any || accepted.find("text/event-stream") != std::string::npos ||
+                      accepted.find("text/*") != std::string::npos;
+        if (!json_ok && !sse_ok)
             co_return rpc_error(request, http::status::not_acceptable, error_code::kInvalidRequest,
-                                "Not Acceptable: Accept must list application/json and "
+                                "Not Acceptable: Accept must list application/json or "
                                 "text/event-stream");
         auto content_type = request.find(http::field::content_type);
         if (content_type == request.end() ||
@@ -930,6 +1060,7 @@ struct HttpServer::Impl {
                                             " requests in progress (--max-calls-per-principal); "
                                             "retry when one finishes");
         auto waiter = std::make_shared<SessionOutput::Waiter>(io);
+        waiter->sse = sse_ok && (!json_ok || wants_notifications(message));
         if (!session->output.expect(key, waiter))
             co_return rpc_error(
                 request, http::status::conflict, error_code::kInvalidRequest,
@@ -940,8 +1071,82 @@ struct HttpServer::Impl {
             session->output.forget(key);
             throw;
         }
-        co_await wait_until(waiter->wakeup, Clock::now() + options.request_timeout);
+        // While the answer is prepared: the request's events are written as they come (an
+        // event stream), and a client that closes its connection cancels the request.
+        // A request answered within a moment is not watched (a watch costs system calls).
+        auto deadline = Clock::now() + options.request_timeout;
+        auto watch_from = Clock::now() + kWatchAfter;
+        auto watch = std::make_shared<ClientWatch>();
+        bool watching = false;
+        bool streaming = false;
+        auto &state = session->output.state();
+        for (;;) {
+            if (waiter->sse && !waiter->events.empty() && !watch->gone) {
+                if (!streaming) {
+                    streaming = true;
+                    bool started = co_await start_event_stream(exchange, request, {});
+                    if (!started) watch->gone = true;
+                }
+                while (!waiter->events.empty() && !watch->gone) {
+                    std::string event = std::move(waiter->events.front());
+                    waiter->events.pop_front();
+                    bool written = co_await write_event(exchange, event);
+                    if (!written) watch->gone = true;
+                }
+                continue;
+            }
+            if (waiter->done || watch->gone || state.aborted) break;
+            if (!watching && Clock::now() >= watch_from) {
+                watch_client(exchange, waiter, watch);
+                watching = true;
+            }
+            waiter->wakeup.fired = false;
+            bool woke = co_await wait_until(waiter->wakeup, watching ? deadline : watch_from);
+            if (!woke && watching && !waiter->done && waiter->events.empty() && !watch->gone) break;
+        }
+        co_await end_watch(exchange, waiter, watch);
         session->output.forget(key);
+        if (watch->gone && !waiter->done) {
+            // The client went away: the request is cancelled (its query too), and nothing more
+            // is written for it.
+            json cancel = {
+                {"jsonrpc", "2.0"},
+                {"method", "notifications/cancelled"},
+                {"params", {{"requestId", id}, {"reason", "the client closed the connection"}}}};
+            session->server.handle_message(std::move(cancel));
+            logger.log(LogLevel::Info, "request " + key + " cancelled: the client disconnected");
+            exchange.written = exchange.close = true;
+            co_return Response{};
+        }
+        if (streaming || (waiter->sse && waiter->done)) {
+            // The response ends the stream (a request cancelled by the client ends it empty).
+            // An initialize answered this way (a client that takes only streams) has nothing
+            // before its response: the session header can still go with the stream's head.
+            std::string session_id;
+            if (created && waiter->done) {
+                json result = json::parse(waiter->response, nullptr, false);
+                if (result.is_object() && result.contains("result")) {
+                    sessions.emplace(session->id, session);
+                    session_id = session->id;
+                }
+            }
+            bool ok = true;
+            if (!streaming) {
+                bool started = co_await start_event_stream(exchange, request, session_id);
+                ok = started;
+            }
+            if (ok && !waiter->response.empty()) {
+                bool written = co_await write_event(exchange, waiter->response);
+                ok = written;
+            }
+            if (ok) {
+                bool ended = co_await end_event_stream(exchange);
+                ok = ended;
+            }
+            exchange.written = true;
+            exchange.close = !ok || !waiter->done;  // timed out: the stream just ends
+            co_return Response{};
+        }
         if (!waiter->done) {
             // Given up: the work is cancelled too, so that it frees its connection and id.
             json cancel = {{"jsonrpc", "2.0"},
@@ -1244,12 +1449,13 @@ struct HttpServer::Impl {
                 int &count;
                 ~Done() { count--; }
             } done{in_flight};
+            Exchange exchange{stream, number, buffer};
             Response response;
             try {
                 if (refusal) {
                     response = std::move(*refusal);
                 } else {
-                    Response handled = co_await handle(request);
+                    Response handled = co_await handle(request, exchange);
                     response = std::move(handled);
                 }
             } catch (const std::exception &failure) {
@@ -1258,6 +1464,10 @@ struct HttpServer::Impl {
                     std::string("internal error handling an HTTP request: ") + failure.what());
                 response = rpc_error(request, http::status::internal_server_error,
                                      error_code::kInternalError, "Internal error");
+            }
+            if (exchange.written) {  // an event stream, written by post()
+                if (exchange.close || stopping || !request.keep_alive()) co_return;
+                continue;
             }
             if (stopping) response.keep_alive(false);
             auto origin = request.find(http::field::origin);

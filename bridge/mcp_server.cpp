@@ -610,13 +610,14 @@ void McpServer::call_tool(const Request &request) {
     std::string tool = name->get<std::string>();
     ProgressFn progress;
     if (!token.is_null()) {
-        progress = [this, token, tool](int seconds) {
+        progress = [this, token, tool, id = request.id](int seconds) {
             CallbackGuard guard(callbacks_running_);
-            send(make_notification(
-                "notifications/progress",
-                {{"progressToken", token},
-                 {"progress", seconds},
-                 {"message", "tool " + tool + " running for " + std::to_string(seconds) + " s"}}));
+            output_.send_related(
+                id, make_notification("notifications/progress",
+                                      {{"progressToken", token},
+                                       {"progress", seconds},
+                                       {"message", "tool " + tool + " running for " +
+                                                       std::to_string(seconds) + " s"}}));
         };
     }
     backend_.call_tool(
@@ -747,18 +748,17 @@ void McpServer::log_for_request(const Request &request, LogLevel level,
     std::string request_id =
         request.id.is_string() ? request.id.get<std::string>() : request.id.dump();
     logger_.log(level, message, request_id);
+    json notification = make_notification(
+        "notifications/message",
+        {{"level", log_level_name(level)}, {"logger", "pg_mcp_bridge"}, {"data", message}});
     if (!request.modern) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (legacy_log_level_ && level >= *legacy_log_level_)
-            send(make_notification("notifications/message", {{"level", log_level_name(level)},
-                                                             {"logger", "pg_mcp_bridge"},
-                                                             {"data", message}}));
+            output_.send_related(request.id, notification);
         return;
     }
     if (request.log_level && level >= *request.log_level)
-        send(make_notification(
-            "notifications/message",
-            {{"level", log_level_name(level)}, {"logger", "pg_mcp_bridge"}, {"data", message}}));
+        output_.send_related(request.id, notification);
 }
 
 void McpServer::cancel_all() {

@@ -26,6 +26,12 @@ class Output {
     // Sends `message` (whose last member is the object "result") with the body's raw members
     // appended to that object. This default gathers the body; a transport can stream it.
     virtual void send_streamed(const json &message, BodyStream &body);
+    // A notification about request `id` (its progress, a log message for it): a transport that
+    // answers that request with a stream of its own sends it there. By default like send().
+    virtual void send_related(const json &id, const json &message) {
+        (void)id;
+        send(message);
+    }
 };
 
 // The text of `message` up to its "result" object's last member, followed by a comma: what a

@@ -73,8 +73,9 @@ test('http: sessions, status codes and a tool call', TEST_TIMEOUT, async () => {
     assert.equal((await post(url, list, { 'mcp-session-id': 'no-such-session' })).status, 404);
     // An unsupported protocol version header: 400.
     assert.equal((await post(url, list, { ...headers, 'mcp-protocol-version': '1999-01-01' })).status, 400);
-    // Accept must list both types; the body must be JSON, one message, not too large.
-    assert.equal((await post(url, list, { ...headers, accept: 'application/json' })).status, 406);
+    // Accept must list JSON or an event stream (either is served); the body must be JSON, one
+    // message, not too large.
+    assert.equal((await post(url, list, { ...headers, accept: 'text/html' })).status, 406);
     assert.equal((await post(url, list, { ...headers, 'content-type': 'text/plain' })).status, 415);
     const parse = await post(url, '{not json', headers);
     assert.equal(parse.status, 400);
