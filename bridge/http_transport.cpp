@@ -24,6 +24,8 @@
 #include <random>
 #include <regex>
 
+#include <openssl/evp.h>
+
 #include "auth.hpp"
 #include "json_rpc.hpp"
 
@@ -73,6 +75,32 @@ std::string host_name(const std::string &host) {
         return lower(end == std::string::npos ? host : host.substr(0, end + 1));
     }
     return lower(host.substr(0, host.find(':')));
+}
+
+// A mirrored header value (Mcp-Name, Mcp-Param-*), decoded from its Base64 sentinel form
+// "=?base64?...?=" when it is in it; nullopt when it is not a valid value.
+std::optional<std::string> header_value(std::string_view value) {
+    constexpr std::string_view kPrefix = "=?base64?", kSuffix = "?=";
+    if (value.size() >= kPrefix.size() + kSuffix.size() &&
+        value.substr(0, kPrefix.size()) == kPrefix &&
+        value.substr(value.size() - kSuffix.size()) == kSuffix) {
+        std::string_view encoded =
+            value.substr(kPrefix.size(), value.size() - kPrefix.size() - kSuffix.size());
+        if (encoded.size() % 4 != 0) return std::nullopt;
+        std::string decoded(encoded.size() / 4 * 3, '\0');
+        int n = EVP_DecodeBlock(reinterpret_cast<unsigned char *>(decoded.data()),
+                                reinterpret_cast<const unsigned char *>(encoded.data()),
+                                static_cast<int>(encoded.size()));
+        if (n < 0) return std::nullopt;
+        size_t padding = 0;
+        for (size_t i = encoded.size(); i > 0 && encoded[i - 1] == '=' && padding < 2; i--)
+            padding++;
+        decoded.resize(static_cast<size_t>(n) - padding);
+        return decoded;
+    }
+    for (char c : value)
+        if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) return std::nullopt;
+    return std::string(value);
 }
 
 // What a coroutine on the loop waits for, fired on the loop (work finished on another thread
@@ -602,13 +630,24 @@ struct HttpServer::Impl {
         return false;
     }
 
+    // Origins a browser may send: those listed (--allowed-origin), and for a listener on the
+    // loopback, pages served from the loopback (localhost, 127.0.0.1, [::1], any port): a page
+    // that reached this machine by DNS rebinding carries its own name, which is refused.
     bool origin_allowed(const Request &request) {
         auto origin = request.find(http::field::origin);
         if (origin == request.end()) return true;
         std::string value(origin->value());
         for (const auto &allowed : options.allowed_origins)
             if (value == allowed) return true;
-        return false;
+        if (!loopback_listener()) return false;
+        static const std::regex kLoopbackOrigin(
+            R"(https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?)", std::regex::icase);
+        return std::regex_match(value, kLoopbackOrigin);
+    }
+    bool loopback_listener() const {
+        beast::error_code error;
+        auto address = asio::ip::make_address(options.address, error);
+        return options.address == "localhost" || (!error && address.is_loopback());
     }
 
     std::shared_ptr<Session> find_session(const std::string &id) {
@@ -839,6 +878,86 @@ struct HttpServer::Impl {
         }
     }
 
+    // 2026-07-28 over HTTP: the headers mirror the body (a proxy may have routed on them), and
+    // what the revision refuses gets its status: 400 with HeaderMismatch (-32020) for a missing
+    // or mismatching MCP-Protocol-Version, Mcp-Method or Mcp-Name; 400 with
+    // UnsupportedProtocolVersion (-32022) and the supported list; 404 with -32601 for a method
+    // not served; 400 for missing client capabilities. Nothing runs for a refused request.
+    std::optional<Response> check_modern_request(const Request &request, const json &message,
+                                                 const std::string &method,
+                                                 const std::string &header_version) {
+        const json *meta = nullptr;
+        const json *params = nullptr;
+        auto found = message.find("params");
+        if (found != message.end() && found->is_object()) {
+            params = &*found;
+            auto m = params->find("_meta");
+            if (m != params->end() && m->is_object()) meta = &*m;
+        }
+        std::string body_version;
+        if (meta != nullptr) {
+            auto v = meta->find(kProtocolVersionKey);
+            if (v != meta->end() && v->is_string()) body_version = v->get<std::string>();
+        }
+        bool modern = header_version == kModernVersion ||
+                      (!body_version.empty() && !is_legacy_version(body_version));
+        if (!modern || !message.contains("id") || method == "initialize") return std::nullopt;
+        json id = message["id"];
+        auto refuse = [&](http::status status, int code, const std::string &text,
+                          json data = nullptr) {
+            return reply(request, status, make_error(id, code, text, std::move(data)).dump());
+        };
+        auto mismatch = [&](const std::string &why) {
+            return refuse(http::status::bad_request, error_code::kHeaderMismatch,
+                          "Header mismatch: " + why);
+        };
+        if (header_version.empty()) return mismatch("the MCP-Protocol-Version header is required");
+        if (body_version.empty())
+            return refuse(
+                http::status::bad_request, error_code::kInvalidParams,
+                std::string("Invalid params: _meta[\"") + kProtocolVersionKey + "\"] is required");
+        if (body_version != header_version)
+            return mismatch("MCP-Protocol-Version header value '" + header_version +
+                            "' does not match body value '" + body_version + "'");
+        if (body_version != kModernVersion)
+            return refuse(http::status::bad_request, error_code::kUnsupportedProtocolVersion,
+                          "Unsupported protocol version",
+                          {{"supported", all_versions()}, {"requested", body_version}});
+        auto method_header = request.find("Mcp-Method");
+        if (method_header == request.end()) return mismatch("the Mcp-Method header is required");
+        if (std::string(method_header->value()) != method)
+            return mismatch("Mcp-Method header value '" + std::string(method_header->value()) +
+                            "' does not match body value '" + method + "'");
+        if (!McpServer::serves_method(method, true))
+            return refuse(http::status::not_found, error_code::kMethodNotFound,
+                          "Method not found: " + method + " (protocol " + kModernVersion + ")");
+        if (method == "tools/call" || method == "prompts/get" || method == "resources/read") {
+            const char *field = method == "resources/read" ? "uri" : "name";
+            auto body_name = params == nullptr ? json() : params->value(field, json());
+            if (!body_name.is_string())
+                return refuse(
+                    http::status::bad_request, error_code::kInvalidParams,
+                    std::string("Invalid params: \"") + field + "\" (a string) is required");
+            auto name_header = request.find("Mcp-Name");
+            if (name_header == request.end())
+                return mismatch("the Mcp-Name header is required for " + method);
+            std::optional<std::string> name = header_value(
+                std::string_view(name_header->value().data(), name_header->value().size()));
+            if (!name) return mismatch("the Mcp-Name header value is not valid");
+            if (*name != body_name.get<std::string>())
+                return mismatch("Mcp-Name header value '" + *name +
+                                "' does not match body value '" + body_name.get<std::string>() +
+                                "'");
+        }
+        auto capabilities = meta->find("io.modelcontextprotocol/clientCapabilities");
+        if (capabilities == meta->end() || !capabilities->is_object())
+            return refuse(http::status::bad_request, error_code::kInvalidParams,
+                          "Invalid params: _meta[\"io.modelcontextprotocol/clientCapabilities\"] "
+                          "is required (an object) with protocol " +
+                              std::string(kModernVersion));
+        return std::nullopt;
+    }
+
     // Whether a request asks for notifications about itself: a progress token, or (2026-07-28)
     // a log level.
     static bool wants_notifications(const json &message) {
@@ -973,10 +1092,16 @@ struct HttpServer::Impl {
         if (version_header != request.end()) {
             version = std::string(version_header->value());
             if (!is_supported_version(version))
-                co_return rpc_error(
-                    request, http::status::bad_request, error_code::kInvalidRequest,
-                    "Bad Request: unsupported MCP-Protocol-Version \"" + version + "\"");
+                co_return reply(
+                    request, http::status::bad_request,
+                    make_error(message.value("id", json()), error_code::kUnsupportedProtocolVersion,
+                               "Unsupported protocol version \"" + version + "\"",
+                               {{"supported", all_versions()}, {"requested", version}})
+                        .dump());
         }
+        if (std::optional<Response> refused =
+                check_modern_request(request, message, method, version))
+            co_return std::move(*refused);
 
         if (method == "subscriptions/listen")
             co_return rpc_error(request, http::status::bad_request, error_code::kMethodNotFound,

@@ -24,6 +24,7 @@ constexpr int kDatabaseUnavailable = -32001;
 // Application-defined, outside the range JSON-RPC and MCP reserve (-32768..-32000).
 constexpr int kUnauthorized = -31001;  // the bearer token is unknown, expired or revoked
 // MCP 2026-07-28.
+constexpr int kHeaderMismatch = -32020;
 constexpr int kMissingRequiredClientCapability = -32021;
 constexpr int kUnsupportedProtocolVersion = -32022;
 }  // namespace error_code

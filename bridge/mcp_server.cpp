@@ -27,6 +27,8 @@ const char *const kInstructions =
     "(rows, row_count, truncated). If a result is truncated, narrow the arguments rather than "
     "repeating the call. Invalid arguments come back as a tool error explaining each problem.";
 
+}  // namespace
+
 json all_versions() {
     json versions = json::array({kModernVersion});
     for (const char *version : kLegacyVersions) versions.push_back(version);
@@ -38,7 +40,9 @@ bool is_legacy_version(const std::string &version) {
                        [&](const char *known) { return version == known; });
 }
 
-}  // namespace
+bool McpServer::serves_method(const std::string &method, bool modern) {
+    return find_method(method, modern) != nullptr;
+}
 
 bool is_supported_version(const std::string &version) {
     return version == kModernVersion || is_legacy_version(version);

@@ -42,6 +42,8 @@ std::string streamed_prefix(const json &message);
 std::string streamed_text(const json &message, BodyStream &body);
 // A protocol revision this server speaks (2026-07-28 or a legacy one).
 bool is_supported_version(const std::string &version);
+bool is_legacy_version(const std::string &version);  // one that starts with initialize
+json all_versions();                                 // every revision spoken, newest first
 
 struct ServerOptions {
     std::string agent_name;  // --agent: recorded with every call
@@ -76,6 +78,8 @@ class McpServer {
     void tools_changed();
     // A server-side event worth telling the client (legacy logging/setLevel).
     void log_to_client(LogLevel level, const std::string &message);
+    // Whether a request method is served in an era (2026-07-28: modern; else after initialize).
+    static bool serves_method(const std::string &method, bool modern);
     // Ends open subscriptions gracefully; later replies from the backend are dropped.
     void shutdown();
 

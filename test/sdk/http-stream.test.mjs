@@ -88,7 +88,7 @@ test('http: Accept picks the answer: JSON, an event stream, or either', TEST_TIM
     const ask = (accept, id) =>
       fetch(bridge.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept, 'mcp-protocol-version': MODERN },
+        headers: { 'content-type': 'application/json', accept, 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/list' },
         body: JSON.stringify(list(id))
       });
     for (const accept of ['application/json', '*/*', 'application/json, text/event-stream']) {
@@ -152,7 +152,7 @@ test('http: a client that goes away mid-call cancels the query, in both eras', T
         bridge,
         tool,
         { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: { s: 10 }, _meta: modernMeta() } },
-        { 'mcp-protocol-version': MODERN }
+        { 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': tool }
       );
       // 2025-11-25: in a session, with and without a progress token (a stream or JSON).
       const init = await fetch(bridge.url, {

@@ -173,6 +173,12 @@ test('http: Origin and Host are checked against DNS rebinding', TEST_TIMEOUT, as
     assert.equal(preflight.headers.get('access-control-allow-origin'), 'http://localhost:3000');
     const foreignPreflight = await fetch(url, { method: 'OPTIONS', headers: { origin: 'http://evil.example' } });
     assert.equal(foreignPreflight.status, 403);
+    // A loopback listener also takes pages served from the loopback, on any port; a name that
+    // only resolves there (DNS rebinding) is still refused.
+    for (const origin of ['http://localhost:5173', 'http://127.0.0.1:8080', 'http://[::1]', 'https://LOCALHOST'])
+      assert.equal((await post(url, init, { origin })).status, 200, origin);
+    for (const origin of ['http://localhost.evil.example', 'http://127.0.0.1.nip.io:8080', 'null'])
+      assert.equal((await post(url, init, { origin })).status, 403, origin);
     const port = new URL(url).port;
     const rebound = await rawRequest(new URL('/healthz', url), { headers: { host: `evil.example:${port}` } });
     assert.equal(rebound.status, 403);
@@ -207,7 +213,7 @@ test('http: 2026-07-28 requests need no session', TEST_TIMEOUT, async () => {
     const response = await post(
       bridge.url,
       { jsonrpc: '2.0', id: requestId, method: 'tools/call', params: { name: 'get_customer_info', arguments: { email: 'customer2@example.com' }, _meta: meta } },
-      { 'mcp-protocol-version': '2026-07-28' }
+      { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'get_customer_info' }
     );
     assert.equal(response.status, 200);
     const body = await response.json();
@@ -217,6 +223,61 @@ test('http: 2026-07-28 requests need no session', TEST_TIMEOUT, async () => {
     // The audit row carries the client's own request id.
     const [audited] = await psql(`SELECT count(*) FROM mcp.audit_log WHERE request_id = '${requestId}'`, { single: false });
     assert.equal(audited, '1');
+  } finally {
+    await bridge.stop();
+  }
+});
+
+test('http: 2026-07-28 headers mirror the body, and refusals carry the revision\'s statuses', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support');
+  try {
+    const meta = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientCapabilities': {}
+    };
+    const headers = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'get_customer_info' };
+    let n = 0;
+    const tag = `headers-${process.pid}-${Date.now()}`;
+    const call = (changes = {}, params = {}, method = 'tools/call') => {
+      const id = `${tag}-${++n}`;
+      const body = {
+        jsonrpc: '2.0',
+        id,
+        method,
+        params: { name: 'get_customer_info', arguments: { email: 'customer5@example.com' }, _meta: meta, ...params }
+      };
+      const sent = Object.fromEntries(Object.entries({ ...headers, ...changes }).filter(([, v]) => v !== undefined));
+      return post(bridge.url, body, sent).then(async (r) => ({ id, status: r.status, body: await r.json() }));
+    };
+    const refused = async (promise, status, code, what) => {
+      const { id, status: got, body } = await promise;
+      assert.equal(got, status, `${what}: ${JSON.stringify(body)}`);
+      assert.equal(body.error?.code, code, `${what}: ${JSON.stringify(body)}`);
+      assert.equal(body.id, id, `${what}: the error carries the request's id`);
+      return body;
+    };
+    const ok = await call();
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.result.structuredContent.rows[0].email, 'customer5@example.com');
+    // The name may come Base64-encoded (=?base64?...?=).
+    const encoded = `=?base64?${Buffer.from('get_customer_info').toString('base64')}?=`;
+    assert.equal((await call({ 'mcp-name': encoded })).status, 200);
+
+    await refused(call({ 'mcp-protocol-version': undefined }), 400, -32020, 'no MCP-Protocol-Version');
+    await refused(call({}, { _meta: { ...meta, 'io.modelcontextprotocol/protocolVersion': '2099-01-01' } }), 400, -32020, 'header and body versions differ');
+    const unsupported = await refused(call({ 'mcp-protocol-version': '2099-01-01' }), 400, -32022, 'unsupported version');
+    assert.ok(unsupported.error.data.supported.includes('2026-07-28'), 'the supported versions are listed');
+    assert.equal(unsupported.error.data.requested, '2099-01-01');
+    await refused(call({ 'mcp-method': undefined }), 400, -32020, 'no Mcp-Method');
+    await refused(call({ 'mcp-method': 'tools/list' }), 400, -32020, 'Mcp-Method names another method');
+    await refused(call({ 'mcp-name': undefined }), 400, -32020, 'no Mcp-Name');
+    await refused(call({ 'mcp-name': 'get_tenant_customers' }), 400, -32020, 'Mcp-Name names another tool');
+    await refused(call({ 'mcp-name': '=?base64?not base64?=' }), 400, -32020, 'a malformed encoded name');
+    await refused(call({ 'mcp-method': 'tools/unknown' }, {}, 'tools/unknown'), 404, -32601, 'an unknown method');
+    await refused(call({}, { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } }), 400, -32602, 'no client capabilities');
+    // Nothing ran for a refused request: only the two calls that were accepted are audited.
+    const [audited] = await psql(`SELECT count(*) FROM mcp.audit_log WHERE request_id LIKE '${tag}-%'`, { single: false });
+    assert.equal(audited, '2');
   } finally {
     await bridge.stop();
   }
@@ -310,7 +371,7 @@ test('http: sessions sharing the pool do not confuse requests with the same id',
       post(
         bridge.url,
         { jsonrpc: '2.0', id: 'x', method: 'tools/call', params: { name: 'get_customer_info', arguments: { email }, _meta: meta } },
-        { 'mcp-protocol-version': '2026-07-28' }
+        { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'get_customer_info' }
       ).then((r) => r.json());
     const [one, two] = await Promise.all([modern('customer3@example.com'), modern('customer4@example.com')]);
     assert.equal(one.id, 'x');
