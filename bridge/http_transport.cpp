@@ -23,6 +23,7 @@
 #include <optional>
 #include <random>
 #include <regex>
+#include <set>
 
 #include <openssl/evp.h>
 
@@ -352,6 +353,7 @@ struct HttpServer::Impl {
     std::chrono::milliseconds grace{10000};
 
     std::map<std::string, std::shared_ptr<Session>> sessions;
+    std::set<std::shared_ptr<Session>> listeners;      // with an open subscriptions/listen stream
     std::map<std::string, size_t> calls_by_principal;  // requests in progress, by principal
     size_t opening_total = 0;                          // initializes in progress
     std::map<std::string, size_t> opening_by_principal;
@@ -1035,6 +1037,15 @@ struct HttpServer::Impl {
         set_phase(exchange.number, Connection::Phase::Busy);
         co_return !error;
     }
+    asio::awaitable<bool> write_comment(Exchange &exchange) {
+        static const std::string kComment = ": keep-alive\n\n";
+        if (!set_phase(exchange.number, Connection::Phase::Writing)) co_return false;
+        beast::error_code error;
+        auto chunk = http::make_chunk(asio::buffer(kComment));
+        co_await asio::async_write(exchange.stream, chunk, with(error));
+        set_phase(exchange.number, Connection::Phase::Busy);
+        co_return !error;
+    }
     asio::awaitable<bool> end_event_stream(Exchange &exchange) {
         if (!set_phase(exchange.number, Connection::Phase::Writing)) co_return false;
         beast::error_code error;
@@ -1103,9 +1114,6 @@ struct HttpServer::Impl {
                 check_modern_request(request, message, method, version))
             co_return std::move(*refused);
 
-        if (method == "subscriptions/listen")
-            co_return rpc_error(request, http::status::bad_request, error_code::kMethodNotFound,
-                                "subscriptions/listen is not served over HTTP yet; use stdio");
         std::string token_hash, principal;
         if (options.require_token) {
             std::optional<Response> refused = co_await authenticate(request, token_hash, principal);
@@ -1154,6 +1162,13 @@ struct HttpServer::Impl {
                                 "Bad Request: MCP-Session-Id header required (initialize first)");
         }
         session->last_used = Clock::now().time_since_epoch().count();
+        // A 2026-07-28 subscription's notifications come on its response stream, open until
+        // either side ends it.
+        bool listen = method == "subscriptions/listen" && one_request != nullptr;
+        if (listen && !sse_ok)
+            co_return rpc_error(request, http::status::not_acceptable, error_code::kInvalidRequest,
+                                "Not Acceptable: subscriptions/listen is answered with an event "
+                                "stream (Accept: text/event-stream)");
 
         if (!has_method || !has_id) {  // a notification or a response: accepted, no body
             if (!has_method && !message.contains("result") && !message.contains("error"))
@@ -1185,7 +1200,7 @@ struct HttpServer::Impl {
                                             " requests in progress (--max-calls-per-principal); "
                                             "retry when one finishes");
         auto waiter = std::make_shared<SessionOutput::Waiter>(io);
-        waiter->sse = sse_ok && (!json_ok || wants_notifications(message));
+        waiter->sse = sse_ok && (listen || !json_ok || wants_notifications(message));
         if (!session->output.expect(key, waiter))
             co_return rpc_error(
                 request, http::status::conflict, error_code::kInvalidRequest,
@@ -1198,8 +1213,20 @@ struct HttpServer::Impl {
         }
         // While the answer is prepared: the request's events are written as they come (an
         // event stream), and a client that closes its connection cancels the request.
+        // A subscription is reachable by catalog changes (a 2026-07-28 request's server is
+        // in no session) while it is open.
+        struct Listening {
+            Impl &impl;
+            std::shared_ptr<Session> session;
+            bool on;
+            ~Listening() {
+                if (on) impl.listeners.erase(session);
+            }
+        } listening{*this, session, listen};
+        if (listen) listeners.insert(session);
         // A request answered within a moment is not watched (a watch costs system calls).
-        auto deadline = Clock::now() + options.request_timeout;
+        auto deadline = listen ? Clock::time_point::max() : Clock::now() + options.request_timeout;
+        auto next_comment = Clock::now() + kKeepAliveComment;
         auto watch_from = Clock::now() + kWatchAfter;
         auto watch = std::make_shared<ClientWatch>();
         bool watching = false;
@@ -1212,6 +1239,7 @@ struct HttpServer::Impl {
                     bool started = co_await start_event_stream(exchange, request, {});
                     if (!started) watch->gone = true;
                 }
+                next_comment = Clock::now() + kKeepAliveComment;
                 while (!waiter->events.empty() && !watch->gone) {
                     std::string event = std::move(waiter->events.front());
                     waiter->events.pop_front();
@@ -1225,9 +1253,21 @@ struct HttpServer::Impl {
                 watch_client(exchange, waiter, watch);
                 watching = true;
             }
+            if (streaming && Clock::now() >= next_comment) {
+                // A quiet stream gets a comment now and then (intermediaries keep it open).
+                bool written = co_await write_comment(exchange);
+                if (!written) watch->gone = true;
+                next_comment = Clock::now() + kKeepAliveComment;
+                continue;
+            }
             waiter->wakeup.fired = false;
-            bool woke = co_await wait_until(waiter->wakeup, watching ? deadline : watch_from);
-            if (!woke && watching && !waiter->done && waiter->events.empty() && !watch->gone) break;
+            auto until = !watching   ? watch_from
+                         : streaming ? std::min(deadline, next_comment)
+                                     : deadline;
+            bool woke = co_await wait_until(waiter->wakeup, until);
+            if (!woke && watching && Clock::now() >= deadline && !waiter->done &&
+                waiter->events.empty() && !watch->gone)
+                break;
         }
         co_await end_watch(exchange, waiter, watch);
         session->output.forget(key);
@@ -1692,6 +1732,9 @@ struct HttpServer::Impl {
                     shut(c);
         };
         shut_idle();
+        // Subscriptions end at once, each with its final result.
+        std::vector<std::shared_ptr<Session>> subscribed(listeners.begin(), listeners.end());
+        for (auto &session : subscribed) session->server.shutdown();
         while (!connections.empty() && Clock::now() < deadline) {
             shut_idle();
             timer.expires_after(std::chrono::milliseconds(50));
@@ -1768,6 +1811,7 @@ void HttpServer::tools_changed() {
     Impl *impl = impl_.get();
     asio::post(impl->io, [impl] {
         for (auto &entry : impl->sessions) entry.second->server.tools_changed();
+        for (auto &session : impl->listeners) session->server.tools_changed();
     });
 }
 

@@ -720,9 +720,10 @@ void McpServer::listen(const Request &request) {
         }
         subscriptions_[key] = {{"id", request.id}, {"notifications", honored}};
         // Acknowledge under the lock, so no change notification can overtake it.
-        send(make_notification(
-            "notifications/subscriptions/acknowledged",
-            {{"_meta", {{kSubscriptionIdKey, request.id}}}, {"notifications", honored}}));
+        output_.send_related(request.id,
+                             make_notification("notifications/subscriptions/acknowledged",
+                                               {{"_meta", {{kSubscriptionIdKey, request.id}}},
+                                                {"notifications", honored}}));
     }
 }
 
@@ -733,8 +734,10 @@ void McpServer::tools_changed() {
         send(make_notification("notifications/tools/list_changed", json::object()));
     for (const auto &entry : subscriptions_) {
         if (entry.second["notifications"].value("toolsListChanged", false))
-            send(make_notification("notifications/tools/list_changed",
-                                   {{"_meta", {{kSubscriptionIdKey, entry.second["id"]}}}}));
+            output_.send_related(
+                entry.second["id"],
+                make_notification("notifications/tools/list_changed",
+                                  {{"_meta", {{kSubscriptionIdKey, entry.second["id"]}}}}));
     }
 }
 

@@ -182,3 +182,41 @@ test('http: a client that goes away mid-call cancels the query, in both eras', T
     }
   });
 });
+
+test('http: a v2 client pinned to 2026-07-28 hears of catalog changes on its subscriptions/listen stream', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support');
+  const toolName = uniqueName('listen_http');
+  let client;
+  let created = false;
+  try {
+    const changed = [];
+    client = new ClientV2(
+      { name: 'listen-http', version: '1' },
+      {
+        capabilities: {},
+        versionNegotiation: { mode: { pin: MODERN }, probe: { timeoutMs: 20_000 } },
+        listChanged: { tools: { autoRefresh: true, onChanged: (error, tools) => changed.push({ error, tools }) } }
+      }
+    );
+    await client.connect(new HttpTransportV2(new URL(bridge.url)));
+    assert.equal(client.getProtocolEra(), 'modern');
+    assert.ok(client.autoOpenedSubscription, 'the SDK opened subscriptions/listen over HTTP');
+    created = true;
+    await createAndGrantTool({
+      name: toolName,
+      sql: 'SELECT 1 AS one',
+      description: 'http-stream test tool (listen over HTTP); dropped by the test',
+      grantTo: 'agent_support'
+    });
+    await waitFor(() => changed.some((c) => c.error == null && c.tools?.some((x) => x.name === toolName)), {
+      timeoutMs: 10_000,
+      what: `onChanged with a tool list including ${toolName}`
+    });
+    // The stream is open while the client listens; closing it ends the subscription.
+    await client.autoOpenedSubscription.close();
+  } finally {
+    await client?.close().catch(() => {});
+    if (created) await dropTool(toolName);
+    await bridge.stop();
+  }
+});

@@ -83,8 +83,11 @@ test('http: sessions, status codes and a tool call', TEST_TIMEOUT, async () => {
     assert.equal((await post(url, [list], headers)).status, 400);
     const deep = '{"jsonrpc":"2.0","id":4,"method":"tools/list","params":' + '['.repeat(200) + ']'.repeat(200) + '}';
     assert.equal((await post(url, deep, headers)).status, 400);
+    // subscriptions/listen belongs to 2026-07-28 (see http-stream.test.mjs), not to a session.
     const listen = { jsonrpc: '2.0', id: 6, method: 'subscriptions/listen', params: {} };
-    assert.equal((await post(url, listen, headers)).status, 400);
+    const notInSession = await post(url, listen, headers);
+    assert.equal(notInSession.status, 200);
+    assert.equal((await notInSession.json()).error.code, -32601);
     const big = await post(url, { ...list, params: { pad: 'x'.repeat(2 * 1024 * 1024) } }, headers);
     assert.equal(big.status, 413);
     // GET opens the session's event stream: it needs the session and Accept (see the stream
