@@ -150,6 +150,7 @@ class SessionOutput : public Output {
     };
 
     static constexpr size_t kMaxEvents = 1000;  // events kept for a slow stream reader
+    static constexpr size_t kReplayEvents = 100, kReplayBytes = 64 * 1024;  // per session
 
     // The loop's side, kept alive by what is posted to it.
     struct State {
@@ -158,16 +159,37 @@ class SessionOutput : public Output {
         uint64_t streams = 0;  // streams opened so far
         uint64_t stream = 0;   // the open one (0: none)
         Wakeup *stream_wakeup = nullptr;
-        std::deque<std::string> events;
+        // The GET stream's events, numbered, kept from the session's first GET on (so that a
+        // stream resumed with Last-Event-ID gets what it missed): the newest kReplayEvents,
+        // at most kReplayBytes of them.
+        struct Event {
+            uint64_t id;
+            std::string text;
+        };
+        std::deque<Event> history;
+        size_t history_bytes = 0;
+        uint64_t last_event = 0;
+        bool recording = false;
 
         void wake_stream() {
             if (stream_wakeup != nullptr) stream_wakeup->fire();
         }
         void push_event(std::string text) {
-            if (stream == 0) return;
-            if (events.size() >= kMaxEvents) events.pop_front();
-            events.push_back(std::move(text));
+            if (!recording) return;
+            history_bytes += text.size();
+            history.push_back({++last_event, std::move(text)});
+            while (!history.empty() &&
+                   (history.size() > kReplayEvents || history_bytes > kReplayBytes)) {
+                history_bytes -= history.front().text.size();
+                history.pop_front();
+            }
             wake_stream();
+        }
+        // The first event after `cursor` still kept; nullptr when there is none.
+        const Event *after(uint64_t cursor) const {
+            if (history.empty() || cursor >= history.back().id) return nullptr;
+            uint64_t first = history.front().id;
+            return &history[cursor < first ? 0 : cursor - first + 1];
         }
         // A notification about request `key`: on its event stream when it has one; a log
         // message otherwise on the session's GET stream; progress otherwise nowhere.
@@ -232,26 +254,31 @@ class SessionOutput : public Output {
 
     // Opens the session's event stream (a newer GET replaces an older one, which ends); returns
     // its number. `wakeup` is fired when an event comes or the stream is over.
-    uint64_t open_stream(Wakeup &wakeup) {
+    // `cursor` is set to the last event the stream has had: `resume_after` (Last-Event-ID) when
+    // given, else the newest (a new stream starts with what comes next).
+    uint64_t open_stream(Wakeup &wakeup, std::optional<uint64_t> resume_after, uint64_t &cursor) {
         state_->wake_stream();
         state_->stream = ++state_->streams;
         state_->stream_wakeup = &wakeup;
-        state_->events.clear();
+        state_->recording = true;
+        cursor = resume_after && *resume_after <= state_->last_event ? *resume_after
+                                                                     : state_->last_event;
         return state_->stream;
     }
-    // The stream `number` has ended on its side.
+    // The stream `number` has ended on its side (its events stay for a resumption).
     void stream_ended(uint64_t number) {
         if (state_->stream != number) return;
         state_->stream = 0;
         state_->stream_wakeup = nullptr;
-        state_->events.clear();
     }
     // Ends the event stream, if one is open (the session ends).
     void close_stream() {
         state_->wake_stream();
         state_->stream = 0;
         state_->stream_wakeup = nullptr;
-        state_->events.clear();
+        state_->recording = false;
+        state_->history.clear();
+        state_->history_bytes = 0;
     }
 
     // Registers a wait for the response to `key`; false when one is already waiting.
@@ -1409,7 +1436,17 @@ struct HttpServer::Impl {
         beast::error_code error;
         Wakeup wakeup(io);
         SessionOutput &output = session->output;
-        uint64_t stream_number = output.open_stream(wakeup);
+        // A stream resumed after its event N (Last-Event-ID: N) first gets the events after N.
+        std::optional<uint64_t> resume_after;
+        auto last_event = request.find("Last-Event-ID");
+        if (last_event != request.end()) {
+            std::string value(last_event->value());
+            if (!value.empty() && value.size() <= 19 &&
+                value.find_first_not_of("0123456789") == std::string::npos)
+                resume_after = std::stoull(value);
+        }
+        uint64_t cursor = 0;
+        uint64_t stream_number = output.open_stream(wakeup, resume_after, cursor);
         responses_by_status[200]++;
         streams++;
         struct Ended {
@@ -1431,7 +1468,7 @@ struct HttpServer::Impl {
                    found == connections.end() || found->second.closing;
         };
         while (!over()) {
-            if (state.events.empty()) {
+            if (state.after(cursor) == nullptr) {
                 if (!set_phase(number, Connection::Phase::Streaming)) break;
                 connections[number].stream_wakeup = &wakeup;
                 wakeup.fired = false;
@@ -1439,9 +1476,10 @@ struct HttpServer::Impl {
                 if (over()) break;
             }
             std::string text;
-            if (!state.events.empty()) {
-                text = "event: message\ndata: " + state.events.front() + "\n\n";
-                state.events.pop_front();
+            if (const SessionOutput::State::Event *event = state.after(cursor)) {
+                text = "id: " + std::to_string(event->id) +
+                       "\nevent: message\ndata: " + event->text + "\n\n";
+                cursor = event->id;
                 // Events keep the session in use; keep-alive comments do not (an idle session
                 // with an open stream still expires, and its stream ends).
                 session->last_used = Clock::now().time_since_epoch().count();

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { startHttpBridge } from './clients.mjs';
-import { createAndGrantTool, dropTool, psql } from './helpers.mjs';
+import { createAndGrantTool, dropTool, psql, sleep, waitFor } from './helpers.mjs';
 import { connect as netConnect } from 'node:net';
 
 const TEST_TIMEOUT = { timeout: 120_000 };
@@ -678,7 +678,7 @@ test('http: a GET event stream carries list_changed, and ends with its session',
                 SELECT mcp.grant_tool(${JSON.stringify(tool).replace(/"/g, "'")}, 'agent_support');`);
     assert.ok(await until(/notifications\/tools\/list_changed/, 10_000));
     const event = text.split('\n\n').find((e) => e.includes('list_changed'));
-    assert.match(event, /^event: message\ndata: /);
+    assert.match(event, /^id: \d+\nevent: message\ndata: /);
     const message = JSON.parse(event.split('data: ')[1]);
     assert.equal(message.method, 'notifications/tools/list_changed');
     assert.equal(message.id, undefined);
@@ -691,6 +691,76 @@ test('http: a GET event stream carries list_changed, and ends with its session',
     assert.ok(ended, 'the stream ended with its session');
   } finally {
     await psql(`SELECT mcp.drop_tool('${tool}', true)`);
+    await bridge.stop();
+  }
+});
+
+/** An SSE reader over a fetch response: events as { id, data } as they come. */
+function sseReader(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  const events = [];
+  const pump = (async () => {
+    for (;;) {
+      const chunk = await reader.read().catch(() => ({ done: true }));
+      if (chunk.done) return;
+      text += decoder.decode(chunk.value);
+      let end;
+      while ((end = text.indexOf('\n\n')) >= 0) {
+        const block = text.slice(0, end);
+        text = text.slice(end + 2);
+        const id = block.match(/^id: (\d+)$/m)?.[1];
+        const data = block.match(/^data: (.*)$/m)?.[1];
+        if (data !== undefined) events.push({ id: id === undefined ? undefined : Number(id), data: JSON.parse(data) });
+      }
+    }
+  })();
+  return { events, cancel: () => reader.cancel().catch(() => {}), pump };
+}
+
+test('http: a GET stream resumed with Last-Event-ID replays exactly the events it missed', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support');
+  const tools = [1, 2, 3].map((i) => `sdk_http_resume_${process.pid}_${i}`);
+  const change = (tool) =>
+    psql(`SELECT mcp.create_tool('${tool}', 'SELECT 1 AS one', 'resume test'); SELECT mcp.grant_tool('${tool}', 'agent_support');`);
+  const open = (headers, extra = {}) => fetch(bridge.url, { headers: { ...headers, accept: 'text/event-stream', ...extra } });
+  const waitEvents = (stream, n, what) =>
+    waitFor(() => stream.events.length >= n, { timeoutMs: 10_000, what });
+  try {
+    const subject = await initialize(bridge.url, 'resumed');
+    const observer = await initialize(bridge.url, 'observer');
+    const watching = sseReader(await open(observer));
+    let first = sseReader(await open(subject));
+    await change(tools[0]);
+    await waitEvents(first, 1, 'the first change on the subject stream');
+    await waitEvents(watching, 1, 'the first change on the observer stream');
+    const seen = first.events[0];
+    assert.equal(seen.data.method, 'notifications/tools/list_changed');
+    assert.ok(Number.isInteger(seen.id), 'events carry ids');
+    await first.cancel();
+    await sleep(200);
+    // Missed while disconnected: what the observer sees now.
+    await change(tools[1]);
+    await change(tools[2]);
+    await sleep(500);
+    const missed = watching.events.length - 1;
+    assert.ok(missed >= 1, 'changes happened while the subject was away');
+    const resumed = sseReader(await open(subject, { 'last-event-id': String(seen.id) }));
+    await waitEvents(resumed, missed, 'the replayed events');
+    await sleep(500);
+    assert.equal(resumed.events.length, missed, 'exactly the missed events, once each');
+    assert.deepEqual(resumed.events.map((e) => e.id), Array.from({ length: missed }, (_, i) => seen.id + 1 + i));
+    assert.deepEqual(resumed.events.map((e) => e.data), watching.events.slice(1).map((e) => e.data));
+    await resumed.cancel();
+    // Without Last-Event-ID a new stream starts with what comes next.
+    const fresh = sseReader(await open(subject));
+    await sleep(500);
+    assert.equal(fresh.events.length, 0);
+    await fresh.cancel();
+    await watching.cancel();
+  } finally {
+    for (const tool of tools) await psql(`SELECT mcp.drop_tool('${tool}', true)`);
     await bridge.stop();
   }
 });
