@@ -10,8 +10,12 @@ jobs=$(nproc 2>/dev/null || echo 2)
 scripts/deps.sh test
 # Node.js 20 from the npm registry when the system's is older (scripts/deps.sh).
 [ -x build/node/bin/node ] && export PATH="$PWD/build/node/bin:$PATH"
-# npm packages of the real-client tests, pinned by their lock file.
-if [ ! -d test/sdk/node_modules ]; then (cd test/sdk && npm ci --no-audit --no-fund >/dev/null); fi
+# npm packages of the real-client tests (the SDKs, the conformance suite and the Node 22 it
+# needs), pinned by their lock file; installed again when the lock file has changed.
+if [ ! -f test/sdk/node_modules/.package-lock.json ] ||
+  [ test/sdk/package-lock.json -nt test/sdk/node_modules/.package-lock.json ]; then
+  (cd test/sdk && npm ci --no-audit --no-fund >/dev/null 2>&1)
+fi
 
 echo "== format check, META.json"
 make -s format-check
