@@ -1378,7 +1378,30 @@ struct HttpServer::Impl {
                 response.set("MCP-Session-Id", session->id);
             }
         }
+        if (one_request != nullptr)
+            response.set(http::field::cache_control, cache_control(method, response.body()));
         co_return response;
+    }
+
+    // A 2026-07-28 answer's Cache-Control, as its result's ttlMs and cacheScope say (a list that
+    // depends on the caller's role: private); anything else is not to be stored.
+    static std::string cache_control(const std::string &method, const std::string &text) {
+        static const std::set<std::string> kCacheable = {"tools/list",
+                                                         "prompts/list",
+                                                         "resources/list",
+                                                         "resources/read",
+                                                         "resources/templates/list",
+                                                         "server/discover"};
+        if (kCacheable.count(method) == 0) return "no-store";
+        json answer = json::parse(text, nullptr, false);
+        if (!answer.is_object() || !answer.contains("result") || !answer["result"].is_object())
+            return "no-store";
+        const json &result = answer["result"];
+        json ttl = result.value("ttlMs", json());
+        std::string scope = result.value("cacheScope", "");
+        if (!ttl.is_number_unsigned() || (scope != "public" && scope != "private"))
+            return "no-store";
+        return scope + ", max-age=" + std::to_string(ttl.get<uint64_t>() / 1000);
     }
 
     // GET /mcp: the session's event stream (text/event-stream), for notifications that belong

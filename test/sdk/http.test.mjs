@@ -278,9 +278,26 @@ test('http: 2026-07-28 headers mirror the body, and refusals carry the revision\
     await refused(call({ 'mcp-name': '=?base64?not base64?=' }), 400, -32020, 'a malformed encoded name');
     await refused(call({ 'mcp-method': 'tools/unknown' }, {}, 'tools/unknown'), 404, -32601, 'an unknown method');
     await refused(call({}, { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } }), 400, -32602, 'no client capabilities');
-    // Nothing ran for a refused request: only the two calls that were accepted are audited.
+    // Caching: what the result's ttlMs and cacheScope say, as Cache-Control; a call: no-store.
+    assert.equal((await call()).status, 200);
+    const cached = async (method) => {
+      const response = await post(bridge.url, { jsonrpc: '2.0', id: `${tag}-${method}`, method, params: { _meta: meta } },
+        { 'mcp-protocol-version': '2026-07-28', 'mcp-method': method });
+      const body = await response.json();
+      return { header: response.headers.get('cache-control'), result: body.result };
+    };
+    const list = await cached('tools/list');
+    assert.equal(list.header, `${list.result.cacheScope}, max-age=${list.result.ttlMs / 1000}`);
+    assert.equal(list.header, 'private, max-age=60', 'a role-dependent list is private');
+    const discover = await cached('server/discover');
+    assert.equal(discover.header, `${discover.result.cacheScope}, max-age=${discover.result.ttlMs / 1000}`);
+    const noStore = await post(bridge.url, { jsonrpc: '2.0', id: `${tag}-nostore`, method: 'tools/call',
+      params: { name: 'get_customer_info', arguments: { email: 'customer5@example.com' }, _meta: meta } }, headers);
+    assert.equal(noStore.headers.get('cache-control'), 'no-store');
+    await noStore.text();
+    // Nothing ran for a refused request: only the calls that were accepted are audited.
     const [audited] = await psql(`SELECT count(*) FROM mcp.audit_log WHERE request_id LIKE '${tag}-%'`, { single: false });
-    assert.equal(audited, '2');
+    assert.equal(audited, '4');
   } finally {
     await bridge.stop();
   }
