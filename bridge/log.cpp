@@ -14,12 +14,24 @@ const char *const kNames[] = {"debug", "info",     "notice", "warning",
 std::mutex stderr_mutex;
 
 // Text lines: control characters escaped, so that no value (a tool name, a server message) can
-// end a line or forge another one.
+// end a line or forge another one: ASCII controls, and in UTF-8 the C1 controls (NEL among
+// them) and the line and paragraph separators U+2028 and U+2029.
 std::string escape_controls(const std::string &text) {
     std::string out;
     out.reserve(text.size());
-    for (unsigned char c : text) {
-        if (c == '\n') {
+    for (size_t i = 0; i < text.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(text[i]);
+        unsigned char next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+        unsigned char third = i + 2 < text.size() ? static_cast<unsigned char>(text[i + 2]) : 0;
+        if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {  // U+0080..U+009F
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\u%04x", next);
+            out += hex;
+            i += 1;
+        } else if (c == 0xe2 && next == 0x80 && (third == 0xa8 || third == 0xa9)) {
+            out += third == 0xa8 ? "\\u2028" : "\\u2029";
+            i += 2;
+        } else if (c == '\n') {
             out += "\\n";
         } else if (c == '\r') {
             out += "\\r";
