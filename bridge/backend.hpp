@@ -30,6 +30,9 @@ struct CallIdentity {
 struct BodyStream {
     std::function<bool(std::string &chunk)> next;
     std::string failed;
+    // The whole body is in memory: next() never waits (a reply on the event loop has such a
+    // body; a large one comes on a helper thread, its next() waiting for the loop's reads).
+    bool buffered = false;
 };
 
 struct BackendReply {

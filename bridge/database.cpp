@@ -454,6 +454,7 @@ struct HeldBody {
     std::deque<std::string> pieces;
     BodyStream stream;
     HeldBody() {
+        stream.buffered = true;
         stream.next = [this](std::string &piece) {
             if (pieces.empty()) return false;
             piece = std::move(pieces.front());

@@ -581,6 +581,7 @@ void ReplicaRouter::route(ReplyFn reply, const std::function<void(Backend &, Rep
                 }
                 self->on_replica_++;
                 BodyStream stream;
+                stream.buffered = true;
                 stream.next = [body](std::string &piece) {
                     if (body->empty()) return false;
                     piece = std::move(body->front());

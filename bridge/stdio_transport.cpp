@@ -19,14 +19,42 @@ namespace pg_mcp::bridge {
 
 namespace asio = boost::asio;
 
+LineWriter::LineWriter(int fd) : fd_(fd) {
+    thread_ = std::thread([this] { run(); });
+}
+
+LineWriter::~LineWriter() {
+    bool drained;
+    {
+        std::unique_lock<std::mutex> lock(mutex_);
+        stopping_ = true;
+        changed_.notify_all();
+        drained =
+            changed_.wait_for(lock, std::chrono::seconds(5), [this] { return queue_.empty(); });
+    }
+    // A client that has stopped reading keeps the writer in write(2): it is left to the
+    // process's exit, which follows the writer's destruction.
+    if (drained)
+        thread_.join();
+    else
+        thread_.detach();
+}
+
+// A write the descriptor cannot take now (it may be non-blocking: stdin and stdout can share
+// one open file) waits for it, up to a minute; a client that reads nothing for that long, or
+// has gone (EPIPE), breaks the output: nothing more is written.
 bool LineWriter::write_all(std::string_view data) {
     if (broken_) return false;
     size_t written = 0;
     while (written < data.size()) {
         ssize_t n = ::write(fd_, data.data() + written, data.size() - written);
         if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            pollfd out{fd_, POLLOUT, 0};
+            if (::poll(&out, 1, 60000) > 0) continue;
+        }
         if (n <= 0) {
-            broken_ = true;  // the client went away (EPIPE): stop writing
+            broken_ = true;
             return false;
         }
         written += static_cast<size_t>(n);
@@ -34,24 +62,74 @@ bool LineWriter::write_all(std::string_view data) {
     return true;
 }
 
+void LineWriter::run() {
+    for (;;) {
+        std::shared_ptr<Entry> entry;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty()) return;  // stopping, all written
+            entry = queue_.front();
+        }
+        bool ok = write_all(entry->text);
+        if (entry->body != nullptr) {
+            std::string piece;
+            BodyStream &body = *entry->body;
+            while (body.next(piece))
+                if (ok) ok = write_all(piece);  // keep reading: the connection must be drained
+            // A stream that broke halfway leaves a line no client can parse; the caller then
+            // sends an error for the same request on the next line.
+            write_all(body.failed.empty() ? std::string_view("}}\n") : std::string_view("\n"));
+        }
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            entry->written = true;
+            queue_.pop_front();
+        }
+        changed_.notify_all();
+    }
+}
+
 void LineWriter::send(const json &message) {
     // Replace rather than throw on invalid UTF-8: nothing may stop the writer.
-    std::string line = message.dump(-1, ' ', false, json::error_handler_t::replace);
-    line.push_back('\n');
-    std::lock_guard<std::mutex> lock(mutex_);
-    write_all(line);
+    auto entry = std::make_shared<Entry>();
+    entry->text = message.dump(-1, ' ', false, json::error_handler_t::replace);
+    entry->text.push_back('\n');
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        queue_.push_back(std::move(entry));
+    }
+    changed_.notify_all();
 }
 
 void LineWriter::send_streamed(const json &message, BodyStream &body) {
-    std::string head = streamed_prefix(message);
-    std::string chunk;
-    std::lock_guard<std::mutex> lock(mutex_);
-    bool ok = write_all(head);
-    while (body.next(chunk))
-        if (ok) ok = write_all(chunk);  // keep reading: the connection must be drained
-    // A stream that broke halfway leaves a line no client can parse; the caller then sends an
-    // error for the same request on the next line.
-    write_all(body.failed.empty() ? std::string_view("}}\n") : std::string_view("\n"));
+    if (body.buffered) {
+        // In memory already: one line, queued like any other (the caller may be the loop). A
+        // body that broke off gives nothing: the caller answers with an error next.
+        std::string text = streamed_text(message, body);
+        if (text.empty()) return;
+        auto entry = std::make_shared<Entry>();
+        entry->text = std::move(text) + "\n";
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            queue_.push_back(std::move(entry));
+        }
+        changed_.notify_all();
+        return;
+    }
+    // Written as it is read, by the writer thread; the body lives until this returns.
+    auto entry = std::make_shared<Entry>();
+    entry->text = streamed_prefix(message);
+    entry->body = &body;
+    std::unique_lock<std::mutex> lock(mutex_);
+    queue_.push_back(entry);
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return entry->written; });
+}
+
+void LineWriter::flush() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return queue_.empty(); });
 }
 
 void LineSplitter::keep_tail(const char *data, size_t n) {

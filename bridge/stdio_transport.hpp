@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -18,21 +20,35 @@ class io_context;
 
 namespace pg_mcp::bridge {
 
-// Writes one message per line to a file descriptor; safe to call from any thread.
+// Writes one message per line to a file descriptor, from a thread of its own: send() only
+// queues (the event loop never waits for a client that reads slowly). A streamed body is
+// written as it is read, the messages sent meanwhile after it; a body already in memory is
+// queued whole. Safe to call from any thread.
 class LineWriter : public Output {
   public:
-    explicit LineWriter(int fd) : fd_(fd) {}
+    explicit LineWriter(int fd);
+    ~LineWriter() override;  // writes what is queued (a few seconds at most), then stops
     void send(const json &message) override;
-    // Writes the body as it is read, holding the output meanwhile: a large result is never in
-    // memory whole.
     void send_streamed(const json &message, BodyStream &body) override;
+    // Waits until everything queued so far is written (or the output broke).
+    void flush();
     bool broken() const { return broken_; }
 
   private:
-    bool write_all(std::string_view data);  // under mutex_
+    struct Entry {
+        std::string text;
+        BodyStream *body = nullptr;  // a streamed body: text is its head, then its pieces
+        bool written = false;
+    };
+    void run();
+    bool write_all(std::string_view data);
     int fd_;
     std::mutex mutex_;
+    std::condition_variable changed_;
+    std::deque<std::shared_ptr<Entry>> queue_;
+    bool stopping_ = false;
     std::atomic<bool> broken_{false};
+    std::thread thread_;
 };
 
 // Splits input into lines, bounded: a line longer than max_bytes is discarded (on_oversized is

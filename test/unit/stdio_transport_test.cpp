@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <string>
+#include <condition_variable>
+#include <future>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -63,6 +66,7 @@ TEST(StdioTransport, WriterWritesOneLinePerMessage) {
     ASSERT_EQ(pipe(fds), 0);
     LineWriter writer(fds[1]);
     writer.send(json{{"a", "line\nbreak"}});
+    writer.flush();
     close(fds[1]);
     char buffer[256];
     ssize_t n = read(fds[0], buffer, sizeof buffer);
@@ -122,4 +126,55 @@ TEST(StdioTransport, LoopReaderSplitsLinesOnTheLoopAndEndsOnce) {
     EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "three"}));
     EXPECT_EQ(oversized, std::vector<size_t>{16});
     EXPECT_EQ(ended, 1);
+}
+
+// A body streamed from one thread (its pieces arriving as another thread produces them) never
+// holds up a message sent meanwhile: the sender only queues (the event loop must never wait
+// for the writer), and the message follows the streamed line whole.
+TEST(StdioTransport, WriterStreamsABodyWhileOthersSend) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    std::string out;
+    std::thread reader([&] {
+        char buffer[4096];
+        ssize_t n;
+        while ((n = read(fds[0], buffer, sizeof buffer)) > 0)
+            out.append(buffer, static_cast<size_t>(n));
+    });
+    {
+        LineWriter writer(fds[1]);
+        std::mutex mutex;
+        std::condition_variable cv;
+        bool other_sent = false;
+        int pieces = 0;
+        BodyStream body;  // not buffered: next() waits for the other sender, as for the loop
+        body.next = [&](std::string &piece) {
+            if (pieces == 2) return false;
+            if (pieces == 1) {
+                std::unique_lock<std::mutex> lock(mutex);
+                if (!cv.wait_for(lock, std::chrono::seconds(5), [&] { return other_sent; }))
+                    return false;
+            }
+            piece = pieces++ == 0 ? "\"a\":1" : ",\"b\":2";
+            return true;
+        };
+        std::thread streamer([&] {
+            writer.send_streamed(json{{"id", 1}, {"result", {{"x", 0}}}}, body);
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the stream has begun
+        auto sent = std::async(std::launch::async, [&] { writer.send(json{{"id", 2}}); });
+        EXPECT_EQ(sent.wait_for(std::chrono::seconds(2)), std::future_status::ready)
+            << "send() waited for the streamed body";
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            other_sent = true;
+        }
+        cv.notify_all();
+        streamer.join();
+        writer.flush();
+    }
+    close(fds[1]);
+    reader.join();
+    close(fds[0]);
+    EXPECT_EQ(out, "{\"id\":1,\"result\":{\"x\":0,\"a\":1,\"b\":2}}\n{\"id\":2}\n");
 }
