@@ -577,6 +577,17 @@ void Database::enqueue(std::shared_ptr<Job> job) {
 }
 
 void Database::submit(Work work, ReplyFn reply) {
+    // libpq takes text parameters as C strings: one holding NUL would be cut short (the
+    // protocol layer refuses such names and ids already; this is the last guard).
+    for (const std::string *text : {&work.name, &work.identity.agent_name,
+                                    &work.identity.client_info, &work.identity.request_id})
+        if (text->find('\0') != std::string::npos) {
+            deliver(reply,
+                    failure(error_code::kInvalidParams,
+                            "Invalid params: text with a NUL character cannot reach the database"),
+                    logger_);
+            return;
+        }
     auto job = std::make_shared<Job>();
     job->key = std::move(work.key);
     job->operation = work.operation;

@@ -87,7 +87,11 @@ std::optional<std::string> header_value(std::string_view value) {
         value.substr(value.size() - kSuffix.size()) == kSuffix) {
         std::string_view encoded =
             value.substr(kPrefix.size(), value.size() - kPrefix.size() - kSuffix.size());
-        if (encoded.size() % 4 != 0) return std::nullopt;
+        // Canonical Base64 only (EVP_DecodeBlock would also take spaces and stray padding).
+        static const std::regex kBase64(
+            "([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?");
+        if (encoded.size() % 4 != 0 || !std::regex_match(encoded.begin(), encoded.end(), kBase64))
+            return std::nullopt;
         std::string decoded(encoded.size() / 4 * 3, '\0');
         int n = EVP_DecodeBlock(reinterpret_cast<unsigned char *>(decoded.data()),
                                 reinterpret_cast<const unsigned char *>(encoded.data()),

@@ -252,6 +252,24 @@ const McpServer::MethodRow *McpServer::find_method(const std::string &method, bo
 
 void McpServer::handle_request(Request request) {
     const std::string &method = request.method;
+    // What reaches the database as text may not hold NUL: libpq would cut it there (a tool
+    // other than the one named, a request id shortened in the audit row).
+    auto has_nul = [](const json &value) {
+        return value.is_string() &&
+               value.get_ref<const std::string &>().find('\0') != std::string::npos;
+    };
+    if (has_nul(request.id)) {
+        send(make_error(nullptr, error_code::kInvalidRequest,
+                        "Invalid Request: the id contains a NUL character"));
+        return;
+    }
+    for (const char *field : {"name", "uri"})
+        if (request.params.contains(field) && has_nul(request.params[field])) {
+            send(make_error(
+                request.id, error_code::kInvalidParams,
+                std::string("Invalid params: \"") + field + "\" contains a NUL character"));
+            return;
+        }
     const json &meta = request.params.contains("_meta") ? request.params["_meta"] : json();
     if (request.params.contains("_meta") && !meta.is_object()) {
         send(make_error(request.id, error_code::kInvalidParams,

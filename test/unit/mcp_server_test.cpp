@@ -670,3 +670,23 @@ TEST_F(ServerTest, WrongTypesInEveryFieldNeverThrow) {
         }
     }
 }
+
+// A NUL in a name, uri or id would be cut off where the text reaches libpq (a tool other than
+// the one named would run, the audit row would get a shortened id): refused before the backend.
+TEST_F(ServerTest, NamesUrisAndIdsWithNulAreRefused) {
+    initialize();
+    backend.call_result = ok_call_result();
+    backend.last_tool.clear();
+    json call = request(
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"drop_all\u0000x","arguments":{}}})");
+    EXPECT_EQ(call["error"]["code"], error_code::kInvalidParams) << call;
+    EXPECT_EQ(call["id"], 1);
+    EXPECT_EQ(backend.last_tool, "") << "the backend was not asked";
+    json read = request(
+        R"({"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"pg://a\u0000b"}})");
+    EXPECT_EQ(read["error"]["code"], error_code::kInvalidParams) << read;
+    json id = request(
+        R"({"jsonrpc":"2.0","id":"a\u0000b","method":"tools/call","params":{"name":"t","arguments":{}}})");
+    EXPECT_EQ(id["error"]["code"], error_code::kInvalidRequest) << id;
+    EXPECT_EQ(backend.last_tool, "");
+}
