@@ -404,6 +404,7 @@ struct Database::Slot {
     asio::steady_timer retry;
     asio::steady_timer progress;
     bool watching = false;    // a wait for readable is armed
+    int cancels_pending = 0;  // cancel requests not yet delivered: no new work meanwhile
     uint64_t generation = 0;  // bumped when the connection closes: older completions are stale
     // The running job, and what its query has returned so far.
     std::shared_ptr<Job> job;
@@ -605,19 +606,33 @@ void Database::cancel(const std::string &key) {
     asio::post(loop_, [this, key] {
         auto found = active_.find(key);
         if (found == active_.end()) return;
-        Job &job = *found->second;
-        job.cancelled = true;
-        if (job.running_on != nullptr) send_cancel(*job.running_on);
+        std::shared_ptr<Job> job = found->second;
+        job->cancelled = true;
+        if (job->running_on != nullptr) {
+            send_cancel(*job->running_on);
+        } else if (queue_.remove(owner_of(*job), job)) {
+            // Still waiting: it leaves the queue now (its arguments are not held until a
+            // connection frees up), answered as cancelled.
+            waiting_ = queue_.size();
+            active_.erase(found);
+            deliver(job->reply, failure(error_code::kInternalError, "Request cancelled"), logger_);
+        }
     });
 }
 
+// The cancel request goes out on a helper thread (PQcancel connects to the server). Until it has
+// been delivered the connection takes no new work: a late cancel must not hit the next query.
 void Database::send_cancel(Slot &slot) {
     std::shared_ptr<PGcancel> handle = slot.cancel;
     if (!handle) return;
-    asio::post(helpers_->connector, [handle, this] {
+    slot.cancels_pending++;
+    asio::post(helpers_->connector, [handle, this, &slot] {
         char error[256];
         if (!PQcancel(handle.get(), error, sizeof error))
             logger_.log(LogLevel::Warning, std::string("could not send cancel: ") + error);
+        asio::post(loop_, [this, &slot] {
+            if (--slot.cancels_pending == 0 && slot.state == Slot::State::Idle) pump();
+        });
     });
 }
 
@@ -661,7 +676,7 @@ void Database::pump() {
     while (!queue_.empty()) {
         Slot *idle = nullptr;
         for (auto &slot : slots_)
-            if (slot->state == Slot::State::Idle) {
+            if (slot->state == Slot::State::Idle && slot->cancels_pending == 0) {
                 idle = slot.get();
                 break;
             }
@@ -1275,6 +1290,7 @@ void Database::lost(Slot &slot) {
     bool answered = slot.answered;
     close_slot(slot);
     if (stream) stream->finish(error.empty() ? "connection lost" : error);
+    if (job) job->running_on = nullptr;
     if (job) {
         in_use_--;
         if (!answered) {

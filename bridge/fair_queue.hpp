@@ -49,6 +49,29 @@ class FairQueue {
         return item;
     }
 
+    // Takes `item` out of its owner's queue (work cancelled while it waits); false when it is
+    // not queued.
+    bool remove(const std::string &owner, const Pointer &item) {
+        auto found = queues_.find(owner);
+        if (found == queues_.end()) return false;
+        auto &queue = found->second;
+        for (auto it = queue.begin(); it != queue.end(); ++it)
+            if (*it == item) {
+                queue.erase(it);
+                --size_;
+                if (queue.empty()) {
+                    queues_.erase(found);
+                    for (auto t = turn_.begin(); t != turn_.end(); ++t)
+                        if (*t == owner) {
+                            turn_.erase(t);
+                            break;
+                        }
+                }
+                return true;
+            }
+        return false;
+    }
+
     bool empty() const { return size_ == 0; }
     size_t size() const { return size_; }
 

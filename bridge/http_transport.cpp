@@ -108,6 +108,11 @@ std::optional<std::string> header_value(std::string_view value) {
     return std::string(value);
 }
 
+// A message as text, whatever a client put in it (invalid UTF-8 is replaced, never thrown on).
+std::string safe_dump(const json &message) {
+    return message.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // What a coroutine on the loop waits for, fired on the loop (work finished on another thread
 // posts its fire()).
 struct Wakeup {
@@ -474,7 +479,7 @@ struct HttpServer::Impl {
     // An HTTP error whose body is a JSON-RPC error without id (as the transport allows).
     Response rpc_error(const Request &request, http::status status, int code,
                        const std::string &message) {
-        return reply(request, status, make_error(nullptr, code, message).dump());
+        return reply(request, status, safe_dump(make_error(nullptr, code, message)));
     }
 
     // 429 with Retry-After: the principal is over one of its caps (others are not affected).
@@ -867,9 +872,15 @@ struct HttpServer::Impl {
                 // CORS preflight of an allowed browser origin (others got 403 above).
                 Response response = reply(request, http::status::no_content);
                 response.set(http::field::access_control_allow_methods, "GET, POST, DELETE");
-                response.set(http::field::access_control_allow_headers,
-                             "Content-Type, Accept, Authorization, MCP-Session-Id, "
-                             "MCP-Protocol-Version, Last-Event-ID");
+                // The request headers of both revisions, and whatever Mcp-Param-* the page's
+                // request will carry (the origin is allowed: its request headers are too).
+                std::string allowed =
+                    "Content-Type, Accept, Authorization, MCP-Session-Id, MCP-Protocol-Version, "
+                    "Last-Event-ID, Mcp-Method, Mcp-Name";
+                auto requested = request.find(http::field::access_control_request_headers);
+                if (requested != request.end() && !requested->value().empty())
+                    allowed += ", " + std::string(requested->value());
+                response.set(http::field::access_control_allow_headers, allowed);
                 response.set(http::field::access_control_max_age, "600");
                 co_return response;
             }
@@ -938,7 +949,7 @@ struct HttpServer::Impl {
         json id = message["id"];
         auto refuse = [&](http::status status, int code, const std::string &text,
                           json data = nullptr) {
-            return reply(request, status, make_error(id, code, text, std::move(data)).dump());
+            return reply(request, status, safe_dump(make_error(id, code, text, std::move(data))));
         };
         auto mismatch = [&](const std::string &why) {
             return refuse(http::status::bad_request, error_code::kHeaderMismatch,
@@ -1109,18 +1120,17 @@ struct HttpServer::Impl {
         if (nests_too_deep(request.body()))
             co_return reply(
                 request, http::status::bad_request,
-                make_error(recover_request_id(request.body(), request.body()),
-                           error_code::kInvalidRequest,
-                           "Invalid Request: the message nests more than 128 levels deep")
-                    .dump());
+                safe_dump(make_error(
+                    recover_request_id(request.body(), request.body()), error_code::kInvalidRequest,
+                    "Invalid Request: the message nests more than 128 levels deep")));
         json message = json::parse(request.body(), nullptr, false);
         if (message.is_discarded())
-            co_return reply(request, http::status::bad_request,
-                            make_error(recover_request_id(request.body(), request.body()),
-                                       error_code::kParseError,
-                                       "Parse error: the body is not valid JSON (invalid UTF-8 or "
-                                       "escape, a number out of range, or a syntax error)")
-                                .dump());
+            co_return reply(
+                request, http::status::bad_request,
+                safe_dump(make_error(recover_request_id(request.body(), request.body()),
+                                     error_code::kParseError,
+                                     "Parse error: the body is not valid JSON (invalid UTF-8 or "
+                                     "escape, a number out of range, or a syntax error)")));
         if (!message.is_object())
             co_return rpc_error(
                 request, http::status::bad_request, error_code::kInvalidRequest,
@@ -1136,10 +1146,10 @@ struct HttpServer::Impl {
             if (!is_supported_version(version))
                 co_return reply(
                     request, http::status::bad_request,
-                    make_error(message.value("id", json()), error_code::kUnsupportedProtocolVersion,
-                               "Unsupported protocol version \"" + version + "\"",
-                               {{"supported", all_versions()}, {"requested", version}})
-                        .dump());
+                    safe_dump(make_error(message.value("id", json()),
+                                         error_code::kUnsupportedProtocolVersion,
+                                         "Unsupported protocol version \"" + version + "\"",
+                                         {{"supported", all_versions()}, {"requested", version}})));
         }
         if (std::optional<Response> refused =
                 check_modern_request(request, message, method, version))
@@ -1279,6 +1289,13 @@ struct HttpServer::Impl {
                 }
                 continue;
             }
+            {
+                // Closed by the bridge (eviction, or the end of the stop's grace period): as if
+                // the client had gone.
+                auto connection = connections.find(exchange.number);
+                if (connection == connections.end() || connection->second.closing)
+                    watch->gone = true;
+            }
             if (waiter->done || watch->gone || state.aborted) break;
             if (!watching && Clock::now() >= watch_from) {
                 watch_client(exchange, waiter, watch);
@@ -1295,7 +1312,21 @@ struct HttpServer::Impl {
             auto until = !watching   ? watch_from
                          : streaming ? std::min(deadline, next_comment)
                                      : deadline;
+            // A subscription between events may be evicted like a GET stream (it holds a
+            // connection for as long as the client likes).
+            bool idle_stream = listen && streaming;
+            if (idle_stream) {
+                set_phase(exchange.number, Connection::Phase::Streaming);
+                connections[exchange.number].stream_wakeup = &waiter->wakeup;
+            }
             bool woke = co_await wait_until(waiter->wakeup, until);
+            if (idle_stream) {
+                auto connection = connections.find(exchange.number);
+                if (connection != connections.end() && !connection->second.closing) {
+                    connection->second.stream_wakeup = nullptr;
+                    set_phase(exchange.number, Connection::Phase::Busy);
+                }
+            }
             if (!woke && watching && Clock::now() >= deadline && !waiter->done &&
                 waiter->events.empty() && !watch->gone)
                 break;
@@ -1313,6 +1344,13 @@ struct HttpServer::Impl {
             logger.log(LogLevel::Info, "request " + key + " cancelled: the client disconnected");
             exchange.written = exchange.close = true;
             co_return Response{};
+        }
+        if (streaming && !waiter->done && !state.aborted) {
+            // Given up (the request timeout): the work is cancelled too, as for a JSON answer.
+            json cancel = {{"jsonrpc", "2.0"},
+                           {"method", "notifications/cancelled"},
+                           {"params", {{"requestId", id}, {"reason", "timed out"}}}};
+            session->server.handle_message(std::move(cancel));
         }
         if (streaming || (waiter->sse && waiter->done)) {
             // The response ends the stream (a request cancelled by the client ends it empty).

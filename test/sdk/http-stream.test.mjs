@@ -220,3 +220,55 @@ test('http: a v2 client pinned to 2026-07-28 hears of catalog changes on its sub
     await bridge.stop();
   }
 });
+
+test('http: open subscriptions give way to a client that talks (eviction), and end with their subscription', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--max-connections', '2']);
+  try {
+    const headers = (method) => ({
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': MODERN,
+      'mcp-method': method
+    });
+    const listen = async (id) => {
+      const response = await fetch(bridge.url, {
+        method: 'POST',
+        headers: headers('subscriptions/listen'),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'subscriptions/listen',
+          params: { notifications: { toolsListChanged: true }, _meta: modernMeta() }
+        })
+      });
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get('content-type'), /^text\/event-stream/);
+      const stream = response.body.getReader();
+      const first = await stream.read();
+      assert.match(new TextDecoder().decode(first.value), /notifications\/subscriptions\/acknowledged/);
+      return stream;
+    };
+    const streams = [await listen('s1'), await listen('s2')];
+    // Both connections are taken by subscriptions: a new client is served all the same.
+    const list = await fetch(bridge.url, {
+      method: 'POST',
+      headers: headers('tools/list'),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list', params: { _meta: modernMeta() } })
+    });
+    assert.equal(list.status, 200);
+    assert.ok((await list.json()).result.tools.length > 0);
+    // One subscription made room: its stream has ended.
+    const ended = await Promise.race(
+      streams.map(async (stream) => {
+        for (;;) {
+          const chunk = await stream.read().catch(() => ({ done: true }));
+          if (chunk.done) return true;
+        }
+      }).concat([sleep(5000).then(() => false)])
+    );
+    assert.ok(ended, 'an idle subscription was closed to admit the new client');
+    for (const stream of streams) await stream.cancel().catch(() => {});
+  } finally {
+    await bridge.stop();
+  }
+});

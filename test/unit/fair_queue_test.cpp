@@ -65,3 +65,18 @@ TEST(FairQueue, ExpiryTakesOldItemsOfEveryOwner) {
     EXPECT_EQ(queue.take_all().size(), 1u);
     EXPECT_TRUE(queue.empty());
 }
+
+TEST(FairQueue, RemovedWorkLeavesTheQueueAtOnce) {
+    FairQueue<Item> queue;
+    auto a0 = item("a0"), a1 = item("a1"), b0 = item("b0");
+    queue.push("a", a0);
+    queue.push("a", a1);
+    queue.push("b", b0);
+    EXPECT_TRUE(queue.remove("a", a0));
+    EXPECT_FALSE(queue.remove("a", a0));
+    EXPECT_FALSE(queue.remove("c", b0));
+    EXPECT_TRUE(queue.remove("b", b0));  // its owner's last: the owner leaves the turn
+    EXPECT_EQ(queue.size(), 1u);
+    EXPECT_EQ(drain(queue), "a1 ");
+    EXPECT_TRUE(queue.empty());
+}
