@@ -418,6 +418,8 @@ struct HttpServer::Impl {
     TokenCache tokens{std::chrono::seconds(5)};
     TokenCache refused_tokens{std::chrono::seconds(2)};
     uint64_t auth_requests = 0;
+    std::map<std::string, size_t> checks_by_address;  // unknown tokens being checked
+    static constexpr size_t kChecksPerAddress = 8;
 
     Impl(asio::io_context &loop, Backend &b, ServerOptions so, const Logger &l, HttpOptions o,
          ReadinessFn r)
@@ -558,7 +560,14 @@ struct HttpServer::Impl {
     // With --auth token: the SHA-256 of the request's bearer token once the database knows it
     // (cached a few seconds), or the response refusing the request. The token itself is never
     // logged, kept or sent anywhere.
+    // The address a connection counts against (empty once it is gone).
+    std::string address_of(uint64_t number) const {
+        auto found = connections.find(number);
+        return found == connections.end() ? std::string() : found->second.address;
+    }
+
     asio::awaitable<std::optional<Response>> authenticate(const Request &request,
+                                                          const std::string &address,
                                                           std::string &token_hash,
                                                           std::string &principal) {
         auto header = request.find(http::field::authorization);
@@ -586,6 +595,28 @@ struct HttpServer::Impl {
         if (refused_tokens.find(token_hash))
             co_return unauthorized(request, true,
                                    "Unauthorized: the bearer token is unknown, expired or revoked");
+        // A token the bridge does not know costs a database round trip: one client address
+        // has a few such checks in progress at most (a flood of made-up tokens from one
+        // address waits its turn, and cannot delay other clients' first requests).
+        size_t &checking = checks_by_address[address];
+        if (checking >= kChecksPerAddress) {
+            Response response =
+                rpc_error(request, http::status::too_many_requests, error_code::kServerBusy,
+                          "Too Many Requests: " + std::to_string(kChecksPerAddress) +
+                              " token checks from this address are in progress; retry shortly");
+            response.set(http::field::retry_after, "1");
+            co_return response;
+        }
+        checking++;
+        struct Checked {
+            Impl &impl;
+            std::string address;
+            ~Checked() {
+                auto found = impl.checks_by_address.find(address);
+                if (found != impl.checks_by_address.end() && --found->second == 0)
+                    impl.checks_by_address.erase(found);
+            }
+        } counted{*this, address};
         auto checked = std::make_shared<Pending<BackendReply>>(io);
         std::string key = "auth/" + std::to_string(++auth_requests);
         backend.authenticate(key, token_hash, [this, checked](BackendReply reply) {
@@ -891,8 +922,8 @@ struct HttpServer::Impl {
             case http::verb::delete_: {
                 std::string token_hash, principal;
                 if (options.require_token) {
-                    std::optional<Response> refused =
-                        co_await authenticate(request, token_hash, principal);
+                    std::optional<Response> refused = co_await authenticate(
+                        request, address_of(exchange.number), token_hash, principal);
                     if (refused) co_return std::move(*refused);
                 }
                 auto header = request.find("MCP-Session-Id");
@@ -1157,7 +1188,8 @@ struct HttpServer::Impl {
 
         std::string token_hash, principal;
         if (options.require_token) {
-            std::optional<Response> refused = co_await authenticate(request, token_hash, principal);
+            std::optional<Response> refused =
+                co_await authenticate(request, address_of(exchange.number), token_hash, principal);
             if (refused) co_return std::move(*refused);
         }
         std::shared_ptr<Session> session;
@@ -1449,6 +1481,7 @@ struct HttpServer::Impl {
     // GET /mcp: the session's event stream (text/event-stream), for notifications that belong
     // to no request. Returns the session to stream for, or nullptr with `refusal` set.
     asio::awaitable<std::shared_ptr<Session>> open_event_stream(const Request &request,
+                                                                uint64_t number,
                                                                 Response &refusal) {
         auto accept = request.find(http::field::accept);
         if (accept == request.end() ||
@@ -1459,7 +1492,8 @@ struct HttpServer::Impl {
         }
         std::string token_hash, principal;
         if (options.require_token) {
-            std::optional<Response> refused = co_await authenticate(request, token_hash, principal);
+            std::optional<Response> refused =
+                co_await authenticate(request, address_of(number), token_hash, principal);
             if (refused) {
                 refusal = std::move(*refused);
                 co_return nullptr;
@@ -1697,7 +1731,8 @@ struct HttpServer::Impl {
                 std::shared_ptr<Session> session;
                 Response refused;
                 try {
-                    std::shared_ptr<Session> opened = co_await open_event_stream(request, refused);
+                    std::shared_ptr<Session> opened =
+                        co_await open_event_stream(request, number, refused);
                     session = std::move(opened);
                 } catch (const std::exception &failure) {
                     logger.log(

@@ -295,3 +295,30 @@ test('http auth: a durable call frees its pool connection at once; its answer wa
     await psql(`SELECT mcp.drop_tool('sdk_mark'); DROP TABLE public.sdk_marks; REVOKE mcp_audit_confirmer FROM ${LOGIN};`);
   }
 });
+
+test('http auth: unknown tokens from one address are checked a few at a time (429 beyond)', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge(LOGIN, ['--auth', 'token']);
+  try {
+    // Token checks wait while the token table is locked: they pile up in progress.
+    const lock = psql(`BEGIN; LOCK TABLE mcp.principal_tokens IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;`);
+    await sleep(300);
+    const { randomBytes } = await import('node:crypto');
+    const madeUp = Array.from({ length: 12 }, () => `pgmcp_${randomBytes(33).toString('base64url').slice(0, 43)}`);
+    const statuses = await Promise.all(
+      madeUp.map((token) => post(bridge.url, INITIALIZE, { authorization: `Bearer ${token}` }).then((r) => r.status))
+    );
+    await lock;
+    assert.deepEqual(
+      statuses.slice().sort(),
+      [...Array(8).fill(401), ...Array(4).fill(429)].sort(),
+      `8 checked (and refused), the rest told to retry: ${statuses}`
+    );
+    // Once those are done, a real token from the same address is served.
+    const { client, transport } = await connect(bridge.url, tokens['acme-support']);
+    assert.ok((await client.listTools()).tools.length > 0);
+    await transport.terminateSession().catch(() => {});
+    await client.close();
+  } finally {
+    await bridge.stop();
+  }
+});
