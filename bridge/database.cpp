@@ -607,6 +607,7 @@ void Database::cancel(const std::string &key) {
         auto found = active_.find(key);
         if (found == active_.end()) return;
         std::shared_ptr<Job> job = found->second;
+        if (job->cancelled) return;  // one cancel request per job, however often asked
         job->cancelled = true;
         if (job->running_on != nullptr) {
             send_cancel(*job->running_on);

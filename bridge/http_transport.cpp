@@ -404,6 +404,7 @@ struct HttpServer::Impl {
         bool closing = false;                 // shut down (eviction, stop): its coroutine is ending
         beast::tcp_stream *stream = nullptr;  // once its coroutine runs
         Wakeup *stream_wakeup = nullptr;      // while an event stream waits for an event
+        bool subscription = false;            // a subscriptions/listen stream
     };
     std::map<uint64_t, Connection> connections;  // by number
     uint64_t connections_opened = 0;
@@ -420,6 +421,29 @@ struct HttpServer::Impl {
     uint64_t auth_requests = 0;
     std::map<std::string, size_t> checks_by_address;  // unknown tokens being checked
     static constexpr size_t kChecksPerAddress = 8;
+    // A token check in progress, which every request bringing that token waits for.
+    struct TokenCheck {
+        std::string key;
+        bool done = false;
+        BackendReply reply;
+        std::vector<std::shared_ptr<Wakeup>> waiters;
+    };
+    std::map<std::string, std::shared_ptr<TokenCheck>> token_checks;  // by token hash
+    // One check counted against its client address while it runs.
+    struct CheckCount {
+        CheckCount(Impl &impl, std::string address) : impl(impl), address(std::move(address)) {
+            impl.checks_by_address[this->address]++;
+        }
+        ~CheckCount() {
+            auto found = impl.checks_by_address.find(address);
+            if (found != impl.checks_by_address.end() && --found->second == 0)
+                impl.checks_by_address.erase(found);
+        }
+        CheckCount(const CheckCount &) = delete;
+        CheckCount &operator=(const CheckCount &) = delete;
+        Impl &impl;
+        std::string address;
+    };
 
     Impl(asio::io_context &loop, Backend &b, ServerOptions so, const Logger &l, HttpOptions o,
          ReadinessFn r)
@@ -595,48 +619,59 @@ struct HttpServer::Impl {
         if (refused_tokens.find(token_hash))
             co_return unauthorized(request, true,
                                    "Unauthorized: the bearer token is unknown, expired or revoked");
-        // A token the bridge does not know costs a database round trip: one client address
-        // has a few such checks in progress at most (a flood of made-up tokens from one
-        // address waits its turn, and cannot delay other clients' first requests).
-        size_t &checking = checks_by_address[address];
-        if (checking >= kChecksPerAddress) {
-            Response response =
-                rpc_error(request, http::status::too_many_requests, error_code::kServerBusy,
-                          "Too Many Requests: " + std::to_string(kChecksPerAddress) +
-                              " token checks from this address are in progress; retry shortly");
-            response.set(http::field::retry_after, "1");
-            co_return response;
-        }
-        checking++;
-        struct Checked {
-            Impl &impl;
-            std::string address;
-            ~Checked() {
-                auto found = impl.checks_by_address.find(address);
-                if (found != impl.checks_by_address.end() && --found->second == 0)
-                    impl.checks_by_address.erase(found);
+        // A token the bridge does not know costs a database round trip, made once however many
+        // requests bring it at the same time (they all wait for that check); and one client
+        // address has a few distinct tokens being checked at most (a flood of made-up tokens
+        // from one address waits its turn, and cannot delay other clients' first requests).
+        std::shared_ptr<TokenCheck> check;
+        std::optional<CheckCount> counted;
+        auto running = token_checks.find(token_hash);
+        if (running != token_checks.end()) {
+            check = running->second;
+        } else {
+            size_t &checking = checks_by_address[address];
+            if (checking >= kChecksPerAddress) {
+                Response response =
+                    rpc_error(request, http::status::too_many_requests, error_code::kServerBusy,
+                              "Too Many Requests: " + std::to_string(kChecksPerAddress) +
+                                  " token checks from this address are in progress; retry shortly");
+                response.set(http::field::retry_after, "1");
+                co_return response;
             }
-        } counted{*this, address};
-        auto checked = std::make_shared<Pending<BackendReply>>(io);
-        std::string key = "auth/" + std::to_string(++auth_requests);
-        backend.authenticate(key, token_hash, [this, checked](BackendReply reply) {
-            asio::post(io, [checked, reply = std::move(reply)]() mutable {
-                checked->value = std::move(reply);
-                checked->wakeup.fire();
-            });
-        });
+            counted.emplace(*this, address);
+            check = std::make_shared<TokenCheck>();
+            check->key = "auth/" + std::to_string(++auth_requests);
+            token_checks.emplace(token_hash, check);
+            backend.authenticate(
+                check->key, token_hash, [this, check, token_hash](BackendReply reply) {
+                    asio::post(io, [this, check, token_hash, reply = std::move(reply)]() mutable {
+                        check->reply = std::move(reply);
+                        check->done = true;
+                        auto entry = token_checks.find(token_hash);
+                        if (entry != token_checks.end() && entry->second == check)
+                            token_checks.erase(entry);
+                        for (auto &waiter : check->waiters) waiter->fire();
+                    });
+                });
+        }
         // A token check waits a few seconds at most (a flood of unknown tokens cannot hold
         // connections for the request timeout).
-        bool answered = co_await wait_until(
-            checked->wakeup,
-            Clock::now() + std::min(options.request_timeout, std::chrono::milliseconds(5000)));
-        if (!answered) {
-            backend.cancel(key);
+        auto me = std::make_shared<Wakeup>(io);
+        check->waiters.push_back(me);
+        bool answered = check->done;
+        if (!answered)
+            answered = co_await wait_until(
+                *me,
+                Clock::now() + std::min(options.request_timeout, std::chrono::milliseconds(5000)));
+        check->waiters.erase(std::remove(check->waiters.begin(), check->waiters.end(), me),
+                             check->waiters.end());
+        if (!answered || !check->done) {
+            if (counted) backend.cancel(check->key);  // the one that started it gives it up
             co_return rpc_error(request, http::status::service_unavailable,
                                 error_code::kDatabaseUnavailable,
                                 "Service Unavailable: the token could not be checked in time");
         }
-        BackendReply &reply = checked->value;
+        BackendReply reply = check->reply;  // a copy: the others that waited read it too
         if (reply.ok && reply.value.is_string()) {
             principal = reply.value.get<std::string>();
             tokens.remember(token_hash, principal);
@@ -1350,6 +1385,7 @@ struct HttpServer::Impl {
             if (idle_stream) {
                 set_phase(exchange.number, Connection::Phase::Streaming);
                 connections[exchange.number].stream_wakeup = &waiter->wakeup;
+                connections[exchange.number].subscription = true;
             }
             bool woke = co_await wait_until(waiter->wakeup, until);
             if (idle_stream) {
@@ -1863,16 +1899,17 @@ struct HttpServer::Impl {
         if (housekeeping_timer != nullptr) housekeeping_timer->cancel();
         auto deadline = Clock::now() + grace;
         asio::steady_timer timer(io);
+        // Subscriptions end at once, each with its final result (their streams close once it
+        // is written, not before).
+        std::vector<std::shared_ptr<Session>> subscribed(listeners.begin(), listeners.end());
+        for (auto &session : subscribed) session->server.shutdown();
         auto shut_idle = [&] {
             for (auto &[number, c] : connections)
                 if (c.phase == Connection::Phase::Waiting ||
-                    c.phase == Connection::Phase::Streaming)
+                    (c.phase == Connection::Phase::Streaming && !c.subscription))
                     shut(c);
         };
         shut_idle();
-        // Subscriptions end at once, each with its final result.
-        std::vector<std::shared_ptr<Session>> subscribed(listeners.begin(), listeners.end());
-        for (auto &session : subscribed) session->server.shutdown();
         while (!connections.empty() && Clock::now() < deadline) {
             shut_idle();
             timer.expires_after(std::chrono::milliseconds(50));

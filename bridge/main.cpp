@@ -381,6 +381,8 @@ int main(int argc, char **argv) {
     std::future<bool> input_over = ended->get_future();
     signals.wait([end] { end(true); });
     LoopLineReader reader(loop, STDIN_FILENO, options.max_message_bytes);
+    reader.hold_while([&writer] { return writer.backlogged(); });
+    writer.on_drained([&reader] { reader.resume(); });
     reader.start(
         [&](std::string_view line) {
             try {

@@ -259,7 +259,7 @@ void McpServer::handle_request(Request request) {
                value.get_ref<const std::string &>().find('\0') != std::string::npos;
     };
     if (has_nul(request.id)) {
-        send(make_error(nullptr, error_code::kInvalidRequest,
+        send(make_error(request.id, error_code::kInvalidRequest,
                         "Invalid Request: the id contains a NUL character"));
         return;
     }
@@ -333,10 +333,8 @@ void McpServer::handle_notification(const std::string &method, const json &param
         {
             std::lock_guard<std::mutex> lock(mutex_);
             if (subscriptions_.erase(key) > 0) return;  // a subscription ends without a reply
-            if (in_flight_.count(key) > 0) {
-                cancelled_.insert(key);
-                running = true;
-            }
+            // Once per request: a repeated cancel asks nothing more of the backend.
+            if (in_flight_.count(key) > 0 && cancelled_.insert(key).second) running = true;
         }
         if (running) {
             logger_.log(LogLevel::Info, "cancelling request " + key);

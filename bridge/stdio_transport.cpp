@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <functional>
 #include <future>
 
 #include <poll.h>
@@ -19,75 +20,127 @@ namespace pg_mcp::bridge {
 
 namespace asio = boost::asio;
 
-LineWriter::LineWriter(int fd) : fd_(fd) {
-    thread_ = std::thread([this] { run(); });
+// The writer's state, shared with its thread (which may outlive the LineWriter when a client
+// stops reading at exit: it is left to the process's end, and touches only this).
+struct LineWriter::Shared {
+    explicit Shared(int fd) : fd(fd) {}
+    int fd;
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::deque<std::shared_ptr<Entry>> queue;
+    size_t queued_bytes = 0;  // of the lines waiting
+    bool stopping = false;
+    bool held = false;  // the input was told to wait (queued_bytes over kHigh)
+    std::function<void()> on_drained;
+    std::atomic<bool> broken{false};
+
+    // A write the descriptor cannot take now (it may be non-blocking: stdin and stdout can
+    // share one open file) waits for it, up to a minute; a client that reads nothing for that
+    // long, or has gone (EPIPE), breaks the output: nothing more is written.
+    bool write_all(std::string_view data) {
+        if (broken) return false;
+        size_t written = 0;
+        while (written < data.size()) {
+            ssize_t n = ::write(fd, data.data() + written, data.size() - written);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                pollfd out{fd, POLLOUT, 0};
+                int ready;
+                do {
+                    ready = ::poll(&out, 1, 60000);
+                } while (ready < 0 && errno == EINTR);
+                if (ready > 0) continue;
+            }
+            if (n <= 0) {
+                broken = true;
+                return false;
+            }
+            written += static_cast<size_t>(n);
+        }
+        return true;
+    }
+
+    void run() {
+        for (;;) {
+            std::shared_ptr<Entry> entry;
+            {
+                std::unique_lock<std::mutex> lock(mutex);
+                changed.wait(lock, [this] { return stopping || !queue.empty(); });
+                if (queue.empty()) return;  // stopping, all written
+                entry = queue.front();
+            }
+            bool ok = write_all(entry->text);
+            if (entry->body != nullptr) {
+                std::string piece;
+                BodyStream &body = *entry->body;
+                while (body.next(piece))
+                    if (ok) ok = write_all(piece);  // keep reading: the connection must drain
+                // A stream that broke halfway leaves a line no client can parse; the caller
+                // then sends an error for the same request on the next line.
+                write_all(body.failed.empty() ? std::string_view("}}\n") : std::string_view("\n"));
+            }
+            std::function<void()> resume;
+            {
+                std::lock_guard<std::mutex> lock(mutex);
+                entry->written = true;
+                queue.pop_front();
+                queued_bytes -= entry->text.size();
+                if (held && queued_bytes < kLow) {
+                    held = false;
+                    resume = on_drained;
+                }
+            }
+            changed.notify_all();
+            if (resume) resume();
+        }
+    }
+
+    void push(std::shared_ptr<Entry> entry) {
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            queued_bytes += entry->text.size();
+            queue.push_back(std::move(entry));
+        }
+        changed.notify_all();
+    }
+};
+
+LineWriter::LineWriter(int fd) : shared_(std::make_shared<Shared>(fd)) {
+    thread_ = std::thread([shared = shared_] { shared->run(); });
 }
 
 LineWriter::~LineWriter() {
     bool drained;
     {
-        std::unique_lock<std::mutex> lock(mutex_);
-        stopping_ = true;
-        changed_.notify_all();
-        drained =
-            changed_.wait_for(lock, std::chrono::seconds(5), [this] { return queue_.empty(); });
+        std::unique_lock<std::mutex> lock(shared_->mutex);
+        shared_->stopping = true;
+        shared_->on_drained = nullptr;
+        shared_->changed.notify_all();
+        drained = shared_->changed.wait_for(lock, std::chrono::seconds(5),
+                                            [this] { return shared_->queue.empty(); });
     }
-    // A client that has stopped reading keeps the writer in write(2): it is left to the
-    // process's exit, which follows the writer's destruction.
+    // A client that has stopped reading keeps the writer in write(2): the thread, which owns
+    // what it uses, is left to the process's exit.
     if (drained)
         thread_.join();
     else
         thread_.detach();
 }
 
-// A write the descriptor cannot take now (it may be non-blocking: stdin and stdout can share
-// one open file) waits for it, up to a minute; a client that reads nothing for that long, or
-// has gone (EPIPE), breaks the output: nothing more is written.
-bool LineWriter::write_all(std::string_view data) {
-    if (broken_) return false;
-    size_t written = 0;
-    while (written < data.size()) {
-        ssize_t n = ::write(fd_, data.data() + written, data.size() - written);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            pollfd out{fd_, POLLOUT, 0};
-            if (::poll(&out, 1, 60000) > 0) continue;
-        }
-        if (n <= 0) {
-            broken_ = true;
-            return false;
-        }
-        written += static_cast<size_t>(n);
-    }
+bool LineWriter::broken() const {
+    return shared_->broken;
+}
+
+bool LineWriter::backlogged() {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    if (shared_->queued_bytes <= kHigh) return false;
+    shared_->held = true;
     return true;
 }
 
-void LineWriter::run() {
-    for (;;) {
-        std::shared_ptr<Entry> entry;
-        {
-            std::unique_lock<std::mutex> lock(mutex_);
-            changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-            if (queue_.empty()) return;  // stopping, all written
-            entry = queue_.front();
-        }
-        bool ok = write_all(entry->text);
-        if (entry->body != nullptr) {
-            std::string piece;
-            BodyStream &body = *entry->body;
-            while (body.next(piece))
-                if (ok) ok = write_all(piece);  // keep reading: the connection must be drained
-            // A stream that broke halfway leaves a line no client can parse; the caller then
-            // sends an error for the same request on the next line.
-            write_all(body.failed.empty() ? std::string_view("}}\n") : std::string_view("\n"));
-        }
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            entry->written = true;
-            queue_.pop_front();
-        }
-        changed_.notify_all();
-    }
+void LineWriter::on_drained(std::function<void()> resume) {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    shared_->on_drained = std::move(resume);
 }
 
 void LineWriter::send(const json &message) {
@@ -95,11 +148,7 @@ void LineWriter::send(const json &message) {
     auto entry = std::make_shared<Entry>();
     entry->text = message.dump(-1, ' ', false, json::error_handler_t::replace);
     entry->text.push_back('\n');
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        queue_.push_back(std::move(entry));
-    }
-    changed_.notify_all();
+    shared_->push(std::move(entry));
 }
 
 void LineWriter::send_streamed(const json &message, BodyStream &body) {
@@ -110,26 +159,21 @@ void LineWriter::send_streamed(const json &message, BodyStream &body) {
         if (text.empty()) return;
         auto entry = std::make_shared<Entry>();
         entry->text = std::move(text) + "\n";
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            queue_.push_back(std::move(entry));
-        }
-        changed_.notify_all();
+        shared_->push(std::move(entry));
         return;
     }
     // Written as it is read, by the writer thread; the body lives until this returns.
     auto entry = std::make_shared<Entry>();
     entry->text = streamed_prefix(message);
     entry->body = &body;
-    std::unique_lock<std::mutex> lock(mutex_);
-    queue_.push_back(entry);
-    changed_.notify_all();
-    changed_.wait(lock, [&] { return entry->written; });
+    shared_->push(entry);
+    std::unique_lock<std::mutex> lock(shared_->mutex);
+    shared_->changed.wait(lock, [&] { return entry->written; });
 }
 
 void LineWriter::flush() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    changed_.wait(lock, [this] { return queue_.empty(); });
+    std::unique_lock<std::mutex> lock(shared_->mutex);
+    shared_->changed.wait(lock, [this] { return shared_->queue.empty(); });
 }
 
 void LineSplitter::keep_tail(const char *data, size_t n) {
@@ -213,6 +257,8 @@ struct LoopLineReader::State {
     size_t max_bytes;
     std::unique_ptr<LineSplitter> splitter;
     std::function<void()> on_end;
+    std::function<bool()> full;  // the output is behind: pause
+    bool paused = false;
     std::vector<char> buffer = std::vector<char>(65536);
     bool ended = false;
 
@@ -221,12 +267,14 @@ struct LoopLineReader::State {
             asio::buffer(buffer), [self](const boost::system::error_code &error, size_t n) {
                 if (self->ended) return;
                 if (n > 0) self->splitter->feed(self->buffer.data(), n);
-                if (error == asio::error::interrupted || error == asio::error::try_again) {
-                    self->read(self);
+                if (error && error != asio::error::interrupted && error != asio::error::try_again) {
+                    self->finish();
                     return;
                 }
-                if (error) {
-                    self->finish();
+                // A client that sends but does not read its answers waits until they are
+                // written: memory stays bounded.
+                if (self->full && self->full()) {
+                    self->paused = true;
                     return;
                 }
                 self->read(self);
@@ -268,6 +316,18 @@ LoopLineReader::~LoopLineReader() {
         done.wait_for(std::chrono::seconds(5));
     }
     if (thread_.joinable()) thread_.detach();  // blocked in read(2) on input nobody sends
+}
+
+void LoopLineReader::hold_while(std::function<bool()> full) {
+    state_->full = std::move(full);
+}
+
+void LoopLineReader::resume() {
+    asio::post(state_->loop, [state = state_] {
+        if (!state->paused || state->ended) return;
+        state->paused = false;
+        state->read(state);
+    });
 }
 
 void LoopLineReader::start(LineSplitter::LineFn on_line, LineSplitter::OversizedFn on_oversized,

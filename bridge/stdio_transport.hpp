@@ -32,7 +32,13 @@ class LineWriter : public Output {
     void send_streamed(const json &message, BodyStream &body) override;
     // Waits until everything queued so far is written (or the output broke).
     void flush();
-    bool broken() const { return broken_; }
+    bool broken() const;
+    // Backpressure for the input: true when more than kHigh bytes wait to be written (the
+    // reader should pause); `resume` is then called, from the writer's thread, once fewer than
+    // kLow do.
+    bool backlogged();
+    void on_drained(std::function<void()> resume);
+    static constexpr size_t kHigh = 8 << 20, kLow = 2 << 20;
 
   private:
     struct Entry {
@@ -40,14 +46,8 @@ class LineWriter : public Output {
         BodyStream *body = nullptr;  // a streamed body: text is its head, then its pieces
         bool written = false;
     };
-    void run();
-    bool write_all(std::string_view data);
-    int fd_;
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    std::deque<std::shared_ptr<Entry>> queue_;
-    bool stopping_ = false;
-    std::atomic<bool> broken_{false};
+    struct Shared;
+    std::shared_ptr<Shared> shared_;
     std::thread thread_;
 };
 
@@ -101,6 +101,9 @@ class LoopLineReader {
     ~LoopLineReader();
     void start(LineSplitter::LineFn on_line, LineSplitter::OversizedFn on_oversized,
                std::function<void()> on_end);
+    // Asked after each read: true pauses reading until resume() (from any thread).
+    void hold_while(std::function<bool()> full);
+    void resume();
 
     struct State;
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -12,7 +13,9 @@
 
 #include <utility>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include "stdio_transport.hpp"
 
@@ -177,4 +180,39 @@ TEST(StdioTransport, WriterStreamsABodyWhileOthersSend) {
     reader.join();
     close(fds[0]);
     EXPECT_EQ(out, "{\"id\":1,\"result\":{\"x\":0,\"a\":1,\"b\":2}}\n{\"id\":2}\n");
+}
+
+// While the output is behind (hold_while says so), input is not read; resume() goes on.
+TEST(StdioTransport, LoopReaderPausesWhileTheOutputIsBehind) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    boost::asio::io_context loop;
+    auto guard = boost::asio::make_work_guard(loop);
+    std::vector<std::string> lines;
+    std::atomic<bool> behind{true};
+    std::atomic<int> ended{0};
+    LoopLineReader reader(loop, fds[0], 1024);
+    reader.hold_while([&] { return behind.load(); });
+    reader.start([&](std::string_view line) { lines.emplace_back(line); },
+                 [](size_t, std::string_view, std::string_view) {}, [&] { ended++; });
+    std::thread runner([&] { loop.run(); });
+    ASSERT_EQ(write(fds[1], "one\n", 4), 4);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_EQ(write(fds[1], "two\n", 4), 4);
+    close(fds[1]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::vector<std::string> while_behind;
+    boost::asio::post(loop, [&] { while_behind = lines; });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(while_behind, std::vector<std::string>{"one"}) << "nothing read while behind";
+    behind = false;
+    reader.resume();
+    for (int i = 0; i < 100 && ended == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    guard.reset();
+    loop.stop();
+    runner.join();
+    EXPECT_EQ(lines, (std::vector<std::string>{"one", "two"}));
+    EXPECT_EQ(ended, 1);
+    close(fds[0]);
 }
