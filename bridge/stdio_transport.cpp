@@ -9,7 +9,11 @@
 #include <functional>
 #include <future>
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -95,9 +99,32 @@ struct LineWriter::Shared {
         }
     }
 
+    // A line (no streamed body) written at once by the caller when nothing is queued and the
+    // write cannot block: a pipe with room for it, a socket taking it whole without waiting,
+    // a regular file. This saves the hand-off to the writer thread for most answers.
+    enum class Kind { Other, Pipe, Socket, File } kind = Kind::Other;
+    bool write_now(std::string &text) {
+        if (kind == Kind::Other || broken) return false;
+        if (kind == Kind::Socket) {
+            ssize_t n = ::send(fd, text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n == static_cast<ssize_t>(text.size())) return true;
+            if (n > 0) text.erase(0, static_cast<size_t>(n));  // the rest: the writer thread's
+            return false;
+        }
+        if (kind == Kind::Pipe) {
+            int unread = 0, capacity = fcntl(fd, F_GETPIPE_SZ);
+            if (capacity <= 0 || ioctl(fd, FIONREAD, &unread) != 0 ||
+                text.size() > static_cast<size_t>(capacity - unread))
+                return false;
+        }
+        return write_all(text);
+    }
+
     void push(std::shared_ptr<Entry> entry) {
         {
             std::lock_guard<std::mutex> lock(mutex);
+            if (entry->body == nullptr && queue.empty() && !stopping && write_now(entry->text))
+                return;
             queued_bytes += entry->text.size();
             queue.push_back(std::move(entry));
         }
@@ -106,6 +133,12 @@ struct LineWriter::Shared {
 };
 
 LineWriter::LineWriter(int fd) : shared_(std::make_shared<Shared>(fd)) {
+    struct stat info {};
+    if (::fstat(fd, &info) == 0)
+        shared_->kind = S_ISFIFO(info.st_mode)   ? Shared::Kind::Pipe
+                        : S_ISSOCK(info.st_mode) ? Shared::Kind::Socket
+                        : S_ISREG(info.st_mode)  ? Shared::Kind::File
+                                                 : Shared::Kind::Other;
     thread_ = std::thread([shared = shared_] { shared->run(); });
 }
 
