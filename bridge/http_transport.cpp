@@ -1231,7 +1231,9 @@ struct HttpServer::Impl {
         bool created = false;
         std::unique_ptr<RetireAfter> one_request;
         std::unique_ptr<OpeningSession> opening;  // counted against the caps until it is open
-        auto session_header = request.find("MCP-Session-Id");
+        // 2026-07-28 has no sessions: a session header on such a request is ignored.
+        auto session_header =
+            version == kModernVersion ? request.end() : request.find("MCP-Session-Id");
         if (session_header != request.end()) {
             session = find_session(std::string(session_header->value()));
             // A session answers only the token that opened it (others cannot even see it).

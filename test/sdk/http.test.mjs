@@ -262,6 +262,8 @@ test('http: 2026-07-28 headers mirror the body, and refusals carry the revision\
     const ok = await call();
     assert.equal(ok.status, 200);
     assert.equal(ok.body.result.structuredContent.rows[0].email, 'customer5@example.com');
+    // That revision has no sessions: a session header is ignored (no 404 for an unknown one).
+    assert.equal((await call({ 'mcp-session-id': 'no-such-session' })).status, 200);
     // The name may come Base64-encoded (=?base64?...?=).
     const encoded = `=?base64?${Buffer.from('get_customer_info').toString('base64')}?=`;
     assert.equal((await call({ 'mcp-name': encoded })).status, 200);
@@ -297,7 +299,7 @@ test('http: 2026-07-28 headers mirror the body, and refusals carry the revision\
     await noStore.text();
     // Nothing ran for a refused request: only the calls that were accepted are audited.
     const [audited] = await psql(`SELECT count(*) FROM mcp.audit_log WHERE request_id LIKE '${tag}-%'`, { single: false });
-    assert.equal(audited, '4');
+    assert.equal(audited, '5');
   } finally {
     await bridge.stop();
   }
