@@ -1136,8 +1136,8 @@ struct HttpServer::Impl {
         set_phase(exchange.number, Connection::Phase::Busy);
         co_return !error;
     }
-    asio::awaitable<bool> write_event(Exchange &exchange, const std::string &message) {
-        std::string text = "event: message\ndata: " + message + "\n\n";
+    // One chunk of a POST's event stream, within the write timeout.
+    asio::awaitable<bool> write_chunk(Exchange &exchange, const std::string &text) {
         if (!set_phase(exchange.number, Connection::Phase::Writing)) co_return false;
         beast::error_code error;
         auto chunk = http::make_chunk(asio::buffer(text));
@@ -1145,14 +1145,15 @@ struct HttpServer::Impl {
         set_phase(exchange.number, Connection::Phase::Busy);
         co_return !error;
     }
+    asio::awaitable<bool> write_event(Exchange &exchange, const std::string &message) {
+        std::string text = "event: message\ndata: " + message + "\n\n";
+        bool written = co_await write_chunk(exchange, text);
+        co_return written;
+    }
     asio::awaitable<bool> write_comment(Exchange &exchange) {
         static const std::string kComment = ": keep-alive\n\n";
-        if (!set_phase(exchange.number, Connection::Phase::Writing)) co_return false;
-        beast::error_code error;
-        auto chunk = http::make_chunk(asio::buffer(kComment));
-        co_await asio::async_write(exchange.stream, chunk, with(error));
-        set_phase(exchange.number, Connection::Phase::Busy);
-        co_return !error;
+        bool written = co_await write_chunk(exchange, kComment);
+        co_return written;
     }
     asio::awaitable<bool> end_event_stream(Exchange &exchange) {
         if (!set_phase(exchange.number, Connection::Phase::Writing)) co_return false;
