@@ -11,14 +11,14 @@ OBJS = $(SRCS:.cpp=.o)
 # extension/sql/ (in this order), and each upgrade script from
 # extension/sql/upgrade/pg_mcp--FROM--TO.sql;
 # a piece both need is one file they --@include. Released versions' install scripts are frozen.
-SQL_PARTS = roles catalog audit_log helpers tools_api standby_audit principals tokens \
+SQL_PARTS = roles catalog audit_log helpers tools_api standby_audit principals tokens identity \
             sandbox_views rate_limits cache_invalidation agent_api builtin_tools refresh drafts \
             monitoring
 UPGRADES = 0.1.0--0.2.0
 DATA = extension/pg_mcp.control extension/pg_mcp--0.1.0.sql
 DATA_built = extension/pg_mcp--$(EXTVERSION).sql $(UPGRADES:%=extension/pg_mcp--%.sql)
 
-REGRESS = install create_tool list_tools call_tool audit audit_trail standby_audit tool_costs tool_review advise drafts refresh rate_limits security principals tokens sandbox_views resources query_tool attacks lookup_cache call_tool_stream audit_limits deferred_audit
+REGRESS = install create_tool list_tools call_tool audit audit_trail standby_audit tool_costs tool_review advise drafts refresh rate_limits security principals tokens identity sandbox_views resources query_tool attacks lookup_cache call_tool_stream audit_limits deferred_audit
 REGRESS_OPTS = --inputdir=. --outputdir=build/regress
 # Concurrent sessions (pg_isolation_regress): specs/NAME.spec, expected/NAME.out.
 ISOLATION = catalog_snapshot

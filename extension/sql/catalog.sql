@@ -91,7 +91,10 @@ CREATE TABLE @extschema@.audit_log (
     backend_pid     integer NOT NULL,
     prev_hash       bytea,
     row_hash        bytea NOT NULL,
-    truncated       jsonb
+    truncated       jsonb,
+    auth_issuer     text,
+    auth_subject    text,
+    auth_client_id  text
 );
 COMMENT ON TABLE @extschema@.audit_log IS 'One row per mcp.call_tool, whatever its outcome, written by the audit writer outside the caller''s transaction. Append-only and hash-chained (mcp.verify_audit); rows are removed only by mcp.purge_audit.';
 COMMENT ON COLUMN @extschema@.audit_log.row_hash IS 'sha256 of the previous row''s hash and this row''s content: the tamper-evident chain';
@@ -106,6 +109,9 @@ COMMENT ON COLUMN @extschema@.audit_log.duration_ms IS 'Wall time of the whole c
 COMMENT ON COLUMN @extschema@.audit_log.plan_cost IS 'The planner''s estimated total cost of the tool''s statement (NULL when it did not run)';
 COMMENT ON COLUMN @extschema@.audit_log.shared_blks_hit IS 'Shared buffers found in cache while the tool''s SQL ran (NULL when it did not run)';
 COMMENT ON COLUMN @extschema@.audit_log.truncated IS 'Fields cut to their limit, each with its full size and the SHA-256 of its full value: {"message": {"bytes": n, "sha256": "hex"}}; NULL when nothing was cut';
+COMMENT ON COLUMN @extschema@.audit_log.auth_issuer IS 'Issuer of the OAuth access token the call came with (verified by pg_mcp_bridge --auth oauth), or NULL';
+COMMENT ON COLUMN @extschema@.audit_log.auth_subject IS 'Subject ("sub") of that token: the person or workload behind the agent';
+COMMENT ON COLUMN @extschema@.audit_log.auth_client_id IS 'OAuth client (the agent application) the token was issued to';
 COMMENT ON COLUMN @extschema@.audit_log.shared_blks_read IS 'Shared buffers read from disk (or the OS cache) while the tool''s SQL ran';
 CREATE INDEX audit_log_called_at ON @extschema@.audit_log (called_at);
 CREATE INDEX audit_log_tool_called_at ON @extschema@.audit_log (tool_name, called_at);

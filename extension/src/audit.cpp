@@ -3,6 +3,7 @@
 #include "audit_queue.hpp"
 #include "audit_record.hpp"
 #include "boundary.hpp"
+#include "identity.hpp"
 
 extern "C" {
 #include "access/xlog.h"
@@ -65,6 +66,10 @@ void resolve_audit_context(AuditRecord *record) {
     if (record->agent_name == NULL) record->agent_name = setting_or_null("pg_mcp.agent_name");
     if (record->client_info == NULL) record->client_info = setting_or_null("pg_mcp.client_info");
     if (record->request_id == NULL) record->request_id = setting_or_null("pg_mcp.request_id");
+    // The OAuth identity the bridge verified (mcp.assume_identity), which no setting can claim.
+    if (record->auth_issuer == NULL) record->auth_issuer = identity_issuer();
+    if (record->auth_subject == NULL) record->auth_subject = identity_subject();
+    if (record->auth_client_id == NULL) record->auth_client_id = identity_client_id();
 }
 
 int64 write_audit_record(const AuditRecord *record, bool use_reservation, AuditPending *pending) {

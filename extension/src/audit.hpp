@@ -55,6 +55,9 @@ constexpr int kAuditMessageLimit = 4096;
     X(message, Text, TEXTOID, kAuditMessageLimit, false, true)      \
     X(backend_pid, Int, INT4OID, 0, true, true)                     \
     X(truncated, Json, JSONBOID, 4096, false, true)                 \
+    X(auth_issuer, Text, TEXTOID, 1024, false, true)                \
+    X(auth_subject, Text, TEXTOID, 256, false, true)                \
+    X(auth_client_id, Text, TEXTOID, 256, false, true)              \
     X(record_id, Text, UUIDOID, 36, false, false)
 
 struct AuditRecord {

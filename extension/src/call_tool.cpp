@@ -12,6 +12,7 @@
 #include "boundary.hpp"
 #include "call_cost.hpp"
 #include "catalog_cache.hpp"
+#include "identity.hpp"
 #include "param_adapter.hpp"
 #include "pg_types.hpp"
 #include "result_json.hpp"
@@ -629,8 +630,8 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
             audit.arguments = DirectFunctionCall1(
                 jsonb_in,
                 CStringGetDatum(pg_mcp::redact_call_arguments(cached->params, arguments_text)));
-        ValidatedArguments validated =
-            pg_mcp::validate_call_arguments(cached->params, arguments_text, tool.principal_context);
+        ValidatedArguments validated = pg_mcp::validate_call_arguments(
+            cached->params, arguments_text, tool.principal_context, pg_mcp::identity_claims_text());
         bool valid = validated.errors == NULL && validated.identity_error == NULL;
         if (valid && validated.nvalues != tool.nparams)
             elog(ERROR, "tool \"%s\" has %d parameter types for %d parameters", name, tool.nparams,
@@ -642,7 +643,7 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
             audit.message = validated.identity_error;
             agent_message = psprintf(
                 "Tool \"%s\" needs an identity that this connection does not have (its principal "
-                "is not configured for it). Ask the database administrator.",
+                "or OAuth identity lacks a value it binds). Ask the database administrator.",
                 name);
         } else if (validated.errors != NULL) {
             audit.status = "invalid_arguments";

@@ -152,10 +152,10 @@ bool has_sensitive_params(const CompiledParams *params) {
 }
 
 ValidatedArguments validate_call_arguments(const CompiledParams *params, const char *arguments_json,
-                                           const char *principal_context) {
-    ValidationResult result =
-        validate_arguments(params->specs, arguments_json ? arguments_json : "",
-                           postgres_regex_match, principal_context ? principal_context : "");
+                                           const char *principal_context, const char *claims) {
+    ValidationResult result = validate_arguments(
+        params->specs, arguments_json ? arguments_json : "", postgres_regex_match,
+        principal_context ? principal_context : "", claims ? claims : "");
     ValidatedArguments out{};
     if (!result.identity_error.empty()) {
         out.identity_error = copy_string(result.identity_error);

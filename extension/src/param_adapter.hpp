@@ -52,9 +52,10 @@ struct ValidatedArguments {
     char ***items;  // array elements
 };
 
-// principal_context: the calling role's principal context (JSON text), or NULL.
+// principal_context: the calling role's principal context (JSON text), or NULL; claims: the
+// verified claims of the call's OAuth identity (JSON text), or NULL.
 ValidatedArguments validate_call_arguments(const CompiledParams *params, const char *arguments_json,
-                                           const char *principal_context);
+                                           const char *principal_context, const char *claims);
 
 // The arguments as JSON text with sensitive values redacted (palloc'd).
 char *redact_call_arguments(const CompiledParams *params, const char *arguments_json);

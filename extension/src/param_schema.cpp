@@ -373,9 +373,9 @@ std::string check_value(const ParamSpec &spec, const json &value, const PatternM
 }
 
 const std::set<std::string> kParameterKeys = {
-    "name",    "type",     "description", "required", "default",       "sensitive",
-    "items",   "minItems", "maxItems",    "format",   "minLength",     "maxLength",
-    "pattern", "minimum",  "maximum",     "enum",     "from_principal"};
+    "name",    "type",     "description", "required", "default",        "sensitive",
+    "items",   "minItems", "maxItems",    "format",   "minLength",      "maxLength",
+    "pattern", "minimum",  "maximum",     "enum",     "from_principal", "from_claim"};
 const std::set<std::string> kItemKeys = {"type",    "format",  "minLength", "maxLength",
                                          "pattern", "minimum", "maximum",   "enum"};
 
@@ -457,6 +457,23 @@ std::vector<ParamSpec> parse_param_definitions(const std::string &json_text) {
                     "Its value always comes from the calling role's principal.");
             spec.from_principal = key.get<std::string>();
         }
+        if (definition.contains("from_claim")) {
+            const json &claim = definition.at("from_claim");
+            if (!claim.is_string() || claim.get<std::string>().empty() ||
+                claim.get<std::string>().size() > 256)
+                definition_error(spec.name,
+                                 "\"from_claim\" must name a claim of the caller's OAuth identity",
+                                 R"(For example: "from_claim": "sub")");
+            if (!spec.from_principal.empty())
+                definition_error(
+                    spec.name, "a parameter is bound from the principal or from a claim, not both");
+            if (definition.contains("default") || definition.contains("required"))
+                definition_error(
+                    spec.name,
+                    "a parameter bound from a claim takes no \"default\" or \"required\"",
+                    "Its value always comes from the caller's verified OAuth identity.");
+            spec.from_claim = claim.get<std::string>();
+        }
         if (definition.contains("sensitive")) {
             if (!definition.at("sensitive").is_boolean())
                 definition_error(spec.name, "\"sensitive\" must be true or false");
@@ -537,10 +554,12 @@ json definitions_to_json(const std::vector<ParamSpec> &specs) {
         }
         definition["name"] = spec.name;
         definition["description"] = spec.description;
-        if (spec.from_principal.empty())
-            definition["required"] = spec.required;
-        else
+        if (!spec.from_principal.empty())
             definition["from_principal"] = spec.from_principal;
+        else if (!spec.from_claim.empty())
+            definition["from_claim"] = spec.from_claim;
+        else
+            definition["required"] = spec.required;
         definition["sensitive"] = spec.sensitive;
         if (spec.default_value) definition["default"] = *spec.default_value;
         out.push_back(std::move(definition));
@@ -552,7 +571,7 @@ json input_schema(const std::vector<ParamSpec> &specs) {
     json properties = json::object();
     json required = json::array();
     for (const ParamSpec &spec : specs) {
-        if (!spec.from_principal.empty()) continue;  // never the model's to choose
+        if (spec.bound()) continue;  // never the model's to choose
         json property = scalar_schema(spec.scalar);
         if (spec.is_array) {
             json items = property;
@@ -595,7 +614,8 @@ std::string sql_type_name(const ParamSpec &spec) {
 ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
                                     const std::string &arguments_json,
                                     const PatternMatcher &matches,
-                                    const std::string &principal_context) {
+                                    const std::string &principal_context,
+                                    const std::string &claims_json) {
     ValidationResult result;
     json arguments;
     if (nests_too_deep(arguments_json)) {
@@ -621,15 +641,14 @@ ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
     };
     for (auto it = arguments.begin(); it != arguments.end(); ++it) {
         const ParamSpec *spec = spec_named(it.key());
-        if (spec != nullptr && !spec->from_principal.empty()) {
+        if (spec != nullptr && spec->bound()) {
             result.errors.push_back("parameter \"" + it.key() +
                                     "\" cannot be supplied: it is taken from this connection's "
                                     "identity");
         } else if (spec == nullptr) {
             std::string accepted;
             for (const ParamSpec &known : specs)
-                if (known.from_principal.empty())
-                    accepted += (accepted.empty() ? "" : ", ") + known.name;
+                if (!known.bound()) accepted += (accepted.empty() ? "" : ", ") + known.name;
             result.errors.push_back("unknown parameter \"" + it.key() + "\"; " +
                                     (accepted.empty() ? std::string("this tool takes no parameters")
                                                       : "this tool accepts: " + accepted));
@@ -643,9 +662,34 @@ ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
             context = nullptr;
         }
     }
+    json claims;
+    if (!claims_json.empty()) {
+        try {
+            claims = json::parse(claims_json);
+        } catch (const json::exception &) {
+            claims = nullptr;
+        }
+    }
     result.values.resize(specs.size());
     for (size_t i = 0; i < specs.size(); ++i) {
         const ParamSpec &spec = specs[i];
+        if (!spec.from_claim.empty()) {
+            if (!claims.is_object()) {
+                result.identity_error = "the call has no OAuth identity, and parameter \"" +
+                                        spec.name + "\" is bound from its claim \"" +
+                                        spec.from_claim + "\"";
+            } else if (!claims.contains(spec.from_claim) || claims[spec.from_claim].is_null()) {
+                result.identity_error = "the caller's OAuth identity has no claim \"" +
+                                        spec.from_claim + "\" for parameter \"" + spec.name + "\"";
+            } else {
+                std::string error =
+                    check_value(spec, claims[spec.from_claim], matches, result.values[i]);
+                if (!error.empty())
+                    result.identity_error =
+                        "the caller's claim \"" + spec.from_claim + "\" " + error;
+            }
+            continue;
+        }
         if (!spec.from_principal.empty()) {
             if (!context.is_object()) {
                 result.identity_error = "the calling role is not a principal, and parameter \"" +

@@ -31,6 +31,8 @@ struct ParamSpec {
     std::optional<nlohmann::json> default_value;
     bool sensitive = false;
     std::string from_principal;  // non-empty: bound from this key of the principal's context
+    std::string from_claim;      // non-empty: bound from this claim of the caller's OAuth identity
+    bool bound() const { return !from_principal.empty() || !from_claim.empty(); }
     bool is_array = false;
     std::optional<int64_t> min_items, max_items;
     ScalarSpec scalar;  // the value's type, or the items' type when is_array
@@ -44,7 +46,7 @@ std::vector<ParamSpec> parse_param_definitions(const std::string &json_text);
 nlohmann::json definitions_to_json(const std::vector<ParamSpec> &specs);
 
 // MCP inputSchema: JSON Schema 2020-12, type object, additionalProperties false. Parameters
-// bound from the principal are not part of it.
+// bound from the principal or a claim are not part of it.
 nlohmann::json input_schema(const std::vector<ParamSpec> &specs);
 
 // The PostgreSQL type a parameter is bound as, e.g. "bigint", "date", "text[]".
@@ -70,11 +72,14 @@ using PatternMatcher = std::function<bool(const std::string &pattern, const std:
 
 // Validates arguments (JSON text of an object, or empty/"null" for none) against specs, and
 // binds principal-bound parameters from principal_context (JSON object text; empty when the
-// caller has no principal). Arguments can never supply a principal-bound parameter.
+// caller has no principal) and claim-bound ones from claims (the verified claims of the
+// caller's OAuth identity, JSON object text; empty without one). Arguments can never supply
+// a bound parameter.
 ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
                                     const std::string &arguments_json,
                                     const PatternMatcher &matches,
-                                    const std::string &principal_context = {});
+                                    const std::string &principal_context = {},
+                                    const std::string &claims = {});
 
 // The arguments with every sensitive parameter's value replaced by "[redacted]".
 std::string redact_arguments(const std::vector<ParamSpec> &specs,

@@ -198,3 +198,36 @@ TEST(ParamSchema, CanonicalDefinitionsRoundTrip) {
     EXPECT_EQ(canonical[0]["required"], false);
     EXPECT_EQ(canonical[0]["sensitive"], true);
 }
+
+TEST(ParamSchema, ClaimBoundParametersComeOnlyFromTheClaims) {
+    auto specs = parse_param_definitions(
+        R"([{"name": "me", "type": "string", "from_claim": "sub"},
+            {"name": "limit", "type": "integer", "required": false, "default": 10}])");
+    EXPECT_FALSE(input_schema(specs)["properties"].contains("me"));
+    EXPECT_EQ(definitions_to_json(specs)[0]["from_claim"], "sub");
+    // Bound from the verified claims.
+    auto bound = validate_arguments(specs, "{}", std_match, "", R"({"sub": "alice"})");
+    ASSERT_TRUE(bound.errors.empty());
+    ASSERT_TRUE(bound.identity_error.empty());
+    EXPECT_EQ(bound.values[0].text, "alice");
+    // Arguments cannot supply it, whatever the claims say.
+    auto overridden =
+        validate_arguments(specs, R"({"me": "bob"})", std_match, "", R"({"sub": "alice"})");
+    ASSERT_EQ(overridden.errors.size(), 1u);
+    EXPECT_NE(overridden.errors[0].find("cannot be supplied"), std::string::npos);
+    // No identity, or no such claim: an identity error, never the model's value.
+    EXPECT_NE(validate_arguments(specs, "{}", std_match).identity_error.find("no OAuth identity"),
+              std::string::npos);
+    EXPECT_NE(validate_arguments(specs, "{}", std_match, "", R"({"iss": "x"})")
+                  .identity_error.find("no claim \"sub\""),
+              std::string::npos);
+    // A claim of the wrong type is refused like a wrong argument.
+    auto typed =
+        parse_param_definitions(R"([{"name": "n", "type": "integer", "from_claim": "level"}])");
+    EXPECT_FALSE(validate_arguments(typed, "{}", std_match, "", R"({"level": "high"})")
+                     .identity_error.empty());
+    EXPECT_NE(definition_error(
+                  R"([{"name": "me", "type": "string", "from_claim": "sub", "required": true}])")
+                  .find("takes no"),
+              std::string::npos);
+}

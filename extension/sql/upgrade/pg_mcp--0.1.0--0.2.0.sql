@@ -18,3 +18,11 @@ DROP FUNCTION @extschema@._await_forwarded_audit();
 -- Group commit at the bridge: deferred calls and the wait that confirms them.
 --@include audit_confirmer_role.sql
 --@include deferred_audit.sql
+
+-- OAuth identities: who the person behind a call is, verified by pg_mcp_bridge --auth oauth.
+ALTER TABLE @extschema@.audit_log ADD COLUMN auth_issuer text, ADD COLUMN auth_subject text,
+    ADD COLUMN auth_client_id text;
+COMMENT ON COLUMN @extschema@.audit_log.auth_issuer IS 'Issuer of the OAuth access token the call came with (verified by pg_mcp_bridge --auth oauth), or NULL';
+COMMENT ON COLUMN @extschema@.audit_log.auth_subject IS 'Subject ("sub") of that token: the person or workload behind the agent';
+COMMENT ON COLUMN @extschema@.audit_log.auth_client_id IS 'OAuth client (the agent application) the token was issued to';
+--@include identity.sql

@@ -1,0 +1,259 @@
+------------------------------------------------------------------------------------------
+-- OAuth identities (members of mcp_admin, and the extension owner)
+--
+-- pg_mcp_bridge --auth oauth is an OAuth 2.1 resource server: it verifies each access token
+-- (signature against the issuer's keys, issuer, audience, expiry, scopes) and hands its
+-- verified claims to mcp.assume_identity in the call's own statement. Which issuers are
+-- trusted, for which resource (audience), and how their claims map to a principal is decided
+-- here. Only logins that are members of mcp_identity_verifier may vouch for claims.
+------------------------------------------------------------------------------------------
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'mcp_identity_verifier') THEN
+        CREATE ROLE mcp_identity_verifier NOLOGIN;
+        COMMENT ON ROLE mcp_identity_verifier IS 'Members (logins of pg_mcp_bridge --auth oauth) may vouch for the OAuth identities they verified: mcp.assume_identity';
+    END IF;
+END
+$$;
+
+CREATE TABLE @extschema@.identity_providers (
+    issuer      text PRIMARY KEY CHECK (issuer ~ '^https?://[^\s]+$' AND length(issuer) <= 1024),
+    audience    text NOT NULL CHECK (audience ~ '^https?://[^\s]+$' AND length(audience) <= 1024),
+    scopes      text[] NOT NULL DEFAULT '{}' CHECK (array_position(scopes, NULL) IS NULL),
+    introspect  boolean NOT NULL DEFAULT false,
+    enabled     boolean NOT NULL DEFAULT true,
+    description text,
+    created_by  name NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_by  name NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.identity_providers IS 'OAuth authorization servers whose access tokens pg_mcp_bridge --auth oauth accepts, each for one resource (the bridge''s URL)';
+COMMENT ON COLUMN @extschema@.identity_providers.issuer IS 'The issuer identifier, exactly as in its tokens'' "iss" claim and its metadata (RFC 8414 / OpenID Connect discovery)';
+COMMENT ON COLUMN @extschema@.identity_providers.audience IS 'The protected resource: tokens must name it in "aud" (RFC 8707), and the bridge serving it (--oauth-resource) trusts this issuer';
+COMMENT ON COLUMN @extschema@.identity_providers.scopes IS 'Scopes every access token must carry; fewer is refused with 403 insufficient_scope';
+COMMENT ON COLUMN @extschema@.identity_providers.introspect IS 'Tokens that are not JWTs are checked by token introspection (RFC 7662) at the issuer''s introspection endpoint';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.identity_providers', '');
+REVOKE ALL ON @extschema@.identity_providers FROM PUBLIC;
+GRANT SELECT ON @extschema@.identity_providers TO mcp_admin;
+
+CREATE TABLE @extschema@.identity_mappings (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    issuer      text NOT NULL REFERENCES @extschema@.identity_providers (issuer) ON UPDATE CASCADE ON DELETE CASCADE,
+    claim       text NOT NULL DEFAULT 'sub' CHECK (length(claim) BETWEEN 1 AND 256 AND claim !~ '\s'),
+    value       text CHECK (length(value) <= 1024),
+    principal   text NOT NULL REFERENCES @extschema@.principals (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    priority    integer NOT NULL DEFAULT 100,
+    created_by  name NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE NULLS NOT DISTINCT (issuer, claim, value)
+);
+COMMENT ON TABLE @extschema@.identity_mappings IS 'How verified OAuth identities become principals: the first matching mapping (by priority, then id) decides; an identity no mapping matches is refused';
+COMMENT ON COLUMN @extschema@.identity_mappings.claim IS 'The claim compared: "sub" for one person, or e.g. "groups", "tenant", "client_id"';
+COMMENT ON COLUMN @extschema@.identity_mappings.value IS 'Matches a string claim equal to it, or an array claim holding it; NULL matches every identity of the issuer';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.identity_mappings', '');
+REVOKE ALL ON @extschema@.identity_mappings FROM PUBLIC;
+GRANT SELECT ON @extschema@.identity_mappings TO mcp_admin;
+
+CREATE FUNCTION @extschema@._check_url(what text, url text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF url IS NULL OR url !~ '^https?://[^\s/?#]+(/[^\s?#]*)?$' OR length(url) > 1024 THEN
+        RAISE EXCEPTION 'invalid % "%"', what, url
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An absolute http(s) URL without query or fragment, e.g. https://login.example.com/realms/main (plain http only for a loopback address).';
+    END IF;
+    IF url ~ '^http://' AND url !~ '^http://(localhost|127\.[0-9.]+|\[::1\])(:[0-9]+)?(/|$)' THEN
+        RAISE EXCEPTION 'invalid % "%": plain http is allowed only on the loopback', what, url
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use https://.';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_url(text, text) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.create_identity_provider(issuer text, audience text,
+                                                     scopes text[] DEFAULT '{}',
+                                                     introspect boolean DEFAULT false,
+                                                     description text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM @extschema@._check_url('issuer', issuer);
+    PERFORM @extschema@._check_url('audience', audience);
+    IF scopes IS NULL OR array_position(scopes, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'scopes must be an array of scope names, without NULLs'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''{mcp:tools}'', or ''{}'' for none.';
+    END IF;
+    IF EXISTS (SELECT FROM @extschema@.identity_providers p WHERE p.issuer = create_identity_provider.issuer) THEN
+        RAISE EXCEPTION 'identity provider "%" already exists', issuer
+            USING ERRCODE = 'duplicate_object', HINT = 'Change it with mcp.alter_identity_provider.';
+    END IF;
+    INSERT INTO @extschema@.identity_providers (issuer, audience, scopes, introspect, description, created_by, updated_by)
+    VALUES (issuer, audience, scopes, coalesce(introspect, false), description,
+            @extschema@._acting_role(), @extschema@._acting_role());
+END
+$$;
+COMMENT ON FUNCTION @extschema@.create_identity_provider(text, text, text[], boolean, text)
+    IS 'Trusts an OAuth authorization server (its issuer identifier) for tokens whose audience is the given resource, requiring the given scopes';
+
+CREATE FUNCTION @extschema@.alter_identity_provider(issuer text, audience text DEFAULT NULL,
+                                                    scopes text[] DEFAULT NULL,
+                                                    introspect boolean DEFAULT NULL,
+                                                    enabled boolean DEFAULT NULL,
+                                                    description text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF audience IS NOT NULL THEN PERFORM @extschema@._check_url('audience', audience); END IF;
+    IF array_position(scopes, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'scopes must not hold NULLs' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE @extschema@.identity_providers p
+       SET audience = coalesce(alter_identity_provider.audience, p.audience),
+           scopes = coalesce(alter_identity_provider.scopes, p.scopes),
+           introspect = coalesce(alter_identity_provider.introspect, p.introspect),
+           enabled = coalesce(alter_identity_provider.enabled, p.enabled),
+           description = coalesce(alter_identity_provider.description, p.description),
+           updated_by = @extschema@._acting_role(), updated_at = now()
+     WHERE p.issuer = alter_identity_provider.issuer;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'identity provider "%" does not exist', issuer
+            USING ERRCODE = 'undefined_object', HINT = 'See mcp.identity_providers.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text)
+    IS 'Changes an identity provider (NULL keeps a value); enabled => false refuses its tokens at once';
+
+CREATE FUNCTION @extschema@.drop_identity_provider(issuer text, if_exists boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM @extschema@.identity_providers p WHERE p.issuer = drop_identity_provider.issuer;
+    IF NOT FOUND AND NOT if_exists THEN
+        RAISE EXCEPTION 'identity provider "%" does not exist', issuer
+            USING ERRCODE = 'undefined_object', HINT = 'See mcp.identity_providers.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.drop_identity_provider(text, boolean)
+    IS 'Stops trusting an identity provider, and drops its mappings';
+
+CREATE FUNCTION @extschema@.map_identity(issuer text, principal text, claim text DEFAULT 'sub',
+                                         value text DEFAULT NULL, priority integer DEFAULT 100) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    id bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM @extschema@.identity_providers p WHERE p.issuer = map_identity.issuer) THEN
+        RAISE EXCEPTION 'identity provider "%" does not exist', issuer
+            USING ERRCODE = 'undefined_object', HINT = 'Create it first with mcp.create_identity_provider.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM @extschema@.principals p WHERE p.name = map_identity.principal) THEN
+        RAISE EXCEPTION 'principal "%" does not exist', principal
+            USING ERRCODE = 'undefined_object', HINT = 'Create it first with mcp.create_principal.';
+    END IF;
+    IF claim IS NULL OR length(claim) NOT BETWEEN 1 AND 256 OR claim ~ '\s' THEN
+        RAISE EXCEPTION 'invalid claim name "%"', claim
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''sub'', ''groups'' or ''tenant''.';
+    END IF;
+    -- A mapping acts as the principal's role: only who can already act as it may add one.
+    PERFORM @extschema@._check_principal_role(
+        (SELECT r.rolname FROM @extschema@.principals p JOIN pg_roles r ON r.oid = p.role
+          WHERE p.name = map_identity.principal));
+    IF EXISTS (SELECT FROM @extschema@.identity_mappings m
+                WHERE m.issuer = map_identity.issuer AND m.claim = map_identity.claim
+                  AND m.value IS NOT DISTINCT FROM map_identity.value) THEN
+        RAISE EXCEPTION 'identities with % = % from "%" are already mapped', claim,
+                        coalesce(quote_literal(value), 'any value'), issuer
+            USING ERRCODE = 'duplicate_object', HINT = 'Remove the mapping first with mcp.unmap_identity (see mcp.identity_mappings).';
+    END IF;
+    INSERT INTO @extschema@.identity_mappings (issuer, claim, value, principal, priority, created_by)
+    VALUES (issuer, claim, value, principal, coalesce(priority, 100), @extschema@._acting_role())
+    RETURNING identity_mappings.id INTO id;
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.map_identity(text, text, text, text, integer)
+    IS 'Maps the identities of an issuer whose claim equals (or, for an array claim, holds) value to a principal; value NULL maps every identity of the issuer. Returns the mapping''s id';
+
+CREATE FUNCTION @extschema@.unmap_identity(id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM @extschema@.identity_mappings m WHERE m.id = unmap_identity.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'identity mapping % does not exist', id
+            USING ERRCODE = 'undefined_object', HINT = 'See mcp.identity_mappings.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.unmap_identity(bigint) IS 'Removes an identity mapping (by its id in mcp.identity_mappings)';
+
+REVOKE ALL ON FUNCTION
+    @extschema@.create_identity_provider(text, text, text[], boolean, text),
+    @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text),
+    @extschema@.drop_identity_provider(text, boolean),
+    @extschema@.map_identity(text, text, text, text, integer),
+    @extschema@.unmap_identity(bigint)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.create_identity_provider(text, text, text[], boolean, text),
+    @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text),
+    @extschema@.drop_identity_provider(text, boolean),
+    @extschema@.map_identity(text, text, text, text, integer),
+    @extschema@.unmap_identity(bigint)
+    TO mcp_admin;
+
+-- What a bridge serving a resource needs to know: the issuers it trusts and their scopes.
+CREATE FUNCTION @extschema@.identity_providers_for(audience text)
+    RETURNS TABLE (issuer text, scopes text[], introspect boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- Membership, not inherited privileges: a bridge's login is usually NOINHERIT.
+    IF NOT pg_has_role(session_user, 'mcp_identity_verifier', 'MEMBER')
+       AND NOT pg_has_role(session_user, 'mcp_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'only members of mcp_identity_verifier or mcp_admin may list the identity providers of a resource'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'As a superuser: GRANT mcp_identity_verifier TO the login of pg_mcp_bridge --auth oauth.';
+    END IF;
+    RETURN QUERY SELECT p.issuer, p.scopes, p.introspect FROM @extschema@.identity_providers p
+                  WHERE p.audience = identity_providers_for.audience AND p.enabled ORDER BY p.issuer;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.identity_providers_for(text)
+    IS 'For pg_mcp_bridge --auth oauth: the enabled issuers trusted for a resource, with the scopes their tokens must carry';
+
+-- The mapping, run as the extension's owner by mcp.assume_identity: the principal (and its
+-- role) the first matching mapping names, or no row.
+CREATE FUNCTION @extschema@._map_identity(issuer text, audience text, claims jsonb)
+    RETURNS TABLE (principal text, role oid)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT m.principal, pr.role::oid
+      FROM @extschema@.identity_providers p
+      JOIN @extschema@.identity_mappings m ON m.issuer = p.issuer
+      JOIN @extschema@.principals pr ON pr.name = m.principal
+     WHERE p.issuer = _map_identity.issuer AND p.audience = _map_identity.audience AND p.enabled
+       AND (m.value IS NULL
+            OR (jsonb_typeof(claims -> m.claim) = 'string' AND claims ->> m.claim = m.value)
+            OR (jsonb_typeof(claims -> m.claim) = 'array' AND (claims -> m.claim) ? m.value)
+            OR (jsonb_typeof(claims -> m.claim) IN ('number', 'boolean') AND (claims -> m.claim)::text = m.value))
+     ORDER BY m.priority, m.value IS NULL, m.id
+     LIMIT 1;
+END;
+REVOKE ALL ON FUNCTION @extschema@._map_identity(text, text, jsonb) FROM PUBLIC;
+
+-- Not SECURITY DEFINER on purpose (a role cannot be set inside one), like assume_principal.
+CREATE FUNCTION @extschema@.assume_identity(identity jsonb) RETURNS text
+    LANGUAGE C CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_assume_identity';
+COMMENT ON FUNCTION @extschema@.assume_identity(jsonb)
+    IS 'For pg_mcp_bridge --auth oauth (logins that are members of mcp_identity_verifier, calling as themselves): given an access token''s verified claims ({"iss", "sub", "aud", "client_id", "scope", ...}) and the resource, {"resource": url, "claims": {...}}, sets the role of the principal the identity maps to until the end of the current transaction, makes the claims readable with mcp.claim, and returns the principal''s name. Once per transaction.';
+-- Executable by all: it checks membership itself (a bridge's login is usually NOINHERIT).
+
+CREATE FUNCTION @extschema@.claim(name text) RETURNS text
+    LANGUAGE C STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pg_mcp_claim';
+COMMENT ON FUNCTION @extschema@.claim(text)
+    IS 'A verified claim of the OAuth identity of the current transaction (mcp.assume_identity): a string claim as itself, any other as its JSON text; NULL when absent or when the call has no OAuth identity. For row-level security: USING (owner = mcp.claim(''sub''))';
+CREATE FUNCTION @extschema@.claims() RETURNS jsonb
+    LANGUAGE C STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pg_mcp_claims';
+COMMENT ON FUNCTION @extschema@.claims()
+    IS 'Every verified claim of the OAuth identity of the current transaction, or NULL without one';
+GRANT EXECUTE ON FUNCTION @extschema@.claim(text), @extschema@.claims() TO PUBLIC;
