@@ -23,6 +23,11 @@ struct CallIdentity {
     // The token's principal when the transport knows it: whose turn the request is in the
     // pool's queue (several tokens of one principal share its turn).
     std::string principal;
+    // With an OAuth access token (--auth oauth): its verified claims and this resource,
+    // {"resource": url, "claims": {...}} as JSON text; the call runs as the principal the
+    // identity maps to (mcp.assume_identity), its claims readable by SQL. Takes the place of
+    // principal_token.
+    std::string oauth_identity;
 };
 
 // Gives the next piece of a streamed body; false at its end (or when the stream broke: then
@@ -65,8 +70,11 @@ enum class Operation {
     ReadResource,   // resources/read: a ReadResourceResult; unknown uri: sqlstate 42704
     ListPrompts,    // prompts/list: the array of prompt definitions
     GetPrompt,      // prompts/get: a GetPromptResult; unknown: 42704, bad argument: 22023
-    Authenticate,   // a bearer token's SHA-256 (hex, in identity.principal_token): the
-                    // principal's name, or error_code::kUnauthorized
+    Authenticate,   // a bearer token's SHA-256 (hex, in identity.principal_token) or an OAuth
+                    // identity (identity.oauth_identity): the principal's name, or
+                    // error_code::kUnauthorized (with sqlstate 28000 when not mapped)
+    IdentityProviders,  // the OAuth issuers trusted for the resource in `name`: an array of
+                        // {"issuer", "scopes", "introspect"}
 };
 
 struct Work {
@@ -114,6 +122,15 @@ class Backend {
         CallIdentity token;
         token.principal_token = token_sha256;
         submit(work(Operation::Authenticate, key, token), std::move(reply));
+    }
+    void authenticate_identity(const std::string &key, const std::string &oauth_identity,
+                               ReplyFn reply) {
+        CallIdentity identity;
+        identity.oauth_identity = oauth_identity;
+        submit(work(Operation::Authenticate, key, identity), std::move(reply));
+    }
+    void identity_providers(const std::string &key, const std::string &resource, ReplyFn reply) {
+        submit(work(Operation::IdentityProviders, key, CallIdentity(), resource), std::move(reply));
     }
 
   private:

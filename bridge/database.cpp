@@ -118,6 +118,10 @@ const Statement kGetPromptAs = {
     PG_MCP_CONTEXT("mcp.assume_principal($6::bytea),") " SELECT mcp.get_prompt($4, $5::jsonb)::text FROM context"};
 #undef PG_MCP_CONTEXT
 const Statement kAuthenticate = {"pg_mcp_authenticate", "SELECT mcp.assume_principal($1::bytea)"};
+const Statement kIdentityProviders = {
+    "pg_mcp_identity_providers",
+    "SELECT coalesce(pg_catalog.json_agg(p ORDER BY p.issuer), '[]')::text"
+    " FROM mcp.identity_providers_for($1) p"};
 const Statement kPing = {"pg_mcp_ping", "SELECT 1"};
 
 // One row per operation: its statements (without and with a principal's token; a call's also
@@ -164,7 +168,44 @@ const OperationRow kOperations[] = {
      false,
      false,
      false},
+    {Operation::IdentityProviders,
+     {&kIdentityProviders, &kIdentityProviders},
+     {&kIdentityProviders, &kIdentityProviders},
+     false,
+     true,
+     false},
 };
+
+// The statement of an OAuth identity: the principal's form with mcp.assume_identity($n::jsonb)
+// in place of mcp.assume_principal($n::bytea), made once for each.
+const Statement &identity_form(const Statement &as_principal) {
+    struct Derived {
+        std::string name, sql;
+        Statement statement;
+    };
+    static const std::map<const Statement *, std::unique_ptr<Derived>> forms = [] {
+        std::map<const Statement *, std::unique_ptr<Derived>> made;
+        for (const OperationRow &row : kOperations)
+            for (const Statement *statement : {row.statements[1], row.deferred[1]}) {
+                if (made.count(statement)) continue;
+                auto derived = std::make_unique<Derived>();
+                derived->name = std::string(statement->name) + "_oauth";
+                derived->sql = statement->sql;
+                size_t at = derived->sql.find("mcp.assume_principal(");
+                if (at != std::string::npos) {
+                    derived->sql.replace(at, std::strlen("mcp.assume_principal("),
+                                         "mcp.assume_identity(");
+                    size_t cast = derived->sql.find("::bytea)", at);
+                    if (cast != std::string::npos) derived->sql.replace(cast, 8, "::jsonb)");
+                }
+                derived->statement = {derived->name.c_str(), derived->sql.c_str()};
+                made.emplace(statement, std::move(derived));
+            }
+        return made;
+    }();
+    auto found = forms.find(&as_principal);
+    return found == forms.end() ? as_principal : found->second->statement;
+}
 
 const OperationRow &operation_row(Operation operation) {
     for (const OperationRow &row : kOperations)
@@ -831,7 +872,7 @@ void Database::start(Slot &slot, std::shared_ptr<Job> job) {
     slot.job->running_on = &slot;
     slot.begun = Clock::now();
     Job &run = *slot.job;
-    bool as_principal = !run.identity.principal_token.empty();
+    bool as_principal = !run.identity.principal_token.empty() || !run.identity.oauth_identity.empty();
     if (run.is_ping) {
         slot.statement = &kPing;
     } else {
@@ -841,6 +882,7 @@ void Database::start(Slot &slot, std::shared_ptr<Job> job) {
         bool defer = run.is_call && confirmer_ != nullptr && (defer_always_ || !queue_.empty());
         const Statement *const *pair = defer ? row.deferred : row.statements;
         slot.statement = pair[as_principal ? 1 : 0];
+        if (!run.identity.oauth_identity.empty()) slot.statement = &identity_form(*slot.statement);
     }
     if (prepare_statements_ && slot.prepared.count(slot.statement->name) == 0) {
         if (!PQsendPrepare(slot.conn, slot.statement->name, slot.statement->sql, 0, nullptr)) {
@@ -857,8 +899,10 @@ void Database::start(Slot &slot, std::shared_ptr<Job> job) {
 void Database::send_query(Slot &slot) {
     Job &job = *slot.job;
     // As text: bytea's input reads "\x" followed by hex digits.
-    std::string token = "\\x" + job.identity.principal_token;
-    bool as_principal = !job.identity.principal_token.empty();
+    std::string token = job.identity.oauth_identity.empty() ? "\\x" + job.identity.principal_token
+                                                            : job.identity.oauth_identity;
+    bool as_principal =
+        !job.identity.principal_token.empty() || !job.identity.oauth_identity.empty();
     // The parameters in the row's order: a call's tool and arguments, or the agent context and
     // then the name and arguments the operation takes; the token last.
     const char *params[6] = {};
@@ -1245,6 +1289,10 @@ void Database::finished(Slot &slot) {
         if (sqlstate == "28000") {
             reply = failure(error_code::kUnauthorized,
                             "Unauthorized: the bearer token is unknown, expired or revoked");
+            reply.sqlstate = sqlstate;
+            // An OAuth identity that no mapping names: the reason is for the operator's log.
+            if (!job.identity.oauth_identity.empty())
+                logger_.log(LogLevel::Warning, "refused an OAuth identity: " + slot.error_message);
         } else if (sqlstate == "57014") {
             reply = failure(error_code::kInternalError, "Request cancelled: " + slot.error_message);
         } else {

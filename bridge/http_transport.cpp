@@ -29,6 +29,7 @@
 
 #include "auth.hpp"
 #include "json_rpc.hpp"
+#include "wakeup.hpp"
 
 namespace pg_mcp::bridge {
 
@@ -113,29 +114,6 @@ std::string safe_dump(const json &message) {
     return message.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// What a coroutine on the loop waits for, fired on the loop (work finished on another thread
-// posts its fire()).
-struct Wakeup {
-    explicit Wakeup(asio::io_context &io) : timer(io) {}
-    asio::steady_timer timer;
-    bool fired = false;
-    void fire() {
-        fired = true;
-        timer.cancel();
-    }
-};
-
-// Waits until `wakeup` fires (true) or `deadline` passes (false). The loop has one thread: a
-// fire() posted meanwhile runs either before the check or while the timer waits.
-asio::awaitable<bool> wait_until(Wakeup &wakeup, Clock::time_point deadline) {
-    wakeup.timer.expires_at(deadline);
-    while (!wakeup.fired) {
-        beast::error_code error;
-        co_await wakeup.timer.async_wait(with(error));
-        if (!error) break;  // the deadline passed
-    }
-    co_return wakeup.fired;
-}
 
 }  // namespace
 
@@ -331,15 +309,15 @@ class SessionOutput : public Output {
 
 class HttpServer::Session {
   public:
-    // token_hash: the SHA-256 of the bearer token that opened it (empty without tokens).
+    // owner: who opened it (see Caller; empty without authentication).
     Session(asio::io_context &io, std::string session_id, Backend &backend,
-            const ServerOptions &options, const Logger &logger, const std::string &token_hash = {},
-            const std::string &principal = {})
+            const ServerOptions &options, const Logger &logger, const std::string &owner = {},
+            const std::string &principal_token = {}, const std::string &principal = {})
         : id(std::move(session_id)),
-          token_hash(token_hash),
+          owner(owner),
           principal(principal),
           output(io),
-          server(backend, output, session_options(options, id + "/", token_hash, principal),
+          server(backend, output, session_options(options, id + "/", principal_token, principal),
                  logger) {}
 
     static ServerOptions session_options(ServerOptions options, const std::string &prefix,
@@ -362,7 +340,7 @@ class HttpServer::Session {
     }
 
     std::string id;
-    std::string token_hash;
+    std::string owner;      // only requests of the same owner may use it
     std::string principal;  // of the token (with --auth token), for the per-principal caps
     SessionOutput output;   // before server, which holds a reference to it
     McpServer server;
@@ -418,6 +396,30 @@ struct HttpServer::Impl {
     int refusing = 0;  // 503s that read the request first
     TokenCache tokens{std::chrono::seconds(5)};
     TokenCache refused_tokens{std::chrono::seconds(2)};
+    // Who a request comes from, once authenticated: `owner` binds sessions (a pg_mcp token's
+    // hash; for OAuth the issuer and subject, so that a refreshed token keeps its sessions);
+    // principal_token or identity is what the database runs the request as.
+    struct Caller {
+        std::string owner;
+        std::string token_hash;       // SHA-256 of the bearer token presented
+        std::string principal_token;  // a pg_mcp token's hash (empty for OAuth)
+        std::string identity;         // an OAuth token's verified identity (JSON text)
+        std::string principal;
+    };
+    std::unique_ptr<OAuthVerifier> oauth;  // with --auth oauth
+    // Verified OAuth tokens (until expiry, at most a few seconds: the database mapping is
+    // checked again then), and refusals for a moment, by token hash.
+    struct KnownToken {
+        Caller caller;
+        Clock::time_point until;
+    };
+    std::map<std::string, KnownToken> oauth_tokens;
+    struct RefusedToken {
+        Verdict verdict;
+        bool unmapped = false;  // valid, but mapped to no principal: 403
+        Clock::time_point until;
+    };
+    std::map<std::string, RefusedToken> oauth_refused;
     uint64_t auth_requests = 0;
     std::map<std::string, size_t> checks_by_address;  // unknown tokens being checked
     static constexpr size_t kChecksPerAddress = 8;
@@ -426,6 +428,7 @@ struct HttpServer::Impl {
         std::string key;
         bool done = false;
         BackendReply reply;
+        Verdict verdict;  // an OAuth token's
         std::vector<std::shared_ptr<Wakeup>> waiters;
     };
     std::map<std::string, std::shared_ptr<TokenCheck>> token_checks;  // by token hash
@@ -452,7 +455,33 @@ struct HttpServer::Impl {
           logger(l),
           options(std::move(o)),
           readiness(std::move(r)),
-          io(loop) {}
+          io(loop) {
+        if (options.oauth) {
+            std::string resource = options.oauth->resource;
+            oauth = std::make_unique<OAuthVerifier>(
+                io, *options.oauth,
+                [this, resource](auto done) {
+                    backend.identity_providers(
+                        "oauth/issuers", resource, [done](BackendReply reply) {
+                            if (!reply.ok || !reply.value.is_array()) return done(std::nullopt);
+                            std::vector<TrustedIssuer> issuers;
+                            for (const json &row : reply.value) {
+                                if (!row.is_object() || !row.contains("issuer")) continue;
+                                TrustedIssuer issuer;
+                                issuer.issuer = row.value("issuer", "");
+                                if (row.contains("scopes") && row["scopes"].is_array())
+                                    for (const json &scope : row["scopes"])
+                                        if (scope.is_string())
+                                            issuer.scopes.push_back(scope.get<std::string>());
+                                issuer.introspect = row.value("introspect", false);
+                                issuers.push_back(std::move(issuer));
+                            }
+                            done(std::move(issuers));
+                        });
+                },
+                logger);
+        }
+    }
 
     ~Impl() {
         blocking.join();
@@ -562,14 +591,48 @@ struct HttpServer::Impl {
         bool taken = true;
     };
 
-    // 401 with the Bearer challenge (RFC 6750): `error` is set when a token was presented.
-    Response unauthorized(const Request &request, bool presented, const std::string &message) {
+    // A quoted-string of a challenge parameter (RFC 9110 5.6.4), from text we wrote.
+    static std::string quoted(const std::string &text) {
+        std::string out = "\"";
+        for (char c : text) {
+            if (c == '"' || c == '\\') continue;
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) continue;
+            out += c;
+        }
+        return out + "\"";
+    }
+
+    // The Bearer challenge (RFC 6750): with OAuth, where the resource's metadata is (RFC 9728)
+    // and the scopes it needs; `error` when a token was presented.
+    std::string challenge(const std::string &error, const std::string &description,
+                          const std::string &scope = {}) {
+        std::string value = "Bearer realm=\"pg_mcp\"";
+        if (oauth) value += ", resource_metadata=" + quoted(oauth->resource_metadata_url());
+        if (!error.empty()) value += ", error=" + quoted(error);
+        if (!description.empty()) value += ", error_description=" + quoted(description);
+        if (!scope.empty()) value += ", scope=" + quoted(scope);
+        return value;
+    }
+
+    // 401 with the Bearer challenge: `error` is set when a token was presented.
+    Response unauthorized(const Request &request, bool presented, const std::string &message,
+                          const std::string &description = "unknown, expired or revoked token") {
         Response response =
             rpc_error(request, http::status::unauthorized, error_code::kUnauthorized, message);
         response.set(http::field::www_authenticate,
-                     presented ? "Bearer realm=\"pg_mcp\", error=\"invalid_token\", "
-                                 "error_description=\"unknown, expired or revoked token\""
-                               : "Bearer realm=\"pg_mcp\"");
+                     presented ? challenge("invalid_token", description) : challenge("", ""));
+        return response;
+    }
+
+    // 403: a valid token without a scope this resource needs (the client may ask for it), or
+    // an identity no mapping lets in (asking again will not help: no insufficient_scope).
+    Response forbidden(const Request &request, const std::string &message,
+                       const std::string &scope = {}) {
+        Response response =
+            rpc_error(request, http::status::forbidden, error_code::kUnauthorized, message);
+        if (!scope.empty())
+            response.set(http::field::www_authenticate,
+                         challenge("insufficient_scope", "the token lacks a required scope", scope));
         return response;
     }
 
@@ -592,27 +655,38 @@ struct HttpServer::Impl {
 
     asio::awaitable<std::optional<Response>> authenticate(const Request &request,
                                                           const std::string &address,
-                                                          std::string &token_hash,
-                                                          std::string &principal) {
+                                                          Caller &caller) {
         auto header = request.find(http::field::authorization);
         if (header == request.end())
-            co_return unauthorized(request, false,
-                                   "Unauthorized: send \"Authorization: Bearer <token>\" with a "
-                                   "token from the database administrator (mcp.create_token)");
+            co_return unauthorized(
+                request, false,
+                oauth ? "Unauthorized: send \"Authorization: Bearer <token>\" with an OAuth access "
+                        "token for this resource (its metadata names the authorization servers), "
+                        "or a token from the database administrator"
+                      : "Unauthorized: send \"Authorization: Bearer <token>\" with a "
+                        "token from the database administrator (mcp.create_token)");
         std::optional<std::string> token = bearer_token(std::string(header->value()));
         if (!token)
             co_return unauthorized(request, true,
                                    "Unauthorized: the Authorization header is not \"Bearer "
-                                   "<token>\"");
-        // pg_mcp's tokens are "pgmcp_" and 43 base64url characters: anything else is refused
-        // without asking the database.
+                                   "<token>\"",
+                                   "not a Bearer token");
+        // pg_mcp's tokens are "pgmcp_" and 43 base64url characters: anything else is an OAuth
+        // access token (with --auth oauth) or refused without asking the database.
         static const std::regex kTokenShape("pgmcp_[A-Za-z0-9_-]{43}");
-        if (!std::regex_match(*token, kTokenShape))
-            co_return unauthorized(request, true,
-                                   "Unauthorized: the bearer token is unknown, expired or revoked");
-        token_hash = sha256_hex(*token);
+        if (!std::regex_match(*token, kTokenShape)) {
+            if (!oauth)
+                co_return unauthorized(
+                    request, true, "Unauthorized: the bearer token is unknown, expired or revoked");
+            std::optional<Response> refused =
+                co_await authenticate_oauth(request, address, *token, caller);
+            co_return refused;
+        }
+        std::string token_hash = sha256_hex(*token);
+        std::string principal;
+        caller.owner = caller.token_hash = caller.principal_token = token_hash;
         if (std::optional<std::string> known = tokens.find(token_hash)) {
-            principal = *known;
+            caller.principal = *known;
             co_return std::nullopt;
         }
         // A token just refused is refused again for a moment without a database round trip.
@@ -673,8 +747,8 @@ struct HttpServer::Impl {
         }
         BackendReply reply = check->reply;  // a copy: the others that waited read it too
         if (reply.ok && reply.value.is_string()) {
-            principal = reply.value.get<std::string>();
-            tokens.remember(token_hash, principal);
+            caller.principal = reply.value.get<std::string>();
+            tokens.remember(token_hash, caller.principal);
             co_return std::nullopt;
         }
         if (reply.error_code == error_code::kUnauthorized) {
@@ -697,6 +771,200 @@ struct HttpServer::Impl {
                       "Service Unavailable: the bearer token could not be "
                       "checked; retry shortly");
         response.set(http::field::retry_after, "1");
+        co_return response;
+    }
+
+    // The answer to an OAuth token that is not let in.
+    Response oauth_refusal(const Request &request, const Verdict &verdict, bool unmapped) {
+        if (unmapped)
+            return forbidden(request,
+                             "Forbidden: this identity may not use this server (no identity "
+                             "mapping names it); ask the database administrator");
+        switch (verdict.kind) {
+            case Verdict::Kind::InsufficientScope:
+                return forbidden(request, "Forbidden: " + verdict.reason, verdict.scope);
+            case Verdict::Kind::Unavailable: {
+                Response response = rpc_error(
+                    request, http::status::service_unavailable, error_code::kDatabaseUnavailable,
+                    "Service Unavailable: the access token could not be verified now; retry "
+                    "shortly");
+                response.set(http::field::retry_after, "1");
+                return response;
+            }
+            default:
+                return unauthorized(request, true, "Unauthorized: " + verdict.reason,
+                                    verdict.reason);
+        }
+    }
+
+    // An OAuth access token: verified (signature, issuer, audience, expiry, scopes), then its
+    // identity mapped to a principal by the database; both done once however many requests
+    // bring the token at the same time, and remembered until it expires (a few seconds at
+    // most: the mapping is looked at again then, and every call's statement maps it anyway).
+    // The token itself is never logged or kept; only its issuer's introspection endpoint
+    // (when configured) ever sees it.
+    asio::awaitable<std::optional<Response>> authenticate_oauth(const Request &request,
+                                                                const std::string &address,
+                                                                const std::string &token,
+                                                                Caller &caller) {
+        std::string token_hash = sha256_hex(token);
+        Clock::time_point now = Clock::now();
+        auto known = oauth_tokens.find(token_hash);
+        if (known != oauth_tokens.end()) {
+            if (now < known->second.until) {
+                caller = known->second.caller;
+                co_return std::nullopt;
+            }
+            oauth_tokens.erase(known);
+        }
+        auto refused = oauth_refused.find(token_hash);
+        if (refused != oauth_refused.end()) {
+            if (now < refused->second.until)
+                co_return oauth_refusal(request, refused->second.verdict, refused->second.unmapped);
+            oauth_refused.erase(refused);
+        }
+        std::shared_ptr<TokenCheck> check;
+        std::optional<CheckCount> counted;
+        auto running = token_checks.find(token_hash);
+        if (running != token_checks.end()) {
+            check = running->second;
+        } else {
+            size_t &checking = checks_by_address[address];
+            if (checking >= kChecksPerAddress) {
+                Response response =
+                    rpc_error(request, http::status::too_many_requests, error_code::kServerBusy,
+                              "Too Many Requests: " + std::to_string(kChecksPerAddress) +
+                                  " token checks from this address are in progress; retry shortly");
+                response.set(http::field::retry_after, "1");
+                co_return response;
+            }
+            counted.emplace(*this, address);
+            check = std::make_shared<TokenCheck>();
+            check->key = "auth/" + std::to_string(++auth_requests);
+            token_checks.emplace(token_hash, check);
+            spawn(run_oauth_check(check, token, token_hash));
+        }
+        auto me = std::make_shared<Wakeup>(io);
+        check->waiters.push_back(me);
+        bool answered = check->done;
+        if (!answered)
+            answered = co_await wait_until(*me, Clock::now() + std::chrono::seconds(15));
+        check->waiters.erase(std::remove(check->waiters.begin(), check->waiters.end(), me),
+                             check->waiters.end());
+        if (!answered || !check->done)
+            co_return rpc_error(request, http::status::service_unavailable,
+                                error_code::kDatabaseUnavailable,
+                                "Service Unavailable: the access token could not be verified in "
+                                "time");
+        Verdict verdict = check->verdict;  // copies: the others that waited read them too
+        BackendReply reply = check->reply;
+        if (verdict.kind != Verdict::Kind::Ok) co_return oauth_refusal(request, verdict, false);
+        if (reply.ok && reply.value.is_string()) {
+            caller.owner = verdict.owner;
+            caller.token_hash = token_hash;
+            caller.principal_token.clear();
+            caller.identity = verdict.identity;
+            caller.principal = reply.value.get<std::string>();
+            co_return std::nullopt;
+        }
+        if (reply.error_code == error_code::kUnauthorized)
+            co_return oauth_refusal(request, verdict, true);
+        if (reply.error_code != error_code::kDatabaseUnavailable)
+            co_return rpc_error(request, http::status::internal_server_error,
+                                error_code::kInternalError,
+                                "Internal Server Error: the access token's identity could not be "
+                                "checked (the bridge's log says why)");
+        Response response =
+            rpc_error(request, http::status::service_unavailable, error_code::kDatabaseUnavailable,
+                      "Service Unavailable: the access token's identity could not be checked; "
+                      "retry shortly");
+        response.set(http::field::retry_after, "1");
+        co_return response;
+    }
+
+    // One token's check: the verifier, then the database's mapping; its outcome remembered.
+    asio::awaitable<void> run_oauth_check(std::shared_ptr<TokenCheck> check, std::string token,
+                                          std::string token_hash) {
+        Verdict verdict = co_await oauth->verify(std::move(token));
+        check->verdict = verdict;
+        Clock::time_point now = Clock::now();
+        if (verdict.kind == Verdict::Kind::Ok) {
+            auto got = std::make_shared<Pending<BackendReply>>(io);
+            backend.authenticate_identity(check->key, verdict.identity, [this, got](BackendReply r) {
+                asio::post(io, [got, r = std::move(r)]() mutable {
+                    got->value = std::move(r);
+                    got->wakeup.fire();
+                });
+            });
+            bool in_time = co_await wait_until(got->wakeup, now + std::chrono::seconds(10));
+            if (!in_time) {
+                backend.cancel(check->key);
+                got->value = BackendReply();
+                got->value.error_code = error_code::kDatabaseUnavailable;
+            }
+            check->reply = got->value;
+            const BackendReply &reply = check->reply;
+            if (reply.ok && reply.value.is_string()) {
+                Caller caller;
+                caller.owner = verdict.owner;
+                caller.token_hash = token_hash;
+                caller.identity = verdict.identity;
+                caller.principal = reply.value.get<std::string>();
+                // Until the token expires, and a few seconds at most.
+                auto left = std::chrono::duration_cast<Clock::duration>(
+                    verdict.expires - std::chrono::system_clock::now());
+                Clock::time_point until =
+                    Clock::now() + std::min<Clock::duration>(left, std::chrono::seconds(5));
+                if (oauth_tokens.size() >= kRememberedTokens) prune_tokens(true);
+                oauth_tokens[token_hash] = KnownToken{std::move(caller), until};
+            } else if (reply.error_code == error_code::kUnauthorized) {
+                logger.log(LogLevel::Warning, "refused OAuth subject \"" + verdict.subject +
+                                                  "\" of " + verdict.issuer +
+                                                  ": no identity mapping names it");
+                if (oauth_refused.size() >= kRememberedTokens) prune_tokens(true);
+                oauth_refused[token_hash] =
+                    RefusedToken{verdict, true, Clock::now() + std::chrono::seconds(2)};
+            }
+        } else if (verdict.kind != Verdict::Kind::Unavailable) {
+            logger.log(LogLevel::Warning, "refused an OAuth access token: " + verdict.reason);
+            if (oauth_refused.size() >= kRememberedTokens) prune_tokens(true);
+            oauth_refused[token_hash] =
+                RefusedToken{verdict, false, Clock::now() + std::chrono::seconds(2)};
+        } else {
+            logger.log(LogLevel::Error, "could not verify an OAuth access token: " + verdict.reason);
+        }
+        check->done = true;
+        auto entry = token_checks.find(token_hash);
+        if (entry != token_checks.end() && entry->second == check) token_checks.erase(entry);
+        for (auto &waiter : check->waiters) waiter->fire();
+    }
+
+    // Remembered OAuth outcomes are bounded: expired ones go (all of them when `full`).
+    static constexpr size_t kRememberedTokens = 10000;
+    void prune_tokens(bool full) {
+        Clock::time_point now = Clock::now();
+        for (auto it = oauth_tokens.begin(); it != oauth_tokens.end();)
+            it = now >= it->second.until ? oauth_tokens.erase(it) : std::next(it);
+        for (auto it = oauth_refused.begin(); it != oauth_refused.end();)
+            it = now >= it->second.until ? oauth_refused.erase(it) : std::next(it);
+        if (full && oauth_tokens.size() >= kRememberedTokens) oauth_tokens.clear();
+        if (full && oauth_refused.size() >= kRememberedTokens) oauth_refused.clear();
+    }
+
+    // RFC 9728: this resource's metadata, for clients to find its authorization servers.
+    asio::awaitable<Response> resource_metadata(const Request &request) {
+        std::optional<std::vector<TrustedIssuer>> issuers = co_await oauth->issuers();
+        if (!issuers) {
+            Response response = reply(request, http::status::service_unavailable,
+                                      "{\"error\":\"temporarily_unavailable\"}");
+            response.set(http::field::retry_after, "1");
+            co_return response;
+        }
+        Response response =
+            reply(request, http::status::ok, oauth->resource_metadata(*issuers).dump());
+        response.set(http::field::cache_control, "public, max-age=60");
+        // Any page may read it (it is public, and browser-based clients discover with it).
+        response.set(http::field::access_control_allow_origin, "*");
         co_return response;
     }
 
@@ -931,6 +1199,12 @@ struct HttpServer::Impl {
                                       : reply(request, http::status::service_unavailable,
                                               "not ready: " + problem + "\n", "text/plain");
         }
+        if (oauth && request.method() == http::verb::get)
+            for (const std::string &metadata : oauth->resource_metadata_paths())
+                if (path == metadata) {
+                    Response response = co_await resource_metadata(request);
+                    co_return response;
+                }
         if (path != kEndpoint)
             co_return reply(request, http::status::not_found, "not found\n", "text/plain");
         switch (request.method()) {
@@ -955,10 +1229,10 @@ struct HttpServer::Impl {
                 co_return response;
             }
             case http::verb::delete_: {
-                std::string token_hash, principal;
+                Caller caller;
                 if (options.require_token) {
-                    std::optional<Response> refused = co_await authenticate(
-                        request, address_of(exchange.number), token_hash, principal);
+                    std::optional<Response> refused =
+                        co_await authenticate(request, address_of(exchange.number), caller);
                     if (refused) co_return std::move(*refused);
                 }
                 auto header = request.find("MCP-Session-Id");
@@ -968,7 +1242,7 @@ struct HttpServer::Impl {
                                         "Bad Request: DELETE needs an MCP-Session-Id header");
                 std::shared_ptr<Session> session;
                 auto found = sessions.find(std::string(header->value()));
-                if (found != sessions.end() && found->second->token_hash == token_hash) {
+                if (found != sessions.end() && found->second->owner == caller.owner) {
                     session = found->second;
                     sessions.erase(found);
                 }
@@ -1222,12 +1496,13 @@ struct HttpServer::Impl {
                 check_modern_request(request, message, method, version))
             co_return std::move(*refused);
 
-        std::string token_hash, principal;
+        Caller caller;
         if (options.require_token) {
             std::optional<Response> refused =
-                co_await authenticate(request, address_of(exchange.number), token_hash, principal);
+                co_await authenticate(request, address_of(exchange.number), caller);
             if (refused) co_return std::move(*refused);
         }
+        const std::string &principal = caller.principal;
         std::shared_ptr<Session> session;
         bool created = false;
         std::unique_ptr<RetireAfter> one_request;
@@ -1238,7 +1513,7 @@ struct HttpServer::Impl {
         if (session_header != request.end()) {
             session = find_session(std::string(session_header->value()));
             // A session answers only the token that opened it (others cannot even see it).
-            if (session != nullptr && session->token_hash != token_hash) session = nullptr;
+            if (session != nullptr && session->owner != caller.owner) session = nullptr;
             if (session == nullptr)
                 co_return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
                                     "Session not found: start a new one with initialize");
@@ -1259,20 +1534,24 @@ struct HttpServer::Impl {
             // Concurrent initializes count too, until each is open or has failed.
             opening = std::make_unique<OpeningSession>(*this, principal);
             session = std::make_shared<Session>(io, new_session_id(), backend, server_options,
-                                                logger, token_hash, principal);
+                                                logger, caller.owner, caller.principal_token,
+                                                principal);
             created = true;
         } else if (version == kModernVersion) {
             // 2026-07-28 has no protocol-level sessions: the request gets a server of its own
             // (kept until its last backend reply, like an ended session).
-            session =
-                std::make_shared<Session>(io, "stateless-" + std::to_string(++stateless_ids),
-                                          backend, server_options, logger, token_hash, principal);
+            session = std::make_shared<Session>(io, "stateless-" + std::to_string(++stateless_ids),
+                                                backend, server_options, logger, caller.owner,
+                                                caller.principal_token, principal);
             one_request = std::make_unique<RetireAfter>(*this, session);
         } else {
             co_return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
                                 "Bad Request: MCP-Session-Id header required (initialize first)");
         }
         session->last_used = Clock::now().time_since_epoch().count();
+        // An OAuth session runs as the identity of the token this request brought (a refreshed
+        // token of the same person carries on the session).
+        if (!caller.identity.empty()) session->server.set_oauth_identity(caller.identity);
         // A 2026-07-28 subscription's notifications come on its response stream, open until
         // either side ends it.
         bool listen = method == "subscriptions/listen" && one_request != nullptr;
@@ -1479,7 +1758,13 @@ struct HttpServer::Impl {
                    answer["error"].value("code", 0) == error_code::kUnauthorized;
         };
         if (options.require_token && unauthorized_answer(waiter->response)) {
-            tokens.forget(token_hash);
+            if (!caller.identity.empty()) {
+                oauth_tokens.erase(caller.token_hash);
+                co_return forbidden(request,
+                                    "Forbidden: this identity may not use this server (no "
+                                    "identity mapping names it); ask the database administrator");
+            }
+            tokens.forget(caller.token_hash);
             co_return unauthorized(request, true,
                                    "Unauthorized: the bearer token is unknown, expired or revoked");
         }
@@ -1529,10 +1814,10 @@ struct HttpServer::Impl {
                                 "Not Acceptable: a GET stream needs Accept: text/event-stream");
             co_return nullptr;
         }
-        std::string token_hash, principal;
+        Caller caller;
         if (options.require_token) {
             std::optional<Response> refused =
-                co_await authenticate(request, address_of(number), token_hash, principal);
+                co_await authenticate(request, address_of(number), caller);
             if (refused) {
                 refusal = std::move(*refused);
                 co_return nullptr;
@@ -1546,7 +1831,7 @@ struct HttpServer::Impl {
             co_return nullptr;
         }
         std::shared_ptr<Session> session = find_session(std::string(header->value()));
-        if (session == nullptr || session->token_hash != token_hash) {
+        if (session == nullptr || session->owner != caller.owner) {
             refusal = rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
                                 "Session not found: start a new one with initialize");
             co_return nullptr;
@@ -1887,6 +2172,7 @@ struct HttpServer::Impl {
             reap();
             if (Clock::now() - last_expiry > std::chrono::seconds(30)) {
                 expire_sessions();
+                prune_tokens(false);
                 last_expiry = Clock::now();
             }
         }

@@ -13,12 +13,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "backend.hpp"
+#include "oauth.hpp"
 #include "log.hpp"
 #include "mcp_server.hpp"
 
@@ -58,6 +60,10 @@ struct HttpOptions {
     // mcp.create_token); its session then runs as that principal, and only that token may use
     // the session.
     bool require_token = false;
+    // --auth oauth (implies require_token: pg_mcp's own tokens keep working): an OAuth 2.1
+    // resource server. Access tokens are verified (oauth.hpp) and their identity mapped to a
+    // principal by the database; sessions belong to the person (issuer and subject).
+    std::optional<OAuthOptions> oauth;
     // Metrics of what serves the sessions (the database pool), in Prometheus text format;
     // /metrics adds the transport's own.
     std::function<std::string()> metrics;

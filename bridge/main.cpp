@@ -157,6 +157,40 @@ void warn_about_login(const std::string &dsn, bool acting_as_principals, const L
     PQfinish(conn);
 }
 
+// With --auth oauth: the login must be a member of mcp_identity_verifier, and the resource
+// should have a trusted issuer; otherwise every OAuth request would be refused.
+void warn_about_oauth(const std::string &dsn, const std::string &resource, const Logger &logger) {
+    PGconn *conn = open_connection(dsn);
+    const char *values[1] = {resource.c_str()};
+    PGresult *result = PQexec(
+        conn,
+        "SELECT CASE WHEN pg_catalog.to_regrole('mcp_identity_verifier') IS NULL THEN false"
+        " ELSE pg_catalog.pg_has_role('mcp_identity_verifier', 'MEMBER') END, current_user");
+    if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 &&
+        std::string(PQgetvalue(result, 0, 0)) != "t") {
+        std::string login = PQgetvalue(result, 0, 1);
+        logger.log(LogLevel::Warning,
+                   "--auth oauth: login role \"" + login +
+                       "\" is not a member of mcp_identity_verifier, so every OAuth identity "
+                       "will be refused. As a superuser: GRANT mcp_identity_verifier TO " +
+                       login + ";");
+        PQclear(result);
+        PQfinish(conn);
+        return;
+    }
+    PQclear(result);
+    result = PQexecParams(conn, "SELECT count(*) FROM mcp.identity_providers_for($1)", 1, nullptr,
+                          values, nullptr, nullptr, 0);
+    if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 &&
+        std::string(PQgetvalue(result, 0, 0)) == "0")
+        logger.log(LogLevel::Warning,
+                   "--auth oauth: no enabled identity provider has audience " + resource +
+                       " yet; add one with mcp.create_identity_provider(issuer, '" + resource +
+                       "') (only pg_mcp tokens are accepted until then)");
+    PQclear(result);
+    PQfinish(conn);
+}
+
 // Whether the login may confirm audit durability itself (a member of mcp_audit_confirmer): then
 // calls free their pool connection at once and one waiter confirms many records together.
 bool may_confirm_audit(const std::string &dsn) {
@@ -353,6 +387,8 @@ int main(int argc, char **argv) {
     }
     warn_about_login(options.dsn, options.http_options.require_token || !options.token_env.empty(),
                      logger);
+    if (options.http_options.oauth)
+        warn_about_oauth(options.dsn, options.http_options.oauth->resource, logger);
     if (options.http && !options.http_options.require_token) {
         const std::string &address = options.http_options.address;
         if (address != "127.0.0.1" && address != "::1" && address != "localhost")

@@ -417,11 +417,20 @@ void McpServer::discover(const Request &request) {
     send(make_result(request.id, finish_result(request, std::move(result))));
 }
 
+void McpServer::set_oauth_identity(std::string identity) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    oauth_identity_ = std::move(identity);
+}
+
 CallIdentity McpServer::identity(const Request &request) const {
     CallIdentity who;
     who.agent_name = options_.agent_name;
     who.principal_token = options_.principal_token;
     who.principal = options_.principal;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        who.oauth_identity = oauth_identity_;
+    }
     if (request.modern) {
         auto meta = request.params.find("_meta");
         if (meta != request.params.end() && meta->is_object())

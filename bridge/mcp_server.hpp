@@ -70,6 +70,9 @@ class McpServer {
     void handle_line(std::string_view line);
     // One message the transport has parsed already (it is not parsed again).
     void handle_message(json message);
+    // The OAuth identity (CallIdentity::oauth_identity) the next messages run as: the HTTP
+    // transport sets it from each request's verified access token.
+    void set_oauth_identity(std::string identity);
     // A line longer than the transport's limit was discarded (head and tail: its first and
     // last bytes, to answer with the request's id when it can be found).
     void handle_oversized_line(size_t limit, std::string_view head = {},
@@ -150,6 +153,7 @@ class McpServer {
     std::string legacy_version_;  // empty until initialize
     bool legacy_initialized_ = false;
     json legacy_client_info_;
+    std::string oauth_identity_;  // guarded by mutex_
     std::optional<LogLevel> legacy_log_level_;
     std::set<std::string> in_flight_;  // ids (dumped) of requests the backend is working on
     std::set<std::string> cancelled_;  // in flight but cancelled: their replies are dropped

@@ -1,10 +1,13 @@
 #include "options.hpp"
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
 #include <vector>
+
+#include <unistd.h>
 
 #include <boost/program_options.hpp>
 
@@ -122,8 +125,23 @@ po::options_description describe() {
         "a Host name accepted besides loopback names and the bound address (repeatable; against "
         "DNS rebinding)");
     add("auth", po::value<std::string>()->value_name("MODE"),
-        "HTTP: none (default; every session runs as the login role) or token: each request needs "
-        "\"Authorization: Bearer TOKEN\" (mcp.create_token) and runs as its principal");
+        "HTTP: none (default; every session runs as the login role); token: each request needs "
+        "\"Authorization: Bearer TOKEN\" (mcp.create_token) and runs as its principal; oauth: "
+        "an OAuth 2.1 resource server (access tokens of the issuers in mcp.identity_providers, "
+        "mapped to principals by mcp.identity_mappings), pg_mcp tokens accepted too");
+    add("oauth-resource", po::value<std::string>()->value_name("URL"),
+        "with --auth oauth: this server's MCP endpoint as clients reach it, e.g. "
+        "https://mcp.example.com/mcp (tokens must name it as their audience)");
+    add("oauth-ca-file", po::value<std::string>()->value_name("FILE"),
+        "with --auth oauth: PEM certificates trusted for the issuers' HTTPS besides the system's");
+    add("oauth-client-id", po::value<std::string>()->value_name("ID"),
+        "with --auth oauth: this resource server's client id at the issuer, for token "
+        "introspection (RFC 7662) of tokens that are not JWTs");
+    add("oauth-client-secret-env", po::value<std::string>()->value_name("VAR"),
+        "with --oauth-client-id: the environment variable holding its client secret");
+    add("oauth-algorithms", po::value<std::string>()->value_name("LIST"),
+        "with --auth oauth: JWT signature algorithms accepted, comma-separated (default "
+        "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512; none and HMAC never)");
     add("token-env", po::value<std::string>()->value_name("VAR"),
         "stdio: run as the principal of the bearer token in environment variable VAR (checked at "
         "start)");
@@ -209,8 +227,62 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
     list("allowed-host", options.http_options.allowed_hosts);
     if (given.count("auth")) {
         std::string mode = given["auth"].as<std::string>();
-        one_of("--auth", mode, {"none", "token"});
-        options.http_options.require_token = mode == "token";
+        one_of("--auth", mode, {"none", "token", "oauth"});
+        options.http_options.require_token = mode == "token" || mode == "oauth";
+        if (mode == "oauth") options.http_options.oauth = OAuthOptions();
+    }
+    if (options.http_options.oauth) {
+        OAuthOptions &oauth = *options.http_options.oauth;
+        text("oauth-resource", oauth.resource);
+        if (oauth.resource.empty())
+            throw UsageError{"--auth oauth needs --oauth-resource URL: this server's MCP endpoint "
+                             "as clients reach it, e.g. https://mcp.example.com/mcp"};
+        std::optional<Url> url = parse_url(oauth.resource);
+        if (!url || oauth.resource.find('?') != std::string::npos)
+            throw UsageError{"--oauth-resource " + oauth.resource +
+                             ": not an absolute http(s) URL without query or fragment"};
+        if (!url->https && !is_loopback_host(url->host))
+            throw UsageError{"--oauth-resource " + oauth.resource +
+                             ": plain http is allowed only on the loopback; use https://"};
+        text("oauth-ca-file", oauth.ca_file);
+        if (!oauth.ca_file.empty() && access(oauth.ca_file.c_str(), R_OK) != 0)
+            throw UsageError{"--oauth-ca-file " + oauth.ca_file + ": cannot read it"};
+        text("oauth-client-id", oauth.introspection_client_id);
+        std::string secret_env;
+        text("oauth-client-secret-env", secret_env);
+        if (!secret_env.empty()) {
+            const char *secret = std::getenv(secret_env.c_str());
+            if (secret == nullptr || *secret == '\0')
+                throw UsageError{"--oauth-client-secret-env " + secret_env +
+                                 ": the variable is not set"};
+            oauth.introspection_client_secret = secret;
+        }
+        if (!secret_env.empty() && oauth.introspection_client_id.empty())
+            throw UsageError{"--oauth-client-secret-env needs --oauth-client-id"};
+        std::string algorithms;
+        text("oauth-algorithms", algorithms);
+        if (!algorithms.empty()) {
+            const std::vector<std::string> known = OAuthOptions().algorithms;
+            oauth.algorithms.clear();
+            size_t start = 0;
+            while (start <= algorithms.size()) {
+                size_t comma = algorithms.find(',', start);
+                std::string alg = algorithms.substr(
+                    start, comma == std::string::npos ? std::string::npos : comma - start);
+                if (std::find(known.begin(), known.end(), alg) == known.end())
+                    throw UsageError{"--oauth-algorithms: \"" + alg +
+                                     "\" is not one of the asymmetric algorithms accepted (RS256, "
+                                     "RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512)"};
+                oauth.algorithms.push_back(alg);
+                if (comma == std::string::npos) break;
+                start = comma + 1;
+            }
+        }
+    } else {
+        for (const char *name : {"oauth-resource", "oauth-ca-file", "oauth-client-id",
+                                 "oauth-client-secret-env", "oauth-algorithms"})
+            if (given.count(name))
+                throw UsageError{std::string("--") + name + " needs --auth oauth"};
     }
     text("token-env", options.token_env);
     options.prepare_statements = !given.count("no-prepared-statements");
@@ -236,7 +308,7 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
         throw UsageError{
             "--token-env is for stdio; over HTTP each agent sends its own token (--auth token)"};
     if (options.http_options.require_token && !options.http)
-        throw UsageError{"--auth token needs --http (over stdio, use --token-env)"};
+        throw UsageError{"--auth token and --auth oauth need --http (over stdio, use --token-env)"};
     if (!options.token_env.empty()) {
         const char *token = std::getenv(options.token_env.c_str());
         if (token == nullptr || *token == '\0')

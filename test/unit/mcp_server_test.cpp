@@ -142,6 +142,8 @@ class ScriptedBackend : public Backend {
                 return get_prompt(work.key, work.identity, work.name, arguments, std::move(reply));
             case Operation::Authenticate:
                 return authenticate(work.key, work.identity.principal_token, std::move(reply));
+            case Operation::IdentityProviders:
+                return reply(BackendReply());
         }
     }
     void finish(const std::string &key, ReplyFn reply, BackendReply r) {

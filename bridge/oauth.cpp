@@ -1,0 +1,850 @@
+// Boost 1.74's asio headers use std::exchange without including <utility>.
+#include <utility>
+
+#include "oauth.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <cjose/cjose.h>
+#include <openssl/evp.h>
+
+#include "wakeup.hpp"
+
+namespace pg_mcp::bridge {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// The trusted issuers are read again when this old (a change in the database counts soon).
+constexpr auto kIssuersFresh = std::chrono::seconds(30);
+// An issuer's metadata and keys are fetched again when this old; a token signed with a key
+// not among them refetches its keys at once, at most this often (rotation).
+constexpr auto kKeysFresh = std::chrono::minutes(10);
+constexpr auto kKeysRefetch = std::chrono::seconds(1);
+// A failed fetch is not retried sooner than this (an issuer that is down is not hammered).
+constexpr auto kFetchBackoff = std::chrono::seconds(2);
+constexpr size_t kFetchLimit = 1 << 20;  // metadata, key sets, introspection answers
+
+auto with(beast::error_code &error) {
+    return asio::redirect_error(asio::use_awaitable, error);
+}
+
+struct FetchResult {
+    unsigned status = 0;  // 0: no answer (error says why)
+    std::string body;
+    std::string error;
+};
+
+template <typename Stream>
+asio::awaitable<FetchResult> exchange(Stream &stream, http::request<http::string_body> &request) {
+    FetchResult result;
+    beast::error_code error;
+    co_await http::async_write(stream, request, with(error));
+    if (error) {
+        result.error = "sending the request failed: " + error.message();
+        co_return result;
+    }
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kFetchLimit);
+    co_await http::async_read(stream, buffer, parser, with(error));
+    if (error) {
+        result.error = "reading the answer failed: " + error.message();
+        co_return result;
+    }
+    result.status = parser.get().result_int();
+    result.body = std::move(parser.get().body());
+    co_return result;
+}
+
+// One request to url (http only to the loopback), within timeout.
+asio::awaitable<FetchResult> fetch(asio::io_context &io, ssl::context &tls, const Url &url,
+                                   http::verb verb, std::string body, std::string authorization,
+                                   std::chrono::milliseconds timeout) {
+    FetchResult result;
+    beast::error_code error;
+    tcp::resolver resolver(io);
+    auto found = co_await resolver.async_resolve(url.host, url.port, with(error));
+    if (error) {
+        result.error = "resolving " + url.host + " failed: " + error.message();
+        co_return result;
+    }
+    http::request<http::string_body> request{verb, url.target, 11};
+    request.set(http::field::host, url.host.find(':') != std::string::npos
+                                       ? "[" + url.host + "]:" + url.port
+                                       : url.host + ":" + url.port);
+    request.set(http::field::user_agent, std::string("pg_mcp_bridge/") + PG_MCP_VERSION);
+    request.set(http::field::accept, "application/json");
+    if (!authorization.empty()) request.set(http::field::authorization, authorization);
+    if (verb == http::verb::post) {
+        request.set(http::field::content_type, "application/x-www-form-urlencoded");
+        request.body() = std::move(body);
+        request.prepare_payload();
+    }
+    if (!url.https) {
+        beast::tcp_stream stream(io);
+        stream.expires_after(timeout);
+        co_await stream.async_connect(found, with(error));
+        if (error) {
+            result.error = "connecting to " + url.origin() + " failed: " + error.message();
+            co_return result;
+        }
+        result = co_await exchange(stream, request);
+        stream.socket().shutdown(tcp::socket::shutdown_both, error);
+        co_return result;
+    }
+    beast::ssl_stream<beast::tcp_stream> stream(io, tls);
+    beast::get_lowest_layer(stream).expires_after(timeout);
+    // The server's name for SNI, and checked against its certificate.
+    if (!SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str())) {
+        result.error = "setting the TLS server name failed";
+        co_return result;
+    }
+    stream.set_verify_mode(ssl::verify_peer);
+    stream.set_verify_callback(ssl::host_name_verification(url.host));
+    co_await beast::get_lowest_layer(stream).async_connect(found, with(error));
+    if (error) {
+        result.error = "connecting to " + url.origin() + " failed: " + error.message();
+        co_return result;
+    }
+    co_await stream.async_handshake(ssl::stream_base::client, with(error));
+    if (error) {
+        result.error = "TLS with " + url.origin() + " failed: " + error.message();
+        co_return result;
+    }
+    result = co_await exchange(stream, request);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
+    co_await stream.async_shutdown(with(error));
+    co_return result;
+}
+
+std::string url_encode(const std::string &text) {
+    static const char *hex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : text) {
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+std::string base64(const std::string &text) {
+    std::string out(4 * ((text.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()),
+                            reinterpret_cast<const unsigned char *>(text.data()),
+                            static_cast<int>(text.size()));
+    out.resize(static_cast<size_t>(n));
+    return out;
+}
+
+// A verifying key of an issuer's key set.
+struct Key {
+    std::string kid, kty, alg;
+    cjose_jwk_t *jwk = nullptr;
+};
+struct KeySet {
+    std::vector<Key> keys;
+    KeySet() = default;
+    KeySet(const KeySet &) = delete;
+    KeySet &operator=(const KeySet &) = delete;
+    ~KeySet() {
+        for (Key &key : keys) cjose_jwk_release(key.jwk);
+    }
+};
+
+// The key type an algorithm needs.
+std::string key_type_of(const std::string &alg) {
+    if (alg.rfind("RS", 0) == 0 || alg.rfind("PS", 0) == 0) return "RSA";
+    if (alg.rfind("ES", 0) == 0) return "EC";
+    return "";
+}
+
+std::shared_ptr<KeySet> parse_key_set(const json &document, std::string &problem) {
+    auto set = std::make_shared<KeySet>();
+    auto keys = document.find("keys");
+    if (!document.is_object() || keys == document.end() || !keys->is_array()) {
+        problem = "the key set has no \"keys\" array";
+        return nullptr;
+    }
+    for (const json &key : *keys) {
+        if (!key.is_object()) continue;
+        std::string kty = key.value("kty", "");
+        // Symmetric keys are never taken from a published key set; keys for encryption only
+        // are not for signatures.
+        if (kty != "RSA" && kty != "EC") continue;
+        if (key.contains("use") && key["use"] != "sig") continue;
+        std::string text = key.dump();
+        cjose_err error;
+        cjose_jwk_t *jwk = cjose_jwk_import(text.c_str(), text.size(), &error);
+        if (jwk == nullptr) continue;
+        Key parsed;
+        parsed.kid = key.contains("kid") && key["kid"].is_string() ? key["kid"].get<std::string>()
+                                                                  : std::string();
+        parsed.kty = kty;
+        parsed.alg = key.contains("alg") && key["alg"].is_string() ? key["alg"].get<std::string>()
+                                                                  : std::string();
+        parsed.jwk = jwk;
+        set->keys.push_back(std::move(parsed));
+    }
+    return set;
+}
+
+Verdict invalid(std::string reason) {
+    Verdict verdict;
+    verdict.kind = Verdict::Kind::Invalid;
+    verdict.reason = std::move(reason);
+    return verdict;
+}
+Verdict unavailable(std::string reason) {
+    Verdict verdict;
+    verdict.kind = Verdict::Kind::Unavailable;
+    verdict.reason = std::move(reason);
+    return verdict;
+}
+
+// The scopes a token carries: "scope" (space-separated, RFC 9068 / RFC 7662) or "scp" (an
+// array or a string, as some providers issue).
+std::set<std::string> scopes_of(const json &claims) {
+    std::set<std::string> scopes;
+    auto add_words = [&](const std::string &text) {
+        std::istringstream words(text);
+        std::string word;
+        while (words >> word) scopes.insert(word);
+    };
+    for (const char *name : {"scope", "scp"}) {
+        auto found = claims.find(name);
+        if (found == claims.end()) continue;
+        if (found->is_string()) add_words(found->get<std::string>());
+        if (found->is_array())
+            for (const json &each : *found)
+                if (each.is_string()) scopes.insert(each.get<std::string>());
+    }
+    return scopes;
+}
+
+std::string joined(const std::vector<std::string> &words) {
+    std::string out;
+    for (const std::string &word : words) out += (out.empty() ? "" : " ") + word;
+    return out;
+}
+
+}  // namespace
+
+std::string Url::origin() const {
+    std::string name = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    return std::string(https ? "https://" : "http://") + name + ":" + port;
+}
+
+std::optional<Url> parse_url(const std::string &text) {
+    Url url;
+    std::string rest;
+    if (text.rfind("https://", 0) == 0) {
+        url.https = true;
+        rest = text.substr(8);
+    } else if (text.rfind("http://", 0) == 0) {
+        rest = text.substr(7);
+    } else {
+        return std::nullopt;
+    }
+    if (text.find('#') != std::string::npos) return std::nullopt;
+    for (char c : text)
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return std::nullopt;
+    size_t slash = rest.find_first_of("/?");
+    std::string authority = rest.substr(0, slash);
+    url.target = slash == std::string::npos ? "/" : rest.substr(slash);
+    if (url.target[0] == '?') url.target = "/" + url.target;
+    if (authority.empty() || authority.find('@') != std::string::npos) return std::nullopt;
+    if (authority[0] == '[') {
+        size_t end = authority.find(']');
+        if (end == std::string::npos) return std::nullopt;
+        url.host = authority.substr(1, end - 1);
+        std::string after = authority.substr(end + 1);
+        if (!after.empty() && after[0] != ':') return std::nullopt;
+        url.port = after.empty() ? "" : after.substr(1);
+    } else {
+        size_t colon = authority.find(':');
+        url.host = authority.substr(0, colon);
+        url.port = colon == std::string::npos ? "" : authority.substr(colon + 1);
+    }
+    if (url.host.empty()) return std::nullopt;
+    if (url.port.empty()) url.port = url.https ? "443" : "80";
+    if (url.port.find_first_not_of("0123456789") != std::string::npos || url.port.size() > 5)
+        return std::nullopt;
+    return url;
+}
+
+bool is_loopback_host(const std::string &host) {
+    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+std::optional<std::string> base64url_decode(const std::string &text) {
+    std::string standard;
+    standard.reserve(text.size() + 3);
+    for (char c : text) {
+        if (c == '-')
+            standard += '+';
+        else if (c == '_')
+            standard += '/';
+        else if (std::isalnum(static_cast<unsigned char>(c)))
+            standard += c;
+        else
+            return std::nullopt;
+    }
+    if (standard.size() % 4 == 1) return std::nullopt;
+    size_t padding = (4 - standard.size() % 4) % 4;
+    standard.append(padding, '=');
+    std::string out(standard.size() / 4 * 3, '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char *>(out.data()),
+                            reinterpret_cast<const unsigned char *>(standard.data()),
+                            static_cast<int>(standard.size()));
+    if (n < 0) return std::nullopt;
+    out.resize(static_cast<size_t>(n) - padding);
+    return out;
+}
+
+std::optional<Verdict> check_claims(const json &claims, const std::string &resource,
+                                    const std::vector<std::string> &required_scopes, double now,
+                                    std::chrono::seconds leeway) {
+    double skew = static_cast<double>(leeway.count());
+    auto exp = claims.find("exp");
+    if (exp == claims.end() || !exp->is_number()) return invalid("the token has no expiry (exp)");
+    if (now > exp->get<double>() + skew) return invalid("the token has expired");
+    auto nbf = claims.find("nbf");
+    if (nbf != claims.end()) {
+        if (!nbf->is_number()) return invalid("the token's nbf is not a number");
+        if (now + skew < nbf->get<double>()) return invalid("the token is not valid yet (nbf)");
+    }
+    auto iat = claims.find("iat");
+    if (iat != claims.end() && iat->is_number() && now + skew < iat->get<double>())
+        return invalid("the token was issued in the future (iat)");
+    // RFC 8707 / RFC 9068: the audience is this resource; a token for another is refused.
+    auto aud = claims.find("aud");
+    bool meant = false;
+    if (aud != claims.end() && aud->is_string()) meant = aud->get<std::string>() == resource;
+    if (aud != claims.end() && aud->is_array())
+        for (const json &each : *aud)
+            if (each.is_string() && each.get<std::string>() == resource) meant = true;
+    if (!meant) return invalid("the token is not for this resource (aud)");
+    auto sub = claims.find("sub");
+    if (sub == claims.end() || !sub->is_string() || sub->get<std::string>().empty())
+        return invalid("the token has no subject (sub)");
+    std::set<std::string> granted = scopes_of(claims);
+    for (const std::string &scope : required_scopes)
+        if (!granted.count(scope)) {
+            Verdict verdict;
+            verdict.kind = Verdict::Kind::InsufficientScope;
+            verdict.reason = "the token lacks the scope \"" + scope + "\"";
+            verdict.scope = joined(required_scopes);
+            return verdict;
+        }
+    return std::nullopt;
+}
+
+// An issuer's metadata and keys, fetched on demand, each fetch made once however many tokens
+// wait for it.
+struct Provider {
+    TrustedIssuer trusted;
+    bool discovered = false;
+    std::string jwks_uri, introspection_endpoint;
+    std::shared_ptr<KeySet> keys;
+    Clock::time_point fetched{};         // metadata and keys, last success
+    Clock::time_point keys_fetched{};    // keys, last attempt
+    Clock::time_point failed_at{};       // last failed fetch
+    std::string failure;                 // why it failed
+    std::shared_ptr<std::vector<std::shared_ptr<Wakeup>>> fetching;  // waiters of a fetch
+};
+
+struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
+    Impl(asio::io_context &io, OAuthOptions options, IssuerLoader load, const Logger &logger)
+        : io(io), options(std::move(options)), load(std::move(load)), logger(logger) {
+        tls.set_default_verify_paths();
+        tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                        ssl::context::no_tlsv1_1);
+        if (!this->options.ca_file.empty()) tls.load_verify_file(this->options.ca_file);
+    }
+
+    asio::io_context &io;
+    OAuthOptions options;
+    IssuerLoader load;
+    const Logger &logger;
+    ssl::context tls{ssl::context::tls_client};
+
+    std::optional<std::vector<TrustedIssuer>> trusted;
+    Clock::time_point trusted_at{};
+    std::shared_ptr<std::vector<std::shared_ptr<Wakeup>>> loading;
+    std::map<std::string, Provider> providers;  // by issuer
+
+    uint64_t verified = 0, refused = 0, scope_refused = 0, unavailable_count = 0;
+    uint64_t key_fetches = 0, fetch_failures = 0, introspections = 0;
+
+    // Waits for the fetch in `flight` (started by someone else) to finish, up to the timeout.
+    asio::awaitable<void> join(std::shared_ptr<std::vector<std::shared_ptr<Wakeup>>> flight) {
+        auto me = std::make_shared<Wakeup>(io);
+        flight->push_back(me);
+        co_await wait_until(*me, Clock::now() + options.fetch_timeout * 4);
+    }
+    static void finish(std::shared_ptr<std::vector<std::shared_ptr<Wakeup>>> flight) {
+        for (auto &waiter : *flight) waiter->fire();
+    }
+
+    asio::awaitable<std::optional<std::vector<TrustedIssuer>>> issuers() {
+        auto self = shared_from_this();
+        if (trusted && Clock::now() - trusted_at < kIssuersFresh) co_return trusted;
+        if (loading) {
+            auto flight = loading;
+            co_await join(flight);
+            co_return trusted;
+        }
+        auto flight = std::make_shared<std::vector<std::shared_ptr<Wakeup>>>();
+        loading = flight;
+        auto result = std::make_shared<std::optional<std::optional<std::vector<TrustedIssuer>>>>();
+        auto me = std::make_shared<Wakeup>(io);
+        load([self, result, me](std::optional<std::vector<TrustedIssuer>> issuers) {
+            asio::post(self->io, [result, me, issuers = std::move(issuers)]() mutable {
+                *result = std::move(issuers);
+                me->fire();
+            });
+        });
+        co_await wait_until(*me, Clock::now() + options.fetch_timeout);
+        if (result->has_value() && result->value()) {
+            trusted = std::move(**result);
+            trusted_at = Clock::now();
+            // Providers follow the list: a removed issuer is forgotten with its keys.
+            std::map<std::string, Provider> kept;
+            for (const TrustedIssuer &issuer : *trusted) {
+                auto found = providers.find(issuer.issuer);
+                Provider provider = found != providers.end() ? std::move(found->second) : Provider();
+                provider.trusted = issuer;
+                kept.emplace(issuer.issuer, std::move(provider));
+            }
+            providers = std::move(kept);
+        } else if (trusted) {
+            logger.log(LogLevel::Warning,
+                       "could not read the trusted OAuth issuers; using the list read before");
+            trusted_at = Clock::now() - kIssuersFresh + std::chrono::seconds(5);
+        } else {
+            logger.log(LogLevel::Error, "could not read the trusted OAuth issuers from the database");
+        }
+        loading = nullptr;
+        finish(flight);
+        co_return trusted;
+    }
+
+    asio::awaitable<FetchResult> get(const std::string &address) {
+        std::optional<Url> url = parse_url(address);
+        if (!url) co_return FetchResult{0, {}, "not an http(s) URL: " + address};
+        if (!url->https && !is_loopback_host(url->host))
+            co_return FetchResult{0, {}, "plain http is allowed only on the loopback: " + address};
+        FetchResult result =
+            co_await fetch(io, tls, *url, http::verb::get, {}, {}, options.fetch_timeout);
+        co_return result;
+    }
+
+    // The issuer's authorization server metadata (RFC 8414, then OpenID Connect discovery),
+    // whose "issuer" must be exactly the issuer: its jwks_uri and introspection_endpoint, or
+    // why not.
+    struct Discovered {
+        std::string problem, jwks_uri, introspection_endpoint;
+    };
+    asio::awaitable<Discovered> discover(std::string issuer) {
+        Discovered out;
+        std::optional<Url> url = parse_url(issuer);
+        if (!url) {
+            out.problem = "the issuer is not an http(s) URL";
+            co_return out;
+        }
+        std::string path = url->target == "/" ? "" : url->target;
+        std::string base = issuer.substr(0, issuer.size() - path.size());
+        if (!base.empty() && base.back() == '/') base.pop_back();
+        if (!path.empty() && path.back() == '/') path.pop_back();
+        std::vector<std::string> candidates = {
+            base + "/.well-known/oauth-authorization-server" + path,
+            base + "/.well-known/openid-configuration" + path,
+            base + path + "/.well-known/openid-configuration"};
+        out.problem = "no metadata document";
+        for (const std::string &candidate : candidates) {
+            FetchResult got = co_await get(candidate);
+            if (got.status == 0) {
+                out.problem = got.error;
+                continue;
+            }
+            if (got.status != 200) continue;
+            json metadata = json::parse(got.body, nullptr, false);
+            if (!metadata.is_object() || metadata.value("issuer", "") != issuer) {
+                out.problem = candidate + " does not describe issuer " + issuer;
+                continue;
+            }
+            auto text = [&](const char *name) {
+                auto found = metadata.find(name);
+                return found != metadata.end() && found->is_string() ? found->get<std::string>()
+                                                                     : std::string();
+            };
+            out.jwks_uri = text("jwks_uri");
+            out.introspection_endpoint = text("introspection_endpoint");
+            out.problem.clear();
+            co_return out;
+        }
+        co_return out;
+    }
+
+    // Metadata and keys of an issuer, fetched when missing, stale or (refetch) when a token
+    // names a key they lack. On failure the reason is returned (keys kept from before stay).
+    // No reference into `providers` is held across a suspension: the map may be replaced.
+    asio::awaitable<std::string> refresh(std::string issuer, bool refetch) {
+        auto self = shared_from_this();
+        auto found = providers.find(issuer);
+        if (found == providers.end()) co_return "the issuer is no longer trusted";
+        Clock::time_point now = Clock::now();
+        std::shared_ptr<std::vector<std::shared_ptr<Wakeup>>> flight;
+        bool introspects = false, joining = false;
+        {
+            Provider &provider = found->second;
+            bool stale = !provider.discovered || now - provider.fetched > kKeysFresh;
+            bool wanted = stale || (refetch && now - provider.keys_fetched >= kKeysRefetch);
+            if (!wanted) co_return std::string();
+            if (!provider.failure.empty() && now - provider.failed_at < kFetchBackoff)
+                co_return provider.keys ? std::string() : provider.failure;
+            introspects = provider.trusted.introspect;
+            if (provider.fetching) {
+                flight = provider.fetching;
+                joining = true;
+            } else {
+                flight = std::make_shared<std::vector<std::shared_ptr<Wakeup>>>();
+                provider.fetching = flight;
+                provider.keys_fetched = now;
+            }
+        }
+        if (joining) {
+            co_await join(flight);
+            co_return std::string();
+        }
+        key_fetches++;
+        Discovered discovered = co_await discover(issuer);
+        std::string problem = discovered.problem;
+        std::shared_ptr<KeySet> keys;
+        if (problem.empty() && discovered.jwks_uri.empty() && !introspects)
+            problem = "its metadata names no jwks_uri";
+        if (problem.empty() && !discovered.jwks_uri.empty()) {
+            FetchResult got = co_await get(discovered.jwks_uri);
+            if (got.status != 200) {
+                problem = got.status == 0 ? got.error
+                                          : discovered.jwks_uri + " answered " +
+                                                std::to_string(got.status);
+            } else {
+                json document = json::parse(got.body, nullptr, false);
+                keys = parse_key_set(document, problem);
+            }
+        }
+        auto again = providers.find(issuer);
+        if (again != providers.end()) {
+            Provider &current = again->second;
+            if (current.fetching == flight) current.fetching = nullptr;
+            if (problem.empty()) {
+                current.keys = keys;
+                current.jwks_uri = discovered.jwks_uri;
+                current.introspection_endpoint = discovered.introspection_endpoint;
+                current.discovered = true;
+                current.fetched = Clock::now();
+                current.failure.clear();
+            } else {
+                current.failed_at = Clock::now();
+                current.failure = problem;
+            }
+        }
+        if (!problem.empty()) {
+            fetch_failures++;
+            logger.log(LogLevel::Warning,
+                       "fetching the metadata and keys of OAuth issuer " + issuer +
+                           " failed: " + problem);
+        }
+        finish(flight);
+        co_return problem;
+    }
+
+    asio::awaitable<Verdict> verify_jwt(const std::string &token, const json &header,
+                                        json claims) {
+        std::string alg = header.value("alg", "");
+        if (std::find(options.algorithms.begin(), options.algorithms.end(), alg) ==
+            options.algorithms.end())
+            co_return invalid("the token's algorithm \"" + alg + "\" is not accepted");
+        if (header.contains("crit")) co_return invalid("the token has critical header parameters");
+        if (header.contains("typ")) {
+            std::string typ = header["typ"].is_string() ? header["typ"].get<std::string>() : "";
+            for (char &c : typ) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            if (typ != "at+jwt" && typ != "application/at+jwt" && typ != "jwt")
+                co_return invalid("the token's type \"" + typ + "\" is not an access token");
+        }
+        if (!claims.is_object() || !claims.contains("iss") || !claims["iss"].is_string())
+            co_return invalid("the token has no issuer (iss)");
+        std::string issuer = claims["iss"].get<std::string>();
+        std::optional<std::vector<TrustedIssuer>> trusted_now = co_await issuers();
+        if (!trusted_now) co_return unavailable("the trusted issuers could not be read");
+        const TrustedIssuer *trusted_issuer = nullptr;
+        for (const TrustedIssuer &each : *trusted_now)
+            if (each.issuer == issuer) trusted_issuer = &each;
+        if (trusted_issuer == nullptr) co_return invalid("the token's issuer is not trusted");
+        TrustedIssuer accepted = *trusted_issuer;
+        std::string kid = header.contains("kid") && header["kid"].is_string()
+                              ? header["kid"].get<std::string>()
+                              : std::string();
+        std::string kty = key_type_of(alg);
+        // The keys that may have signed it: the one its kid names (the key set is fetched
+        // again once when it is not there: the issuer rotated its keys), else each of the
+        // algorithm's type.
+        std::shared_ptr<KeySet> keys;
+        for (int attempt = 0; attempt < 2; attempt++) {
+            std::string problem = co_await refresh(issuer, attempt == 1);
+            auto provider = providers.find(issuer);
+            if (provider == providers.end()) co_return invalid("the token's issuer is not trusted");
+            keys = provider->second.keys;
+            if (!keys) co_return unavailable("the issuer's keys could not be fetched: " + problem);
+            bool known = kid.empty();
+            for (const Key &key : keys->keys)
+                if (!kid.empty() && key.kid == kid) known = true;
+            if (known) break;
+            if (attempt == 1) co_return invalid("the token's signing key is unknown (kid)");
+        }
+        cjose_err error;
+        cjose_jws_t *jws = cjose_jws_import(token.c_str(), token.size(), &error);
+        if (jws == nullptr) co_return invalid("the token is not a valid JWS");
+        bool good = false;
+        for (const Key &key : keys->keys) {
+            if (!kid.empty() && key.kid != kid) continue;
+            if (key.kty != kty || (!key.alg.empty() && key.alg != alg)) continue;
+            if (cjose_jws_verify(jws, key.jwk, &error)) {
+                good = true;
+                break;
+            }
+        }
+        cjose_jws_release(jws);
+        if (!good) co_return invalid("the token's signature does not verify");
+        double now = std::chrono::duration<double>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+        if (std::optional<Verdict> refused =
+                check_claims(claims, options.resource, accepted.scopes, now, options.leeway))
+            co_return *refused;
+        co_return accept(std::move(claims));
+    }
+
+    // A token that is not a JWT: asked of the trusted issuers that introspect (RFC 7662).
+    asio::awaitable<Verdict> introspect(const std::string &token) {
+        std::optional<std::vector<TrustedIssuer>> trusted_now = co_await issuers();
+        if (!trusted_now) co_return unavailable("the trusted issuers could not be read");
+        std::vector<TrustedIssuer> introspecting;
+        for (const TrustedIssuer &each : *trusted_now)
+            if (each.introspect) introspecting.push_back(each);
+        if (introspecting.empty())
+            co_return invalid("the token is not a JWT, and no trusted issuer introspects tokens");
+        std::string last = "the token is not active";
+        for (const TrustedIssuer &issuer : introspecting) {
+            std::string problem = co_await refresh(issuer.issuer, false);
+            auto provider = providers.find(issuer.issuer);
+            if (provider == providers.end()) continue;
+            std::string endpoint = provider->second.introspection_endpoint;
+            if (endpoint.empty()) {
+                last = problem.empty() ? "issuer " + issuer.issuer +
+                                             " publishes no introspection_endpoint"
+                                       : problem;
+                logger.log(LogLevel::Warning, "cannot introspect at " + issuer.issuer + ": " + last);
+                continue;
+            }
+            std::optional<Url> url = parse_url(endpoint);
+            if (!url || (!url->https && !is_loopback_host(url->host))) {
+                last = "the introspection endpoint is not an acceptable URL";
+                continue;
+            }
+            std::string authorization;
+            if (!options.introspection_client_id.empty())
+                authorization = "Basic " + base64(url_encode(options.introspection_client_id) +
+                                                  ":" +
+                                                  url_encode(options.introspection_client_secret));
+            introspections++;
+            FetchResult got = co_await fetch(
+                io, tls, *url, http::verb::post,
+                "token=" + url_encode(token) + "&token_type_hint=access_token", authorization,
+                options.fetch_timeout);
+            if (got.status != 200) {
+                std::string why = got.status == 0 ? got.error
+                                                  : endpoint + " answered " +
+                                                        std::to_string(got.status);
+                logger.log(LogLevel::Warning, "token introspection failed: " + why);
+                co_return unavailable("token introspection failed");
+            }
+            json answer = json::parse(got.body, nullptr, false);
+            if (!answer.is_object()) co_return unavailable("token introspection answered no JSON");
+            if (answer.value("active", false) != true) continue;
+            if (answer.contains("iss") && answer["iss"] != issuer.issuer) continue;
+            answer["iss"] = issuer.issuer;
+            answer.erase("active");
+            double now = std::chrono::duration<double>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+            if (std::optional<Verdict> refused =
+                    check_claims(answer, options.resource, issuer.scopes, now, options.leeway))
+                co_return *refused;
+            co_return accept(std::move(answer));
+        }
+        co_return invalid(last);
+    }
+
+    Verdict accept(json claims) {
+        Verdict verdict;
+        verdict.kind = Verdict::Kind::Ok;
+        verdict.issuer = claims["iss"].get<std::string>();
+        verdict.subject = claims["sub"].get<std::string>();
+        verdict.owner = "oauth\n" + verdict.issuer + "\n" + verdict.subject;
+        verdict.expires = std::chrono::system_clock::time_point(
+            std::chrono::seconds(static_cast<int64_t>(claims["exp"].get<double>())));
+        verdict.identity =
+            json{{"resource", options.resource}, {"claims", std::move(claims)}}.dump(
+                -1, ' ', false, json::error_handler_t::replace);
+        return verdict;
+    }
+
+    asio::awaitable<Verdict> verify(std::string token) {
+        auto self = shared_from_this();
+        Verdict verdict;
+        size_t first = token.find('.');
+        size_t second = first == std::string::npos ? first : token.find('.', first + 1);
+        bool jwt_shape = second != std::string::npos && token.find('.', second + 1) == std::string::npos;
+        if (jwt_shape) {
+            std::optional<std::string> header_text = base64url_decode(token.substr(0, first));
+            std::optional<std::string> claims_text =
+                base64url_decode(token.substr(first + 1, second - first - 1));
+            json header = header_text ? json::parse(*header_text, nullptr, false) : json();
+            json claims = claims_text ? json::parse(*claims_text, nullptr, false) : json();
+            if (!header.is_object() || !claims.is_object()) {
+                verdict = invalid("the token is not a valid JWT");
+            } else {
+                verdict = co_await verify_jwt(token, header, std::move(claims));
+            }
+        } else {
+            verdict = co_await introspect(token);
+        }
+        switch (verdict.kind) {
+            case Verdict::Kind::Ok:
+                verified++;
+                break;
+            case Verdict::Kind::Invalid:
+                refused++;
+                break;
+            case Verdict::Kind::InsufficientScope:
+                scope_refused++;
+                break;
+            case Verdict::Kind::Unavailable:
+                unavailable_count++;
+                break;
+        }
+        co_return verdict;
+    }
+};
+
+OAuthVerifier::OAuthVerifier(asio::io_context &loop, OAuthOptions options, IssuerLoader load,
+                             const Logger &logger)
+    : impl_(std::make_shared<Impl>(loop, std::move(options), std::move(load), logger)) {}
+
+OAuthVerifier::~OAuthVerifier() = default;
+
+asio::awaitable<Verdict> OAuthVerifier::verify(std::string token) {
+    auto impl = impl_;
+    Verdict verdict = co_await impl->verify(std::move(token));
+    co_return verdict;
+}
+
+asio::awaitable<std::optional<std::vector<TrustedIssuer>>> OAuthVerifier::issuers() {
+    auto impl = impl_;
+    std::optional<std::vector<TrustedIssuer>> found = co_await impl->issuers();
+    co_return found;
+}
+
+json OAuthVerifier::resource_metadata(const std::vector<TrustedIssuer> &issuers) const {
+    json servers = json::array();
+    std::set<std::string> scopes;
+    for (const TrustedIssuer &issuer : issuers) {
+        servers.push_back(issuer.issuer);
+        scopes.insert(issuer.scopes.begin(), issuer.scopes.end());
+    }
+    return {{"resource", impl_->options.resource},
+            {"authorization_servers", servers},
+            {"scopes_supported", scopes},
+            {"bearer_methods_supported", {"header"}},
+            {"resource_name", "pg_mcp"},
+            {"resource_documentation", "https://github.com/pg-mcp/pg_mcp#oauth"}};
+}
+
+std::string OAuthVerifier::resource_metadata_url() const {
+    std::optional<Url> url = parse_url(impl_->options.resource);
+    if (!url) return {};
+    std::string path = url->target.substr(0, url->target.find('?'));
+    if (path == "/") path.clear();
+    const std::string &resource = impl_->options.resource;
+    size_t authority_end = resource.find('/', resource.find("://") + 3);
+    std::string origin = resource.substr(0, authority_end);
+    return origin + "/.well-known/oauth-protected-resource" + path;
+}
+
+std::vector<std::string> OAuthVerifier::resource_metadata_paths() const {
+    std::vector<std::string> paths = {"/.well-known/oauth-protected-resource"};
+    std::optional<Url> url = parse_url(impl_->options.resource);
+    if (url) {
+        std::string path = url->target.substr(0, url->target.find('?'));
+        if (path != "/" && !path.empty()) paths.push_back(paths[0] + path);
+    }
+    return paths;
+}
+
+const OAuthOptions &OAuthVerifier::options() const {
+    return impl_->options;
+}
+
+std::string OAuthVerifier::metrics() const {
+    const Impl &impl = *impl_;
+    std::string out;
+    auto line = [&](const std::string &text) { out += text + "\n"; };
+    line("# HELP pg_mcp_bridge_oauth_tokens_total OAuth access tokens verified, by outcome.");
+    line("# TYPE pg_mcp_bridge_oauth_tokens_total counter");
+    line("pg_mcp_bridge_oauth_tokens_total{outcome=\"ok\"} " + std::to_string(impl.verified));
+    line("pg_mcp_bridge_oauth_tokens_total{outcome=\"invalid\"} " + std::to_string(impl.refused));
+    line("pg_mcp_bridge_oauth_tokens_total{outcome=\"insufficient_scope\"} " +
+         std::to_string(impl.scope_refused));
+    line("pg_mcp_bridge_oauth_tokens_total{outcome=\"unavailable\"} " +
+         std::to_string(impl.unavailable_count));
+    line("# HELP pg_mcp_bridge_oauth_key_fetches_total Fetches of issuers' metadata and keys.");
+    line("# TYPE pg_mcp_bridge_oauth_key_fetches_total counter");
+    line("pg_mcp_bridge_oauth_key_fetches_total " + std::to_string(impl.key_fetches));
+    line("# HELP pg_mcp_bridge_oauth_fetch_failures_total Failed fetches of metadata and keys.");
+    line("# TYPE pg_mcp_bridge_oauth_fetch_failures_total counter");
+    line("pg_mcp_bridge_oauth_fetch_failures_total " + std::to_string(impl.fetch_failures));
+    line("# HELP pg_mcp_bridge_oauth_introspections_total Token introspection requests.");
+    line("# TYPE pg_mcp_bridge_oauth_introspections_total counter");
+    line("pg_mcp_bridge_oauth_introspections_total " + std::to_string(impl.introspections));
+    return out;
+}
+
+}  // namespace pg_mcp::bridge

@@ -1,0 +1,115 @@
+// The OAuth 2.1 resource server of pg_mcp_bridge --auth oauth: access tokens are verified here
+// (JWTs against their issuer's published keys, other tokens by token introspection), then the
+// database maps the verified identity to a principal (mcp.assume_identity). Which issuers are
+// trusted, for which resource and with which scopes, comes from the database
+// (mcp.identity_providers_for). Everything runs on the event loop; the issuers' metadata and
+// keys are fetched with Beast (HTTPS through OpenSSL) and cached.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "log.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace pg_mcp::bridge {
+
+struct OAuthOptions {
+    // This protected resource: the URL clients use for the MCP endpoint (RFC 9728 "resource";
+    // tokens must name it in "aud", RFC 8707).
+    std::string resource;
+    // Signature algorithms accepted (asymmetric only: "none" and HMAC are never accepted).
+    std::vector<std::string> algorithms = {"RS256", "RS384", "RS512", "PS256", "PS384",
+                                           "PS512", "ES256", "ES384", "ES512"};
+    std::string ca_file;  // trust anchors for the issuers' HTTPS besides the system's
+    // Client credentials for token introspection (RFC 7662), when an issuer introspects.
+    std::string introspection_client_id;
+    std::string introspection_client_secret;
+    std::chrono::seconds leeway{30};  // clock skew allowed on exp / nbf
+    std::chrono::milliseconds fetch_timeout{5000};
+};
+
+// An issuer trusted for this resource (a row of mcp.identity_providers_for).
+struct TrustedIssuer {
+    std::string issuer;
+    std::vector<std::string> scopes;  // every token must carry these
+    bool introspect = false;
+};
+
+// The outcome of verifying one access token.
+struct Verdict {
+    enum class Kind {
+        Ok,
+        Invalid,            // 401 invalid_token
+        InsufficientScope,  // 403 insufficient_scope
+        Unavailable,        // 503: an issuer or the database could not be asked
+    } kind = Kind::Invalid;
+    std::string reason;  // why, for the challenge's error_description and the log (no token)
+    std::string scope;   // InsufficientScope: the scopes needed, space-separated
+    // Ok: {"resource": ..., "claims": {...}} for mcp.assume_identity, who it is (issuer and
+    // subject: the owner of the sessions it opens), and until when the token is valid.
+    std::string identity;
+    std::string owner;
+    std::string issuer, subject;
+    std::chrono::system_clock::time_point expires;
+};
+
+// Loads the trusted issuers; calls done with them, or nullopt when they could not be read.
+using IssuerLoader =
+    std::function<void(std::function<void(std::optional<std::vector<TrustedIssuer>>)> done)>;
+
+class OAuthVerifier {
+  public:
+    OAuthVerifier(boost::asio::io_context &loop, OAuthOptions options, IssuerLoader load,
+                  const Logger &logger);
+    ~OAuthVerifier();
+
+    // On the loop. Verifies a bearer token that is not one of pg_mcp's own.
+    boost::asio::awaitable<Verdict> verify(std::string token);
+    // The trusted issuers (loaded when older than a short while), for the metadata document.
+    boost::asio::awaitable<std::optional<std::vector<TrustedIssuer>>> issuers();
+    // RFC 9728 metadata of this resource, and the URL it is served at.
+    nlohmann::json resource_metadata(const std::vector<TrustedIssuer> &issuers) const;
+    std::string resource_metadata_url() const;
+    // The paths (on this bridge's listener) the metadata is served at.
+    std::vector<std::string> resource_metadata_paths() const;
+    const OAuthOptions &options() const;
+    std::string metrics() const;  // Prometheus text
+
+  private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+// Parts of an http(s) URL; nullopt when it is not one (or has userinfo or a fragment).
+struct Url {
+    bool https = false;
+    std::string host;  // without brackets for IPv6
+    std::string port;
+    std::string target;  // path and query, "/" at least
+    std::string origin() const;
+};
+std::optional<Url> parse_url(const std::string &text);
+// Whether a host name or address is the loopback (plain http is allowed only there).
+bool is_loopback_host(const std::string &host);
+
+// base64url without padding (RFC 7515), decoded; nullopt when not valid.
+std::optional<std::string> base64url_decode(const std::string &text);
+
+// The checks on a JWT's claims, given the time (seconds since the epoch): nullopt when they
+// pass, else the verdict. Unit-tested alone.
+std::optional<Verdict> check_claims(const nlohmann::json &claims, const std::string &resource,
+                                    const std::vector<std::string> &required_scopes, double now,
+                                    std::chrono::seconds leeway);
+
+}  // namespace pg_mcp::bridge
