@@ -64,15 +64,15 @@ using ProgressFn = std::function<void(int elapsed_seconds)>;
 // What the protocol asks of the database. Each operation is one row of the table in
 // database.cpp (its SQL function, with and without a principal's token, and its parameters).
 enum class Operation {
-    ListTools,      // tools/list: the array of tool definitions
-    CallTool,       // tools/call: the CallToolResult (its head, the body streamed)
-    ListResources,  // resources/list: the array of the caller's sandboxed views
-    ReadResource,   // resources/read: a ReadResourceResult; unknown uri: sqlstate 42704
-    ListPrompts,    // prompts/list: the array of prompt definitions
-    GetPrompt,      // prompts/get: a GetPromptResult; unknown: 42704, bad argument: 22023
-    Authenticate,   // a bearer token's SHA-256 (hex, in identity.principal_token) or an OAuth
-                    // identity (identity.oauth_identity): the principal's name, or
-                    // error_code::kUnauthorized (with sqlstate 28000 when not mapped)
+    ListTools,          // tools/list: the array of tool definitions
+    CallTool,           // tools/call: the CallToolResult (its head, the body streamed)
+    ListResources,      // resources/list: the array of the caller's sandboxed views
+    ReadResource,       // resources/read: a ReadResourceResult; unknown uri: sqlstate 42704
+    ListPrompts,        // prompts/list: the array of prompt definitions
+    GetPrompt,          // prompts/get: a GetPromptResult; unknown: 42704, bad argument: 22023
+    Authenticate,       // a bearer token's SHA-256 (hex, in identity.principal_token) or an OAuth
+                        // identity (identity.oauth_identity): the principal's name, or
+                        // error_code::kUnauthorized (with sqlstate 28000 when not mapped)
     IdentityProviders,  // the OAuth issuers trusted for the resource in `name`: an array of
                         // {"issuer", "scopes", "introspect"}
 };

@@ -872,7 +872,8 @@ void Database::start(Slot &slot, std::shared_ptr<Job> job) {
     slot.job->running_on = &slot;
     slot.begun = Clock::now();
     Job &run = *slot.job;
-    bool as_principal = !run.identity.principal_token.empty() || !run.identity.oauth_identity.empty();
+    bool as_principal =
+        !run.identity.principal_token.empty() || !run.identity.oauth_identity.empty();
     if (run.is_ping) {
         slot.statement = &kPing;
     } else {

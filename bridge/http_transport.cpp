@@ -114,7 +114,6 @@ std::string safe_dump(const json &message) {
     return message.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-
 }  // namespace
 
 // A session's output: each response goes to the HTTP request waiting for its id.
@@ -631,8 +630,9 @@ struct HttpServer::Impl {
         Response response =
             rpc_error(request, http::status::forbidden, error_code::kUnauthorized, message);
         if (!scope.empty())
-            response.set(http::field::www_authenticate,
-                         challenge("insufficient_scope", "the token lacks a required scope", scope));
+            response.set(
+                http::field::www_authenticate,
+                challenge("insufficient_scope", "the token lacks a required scope", scope));
         return response;
     }
 
@@ -847,8 +847,7 @@ struct HttpServer::Impl {
         auto me = std::make_shared<Wakeup>(io);
         check->waiters.push_back(me);
         bool answered = check->done;
-        if (!answered)
-            answered = co_await wait_until(*me, Clock::now() + std::chrono::seconds(15));
+        if (!answered) answered = co_await wait_until(*me, Clock::now() + std::chrono::seconds(15));
         check->waiters.erase(std::remove(check->waiters.begin(), check->waiters.end(), me),
                              check->waiters.end());
         if (!answered || !check->done)
@@ -890,12 +889,13 @@ struct HttpServer::Impl {
         Clock::time_point now = Clock::now();
         if (verdict.kind == Verdict::Kind::Ok) {
             auto got = std::make_shared<Pending<BackendReply>>(io);
-            backend.authenticate_identity(check->key, verdict.identity, [this, got](BackendReply r) {
-                asio::post(io, [got, r = std::move(r)]() mutable {
-                    got->value = std::move(r);
-                    got->wakeup.fire();
-                });
-            });
+            backend.authenticate_identity(check->key, verdict.identity,
+                                          [this, got](BackendReply r) {
+                                              asio::post(io, [got, r = std::move(r)]() mutable {
+                                                  got->value = std::move(r);
+                                                  got->wakeup.fire();
+                                              });
+                                          });
             bool in_time = co_await wait_until(got->wakeup, now + std::chrono::seconds(10));
             if (!in_time) {
                 backend.cancel(check->key);
@@ -931,7 +931,8 @@ struct HttpServer::Impl {
             oauth_refused[token_hash] =
                 RefusedToken{verdict, false, Clock::now() + std::chrono::seconds(2)};
         } else {
-            logger.log(LogLevel::Error, "could not verify an OAuth access token: " + verdict.reason);
+            logger.log(LogLevel::Error,
+                       "could not verify an OAuth access token: " + verdict.reason);
         }
         check->done = true;
         auto entry = token_checks.find(token_hash);
@@ -1533,9 +1534,9 @@ struct HttpServer::Impl {
                                        "unused ones with DELETE");
             // Concurrent initializes count too, until each is open or has failed.
             opening = std::make_unique<OpeningSession>(*this, principal);
-            session = std::make_shared<Session>(io, new_session_id(), backend, server_options,
-                                                logger, caller.owner, caller.principal_token,
-                                                principal);
+            session =
+                std::make_shared<Session>(io, new_session_id(), backend, server_options, logger,
+                                          caller.owner, caller.principal_token, principal);
             created = true;
         } else if (version == kModernVersion) {
             // 2026-07-28 has no protocol-level sessions: the request gets a server of its own

@@ -162,10 +162,10 @@ void warn_about_login(const std::string &dsn, bool acting_as_principals, const L
 void warn_about_oauth(const std::string &dsn, const std::string &resource, const Logger &logger) {
     PGconn *conn = open_connection(dsn);
     const char *values[1] = {resource.c_str()};
-    PGresult *result = PQexec(
-        conn,
-        "SELECT CASE WHEN pg_catalog.to_regrole('mcp_identity_verifier') IS NULL THEN false"
-        " ELSE pg_catalog.pg_has_role('mcp_identity_verifier', 'MEMBER') END, current_user");
+    PGresult *result =
+        PQexec(conn,
+               "SELECT CASE WHEN pg_catalog.to_regrole('mcp_identity_verifier') IS NULL THEN false"
+               " ELSE pg_catalog.pg_has_role('mcp_identity_verifier', 'MEMBER') END, current_user");
     if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 &&
         std::string(PQgetvalue(result, 0, 0)) != "t") {
         std::string login = PQgetvalue(result, 0, 1);

@@ -114,8 +114,10 @@ asio::awaitable<FetchResult> fetch(asio::io_context &io, ssl::context &tls, cons
     }
     beast::ssl_stream<beast::tcp_stream> stream(io, tls);
     beast::get_lowest_layer(stream).expires_after(timeout);
-    // The server's name for SNI, and checked against its certificate.
-    if (!SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str())) {
+    // The server's name for SNI (not for an address), and checked against its certificate.
+    beast::error_code not_address;
+    asio::ip::make_address(url.host, not_address);
+    if (not_address && !SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str())) {
         result.error = "setting the TLS server name failed";
         co_return result;
     }
@@ -203,10 +205,10 @@ std::shared_ptr<KeySet> parse_key_set(const json &document, std::string &problem
         if (jwk == nullptr) continue;
         Key parsed;
         parsed.kid = key.contains("kid") && key["kid"].is_string() ? key["kid"].get<std::string>()
-                                                                  : std::string();
+                                                                   : std::string();
         parsed.kty = kty;
         parsed.alg = key.contains("alg") && key["alg"].is_string() ? key["alg"].get<std::string>()
-                                                                  : std::string();
+                                                                   : std::string();
         parsed.jwk = jwk;
         set->keys.push_back(std::move(parsed));
     }
@@ -371,10 +373,10 @@ struct Provider {
     bool discovered = false;
     std::string jwks_uri, introspection_endpoint;
     std::shared_ptr<KeySet> keys;
-    Clock::time_point fetched{};         // metadata and keys, last success
-    Clock::time_point keys_fetched{};    // keys, last attempt
-    Clock::time_point failed_at{};       // last failed fetch
-    std::string failure;                 // why it failed
+    Clock::time_point fetched{};       // metadata and keys, last success
+    Clock::time_point keys_fetched{};  // keys, last attempt
+    Clock::time_point failed_at{};     // last failed fetch
+    std::string failure;               // why it failed
     std::shared_ptr<std::vector<std::shared_ptr<Wakeup>>> fetching;  // waiters of a fetch
 };
 
@@ -383,8 +385,7 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         : io(io), options(std::move(options)), load(std::move(load)), logger(logger) {
         tls.set_default_verify_paths();
         tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                        ssl::context::no_tlsv1_1);
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
         if (!this->options.ca_file.empty()) tls.load_verify_file(this->options.ca_file);
     }
 
@@ -438,7 +439,8 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             std::map<std::string, Provider> kept;
             for (const TrustedIssuer &issuer : *trusted) {
                 auto found = providers.find(issuer.issuer);
-                Provider provider = found != providers.end() ? std::move(found->second) : Provider();
+                Provider provider =
+                    found != providers.end() ? std::move(found->second) : Provider();
                 provider.trusted = issuer;
                 kept.emplace(issuer.issuer, std::move(provider));
             }
@@ -448,7 +450,8 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
                        "could not read the trusted OAuth issuers; using the list read before");
             trusted_at = Clock::now() - kIssuersFresh + std::chrono::seconds(5);
         } else {
-            logger.log(LogLevel::Error, "could not read the trusted OAuth issuers from the database");
+            logger.log(LogLevel::Error,
+                       "could not read the trusted OAuth issuers from the database");
         }
         loading = nullptr;
         finish(flight);
@@ -552,9 +555,9 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         if (problem.empty() && !discovered.jwks_uri.empty()) {
             FetchResult got = co_await get(discovered.jwks_uri);
             if (got.status != 200) {
-                problem = got.status == 0 ? got.error
-                                          : discovered.jwks_uri + " answered " +
-                                                std::to_string(got.status);
+                problem = got.status == 0
+                              ? got.error
+                              : discovered.jwks_uri + " answered " + std::to_string(got.status);
             } else {
                 json document = json::parse(got.body, nullptr, false);
                 keys = parse_key_set(document, problem);
@@ -578,16 +581,14 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         }
         if (!problem.empty()) {
             fetch_failures++;
-            logger.log(LogLevel::Warning,
-                       "fetching the metadata and keys of OAuth issuer " + issuer +
-                           " failed: " + problem);
+            logger.log(LogLevel::Warning, "fetching the metadata and keys of OAuth issuer " +
+                                              issuer + " failed: " + problem);
         }
         finish(flight);
         co_return problem;
     }
 
-    asio::awaitable<Verdict> verify_jwt(const std::string &token, const json &header,
-                                        json claims) {
+    asio::awaitable<Verdict> verify_jwt(const std::string &token, const json &header, json claims) {
         std::string alg = header.value("alg", "");
         if (std::find(options.algorithms.begin(), options.algorithms.end(), alg) ==
             options.algorithms.end())
@@ -643,9 +644,9 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         }
         cjose_jws_release(jws);
         if (!good) co_return invalid("the token's signature does not verify");
-        double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+        double now =
+            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
         if (std::optional<Verdict> refused =
                 check_claims(claims, options.resource, accepted.scopes, now, options.leeway))
             co_return *refused;
@@ -668,10 +669,11 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             if (provider == providers.end()) continue;
             std::string endpoint = provider->second.introspection_endpoint;
             if (endpoint.empty()) {
-                last = problem.empty() ? "issuer " + issuer.issuer +
-                                             " publishes no introspection_endpoint"
-                                       : problem;
-                logger.log(LogLevel::Warning, "cannot introspect at " + issuer.issuer + ": " + last);
+                last = problem.empty()
+                           ? "issuer " + issuer.issuer + " publishes no introspection_endpoint"
+                           : problem;
+                logger.log(LogLevel::Warning,
+                           "cannot introspect at " + issuer.issuer + ": " + last);
                 continue;
             }
             std::optional<Url> url = parse_url(endpoint);
@@ -681,18 +683,18 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             }
             std::string authorization;
             if (!options.introspection_client_id.empty())
-                authorization = "Basic " + base64(url_encode(options.introspection_client_id) +
-                                                  ":" +
-                                                  url_encode(options.introspection_client_secret));
+                authorization =
+                    "Basic " + base64(url_encode(options.introspection_client_id) + ":" +
+                                      url_encode(options.introspection_client_secret));
             introspections++;
-            FetchResult got = co_await fetch(
-                io, tls, *url, http::verb::post,
-                "token=" + url_encode(token) + "&token_type_hint=access_token", authorization,
-                options.fetch_timeout);
+            FetchResult got =
+                co_await fetch(io, tls, *url, http::verb::post,
+                               "token=" + url_encode(token) + "&token_type_hint=access_token",
+                               authorization, options.fetch_timeout);
             if (got.status != 200) {
-                std::string why = got.status == 0 ? got.error
-                                                  : endpoint + " answered " +
-                                                        std::to_string(got.status);
+                std::string why = got.status == 0
+                                      ? got.error
+                                      : endpoint + " answered " + std::to_string(got.status);
                 logger.log(LogLevel::Warning, "token introspection failed: " + why);
                 co_return unavailable("token introspection failed");
             }
@@ -702,9 +704,9 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             if (answer.contains("iss") && answer["iss"] != issuer.issuer) continue;
             answer["iss"] = issuer.issuer;
             answer.erase("active");
-            double now = std::chrono::duration<double>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+            double now =
+                std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                    .count();
             if (std::optional<Verdict> refused =
                     check_claims(answer, options.resource, issuer.scopes, now, options.leeway))
                 co_return *refused;
@@ -721,9 +723,8 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         verdict.owner = "oauth\n" + verdict.issuer + "\n" + verdict.subject;
         verdict.expires = std::chrono::system_clock::time_point(
             std::chrono::seconds(static_cast<int64_t>(claims["exp"].get<double>())));
-        verdict.identity =
-            json{{"resource", options.resource}, {"claims", std::move(claims)}}.dump(
-                -1, ' ', false, json::error_handler_t::replace);
+        verdict.identity = json{{"resource", options.resource}, {"claims", std::move(claims)}}.dump(
+            -1, ' ', false, json::error_handler_t::replace);
         return verdict;
     }
 
@@ -732,7 +733,8 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         Verdict verdict;
         size_t first = token.find('.');
         size_t second = first == std::string::npos ? first : token.find('.', first + 1);
-        bool jwt_shape = second != std::string::npos && token.find('.', second + 1) == std::string::npos;
+        bool jwt_shape =
+            second != std::string::npos && token.find('.', second + 1) == std::string::npos;
         if (jwt_shape) {
             std::optional<std::string> header_text = base64url_decode(token.substr(0, first));
             std::optional<std::string> claims_text =

@@ -235,8 +235,9 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
         OAuthOptions &oauth = *options.http_options.oauth;
         text("oauth-resource", oauth.resource);
         if (oauth.resource.empty())
-            throw UsageError{"--auth oauth needs --oauth-resource URL: this server's MCP endpoint "
-                             "as clients reach it, e.g. https://mcp.example.com/mcp"};
+            throw UsageError{
+                "--auth oauth needs --oauth-resource URL: this server's MCP endpoint "
+                "as clients reach it, e.g. https://mcp.example.com/mcp"};
         std::optional<Url> url = parse_url(oauth.resource);
         if (!url || oauth.resource.find('?') != std::string::npos)
             throw UsageError{"--oauth-resource " + oauth.resource +

@@ -109,24 +109,29 @@ ROLLBACK;
 SELECT mcp.assume_identity('{"resource": "https://mcp.example.com/mcp", "claims": {"iss": "https://login.example.com", "sub": "dave", "groups": ["staff"], "client_id": "agent-app"}}');
 -- A disabled provider's identities are refused at once; an untrusted issuer's too.
 RESET SESSION AUTHORIZATION;
-SELECT mcp.alter_identity_provider('https://login.example.com', enabled => false);
-SELECT mcp.alter_identity_provider('https://nowhere.example.com', enabled => false);
+SELECT mcp.alter_identity_provider('https://login.example.com', 'https://mcp.example.com/mcp', enabled => false);
+SELECT mcp.alter_identity_provider('https://nowhere.example.com', 'https://mcp.example.com/mcp', enabled => false);
 SET SESSION AUTHORIZATION regress_idp_bridge;
 SELECT mcp.assume_identity('{"resource": "https://mcp.example.com/mcp", "claims": {"iss": "https://login.example.com", "sub": "alice"}}');
 SELECT mcp.assume_identity('{"resource": "https://mcp.example.com/mcp", "claims": {"iss": "https://evil.example.com", "sub": "alice"}}');
 SELECT * FROM mcp.identity_providers_for('https://mcp.example.com/mcp');
 RESET SESSION AUTHORIZATION;
-SELECT mcp.alter_identity_provider('https://login.example.com', enabled => true, scopes => '{mcp:tools,mcp:admin}');
+SELECT mcp.alter_identity_provider('https://login.example.com', 'https://mcp.example.com/mcp', enabled => true, scopes => '{mcp:tools,mcp:admin}');
 
 -- The audit trail names the person and the client application of each call.
 SELECT tool_name, status, principal, auth_issuer, auth_subject, auth_client_id, message
   FROM mcp.audit_log WHERE tool_name LIKE 'idp\_%' OR tool_name = 'mcp.assume_identity' ORDER BY id;
 SELECT verified, problem FROM mcp.verify_audit();
 
--- Unmapping; dropping the provider drops its mappings.
+-- One issuer, several resources (bridges); its mappings hold for each.
+SELECT mcp.create_identity_provider('https://login.example.com', 'https://reports.example.com/mcp');
+SELECT * FROM mcp.identity_providers_for('https://reports.example.com/mcp');
+-- Unmapping; dropping an issuer's last provider drops its mappings.
 SELECT mcp.unmap_identity(:alice_mapping);
 SELECT mcp.unmap_identity(:alice_mapping);
-SELECT mcp.drop_identity_provider('https://login.example.com');
+SELECT mcp.drop_identity_provider('https://login.example.com', 'https://mcp.example.com/mcp');
+SELECT mcp.drop_identity_provider('https://login.example.com', 'https://mcp.example.com/mcp');
+SELECT count(*) AS mappings_kept FROM mcp.identity_mappings;
 SELECT mcp.drop_identity_provider('https://login.example.com');
 SELECT mcp.drop_identity_provider('https://login.example.com', if_exists => true);
 SELECT count(*) AS mappings_left FROM mcp.identity_mappings;

@@ -18,7 +18,7 @@ END
 $$;
 
 CREATE TABLE @extschema@.identity_providers (
-    issuer      text PRIMARY KEY CHECK (issuer ~ '^https?://[^\s]+$' AND length(issuer) <= 1024),
+    issuer      text NOT NULL CHECK (issuer ~ '^https?://[^\s]+$' AND length(issuer) <= 1024),
     audience    text NOT NULL CHECK (audience ~ '^https?://[^\s]+$' AND length(audience) <= 1024),
     scopes      text[] NOT NULL DEFAULT '{}' CHECK (array_position(scopes, NULL) IS NULL),
     introspect  boolean NOT NULL DEFAULT false,
@@ -27,9 +27,10 @@ CREATE TABLE @extschema@.identity_providers (
     created_by  name NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_by  name NOT NULL,
-    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (issuer, audience)
 );
-COMMENT ON TABLE @extschema@.identity_providers IS 'OAuth authorization servers whose access tokens pg_mcp_bridge --auth oauth accepts, each for one resource (the bridge''s URL)';
+COMMENT ON TABLE @extschema@.identity_providers IS 'OAuth authorization servers whose access tokens pg_mcp_bridge --auth oauth accepts: one row per issuer and resource (a bridge''s URL) it is trusted for';
 COMMENT ON COLUMN @extschema@.identity_providers.issuer IS 'The issuer identifier, exactly as in its tokens'' "iss" claim and its metadata (RFC 8414 / OpenID Connect discovery)';
 COMMENT ON COLUMN @extschema@.identity_providers.audience IS 'The protected resource: tokens must name it in "aud" (RFC 8707), and the bridge serving it (--oauth-resource) trusts this issuer';
 COMMENT ON COLUMN @extschema@.identity_providers.scopes IS 'Scopes every access token must carry; fewer is refused with 403 insufficient_scope';
@@ -40,7 +41,7 @@ GRANT SELECT ON @extschema@.identity_providers TO mcp_admin;
 
 CREATE TABLE @extschema@.identity_mappings (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    issuer      text NOT NULL REFERENCES @extschema@.identity_providers (issuer) ON UPDATE CASCADE ON DELETE CASCADE,
+    issuer      text NOT NULL,
     claim       text NOT NULL DEFAULT 'sub' CHECK (length(claim) BETWEEN 1 AND 256 AND claim !~ '\s'),
     value       text CHECK (length(value) <= 1024),
     principal   text NOT NULL REFERENCES @extschema@.principals (name) ON UPDATE CASCADE ON DELETE CASCADE,
@@ -49,7 +50,7 @@ CREATE TABLE @extschema@.identity_mappings (
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     UNIQUE NULLS NOT DISTINCT (issuer, claim, value)
 );
-COMMENT ON TABLE @extschema@.identity_mappings IS 'How verified OAuth identities become principals: the first matching mapping (by priority, then id) decides; an identity no mapping matches is refused';
+COMMENT ON TABLE @extschema@.identity_mappings IS 'How verified OAuth identities of an issuer (for every resource it is trusted for) become principals: the first matching mapping (by priority, then id) decides; an identity no mapping matches is refused. Dropping an issuer''s last identity provider drops its mappings.';
 COMMENT ON COLUMN @extschema@.identity_mappings.claim IS 'The claim compared: "sub" for one person, or e.g. "groups", "tenant", "client_id"';
 COMMENT ON COLUMN @extschema@.identity_mappings.value IS 'Matches a string claim equal to it, or an array claim holding it; NULL matches every identity of the issuer';
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.identity_mappings', '');
@@ -84,8 +85,9 @@ BEGIN
         RAISE EXCEPTION 'scopes must be an array of scope names, without NULLs'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''{mcp:tools}'', or ''{}'' for none.';
     END IF;
-    IF EXISTS (SELECT FROM @extschema@.identity_providers p WHERE p.issuer = create_identity_provider.issuer) THEN
-        RAISE EXCEPTION 'identity provider "%" already exists', issuer
+    IF EXISTS (SELECT FROM @extschema@.identity_providers p
+                WHERE p.issuer = create_identity_provider.issuer AND p.audience = create_identity_provider.audience) THEN
+        RAISE EXCEPTION 'identity provider "%" for "%" already exists', issuer, audience
             USING ERRCODE = 'duplicate_object', HINT = 'Change it with mcp.alter_identity_provider.';
     END IF;
     INSERT INTO @extschema@.identity_providers (issuer, audience, scopes, introspect, description, created_by, updated_by)
@@ -94,48 +96,54 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.create_identity_provider(text, text, text[], boolean, text)
-    IS 'Trusts an OAuth authorization server (its issuer identifier) for tokens whose audience is the given resource, requiring the given scopes';
+    IS 'Trusts an OAuth authorization server (its issuer identifier) for tokens whose audience is the given resource (a bridge''s --oauth-resource), requiring the given scopes';
 
-CREATE FUNCTION @extschema@.alter_identity_provider(issuer text, audience text DEFAULT NULL,
+CREATE FUNCTION @extschema@.alter_identity_provider(issuer text, audience text,
                                                     scopes text[] DEFAULT NULL,
                                                     introspect boolean DEFAULT NULL,
                                                     enabled boolean DEFAULT NULL,
                                                     description text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF audience IS NOT NULL THEN PERFORM @extschema@._check_url('audience', audience); END IF;
     IF array_position(scopes, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'scopes must not hold NULLs' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     UPDATE @extschema@.identity_providers p
-       SET audience = coalesce(alter_identity_provider.audience, p.audience),
-           scopes = coalesce(alter_identity_provider.scopes, p.scopes),
+       SET scopes = coalesce(alter_identity_provider.scopes, p.scopes),
            introspect = coalesce(alter_identity_provider.introspect, p.introspect),
            enabled = coalesce(alter_identity_provider.enabled, p.enabled),
            description = coalesce(alter_identity_provider.description, p.description),
            updated_by = @extschema@._acting_role(), updated_at = now()
-     WHERE p.issuer = alter_identity_provider.issuer;
+     WHERE p.issuer = alter_identity_provider.issuer AND p.audience = alter_identity_provider.audience;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'identity provider "%" does not exist', issuer
+        RAISE EXCEPTION 'identity provider "%" for "%" does not exist', issuer, audience
             USING ERRCODE = 'undefined_object', HINT = 'See mcp.identity_providers.';
     END IF;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text)
-    IS 'Changes an identity provider (NULL keeps a value); enabled => false refuses its tokens at once';
+    IS 'Changes an identity provider of a resource (NULL keeps a value); enabled => false refuses its tokens at once';
 
-CREATE FUNCTION @extschema@.drop_identity_provider(issuer text, if_exists boolean DEFAULT false) RETURNS void
+CREATE FUNCTION @extschema@.drop_identity_provider(issuer text, audience text DEFAULT NULL,
+                                                   if_exists boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    DELETE FROM @extschema@.identity_providers p WHERE p.issuer = drop_identity_provider.issuer;
+    DELETE FROM @extschema@.identity_providers p
+     WHERE p.issuer = drop_identity_provider.issuer
+       AND (drop_identity_provider.audience IS NULL OR p.audience = drop_identity_provider.audience);
     IF NOT FOUND AND NOT if_exists THEN
-        RAISE EXCEPTION 'identity provider "%" does not exist', issuer
+        RAISE EXCEPTION 'identity provider "%"% does not exist', issuer,
+                        coalesce(' for "' || audience || '"', '')
             USING ERRCODE = 'undefined_object', HINT = 'See mcp.identity_providers.';
     END IF;
+    -- An issuer trusted for no resource any more keeps no mappings.
+    DELETE FROM @extschema@.identity_mappings m
+     WHERE m.issuer = drop_identity_provider.issuer
+       AND NOT EXISTS (SELECT FROM @extschema@.identity_providers p WHERE p.issuer = m.issuer);
 END
 $$;
-COMMENT ON FUNCTION @extschema@.drop_identity_provider(text, boolean)
-    IS 'Stops trusting an identity provider, and drops its mappings';
+COMMENT ON FUNCTION @extschema@.drop_identity_provider(text, text, boolean)
+    IS 'Stops trusting an issuer for a resource (every resource when audience is NULL); its mappings go with its last resource';
 
 CREATE FUNCTION @extschema@.map_identity(issuer text, principal text, claim text DEFAULT 'sub',
                                          value text DEFAULT NULL, priority integer DEFAULT 100) RETURNS bigint
@@ -190,14 +198,14 @@ COMMENT ON FUNCTION @extschema@.unmap_identity(bigint) IS 'Removes an identity m
 REVOKE ALL ON FUNCTION
     @extschema@.create_identity_provider(text, text, text[], boolean, text),
     @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text),
-    @extschema@.drop_identity_provider(text, boolean),
+    @extschema@.drop_identity_provider(text, text, boolean),
     @extschema@.map_identity(text, text, text, text, integer),
     @extschema@.unmap_identity(bigint)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     @extschema@.create_identity_provider(text, text, text[], boolean, text),
     @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text),
-    @extschema@.drop_identity_provider(text, boolean),
+    @extschema@.drop_identity_provider(text, text, boolean),
     @extschema@.map_identity(text, text, text, text, integer),
     @extschema@.unmap_identity(bigint)
     TO mcp_admin;

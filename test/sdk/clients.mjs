@@ -22,10 +22,10 @@ export async function startHttpBridge(user, extraArgs = []) {
   return startBridgeWith(['--http', '127.0.0.1:0', ...bridgeArgs(user, extraArgs)]);
 }
 
-/** The same with the whole command line given (it must include --http ADDRESS:0). */
-export async function startBridgeWith(args) {
+/** The same with the whole command line given (it must include --http ADDRESS:PORT). */
+export async function startBridgeWith(args, env = {}) {
   const child = spawn(await bridgeBinary(), args, {
-    env: { ...process.env },
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe']
   });
   const stderr = [];
