@@ -404,6 +404,9 @@ struct HttpServer::Impl {
         std::string principal_token;  // a pg_mcp token's hash (empty for OAuth)
         std::string identity;         // an OAuth token's verified identity (JSON text)
         std::string principal;
+        // Whose share of the caps a request takes, and how to name it: the principal, or for
+        // OAuth the person (issuer and subject).
+        std::string share, share_name;
     };
     std::unique_ptr<OAuthVerifier> oauth;  // with --auth oauth
     // Verified OAuth tokens (until expiry, at most a few seconds: the database mapping is
@@ -419,6 +422,9 @@ struct HttpServer::Impl {
         Clock::time_point until;
     };
     std::map<std::string, RefusedToken> oauth_refused;
+    // People (issuer and subject) no mapping named, until when they are not asked about again.
+    std::map<std::string, Clock::time_point> oauth_unmapped;
+    static constexpr auto kUnmappedPause = std::chrono::seconds(10);
     uint64_t auth_requests = 0;
     std::map<std::string, size_t> checks_by_address;  // unknown tokens being checked
     static constexpr size_t kChecksPerAddress = 8;
@@ -619,7 +625,8 @@ struct HttpServer::Impl {
         Response response =
             rpc_error(request, http::status::unauthorized, error_code::kUnauthorized, message);
         response.set(http::field::www_authenticate,
-                     presented ? challenge("invalid_token", description) : challenge("", ""));
+                     presented ? challenge("invalid_token", description)
+                               : challenge("", "", oauth ? oauth->scopes_hint() : std::string()));
         return response;
     }
 
@@ -686,7 +693,8 @@ struct HttpServer::Impl {
         std::string principal;
         caller.owner = caller.token_hash = caller.principal_token = token_hash;
         if (std::optional<std::string> known = tokens.find(token_hash)) {
-            caller.principal = *known;
+            caller.principal = caller.share = *known;
+            caller.share_name = "principal \"" + *known + "\"";
             co_return std::nullopt;
         }
         // A token just refused is refused again for a moment without a database round trip.
@@ -747,7 +755,8 @@ struct HttpServer::Impl {
         }
         BackendReply reply = check->reply;  // a copy: the others that waited read it too
         if (reply.ok && reply.value.is_string()) {
-            caller.principal = reply.value.get<std::string>();
+            caller.principal = caller.share = reply.value.get<std::string>();
+            caller.share_name = "principal \"" + caller.principal + "\"";
             tokens.remember(token_hash, caller.principal);
             co_return std::nullopt;
         }
@@ -864,6 +873,8 @@ struct HttpServer::Impl {
             caller.principal_token.clear();
             caller.identity = verdict.identity;
             caller.principal = reply.value.get<std::string>();
+            caller.share = verdict.owner;
+            caller.share_name = "person \"" + verdict.subject + "\" of " + verdict.issuer;
             co_return std::nullopt;
         }
         if (reply.error_code == error_code::kUnauthorized)
@@ -884,9 +895,37 @@ struct HttpServer::Impl {
     // One token's check: the verifier, then the database's mapping; its outcome remembered.
     asio::awaitable<void> run_oauth_check(std::shared_ptr<TokenCheck> check, std::string token,
                                           std::string token_hash) {
+        try {
+            co_await check_oauth_token(check, std::move(token), token_hash);
+        } catch (const std::exception &error) {
+            logger.log(LogLevel::Error,
+                       std::string("checking an OAuth access token failed: ") + error.what());
+            check->verdict = Verdict();
+            check->verdict.kind = Verdict::Kind::Unavailable;
+            check->verdict.reason = "the token could not be checked";
+        }
+        // Whatever happened, the check ends: every request waiting for it is answered.
+        check->done = true;
+        auto entry = token_checks.find(token_hash);
+        if (entry != token_checks.end() && entry->second == check) token_checks.erase(entry);
+        for (auto &waiter : check->waiters) waiter->fire();
+    }
+
+    asio::awaitable<void> check_oauth_token(std::shared_ptr<TokenCheck> check, std::string token,
+                                            std::string token_hash) {
         Verdict verdict = co_await oauth->verify(std::move(token));
         check->verdict = verdict;
         Clock::time_point now = Clock::now();
+        // A person no mapping names was refused a moment ago: not asked again for a while,
+        // whatever new token they bring (each refusal is an audit row).
+        if (verdict.kind == Verdict::Kind::Ok) {
+            auto unmapped = oauth_unmapped.find(verdict.owner);
+            if (unmapped != oauth_unmapped.end() && now < unmapped->second) {
+                check->reply = BackendReply();
+                check->reply.error_code = error_code::kUnauthorized;
+                co_return;
+            }
+        }
         if (verdict.kind == Verdict::Kind::Ok) {
             auto got = std::make_shared<Pending<BackendReply>>(io);
             backend.authenticate_identity(check->key, verdict.identity,
@@ -910,6 +949,8 @@ struct HttpServer::Impl {
                 caller.token_hash = token_hash;
                 caller.identity = verdict.identity;
                 caller.principal = reply.value.get<std::string>();
+                caller.share = verdict.owner;
+                caller.share_name = "person \"" + verdict.subject + "\" of " + verdict.issuer;
                 // Until the token expires, and a few seconds at most.
                 auto left = std::chrono::duration_cast<Clock::duration>(
                     verdict.expires - std::chrono::system_clock::now());
@@ -924,6 +965,8 @@ struct HttpServer::Impl {
                 if (oauth_refused.size() >= kRememberedTokens) prune_tokens(true);
                 oauth_refused[token_hash] =
                     RefusedToken{verdict, true, Clock::now() + std::chrono::seconds(2)};
+                if (oauth_unmapped.size() >= kRememberedTokens) oauth_unmapped.clear();
+                oauth_unmapped[verdict.owner] = Clock::now() + kUnmappedPause;
             }
         } else if (verdict.kind != Verdict::Kind::Unavailable) {
             logger.log(LogLevel::Warning, "refused an OAuth access token: " + verdict.reason);
@@ -934,10 +977,6 @@ struct HttpServer::Impl {
             logger.log(LogLevel::Error,
                        "could not verify an OAuth access token: " + verdict.reason);
         }
-        check->done = true;
-        auto entry = token_checks.find(token_hash);
-        if (entry != token_checks.end() && entry->second == check) token_checks.erase(entry);
-        for (auto &waiter : check->waiters) waiter->fire();
     }
 
     // Remembered OAuth outcomes are bounded: expired ones go (all of them when `full`).
@@ -948,6 +987,8 @@ struct HttpServer::Impl {
             it = now >= it->second.until ? oauth_tokens.erase(it) : std::next(it);
         for (auto it = oauth_refused.begin(); it != oauth_refused.end();)
             it = now >= it->second.until ? oauth_refused.erase(it) : std::next(it);
+        for (auto it = oauth_unmapped.begin(); it != oauth_unmapped.end();)
+            it = now >= it->second ? oauth_unmapped.erase(it) : std::next(it);
         if (full && oauth_tokens.size() >= kRememberedTokens) oauth_tokens.clear();
         if (full && oauth_refused.size() >= kRememberedTokens) oauth_refused.clear();
     }
@@ -1187,6 +1228,14 @@ struct HttpServer::Impl {
         if (!host_allowed(request))
             co_return rpc_error(request, http::status::forbidden, error_code::kInvalidRequest,
                                 "Forbidden: Host header not allowed (add it with --allowed-host)");
+        // The resource's metadata is public: any page may read it (browser-based clients
+        // discover the authorization server with it).
+        if (oauth && request.method() == http::verb::get)
+            for (const std::string &metadata : oauth->resource_metadata_paths())
+                if (path == metadata) {
+                    Response response = co_await resource_metadata(request);
+                    co_return response;
+                }
         if (!origin_allowed(request))
             co_return rpc_error(request, http::status::forbidden, error_code::kInvalidRequest,
                                 "Forbidden: Origin not allowed (add it with --allowed-origin)");
@@ -1200,12 +1249,6 @@ struct HttpServer::Impl {
                                       : reply(request, http::status::service_unavailable,
                                               "not ready: " + problem + "\n", "text/plain");
         }
-        if (oauth && request.method() == http::verb::get)
-            for (const std::string &metadata : oauth->resource_metadata_paths())
-                if (path == metadata) {
-                    Response response = co_await resource_metadata(request);
-                    co_return response;
-                }
         if (path != kEndpoint)
             co_return reply(request, http::status::not_found, "not found\n", "text/plain");
         switch (request.method()) {
@@ -1503,7 +1546,10 @@ struct HttpServer::Impl {
                 co_await authenticate(request, address_of(exchange.number), caller);
             if (refused) co_return std::move(*refused);
         }
-        const std::string &principal = caller.principal;
+        // The share one caller may take of what all share (sessions, requests in progress, turns
+        // in the pool's queue): a principal's, or, for OAuth, one person's (people mapped to
+        // one principal do not take each other's share).
+        const std::string &principal = caller.share;
         std::shared_ptr<Session> session;
         bool created = false;
         std::unique_ptr<RetireAfter> one_request;
@@ -1528,7 +1574,7 @@ struct HttpServer::Impl {
             if (options.require_token && sessions_of(principal) + opening_by_principal[principal] >=
                                              options.max_sessions_per_principal)
                 co_return too_many(request,
-                                   "Too Many Requests: principal \"" + principal + "\" has " +
+                                   "Too Many Requests: " + caller.share_name + " has " +
                                        std::to_string(options.max_sessions_per_principal) +
                                        " open sessions (--max-sessions-per-principal); end "
                                        "unused ones with DELETE");
@@ -1586,7 +1632,7 @@ struct HttpServer::Impl {
         // in front of everyone else's.
         CallSlot slot(*this, options.require_token ? principal : std::string());
         if (!slot.taken)
-            co_return too_many(request, "Too Many Requests: principal \"" + principal + "\" has " +
+            co_return too_many(request, "Too Many Requests: " + caller.share_name + " has " +
                                             std::to_string(options.max_calls_per_principal) +
                                             " requests in progress (--max-calls-per-principal); "
                                             "retry when one finishes");

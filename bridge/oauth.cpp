@@ -20,6 +20,7 @@
 #include <cjose/cjose.h>
 #include <openssl/evp.h>
 
+#include "http_client.hpp"
 #include "wakeup.hpp"
 
 namespace pg_mcp::bridge {
@@ -42,102 +43,6 @@ constexpr auto kKeysFresh = std::chrono::minutes(10);
 constexpr auto kKeysRefetch = std::chrono::seconds(1);
 // A failed fetch is not retried sooner than this (an issuer that is down is not hammered).
 constexpr auto kFetchBackoff = std::chrono::seconds(2);
-constexpr size_t kFetchLimit = 1 << 20;  // metadata, key sets, introspection answers
-
-auto with(beast::error_code &error) {
-    return asio::redirect_error(asio::use_awaitable, error);
-}
-
-struct FetchResult {
-    unsigned status = 0;  // 0: no answer (error says why)
-    std::string body;
-    std::string error;
-};
-
-template <typename Stream>
-asio::awaitable<FetchResult> exchange(Stream &stream, http::request<http::string_body> &request) {
-    FetchResult result;
-    beast::error_code error;
-    co_await http::async_write(stream, request, with(error));
-    if (error) {
-        result.error = "sending the request failed: " + error.message();
-        co_return result;
-    }
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(kFetchLimit);
-    co_await http::async_read(stream, buffer, parser, with(error));
-    if (error) {
-        result.error = "reading the answer failed: " + error.message();
-        co_return result;
-    }
-    result.status = parser.get().result_int();
-    result.body = std::move(parser.get().body());
-    co_return result;
-}
-
-// One request to url (http only to the loopback), within timeout.
-asio::awaitable<FetchResult> fetch(asio::io_context &io, ssl::context &tls, const Url &url,
-                                   http::verb verb, std::string body, std::string authorization,
-                                   std::chrono::milliseconds timeout) {
-    FetchResult result;
-    beast::error_code error;
-    tcp::resolver resolver(io);
-    auto found = co_await resolver.async_resolve(url.host, url.port, with(error));
-    if (error) {
-        result.error = "resolving " + url.host + " failed: " + error.message();
-        co_return result;
-    }
-    http::request<http::string_body> request{verb, url.target, 11};
-    request.set(http::field::host, url.host.find(':') != std::string::npos
-                                       ? "[" + url.host + "]:" + url.port
-                                       : url.host + ":" + url.port);
-    request.set(http::field::user_agent, std::string("pg_mcp_bridge/") + PG_MCP_VERSION);
-    request.set(http::field::accept, "application/json");
-    if (!authorization.empty()) request.set(http::field::authorization, authorization);
-    if (verb == http::verb::post) {
-        request.set(http::field::content_type, "application/x-www-form-urlencoded");
-        request.body() = std::move(body);
-        request.prepare_payload();
-    }
-    if (!url.https) {
-        beast::tcp_stream stream(io);
-        stream.expires_after(timeout);
-        co_await stream.async_connect(found, with(error));
-        if (error) {
-            result.error = "connecting to " + url.origin() + " failed: " + error.message();
-            co_return result;
-        }
-        result = co_await exchange(stream, request);
-        stream.socket().shutdown(tcp::socket::shutdown_both, error);
-        co_return result;
-    }
-    beast::ssl_stream<beast::tcp_stream> stream(io, tls);
-    beast::get_lowest_layer(stream).expires_after(timeout);
-    // The server's name for SNI (not for an address), and checked against its certificate.
-    beast::error_code not_address;
-    asio::ip::make_address(url.host, not_address);
-    if (not_address && !SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str())) {
-        result.error = "setting the TLS server name failed";
-        co_return result;
-    }
-    stream.set_verify_mode(ssl::verify_peer);
-    stream.set_verify_callback(ssl::host_name_verification(url.host));
-    co_await beast::get_lowest_layer(stream).async_connect(found, with(error));
-    if (error) {
-        result.error = "connecting to " + url.origin() + " failed: " + error.message();
-        co_return result;
-    }
-    co_await stream.async_handshake(ssl::stream_base::client, with(error));
-    if (error) {
-        result.error = "TLS with " + url.origin() + " failed: " + error.message();
-        co_return result;
-    }
-    result = co_await exchange(stream, request);
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
-    co_await stream.async_shutdown(with(error));
-    co_return result;
-}
 
 std::string url_encode(const std::string &text) {
     static const char *hex = "0123456789ABCDEF";
@@ -161,6 +66,14 @@ std::string base64(const std::string &text) {
                             static_cast<int>(text.size()));
     out.resize(static_cast<size_t>(n));
     return out;
+}
+
+// A member that is a string, else "" (documents from issuers and tokens are never trusted to
+// have the types they should: nlohmann's value() would throw on a mismatch).
+std::string text_of(const json &object, const char *name) {
+    if (!object.is_object()) return {};
+    auto found = object.find(name);
+    return found != object.end() && found->is_string() ? found->get<std::string>() : std::string();
 }
 
 // A verifying key of an issuer's key set.
@@ -194,7 +107,7 @@ std::shared_ptr<KeySet> parse_key_set(const json &document, std::string &problem
     }
     for (const json &key : *keys) {
         if (!key.is_object()) continue;
-        std::string kty = key.value("kty", "");
+        std::string kty = text_of(key, "kty");
         // Symmetric keys are never taken from a published key set; keys for encryption only
         // are not for signatures.
         if (kty != "RSA" && kty != "EC") continue;
@@ -255,53 +168,6 @@ std::string joined(const std::vector<std::string> &words) {
 }
 
 }  // namespace
-
-std::string Url::origin() const {
-    std::string name = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    return std::string(https ? "https://" : "http://") + name + ":" + port;
-}
-
-std::optional<Url> parse_url(const std::string &text) {
-    Url url;
-    std::string rest;
-    if (text.rfind("https://", 0) == 0) {
-        url.https = true;
-        rest = text.substr(8);
-    } else if (text.rfind("http://", 0) == 0) {
-        rest = text.substr(7);
-    } else {
-        return std::nullopt;
-    }
-    if (text.find('#') != std::string::npos) return std::nullopt;
-    for (char c : text)
-        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return std::nullopt;
-    size_t slash = rest.find_first_of("/?");
-    std::string authority = rest.substr(0, slash);
-    url.target = slash == std::string::npos ? "/" : rest.substr(slash);
-    if (url.target[0] == '?') url.target = "/" + url.target;
-    if (authority.empty() || authority.find('@') != std::string::npos) return std::nullopt;
-    if (authority[0] == '[') {
-        size_t end = authority.find(']');
-        if (end == std::string::npos) return std::nullopt;
-        url.host = authority.substr(1, end - 1);
-        std::string after = authority.substr(end + 1);
-        if (!after.empty() && after[0] != ':') return std::nullopt;
-        url.port = after.empty() ? "" : after.substr(1);
-    } else {
-        size_t colon = authority.find(':');
-        url.host = authority.substr(0, colon);
-        url.port = colon == std::string::npos ? "" : authority.substr(colon + 1);
-    }
-    if (url.host.empty()) return std::nullopt;
-    if (url.port.empty()) url.port = url.https ? "443" : "80";
-    if (url.port.find_first_not_of("0123456789") != std::string::npos || url.port.size() > 5)
-        return std::nullopt;
-    return url;
-}
-
-bool is_loopback_host(const std::string &host) {
-    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 std::optional<std::string> base64url_decode(const std::string &text) {
     std::string standard;
@@ -383,10 +249,7 @@ struct Provider {
 struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
     Impl(asio::io_context &io, OAuthOptions options, IssuerLoader load, const Logger &logger)
         : io(io), options(std::move(options)), load(std::move(load)), logger(logger) {
-        tls.set_default_verify_paths();
-        tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-        if (!this->options.ca_file.empty()) tls.load_verify_file(this->options.ca_file);
+        configure_client_tls(tls, this->options.ca_file);
     }
 
     asio::io_context &io;
@@ -402,6 +265,9 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
 
     uint64_t verified = 0, refused = 0, scope_refused = 0, unavailable_count = 0;
     uint64_t key_fetches = 0, fetch_failures = 0, introspections = 0;
+    static constexpr int kIntrospectionsAtOnce = 16;
+    int introspections_running = 0;
+    Clock::time_point introspection_paused_until{};
 
     // Waits for the fetch in `flight` (started by someone else) to finish, up to the timeout.
     asio::awaitable<void> join(std::shared_ptr<std::vector<std::shared_ptr<Wakeup>>> flight) {
@@ -498,7 +364,7 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             }
             if (got.status != 200) continue;
             json metadata = json::parse(got.body, nullptr, false);
-            if (!metadata.is_object() || metadata.value("issuer", "") != issuer) {
+            if (text_of(metadata, "issuer") != issuer) {
                 out.problem = candidate + " does not describe issuer " + issuer;
                 continue;
             }
@@ -547,21 +413,29 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             co_return std::string();
         }
         key_fetches++;
-        Discovered discovered = co_await discover(issuer);
-        std::string problem = discovered.problem;
+        // Whatever happens, the flight ends below (its waiters and later tokens depend on it).
+        Discovered discovered;
+        std::string problem;
         std::shared_ptr<KeySet> keys;
-        if (problem.empty() && discovered.jwks_uri.empty() && !introspects)
-            problem = "its metadata names no jwks_uri";
-        if (problem.empty() && !discovered.jwks_uri.empty()) {
-            FetchResult got = co_await get(discovered.jwks_uri);
-            if (got.status != 200) {
-                problem = got.status == 0
-                              ? got.error
-                              : discovered.jwks_uri + " answered " + std::to_string(got.status);
-            } else {
-                json document = json::parse(got.body, nullptr, false);
-                keys = parse_key_set(document, problem);
+        try {
+            Discovered found = co_await discover(issuer);
+            discovered = std::move(found);
+            problem = discovered.problem;
+            if (problem.empty() && discovered.jwks_uri.empty() && !introspects)
+                problem = "its metadata names no jwks_uri";
+            if (problem.empty() && !discovered.jwks_uri.empty()) {
+                FetchResult got = co_await get(discovered.jwks_uri);
+                if (got.status != 200) {
+                    problem = got.status == 0
+                                  ? got.error
+                                  : discovered.jwks_uri + " answered " + std::to_string(got.status);
+                } else {
+                    json document = json::parse(got.body, nullptr, false);
+                    keys = parse_key_set(document, problem);
+                }
             }
+        } catch (const std::exception &error) {
+            problem = std::string("unexpected failure: ") + error.what();
         }
         auto again = providers.find(issuer);
         if (again != providers.end()) {
@@ -589,7 +463,7 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
     }
 
     asio::awaitable<Verdict> verify_jwt(const std::string &token, const json &header, json claims) {
-        std::string alg = header.value("alg", "");
+        std::string alg = text_of(header, "alg");
         if (std::find(options.algorithms.begin(), options.algorithms.end(), alg) ==
             options.algorithms.end())
             co_return invalid("the token's algorithm \"" + alg + "\" is not accepted");
@@ -654,6 +528,9 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
     }
 
     // A token that is not a JWT: asked of the trusted issuers that introspect (RFC 7662).
+    // A token that is not a JWT: asked of the one trusted issuer that introspects (RFC 7662).
+    // An opaque token names no issuer, so it goes to that one alone (the catalog allows one
+    // per resource); a few at a time, and not at all for a moment after a failure.
     asio::awaitable<Verdict> introspect(const std::string &token) {
         std::optional<std::vector<TrustedIssuer>> trusted_now = co_await issuers();
         if (!trusted_now) co_return unavailable("the trusted issuers could not be read");
@@ -662,57 +539,65 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             if (each.introspect) introspecting.push_back(each);
         if (introspecting.empty())
             co_return invalid("the token is not a JWT, and no trusted issuer introspects tokens");
-        std::string last = "the token is not active";
-        for (const TrustedIssuer &issuer : introspecting) {
-            std::string problem = co_await refresh(issuer.issuer, false);
-            auto provider = providers.find(issuer.issuer);
-            if (provider == providers.end()) continue;
-            std::string endpoint = provider->second.introspection_endpoint;
-            if (endpoint.empty()) {
-                last = problem.empty()
-                           ? "issuer " + issuer.issuer + " publishes no introspection_endpoint"
-                           : problem;
-                logger.log(LogLevel::Warning,
-                           "cannot introspect at " + issuer.issuer + ": " + last);
-                continue;
-            }
-            std::optional<Url> url = parse_url(endpoint);
-            if (!url || (!url->https && !is_loopback_host(url->host))) {
-                last = "the introspection endpoint is not an acceptable URL";
-                continue;
-            }
-            std::string authorization;
-            if (!options.introspection_client_id.empty())
-                authorization =
-                    "Basic " + base64(url_encode(options.introspection_client_id) + ":" +
-                                      url_encode(options.introspection_client_secret));
-            introspections++;
-            FetchResult got =
-                co_await fetch(io, tls, *url, http::verb::post,
-                               "token=" + url_encode(token) + "&token_type_hint=access_token",
-                               authorization, options.fetch_timeout);
-            if (got.status != 200) {
-                std::string why = got.status == 0
-                                      ? got.error
-                                      : endpoint + " answered " + std::to_string(got.status);
-                logger.log(LogLevel::Warning, "token introspection failed: " + why);
-                co_return unavailable("token introspection failed");
-            }
-            json answer = json::parse(got.body, nullptr, false);
-            if (!answer.is_object()) co_return unavailable("token introspection answered no JSON");
-            if (answer.value("active", false) != true) continue;
-            if (answer.contains("iss") && answer["iss"] != issuer.issuer) continue;
-            answer["iss"] = issuer.issuer;
-            answer.erase("active");
-            double now =
-                std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-                    .count();
-            if (std::optional<Verdict> refused =
-                    check_claims(answer, options.resource, issuer.scopes, now, options.leeway))
-                co_return *refused;
-            co_return accept(std::move(answer));
+        if (introspecting.size() > 1)
+            co_return unavailable("several issuers introspect tokens for this resource");
+        const TrustedIssuer issuer = introspecting.front();
+        if (Clock::now() < introspection_paused_until)
+            co_return unavailable("token introspection failed a moment ago");
+        if (introspections_running >= kIntrospectionsAtOnce)
+            co_return unavailable("too many token introspections in progress");
+        std::string problem = co_await refresh(issuer.issuer, false);
+        auto provider = providers.find(issuer.issuer);
+        if (provider == providers.end()) co_return invalid("the issuer is no longer trusted");
+        std::string endpoint = provider->second.introspection_endpoint;
+        if (endpoint.empty()) {
+            logger.log(LogLevel::Warning,
+                       "cannot introspect at " + issuer.issuer + ": " +
+                           (problem.empty() ? "it publishes no introspection_endpoint" : problem));
+            co_return unavailable("the issuer's introspection endpoint is unknown");
         }
-        co_return invalid(last);
+        std::optional<Url> url = parse_url(endpoint);
+        if (!url || (!url->https && !is_loopback_host(url->host)))
+            co_return unavailable("the introspection endpoint is not an acceptable URL");
+        std::string authorization;
+        if (!options.introspection_client_id.empty())
+            authorization = "Basic " + base64(url_encode(options.introspection_client_id) + ":" +
+                                              url_encode(options.introspection_client_secret));
+        introspections++;
+        introspections_running++;
+        FetchResult got =
+            co_await fetch(io, tls, *url, http::verb::post,
+                           "token=" + url_encode(token) + "&token_type_hint=access_token",
+                           authorization, options.fetch_timeout);
+        introspections_running--;
+        json answer = got.status == 200 ? json::parse(got.body, nullptr, false) : json();
+        if (!answer.is_object()) {
+            std::string why = got.status == 0 ? got.error
+                              : got.status == 200
+                                  ? endpoint + " answered no JSON object"
+                                  : endpoint + " answered " + std::to_string(got.status);
+            logger.log(LogLevel::Warning, "token introspection failed: " + why);
+            introspection_paused_until = Clock::now() + kFetchBackoff;
+            co_return unavailable("token introspection failed");
+        }
+        auto active = answer.find("active");
+        if (active == answer.end() || *active != true) co_return invalid("the token is not active");
+        // An introspected refresh token (or another kind) is not an access token.
+        std::string type = text_of(answer, "token_type");
+        for (char &c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (!type.empty() && type != "access_token" && type != "bearer" && type != "dpop")
+            co_return invalid("the token is not an access token (" + type + ")");
+        if (answer.contains("iss") && answer["iss"] != issuer.issuer)
+            co_return invalid("the introspected token is from another issuer");
+        answer["iss"] = issuer.issuer;
+        answer.erase("active");
+        double now =
+            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        if (std::optional<Verdict> refused =
+                check_claims(answer, options.resource, issuer.scopes, now, options.leeway))
+            co_return *refused;
+        co_return accept(std::move(answer));
     }
 
     Verdict accept(json claims) {
@@ -728,26 +613,17 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         return verdict;
     }
 
+    // Never throws: a document or token of an unexpected shape is refused, not an error.
     asio::awaitable<Verdict> verify(std::string token) {
         auto self = shared_from_this();
         Verdict verdict;
-        size_t first = token.find('.');
-        size_t second = first == std::string::npos ? first : token.find('.', first + 1);
-        bool jwt_shape =
-            second != std::string::npos && token.find('.', second + 1) == std::string::npos;
-        if (jwt_shape) {
-            std::optional<std::string> header_text = base64url_decode(token.substr(0, first));
-            std::optional<std::string> claims_text =
-                base64url_decode(token.substr(first + 1, second - first - 1));
-            json header = header_text ? json::parse(*header_text, nullptr, false) : json();
-            json claims = claims_text ? json::parse(*claims_text, nullptr, false) : json();
-            if (!header.is_object() || !claims.is_object()) {
-                verdict = invalid("the token is not a valid JWT");
-            } else {
-                verdict = co_await verify_jwt(token, header, std::move(claims));
-            }
-        } else {
-            verdict = co_await introspect(token);
+        try {
+            Verdict checked = co_await verify_unguarded(std::move(token));
+            verdict = std::move(checked);
+        } catch (const std::exception &error) {
+            logger.log(LogLevel::Error,
+                       std::string("verifying an access token failed: ") + error.what());
+            verdict = unavailable("the token could not be verified");
         }
         switch (verdict.kind) {
             case Verdict::Kind::Ok:
@@ -762,6 +638,31 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             case Verdict::Kind::Unavailable:
                 unavailable_count++;
                 break;
+        }
+        co_return verdict;
+    }
+
+    asio::awaitable<Verdict> verify_unguarded(std::string token) {
+        Verdict verdict;
+        size_t first = token.find('.');
+        size_t second = first == std::string::npos ? first : token.find('.', first + 1);
+        bool jwt_shape =
+            second != std::string::npos && token.find('.', second + 1) == std::string::npos;
+        if (jwt_shape) {
+            std::optional<std::string> header_text = base64url_decode(token.substr(0, first));
+            std::optional<std::string> claims_text =
+                base64url_decode(token.substr(first + 1, second - first - 1));
+            json header = header_text ? json::parse(*header_text, nullptr, false) : json();
+            json claims = claims_text ? json::parse(*claims_text, nullptr, false) : json();
+            if (!header.is_object() || !claims.is_object()) {
+                verdict = invalid("the token is not a valid JWT");
+            } else {
+                Verdict checked = co_await verify_jwt(token, header, std::move(claims));
+                verdict = std::move(checked);
+            }
+        } else {
+            Verdict checked = co_await introspect(token);
+            verdict = std::move(checked);
         }
         co_return verdict;
     }
@@ -819,6 +720,16 @@ std::vector<std::string> OAuthVerifier::resource_metadata_paths() const {
         if (path != "/" && !path.empty()) paths.push_back(paths[0] + path);
     }
     return paths;
+}
+
+std::string OAuthVerifier::scopes_hint() const {
+    if (!impl_->trusted) return {};
+    std::set<std::string> scopes;
+    for (const TrustedIssuer &issuer : *impl_->trusted)
+        scopes.insert(issuer.scopes.begin(), issuer.scopes.end());
+    std::string out;
+    for (const std::string &scope : scopes) out += (out.empty() ? "" : " ") + scope;
+    return out;
 }
 
 const OAuthOptions &OAuthVerifier::options() const {

@@ -6,6 +6,9 @@
 // keys are fetched with Beast (HTTPS through OpenSSL) and cached.
 #pragma once
 
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
+
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <functional>
@@ -16,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http_client.hpp"
 #include "log.hpp"
 
 namespace boost::asio {
@@ -84,24 +88,15 @@ class OAuthVerifier {
     // The paths (on this bridge's listener) the metadata is served at.
     std::vector<std::string> resource_metadata_paths() const;
     const OAuthOptions &options() const;
+    // The scopes the trusted issuers require, space-separated, from the list read last (for the
+    // challenge of a request without a token); empty before it was read.
+    std::string scopes_hint() const;
     std::string metrics() const;  // Prometheus text
 
   private:
     struct Impl;
     std::shared_ptr<Impl> impl_;
 };
-
-// Parts of an http(s) URL; nullopt when it is not one (or has userinfo or a fragment).
-struct Url {
-    bool https = false;
-    std::string host;  // without brackets for IPv6
-    std::string port;
-    std::string target;  // path and query, "/" at least
-    std::string origin() const;
-};
-std::optional<Url> parse_url(const std::string &text);
-// Whether a host name or address is the loopback (plain http is allowed only there).
-bool is_loopback_host(const std::string &host);
 
 // base64url without padding (RFC 7515), decoded; nullopt when not valid.
 std::optional<std::string> base64url_decode(const std::string &text);

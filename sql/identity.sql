@@ -21,6 +21,11 @@ SELECT mcp.create_identity_provider('https://login.example.com', 'https://mcp.ex
 SELECT mcp.create_identity_provider('https://login.example.com', 'https://mcp.example.com/mcp', '{mcp:tools}');
 SELECT mcp.create_identity_provider('https://login.example.com', 'https://mcp.example.com/mcp');
 SELECT mcp.create_identity_provider('http://127.0.0.1:9000', 'http://localhost:8080/mcp', description => 'test IdP');
+-- An opaque token names no issuer: one issuer per resource at most introspects.
+SELECT mcp.create_identity_provider('https://opaque-1.example.com', 'https://mcp.example.com/mcp', introspect => true);
+SELECT mcp.create_identity_provider('https://opaque-2.example.com', 'https://mcp.example.com/mcp', introspect => true);
+SELECT mcp.alter_identity_provider('https://login.example.com', 'https://mcp.example.com/mcp', introspect => true);
+SELECT mcp.drop_identity_provider('https://opaque-1.example.com');
 SELECT issuer, audience, scopes, introspect, enabled, description FROM mcp.identity_providers ORDER BY issuer;
 -- What a bridge serving a resource loads.
 SELECT * FROM mcp.identity_providers_for('https://mcp.example.com/mcp');
@@ -85,6 +90,13 @@ SELECT mcp.call_tool('idp_me', '{"me": "bob"}') -> 'content' -> 0 ->> 'text' AS 
 SELECT mcp.call_tool('idp_email', '{}') -> 'content' -> 0 ->> 'text' AS denied;
 -- Once per transaction: neither the bridge nor the tool's SQL can change it.
 SELECT mcp.assume_identity('{"resource": "https://mcp.example.com/mcp", "claims": {"iss": "https://login.example.com", "sub": "bob"}}');
+ROLLBACK;
+-- A subtransaction that vouched and rolled back takes the identity back with the role.
+BEGIN;
+SAVEPOINT before_identity;
+SELECT mcp.assume_identity('{"resource": "https://mcp.example.com/mcp", "claims": {"iss": "https://login.example.com", "sub": "alice"}}');
+ROLLBACK TO SAVEPOINT before_identity;
+SELECT current_user, mcp.claim('sub') AS sub;
 ROLLBACK;
 -- The identity ended with its transaction.
 SELECT mcp.claim('sub') AS sub, mcp.claims() AS claims;

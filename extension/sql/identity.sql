@@ -34,7 +34,8 @@ COMMENT ON TABLE @extschema@.identity_providers IS 'OAuth authorization servers 
 COMMENT ON COLUMN @extschema@.identity_providers.issuer IS 'The issuer identifier, exactly as in its tokens'' "iss" claim and its metadata (RFC 8414 / OpenID Connect discovery)';
 COMMENT ON COLUMN @extschema@.identity_providers.audience IS 'The protected resource: tokens must name it in "aud" (RFC 8707), and the bridge serving it (--oauth-resource) trusts this issuer';
 COMMENT ON COLUMN @extschema@.identity_providers.scopes IS 'Scopes every access token must carry; fewer is refused with 403 insufficient_scope';
-COMMENT ON COLUMN @extschema@.identity_providers.introspect IS 'Tokens that are not JWTs are checked by token introspection (RFC 7662) at the issuer''s introspection endpoint';
+COMMENT ON COLUMN @extschema@.identity_providers.introspect IS 'Tokens that are not JWTs are checked by token introspection (RFC 7662) at the issuer''s introspection endpoint; one issuer per resource at most (an opaque token names no issuer: it is sent to that one only)';
+CREATE UNIQUE INDEX identity_providers_one_introspecting ON @extschema@.identity_providers (audience) WHERE introspect;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.identity_providers', '');
 REVOKE ALL ON @extschema@.identity_providers FROM PUBLIC;
 GRANT SELECT ON @extschema@.identity_providers TO mcp_admin;
@@ -85,6 +86,13 @@ BEGIN
         RAISE EXCEPTION 'scopes must be an array of scope names, without NULLs'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''{mcp:tools}'', or ''{}'' for none.';
     END IF;
+    IF introspect AND EXISTS (SELECT FROM @extschema@.identity_providers p
+                               WHERE p.audience = create_identity_provider.audience AND p.introspect
+                                 AND p.issuer <> create_identity_provider.issuer) THEN
+        RAISE EXCEPTION 'another identity provider of "%" introspects tokens already', audience
+            USING ERRCODE = 'unique_violation',
+                  HINT = 'An opaque token names no issuer, so one issuer per resource at most may introspect (the bridge sends such tokens to it alone).';
+    END IF;
     IF EXISTS (SELECT FROM @extschema@.identity_providers p
                 WHERE p.issuer = create_identity_provider.issuer AND p.audience = create_identity_provider.audience) THEN
         RAISE EXCEPTION 'identity provider "%" for "%" already exists', issuer, audience
@@ -107,6 +115,13 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF array_position(scopes, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'scopes must not hold NULLs' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF introspect AND EXISTS (SELECT FROM @extschema@.identity_providers p
+                               WHERE p.audience = alter_identity_provider.audience AND p.introspect
+                                 AND p.issuer <> alter_identity_provider.issuer) THEN
+        RAISE EXCEPTION 'another identity provider of "%" introspects tokens already', audience
+            USING ERRCODE = 'unique_violation',
+                  HINT = 'An opaque token names no issuer, so one issuer per resource at most may introspect (the bridge sends such tokens to it alone).';
     END IF;
     UPDATE @extschema@.identity_providers p
        SET scopes = coalesce(alter_identity_provider.scopes, p.scopes),

@@ -41,6 +41,7 @@ using nlohmann::json;
 // The identity of one transaction (its local id), in memory no SQL can reach.
 struct Identity {
     LocalTransactionId lxid = InvalidLocalTransactionId;
+    int nest_level = 0;  // the (sub)transaction that set it: its abort ends the identity
     std::string issuer, subject, client_id, claims_text;
     json claims;
 };
@@ -50,6 +51,15 @@ bool active() {
     return current.lxid != InvalidLocalTransactionId && MyProc != NULL &&
            current.lxid == MyProc->lxid;
 }
+
+// A subtransaction that set the identity and aborts takes it back (as it takes back the role
+// it set): claims never outlive the role they came with.
+void forget_on_abort(SubXactEvent event, SubTransactionId, SubTransactionId, void *) {
+    if (event == SUBXACT_EVENT_ABORT_SUB && active() &&
+        GetCurrentTransactionNestLevel() <= current.nest_level)
+        current.lxid = InvalidLocalTransactionId;
+}
+bool callback_registered = false;
 
 const char *or_null(const std::string &value) {
     return active() && !value.empty() ? value.c_str() : NULL;
@@ -138,8 +148,9 @@ Asserted parse_identity(const std::string &text) {
     if (out.issuer.empty() || out.subject.empty())
         throw pg_mcp::DefinitionError("28000",
                                       "the identity's claims have no \"iss\" or no \"sub\"");
-    // The token must be meant for this resource (the bridge checked it; a bridge for another
-    // resource cannot use a mapping meant for this one).
+    // The token must be meant for this resource when it says (the bridge checked it). The
+    // resource itself is the bridge's word: any member of mcp_identity_verifier is trusted to
+    // name it truthfully, as it is trusted with the claims.
     auto aud = out.claims.find("aud");
     if (aud != out.claims.end()) {
         bool meant = aud->is_string() ? aud->get<std::string>() == out.resource : false;
@@ -222,10 +233,14 @@ PG_MCP_FUNCTION(pg_mcp_assume_identity) {
         unmapped = "no identity mapping for subject \"" + identity.subject + "\" of issuer \"" +
                    identity.issuer + "\" (resource " + identity.resource + ")";
         pg_mcp::pg_guard([&] { audit_unmapped(identity, unmapped.c_str()); });
-        throw pg_mcp::DefinitionError(
-            "28000", unmapped, {},
-            "A database administrator maps it: SELECT mcp.map_identity('" + identity.issuer +
-                "', '<principal>', 'sub', '" + identity.subject + "');");
+        std::string issuer_literal =
+            pg_mcp::pg_guard([&] { return quote_literal_cstr(identity.issuer.c_str()); });
+        std::string subject_literal =
+            pg_mcp::pg_guard([&] { return quote_literal_cstr(identity.subject.c_str()); });
+        throw pg_mcp::DefinitionError("28000", unmapped, {},
+                                      "A database administrator maps it: SELECT mcp.map_identity(" +
+                                          issuer_literal + ", '<principal>', 'sub', " +
+                                          subject_literal + ");");
     }
     char *role = pg_mcp::pg_guard([&] { return GetUserNameFromId(mapped.role, false); });
     if (pg_mcp::pg_guard([&] { return superuser_arg(mapped.role); }))
@@ -252,6 +267,11 @@ PG_MCP_FUNCTION(pg_mcp_assume_identity) {
     current.claims_text = identity.claims_text;
     current.claims = std::move(identity.claims);
     current.lxid = MyProc->lxid;
+    current.nest_level = GetCurrentTransactionNestLevel();
+    if (!callback_registered) {
+        pg_mcp::pg_guard([] { RegisterSubXactCallback(forget_on_abort, NULL); });
+        callback_registered = true;
+    }
     return pg_mcp::pg_guard([&] { return PointerGetDatum(cstring_to_text(mapped.principal)); });
 }
 

@@ -328,7 +328,8 @@ after(async () => {
 test('oauth: protected resource metadata and the 401 challenge point clients to the issuers', TEST_TIMEOUT, async () => {
   const origin = new URL(RESOURCE).origin;
   for (const path of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource']) {
-    const answer = await fetch(origin + path);
+    // Public: a page of any origin may read it.
+    const answer = await fetch(origin + path, { headers: { origin: 'https://app.example.com' } });
     assert.equal(answer.status, 200, path);
     assert.equal(answer.headers.get('access-control-allow-origin'), '*');
     const metadata = await answer.json();
@@ -341,7 +342,7 @@ test('oauth: protected resource metadata and the 401 challenge point clients to 
   assert.equal(missing.status, 401);
   assert.equal(
     missing.headers.get('www-authenticate'),
-    `Bearer realm="pg_mcp", resource_metadata="${origin}/.well-known/oauth-protected-resource/mcp"`
+    `Bearer realm="pg_mcp", resource_metadata="${origin}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`
   );
   assert.equal((await missing.json()).error.code, -31001);
 });
@@ -407,6 +408,7 @@ test('oauth: each bad token is refused, and the same token made right is accepte
     ['bad signature', jwt(claims(), { key: keys.stranger }), /signature does not verify/],
     ['alg none', jwt(claims()), /algorithm none is not accepted/],
     ['HMAC', jwt(claims(), { key: keys.secure, header: { alg: 'HS256' } }), /algorithm HS256 is not accepted/],
+    ['alg not a string', jwt(claims(), { key: keys.secure, header: { alg: 1 } }), /algorithm {2}is not accepted/],
     ['no subject', jwt(claims({ sub: undefined }), { key: keys.secure }), /no subject/],
     ['garbage', 'not-a-token', /not a JWT/]
   ];

@@ -1,4 +1,5 @@
 #include "auth.hpp"
+#include "oauth.hpp"
 
 #include <gtest/gtest.h>
 
@@ -34,4 +35,76 @@ TEST(Auth, TokenCacheForgetsAfterItsLifetime) {
     cache.remember("h2", "globex");
     std::this_thread::sleep_for(std::chrono::milliseconds(80));
     EXPECT_FALSE(cache.find("h2"));
+}
+
+TEST(OAuth, UrlsAndLoopbackHosts) {
+    std::optional<Url> url = parse_url("https://login.example.com/realms/main?x=1");
+    ASSERT_TRUE(url);
+    EXPECT_TRUE(url->https);
+    EXPECT_EQ(url->host, "login.example.com");
+    EXPECT_EQ(url->port, "443");
+    EXPECT_EQ(url->target, "/realms/main?x=1");
+    url = parse_url("http://[::1]:8080");
+    ASSERT_TRUE(url);
+    EXPECT_EQ(url->host, "::1");
+    EXPECT_EQ(url->target, "/");
+    for (const char *bad : {"ftp://x", "https://user@host/", "https://host/#frag",
+                            "https://h:99999/", "https:///path", "https://host /"})
+        EXPECT_FALSE(parse_url(bad)) << bad;
+    EXPECT_TRUE(is_loopback_host("localhost"));
+    EXPECT_TRUE(is_loopback_host("127.0.0.1"));
+    EXPECT_TRUE(is_loopback_host("::1"));
+    EXPECT_FALSE(is_loopback_host("127.evil.example"));
+    EXPECT_FALSE(is_loopback_host("10.0.0.1"));
+}
+
+TEST(OAuth, Base64UrlIsStrict) {
+    EXPECT_EQ(base64url_decode("eyJhIjoxfQ"), std::optional<std::string>("{\"a\":1}"));
+    EXPECT_FALSE(base64url_decode("eyJhIjoxfQ=="));  // padding is not base64url (RFC 7515)
+    EXPECT_FALSE(base64url_decode("ab+/"));
+    EXPECT_FALSE(base64url_decode("a"));
+}
+
+TEST(OAuth, ClaimChecksRefuseEachBrokenRule) {
+    const std::string resource = "https://mcp.example.com/mcp";
+    const double now = 1'800'000'000;
+    nlohmann::json good = {{"iss", "https://idp"},
+                           {"sub", "alice"},
+                           {"aud", resource},
+                           {"exp", now + 60},
+                           {"scope", "openid mcp:tools"}};
+    const std::vector<std::string> scopes = {"mcp:tools"};
+    const auto leeway = std::chrono::seconds(30);
+    EXPECT_FALSE(check_claims(good, resource, scopes, now, leeway));
+    auto refused = [&](nlohmann::json claims) {
+        return check_claims(claims, resource, scopes, now, leeway);
+    };
+    nlohmann::json claims = good;
+    claims["exp"] = now - 31;
+    EXPECT_EQ(refused(claims)->kind, Verdict::Kind::Invalid);
+    claims["exp"] = now - 29;  // within the leeway
+    EXPECT_FALSE(refused(claims));
+    claims = good;
+    claims.erase("exp");
+    EXPECT_EQ(refused(claims)->kind, Verdict::Kind::Invalid);
+    claims = good;
+    claims["nbf"] = now + 60;
+    EXPECT_EQ(refused(claims)->kind, Verdict::Kind::Invalid);
+    claims = good;
+    claims["aud"] = {"https://other.example.com/mcp"};
+    EXPECT_EQ(refused(claims)->kind, Verdict::Kind::Invalid);
+    claims["aud"] = {"https://other.example.com/mcp", resource};
+    EXPECT_FALSE(refused(claims));
+    claims = good;
+    claims["sub"] = "";
+    EXPECT_EQ(refused(claims)->kind, Verdict::Kind::Invalid);
+    claims = good;
+    claims["scope"] = "openid";
+    std::optional<Verdict> scope = refused(claims);
+    ASSERT_TRUE(scope);
+    EXPECT_EQ(scope->kind, Verdict::Kind::InsufficientScope);
+    EXPECT_EQ(scope->scope, "mcp:tools");
+    claims.erase("scope");
+    claims["scp"] = {"mcp:tools"};  // as some providers name it
+    EXPECT_FALSE(refused(claims));
 }
