@@ -72,6 +72,21 @@ SELECT mcp.call_tool('nope') #>> '{_meta,pg-mcp/status}';
 DELETE FROM mcp.audit_log;
 SELECT count(*) FROM mcp.audit_log;
 
+-- The call's trace (pg_mcp.traceparent, as the bridge sets it) is recorded; a malformed one is not.
+SET ROLE regress_auditor_agent;
+BEGIN;
+SET LOCAL pg_mcp.traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+SELECT mcp.call_tool('account', '{"id": 1, "pin": "1234"}') #>> '{_meta,pg-mcp/status}' AS traced;
+COMMIT;
+SET pg_mcp.traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01';
+SELECT mcp.call_tool('account', '{"id": 1, "pin": "1234"}') #>> '{_meta,pg-mcp/status}' AS zero_span;
+SET pg_mcp.traceparent = 'not a traceparent';
+SELECT mcp.call_tool('account', '{"id": 1, "pin": "1234"}') #>> '{_meta,pg-mcp/status}' AS malformed;
+RESET pg_mcp.traceparent;
+RESET ROLE;
+SELECT trace_id, span_id FROM mcp.audit_log ORDER BY id DESC LIMIT 3;
+SELECT verified FROM mcp.verify_audit();
+
 SELECT mcp.drop_tool(name) FROM mcp.tools WHERE NOT builtin;
 DROP TABLE accounts;
 DROP ROLE regress_auditor_agent;

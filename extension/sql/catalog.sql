@@ -94,7 +94,9 @@ CREATE TABLE @extschema@.audit_log (
     truncated       jsonb,
     auth_issuer     text,
     auth_subject    text,
-    auth_client_id  text
+    auth_client_id  text,
+    trace_id        text,
+    span_id         text
 );
 COMMENT ON TABLE @extschema@.audit_log IS 'One row per mcp.call_tool, whatever its outcome, written by the audit writer outside the caller''s transaction. Append-only and hash-chained (mcp.verify_audit); rows are removed only by mcp.purge_audit.';
 COMMENT ON COLUMN @extschema@.audit_log.row_hash IS 'sha256 of the previous row''s hash and this row''s content: the tamper-evident chain';
@@ -112,6 +114,8 @@ COMMENT ON COLUMN @extschema@.audit_log.truncated IS 'Fields cut to their limit,
 COMMENT ON COLUMN @extschema@.audit_log.auth_issuer IS 'Issuer of the OAuth access token the call came with (verified by pg_mcp_bridge --auth oauth), or NULL';
 COMMENT ON COLUMN @extschema@.audit_log.auth_subject IS 'Subject ("sub") of that token: the person or workload behind the agent';
 COMMENT ON COLUMN @extschema@.audit_log.auth_client_id IS 'OAuth client (the agent application) the token was issued to';
+COMMENT ON COLUMN @extschema@.audit_log.trace_id IS 'W3C trace id of the call (setting pg_mcp.traceparent, which pg_mcp_bridge sets from the agent''s trace or a new one): the key to its spans';
+COMMENT ON COLUMN @extschema@.audit_log.span_id IS 'Span id of the database call within that trace';
 COMMENT ON COLUMN @extschema@.audit_log.shared_blks_read IS 'Shared buffers read from disk (or the OS cache) while the tool''s SQL ran';
 CREATE INDEX audit_log_called_at ON @extschema@.audit_log (called_at);
 CREATE INDEX audit_log_tool_called_at ON @extschema@.audit_log (tool_name, called_at);

@@ -34,6 +34,28 @@ const char *setting_or_null(const char *name) {
     return value != NULL && value[0] != '\0' ? value : NULL;
 }
 
+// A W3C traceparent: version 2 hex digits (not ff), trace id 32 and span id 16 lowercase hex
+// digits (not all zero), flags 2; a later version may carry more after a '-'.
+bool valid_traceparent(const char *value) {
+    size_t length = strlen(value);
+    if (length < 55 || (length > 55 && (value[55] != '-' || strncmp(value, "00", 2) == 0)))
+        return false;
+    if (strncmp(value, "ff", 2) == 0) return false;
+    bool nonzero_trace = false, nonzero_span = false;
+    for (size_t i = 0; i < 55; i++) {
+        char c = value[i];
+        bool dash = i == 2 || i == 35 || i == 52;
+        if (dash) {
+            if (c != '-') return false;
+            continue;
+        }
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+        if (i >= 3 && i < 35 && c != '0') nonzero_trace = true;
+        if (i >= 36 && i < 52 && c != '0') nonzero_span = true;
+    }
+    return nonzero_trace && nonzero_span;
+}
+
 // A random (version 4) uuid: the primary ingests a forwarded record once, however often it is
 // sent.
 char *random_record_id(void) {
@@ -70,6 +92,14 @@ void resolve_audit_context(AuditRecord *record) {
     if (record->auth_issuer == NULL) record->auth_issuer = identity_issuer();
     if (record->auth_subject == NULL) record->auth_subject = identity_subject();
     if (record->auth_client_id == NULL) record->auth_client_id = identity_client_id();
+    // The trace the call belongs to (pg_mcp.traceparent, W3C: 00-<trace>-<span>-<flags>).
+    if (record->trace_id == NULL) {
+        const char *traceparent = setting_or_null("pg_mcp.traceparent");
+        if (traceparent != NULL && valid_traceparent(traceparent)) {
+            record->trace_id = pnstrdup(traceparent + 3, 32);
+            record->span_id = pnstrdup(traceparent + 36, 16);
+        }
+    }
 }
 
 int64 write_audit_record(const AuditRecord *record, bool use_reservation, AuditPending *pending) {

@@ -58,6 +58,8 @@ constexpr int kAuditMessageLimit = 4096;
     X(auth_issuer, Text, TEXTOID, 1024, false, true)                \
     X(auth_subject, Text, TEXTOID, 256, false, true)                \
     X(auth_client_id, Text, TEXTOID, 256, false, true)              \
+    X(trace_id, Text, TEXTOID, 32, false, true)                     \
+    X(span_id, Text, TEXTOID, 16, false, true)                      \
     X(record_id, Text, UUIDOID, 36, false, false)
 
 struct AuditRecord {

@@ -20,6 +20,7 @@ namespace {
 char *agent_name_setting = NULL;
 char *client_info_setting = NULL;
 char *request_id_setting = NULL;
+char *traceparent_setting = NULL;
 }  // namespace
 
 void _PG_init(void) {
@@ -35,6 +36,13 @@ void _PG_init(void) {
                                "Request id of the current tool call, recorded in mcp.audit_log.",
                                "Set by the bridge to the JSON-RPC request id of each call.",
                                &request_id_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
+    DefineCustomStringVariable(
+        "pg_mcp.traceparent",
+        "W3C traceparent of the current tool call; its trace and span ids are recorded in "
+        "mcp.audit_log.",
+        "Set by the bridge for each call (SET LOCAL), so that the audit row, pg_stat_activity "
+        "and the tool's SQL can be joined to the trace.",
+        &traceparent_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
     pg_mcp::define_query_guard_settings();
     pg_mcp::define_audit_settings();
     pg_mcp::define_rate_limit_settings();

@@ -39,3 +39,8 @@ CREATE OR REPLACE VIEW @extschema@.pii_access AS
      WHERE a.status IN ('ok', 'truncated') AND coalesce(a.rows_returned, 0) > 0
      GROUP BY a.id;
 COMMENT ON VIEW @extschema@.pii_access IS 'Successful calls that returned rows from tools reading PII-marked columns of sandboxed views, with the person behind each (OAuth issuer, subject, client); e.g. WHERE called_at > now() - interval ''30 days''';
+
+-- Traces: the trace and span of each call.
+ALTER TABLE @extschema@.audit_log ADD COLUMN trace_id text, ADD COLUMN span_id text;
+COMMENT ON COLUMN @extschema@.audit_log.trace_id IS 'W3C trace id of the call (setting pg_mcp.traceparent, which pg_mcp_bridge sets from the agent''s trace or a new one): the key to its spans';
+COMMENT ON COLUMN @extschema@.audit_log.span_id IS 'Span id of the database call within that trace';
