@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "trace.hpp"
+
 namespace pg_mcp::bridge {
 
 using nlohmann::json;
@@ -28,6 +30,8 @@ struct CallIdentity {
     // identity maps to (mcp.assume_identity), its claims readable by SQL. Takes the place of
     // principal_token.
     std::string oauth_identity;
+    // The request's span (its trace, and its id as the parent of the database's spans).
+    TraceContext trace;
 };
 
 // Gives the next piece of a streamed body; false at its end (or when the stream broke: then

@@ -57,18 +57,31 @@ struct Statement {
     const char *name;
     const char *sql;
 };
-const Statement kCall = {"pg_mcp_call", "SELECT mcp.call_tool_stream($1, $2::jsonb, $3, $4, $5)"};
+// A call's trace context goes with it: pg_mcp.traceparent (its audit row, the tool's SQL) and
+// application_name (pg_stat_activity, the server log's %a), both for its transaction only.
+#define PG_MCP_TRACE(FIRST, N1, N2)                     \
+    "WITH principal AS MATERIALIZED (SELECT " FIRST     \
+    " pg_catalog.set_config('pg_mcp.traceparent', $" N1 \
+    ", true),"                                          \
+    " pg_catalog.set_config('application_name', $" N2 ", true))"
+const Statement kCall = {
+    "pg_mcp_call",
+    PG_MCP_TRACE("", "6",
+                 "7") " SELECT mcp.call_tool_stream($1, $2::jsonb, $3, $4, $5) FROM principal"};
 const Statement kCallAs = {
     "pg_mcp_call_as",
-    "WITH principal AS MATERIALIZED (SELECT mcp.assume_principal($6::bytea))"
-    " SELECT mcp.call_tool_stream($1, $2::jsonb, $3, $4, $5) FROM principal"};
+    PG_MCP_TRACE("mcp.assume_principal($6::bytea),", "7",
+                 "8") " SELECT mcp.call_tool_stream($1, $2::jsonb, $3, $4, $5) FROM principal"};
 // The same, returning once the audit record is queued (AuditConfirmer confirms it).
-const Statement kCallDeferred = {"pg_mcp_call_deferred",
-                                 "SELECT mcp.call_tool_deferred($1, $2::jsonb, $3, $4, $5)"};
+const Statement kCallDeferred = {
+    "pg_mcp_call_deferred",
+    PG_MCP_TRACE("", "6",
+                 "7") " SELECT mcp.call_tool_deferred($1, $2::jsonb, $3, $4, $5) FROM principal"};
 const Statement kCallDeferredAs = {
     "pg_mcp_call_deferred_as",
-    "WITH principal AS MATERIALIZED (SELECT mcp.assume_principal($6::bytea))"
-    " SELECT mcp.call_tool_deferred($1, $2::jsonb, $3, $4, $5) FROM principal"};
+    PG_MCP_TRACE("mcp.assume_principal($6::bytea),", "7",
+                 "8") " SELECT mcp.call_tool_deferred($1, $2::jsonb, $3, $4, $5) FROM principal"};
+#undef PG_MCP_TRACE
 const char *const kAuditPendingKey = "pg-mcp/audit_pending";
 // A deferred call's result up to this size is held while its record is confirmed (its pool
 // connection serves others meanwhile); a larger one keeps its connection and is streamed after.
@@ -205,6 +218,46 @@ const Statement &identity_form(const Statement &as_principal) {
     }();
     auto found = forms.find(&as_principal);
     return found == forms.end() ? as_principal : found->second->statement;
+}
+
+// The wait for a call's audit record to be durable (group commit at the bridge), as a span.
+void trace_durability(const TraceContext &trace, std::chrono::system_clock::time_point from,
+                      bool ok, int64_t id) {
+    if (!trace.valid()) return;
+    Span wait;
+    wait.name = "pg_mcp audit durability wait";
+    wait.context = trace;
+    wait.context.span_id = new_span_id();
+    wait.parent_span_id = trace.span_id;
+    wait.start = from;
+    wait.end = std::chrono::system_clock::now();
+    if (id > 0) wait.set("pg_mcp.audit_id", id);
+    wait.error = !ok;
+    if (!ok) wait.status_message = "the audit record was not confirmed durable";
+    record_span(std::move(wait));
+}
+
+// What a statement does, for its span (OpenTelemetry db.query.summary: "SELECT <function>").
+const char *summary_of(Operation operation, bool deferred) {
+    switch (operation) {
+        case Operation::ListTools:
+            return "mcp.list_tools";
+        case Operation::CallTool:
+            return deferred ? "mcp.call_tool_deferred" : "mcp.call_tool_stream";
+        case Operation::ListResources:
+            return "mcp.list_resources";
+        case Operation::ReadResource:
+            return "mcp.read_resource";
+        case Operation::ListPrompts:
+            return "mcp.list_prompts";
+        case Operation::GetPrompt:
+            return "mcp.get_prompt";
+        case Operation::Authenticate:
+            return "mcp.assume_principal";
+        case Operation::IdentityProviders:
+            return "mcp.identity_providers_for";
+    }
+    return "mcp";
 }
 
 const OperationRow &operation_row(Operation operation) {
@@ -380,6 +433,10 @@ struct Database::Job {
     std::chrono::steady_clock::time_point queued_at;
     bool cancelled = false;
     Slot *running_on = nullptr;  // while its query runs
+    // Its spans (with a trace): queued since, and the statement's span, from `sent` on.
+    std::chrono::system_clock::time_point queued_wall, sent;
+    std::string statement_span;  // empty: not traced, or already recorded
+    std::string statement_summary, database, host, port;
 };
 
 // A large body on its way to its consumer: the loop appends the rows it reads, the consumer
@@ -638,6 +695,7 @@ void Database::submit(Work work, ReplyFn reply) {
     job->identity = std::move(work.identity);
     job->name = std::move(work.name);
     job->arguments = std::move(work.arguments);
+    job->queued_wall = std::chrono::system_clock::now();
     job->progress = std::move(work.progress);
     job->reply = std::move(reply);
     enqueue(std::move(job));
@@ -872,6 +930,7 @@ void Database::start(Slot &slot, std::shared_ptr<Job> job) {
     slot.job->running_on = &slot;
     slot.begun = Clock::now();
     Job &run = *slot.job;
+    bool defer = false;
     bool as_principal =
         !run.identity.principal_token.empty() || !run.identity.oauth_identity.empty();
     if (run.is_ping) {
@@ -880,10 +939,29 @@ void Database::start(Slot &slot, std::shared_ptr<Job> job) {
         const OperationRow &row = operation_row(run.operation);
         // Deferred confirmation frees the connection sooner but costs a second round trip (the
         // confirmer's): worth it only while other requests wait for a connection.
-        bool defer = run.is_call && confirmer_ != nullptr && (defer_always_ || !queue_.empty());
+        defer = run.is_call && confirmer_ != nullptr && (defer_always_ || !queue_.empty());
         const Statement *const *pair = defer ? row.deferred : row.statements;
         slot.statement = pair[as_principal ? 1 : 0];
         if (!run.identity.oauth_identity.empty()) slot.statement = &identity_form(*slot.statement);
+        if (run.identity.trace.valid()) {
+            // The wait for this connection, and the statement from now on (ended by settle()).
+            auto now = std::chrono::system_clock::now();
+            Span wait;
+            wait.name = "pg_mcp pool wait";
+            wait.context = run.identity.trace;
+            wait.context.span_id = new_span_id();
+            wait.parent_span_id = run.identity.trace.span_id;
+            wait.start = run.queued_wall;
+            wait.end = now;
+            wait.set("pg_mcp.pool.connections_in_use", static_cast<int64_t>(in_use_));
+            record_span(std::move(wait));
+            run.statement_span = new_span_id();
+            run.sent = now;
+            run.statement_summary = std::string("SELECT ") + summary_of(run.operation, defer);
+            run.database = PQdb(slot.conn) ? PQdb(slot.conn) : "";
+            run.host = PQhost(slot.conn) ? PQhost(slot.conn) : "";
+            run.port = PQport(slot.conn) ? PQport(slot.conn) : "";
+        }
     }
     if (prepare_statements_ && slot.prepared.count(slot.statement->name) == 0) {
         if (!PQsendPrepare(slot.conn, slot.statement->name, slot.statement->sql, 0, nullptr)) {
@@ -906,7 +984,17 @@ void Database::send_query(Slot &slot) {
         !job.identity.principal_token.empty() || !job.identity.oauth_identity.empty();
     // The parameters in the row's order: a call's tool and arguments, or the agent context and
     // then the name and arguments the operation takes; the token last.
-    const char *params[6] = {};
+    // A call's trace context: its statement span in the trace (pg_mcp.traceparent), and its
+    // ids in application_name ("pg_mcp_bridge <trace id>-<span id>", 63 bytes: the most
+    // PostgreSQL keeps), so that pg_stat_activity and the server log (%a) name the trace.
+    std::string traceparent, application_name = "pg_mcp_bridge";
+    if (!job.statement_span.empty()) {
+        TraceContext statement = job.identity.trace;
+        statement.span_id = job.statement_span;
+        traceparent = statement.traceparent();
+        application_name = "pg_mcp_bridge " + statement.trace_id + "-" + statement.span_id;
+    }
+    const char *params[8] = {};
     int nparams = 0;
     if (!job.is_ping) {
         const OperationRow &row = operation_row(job.operation);
@@ -922,6 +1010,10 @@ void Database::send_query(Slot &slot) {
         if (!job.is_call && row.takes_name) params[nparams++] = job.name.c_str();
         if (!job.is_call && row.takes_arguments) params[nparams++] = job.arguments.c_str();
         if (as_principal || job.is_authenticate) params[nparams++] = token.c_str();
+        if (job.is_call) {
+            params[nparams++] = traceparent.c_str();
+            params[nparams++] = application_name.c_str();
+        }
     }
     const Statement &statement = *slot.statement;
     int sent = prepare_statements_ ? PQsendQueryPrepared(slot.conn, statement.name, nparams, params,
@@ -1098,6 +1190,26 @@ BackendReply Database::head_reply(Slot &slot, json &pending) {
 }
 
 void Database::settle(Job &job, bool ok) {
+    if (!job.statement_span.empty()) {
+        Span statement;
+        statement.name = job.statement_summary;
+        statement.kind = Span::Kind::Client;
+        statement.context = job.identity.trace;
+        statement.context.span_id = job.statement_span;
+        statement.parent_span_id = job.identity.trace.span_id;
+        statement.start = job.sent;
+        statement.end = std::chrono::system_clock::now();
+        statement.set("db.system.name", "postgresql");
+        statement.set("db.operation.name", "SELECT");
+        statement.set("db.query.summary", job.statement_summary);
+        if (!job.database.empty()) statement.set("db.namespace", job.database);
+        if (!job.host.empty()) statement.set("server.address", job.host);
+        if (!job.port.empty()) statement.set("server.port", std::stoll("0" + job.port));
+        statement.error = !ok;
+        if (!ok) statement.status_message = "the statement failed";
+        record_span(std::move(statement));
+        job.statement_span.clear();
+    }
     job.running_on = nullptr;
     active_.erase(job.key);
     if (ok) last_success_ = Clock::now().time_since_epoch().count();
@@ -1177,10 +1289,13 @@ void Database::hold_until_confirmed(Slot &slot, BackendReply reply, const json &
     auto begun = slot.begun;
     slot.answered = true;
     held_++;
+    TraceContext trace = job.identity.trace;
+    auto waited_from = std::chrono::system_clock::now();
     confirmer_->await(
         pending[0].get<int>(), pending[1].get<int64_t>(),
-        [this, to, held, answer_later, streamed, is_call, begun](bool ok, int64_t id,
-                                                                 const std::string &error) {
+        [this, to, held, answer_later, streamed, is_call, begun, trace, waited_from](
+            bool ok, int64_t id, const std::string &error) {
+            trace_durability(trace, waited_from, ok, id);
             asio::post(loop_, [this, to, held, answer_later, streamed, is_call, begun, ok, id,
                                error] {
                 BackendReply out =
@@ -1212,9 +1327,13 @@ void Database::confirm_then_stream(Slot &slot, BackendReply reply, const json &p
     std::shared_ptr<Job> owner = slot.job;
     auto waiting = std::make_shared<BackendReply>(std::move(reply));
     held_++;
+    TraceContext trace = owner->identity.trace;
+    auto waited_from = std::chrono::system_clock::now();
     confirmer_->await(
         pending[0].get<int>(), pending[1].get<int64_t>(),
-        [this, &slot, generation, owner, waiting](bool ok, int64_t id, const std::string &error) {
+        [this, &slot, generation, owner, waiting, trace, waited_from](bool ok, int64_t id,
+                                                                      const std::string &error) {
+            trace_durability(trace, waited_from, ok, id);
             asio::post(loop_, [this, &slot, generation, owner, waiting, ok, id, error] {
                 held_--;
                 if (generation != slot.generation || slot.job != owner) {

@@ -323,6 +323,9 @@ class HttpServer::Session {
                                          const std::string &token_hash,
                                          const std::string &principal) {
         options.backend_key_prefix = prefix;
+        options.network_transport = "tcp";
+        if (prefix.rfind("stateless-", 0) != 0)
+            options.session_id = prefix.substr(0, prefix.size() - 1);
         options.principal_token = token_hash;
         options.principal = principal;
         return options;
@@ -1260,7 +1263,7 @@ struct HttpServer::Impl {
                 // request will carry (the origin is allowed: its request headers are too).
                 std::string allowed =
                     "Content-Type, Accept, Authorization, MCP-Session-Id, MCP-Protocol-Version, "
-                    "Last-Event-ID, Mcp-Method, Mcp-Name";
+                    "Last-Event-ID, Mcp-Method, Mcp-Name, traceparent, tracestate";
                 auto requested = request.find(http::field::access_control_request_headers);
                 if (requested != request.end() && !requested->value().empty())
                     allowed += ", " + std::string(requested->value());
@@ -1599,6 +1602,14 @@ struct HttpServer::Impl {
         // An OAuth session runs as the identity of the token this request brought (a refreshed
         // token of the same person carries on the session).
         if (!caller.identity.empty()) session->server.set_oauth_identity(caller.identity);
+        // W3C trace context headers, for this message's span (params._meta wins over them).
+        auto traceparent = request.find("traceparent");
+        if (traceparent != request.end()) {
+            auto tracestate = request.find("tracestate");
+            session->server.set_transport_trace(
+                std::string(traceparent->value()),
+                tracestate == request.end() ? std::string() : std::string(tracestate->value()));
+        }
         // A 2026-07-28 subscription's notifications come on its response stream, open until
         // either side ends it.
         bool listen = method == "subscriptions/listen" && one_request != nullptr;

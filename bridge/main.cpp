@@ -358,14 +358,30 @@ int main(int argc, char **argv) {
                          " read replica(s) for read-only work";
     }
     Backend &backend = router ? static_cast<Backend &>(*router) : database;
+    // Traces: spans to an OTLP collector (ids reach the database either way).
+    // It lives as long as the process: spans may be recorded by any thread until the very end.
+    Tracer *tracer = nullptr;
+    if (!options.otlp_endpoint.empty()) {
+        TraceOptions trace_options;
+        trace_options.endpoint = options.otlp_endpoint;
+        trace_options.ca_file = options.otlp_ca_file;
+        tracer = new Tracer(loop, trace_options, logger);
+        Tracer::set_global(tracer);
+        tracer->start();
+        check.message += "; traces to " + options.otlp_endpoint;
+    }
     Service service{backend,
-                    [&] { return router ? router->metrics_text() : database.metrics_text(); },
+                    [&] {
+                        return (router ? router->metrics_text() : database.metrics_text()) +
+                               (tracer ? tracer->metrics() : std::string());
+                    },
                     [&] { return database.readiness(); },
                     [&] {
                         if (router) router->stop();
                         database.stop();
                         if (confirmer) confirmer->stop();
                         if (spool) spool->stop(std::chrono::seconds(5));
+                        if (tracer) tracer->stop();
                     }};
     ServerOptions server_options;
     if (!options.token_env.empty()) {

@@ -150,7 +150,111 @@ void Output::send_streamed(const json &message, BodyStream &body) {
 }
 
 void McpServer::send(json message) {
+    if (message.is_object() && (message.contains("result") || message.contains("error"))) {
+        auto id = message.find("id");
+        if (id != message.end() && !id->is_null()) end_span(*id, &message);
+    }
     output_.send(message);
+}
+
+void McpServer::set_transport_trace(std::string traceparent, std::string tracestate) {
+    std::lock_guard<std::mutex> lock(spans_mutex_);
+    transport_traceparent_ = std::move(traceparent);
+    transport_tracestate_ = std::move(tracestate);
+}
+
+// The request's span (MCP and OpenTelemetry semantic conventions): a child of the caller's
+// span when it sent one (params._meta.traceparent, else the transport's header), else the
+// root of a new trace.
+void McpServer::begin_span(const Request &request) {
+    std::optional<TraceContext> parent;
+    std::string tracestate;
+    const json *meta = nullptr;
+    auto found = request.params.find("_meta");
+    if (found != request.params.end() && found->is_object()) meta = &*found;
+    if (meta != nullptr && meta->contains("traceparent") && (*meta)["traceparent"].is_string()) {
+        parent = parse_traceparent((*meta)["traceparent"].get<std::string>());
+        if (parent && meta->contains("tracestate") && (*meta)["tracestate"].is_string())
+            tracestate = (*meta)["tracestate"].get<std::string>();
+    }
+    Span span;
+    {
+        std::lock_guard<std::mutex> lock(spans_mutex_);
+        if (!parent && !transport_traceparent_.empty()) {
+            parent = parse_traceparent(transport_traceparent_);
+            if (parent) tracestate = transport_tracestate_;
+        }
+    }
+    span.kind = Span::Kind::Server;
+    span.context.trace_id = parent ? parent->trace_id : new_trace_id();
+    span.context.span_id = new_span_id();
+    span.context.sampled = parent ? parent->sampled : true;
+    span.context.tracestate = tracestate.size() <= 512 ? tracestate : std::string();
+    if (parent) span.parent_span_id = parent->span_id;
+    span.start = std::chrono::system_clock::now();
+    std::string target;
+    for (const char *field : {"name", "uri"})
+        if (request.params.contains(field) && request.params[field].is_string())
+            target = request.params[field].get<std::string>().substr(0, 256);
+    span.name = request.method.substr(0, 64) + (target.empty() ? "" : " " + target);
+    span.set("mcp.method.name", request.method.substr(0, 64));
+    span.set("jsonrpc.request.id", request_key(request.id).substr(0, 256));
+    span.set("jsonrpc.protocol.version", "2.0");
+    span.set("network.transport", options_.network_transport);
+    if (!options_.session_id.empty()) span.set("mcp.session.id", options_.session_id);
+    std::string version;
+    if (request.modern) {
+        version = kModernVersion;
+    } else {
+        std::lock_guard<std::mutex> lock(mutex_);
+        version = legacy_version_;
+    }
+    if (!version.empty()) span.set("mcp.protocol.version", version);
+    if (request.method == "tools/call" && !target.empty()) {
+        span.set("gen_ai.tool.name", target);
+        span.set("gen_ai.operation.name", "execute_tool");
+    }
+    if (request.method == "prompts/get" && !target.empty()) span.set("gen_ai.prompt.name", target);
+    if (request.method == "resources/read" && !target.empty()) span.set("mcp.resource.uri", target);
+    if (!options_.principal.empty() && options_.principal.find('\n') == std::string::npos)
+        span.set("pg_mcp.principal", options_.principal);
+    std::lock_guard<std::mutex> lock(spans_mutex_);
+    // Bounded: a client that never reads its answers cannot grow this without end.
+    if (spans_.size() >= 10000) spans_.erase(spans_.begin());
+    spans_[request_key(request.id)] = std::move(span);
+}
+
+// Ends a request's span: with its response (an error, or a tool result that is an error,
+// sets error.type), or with `outcome` (e.g. "cancelled") when it gets none.
+void McpServer::end_span(const json &id, const json *response, const char *outcome) {
+    Span span;
+    {
+        std::lock_guard<std::mutex> lock(spans_mutex_);
+        auto found = spans_.find(request_key(id));
+        if (found == spans_.end()) return;
+        span = std::move(found->second);
+        spans_.erase(found);
+    }
+    span.end = std::chrono::system_clock::now();
+    if (response != nullptr && response->contains("error") && (*response)["error"].is_object()) {
+        const json &error = (*response)["error"];
+        std::string code = error.contains("code") ? error["code"].dump() : "unknown";
+        span.set("error.type", code);
+        span.set("rpc.response.status_code", code);
+        span.error = true;
+        if (error.contains("message") && error["message"].is_string())
+            span.status_message = error["message"].get<std::string>().substr(0, 1024);
+    } else if (response != nullptr && response->contains("result") &&
+               (*response)["result"].is_object() &&
+               (*response)["result"].value("isError", false) == true) {
+        span.set("error.type", "tool_error");
+        span.error = true;
+    } else if (outcome != nullptr) {
+        span.set("error.type", outcome);
+        span.error = true;
+        span.status_message = outcome;
+    }
+    record_span(std::move(span));
 }
 
 void McpServer::reply(const Request &, json message) {
@@ -163,6 +267,10 @@ void McpServer::handle_line(std::string_view line) {
 
 void McpServer::handle_message(json message) {
     dispatch(classify_message(std::move(message)));
+    // The transport's trace context was for this message only.
+    std::lock_guard<std::mutex> lock(spans_mutex_);
+    transport_traceparent_.clear();
+    transport_tracestate_.clear();
 }
 
 void McpServer::dispatch(Message message) {
@@ -251,6 +359,7 @@ const McpServer::MethodRow *McpServer::find_method(const std::string &method, bo
 }
 
 void McpServer::handle_request(Request request) {
+    begin_span(request);
     const std::string &method = request.method;
     // What reaches the database as text may not hold NUL: libpq would cut it there (a tool
     // other than the one named, a request id shortened in the audit row).
@@ -431,6 +540,11 @@ CallIdentity McpServer::identity(const Request &request) const {
         std::lock_guard<std::mutex> lock(mutex_);
         who.oauth_identity = oauth_identity_;
     }
+    {
+        std::lock_guard<std::mutex> lock(spans_mutex_);
+        auto span = spans_.find(request_key(request.id));
+        if (span != spans_.end()) who.trace = span->second.context;
+    }
     if (request.modern) {
         auto meta = request.params.find("_meta");
         if (meta != request.params.end() && meta->is_object())
@@ -459,11 +573,16 @@ bool McpServer::begin_work(const Request &request) {
 }
 
 bool McpServer::end_work(const json &id) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::string key = request_key(id);
-    in_flight_.erase(key);
-    if (cancelled_.erase(key) > 0) return false;
-    return !shut_down_;
+    bool answer;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::string key = request_key(id);
+        in_flight_.erase(key);
+        answer = cancelled_.erase(key) == 0 && !shut_down_;
+    }
+    // A request whose answer is dropped (cancelled, or the server shut down) ends its span here.
+    if (!answer) end_span(id, nullptr, "cancelled");
+    return answer;
 }
 
 void McpServer::list_tools(const Request &request) {
@@ -696,6 +815,7 @@ void McpServer::call_tool(const Request &request) {
                 return;
             }
             output_.send_streamed(message, *reply.body);
+            if (reply.body->failed.empty()) end_span(request.id, &message);
             if (!reply.body->failed.empty()) {
                 log_for_request(request, LogLevel::Error,
                                 "tools/call " + tool + ": result cut short: " + reply.body->failed);

@@ -56,6 +56,10 @@ struct ServerOptions {
     // runs as its principal. Empty: as the bridge's own login role.
     std::string principal_token;
     std::string principal;  // its principal's name, when known
+    // For the request spans: the transport (OpenTelemetry network.transport: "pipe" for
+    // stdio, "tcp" for HTTP) and the session id (HTTP sessions).
+    std::string network_transport = "pipe";
+    std::string session_id;
 };
 
 extern const char *const kModernVersion;       // "2026-07-28"
@@ -73,6 +77,9 @@ class McpServer {
     // The OAuth identity (CallIdentity::oauth_identity) the next messages run as: the HTTP
     // transport sets it from each request's verified access token.
     void set_oauth_identity(std::string identity);
+    // The trace context the transport carried for the next message (HTTP traceparent and
+    // tracestate headers); params._meta.traceparent wins over it. Cleared after the message.
+    void set_transport_trace(std::string traceparent, std::string tracestate);
     // A line longer than the transport's limit was discarded (head and tail: its first and
     // last bytes, to answer with the request's id when it can be found).
     void handle_oversized_line(size_t limit, std::string_view head = {},
@@ -141,6 +148,9 @@ class McpServer {
     void send(json message);
     void log_for_request(const Request &request, LogLevel level, const std::string &message);
 
+    // A span per request: begun when it arrives, ended with its response (or its cancel).
+    void begin_span(const Request &request);
+    void end_span(const json &id, const json *response, const char *outcome = nullptr);
     bool begin_work(const Request &request);  // false if the id is already in flight
     bool end_work(const json &id);            // false if cancelled meanwhile (drop the reply)
 
@@ -154,6 +164,11 @@ class McpServer {
     bool legacy_initialized_ = false;
     json legacy_client_info_;
     std::string oauth_identity_;  // guarded by mutex_
+    // Open request spans by request key, and the transport's trace context for the next
+    // message; their own mutex (send() may run with mutex_ held).
+    mutable std::mutex spans_mutex_;
+    std::map<std::string, Span> spans_;
+    std::string transport_traceparent_, transport_tracestate_;
     std::optional<LogLevel> legacy_log_level_;
     std::set<std::string> in_flight_;  // ids (dumped) of requests the backend is working on
     std::set<std::string> cancelled_;  // in flight but cancelled: their replies are dropped

@@ -142,6 +142,12 @@ po::options_description describe() {
     add("oauth-algorithms", po::value<std::string>()->value_name("LIST"),
         "with --auth oauth: JWT signature algorithms accepted, comma-separated (default "
         "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512; none and HMAC never)");
+    add("otlp-endpoint", po::value<std::string>()->value_name("URL"),
+        "export traces (a span per MCP request, with the pool wait, database call and audit "
+        "durability wait) with OTLP/HTTP to URL, e.g. http://otel-collector:4318 (/v1/traces is "
+        "added to a bare origin); trace ids reach the audit log either way");
+    add("otlp-ca-file", po::value<std::string>()->value_name("FILE"),
+        "with an https --otlp-endpoint: PEM certificates trusted besides the system's");
     add("token-env", po::value<std::string>()->value_name("VAR"),
         "stdio: run as the principal of the bearer token in environment variable VAR (checked at "
         "start)");
@@ -286,6 +292,15 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
                 throw UsageError{std::string("--") + name + " needs --auth oauth"};
     }
     text("token-env", options.token_env);
+    text("otlp-endpoint", options.otlp_endpoint);
+    text("otlp-ca-file", options.otlp_ca_file);
+    if (!options.otlp_endpoint.empty() && !parse_url(options.otlp_endpoint))
+        throw UsageError{"--otlp-endpoint " + options.otlp_endpoint +
+                         ": not an http(s) URL, e.g. http://otel-collector:4318"};
+    if (!options.otlp_ca_file.empty() && options.otlp_endpoint.empty())
+        throw UsageError{"--otlp-ca-file needs --otlp-endpoint"};
+    if (!options.otlp_ca_file.empty() && access(options.otlp_ca_file.c_str(), R_OK) != 0)
+        throw UsageError{"--otlp-ca-file " + options.otlp_ca_file + ": cannot read it"};
     options.prepare_statements = !given.count("no-prepared-statements");
     text("notify-dsn", options.notify_dsn);
     list("replica", options.replicas.dsns);

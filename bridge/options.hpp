@@ -23,10 +23,12 @@ struct BridgeOptions {
     bool check = false;
     bool http = false;  // --http: Streamable HTTP instead of stdio
     bool prepare_statements = true;
-    std::string notify_dsn;   // --notify-dsn: LISTEN here (default: dsn)
-    ReplicaOptions replicas;  // --replica ...
-    std::string audit_spool;  // --audit-spool
-    std::string token_env;    // --token-env: stdio runs as the principal of this variable's token
+    std::string notify_dsn;     // --notify-dsn: LISTEN here (default: dsn)
+    ReplicaOptions replicas;    // --replica ...
+    std::string audit_spool;    // --audit-spool
+    std::string otlp_endpoint;  // --otlp-endpoint: where spans go (OTLP/HTTP); empty: nowhere
+    std::string otlp_ca_file;   // --otlp-ca-file
+    std::string token_env;      // --token-env: stdio runs as the principal of this variable's token
     std::string confirm_audit = "auto";  // --confirm-audit: auto, always or never
     HttpOptions http_options;
 };

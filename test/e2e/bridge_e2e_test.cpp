@@ -276,7 +276,7 @@ TEST(Cancellation, CancelStopsTheQueryAndIsAudited) {
                  {"method", "tools/call"},
                  {"params", {{"name", tool.name}, {"arguments", {{"s", 30}}}}}});
     const std::string active =
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg_mcp_bridge%' "
         "AND state = 'active' AND query LIKE '%mcp.call_tool%'";
     // Cancel once the tool's SQL is running (a cancel before that cancels the call itself).
     ASSERT_EQ(sql.wait_for(active + " AND wait_event = 'PgSleep'", "1", 10s), "1");
@@ -330,7 +330,7 @@ TEST(Recovery, AfterTheConnectionIsTerminated) {
               false);
     const std::string kill =
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-        "WHERE application_name = 'pg_mcp_bridge' AND usename = 'agent_support' AND pid <> "
+        "WHERE application_name LIKE 'pg_mcp_bridge%' AND usename = 'agent_support' AND pid <> "
         "pg_backend_pid()";
     EXPECT_NE(sql.value(kill), "0");
     std::this_thread::sleep_for(200ms);
@@ -347,11 +347,12 @@ TEST(Recovery, AfterTheConnectionIsTerminated) {
                  {"id", 3},
                  {"method", "tools/call"},
                  {"params", {{"name", tool.name}, {"arguments", {{"s", 20}}}}}});
-    ASSERT_EQ(sql.wait_for(
-                  "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
-                  "AND state = 'active' AND query LIKE '%mcp.call_tool%'",
-                  "1", 10s),
-              "1")
+    ASSERT_EQ(
+        sql.wait_for(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg_mcp_bridge%' "
+            "AND state = 'active' AND query LIKE '%mcp.call_tool%'",
+            "1", 10s),
+        "1")
         << bridge.response(3, 100ms);
     sql.value(kill);
     json lost = bridge.response(3);
@@ -389,7 +390,7 @@ TEST(Shutdown, ExitsCleanlyOnSigtermCancellingWork) {
                  {"method", "tools/call"},
                  {"params", {{"name", tool.name}, {"arguments", {{"s", 30}}}}}});
     const std::string active =
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg_mcp_bridge%' "
         "AND state = 'active' AND query LIKE '%mcp.call_tool%'";
     ASSERT_EQ(sql.wait_for(active, "1", 10s), "1");
     ::kill(bridge.pid(), SIGTERM);
@@ -452,7 +453,7 @@ TEST(Connection, UsesLibpqServiceFilesAndEnvironment) {
     Sql sql;
     EXPECT_EQ(
         sql.wait_for("SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = 'agent_analytics' "
-                     "AND application_name = 'pg_mcp_bridge'",
+                     "AND application_name LIKE 'pg_mcp_bridge%'",
                      "t", 5s),
         "t");
 }
@@ -670,11 +671,12 @@ TEST(RateLimits, ConcurrentCallsAcrossBridges) {
                 {"id", 1},
                 {"method", "tools/call"},
                 {"params", {{"name", tool.name}, {"arguments", {{"s", 2}}}}}});
-    ASSERT_EQ(sql.wait_for(
-                  "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_mcp_bridge' "
-                  "AND wait_event = 'PgSleep'",
-                  "1", 10s),
-              "1");
+    ASSERT_EQ(
+        sql.wait_for(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg_mcp_bridge%' "
+            "AND wait_event = 'PgSleep'",
+            "1", 10s),
+        "1");
     json busy = second.call(2, tool.name, {{"s", 0}});
     EXPECT_EQ(busy["result"]["_meta"].value("pg-mcp/status", ""), "rate_limited") << busy;
     EXPECT_NE(tool_text(busy).find("concurrent"), std::string::npos) << busy;

@@ -244,7 +244,7 @@ export async function withTranscript(t, taps, body, cleanup) {
 export async function sleepingBridgeBackends(user) {
   const lines = await psql(
     `SELECT pid FROM pg_stat_activity
-      WHERE datname = current_database() AND application_name = 'pg_mcp_bridge'
+      WHERE datname = current_database() AND application_name LIKE 'pg_mcp_bridge%'
         AND usename = ${lit(user)} AND state = 'active' AND wait_event = 'PgSleep'`,
     { single: false }
   );

@@ -317,7 +317,7 @@ test('http: 50 concurrent sessions over a pool of 10, no connection beyond it', 
       while (sampling) {
         const [n] = await psql(
           `SELECT count(*) FROM pg_stat_activity WHERE usename = 'agent_support'
-              AND application_name = 'pg_mcp_bridge' AND backend_start >= '${since}'`,
+              AND application_name LIKE 'pg_mcp_bridge%' AND backend_start >= '${since}'`,
           { single: false }
         );
         peak = Math.max(peak, Number(n));
@@ -477,7 +477,7 @@ test('http: JSON logs stay JSON through PostgreSQL notices and terminated connec
     // The server ends the bridge's connections (as a restart would): the goodbye arrives on
     // idle connections, and the next call reconnects.
     await psql(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                 WHERE usename = 'agent_support' AND application_name = 'pg_mcp_bridge'`);
+                 WHERE usename = 'agent_support' AND application_name LIKE 'pg_mcp_bridge%'`);
     await new Promise((r) => setTimeout(r, 300));
     for (let id = 2; id < 5; id++) await (await call(id)).json();
     assert.equal((await (await call(5)).json()).result.isError, false);

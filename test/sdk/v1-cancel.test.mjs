@@ -41,7 +41,7 @@ async function cancelledInDatabase(toolName, maxIdBefore, sleepers) {
       // condition can only catch the tool SQL if that ever changes; the wait event is what tells.)
       const [n] = await psql(
         `SELECT count(*) FROM pg_stat_activity
-          WHERE query LIKE '%pg_sleep%' AND application_name = 'pg_mcp_bridge' AND state = 'active'
+          WHERE query LIKE '%pg_sleep%' AND application_name LIKE 'pg_mcp_bridge%' AND state = 'active'
             AND datname = current_database()`,
         { single: false }
       );

@@ -1,0 +1,206 @@
+// Traces (pg_mcp_bridge --otlp-endpoint): the official SDK client sends a W3C traceparent (an
+// HTTP header, or params._meta as the MCP semantic conventions place it over stdio); an OTLP
+// receiver on loopback (this file's, decoding OTLP/HTTP JSON) gets the request's span and its
+// children with that trace id and the semantic-convention attributes; the call's audit row has
+// the same trace id, and the tool's SQL sees it (pg_mcp.traceparent, application_name). A dead
+// collector changes nothing for callers.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { startHttpBridge, REQUEST_TIMEOUT } from './clients.mjs';
+import { bridgeArgs, bridgeBinary, createAndGrantTool, dropTool, psql, lit, waitFor } from './helpers.mjs';
+
+const TEST_TIMEOUT = { timeout: 120_000 };
+let receiver;
+let collector;  // its URL
+const received = [];
+
+before(async () => {
+  receiver = http.createServer(async (req, res) => {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    if (req.method !== 'POST' || req.url !== '/v1/traces' || req.headers['content-type'] !== 'application/json') {
+      res.writeHead(404).end();
+      return;
+    }
+    const request = JSON.parse(body);
+    for (const resourceSpans of request.resourceSpans) {
+      const resource = Object.fromEntries(resourceSpans.resource.attributes.map((a) => [a.key, Object.values(a.value)[0]]));
+      for (const scopeSpans of resourceSpans.scopeSpans)
+        for (const span of scopeSpans.spans)
+          received.push({
+            ...span,
+            resource,
+            attrs: Object.fromEntries(span.attributes.map((a) => [a.key, Object.values(a.value)[0]]))
+          });
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  collector = `http://127.0.0.1:${receiver.address().port}`;
+  await createAndGrantTool({
+    name: 'sdk_trace_context',
+    sql: `SELECT current_setting('pg_mcp.traceparent', true) AS traceparent, current_setting('application_name') AS app,
+                 (SELECT count(*) FROM pg_sleep(0.3)) AS slept`,
+    description: 'The trace context the tool SQL sees',
+    grantTo: 'agent_support'
+  });
+});
+
+after(async () => {
+  await dropTool('sdk_trace_context');
+  await new Promise((resolve) => receiver.close(resolve));
+});
+
+const traceparent = () => {
+  const trace = randomBytes(16).toString('hex');
+  const parent = randomBytes(8).toString('hex');
+  return { trace, parent, header: `00-${trace}-${parent}-01` };
+};
+
+function spansOf(trace) {
+  return received.filter((s) => s.traceId === trace);
+}
+
+async function auditRows(trace) {
+  const lines = await psql(
+    `SELECT row_to_json(a)::text FROM (SELECT tool_name, status, trace_id, span_id FROM mcp.audit_log
+      WHERE trace_id = ${lit(trace)} ORDER BY id) a`,
+    { single: false }
+  );
+  return lines.map((l) => JSON.parse(l));
+}
+
+test('traces: a traceparent header reaches the spans, the audit row and the tool SQL (HTTP)', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--otlp-endpoint', collector]);
+  const { trace, parent, header } = traceparent();
+  const transport = new StreamableHTTPClientTransport(new URL(bridge.url), { requestInit: { headers: { traceparent: header } } });
+  const client = new Client({ name: 'trace-test', version: '1' }, { capabilities: {} });
+  try {
+    await client.connect(transport);
+    const called = await client.callTool({ name: 'get_customer_info', arguments: { email: 'customer1@example.com' } }, undefined, REQUEST_TIMEOUT);
+    assert.equal(called.isError, false, JSON.stringify(called));
+
+    // The request's span, a child of the client's, with the MCP semantic-convention attributes.
+    const server = await waitFor(
+      () => spansOf(trace).find((s) => s.name === 'tools/call get_customer_info'),
+      { timeoutMs: 10_000, what: 'the tools/call span at the receiver' }
+    );
+    assert.equal(server.parentSpanId, parent);
+    assert.equal(server.kind, 2, 'SERVER');
+    assert.equal(server.attrs['mcp.method.name'], 'tools/call');
+    assert.equal(server.attrs['gen_ai.tool.name'], 'get_customer_info');
+    assert.equal(server.attrs['gen_ai.operation.name'], 'execute_tool');
+    assert.equal(server.attrs['mcp.session.id'], transport.sessionId);
+    assert.equal(server.attrs['mcp.protocol.version'], '2025-11-25');
+    assert.equal(server.attrs['network.transport'], 'tcp');
+    assert.equal(server.attrs['jsonrpc.request.id'], String(server.attrs['jsonrpc.request.id']));
+    assert.equal(server.resource['service.name'], 'pg_mcp_bridge');
+    assert.ok(BigInt(server.endTimeUnixNano) >= BigInt(server.startTimeUnixNano));
+    // Its children: the wait for a pool connection, and the database call.
+    const children = await waitFor(() => {
+      const found = spansOf(trace).filter((s) => s.parentSpanId === server.spanId);
+      return found.some((s) => s.kind === 3) && found;
+    }, { timeoutMs: 10_000, what: 'the child spans' });
+    const db = children.find((s) => s.kind === 3);  // CLIENT: the database call
+    assert.equal(db.attrs['db.system.name'], 'postgresql');
+    assert.equal(db.attrs['db.namespace'], process.env.PG_MCP_E2E_DB || 'demo');
+    assert.match(db.attrs['db.query.summary'], /mcp\.call_tool/);
+    assert.ok(children.some((s) => s.name === 'pg_mcp pool wait'), children.map((s) => s.name).join(', '));
+    for (const child of children) assert.ok(BigInt(child.startTimeUnixNano) >= BigInt(server.startTimeUnixNano), child.name);
+
+    // The audit row: the same trace, the database call's span.
+    const rows = await auditRows(trace);
+    assert.deepEqual(rows, [{ tool_name: 'get_customer_info', status: 'ok', trace_id: trace, span_id: db.spanId }]);
+
+    // The tool's SQL session sees the context (setting and application_name).
+    const seen = await client.callTool({ name: 'sdk_trace_context', arguments: {} }, undefined, REQUEST_TIMEOUT);
+    const [row] = seen.structuredContent.rows;
+    assert.match(row.traceparent, new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
+    assert.equal(row.app, `pg_mcp_bridge ${row.traceparent.slice(3, 52)}`);
+  } finally {
+    await transport.terminateSession().catch(() => {});
+    await client.close().catch(() => {});
+    await bridge.stop();
+  }
+});
+
+test('traces: params._meta.traceparent over stdio; a new trace when none comes', TEST_TIMEOUT, async () => {
+  const transport = new StdioClientTransport({
+    command: await bridgeBinary(),
+    args: bridgeArgs('agent_support', ['--otlp-endpoint', `${collector}/v1/traces`]),
+    env: { ...process.env },
+    stderr: 'pipe'
+  });
+  const client = new Client({ name: 'trace-test', version: '1' }, { capabilities: {} });
+  try {
+    await client.connect(transport);
+    const { trace, parent, header } = traceparent();
+    const called = await client.callTool(
+      { name: 'get_customer_info', arguments: { email: 'customer2@example.com' }, _meta: { traceparent: header, tracestate: 'vendor=1' } },
+      undefined,
+      REQUEST_TIMEOUT
+    );
+    assert.equal(called.isError, false);
+    const server = await waitFor(() => spansOf(trace).find((s) => s.name === 'tools/call get_customer_info'), {
+      timeoutMs: 10_000,
+      what: 'the span of a _meta traceparent'
+    });
+    assert.equal(server.parentSpanId, parent);
+    assert.equal(server.traceState, 'vendor=1');
+    assert.equal(server.attrs['network.transport'], 'pipe');
+    assert.equal((await auditRows(trace)).length, 1);
+
+    // Without one: a trace of its own, in the audit row too.
+    const before = new Set(received.map((s) => s.spanId));
+    await client.callTool({ name: 'get_customer_info', arguments: { email: 'customer3@example.com' } }, undefined, REQUEST_TIMEOUT);
+    const fresh = await waitFor(
+      () => received.find((s) => !before.has(s.spanId) && s.name === 'tools/call get_customer_info' && !s.parentSpanId),
+      { timeoutMs: 10_000, what: 'a root span' }
+    );
+    assert.match(fresh.traceId, /^[0-9a-f]{32}$/);
+    assert.equal((await auditRows(fresh.traceId)).length, 1);
+
+    // A malformed traceparent is ignored (a new trace), never an error.
+    const bad = await client.callTool(
+      { name: 'get_customer_info', arguments: { email: 'customer4@example.com' }, _meta: { traceparent: '00-zz-1-01' } },
+      undefined,
+      REQUEST_TIMEOUT
+    );
+    assert.equal(bad.isError, false);
+  } finally {
+    await client.close().catch(() => {});
+  }
+});
+
+test('traces: a dead collector changes nothing for callers; its losses are counted', TEST_TIMEOUT, async () => {
+  // A port nothing listens on.
+  const probe = http.createServer();
+  await new Promise((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const dead = `http://127.0.0.1:${probe.address().port}/v1/traces`;
+  await new Promise((resolve) => probe.close(resolve));
+  const bridge = await startHttpBridge('agent_support', ['--otlp-endpoint', dead]);
+  const transport = new StreamableHTTPClientTransport(new URL(bridge.url));
+  const client = new Client({ name: 'trace-test', version: '1' }, { capabilities: {} });
+  try {
+    await client.connect(transport);
+    for (let i = 0; i < 20; i++) {
+      const called = await client.callTool({ name: 'get_customer_info', arguments: { email: `customer${1 + (i % 9)}@example.com` } }, undefined, REQUEST_TIMEOUT);
+      assert.equal(called.isError, false);
+    }
+    const failed = await waitFor(async () => {
+      const metrics = await (await fetch(new URL('/metrics', bridge.url))).text();
+      const found = /pg_mcp_bridge_trace_spans_total\{outcome="failed"\} (\d+)/.exec(metrics);
+      return found && Number(found[1]) > 0 && Number(found[1]);
+    }, { timeoutMs: 10_000, what: 'failed spans counted in /metrics' });
+    assert.ok(failed >= 20, `${failed} failed spans`);
+  } finally {
+    await transport.terminateSession().catch(() => {});
+    await client.close().catch(() => {});
+    await bridge.stop();
+  }
+});
