@@ -2005,6 +2005,7 @@ struct HttpServer::Impl {
         out += "# HELP pg_mcp_bridge_http_event_streams Open GET event streams.\n";
         out += "# TYPE pg_mcp_bridge_http_event_streams gauge\n";
         out += "pg_mcp_bridge_http_event_streams " + std::to_string(streams) + "\n";
+        if (oauth) out += oauth->metrics();
         return out;
     }
 
