@@ -1602,14 +1602,13 @@ struct HttpServer::Impl {
         // An OAuth session runs as the identity of the token this request brought (a refreshed
         // token of the same person carries on the session).
         if (!caller.identity.empty()) session->server.set_oauth_identity(caller.identity);
-        // W3C trace context headers, for this message's span (params._meta wins over them).
-        auto traceparent = request.find("traceparent");
-        if (traceparent != request.end()) {
-            auto tracestate = request.find("tracestate");
-            session->server.set_transport_trace(
-                std::string(traceparent->value()),
-                tracestate == request.end() ? std::string() : std::string(tracestate->value()));
-        }
+        // W3C trace context headers, for this message's span (params._meta wins over them),
+        // handed over right before the message (handle_message clears them after it).
+        std::string traceparent, tracestate;
+        if (auto header = request.find("traceparent"); header != request.end())
+            traceparent = std::string(header->value());
+        if (auto header = request.find("tracestate"); header != request.end())
+            tracestate = std::string(header->value());
         // A 2026-07-28 subscription's notifications come on its response stream, open until
         // either side ends it.
         bool listen = method == "subscriptions/listen" && one_request != nullptr;
@@ -1629,6 +1628,7 @@ struct HttpServer::Impl {
             if (method == "notifications/cancelled" && message.contains("params") &&
                 message["params"].is_object() && message["params"].contains("requestId"))
                 cancelled = message["params"]["requestId"].dump();
+            if (!traceparent.empty()) session->server.set_transport_trace(traceparent, tracestate);
             session->server.handle_message(std::move(message));
             if (!cancelled.empty())
                 session->output.abandon(cancelled, "cancelled by the client", false);
@@ -1654,6 +1654,7 @@ struct HttpServer::Impl {
                 request, http::status::conflict, error_code::kInvalidRequest,
                 "Conflict: a request with id " + key + " is already in progress in this session");
         try {
+            if (!traceparent.empty()) session->server.set_transport_trace(traceparent, tracestate);
             session->server.handle_message(std::move(message));
         } catch (...) {
             session->output.forget(key);

@@ -165,8 +165,21 @@ void McpServer::set_transport_trace(std::string traceparent, std::string tracest
 
 // The request's span (MCP and OpenTelemetry semantic conventions): a child of the caller's
 // span when it sent one (params._meta.traceparent, else the transport's header), else the
-// root of a new trace.
+// root of a new trace. Its attributes are made only when spans are exported.
 void McpServer::begin_span(const Request &request) {
+    std::string key = request_key(request.id);
+    std::string version;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (in_flight_.count(key) > 0) {
+            // A request reusing the id of one in flight is refused: it has no span, and its
+            // refusal does not end the other's.
+            std::lock_guard<std::mutex> spans(spans_mutex_);
+            duplicate_errors_[key]++;
+            return;
+        }
+        version = request.modern ? kModernVersion : legacy_version_;
+    }
     std::optional<TraceContext> parent;
     std::string tracestate;
     const json *meta = nullptr;
@@ -177,7 +190,6 @@ void McpServer::begin_span(const Request &request) {
         if (parent && meta->contains("tracestate") && (*meta)["tracestate"].is_string())
             tracestate = (*meta)["tracestate"].get<std::string>();
     }
-    Span span;
     {
         std::lock_guard<std::mutex> lock(spans_mutex_);
         if (!parent && !transport_traceparent_.empty()) {
@@ -185,6 +197,7 @@ void McpServer::begin_span(const Request &request) {
             if (parent) tracestate = transport_tracestate_;
         }
     }
+    Span span;
     span.kind = Span::Kind::Server;
     span.context.trace_id = parent ? parent->trace_id : new_trace_id();
     span.context.span_id = new_span_id();
@@ -192,50 +205,79 @@ void McpServer::begin_span(const Request &request) {
     span.context.tracestate = tracestate.size() <= 512 ? tracestate : std::string();
     if (parent) span.parent_span_id = parent->span_id;
     span.start = std::chrono::system_clock::now();
-    std::string target;
-    for (const char *field : {"name", "uri"})
-        if (request.params.contains(field) && request.params[field].is_string())
-            target = request.params[field].get<std::string>().substr(0, 256);
-    span.name = request.method.substr(0, 64) + (target.empty() ? "" : " " + target);
-    span.set("mcp.method.name", request.method.substr(0, 64));
-    span.set("jsonrpc.request.id", request_key(request.id).substr(0, 256));
-    span.set("jsonrpc.protocol.version", "2.0");
-    span.set("network.transport", options_.network_transport);
-    if (!options_.session_id.empty()) span.set("mcp.session.id", options_.session_id);
-    std::string version;
-    if (request.modern) {
-        version = kModernVersion;
-    } else {
-        std::lock_guard<std::mutex> lock(mutex_);
-        version = legacy_version_;
+    if (Tracer::global() != nullptr && span.context.sampled) {
+        const std::string &method = request.method;
+        bool known = method == "initialize" || method == "ping" || find_method(method, true) ||
+                     find_method(method, false);
+        std::string target;
+        if (method == "tools/call" || method == "prompts/get")
+            if (request.params.contains("name") && request.params["name"].is_string())
+                target = request.params["name"].get<std::string>().substr(0, 256);
+        // Span name: method and target; a resource uri is an attribute only (cardinality), and
+        // a method the server does not know is named as such.
+        span.name =
+            !known ? std::string("unknown method") : method + (target.empty() ? "" : " " + target);
+        span.set("mcp.method.name", known ? method : method.substr(0, 64));
+        span.set("jsonrpc.request.id",
+                 (request.id.is_string() ? request.id.get<std::string>() : request.id.dump())
+                     .substr(0, 256));
+        span.set("network.transport", options_.network_transport);
+        if (!options_.session_id.empty()) span.set("mcp.session.id", options_.session_id);
+        if (version.empty() && method == "initialize" &&
+            request.params.contains("protocolVersion") &&
+            request.params["protocolVersion"].is_string())
+            version = request.params["protocolVersion"].get<std::string>().substr(0, 32);
+        if (!version.empty()) span.set("mcp.protocol.version", version);
+        if (method == "tools/call" && !target.empty()) {
+            span.set("gen_ai.tool.name", target);
+            span.set("gen_ai.operation.name", "execute_tool");
+        }
+        if (method == "prompts/get" && !target.empty()) span.set("gen_ai.prompt.name", target);
+        if (method == "resources/read" && request.params.contains("uri") &&
+            request.params["uri"].is_string())
+            span.set("mcp.resource.uri", request.params["uri"].get<std::string>().substr(0, 1024));
+        if (!options_.principal.empty() && options_.principal.find('\n') == std::string::npos)
+            span.set("pg_mcp.principal", options_.principal);
     }
-    if (!version.empty()) span.set("mcp.protocol.version", version);
-    if (request.method == "tools/call" && !target.empty()) {
-        span.set("gen_ai.tool.name", target);
-        span.set("gen_ai.operation.name", "execute_tool");
-    }
-    if (request.method == "prompts/get" && !target.empty()) span.set("gen_ai.prompt.name", target);
-    if (request.method == "resources/read" && !target.empty()) span.set("mcp.resource.uri", target);
-    if (!options_.principal.empty() && options_.principal.find('\n') == std::string::npos)
-        span.set("pg_mcp.principal", options_.principal);
     std::lock_guard<std::mutex> lock(spans_mutex_);
-    // Bounded: a client that never reads its answers cannot grow this without end.
-    if (spans_.size() >= 10000) spans_.erase(spans_.begin());
-    spans_[request_key(request.id)] = std::move(span);
+    // Bounded: a client that never reads its answers cannot grow this without end (the
+    // oldest goes).
+    if (spans_.size() >= 10000) {
+        auto oldest = spans_.begin();
+        for (auto it = spans_.begin(); it != spans_.end(); ++it)
+            if (it->second.start < oldest->second.start) oldest = it;
+        spans_.erase(oldest);
+    }
+    spans_[key] = std::move(span);
+}
+
+std::optional<Span> McpServer::take_span(const json &id) {
+    std::lock_guard<std::mutex> lock(spans_mutex_);
+    auto found = spans_.find(request_key(id));
+    if (found == spans_.end()) return std::nullopt;
+    Span span = std::move(found->second);
+    spans_.erase(found);
+    return span;
 }
 
 // Ends a request's span: with its response (an error, or a tool result that is an error,
 // sets error.type), or with `outcome` (e.g. "cancelled") when it gets none.
 void McpServer::end_span(const json &id, const json *response, const char *outcome) {
-    Span span;
-    {
+    if (response != nullptr && response->contains("error")) {
         std::lock_guard<std::mutex> lock(spans_mutex_);
-        auto found = spans_.find(request_key(id));
-        if (found == spans_.end()) return;
-        span = std::move(found->second);
-        spans_.erase(found);
+        auto duplicate = duplicate_errors_.find(request_key(id));
+        if (duplicate != duplicate_errors_.end()) {
+            if (--duplicate->second == 0) duplicate_errors_.erase(duplicate);
+            return;  // the refusal of a reused id: the other request's span goes on
+        }
     }
+    std::optional<Span> span = take_span(id);
+    if (span) finish_span(std::move(*span), response, outcome);
+}
+
+void McpServer::finish_span(Span span, const json *response, const char *outcome) {
     span.end = std::chrono::system_clock::now();
+    if (Tracer::global() == nullptr || !span.context.sampled) return;
     if (response != nullptr && response->contains("error") && (*response)["error"].is_object()) {
         const json &error = (*response)["error"];
         std::string code = error.contains("code") ? error["code"].dump() : "unknown";
@@ -255,10 +297,6 @@ void McpServer::end_span(const json &id, const json *response, const char *outco
         span.status_message = outcome;
     }
     record_span(std::move(span));
-}
-
-void McpServer::reply(const Request &, json message) {
-    send(std::move(message));
 }
 
 void McpServer::handle_line(std::string_view line) {
@@ -441,7 +479,16 @@ void McpServer::handle_notification(const std::string &method, const json &param
         bool running = false;
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            if (subscriptions_.erase(key) > 0) return;  // a subscription ends without a reply
+            if (subscriptions_.erase(key) > 0) {  // a subscription ends without a reply
+                std::lock_guard<std::mutex> spans(spans_mutex_);
+                auto span = spans_.find(key);
+                if (span != spans_.end()) {
+                    Span ended = std::move(span->second);
+                    spans_.erase(span);
+                    finish_span(std::move(ended), nullptr, nullptr);
+                }
+                return;
+            }
             // Once per request: a repeated cancel asks nothing more of the backend.
             if (in_flight_.count(key) > 0 && cancelled_.insert(key).second) running = true;
         }
@@ -814,8 +861,14 @@ void McpServer::call_tool(const Request &request) {
                 send(std::move(message));
                 return;
             }
+            // The span is the request's until its result is written (its id may be reused once
+            // the client has the answer).
+            std::optional<Span> span = take_span(request.id);
             output_.send_streamed(message, *reply.body);
-            if (reply.body->failed.empty()) end_span(request.id, &message);
+            if (span && reply.body->failed.empty())
+                finish_span(std::move(*span), &message, nullptr);
+            if (span && !reply.body->failed.empty())
+                finish_span(std::move(*span), nullptr, "result cut short");
             if (!reply.body->failed.empty()) {
                 log_for_request(request, LogLevel::Error,
                                 "tools/call " + tool + ": result cut short: " + reply.body->failed);

@@ -151,6 +151,8 @@ class McpServer {
     // A span per request: begun when it arrives, ended with its response (or its cancel).
     void begin_span(const Request &request);
     void end_span(const json &id, const json *response, const char *outcome = nullptr);
+    std::optional<Span> take_span(const json &id);
+    static void finish_span(Span span, const json *response, const char *outcome);
     bool begin_work(const Request &request);  // false if the id is already in flight
     bool end_work(const json &id);            // false if cancelled meanwhile (drop the reply)
 
@@ -168,6 +170,9 @@ class McpServer {
     // message; their own mutex (send() may run with mutex_ held).
     mutable std::mutex spans_mutex_;
     std::map<std::string, Span> spans_;
+    // Refusals of a request reusing the id of one in flight, whose error must not end the
+    // other's span.
+    std::map<std::string, int> duplicate_errors_;
     std::string transport_traceparent_, transport_tracestate_;
     std::optional<LogLevel> legacy_log_level_;
     std::set<std::string> in_flight_;  // ids (dumped) of requests the backend is working on

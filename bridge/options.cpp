@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <boost/asio/ssl/context.hpp>
 #include <boost/program_options.hpp>
 
 #include "database.hpp"
@@ -33,6 +34,17 @@ const char *const kIntroduction =
 struct UsageError {
     std::string message;
 };
+
+// A file of PEM certificates OpenSSL can load (checked here, not when the first fetch needs it).
+void check_ca_file(const std::string &option, const std::string &file) {
+    if (file.empty()) return;
+    if (access(file.c_str(), R_OK) != 0) throw UsageError{option + " " + file + ": cannot read it"};
+    boost::asio::ssl::context tls(boost::asio::ssl::context::tls_client);
+    boost::system::error_code error;
+    tls.load_verify_file(file, error);
+    if (error)
+        throw UsageError{option + " " + file + ": not PEM certificates (" + error.message() + ")"};
+}
 
 // A whole number of at least `minimum` (and at most `maximum`), or a usage error naming the
 // option and what it expects.
@@ -252,8 +264,7 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
             throw UsageError{"--oauth-resource " + oauth.resource +
                              ": plain http is allowed only on the loopback; use https://"};
         text("oauth-ca-file", oauth.ca_file);
-        if (!oauth.ca_file.empty() && access(oauth.ca_file.c_str(), R_OK) != 0)
-            throw UsageError{"--oauth-ca-file " + oauth.ca_file + ": cannot read it"};
+        check_ca_file("--oauth-ca-file", oauth.ca_file);
         text("oauth-client-id", oauth.introspection_client_id);
         std::string secret_env;
         text("oauth-client-secret-env", secret_env);
@@ -299,8 +310,7 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
                          ": not an http(s) URL, e.g. http://otel-collector:4318"};
     if (!options.otlp_ca_file.empty() && options.otlp_endpoint.empty())
         throw UsageError{"--otlp-ca-file needs --otlp-endpoint"};
-    if (!options.otlp_ca_file.empty() && access(options.otlp_ca_file.c_str(), R_OK) != 0)
-        throw UsageError{"--otlp-ca-file " + options.otlp_ca_file + ": cannot read it"};
+    check_ca_file("--otlp-ca-file", options.otlp_ca_file);
     options.prepare_statements = !given.count("no-prepared-statements");
     text("notify-dsn", options.notify_dsn);
     list("replica", options.replicas.dsns);

@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <future>
 #include <random>
 
 #include "http_client.hpp"
@@ -194,27 +195,32 @@ struct Tracer::Impl : std::enable_shared_from_this<Tracer::Impl> {
         }
     }
 
+    size_t waiting() const {
+        std::lock_guard<std::mutex> lock(mutex);
+        return queue.size();
+    }
+
+    // Exports a batch when one is full or the interval has passed, full batches back to back;
+    // once stopping, what waits (within one timeout), then ends.
     asio::awaitable<void> run() {
         auto self = shared_from_this();
         std::optional<Url> url = parse_url(options.endpoint);
-        if (!url) co_return;
         Clock::time_point last = Clock::now();
-        while (!stopping) {
+        while (url && !stopping) {
             timer.expires_after(std::chrono::milliseconds(100));
             boost::system::error_code error;
             co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, error));
-            size_t waiting;
-            {
-                std::lock_guard<std::mutex> lock(mutex);
-                waiting = queue.size();
+            while (!stopping && (waiting() >= options.batch ||
+                                 (waiting() > 0 && Clock::now() - last >= options.interval))) {
+                last = Clock::now();
+                co_await export_batch(*url);
             }
-            bool due = waiting >= options.batch ||
-                       (waiting > 0 && Clock::now() - last >= options.interval) || stopping;
-            if (!due) continue;
-            last = Clock::now();
-            co_await export_batch(*url);
         }
+        Clock::time_point until = Clock::now() + options.timeout;
+        while (url && waiting() > 0 && Clock::now() < until) co_await export_batch(*url);
+        drained.set_value();
     }
+    std::promise<void> drained;
 };
 
 Tracer::Tracer(asio::io_context &loop, TraceOptions options, const Logger &logger)
@@ -251,8 +257,12 @@ void Tracer::start() {
 
 void Tracer::stop() {
     auto impl = impl_;
-    impl->stopping = true;
+    if (impl->stopping.exchange(true)) return;
     asio::post(impl->io, [impl] { impl->timer.cancel(); });
+    // What waits is sent before the loop stops (a short-lived stdio bridge's spans too), within
+    // the export timeout, unless this runs on the loop itself.
+    if (!impl->io.get_executor().running_in_this_thread() && !impl->io.stopped())
+        impl->drained.get_future().wait_for(impl->options.timeout + std::chrono::seconds(1));
 }
 
 std::string Tracer::metrics() const {

@@ -114,7 +114,7 @@ COMMENT ON COLUMN @extschema@.audit_log.truncated IS 'Fields cut to their limit,
 COMMENT ON COLUMN @extschema@.audit_log.auth_issuer IS 'Issuer of the OAuth access token the call came with (verified by pg_mcp_bridge --auth oauth), or NULL';
 COMMENT ON COLUMN @extschema@.audit_log.auth_subject IS 'Subject ("sub") of that token: the person or workload behind the agent';
 COMMENT ON COLUMN @extschema@.audit_log.auth_client_id IS 'OAuth client (the agent application) the token was issued to';
-COMMENT ON COLUMN @extschema@.audit_log.trace_id IS 'W3C trace id of the call (setting pg_mcp.traceparent, which pg_mcp_bridge sets from the agent''s trace or a new one): the key to its spans';
+COMMENT ON COLUMN @extschema@.audit_log.trace_id IS 'W3C trace id of the call (setting pg_mcp.traceparent, which pg_mcp_bridge sets from the agent''s trace or a new one; asserted by the client, not authenticated): the key to its spans';
 COMMENT ON COLUMN @extschema@.audit_log.span_id IS 'Span id of the database call within that trace';
 COMMENT ON COLUMN @extschema@.audit_log.shared_blks_read IS 'Shared buffers read from disk (or the OS cache) while the tool''s SQL ran';
 CREATE INDEX audit_log_called_at ON @extschema@.audit_log (called_at);

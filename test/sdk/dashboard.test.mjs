@@ -19,6 +19,11 @@ test('dashboard: valid Grafana JSON with unique panels, each with a query', () =
     ids.add(panel.id);
     assert.ok(panel.gridPos && panel.gridPos.w > 0 && panel.gridPos.h > 0, panel.title);
     assert.ok(['prometheus', 'grafana-postgresql-datasource'].includes(panel.datasource.type), panel.title);
+    // Each data source is one of the dashboard's data source variables.
+    const variable = panel.datasource.uid.replace(/^\$\{(.*)\}$/, '$1');
+    const declared = dashboard.templating.list.find((v) => v.name === variable && v.type === 'datasource');
+    assert.ok(declared, `${panel.title}: data source ${panel.datasource.uid} is not a variable`);
+    assert.equal(declared.query, panel.datasource.type, panel.title);
     assert.ok(panel.targets.length > 0, panel.title);
     for (const target of panel.targets) assert.ok(target.expr || target.rawSql, panel.title);
   }

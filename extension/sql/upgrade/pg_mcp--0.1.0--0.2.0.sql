@@ -42,5 +42,5 @@ COMMENT ON VIEW @extschema@.pii_access IS 'Successful calls that returned rows f
 
 -- Traces: the trace and span of each call.
 ALTER TABLE @extschema@.audit_log ADD COLUMN trace_id text, ADD COLUMN span_id text;
-COMMENT ON COLUMN @extschema@.audit_log.trace_id IS 'W3C trace id of the call (setting pg_mcp.traceparent, which pg_mcp_bridge sets from the agent''s trace or a new one): the key to its spans';
+COMMENT ON COLUMN @extschema@.audit_log.trace_id IS 'W3C trace id of the call (setting pg_mcp.traceparent, which pg_mcp_bridge sets from the agent''s trace or a new one; asserted by the client, not authenticated): the key to its spans';
 COMMENT ON COLUMN @extschema@.audit_log.span_id IS 'Span id of the database call within that trace';
