@@ -218,6 +218,12 @@ test('deployment: read-only tools run on the standby, writing tools on the prima
       'sdk_deploy_where ok agent_globex|10',
       'sdk_deploy_write ok agent_acme|1'
     ]);
+    // Each row names its call's trace, the standby-served ones too (the standby records it).
+    const [traced] = await psql(
+      `SELECT count(*) FILTER (WHERE trace_id ~ '^[0-9a-f]{32}$' AND span_id ~ '^[0-9a-f]{16}$') || ' ' ||
+              count(DISTINCT trace_id) || ' ' || count(*)
+         FROM mcp.audit_log WHERE agent_name = ${lit(AGENT)}`, { single: false });
+    assert.equal(traced, '43 43 43', 'a trace id in every row, one trace per call');
     assert.ok((await metric(bridge.url, 'pg_mcp_bridge_routed_total{to="replica"}')) >= 42);
     assert.equal(await metric(bridge.url, 'pg_mcp_bridge_routed_total{to="write"}'), 1);
   } finally {
