@@ -599,6 +599,30 @@ struct HttpServer::Impl {
         bool taken = true;
     };
 
+    // The check of a token in progress, joined; or a new one (`started`: the caller runs it),
+    // counted against the client address; or none, with `busy` the 429 to answer, when that
+    // address has kChecksPerAddress distinct tokens being checked already.
+    std::shared_ptr<TokenCheck> token_check(const Request &request, const std::string &address,
+                                            const std::string &token_hash,
+                                            std::optional<CheckCount> &counted,
+                                            std::optional<Response> &busy, bool &started) {
+        auto running = token_checks.find(token_hash);
+        if (running != token_checks.end()) return running->second;
+        if (checks_by_address[address] >= kChecksPerAddress) {
+            busy = rpc_error(request, http::status::too_many_requests, error_code::kServerBusy,
+                             "Too Many Requests: " + std::to_string(kChecksPerAddress) +
+                                 " token checks from this address are in progress; retry shortly");
+            busy->set(http::field::retry_after, "1");
+            return nullptr;
+        }
+        counted.emplace(*this, address);
+        auto check = std::make_shared<TokenCheck>();
+        check->key = "auth/" + std::to_string(++auth_requests);
+        token_checks.emplace(token_hash, check);
+        started = true;
+        return check;
+    }
+
     // A quoted-string of a challenge parameter (RFC 9110 5.6.4), from text we wrote.
     static std::string quoted(const std::string &text) {
         std::string out = "\"";
@@ -708,25 +732,13 @@ struct HttpServer::Impl {
         // requests bring it at the same time (they all wait for that check); and one client
         // address has a few distinct tokens being checked at most (a flood of made-up tokens
         // from one address waits its turn, and cannot delay other clients' first requests).
-        std::shared_ptr<TokenCheck> check;
         std::optional<CheckCount> counted;
-        auto running = token_checks.find(token_hash);
-        if (running != token_checks.end()) {
-            check = running->second;
-        } else {
-            size_t &checking = checks_by_address[address];
-            if (checking >= kChecksPerAddress) {
-                Response response =
-                    rpc_error(request, http::status::too_many_requests, error_code::kServerBusy,
-                              "Too Many Requests: " + std::to_string(kChecksPerAddress) +
-                                  " token checks from this address are in progress; retry shortly");
-                response.set(http::field::retry_after, "1");
-                co_return response;
-            }
-            counted.emplace(*this, address);
-            check = std::make_shared<TokenCheck>();
-            check->key = "auth/" + std::to_string(++auth_requests);
-            token_checks.emplace(token_hash, check);
+        std::optional<Response> busy;
+        bool started = false;
+        std::shared_ptr<TokenCheck> check =
+            token_check(request, address, token_hash, counted, busy, started);
+        if (!check) co_return std::move(*busy);
+        if (started) {
             backend.authenticate(
                 check->key, token_hash, [this, check, token_hash](BackendReply reply) {
                     asio::post(io, [this, check, token_hash, reply = std::move(reply)]() mutable {
@@ -835,25 +847,13 @@ struct HttpServer::Impl {
                 co_return oauth_refusal(request, refused->second.verdict, refused->second.unmapped);
             oauth_refused.erase(refused);
         }
-        std::shared_ptr<TokenCheck> check;
         std::optional<CheckCount> counted;
-        auto running = token_checks.find(token_hash);
-        if (running != token_checks.end()) {
-            check = running->second;
-        } else {
-            size_t &checking = checks_by_address[address];
-            if (checking >= kChecksPerAddress) {
-                Response response =
-                    rpc_error(request, http::status::too_many_requests, error_code::kServerBusy,
-                              "Too Many Requests: " + std::to_string(kChecksPerAddress) +
-                                  " token checks from this address are in progress; retry shortly");
-                response.set(http::field::retry_after, "1");
-                co_return response;
-            }
-            counted.emplace(*this, address);
-            check = std::make_shared<TokenCheck>();
-            check->key = "auth/" + std::to_string(++auth_requests);
-            token_checks.emplace(token_hash, check);
+        std::optional<Response> busy;
+        bool started = false;
+        std::shared_ptr<TokenCheck> check =
+            token_check(request, address, token_hash, counted, busy, started);
+        if (!check) co_return std::move(*busy);
+        if (started) {
             spawn(run_oauth_check(check, token, token_hash));
         }
         auto me = std::make_shared<Wakeup>(io);

@@ -319,17 +319,7 @@ COMMENT ON VIEW @extschema@.principal_stats_hourly IS 'Per principal (or calling
 
 -- The auditor's question: which agents accessed PII (columns marked in sandboxed views read by
 -- the tools they called), and when.
-CREATE VIEW @extschema@.pii_access AS
-    SELECT a.called_at, a.caller_role, a.principal, a.agent_name, a.tool_name, a.rows_returned,
-           array_agg(DISTINCT v.name || '.' || p ORDER BY v.name || '.' || p) AS pii_columns, a.id AS audit_id,
-           a.auth_issuer, a.auth_subject, a.auth_client_id
-      FROM @extschema@.audit_log a
-      JOIN @extschema@.tools t ON t.name = a.tool_name
-      JOIN @extschema@.sandbox_views v ON v.view = ANY (t.depends_on)
-      CROSS JOIN LATERAL unnest(v.pii_columns) p
-     WHERE a.status IN ('ok', 'truncated') AND coalesce(a.rows_returned, 0) > 0
-     GROUP BY a.id;
-COMMENT ON VIEW @extschema@.pii_access IS 'Successful calls that returned rows from tools reading PII-marked columns of sandboxed views, with the person behind each (OAuth issuer, subject, client); e.g. WHERE called_at > now() - interval ''30 days''';
+--@include pii_access.sql
 
 REVOKE ALL ON @extschema@.tool_stats_hourly, @extschema@.principal_stats_hourly, @extschema@.pii_access, @extschema@.tool_costs FROM PUBLIC;
 GRANT SELECT ON @extschema@.tool_stats_hourly, @extschema@.principal_stats_hourly, @extschema@.pii_access, @extschema@.tool_costs TO mcp_admin;
