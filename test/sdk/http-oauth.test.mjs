@@ -399,6 +399,10 @@ test('oauth: the SDK client logs a person in (registration, PKCE, consent) and c
 test('oauth: each bad token is refused, and the same token made right is accepted', TEST_TIMEOUT, async () => {
   const accepted = await post(INITIALIZE, jwt(claims(), { key: keys.secure }));
   assert.equal(accepted.status, 200, await accepted.text());
+  // pg_mcp's own tokens keep working beside OAuth.
+  const [own] = await psql(`SELECT mcp.create_token(${lit(PRINCIPAL)}, 'sdk oauth test')`);
+  const withOwn = await post(INITIALIZE, own);
+  assert.equal(withOwn.status, 200, await withOwn.text());
 
   const invalid = [
     ['expired', jwt(claims({ exp: Math.floor(Date.now() / 1000) - 120 }), { key: keys.secure }), /expired/],
