@@ -783,19 +783,36 @@ struct HttpServer::Impl {
             co_return unauthorized(request, true,
                                    "Unauthorized: the bearer token is unknown, expired or revoked");
         }
-        logger.log(LogLevel::Error, "checking a bearer token failed: " + reply.error_message);
-        // The reason (a missing GRANT, say) is for the operator's log, not for the client.
+        co_return check_failed(request, reply, "the bearer token");
+    }
+
+    // A token the database could not check: 500 when it refused the question (a missing GRANT,
+    // say: the reason is for the operator's log, not for the client), else 503.
+    Response check_failed(const Request &request, const BackendReply &reply,
+                          const std::string &what) {
+        logger.log(LogLevel::Error, "checking " + what + " failed: " + reply.error_message);
         if (reply.error_code != error_code::kDatabaseUnavailable)
-            co_return rpc_error(request, http::status::internal_server_error,
-                                error_code::kInternalError,
-                                "Internal Server Error: the bearer token could not be checked "
-                                "(the bridge's log says why)");
+            return rpc_error(request, http::status::internal_server_error,
+                             error_code::kInternalError,
+                             "Internal Server Error: " + what +
+                                 " could not be checked (the bridge's log says why)");
         Response response =
             rpc_error(request, http::status::service_unavailable, error_code::kDatabaseUnavailable,
-                      "Service Unavailable: the bearer token could not be "
-                      "checked; retry shortly");
+                      "Service Unavailable: " + what + " could not be checked; retry shortly");
         response.set(http::field::retry_after, "1");
-        co_return response;
+        return response;
+    }
+
+    // Who an OAuth token's verified identity is, once the database mapped it to `principal`.
+    static Caller oauth_caller(const Verdict &verdict, const std::string &token_hash,
+                               const std::string &principal) {
+        Caller caller;
+        caller.owner = caller.share = verdict.owner;
+        caller.token_hash = token_hash;
+        caller.identity = verdict.identity;
+        caller.principal = principal;
+        caller.share_name = "person \"" + verdict.subject + "\" of " + verdict.issuer;
+        return caller;
     }
 
     // The answer to an OAuth token that is not let in.
@@ -871,28 +888,12 @@ struct HttpServer::Impl {
         BackendReply reply = check->reply;
         if (verdict.kind != Verdict::Kind::Ok) co_return oauth_refusal(request, verdict, false);
         if (reply.ok && reply.value.is_string()) {
-            caller.owner = verdict.owner;
-            caller.token_hash = token_hash;
-            caller.principal_token.clear();
-            caller.identity = verdict.identity;
-            caller.principal = reply.value.get<std::string>();
-            caller.share = verdict.owner;
-            caller.share_name = "person \"" + verdict.subject + "\" of " + verdict.issuer;
+            caller = oauth_caller(verdict, token_hash, reply.value.get<std::string>());
             co_return std::nullopt;
         }
         if (reply.error_code == error_code::kUnauthorized)
             co_return oauth_refusal(request, verdict, true);
-        if (reply.error_code != error_code::kDatabaseUnavailable)
-            co_return rpc_error(request, http::status::internal_server_error,
-                                error_code::kInternalError,
-                                "Internal Server Error: the access token's identity could not be "
-                                "checked (the bridge's log says why)");
-        Response response =
-            rpc_error(request, http::status::service_unavailable, error_code::kDatabaseUnavailable,
-                      "Service Unavailable: the access token's identity could not be checked; "
-                      "retry shortly");
-        response.set(http::field::retry_after, "1");
-        co_return response;
+        co_return check_failed(request, reply, "the access token's identity");
     }
 
     // One token's check: the verifier, then the database's mapping; its outcome remembered.
@@ -947,13 +948,7 @@ struct HttpServer::Impl {
             check->reply = got->value;
             const BackendReply &reply = check->reply;
             if (reply.ok && reply.value.is_string()) {
-                Caller caller;
-                caller.owner = verdict.owner;
-                caller.token_hash = token_hash;
-                caller.identity = verdict.identity;
-                caller.principal = reply.value.get<std::string>();
-                caller.share = verdict.owner;
-                caller.share_name = "person \"" + verdict.subject + "\" of " + verdict.issuer;
+                Caller caller = oauth_caller(verdict, token_hash, reply.value.get<std::string>());
                 // Until the token expires, and a few seconds at most.
                 auto left = std::chrono::duration_cast<Clock::duration>(
                     verdict.expires - std::chrono::system_clock::now());
