@@ -74,6 +74,22 @@ END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._check_url(text, text) FROM PUBLIC;
 
+CREATE FUNCTION @extschema@._check_introspecting(issuer text, audience text) RETURNS void
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- An opaque token names no issuer: one issuer per resource at most introspects (the unique
+    -- index identity_providers_one_introspecting holds it; this says why).
+    IF EXISTS (SELECT FROM @extschema@.identity_providers p
+                WHERE p.audience = _check_introspecting.audience AND p.introspect
+                  AND p.issuer <> _check_introspecting.issuer) THEN
+        RAISE EXCEPTION 'another identity provider of "%" introspects tokens already', audience
+            USING ERRCODE = 'unique_violation',
+                  HINT = 'An opaque token names no issuer, so one issuer per resource at most may introspect (the bridge sends such tokens to it alone).';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_introspecting(text, text) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.create_identity_provider(issuer text, audience text,
                                                      scopes text[] DEFAULT '{}',
                                                      introspect boolean DEFAULT false,
@@ -86,13 +102,7 @@ BEGIN
         RAISE EXCEPTION 'scopes must be an array of scope names, without NULLs'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''{mcp:tools}'', or ''{}'' for none.';
     END IF;
-    IF introspect AND EXISTS (SELECT FROM @extschema@.identity_providers p
-                               WHERE p.audience = create_identity_provider.audience AND p.introspect
-                                 AND p.issuer <> create_identity_provider.issuer) THEN
-        RAISE EXCEPTION 'another identity provider of "%" introspects tokens already', audience
-            USING ERRCODE = 'unique_violation',
-                  HINT = 'An opaque token names no issuer, so one issuer per resource at most may introspect (the bridge sends such tokens to it alone).';
-    END IF;
+    IF introspect THEN PERFORM @extschema@._check_introspecting(issuer, audience); END IF;
     IF EXISTS (SELECT FROM @extschema@.identity_providers p
                 WHERE p.issuer = create_identity_provider.issuer AND p.audience = create_identity_provider.audience) THEN
         RAISE EXCEPTION 'identity provider "%" for "%" already exists', issuer, audience
@@ -116,13 +126,7 @@ BEGIN
     IF array_position(scopes, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'scopes must not hold NULLs' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF introspect AND EXISTS (SELECT FROM @extschema@.identity_providers p
-                               WHERE p.audience = alter_identity_provider.audience AND p.introspect
-                                 AND p.issuer <> alter_identity_provider.issuer) THEN
-        RAISE EXCEPTION 'another identity provider of "%" introspects tokens already', audience
-            USING ERRCODE = 'unique_violation',
-                  HINT = 'An opaque token names no issuer, so one issuer per resource at most may introspect (the bridge sends such tokens to it alone).';
-    END IF;
+    IF introspect THEN PERFORM @extschema@._check_introspecting(issuer, audience); END IF;
     UPDATE @extschema@.identity_providers p
        SET scopes = coalesce(alter_identity_provider.scopes, p.scopes),
            introspect = coalesce(alter_identity_provider.introspect, p.introspect),
