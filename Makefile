@@ -54,7 +54,7 @@ build/regress build/isolation:
 	mkdir -p $@
 
 .PHONY: format format-check
-FORMAT_FILES = $(wildcard extension/src/*.cpp extension/src/*.hpp bridge/*.cpp bridge/*.hpp test/unit/*.cpp test/e2e/*.cpp test/e2e/*.hpp)
+FORMAT_FILES = $(wildcard extension/src/*.cpp extension/src/*.hpp bridge/*.cpp bridge/*.hpp test/unit/*.cpp test/e2e/*.cpp test/e2e/*.hpp test/fuzz/*.cpp)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "auth.hpp"
+#include "http_request.hpp"
 #include "json_rpc.hpp"
 #include "wakeup.hpp"
 
@@ -63,50 +64,6 @@ std::string new_session_id() {
         id += part;
     }
     return id;
-}
-
-std::string lower(std::string text) {
-    for (char &c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return text;
-}
-
-// The host name of a Host header: "[::1]:8080" -> "[::1]", "localhost:8080" -> "localhost".
-std::string host_name(const std::string &host) {
-    if (!host.empty() && host[0] == '[') {
-        size_t end = host.find(']');
-        return lower(end == std::string::npos ? host : host.substr(0, end + 1));
-    }
-    return lower(host.substr(0, host.find(':')));
-}
-
-// A mirrored header value (Mcp-Name, Mcp-Param-*), decoded from its Base64 sentinel form
-// "=?base64?...?=" when it is in it; nullopt when it is not a valid value.
-std::optional<std::string> header_value(std::string_view value) {
-    constexpr std::string_view kPrefix = "=?base64?", kSuffix = "?=";
-    if (value.size() >= kPrefix.size() + kSuffix.size() &&
-        value.substr(0, kPrefix.size()) == kPrefix &&
-        value.substr(value.size() - kSuffix.size()) == kSuffix) {
-        std::string_view encoded =
-            value.substr(kPrefix.size(), value.size() - kPrefix.size() - kSuffix.size());
-        // Canonical Base64 only (EVP_DecodeBlock would also take spaces and stray padding).
-        static const std::regex kBase64(
-            "([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?");
-        if (encoded.size() % 4 != 0 || !std::regex_match(encoded.begin(), encoded.end(), kBase64))
-            return std::nullopt;
-        std::string decoded(encoded.size() / 4 * 3, '\0');
-        int n = EVP_DecodeBlock(reinterpret_cast<unsigned char *>(decoded.data()),
-                                reinterpret_cast<const unsigned char *>(encoded.data()),
-                                static_cast<int>(encoded.size()));
-        if (n < 0) return std::nullopt;
-        size_t padding = 0;
-        for (size_t i = encoded.size(); i > 0 && encoded[i - 1] == '=' && padding < 2; i--)
-            padding++;
-        decoded.resize(static_cast<size_t>(n) - padding);
-        return decoded;
-    }
-    for (char c : value)
-        if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) return std::nullopt;
-    return std::string(value);
 }
 
 // A message as text, whatever a client put in it (invalid UTF-8 is replaced, never thrown on).
@@ -523,20 +480,6 @@ struct HttpServer::Impl {
         response.body() = std::move(body);
         response.prepare_payload();
         return response;
-    }
-
-    // Why a request's body framing is refused (RFC 9112 6.1, 6.3): Transfer-Encoding other than
-    // exactly "chunked", or together with Content-Length. Empty when acceptable.
-    static std::string framing_problem(const Request &request) {
-        auto coding = request.find(http::field::transfer_encoding);
-        if (coding == request.end()) return {};
-        if (!beast::iequals(coding->value(), "chunked"))
-            return "Bad Request: Transfer-Encoding \"" + std::string(coding->value()) +
-                   "\" is not supported (only chunked)";
-        if (request.find(http::field::content_length) != request.end())
-            return "Bad Request: a request may not carry both Transfer-Encoding and "
-                   "Content-Length";
-        return {};
     }
 
     // An HTTP error whose body is a JSON-RPC error without id (as the transport allows).
@@ -1032,7 +975,11 @@ struct HttpServer::Impl {
     bool host_allowed(const Request &request) {
         auto host = request.find(http::field::host);
         if (host == request.end()) return request.version() < 11;  // HTTP/1.1 requires Host
-        std::string name = host_name(std::string(host->value()));
+        if (request.count(http::field::host) > 1) return false;
+        std::optional<std::string> parsed =
+            host_name(std::string_view(host->value().data(), host->value().size()));
+        if (!parsed) return false;
+        const std::string &name = *parsed;
         static const char *const loopback[] = {"localhost", "127.0.0.1", "[::1]"};
         for (const char *allowed : loopback)
             if (name == allowed) return true;
@@ -1521,6 +1468,16 @@ struct HttpServer::Impl {
         bool has_method = message.contains("method") && message["method"].is_string();
         bool has_id = message.contains("id");
         std::string method = has_method ? message["method"].get<std::string>() : "";
+        // A header that must appear once, twice: a proxy may have read the other value.
+        if (std::string repeated = repeated_header(request); !repeated.empty()) {
+            bool mcp = lower(repeated).rfind("mcp", 0) == 0;
+            co_return reply(request, http::status::bad_request,
+                            safe_dump(make_error(
+                                message.value("id", json()),
+                                mcp ? error_code::kHeaderMismatch : error_code::kInvalidRequest,
+                                (mcp ? "Header mismatch: the " : "Bad Request: the ") + repeated +
+                                    " header appears more than once")));
+        }
 
         std::string version;
         auto version_header = request.find("MCP-Protocol-Version");

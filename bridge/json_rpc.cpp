@@ -164,7 +164,11 @@ json recover_request_id(std::string_view head, std::string_view tail) {
                     while (j < head.size() && is_space(head[j])) ++j;
                     size_t end;
                     json id = id_at(head, j, end);
-                    if (!id.is_null() && end < head.size()) return id;
+                    // The value ends there: 1e400 or 1.5 is not the id 1.
+                    while (end < head.size() && is_space(head[end])) ++end;
+                    if (!id.is_null() && end < head.size() &&
+                        (head[end] == ',' || head[end] == '}'))
+                        return id;
                 }
             }
             in_string = true;

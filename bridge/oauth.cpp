@@ -17,10 +17,10 @@
 #include <set>
 #include <sstream>
 
-#include <cjose/cjose.h>
 #include <openssl/evp.h>
 
 #include "http_client.hpp"
+#include "jose.hpp"
 #include "wakeup.hpp"
 
 namespace pg_mcp::bridge {
@@ -76,27 +76,11 @@ std::string text_of(const json &object, const char *name) {
     return found != object.end() && found->is_string() ? found->get<std::string>() : std::string();
 }
 
-// A verifying key of an issuer's key set.
-struct Key {
-    std::string kid, kty, alg;
-    cjose_jwk_t *jwk = nullptr;
-};
+// An issuer's verifying keys. Each is checked and imported before use (jose.hpp): a key
+// that is not a valid RSA or EC public key for signatures is left out.
 struct KeySet {
-    std::vector<Key> keys;
-    KeySet() = default;
-    KeySet(const KeySet &) = delete;
-    KeySet &operator=(const KeySet &) = delete;
-    ~KeySet() {
-        for (Key &key : keys) cjose_jwk_release(key.jwk);
-    }
+    std::vector<jose::PublicKey> keys;
 };
-
-// The key type an algorithm needs.
-std::string key_type_of(const std::string &alg) {
-    if (alg.rfind("RS", 0) == 0 || alg.rfind("PS", 0) == 0) return "RSA";
-    if (alg.rfind("ES", 0) == 0) return "EC";
-    return "";
-}
 
 std::shared_ptr<KeySet> parse_key_set(const json &document, std::string &problem) {
     auto set = std::make_shared<KeySet>();
@@ -105,131 +89,24 @@ std::shared_ptr<KeySet> parse_key_set(const json &document, std::string &problem
         problem = "the key set has no \"keys\" array";
         return nullptr;
     }
+    constexpr size_t kMaxKeys = 100;
     for (const json &key : *keys) {
+        if (set->keys.size() >= kMaxKeys) break;
         if (!key.is_object()) continue;
-        std::string kty = text_of(key, "kty");
-        // Symmetric keys are never taken from a published key set; keys for encryption only
-        // are not for signatures.
-        if (kty != "RSA" && kty != "EC") continue;
+        // Keys for encryption only are not for signatures; symmetric keys are never taken from
+        // a published key set (from_jwk refuses them).
         if (key.contains("use") && key["use"] != "sig") continue;
-        std::string text = key.dump();
-        cjose_err error;
-        cjose_jwk_t *jwk = cjose_jwk_import(text.c_str(), text.size(), &error);
-        if (jwk == nullptr) continue;
-        Key parsed;
-        parsed.kid = key.contains("kid") && key["kid"].is_string() ? key["kid"].get<std::string>()
-                                                                   : std::string();
-        parsed.kty = kty;
-        parsed.alg = key.contains("alg") && key["alg"].is_string() ? key["alg"].get<std::string>()
-                                                                   : std::string();
-        parsed.jwk = jwk;
-        set->keys.push_back(std::move(parsed));
+        std::string ignored;
+        if (std::optional<jose::PublicKey> parsed = jose::PublicKey::from_jwk(key, ignored))
+            set->keys.push_back(std::move(*parsed));
     }
     return set;
-}
-
-Verdict invalid(std::string reason) {
-    Verdict verdict;
-    verdict.kind = Verdict::Kind::Invalid;
-    verdict.reason = std::move(reason);
-    return verdict;
-}
-Verdict unavailable(std::string reason) {
-    Verdict verdict;
-    verdict.kind = Verdict::Kind::Unavailable;
-    verdict.reason = std::move(reason);
-    return verdict;
-}
-
-// The scopes a token carries: "scope" (space-separated, RFC 9068 / RFC 7662) or "scp" (an
-// array or a string, as some providers issue).
-std::set<std::string> scopes_of(const json &claims) {
-    std::set<std::string> scopes;
-    auto add_words = [&](const std::string &text) {
-        std::istringstream words(text);
-        std::string word;
-        while (words >> word) scopes.insert(word);
-    };
-    for (const char *name : {"scope", "scp"}) {
-        auto found = claims.find(name);
-        if (found == claims.end()) continue;
-        if (found->is_string()) add_words(found->get<std::string>());
-        if (found->is_array())
-            for (const json &each : *found)
-                if (each.is_string()) scopes.insert(each.get<std::string>());
-    }
-    return scopes;
-}
-
-std::string joined(const std::vector<std::string> &words) {
-    std::string out;
-    for (const std::string &word : words) out += (out.empty() ? "" : " ") + word;
-    return out;
 }
 
 }  // namespace
 
 std::optional<std::string> base64url_decode(const std::string &text) {
-    std::string standard;
-    standard.reserve(text.size() + 3);
-    for (char c : text) {
-        if (c == '-')
-            standard += '+';
-        else if (c == '_')
-            standard += '/';
-        else if (std::isalnum(static_cast<unsigned char>(c)))
-            standard += c;
-        else
-            return std::nullopt;
-    }
-    if (standard.size() % 4 == 1) return std::nullopt;
-    size_t padding = (4 - standard.size() % 4) % 4;
-    standard.append(padding, '=');
-    std::string out(standard.size() / 4 * 3, '\0');
-    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char *>(out.data()),
-                            reinterpret_cast<const unsigned char *>(standard.data()),
-                            static_cast<int>(standard.size()));
-    if (n < 0) return std::nullopt;
-    out.resize(static_cast<size_t>(n) - padding);
-    return out;
-}
-
-std::optional<Verdict> check_claims(const json &claims, const std::string &resource,
-                                    const std::vector<std::string> &required_scopes, double now,
-                                    std::chrono::seconds leeway) {
-    double skew = static_cast<double>(leeway.count());
-    auto exp = claims.find("exp");
-    if (exp == claims.end() || !exp->is_number()) return invalid("the token has no expiry (exp)");
-    if (now > exp->get<double>() + skew) return invalid("the token has expired");
-    auto nbf = claims.find("nbf");
-    if (nbf != claims.end()) {
-        if (!nbf->is_number()) return invalid("the token's nbf is not a number");
-        if (now + skew < nbf->get<double>()) return invalid("the token is not valid yet (nbf)");
-    }
-    auto iat = claims.find("iat");
-    if (iat != claims.end() && iat->is_number() && now + skew < iat->get<double>())
-        return invalid("the token was issued in the future (iat)");
-    // RFC 8707 / RFC 9068: the audience is this resource; a token for another is refused.
-    auto aud = claims.find("aud");
-    bool meant = false;
-    if (aud != claims.end() && aud->is_string()) meant = aud->get<std::string>() == resource;
-    if (aud != claims.end() && aud->is_array())
-        for (const json &each : *aud)
-            if (each.is_string() && each.get<std::string>() == resource) meant = true;
-    if (!meant) return invalid("the token is not for this resource (aud)");
-    auto sub = claims.find("sub");
-    if (sub == claims.end() || !sub->is_string() || sub->get<std::string>().empty())
-        return invalid("the token has no subject (sub)");
-    std::set<std::string> granted = scopes_of(claims);
-    for (const std::string &scope : required_scopes)
-        if (!granted.count(scope)) {
-            Verdict verdict;
-            verdict.kind = Verdict::Kind::InsufficientScope;
-            verdict.reason = "the token lacks the scope \"" + scope + "\"";
-            verdict.scope = joined(required_scopes);
-            return verdict;
-        }
-    return std::nullopt;
+    return jose::base64url_decode(text);
 }
 
 // An issuer's metadata and keys, fetched on demand, each fetch made once however many tokens
@@ -462,19 +339,23 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         co_return problem;
     }
 
-    asio::awaitable<Verdict> verify_jwt(const std::string &token, const json &header, json claims) {
+    asio::awaitable<Verdict> verify_jwt(jose::CompactJws jws) {
+        const json &header = jws.header;
         std::string alg = text_of(header, "alg");
         if (std::find(options.algorithms.begin(), options.algorithms.end(), alg) ==
             options.algorithms.end())
-            co_return invalid("the token's algorithm \"" + alg + "\" is not accepted");
+            co_return invalid("the token's algorithm \"" + alg.substr(0, 16) +
+                              "\" is not accepted");
         if (header.contains("crit")) co_return invalid("the token has critical header parameters");
         if (header.contains("typ")) {
-            std::string typ = header["typ"].is_string() ? header["typ"].get<std::string>() : "";
+            std::string typ = text_of(header, "typ");
             for (char &c : typ) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
             if (typ != "at+jwt" && typ != "application/at+jwt" && typ != "jwt")
-                co_return invalid("the token's type \"" + typ + "\" is not an access token");
+                co_return invalid("the token's type \"" + typ.substr(0, 32) +
+                                  "\" is not an access token");
         }
-        if (!claims.is_object() || !claims.contains("iss") || !claims["iss"].is_string())
+        json &claims = jws.payload;
+        if (!claims.contains("iss") || !claims["iss"].is_string())
             co_return invalid("the token has no issuer (iss)");
         std::string issuer = claims["iss"].get<std::string>();
         std::optional<std::vector<TrustedIssuer>> trusted_now = co_await issuers();
@@ -484,10 +365,10 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             if (each.issuer == issuer) trusted_issuer = &each;
         if (trusted_issuer == nullptr) co_return invalid("the token's issuer is not trusted");
         TrustedIssuer accepted = *trusted_issuer;
-        std::string kid = header.contains("kid") && header["kid"].is_string()
-                              ? header["kid"].get<std::string>()
-                              : std::string();
-        std::string kty = key_type_of(alg);
+        if (header.contains("kid") && !header["kid"].is_string())
+            co_return invalid("the token's kid is not a string");
+        std::string kid = text_of(header, "kid");
+        if (kid.size() > jose::kMaxKeyIdBytes) co_return invalid("the token's kid is too long");
         // The keys that may have signed it: the one its kid names (the key set is fetched
         // again once when it is not there: the issuer rotated its keys), else each of the
         // algorithm's type.
@@ -499,24 +380,28 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             keys = provider->second.keys;
             if (!keys) co_return unavailable("the issuer's keys could not be fetched: " + problem);
             bool known = kid.empty();
-            for (const Key &key : keys->keys)
-                if (!kid.empty() && key.kid == kid) known = true;
+            for (const jose::PublicKey &key : keys->keys)
+                if (!kid.empty() && key.kid() == kid) known = true;
             if (known) break;
-            if (attempt == 1) co_return invalid("the token's signing key is unknown (kid)");
+            // The keys could not be fetched again (the issuer is down): the token may be good,
+            // so the client is told to retry rather than to throw it away.
+            if (attempt == 1)
+                co_return problem.empty()
+                    ? invalid("the token's signing key is unknown (kid)")
+                    : unavailable("the issuer's keys could not be fetched: " + problem);
         }
-        cjose_err error;
-        cjose_jws_t *jws = cjose_jws_import(token.c_str(), token.size(), &error);
-        if (jws == nullptr) co_return invalid("the token is not a valid JWS");
         bool good = false;
-        for (const Key &key : keys->keys) {
-            if (!kid.empty() && key.kid != kid) continue;
-            if (key.kty != kty || (!key.alg.empty() && key.alg != alg)) continue;
-            if (cjose_jws_verify(jws, key.jwk, &error)) {
+        int tried = 0;
+        for (const jose::PublicKey &key : keys->keys) {
+            if (!kid.empty() && key.kid() != kid) continue;
+            if (!key.suits(alg)) continue;
+            // Without a kid, a few keys are tried at most (each costs a verification).
+            if (++tried > 4) break;
+            if (key.verify(alg, jws.signing_input, jws.signature)) {
                 good = true;
                 break;
             }
         }
-        cjose_jws_release(jws);
         if (!good) co_return invalid("the token's signature does not verify");
         double now =
             std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
@@ -644,20 +529,13 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
 
     asio::awaitable<Verdict> verify_unguarded(std::string token) {
         Verdict verdict;
-        size_t first = token.find('.');
-        size_t second = first == std::string::npos ? first : token.find('.', first + 1);
-        bool jwt_shape =
-            second != std::string::npos && token.find('.', second + 1) == std::string::npos;
-        if (jwt_shape) {
-            std::optional<std::string> header_text = base64url_decode(token.substr(0, first));
-            std::optional<std::string> claims_text =
-                base64url_decode(token.substr(first + 1, second - first - 1));
-            json header = header_text ? json::parse(*header_text, nullptr, false) : json();
-            json claims = claims_text ? json::parse(*claims_text, nullptr, false) : json();
-            if (!header.is_object() || !claims.is_object()) {
-                verdict = invalid("the token is not a valid JWT");
+        if (std::count(token.begin(), token.end(), '.') == 2) {
+            std::string problem;
+            std::optional<jose::CompactJws> jws = jose::parse_compact(token, problem);
+            if (!jws) {
+                verdict = invalid(problem);
             } else {
-                Verdict checked = co_await verify_jwt(token, header, std::move(claims));
+                Verdict checked = co_await verify_jwt(std::move(*jws));
                 verdict = std::move(checked);
             }
         } else {

@@ -21,6 +21,7 @@
 
 #include "http_client.hpp"
 #include "log.hpp"
+#include "token_claims.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -48,24 +49,6 @@ struct TrustedIssuer {
     std::string issuer;
     std::vector<std::string> scopes;  // every token must carry these
     bool introspect = false;
-};
-
-// The outcome of verifying one access token.
-struct Verdict {
-    enum class Kind {
-        Ok,
-        Invalid,            // 401 invalid_token
-        InsufficientScope,  // 403 insufficient_scope
-        Unavailable,        // 503: an issuer or the database could not be asked
-    } kind = Kind::Invalid;
-    std::string reason;  // why, for the challenge's error_description and the log (no token)
-    std::string scope;   // InsufficientScope: the scopes needed, space-separated
-    // Ok: {"resource": ..., "claims": {...}} for mcp.assume_identity, who it is (issuer and
-    // subject: the owner of the sessions it opens), and until when the token is valid.
-    std::string identity;
-    std::string owner;
-    std::string issuer, subject;
-    std::chrono::system_clock::time_point expires;
 };
 
 // Loads the trusted issuers; calls done with them, or nullopt when they could not be read.
@@ -100,11 +83,5 @@ class OAuthVerifier {
 
 // base64url without padding (RFC 7515), decoded; nullopt when not valid.
 std::optional<std::string> base64url_decode(const std::string &text);
-
-// The checks on a JWT's claims, given the time (seconds since the epoch): nullopt when they
-// pass, else the verdict. Unit-tested alone.
-std::optional<Verdict> check_claims(const nlohmann::json &claims, const std::string &resource,
-                                    const std::vector<std::string> &required_scopes, double now,
-                                    std::chrono::seconds leeway);
 
 }  // namespace pg_mcp::bridge

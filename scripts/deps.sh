@@ -7,10 +7,11 @@ set -euo pipefail
 want=${1:-test}
 
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev nlohmann-json3-dev
-          libboost-dev libboost-filesystem-dev libboost-program-options-dev libssl-dev libcjose-dev libjansson-dev cmake g++ make pkg-config libgtest-dev curl)
+          libboost-dev libboost-filesystem-dev libboost-program-options-dev libssl-dev cmake g++ make pkg-config libgtest-dev curl)
 if [ "$want" = test ]; then
   packages+=(pgbouncer postgresql-15-hypopg clang-format openssl
-             debhelper dpkg-dev build-essential postgresql-server-dev-all)
+             debhelper dpkg-dev build-essential postgresql-server-dev-all
+             clang libclang-rt-14-dev)
 fi
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)

@@ -32,6 +32,9 @@ cmake --build build/cmake -j"$jobs" >/dev/null
 echo "== unit tests"
 ctest --test-dir build/cmake --output-on-failure -j"$jobs" | tail -n 3
 
+echo "== fuzz: token verifier, HTTP requests, JSON-RPC (libFuzzer, ${PG_MCP_FUZZ_SECONDS:-20} s each)"
+test/fuzz/run.sh
+
 workdir=$(mktemp -d /tmp/pg_mcp_test.XXXXXX)
 port=${PG_MCP_TEST_PORT:-54329}
 cleanup() {

@@ -446,6 +446,31 @@ test('oauth: each bad token is refused, and the same token made right is accepte
   assert.doesNotMatch(bridge.stderr.join(''), /eyJ/, 'no token in the log');
 });
 
+test('oauth: hostile tokens are refused before any library sees them, and the bridge stays up', TEST_TIMEOUT, async () => {
+  const good = jwt(claims(), { key: keys.secure });
+  const [head, body, signature] = good.split('.');
+  const unsigned = (changes, header = { alg: 'RS256', typ: 'at+jwt' }) => `${b64url(header)}.${b64url(claims(changes))}`;
+  const hostile = [
+    // No kid, a trusted issuer, and a signature segment that once made the JOSE library abort.
+    ['signature A===', `${unsigned({}, { alg: 'RS256' })}.A===`, /not base64url/],
+    ['padding after a valid signature', `${good}==`, /not base64url/],
+    ['a bit set after the last byte', `${head}.${body}.${signature.slice(0, -1)}${signature.endsWith('A') ? 'B' : 'A'}`, /not base64url|does not verify/],
+    ['exp 1e300', jwt(claims({ exp: 1e300 }), { key: keys.secure }), /exp is not a valid time/],
+    ['a NUL in a claim', jwt(claims({ name: 'a\u0000b' }), { key: keys.secure }), /NUL/],
+    ['kid not a string', jwt(claims(), { key: keys.secure, header: { kid: 7 } }), /kid is not a string/],
+    ['longer than any bearer token', `${head}.${'A'.repeat(5000)}.${signature}`, /not a Bearer token/]
+  ];
+  for (const [what, token, reason] of hostile) {
+    const answer = await post(INITIALIZE, token);
+    assert.equal(answer.status, 401, what);
+    assert.match(answer.headers.get('www-authenticate') ?? '', reason, what);
+  }
+  // Still serving, and the same issuer's good token is accepted.
+  const accepted = await post(INITIALIZE, good);
+  assert.equal(accepted.status, 200, await accepted.text());
+  assert.doesNotMatch(bridge.stderr.join(''), /Assertion|a\u0000b/, 'no library assertion, no claim text in the log');
+});
+
 test('oauth: a key rotation is followed (unknown kid refetches the keys)', TEST_TIMEOUT, async () => {
   const before = await post(INITIALIZE, jwt(claims({ sub: 'dana' }), { key: keys.rotated }));
   assert.equal(before.status, 401, 'a key the issuer does not publish');

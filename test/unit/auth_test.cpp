@@ -107,4 +107,20 @@ TEST(OAuth, ClaimChecksRefuseEachBrokenRule) {
     claims.erase("scope");
     claims["scp"] = {"mcp:tools"};  // as some providers name it
     EXPECT_FALSE(refused(claims));
+    // Times that cannot be a time point: huge, negative, not a number (an expiry of 1e300
+    // once overflowed when turned into one).
+    for (nlohmann::json bad : {nlohmann::json(1e300), nlohmann::json(-1),
+                               nlohmann::json("9999999999"), nlohmann::json(253402300800.0)})
+        for (const char *name : {"exp", "nbf", "iat"}) {
+            claims = good;
+            claims[name] = bad;
+            std::optional<Verdict> verdict = refused(claims);
+            ASSERT_TRUE(verdict) << name << " " << bad;
+            EXPECT_NE(verdict->reason.find("not a valid time"), std::string::npos)
+                << verdict->reason;
+        }
+    // A NUL in any claim (an introspection answer can carry one): refused, not passed on.
+    claims = good;
+    claims["name"] = std::string("a\0b", 3);
+    EXPECT_EQ(refused(claims)->reason, "the token holds a NUL character");
 }

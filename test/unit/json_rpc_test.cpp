@@ -129,6 +129,11 @@ TEST(JsonRpc, RecoversIdsOfOversizedRequests) {
     EXPECT_EQ(recover_request_id("", "aaaa\"},\"id\":\"req-9\" }  "), "req-9");
     EXPECT_EQ(recover_request_id("", "aaa\"},\"xid\":12}"), nullptr);
     EXPECT_EQ(recover_request_id("", "aaa\"},\"id\":1.5}"), nullptr);
+    // A number that is not an integer id is not cut down to one ({"id":1e400} is not id 1).
+    EXPECT_EQ(recover_request_id(R"({"id":1e400,"method":"ping"})", ""), nullptr);
+    EXPECT_EQ(recover_request_id(R"({"id":1.5,"method":"ping"})", ""), nullptr);
+    EXPECT_EQ(recover_request_id(R"({"id":15 ,"method":"ping")", ""), 15);
+    EXPECT_EQ(parse_message(R"({"jsonrpc":"2.0","id":1e400,"method":"ping"})").id, nullptr);
     EXPECT_EQ(recover_request_id("", "no json at all"), nullptr);
     EXPECT_EQ(recover_request_id("", ""), nullptr);
 }

@@ -1,0 +1,106 @@
+// The checks every access token's claims pass (token_claims.hpp).
+#include "token_claims.hpp"
+
+#include <sstream>
+#include <tuple>
+
+#include "jose.hpp"
+
+namespace pg_mcp::bridge {
+
+using nlohmann::json;
+
+Verdict invalid(std::string reason) {
+    Verdict verdict;
+    verdict.kind = Verdict::Kind::Invalid;
+    verdict.reason = std::move(reason);
+    return verdict;
+}
+Verdict unavailable(std::string reason) {
+    Verdict verdict;
+    verdict.kind = Verdict::Kind::Unavailable;
+    verdict.reason = std::move(reason);
+    return verdict;
+}
+
+namespace {
+
+std::string joined(const std::vector<std::string> &words) {
+    std::string out;
+    for (const std::string &word : words) out += (out.empty() ? "" : " ") + word;
+    return out;
+}
+
+}  // namespace
+
+std::set<std::string> scopes_of(const json &claims) {
+    std::set<std::string> scopes;
+    auto add_words = [&](const std::string &text) {
+        std::istringstream words(text);
+        std::string word;
+        while (words >> word) scopes.insert(word);
+    };
+    for (const char *name : {"scope", "scp"}) {
+        auto found = claims.find(name);
+        if (found == claims.end()) continue;
+        if (found->is_string()) add_words(found->get<std::string>());
+        if (found->is_array())
+            for (const json &each : *found)
+                if (each.is_string()) scopes.insert(each.get<std::string>());
+    }
+    return scopes;
+}
+
+std::optional<Verdict> check_claims(const json &claims, const std::string &resource,
+                                    const std::vector<std::string> &required_scopes, double now,
+                                    std::chrono::seconds leeway) {
+    double skew = static_cast<double>(leeway.count());
+    // A NumericDate (RFC 7519 2): a finite number of seconds from 1970 to 9999 at most (a larger
+    // value could not be turned into a time point without overflow).
+    constexpr double kLatest = 253402300799.0;
+    auto time_claim = [&](const char *name, bool required,
+                          double &value) -> std::optional<Verdict> {
+        auto found = claims.find(name);
+        if (found == claims.end()) {
+            if (required) return invalid(std::string("the token has no expiry (") + name + ")");
+            value = -1;
+            return std::nullopt;
+        }
+        if (!found->is_number() || !(found->get<double>() >= 0) || found->get<double>() > kLatest)
+            return invalid(std::string("the token's ") + name + " is not a valid time");
+        value = found->get<double>();
+        return std::nullopt;
+    };
+    double exp = 0, nbf = 0, iat = 0;
+    for (auto [name, required, into] : {std::tuple<const char *, bool, double *>{"exp", true, &exp},
+                                        {"nbf", false, &nbf},
+                                        {"iat", false, &iat}})
+        if (std::optional<Verdict> refused = time_claim(name, required, *into)) return refused;
+    if (now > exp + skew) return invalid("the token has expired");
+    if (nbf >= 0 && now + skew < nbf) return invalid("the token is not valid yet (nbf)");
+    if (iat >= 0 && now + skew < iat) return invalid("the token was issued in the future (iat)");
+    if (jose::contains_nul(claims)) return invalid("the token holds a NUL character");
+    // RFC 8707 / RFC 9068: the audience is this resource; a token for another is refused.
+    auto aud = claims.find("aud");
+    bool meant = false;
+    if (aud != claims.end() && aud->is_string()) meant = aud->get<std::string>() == resource;
+    if (aud != claims.end() && aud->is_array())
+        for (const json &each : *aud)
+            if (each.is_string() && each.get<std::string>() == resource) meant = true;
+    if (!meant) return invalid("the token is not for this resource (aud)");
+    auto sub = claims.find("sub");
+    if (sub == claims.end() || !sub->is_string() || sub->get<std::string>().empty())
+        return invalid("the token has no subject (sub)");
+    std::set<std::string> granted = scopes_of(claims);
+    for (const std::string &scope : required_scopes)
+        if (!granted.count(scope)) {
+            Verdict verdict;
+            verdict.kind = Verdict::Kind::InsufficientScope;
+            verdict.reason = "the token lacks the scope \"" + scope + "\"";
+            verdict.scope = joined(required_scopes);
+            return verdict;
+        }
+    return std::nullopt;
+}
+
+}  // namespace pg_mcp::bridge
