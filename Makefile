@@ -21,7 +21,7 @@ DATA_built = extension/pg_mcp--$(EXTVERSION).sql $(UPGRADES:%=extension/pg_mcp--
 REGRESS = install create_tool list_tools call_tool audit audit_trail standby_audit tool_costs tool_review advise drafts refresh rate_limits security principals tokens identity sandbox_views resources query_tool attacks lookup_cache call_tool_stream audit_limits deferred_audit
 REGRESS_OPTS = --inputdir=. --outputdir=build/regress
 # Concurrent sessions (pg_isolation_regress): specs/NAME.spec, expected/NAME.out.
-ISOLATION = catalog_snapshot
+ISOLATION = catalog_snapshot cancelled_write
 ISOLATION_OPTS = --inputdir=. --outputdir=build/isolation
 
 PG_CONFIG ?= pg_config

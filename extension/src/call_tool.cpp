@@ -11,6 +11,7 @@
 #include "audit_record.hpp"
 #include "boundary.hpp"
 #include "call_cost.hpp"
+#include "cancel_holdoff.hpp"
 #include "catalog_cache.hpp"
 #include "identity.hpp"
 #include "param_adapter.hpp"
@@ -365,6 +366,7 @@ void run_tool_sql(void *arg) {
     bind_arguments(ex, values, nulls);
 
     pg_mcp::arm_tool_timeout(tool->timeout_ms);
+    pg_mcp::sql_begins();  // a cancel that came before the SQL stops it now
     SPIPlanPtr plan;
     bool explain = false;  // SPI runs EXPLAIN only as a non-read-only call (XactReadOnly holds)
     if (tool->is_query) {
@@ -416,6 +418,7 @@ void run_tool_sql(void *arg) {
         MemoryContextSwitchTo(previous);
         SPI_freetuptable(table);
     }
+    pg_mcp::sql_ended(true);  // from here on, a cancel cannot undo what the SQL did
     pg_mcp::leave_role(role);
 }
 
@@ -579,6 +582,10 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
     }
     pg_mcp::resolve_audit_context(&audit);
 
+    // Cancels wait until the tool's SQL runs (cancel_holdoff.hpp).
+    pg_mcp::call_begins();
+    bool wrote = false;  // a writing tool's SQL succeeded
+
     Execution ex;
     memset(&ex, 0, sizeof ex);
     const char *agent_message = NULL;
@@ -691,9 +698,16 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
                 bool timed_out =
                     fired && !run.ok && run.error->sqlerrcode == ERRCODE_QUERY_CANCELED;
                 XactReadOnly = was_read_only;
+                if (!run.ok) pg_mcp::sql_ended(false);
                 if (run.ok) {
                     audit.status = ex.truncated_by ? "truncated" : "ok";
                     audit.rows_returned = ex.row_count;
+                    wrote = !tool.read_only;
+                    // Only the caller's COMMIT makes a write in its own transaction block last.
+                    if (wrote && IsTransactionBlock())
+                        audit.message =
+                            "written in the caller's transaction block: the write lasts only "
+                            "if that transaction commits";
                 } else {
                     ErrorData *error = run.error;
                     audit.sqlstate = unpack_sql_state(error->sqlerrcode);
@@ -739,6 +753,8 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
     int64 audit_id = pg_mcp::write_audit_record(
         &audit, true, defer && may_defer_confirmation() ? &pending : NULL);
     pg_mcp::leave_role(as_owner);
+    // A write that succeeded in a statement of its own: no cancel may roll it back now.
+    pg_mcp::call_ends(wrote && !IsTransactionBlock());
 
     retry_after_meta = retry_after_ms;
     pending_meta = pending;

@@ -2,6 +2,7 @@
 #include "audit_queue.hpp"
 #include "call_cost.hpp"
 #include "boundary.hpp"
+#include "cancel_holdoff.hpp"
 #include "catalog_cache.hpp"
 #include "query_guard.hpp"
 #include "rate_limit.hpp"
@@ -49,6 +50,7 @@ void _PG_init(void) {
     MarkGUCPrefixReserved("pg_mcp");
     pg_mcp::register_catalog_cache_callbacks();
     pg_mcp::install_cost_hook();
+    pg_mcp::register_cancel_holdoff();
     // The audit queue lives in shared memory, which only a preloaded library can have;
     // without it call_tool refuses to run (see queue_audit_record).
     if (process_shared_preload_libraries_in_progress) pg_mcp::install_shared_memory_hooks();
