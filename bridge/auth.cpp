@@ -1,3 +1,4 @@
+// Bearer tokens: their SHA-256 and the strict parse of an Authorization header (auth.hpp).
 #include "auth.hpp"
 
 #include <openssl/evp.h>
@@ -36,33 +37,6 @@ std::optional<std::string> bearer_token(std::string_view header) {
         if (!allowed) return std::nullopt;
     }
     return std::string(token);
-}
-
-std::optional<std::string> TokenCache::find(const std::string &token_sha256) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto found = entries_.find(token_sha256);
-    if (found == entries_.end()) return std::nullopt;
-    if (found->second.until <= std::chrono::steady_clock::now()) {
-        entries_.erase(found);
-        return std::nullopt;
-    }
-    return found->second.principal;
-}
-
-void TokenCache::remember(const std::string &token_sha256, const std::string &principal) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto now = std::chrono::steady_clock::now();
-    // Bounded: expired entries go whenever the cache grows large.
-    if (entries_.size() >= 10000)
-        for (auto it = entries_.begin(); it != entries_.end();)
-            it = it->second.until <= now ? entries_.erase(it) : std::next(it);
-    if (entries_.size() >= 10000) entries_.clear();
-    entries_[token_sha256] = Entry{principal, now + ttl_};
-}
-
-void TokenCache::forget(const std::string &token_sha256) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    entries_.erase(token_sha256);
 }
 
 }  // namespace pg_mcp::bridge

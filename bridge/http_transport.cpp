@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "auth.hpp"
+#include "http_auth.hpp"
 #include "http_request.hpp"
 #include "json_rpc.hpp"
 #include "wakeup.hpp"
@@ -300,7 +301,8 @@ class HttpServer::Session {
 
     std::string id;
     std::string owner;      // only requests of the same owner may use it
-    std::string principal;  // of the token (with --auth token), for the per-principal caps
+    std::string principal;  // whose share of the session caps it takes (a principal, a person or
+                            // without tokens a client address)
     SessionOutput output;   // before server, which holds a reference to it
     McpServer server;
     std::atomic<Clock::rep> last_used{Clock::now().time_since_epoch().count()};
@@ -332,9 +334,19 @@ struct HttpServer::Impl {
     std::map<std::string, size_t> opening_by_principal;
     // An open client socket: what it is doing, and since when.
     struct Connection {
-        // Waiting: for a request's header; Body: for its body; Busy: serving it; Writing: a
-        // response (or an event) is being written; Streaming: an event stream between events.
-        enum class Phase { Waiting, Body, Busy, Writing, Streaming } phase = Phase::Waiting;
+        // Waiting: for a request's header; Checking: its bearer token, before its body is read;
+        // Body: for its body; Busy: serving it; Writing: a response (or an event) is being
+        // written; Streaming: an event stream between events.
+        enum class Phase {
+            Waiting,
+            Checking,
+            Body,
+            Busy,
+            Writing,
+            Streaming
+        } phase = Phase::Waiting;
+        // A caller the gate let in came on it (without tokens: a request was answered on it).
+        bool known = false;
         Clock::time_point since = Clock::now();
         std::string address;
         uint64_t requests = 0;                // served on it so far
@@ -346,6 +358,7 @@ struct HttpServer::Impl {
     std::map<uint64_t, Connection> connections;  // by number
     uint64_t connections_opened = 0;
     uint64_t connections_timed_out = 0, connections_evicted = 0;
+    uint64_t slow_bodies = 0;    // closed for sending a body below options.body_min_rate
     uint64_t stateless_ids = 0;  // names of the one-request sessions (2026-07-28)
     std::map<unsigned, uint64_t> responses_by_status;
     // Ended sessions, kept until their last backend reply has come and gone.
@@ -353,65 +366,7 @@ struct HttpServer::Impl {
     int in_flight = 0;
     int streams = 0;   // open GET event streams
     int refusing = 0;  // 503s that read the request first
-    TokenCache tokens{std::chrono::seconds(5)};
-    TokenCache refused_tokens{std::chrono::seconds(2)};
-    // Who a request comes from, once authenticated: `owner` binds sessions (a pg_mcp token's
-    // hash; for OAuth the issuer and subject, so that a refreshed token keeps its sessions);
-    // principal_token or identity is what the database runs the request as.
-    struct Caller {
-        std::string owner;
-        std::string token_hash;       // SHA-256 of the bearer token presented
-        std::string principal_token;  // a pg_mcp token's hash (empty for OAuth)
-        std::string identity;         // an OAuth token's verified identity (JSON text)
-        std::string principal;
-        // Whose share of the caps a request takes, and how to name it: the principal, or for
-        // OAuth the person (issuer and subject).
-        std::string share, share_name;
-    };
-    std::unique_ptr<OAuthVerifier> oauth;  // with --auth oauth
-    // Verified OAuth tokens (until expiry, at most a few seconds: the database mapping is
-    // checked again then), and refusals for a moment, by token hash.
-    struct KnownToken {
-        Caller caller;
-        Clock::time_point until;
-    };
-    std::map<std::string, KnownToken> oauth_tokens;
-    struct RefusedToken {
-        Verdict verdict;
-        bool unmapped = false;  // valid, but mapped to no principal: 403
-        Clock::time_point until;
-    };
-    std::map<std::string, RefusedToken> oauth_refused;
-    // People (issuer and subject) no mapping named, until when they are not asked about again.
-    std::map<std::string, Clock::time_point> oauth_unmapped;
-    static constexpr auto kUnmappedPause = std::chrono::seconds(10);
-    uint64_t auth_requests = 0;
-    std::map<std::string, size_t> checks_by_address;  // unknown tokens being checked
-    static constexpr size_t kChecksPerAddress = 8;
-    // A token check in progress, which every request bringing that token waits for.
-    struct TokenCheck {
-        std::string key;
-        bool done = false;
-        BackendReply reply;
-        Verdict verdict;  // an OAuth token's
-        std::vector<std::shared_ptr<Wakeup>> waiters;
-    };
-    std::map<std::string, std::shared_ptr<TokenCheck>> token_checks;  // by token hash
-    // One check counted against its client address while it runs.
-    struct CheckCount {
-        CheckCount(Impl &impl, std::string address) : impl(impl), address(std::move(address)) {
-            impl.checks_by_address[this->address]++;
-        }
-        ~CheckCount() {
-            auto found = impl.checks_by_address.find(address);
-            if (found != impl.checks_by_address.end() && --found->second == 0)
-                impl.checks_by_address.erase(found);
-        }
-        CheckCount(const CheckCount &) = delete;
-        CheckCount &operator=(const CheckCount &) = delete;
-        Impl &impl;
-        std::string address;
-    };
+    AuthGate gate;     // who sends each request
 
     Impl(asio::io_context &loop, Backend &b, ServerOptions so, const Logger &l, HttpOptions o,
          ReadinessFn r)
@@ -420,33 +375,8 @@ struct HttpServer::Impl {
           logger(l),
           options(std::move(o)),
           readiness(std::move(r)),
-          io(loop) {
-        if (options.oauth) {
-            std::string resource = options.oauth->resource;
-            oauth = std::make_unique<OAuthVerifier>(
-                io, *options.oauth,
-                [this, resource](auto done) {
-                    backend.identity_providers(
-                        "oauth/issuers", resource, [done](BackendReply reply) {
-                            if (!reply.ok || !reply.value.is_array()) return done(std::nullopt);
-                            std::vector<TrustedIssuer> issuers;
-                            for (const json &row : reply.value) {
-                                if (!row.is_object() || !row.contains("issuer")) continue;
-                                TrustedIssuer issuer;
-                                issuer.issuer = row.value("issuer", "");
-                                if (row.contains("scopes") && row["scopes"].is_array())
-                                    for (const json &scope : row["scopes"])
-                                        if (scope.is_string())
-                                            issuer.scopes.push_back(scope.get<std::string>());
-                                issuer.introspect = row.value("introspect", false);
-                                issuers.push_back(std::move(issuer));
-                            }
-                            done(std::move(issuers));
-                        });
-                },
-                logger);
-        }
-    }
+          io(loop),
+          gate(loop, b, l, options.oauth, options.request_timeout) {}
 
     ~Impl() {
         blocking.join();
@@ -542,74 +472,21 @@ struct HttpServer::Impl {
         bool taken = true;
     };
 
-    // The check of a token in progress, joined; or a new one (`started`: the caller runs it),
-    // counted against the client address; or none, with `busy` the 429 to answer, when that
-    // address has kChecksPerAddress distinct tokens being checked already.
-    std::shared_ptr<TokenCheck> token_check(const Request &request, const std::string &address,
-                                            const std::string &token_hash,
-                                            std::optional<CheckCount> &counted,
-                                            std::optional<Response> &busy, bool &started) {
-        auto running = token_checks.find(token_hash);
-        if (running != token_checks.end()) return running->second;
-        if (checks_by_address[address] >= kChecksPerAddress) {
-            busy = rpc_error(request, http::status::too_many_requests, error_code::kServerBusy,
-                             "Too Many Requests: " + std::to_string(kChecksPerAddress) +
-                                 " token checks from this address are in progress; retry shortly");
-            busy->set(http::field::retry_after, "1");
-            return nullptr;
-        }
-        counted.emplace(*this, address);
-        auto check = std::make_shared<TokenCheck>();
-        check->key = "auth/" + std::to_string(++auth_requests);
-        token_checks.emplace(token_hash, check);
-        started = true;
-        return check;
-    }
-
-    // A quoted-string of a challenge parameter (RFC 9110 5.6.4), from text we wrote.
-    static std::string quoted(const std::string &text) {
-        std::string out = "\"";
-        for (char c : text) {
-            if (c == '"' || c == '\\') continue;
-            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) continue;
-            out += c;
-        }
-        return out + "\"";
-    }
-
-    // The Bearer challenge (RFC 6750): with OAuth, where the resource's metadata is (RFC 9728)
-    // and the scopes it needs; `error` when a token was presented.
-    std::string challenge(const std::string &error, const std::string &description,
-                          const std::string &scope = {}) {
-        std::string value = "Bearer realm=\"pg_mcp\"";
-        if (oauth) value += ", resource_metadata=" + quoted(oauth->resource_metadata_url());
-        if (!error.empty()) value += ", error=" + quoted(error);
-        if (!description.empty()) value += ", error_description=" + quoted(description);
-        if (!scope.empty()) value += ", scope=" + quoted(scope);
-        return value;
-    }
-
-    // 401 with the Bearer challenge: `error` is set when a token was presented.
-    Response unauthorized(const Request &request, bool presented, const std::string &message,
-                          const std::string &description = "unknown, expired or revoked token") {
-        Response response =
-            rpc_error(request, http::status::unauthorized, error_code::kUnauthorized, message);
-        response.set(http::field::www_authenticate,
-                     presented ? challenge("invalid_token", description)
-                               : challenge("", "", oauth ? oauth->scopes_hint() : std::string()));
-        return response;
-    }
-
-    // 403: a valid token without a scope this resource needs (the client may ask for it), or
-    // an identity no mapping lets in (asking again will not help: no insufficient_scope).
-    Response forbidden(const Request &request, const std::string &message,
-                       const std::string &scope = {}) {
-        Response response =
-            rpc_error(request, http::status::forbidden, error_code::kUnauthorized, message);
-        if (!scope.empty())
-            response.set(
-                http::field::www_authenticate,
-                challenge("insufficient_scope", "the token lacks a required scope", scope));
+    // The answer to a request the authentication gate did not let in.
+    Response refusal_response(const Request &request, const Refusal &refusal) {
+        static const std::map<Refusal::Kind, std::pair<http::status, int>> kAnswer = {
+            {Refusal::Kind::Unauthorized, {http::status::unauthorized, error_code::kUnauthorized}},
+            {Refusal::Kind::Forbidden, {http::status::forbidden, error_code::kUnauthorized}},
+            {Refusal::Kind::TooMany, {http::status::too_many_requests, error_code::kServerBusy}},
+            {Refusal::Kind::Unavailable,
+             {http::status::service_unavailable, error_code::kDatabaseUnavailable}},
+            {Refusal::Kind::Internal,
+             {http::status::internal_server_error, error_code::kInternalError}}};
+        auto [status, code] = kAnswer.at(refusal.kind);
+        Response response = rpc_error(request, status, code, refusal.message);
+        if (!refusal.challenge.empty())
+            response.set(http::field::www_authenticate, refusal.challenge);
+        if (refusal.retry_after) response.set(http::field::retry_after, "1");
         return response;
     }
 
@@ -621,322 +498,33 @@ struct HttpServer::Impl {
         Wakeup wakeup;
     };
 
-    // With --auth token: the SHA-256 of the request's bearer token once the database knows it
-    // (cached a few seconds), or the response refusing the request. The token itself is never
-    // logged, kept or sent anywhere.
     // The address a connection counts against (empty once it is gone).
     std::string address_of(uint64_t number) const {
         auto found = connections.find(number);
         return found == connections.end() ? std::string() : found->second.address;
     }
 
+    // The gate's answer for a request: nullopt with `caller` set, or the refusal to send.
     asio::awaitable<std::optional<Response>> authenticate(const Request &request,
                                                           const std::string &address,
                                                           Caller &caller) {
+        if (request.count(http::field::authorization) > 1)
+            co_return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
+                                "Bad Request: the Authorization header appears more than once");
         auto header = request.find(http::field::authorization);
-        if (header == request.end())
-            co_return unauthorized(
-                request, false,
-                oauth ? "Unauthorized: send \"Authorization: Bearer <token>\" with an OAuth access "
-                        "token for this resource (its metadata names the authorization servers), "
-                        "or a token from the database administrator"
-                      : "Unauthorized: send \"Authorization: Bearer <token>\" with a "
-                        "token from the database administrator (mcp.create_token)");
-        std::optional<std::string> token = bearer_token(std::string(header->value()));
-        if (!token)
-            co_return unauthorized(request, true,
-                                   "Unauthorized: the Authorization header is not \"Bearer "
-                                   "<token>\"",
-                                   "not a Bearer token");
-        // pg_mcp's tokens are "pgmcp_" and 43 base64url characters: anything else is an OAuth
-        // access token (with --auth oauth) or refused without asking the database.
-        static const std::regex kTokenShape("pgmcp_[A-Za-z0-9_-]{43}");
-        if (!std::regex_match(*token, kTokenShape)) {
-            if (!oauth)
-                co_return unauthorized(
-                    request, true, "Unauthorized: the bearer token is unknown, expired or revoked");
-            std::optional<Response> refused =
-                co_await authenticate_oauth(request, address, *token, caller);
-            co_return refused;
-        }
-        std::string token_hash = sha256_hex(*token);
-        std::string principal;
-        caller.owner = caller.token_hash = caller.principal_token = token_hash;
-        if (std::optional<std::string> known = tokens.find(token_hash)) {
-            caller.principal = caller.share = *known;
-            caller.share_name = "principal \"" + *known + "\"";
+        std::optional<std::string> value;
+        if (header != request.end()) value = std::string(header->value());
+        AuthResult result = co_await gate.check(std::move(value), address);
+        if (Caller *accepted = std::get_if<Caller>(&result)) {
+            caller = std::move(*accepted);
             co_return std::nullopt;
         }
-        // A token just refused is refused again for a moment without a database round trip.
-        if (refused_tokens.find(token_hash))
-            co_return unauthorized(request, true,
-                                   "Unauthorized: the bearer token is unknown, expired or revoked");
-        // A token the bridge does not know costs a database round trip, made once however many
-        // requests bring it at the same time (they all wait for that check); and one client
-        // address has a few distinct tokens being checked at most (a flood of made-up tokens
-        // from one address waits its turn, and cannot delay other clients' first requests).
-        std::optional<CheckCount> counted;
-        std::optional<Response> busy;
-        bool started = false;
-        std::shared_ptr<TokenCheck> check =
-            token_check(request, address, token_hash, counted, busy, started);
-        if (!check) co_return std::move(*busy);
-        if (started) {
-            backend.authenticate(
-                check->key, token_hash, [this, check, token_hash](BackendReply reply) {
-                    asio::post(io, [this, check, token_hash, reply = std::move(reply)]() mutable {
-                        check->reply = std::move(reply);
-                        check->done = true;
-                        auto entry = token_checks.find(token_hash);
-                        if (entry != token_checks.end() && entry->second == check)
-                            token_checks.erase(entry);
-                        for (auto &waiter : check->waiters) waiter->fire();
-                    });
-                });
-        }
-        // A token check waits a few seconds at most (a flood of unknown tokens cannot hold
-        // connections for the request timeout).
-        auto me = std::make_shared<Wakeup>(io);
-        check->waiters.push_back(me);
-        bool answered = check->done;
-        if (!answered)
-            answered = co_await wait_until(
-                *me,
-                Clock::now() + std::min(options.request_timeout, std::chrono::milliseconds(5000)));
-        check->waiters.erase(std::remove(check->waiters.begin(), check->waiters.end(), me),
-                             check->waiters.end());
-        if (!answered || !check->done) {
-            if (counted) backend.cancel(check->key);  // the one that started it gives it up
-            co_return rpc_error(request, http::status::service_unavailable,
-                                error_code::kDatabaseUnavailable,
-                                "Service Unavailable: the token could not be checked in time");
-        }
-        BackendReply reply = check->reply;  // a copy: the others that waited read it too
-        if (reply.ok && reply.value.is_string()) {
-            caller.principal = caller.share = reply.value.get<std::string>();
-            caller.share_name = "principal \"" + caller.principal + "\"";
-            tokens.remember(token_hash, caller.principal);
-            co_return std::nullopt;
-        }
-        if (reply.error_code == error_code::kUnauthorized) {
-            refused_tokens.remember(token_hash, "");
-            logger.log(LogLevel::Warning,
-                       "refused a request with an unknown, expired or revoked "
-                       "bearer token");
-            co_return unauthorized(request, true,
-                                   "Unauthorized: the bearer token is unknown, expired or revoked");
-        }
-        co_return check_failed(request, reply, "the bearer token");
-    }
-
-    // A token the database could not check: 500 when it refused the question (a missing GRANT,
-    // say: the reason is for the operator's log, not for the client), else 503.
-    Response check_failed(const Request &request, const BackendReply &reply,
-                          const std::string &what) {
-        logger.log(LogLevel::Error, "checking " + what + " failed: " + reply.error_message);
-        if (reply.error_code != error_code::kDatabaseUnavailable)
-            return rpc_error(request, http::status::internal_server_error,
-                             error_code::kInternalError,
-                             "Internal Server Error: " + what +
-                                 " could not be checked (the bridge's log says why)");
-        Response response =
-            rpc_error(request, http::status::service_unavailable, error_code::kDatabaseUnavailable,
-                      "Service Unavailable: " + what + " could not be checked; retry shortly");
-        response.set(http::field::retry_after, "1");
-        return response;
-    }
-
-    // Who an OAuth token's verified identity is, once the database mapped it to `principal`.
-    static Caller oauth_caller(const Verdict &verdict, const std::string &token_hash,
-                               const std::string &principal) {
-        Caller caller;
-        caller.owner = caller.share = verdict.owner;
-        caller.token_hash = token_hash;
-        caller.identity = verdict.identity;
-        caller.principal = principal;
-        caller.share_name = "person \"" + verdict.subject + "\" of " + verdict.issuer;
-        return caller;
-    }
-
-    // The answer to an OAuth token that is not let in.
-    Response oauth_refusal(const Request &request, const Verdict &verdict, bool unmapped) {
-        if (unmapped)
-            return forbidden(request,
-                             "Forbidden: this identity may not use this server (no identity "
-                             "mapping names it); ask the database administrator");
-        switch (verdict.kind) {
-            case Verdict::Kind::InsufficientScope:
-                return forbidden(request, "Forbidden: " + verdict.reason, verdict.scope);
-            case Verdict::Kind::Unavailable: {
-                Response response = rpc_error(
-                    request, http::status::service_unavailable, error_code::kDatabaseUnavailable,
-                    "Service Unavailable: the access token could not be verified now; retry "
-                    "shortly");
-                response.set(http::field::retry_after, "1");
-                return response;
-            }
-            default:
-                return unauthorized(request, true, "Unauthorized: " + verdict.reason,
-                                    verdict.reason);
-        }
-    }
-
-    // An OAuth access token: verified (signature, issuer, audience, expiry, scopes), then its
-    // identity mapped to a principal by the database; both done once however many requests
-    // bring the token at the same time, and remembered until it expires (a few seconds at
-    // most: the mapping is looked at again then, and every call's statement maps it anyway).
-    // The token itself is never logged or kept; only its issuer's introspection endpoint
-    // (when configured) ever sees it.
-    asio::awaitable<std::optional<Response>> authenticate_oauth(const Request &request,
-                                                                const std::string &address,
-                                                                const std::string &token,
-                                                                Caller &caller) {
-        std::string token_hash = sha256_hex(token);
-        Clock::time_point now = Clock::now();
-        auto known = oauth_tokens.find(token_hash);
-        if (known != oauth_tokens.end()) {
-            if (now < known->second.until) {
-                caller = known->second.caller;
-                co_return std::nullopt;
-            }
-            oauth_tokens.erase(known);
-        }
-        auto refused = oauth_refused.find(token_hash);
-        if (refused != oauth_refused.end()) {
-            if (now < refused->second.until)
-                co_return oauth_refusal(request, refused->second.verdict, refused->second.unmapped);
-            oauth_refused.erase(refused);
-        }
-        std::optional<CheckCount> counted;
-        std::optional<Response> busy;
-        bool started = false;
-        std::shared_ptr<TokenCheck> check =
-            token_check(request, address, token_hash, counted, busy, started);
-        if (!check) co_return std::move(*busy);
-        if (started) {
-            spawn(run_oauth_check(check, token, token_hash));
-        }
-        auto me = std::make_shared<Wakeup>(io);
-        check->waiters.push_back(me);
-        bool answered = check->done;
-        if (!answered) answered = co_await wait_until(*me, Clock::now() + std::chrono::seconds(15));
-        check->waiters.erase(std::remove(check->waiters.begin(), check->waiters.end(), me),
-                             check->waiters.end());
-        if (!answered || !check->done)
-            co_return rpc_error(request, http::status::service_unavailable,
-                                error_code::kDatabaseUnavailable,
-                                "Service Unavailable: the access token could not be verified in "
-                                "time");
-        Verdict verdict = check->verdict;  // copies: the others that waited read them too
-        BackendReply reply = check->reply;
-        if (verdict.kind != Verdict::Kind::Ok) co_return oauth_refusal(request, verdict, false);
-        if (reply.ok && reply.value.is_string()) {
-            caller = oauth_caller(verdict, token_hash, reply.value.get<std::string>());
-            co_return std::nullopt;
-        }
-        if (reply.error_code == error_code::kUnauthorized)
-            co_return oauth_refusal(request, verdict, true);
-        co_return check_failed(request, reply, "the access token's identity");
-    }
-
-    // One token's check: the verifier, then the database's mapping; its outcome remembered.
-    asio::awaitable<void> run_oauth_check(std::shared_ptr<TokenCheck> check, std::string token,
-                                          std::string token_hash) {
-        try {
-            co_await check_oauth_token(check, std::move(token), token_hash);
-        } catch (const std::exception &error) {
-            logger.log(LogLevel::Error,
-                       std::string("checking an OAuth access token failed: ") + error.what());
-            check->verdict = Verdict();
-            check->verdict.kind = Verdict::Kind::Unavailable;
-            check->verdict.reason = "the token could not be checked";
-        }
-        // Whatever happened, the check ends: every request waiting for it is answered.
-        check->done = true;
-        auto entry = token_checks.find(token_hash);
-        if (entry != token_checks.end() && entry->second == check) token_checks.erase(entry);
-        for (auto &waiter : check->waiters) waiter->fire();
-    }
-
-    asio::awaitable<void> check_oauth_token(std::shared_ptr<TokenCheck> check, std::string token,
-                                            std::string token_hash) {
-        Verdict verdict = co_await oauth->verify(std::move(token));
-        check->verdict = verdict;
-        Clock::time_point now = Clock::now();
-        // A person no mapping names was refused a moment ago: not asked again for a while,
-        // whatever new token they bring (each refusal is an audit row).
-        if (verdict.kind == Verdict::Kind::Ok) {
-            auto unmapped = oauth_unmapped.find(verdict.owner);
-            if (unmapped != oauth_unmapped.end() && now < unmapped->second) {
-                check->reply = BackendReply();
-                check->reply.error_code = error_code::kUnauthorized;
-                co_return;
-            }
-        }
-        if (verdict.kind == Verdict::Kind::Ok) {
-            auto got = std::make_shared<Pending<BackendReply>>(io);
-            backend.authenticate_identity(check->key, verdict.identity,
-                                          [this, got](BackendReply r) {
-                                              asio::post(io, [got, r = std::move(r)]() mutable {
-                                                  got->value = std::move(r);
-                                                  got->wakeup.fire();
-                                              });
-                                          });
-            bool in_time = co_await wait_until(got->wakeup, now + std::chrono::seconds(10));
-            if (!in_time) {
-                backend.cancel(check->key);
-                got->value = BackendReply();
-                got->value.error_code = error_code::kDatabaseUnavailable;
-            }
-            check->reply = got->value;
-            const BackendReply &reply = check->reply;
-            if (reply.ok && reply.value.is_string()) {
-                Caller caller = oauth_caller(verdict, token_hash, reply.value.get<std::string>());
-                // Until the token expires, and a few seconds at most.
-                auto left = std::chrono::duration_cast<Clock::duration>(
-                    verdict.expires - std::chrono::system_clock::now());
-                Clock::time_point until =
-                    Clock::now() + std::min<Clock::duration>(left, std::chrono::seconds(5));
-                if (oauth_tokens.size() >= kRememberedTokens) prune_tokens(true);
-                oauth_tokens[token_hash] = KnownToken{std::move(caller), until};
-            } else if (reply.error_code == error_code::kUnauthorized) {
-                logger.log(LogLevel::Warning, "refused OAuth subject \"" + verdict.subject +
-                                                  "\" of " + verdict.issuer +
-                                                  ": no identity mapping names it");
-                if (oauth_refused.size() >= kRememberedTokens) prune_tokens(true);
-                oauth_refused[token_hash] =
-                    RefusedToken{verdict, true, Clock::now() + std::chrono::seconds(2)};
-                if (oauth_unmapped.size() >= kRememberedTokens) oauth_unmapped.clear();
-                oauth_unmapped[verdict.owner] = Clock::now() + kUnmappedPause;
-            }
-        } else if (verdict.kind != Verdict::Kind::Unavailable) {
-            logger.log(LogLevel::Warning, "refused an OAuth access token: " + verdict.reason);
-            if (oauth_refused.size() >= kRememberedTokens) prune_tokens(true);
-            oauth_refused[token_hash] =
-                RefusedToken{verdict, false, Clock::now() + std::chrono::seconds(2)};
-        } else {
-            logger.log(LogLevel::Error,
-                       "could not verify an OAuth access token: " + verdict.reason);
-        }
-    }
-
-    // Remembered OAuth outcomes are bounded: expired ones go (all of them when `full`).
-    static constexpr size_t kRememberedTokens = 10000;
-    void prune_tokens(bool full) {
-        Clock::time_point now = Clock::now();
-        for (auto it = oauth_tokens.begin(); it != oauth_tokens.end();)
-            it = now >= it->second.until ? oauth_tokens.erase(it) : std::next(it);
-        for (auto it = oauth_refused.begin(); it != oauth_refused.end();)
-            it = now >= it->second.until ? oauth_refused.erase(it) : std::next(it);
-        for (auto it = oauth_unmapped.begin(); it != oauth_unmapped.end();)
-            it = now >= it->second ? oauth_unmapped.erase(it) : std::next(it);
-        if (full && oauth_tokens.size() >= kRememberedTokens) oauth_tokens.clear();
-        if (full && oauth_refused.size() >= kRememberedTokens) oauth_refused.clear();
+        co_return refusal_response(request, std::get<Refusal>(result));
     }
 
     // RFC 9728: this resource's metadata, for clients to find its authorization servers.
     asio::awaitable<Response> resource_metadata(const Request &request) {
-        std::optional<std::vector<TrustedIssuer>> issuers = co_await oauth->issuers();
+        std::optional<std::vector<TrustedIssuer>> issuers = co_await gate.oauth()->issuers();
         if (!issuers) {
             Response response = reply(request, http::status::service_unavailable,
                                       "{\"error\":\"temporarily_unavailable\"}");
@@ -944,7 +532,7 @@ struct HttpServer::Impl {
             co_return response;
         }
         Response response =
-            reply(request, http::status::ok, oauth->resource_metadata(*issuers).dump());
+            reply(request, http::status::ok, gate.oauth()->resource_metadata(*issuers).dump());
         response.set(http::field::cache_control, "public, max-age=60");
         // Any page may read it (it is public, and browser-based clients discover with it).
         response.set(http::field::access_control_allow_origin, "*");
@@ -1057,12 +645,13 @@ struct HttpServer::Impl {
                 c.stream->expires_after(first_request ? options.header_timeout
                                                       : options.idle_timeout);
                 break;
-            case Phase::Body:
+            case Phase::Body:  // read_body() sets the deadlines of each read
                 c.stream->expires_after(options.body_timeout);
                 break;
             case Phase::Writing:
                 c.stream->expires_after(options.write_timeout);
                 break;
+            case Phase::Checking:  // the gate bounds its own waits
             case Phase::Busy:
             case Phase::Streaming:
                 c.stream->expires_never();
@@ -1101,12 +690,13 @@ struct HttpServer::Impl {
 
     // Room for a new connection from `address`: within the limits, or by closing one that is not
     // serving a request — among all, or among that address's when it is the address that is at
-    // its limit. In order: waiting for a request before an event stream; from the address
-    // holding the most connections (a flood from one client pays first); one that never sent a
-    // whole request before one known to talk; the longest waiting. False when every connection
-    // is serving a request.
+    // its limit. What a connection is doing decides first (see eviction_tier): one that never
+    // sent a whole request, then an unknown client's body, then idle keep-alive connections
+    // (unknown before known), then event streams, then a known caller's body; connections
+    // checking a token, serving or writing are never closed. Among equals, the address holding
+    // the most connections goes first, then the one waiting longest. False when no connection
+    // may be closed.
     bool make_room(const std::string &address) {
-        using Phase = Connection::Phase;
         size_t open = 0;
         std::map<std::string, long> per_address;
         for (const auto &[number, c] : connections)
@@ -1118,12 +708,11 @@ struct HttpServer::Impl {
             per_address[address] >= static_cast<long>(options.max_connections_per_address);
         if (open < options.max_connections && !address_full) return true;
         auto rank = [&](const Connection &c) {
-            return std::make_tuple(c.phase == Phase::Waiting ? 0 : 1, -per_address[c.address],
-                                   c.requests == 0 ? 0 : 1, c.since);
+            return std::make_tuple(eviction_tier(c), -per_address[c.address], c.since);
         };
         Connection *victim = nullptr;
         for (auto &[number, c] : connections) {
-            if (c.closing || (c.phase != Phase::Waiting && c.phase != Phase::Streaming)) continue;
+            if (c.closing || eviction_tier(c) < 0) continue;
             if (address_full && c.address != address) continue;
             if (victim == nullptr || rank(c) < rank(*victim)) victim = &c;
         }
@@ -1131,6 +720,21 @@ struct HttpServer::Impl {
         shut(*victim);
         connections_evicted++;
         return true;
+    }
+
+    // Which connections go first when room is needed (lower first); -1: never.
+    static int eviction_tier(const Connection &c) {
+        using Phase = Connection::Phase;
+        switch (c.phase) {
+            case Phase::Waiting:
+                return c.requests == 0 ? 0 : c.known ? 3 : 2;
+            case Phase::Body:
+                return c.known ? 5 : 1;
+            case Phase::Streaming:
+                return 4;
+            default:
+                return -1;
+        }
     }
 
     void reap() {
@@ -1165,6 +769,8 @@ struct HttpServer::Impl {
         beast::flat_buffer &buffer;
         bool written = false;
         bool close = false;
+        // Who sent it, when the gate let its head in before its body was read.
+        std::optional<Caller> caller;
     };
 
     asio::awaitable<Response> handle(const Request &request, Exchange &exchange) {
@@ -1175,8 +781,8 @@ struct HttpServer::Impl {
                                 "Forbidden: Host header not allowed (add it with --allowed-host)");
         // The resource's metadata is public: any page may read it (browser-based clients
         // discover the authorization server with it).
-        if (oauth && request.method() == http::verb::get)
-            for (const std::string &metadata : oauth->resource_metadata_paths())
+        if (gate.oauth() && request.method() == http::verb::get)
+            for (const std::string &metadata : gate.oauth()->resource_metadata_paths())
                 if (path == metadata) {
                     Response response = co_await resource_metadata(request);
                     co_return response;
@@ -1218,12 +824,7 @@ struct HttpServer::Impl {
                 co_return response;
             }
             case http::verb::delete_: {
-                Caller caller;
-                if (options.require_token) {
-                    std::optional<Response> refused =
-                        co_await authenticate(request, address_of(exchange.number), caller);
-                    if (refused) co_return std::move(*refused);
-                }
+                Caller caller = exchange.caller.value_or(Caller());
                 auto header = request.find("MCP-Session-Id");
                 if (header == request.end())
                     co_return rpc_error(request, http::status::bad_request,
@@ -1495,16 +1096,15 @@ struct HttpServer::Impl {
                 check_modern_request(request, message, method, version))
             co_return std::move(*refused);
 
-        Caller caller;
-        if (options.require_token) {
-            std::optional<Response> refused =
-                co_await authenticate(request, address_of(exchange.number), caller);
-            if (refused) co_return std::move(*refused);
-        }
+        Caller caller = exchange.caller.value_or(Caller());
         // The share one caller may take of what all share (sessions, requests in progress, turns
         // in the pool's queue): a principal's, or, for OAuth, one person's (people mapped to
         // one principal do not take each other's share).
         const std::string &principal = caller.share;
+        // Whose share of the session caps a session takes: the caller's, or without tokens,
+        // its client address's.
+        const std::string cap_key =
+            options.require_token ? principal : "address " + address_of(exchange.number);
         std::shared_ptr<Session> session;
         bool created = false;
         std::unique_ptr<RetireAfter> one_request;
@@ -1533,11 +1133,20 @@ struct HttpServer::Impl {
                                        std::to_string(options.max_sessions_per_principal) +
                                        " open sessions (--max-sessions-per-principal); end "
                                        "unused ones with DELETE");
+            // Nor, without tokens, the clients of one address.
+            if (!options.require_token && sessions_of(cap_key) + opening_by_principal[cap_key] >=
+                                              options.max_sessions_per_address)
+                co_return too_many(request,
+                                   "Too Many Requests: this address has " +
+                                       std::to_string(options.max_sessions_per_address) +
+                                       " open sessions (--max-sessions-per-address); end unused "
+                                       "ones with DELETE");
             // Concurrent initializes count too, until each is open or has failed.
-            opening = std::make_unique<OpeningSession>(*this, principal);
+            opening = std::make_unique<OpeningSession>(*this, cap_key);
             session =
                 std::make_shared<Session>(io, new_session_id(), backend, server_options, logger,
                                           caller.owner, caller.principal_token, principal);
+            session->principal = cap_key;
             created = true;
         } else if (version == kModernVersion) {
             // 2026-07-28 has no protocol-level sessions: the request gets a server of its own
@@ -1769,15 +1378,7 @@ struct HttpServer::Impl {
                    answer["error"].value("code", 0) == error_code::kUnauthorized;
         };
         if (options.require_token && unauthorized_answer(waiter->response)) {
-            if (!caller.identity.empty()) {
-                oauth_tokens.erase(caller.token_hash);
-                co_return forbidden(request,
-                                    "Forbidden: this identity may not use this server (no "
-                                    "identity mapping names it); ask the database administrator");
-            }
-            tokens.forget(caller.token_hash);
-            co_return unauthorized(request, true,
-                                   "Unauthorized: the bearer token is unknown, expired or revoked");
+            co_return refusal_response(request, gate.revoked(caller));
         }
         Response response = reply(request, http::status::ok, std::move(waiter->response));
         if (created) {
@@ -1816,7 +1417,7 @@ struct HttpServer::Impl {
     // GET /mcp: the session's event stream (text/event-stream), for notifications that belong
     // to no request. Returns the session to stream for, or nullptr with `refusal` set.
     asio::awaitable<std::shared_ptr<Session>> open_event_stream(const Request &request,
-                                                                uint64_t number,
+                                                                const std::optional<Caller> &given,
                                                                 Response &refusal) {
         auto accept = request.find(http::field::accept);
         if (accept == request.end() ||
@@ -1825,15 +1426,7 @@ struct HttpServer::Impl {
                                 "Not Acceptable: a GET stream needs Accept: text/event-stream");
             co_return nullptr;
         }
-        Caller caller;
-        if (options.require_token) {
-            std::optional<Response> refused =
-                co_await authenticate(request, address_of(number), caller);
-            if (refused) {
-                refusal = std::move(*refused);
-                co_return nullptr;
-            }
-        }
+        Caller caller = given.value_or(Caller());
         auto header = request.find("MCP-Session-Id");
         if (header == request.end()) {
             refusal =
@@ -1955,10 +1548,15 @@ struct HttpServer::Impl {
                std::to_string(connections_timed_out) + "\n";
         out += "pg_mcp_bridge_http_connections_closed_total{reason=\"evicted\"} " +
                std::to_string(connections_evicted) + "\n";
+        out +=
+            "# HELP pg_mcp_bridge_http_slow_bodies_total Connections closed for sending a "
+            "request body below --body-min-rate.\n";
+        out += "# TYPE pg_mcp_bridge_http_slow_bodies_total counter\n";
+        out += "pg_mcp_bridge_http_slow_bodies_total " + std::to_string(slow_bodies) + "\n";
         out += "# HELP pg_mcp_bridge_http_event_streams Open GET event streams.\n";
         out += "# TYPE pg_mcp_bridge_http_event_streams gauge\n";
         out += "pg_mcp_bridge_http_event_streams " + std::to_string(streams) + "\n";
-        if (oauth) out += oauth->metrics();
+        if (options.require_token) out += gate.metrics();
         return out;
     }
 
@@ -1992,6 +1590,90 @@ struct HttpServer::Impl {
         connections.erase(number);
     }
 
+    // Whether a request is one the gate must let in (the MCP endpoint's POST, GET and DELETE,
+    // from an allowed Host and Origin: others are refused as such, or need no caller).
+    bool needs_caller(const Request &head) {
+        if (!options.require_token) return false;
+        std::string target(head.target());
+        if (target.substr(0, target.find('?')) != kEndpoint) return false;
+        http::verb method = head.method();
+        if (method != http::verb::post && method != http::verb::get &&
+            method != http::verb::delete_)
+            return false;
+        return host_allowed(head) && origin_allowed(head);
+    }
+
+    // A request's body: within `limit` of its head, and no slower than options.body_min_rate
+    // bytes a second after the first kBodyGrace (a client trickling a body cannot hold a
+    // connection for the whole limit).
+    static constexpr auto kBodyGrace = std::chrono::seconds(2);
+    asio::awaitable<beast::error_code> read_body(beast::tcp_stream &stream,
+                                                 beast::flat_buffer &buffer,
+                                                 http::request_parser<http::string_body> &parser,
+                                                 std::chrono::milliseconds limit) {
+        Clock::time_point start = Clock::now(), deadline = start + limit;
+        double rate = static_cast<double>(std::max<size_t>(options.body_min_rate, 1));
+        uint64_t received = 0;
+        beast::error_code error;
+        while (!parser.is_done()) {
+            auto owed = std::chrono::duration_cast<Clock::duration>(
+                std::chrono::duration<double>(static_cast<double>(received) / rate));
+            Clock::time_point until = std::min(deadline, start + kBodyGrace + owed);
+            if (until <= Clock::now()) {
+                slow_bodies++;
+                co_return beast::error::timeout;
+            }
+            stream.expires_at(until);
+            size_t n = co_await http::async_read_some(stream, buffer, parser, with(error));
+            if (error) {
+                if (error == beast::error::timeout) slow_bodies++;
+                co_return error;
+            }
+            received += n;
+        }
+        co_return error;
+    }
+
+    // The gate's refusal of a request whose body was not read: a small body (sent with its
+    // head, as clients do) is read first, briefly, so that the connection stays usable; else
+    // the connection is answered and closed, the rest of the body drained for a moment so the
+    // client reads the answer rather than a reset. True when the connection goes on.
+    static constexpr uint64_t kSmallBody = 64 * 1024;
+    asio::awaitable<bool> answer_before_body(beast::tcp_stream &stream, uint64_t number,
+                                             beast::flat_buffer &buffer,
+                                             http::request_parser<http::string_body> &parser,
+                                             Response response) {
+        auto length = parser.content_length();
+        bool small = parser.is_done() || (length && *length <= kSmallBody);
+        if (small && set_phase(number, Connection::Phase::Body)) {
+            beast::error_code error =
+                co_await read_body(stream, buffer, parser, std::chrono::seconds(5));
+            if (!error) {
+                responses_by_status[response.result_int()]++;
+                bool written = co_await write_response(stream, number, response);
+                co_return written &&response.keep_alive() && !stopping;
+            }
+        }
+        response.keep_alive(false);
+        responses_by_status[response.result_int()]++;
+        if (co_await write_response(stream, number, response)) co_await linger(stream);
+        co_return false;
+    }
+
+    // Before closing a connection whose request was not read whole: stop sending, then read
+    // and drop what the client still sends (for a moment, a bounded amount).
+    asio::awaitable<void> linger(beast::tcp_stream &stream) {
+        beast::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream.expires_after(std::chrono::seconds(2));
+        std::vector<char> sink(65536);
+        for (size_t drained = 0; drained < 4 * options.max_body_bytes;) {
+            size_t n = co_await stream.async_read_some(asio::buffer(sink), with(ignored));
+            if (ignored || n == 0) break;
+            drained += n;
+        }
+    }
+
     asio::awaitable<void> serve_requests(beast::tcp_stream &stream, uint64_t number) {
         beast::flat_buffer buffer;
         for (bool first = true;; first = false) {
@@ -1999,6 +1681,7 @@ struct HttpServer::Impl {
             http::request_parser<http::string_body> parser;
             parser.body_limit(options.max_body_bytes);
             beast::error_code error;
+            std::optional<Caller> caller;
             co_await http::async_read_header(stream, buffer, parser, with(error));
             if (!error) {
                 if (!set_phase(number, Connection::Phase::Body)) co_return;
@@ -2012,7 +1695,25 @@ struct HttpServer::Impl {
                     co_await write_response(stream, number, response);
                     co_return;
                 }
-                co_await http::async_read(stream, buffer, parser, with(error));
+                // The caller, from the head alone: a request the gate refuses never gets to
+                // send a large or slow body.
+                if (needs_caller(parser.get())) {
+                    if (!set_phase(number, Connection::Phase::Checking)) co_return;
+                    Caller who;
+                    std::optional<Response> refused =
+                        co_await authenticate(parser.get(), address_of(number), who);
+                    if (refused) {
+                        bool more = co_await answer_before_body(stream, number, buffer, parser,
+                                                                std::move(*refused));
+                        if (more) continue;
+                        co_return;
+                    }
+                    caller = std::move(who);
+                    if (auto found = connections.find(number); found != connections.end())
+                        found->second.known = true;
+                    if (!set_phase(number, Connection::Phase::Body)) co_return;
+                }
+                error = co_await read_body(stream, buffer, parser, options.body_timeout);
             }
             if (error == beast::error::timeout) {
                 connections_timed_out++;
@@ -2027,18 +1728,9 @@ struct HttpServer::Impl {
                 response.keep_alive(false);
                 bool written = co_await write_response(stream, number, response);
                 if (!written) co_return;
-                // Read and drop the rest of the body (at most 4 times the limit, for at most
-                // 2 s) before closing, so that a client still sending gets the 413 instead of a
-                // broken pipe.
-                beast::error_code ignored;
-                stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-                stream.expires_after(std::chrono::seconds(2));
-                std::vector<char> sink(65536);
-                for (size_t drained = 0; drained < 4 * options.max_body_bytes;) {
-                    size_t n = co_await stream.async_read_some(asio::buffer(sink), with(ignored));
-                    if (ignored || n == 0) break;
-                    drained += n;
-                }
+                // The rest of the body is drained before closing, so that a client still
+                // sending gets the 413 instead of a broken pipe.
+                co_await linger(stream);
                 co_return;
             }
             if (error) {
@@ -2068,7 +1760,7 @@ struct HttpServer::Impl {
                 Response refused;
                 try {
                     std::shared_ptr<Session> opened =
-                        co_await open_event_stream(request, number, refused);
+                        co_await open_event_stream(request, caller, refused);
                     session = std::move(opened);
                 } catch (const std::exception &failure) {
                     logger.log(
@@ -2088,7 +1780,7 @@ struct HttpServer::Impl {
                 int &count;
                 ~Done() { count--; }
             } done{in_flight};
-            Exchange exchange{stream, number, buffer};
+            Exchange exchange{stream, number, buffer, false, false, std::move(caller)};
             Response response;
             try {
                 if (refusal) {
@@ -2120,6 +1812,9 @@ struct HttpServer::Impl {
             responses_by_status[response.result_int()]++;
             bool written = co_await write_response(stream, number, response);
             if (!written || !response.keep_alive()) co_return;
+            // Without tokens, a client that was answered is known (evicted after strangers).
+            if (auto found = connections.find(number); found != connections.end())
+                found->second.known = found->second.known || !options.require_token;
         }
     }
 
@@ -2182,9 +1877,9 @@ struct HttpServer::Impl {
             beast::error_code error;
             co_await timer.async_wait(with(error));
             reap();
+            gate.tick();
             if (Clock::now() - last_expiry > std::chrono::seconds(30)) {
                 expire_sessions();
-                prune_tokens(false);
                 last_expiry = Clock::now();
             }
         }

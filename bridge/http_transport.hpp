@@ -50,8 +50,11 @@ struct HttpOptions {
     std::chrono::milliseconds header_timeout{10000};
     std::chrono::milliseconds idle_timeout{60000};
     std::chrono::milliseconds body_timeout{30000};
+    size_t body_min_rate = 16 * 1024;  // bytes a second, after a body's first 2 s
     std::chrono::milliseconds write_timeout{30000};
     size_t max_sessions = 4096;  // more sessions: initialize gets 503
+    // Without tokens, what the clients of one address may hold of them (beyond: 429).
+    size_t max_sessions_per_address = 1024;
     // With tokens, what one principal may hold of what all share: open sessions, and requests
     // in progress (beyond either: 429 with Retry-After, for that principal only).
     size_t max_sessions_per_principal = 64;

@@ -21,6 +21,7 @@
 
 #include "http_client.hpp"
 #include "jose.hpp"
+#include "json_rpc.hpp"
 #include "wakeup.hpp"
 
 namespace pg_mcp::bridge {
@@ -57,6 +58,11 @@ std::string url_encode(const std::string &text) {
         }
     }
     return out;
+}
+
+std::string lower_text(std::string text) {
+    for (char &c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text;
 }
 
 std::string base64(const std::string &text) {
@@ -143,7 +149,9 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
     uint64_t verified = 0, refused = 0, scope_refused = 0, unavailable_count = 0;
     uint64_t key_fetches = 0, fetch_failures = 0, introspections = 0;
     static constexpr int kIntrospectionsAtOnce = 16;
+    static constexpr int kFailuresBeforePause = 3;
     int introspections_running = 0;
+    int introspection_failures = 0;  // in a row
     Clock::time_point introspection_paused_until{};
 
     // Waits for the fetch in `flight` (started by someone else) to finish, up to the timeout.
@@ -211,6 +219,22 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         co_return result;
     }
 
+    // Whether `address` is on the issuer's origin or one of options.key_origins.
+    bool origin_allowed(const std::string &issuer, const std::string &address) const {
+        auto origin_of = [](const std::string &text) -> std::string {
+            std::optional<Url> url = parse_url(text);
+            if (!url) return {};
+            return std::string(url->https ? "https" : "http") + "://" + lower_text(url->host) +
+                   ":" + url->port;
+        };
+        std::string wanted = origin_of(address);
+        if (wanted.empty()) return false;
+        if (wanted == origin_of(issuer)) return true;
+        for (const std::string &allowed : options.key_origins)
+            if (wanted == origin_of(allowed)) return true;
+        return false;
+    }
+
     // The issuer's authorization server metadata (RFC 8414, then OpenID Connect discovery),
     // whose "issuer" must be exactly the issuer: its jwks_uri and introspection_endpoint, or
     // why not.
@@ -240,7 +264,8 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
                 continue;
             }
             if (got.status != 200) continue;
-            json metadata = json::parse(got.body, nullptr, false);
+            json metadata =
+                nests_too_deep(got.body) ? json() : json::parse(got.body, nullptr, false);
             if (text_of(metadata, "issuer") != issuer) {
                 out.problem = candidate + " does not describe issuer " + issuer;
                 continue;
@@ -252,6 +277,16 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             };
             out.jwks_uri = text("jwks_uri");
             out.introspection_endpoint = text("introspection_endpoint");
+            // Only the issuer's own origin (or one configured): a metadata document cannot send
+            // the bridge, with its credentials, to another service or port.
+            for (std::string *named : {&out.jwks_uri, &out.introspection_endpoint})
+                if (!named->empty() && !origin_allowed(issuer, *named)) {
+                    logger.log(LogLevel::Warning,
+                               "OAuth issuer " + issuer + " names " + *named +
+                                   ", which is not on its own origin; ignored (allow it with "
+                                   "--oauth-key-origin)");
+                    named->clear();
+                }
             out.problem.clear();
             co_return out;
         }
@@ -307,7 +342,8 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
                                   ? got.error
                                   : discovered.jwks_uri + " answered " + std::to_string(got.status);
                 } else {
-                    json document = json::parse(got.body, nullptr, false);
+                    json document =
+                        nests_too_deep(got.body) ? json() : json::parse(got.body, nullptr, false);
                     keys = parse_key_set(document, problem);
                 }
             }
@@ -427,6 +463,8 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         if (introspecting.size() > 1)
             co_return unavailable("several issuers introspect tokens for this resource");
         const TrustedIssuer issuer = introspecting.front();
+        // The issuer failed several times in a row (down, or refusing the bridge's credentials):
+        // not asked for a moment, so that it is not hammered.
         if (Clock::now() < introspection_paused_until)
             co_return unavailable("token introspection failed a moment ago");
         if (introspections_running >= kIntrospectionsAtOnce)
@@ -455,23 +493,45 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
                            "token=" + url_encode(token) + "&token_type_hint=access_token",
                            authorization, options.fetch_timeout);
         introspections_running--;
-        json answer = got.status == 200 ? json::parse(got.body, nullptr, false) : json();
+        // 400 is about this token (RFC 7662 2.3 answers inactive tokens with 200, but some
+        // servers refuse a malformed one): its refusal, not an outage. Anything else that is
+        // not a JSON object is the issuer's failure; a few in a row pause introspection.
+        if (got.status == 400) {
+            introspection_failures = 0;
+            co_return invalid("the issuer refused to introspect the token");
+        }
+        json answer =
+            got.status == 200 && got.body.size() <= 256 * 1024 && !nests_too_deep(got.body)
+                ? json::parse(got.body, nullptr, false)
+                : json();
         if (!answer.is_object()) {
             std::string why = got.status == 0 ? got.error
                               : got.status == 200
                                   ? endpoint + " answered no JSON object"
                                   : endpoint + " answered " + std::to_string(got.status);
-            logger.log(LogLevel::Warning, "token introspection failed: " + why);
-            introspection_paused_until = Clock::now() + kFetchBackoff;
+            if (++introspection_failures >= kFailuresBeforePause) {
+                introspection_paused_until = Clock::now() + kFetchBackoff;
+                introspection_failures = 0;
+                logger.log(LogLevel::Warning,
+                           "token introspection failed " + std::to_string(kFailuresBeforePause) +
+                               " times in a row (last: " + why + "); paused for 2 s");
+            }
             co_return unavailable("token introspection failed");
         }
+        introspection_failures = 0;
         auto active = answer.find("active");
         if (active == answer.end() || *active != true) co_return invalid("the token is not active");
         // An introspected refresh token (or another kind) is not an access token.
         std::string type = text_of(answer, "token_type");
         for (char &c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         if (!type.empty() && type != "access_token" && type != "bearer" && type != "dpop")
-            co_return invalid("the token is not an access token (" + type + ")");
+            co_return invalid("the token is not an access token (" + type.substr(0, 32) + ")");
+        // Keycloak names the kind of token in "typ" ("Bearer", "Refresh", "Offline", "ID").
+        std::string typ = text_of(answer, "typ");
+        for (char &c : typ) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (!typ.empty() && typ != "bearer" && typ != "at+jwt" && typ != "application/at+jwt" &&
+            typ != "dpop")
+            co_return invalid("the token is not an access token (" + typ.substr(0, 32) + ")");
         if (answer.contains("iss") && answer["iss"] != issuer.issuer)
             co_return invalid("the introspected token is from another issuer");
         answer["iss"] = issuer.issuer;

@@ -40,6 +40,9 @@ struct OAuthOptions {
     // Client credentials for token introspection (RFC 7662), when an issuer introspects.
     std::string introspection_client_id;
     std::string introspection_client_secret;
+    // Origins besides each issuer's own that its metadata may send the bridge to for keys and
+    // introspection (the bridge fetches nothing else an issuer's documents name).
+    std::vector<std::string> key_origins;
     std::chrono::seconds leeway{30};  // clock skew allowed on exp / nbf
     std::chrono::milliseconds fetch_timeout{5000};
 };

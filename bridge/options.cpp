@@ -120,6 +120,12 @@ po::options_description describe() {
         "HTTP: a kept-alive connection with no request for MS is closed (default 60000)");
     add("body-timeout", po::value<std::string>()->value_name("MS"),
         "HTTP: a request body must arrive within MS of its header (default 30000)");
+    add("body-min-rate", po::value<std::string>()->value_name("BYTES"),
+        "HTTP: after its first 2 s, a request body must arrive at BYTES a second at least, or "
+        "the connection is closed (default 16384)");
+    add("max-sessions-per-address", po::value<std::string>()->value_name("N"),
+        "HTTP without tokens: sessions the clients of one address (an IPv6 /64) may hold open; "
+        "their next initialize gets 429 (default 1024)");
     add("write-timeout", po::value<std::string>()->value_name("MS"),
         "HTTP: a write the client does not take within MS ends the connection (default 30000)");
     add("max-sessions", po::value<std::string>()->value_name("N"),
@@ -154,6 +160,10 @@ po::options_description describe() {
     add("oauth-algorithms", po::value<std::string>()->value_name("LIST"),
         "with --auth oauth: JWT signature algorithms accepted, comma-separated (default "
         "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512; none and HMAC never)");
+    add("oauth-key-origin", po::value<std::vector<std::string>>()->value_name("ORIGIN"),
+        "with --auth oauth: an origin (scheme://host[:port]) besides each issuer's own that its "
+        "metadata may name for jwks_uri or introspection_endpoint, e.g. "
+        "https://www.googleapis.com (repeatable)");
     add("otlp-endpoint", po::value<std::string>()->value_name("URL"),
         "export traces (a span per MCP request, with the pool wait, database call and audit "
         "durability wait) with OTLP/HTTP to URL, e.g. http://otel-collector:4318 (/v1/traces is "
@@ -237,6 +247,9 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
     milliseconds("idle-timeout", options.http_options.idle_timeout);
     milliseconds("body-timeout", options.http_options.body_timeout);
     milliseconds("write-timeout", options.http_options.write_timeout);
+    number("body-min-rate", options.http_options.body_min_rate, 1, SIZE_MAX, "at least 1");
+    number("max-sessions-per-address", options.http_options.max_sessions_per_address, 1, SIZE_MAX,
+           "at least 1");
     number("max-sessions-per-principal", options.http_options.max_sessions_per_principal, 1,
            SIZE_MAX, "at least 1");
     number("max-calls-per-principal", options.http_options.max_calls_per_principal, 1, SIZE_MAX,
@@ -277,6 +290,13 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
         }
         if (!secret_env.empty() && oauth.introspection_client_id.empty())
             throw UsageError{"--oauth-client-secret-env needs --oauth-client-id"};
+        list("oauth-key-origin", oauth.key_origins);
+        for (const std::string &origin : oauth.key_origins) {
+            std::optional<Url> url = parse_url(origin);
+            if (!url || url->target != "/" || origin.back() == '/')
+                throw UsageError{"--oauth-key-origin " + origin +
+                                 ": not an origin, e.g. https://www.googleapis.com"};
+        }
         std::string algorithms;
         text("oauth-algorithms", algorithms);
         if (!algorithms.empty()) {
@@ -298,7 +318,7 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
         }
     } else {
         for (const char *name : {"oauth-resource", "oauth-ca-file", "oauth-client-id",
-                                 "oauth-client-secret-env", "oauth-algorithms"})
+                                 "oauth-client-secret-env", "oauth-algorithms", "oauth-key-origin"})
             if (given.count(name))
                 throw UsageError{std::string("--") + name + " needs --auth oauth"};
     }

@@ -25,18 +25,6 @@ TEST(Auth, BearerTokenParsesOnlyTheBearerScheme) {
     EXPECT_FALSE(bearer_token("Bearer " + std::string(5000, 'a')));
 }
 
-TEST(Auth, TokenCacheForgetsAfterItsLifetime) {
-    TokenCache cache(std::chrono::milliseconds(50));
-    EXPECT_FALSE(cache.find("h1"));
-    cache.remember("h1", "acme");
-    EXPECT_EQ(cache.find("h1"), "acme");
-    cache.forget("h1");
-    EXPECT_FALSE(cache.find("h1"));
-    cache.remember("h2", "globex");
-    std::this_thread::sleep_for(std::chrono::milliseconds(80));
-    EXPECT_FALSE(cache.find("h2"));
-}
-
 TEST(OAuth, UrlsAndLoopbackHosts) {
     std::optional<Url> url = parse_url("https://login.example.com/realms/main?x=1");
     ASSERT_TRUE(url);
