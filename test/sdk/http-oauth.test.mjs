@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { generateKeyPairSync, createSign, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -217,6 +218,30 @@ async function oauthConnect(url, account, provider = new MemoryOAuthProvider()) 
   const client = new Client({ name: 'oauth-test', version: '1' }, { capabilities: {} });
   await client.connect(transport);
   return { client, transport, provider };
+}
+
+/** POST from a given loopback address (fetch cannot choose one). */
+function postFrom(url, body, headers, from) {
+  return new Promise((resolve, reject) => {
+    const text = JSON.stringify(body);
+    const req = httpRequest(url, {
+      method: 'POST',
+      localAddress: from,
+      agent: false,
+      headers: { 'content-type': 'application/json', accept: JSON_AND_SSE, 'content-length': Buffer.byteLength(text), ...headers }
+    }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode }));
+    });
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+/** The bridge's count of token introspection requests, from /metrics. */
+async function introspections(url) {
+  const metrics = await (await fetch(new URL('/metrics', url))).text();
+  return Number(metrics.match(/pg_mcp_bridge_oauth_introspections_total (\d+)/)[1]);
 }
 
 function post(body, token, headers = {}) {
@@ -519,6 +544,40 @@ test('oauth: opaque tokens are introspected (RFC 7662)', TEST_TIMEOUT, async () 
     });
     assert.equal(made.status, 401);
     assert.match(made.headers.get('www-authenticate'), /not active/);
+
+    // Junk opaque tokens from two other addresses, for longer than a token is remembered: the
+    // person's calls all succeed (their token's re-check runs beside, and is never refused for
+    // want of a slot), the junk gets 401 or 429 (never 503 for everyone), and the issuer is
+    // asked at the addresses' bounded rate, not once per junk token.
+    const before = await introspections(OPAQUE_RESOURCE);
+    let flooding = true;
+    const junk = [];
+    const flood = async (from) => {
+      while (flooding) {
+        const answer = await postFrom(OPAQUE_RESOURCE, INITIALIZE, { authorization: `Bearer junk-${randomUUID()}` }, from)
+          .catch((error) => ({ status: `error ${error.code}` }));
+        junk.push(answer.status);
+      }
+    };
+    const floods = ['127.0.0.2', '127.0.0.3'].flatMap((from) => [flood(from), flood(from), flood(from), flood(from)]);
+    const started = Date.now();
+    let calls = 0;
+    let failed = 0;
+    while (Date.now() - started < 7000) {
+      const called = await carol.client.callTool({ name: 'sdk_oauth_whoami', arguments: {} }).catch(() => null);
+      calls++;
+      if (!called || called.isError || called.structuredContent?.rows?.[0]?.me !== 'carol') failed++;
+      await sleep(250);
+    }
+    flooding = false;
+    await Promise.all(floods);
+    const seconds = (Date.now() - started) / 1000;
+    assert.equal(failed, 0, `every one of the person's ${calls} calls succeeded during the flood`);
+    assert.ok(junk.length > 100, `the flood was a flood (${junk.length} requests)`);
+    assert.deepEqual([...new Set(junk)].filter((status) => status !== 401 && status !== 429), [], 'junk is refused or throttled');
+    const asked = (await introspections(OPAQUE_RESOURCE)) - before;
+    // Per address: a burst of 10, then 5 a second (and the person's re-checks).
+    assert.ok(asked <= 2 * (10 + 5 * seconds) + 10, `${asked} introspections for ${junk.length} junk tokens in ${seconds} s`);
   } finally {
     await carol?.transport.terminateSession().catch(() => {});
     await carol?.client.close().catch(() => {});
