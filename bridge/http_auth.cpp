@@ -34,6 +34,8 @@ constexpr size_t kRemembered = 20000;  // entries of each cache at most
 // with the bridge's credentials, less, also per /24 (IPv4) or /48 (IPv6) prefix.
 constexpr size_t kChecksPerAddress = 8;
 constexpr double kUnknownRate = 20, kUnknownBurst = 40;
+constexpr double kUnknownPrefixRate = 50, kUnknownPrefixBurst = 100;  // per /24 or /48
+constexpr size_t kIntrospectionsPerPrefix = 8;  // of the verifier's 16 at once
 constexpr size_t kIntrospectionsPerAddress = 4;
 constexpr double kIntrospectRate = 5, kIntrospectBurst = 10;
 constexpr double kIntrospectPrefixRate = 20, kIntrospectPrefixBurst = 40;
@@ -143,6 +145,7 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
     // A token's check in progress: every request bringing the token waits for it.
     struct Check {
         bool done = false;
+        bool superseded = false;  // the token was revoked while this check ran
         AuthResult result;
         std::vector<std::shared_ptr<Wakeup>> waiters;
     };
@@ -150,8 +153,10 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
     std::map<std::string, Refused> refused;                // by token hash
     std::map<std::string, Clock::time_point> unmapped;     // people, until asked again
     std::map<std::string, std::shared_ptr<Check>> checks;  // by token hash
-    std::map<std::string, size_t> checks_by_address, introspections_by_address;
-    std::map<std::string, Bucket> unknown_budget, introspect_budget, prefix_budget;
+    std::map<std::string, size_t> checks_by_address, introspections_by_address,
+        introspections_by_prefix;
+    std::map<std::string, Bucket> unknown_budget, unknown_prefix_budget, introspect_budget,
+        prefix_budget;
     uint64_t checks_started = 0, rechecks_started = 0;
     // Refusals by kind (for /metrics), and by kind and reason since the last log line.
     std::map<std::string, uint64_t> refusals_total;
@@ -342,17 +347,23 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
             return Refusal{
                 Refusal::Kind::TooMany, "Too Many Requests: " + why + "; retry shortly", {}, true};
         };
-        if (checks_by_address[address] >= kChecksPerAddress)
+        auto count_of = [](const std::map<std::string, size_t> &counts, const std::string &key) {
+            auto found = counts.find(key);
+            return found == counts.end() ? size_t{0} : found->second;
+        };
+        if (count_of(checks_by_address, address) >= kChecksPerAddress)
             return too_many(std::to_string(kChecksPerAddress) +
                             " token checks from this address are in progress");
-        if (!unknown_budget[address].take(kUnknownRate, kUnknownBurst, now))
+        std::string prefix = prefix_of(address);
+        if (!unknown_budget[address].take(kUnknownRate, kUnknownBurst, now) ||
+            !unknown_prefix_budget[prefix].take(kUnknownPrefixRate, kUnknownPrefixBurst, now))
             return too_many("too many unknown tokens from this address");
         bool introspected = !own && std::count(token.begin(), token.end(), '.') != 2;
         if (introspected) {
-            if (introspections_by_address[address] >= kIntrospectionsPerAddress ||
+            if (count_of(introspections_by_address, address) >= kIntrospectionsPerAddress ||
+                count_of(introspections_by_prefix, prefix) >= kIntrospectionsPerPrefix ||
                 !introspect_budget[address].take(kIntrospectRate, kIntrospectBurst, now) ||
-                !prefix_budget[prefix_of(address)].take(kIntrospectPrefixRate,
-                                                        kIntrospectPrefixBurst, now))
+                !prefix_budget[prefix].take(kIntrospectPrefixRate, kIntrospectPrefixBurst, now))
                 return too_many("too many opaque tokens to introspect from this address");
         }
         return std::nullopt;
@@ -366,22 +377,29 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
         checks.emplace(hash, running);
         (address.empty() ? rechecks_started : checks_started)++;
         std::string key = "auth/" + std::to_string(checks_started + rechecks_started);
-        asio::co_spawn(io, run(running, hash, token, own, address, key),
+        // Counted against the address from now (not when the coroutine first runs: requests of
+        // the same turn of the loop must see each other's checks).
+        std::vector<std::shared_ptr<Counted>> counts;
+        if (!address.empty()) {
+            counts.push_back(std::make_shared<Counted>(checks_by_address, address));
+            if (!own && std::count(token.begin(), token.end(), '.') != 2) {
+                counts.push_back(std::make_shared<Counted>(introspections_by_address, address));
+                counts.push_back(
+                    std::make_shared<Counted>(introspections_by_prefix, prefix_of(address)));
+            }
+        }
+        asio::co_spawn(io, run(running, hash, token, own, std::move(counts), key),
                        [self = shared_from_this()](std::exception_ptr) {});
         return running;
     }
 
     asio::awaitable<void> run(std::shared_ptr<Check> running, std::string hash, std::string token,
-                              bool own, std::string address, std::string key) {
+                              bool own, std::vector<std::shared_ptr<Counted>> counts,
+                              std::string key) {
         auto self = shared_from_this();
         AuthResult result;
         {
-            std::optional<Counted> counted, introspecting;
-            if (!address.empty()) {
-                counted.emplace(checks_by_address, address);
-                if (!own && std::count(token.begin(), token.end(), '.') != 2)
-                    introspecting.emplace(introspections_by_address, address);
-            }
+            auto counted = std::move(counts);  // released when the check is done
             try {
                 // (Not one conditional expression: GCC 12 miscompiles co_await inside one.)
                 if (own) {
@@ -396,7 +414,13 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
                 result = unavailable("the token could not be checked; retry shortly");
             }
         }
-        remember(hash, result);
+        // A revocation seen while this check ran wins over what it found.
+        if (running->superseded && std::holds_alternative<Caller>(result)) {
+            auto found = refused.find(hash);
+            result = found != refused.end() ? found->second.refusal : unknown_token();
+        } else {
+            remember(hash, result);
+        }
         running->result = std::move(result);
         running->done = true;
         if (auto found = checks.find(hash); found != checks.end() && found->second == running)
@@ -532,6 +556,9 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
         std::erase_if(unknown_budget, [&](const auto &entry) {
             return entry.second.full(kUnknownRate, kUnknownBurst, now);
         });
+        std::erase_if(unknown_prefix_budget, [&](const auto &entry) {
+            return entry.second.full(kUnknownPrefixRate, kUnknownPrefixBurst, now);
+        });
         std::erase_if(introspect_budget, [&](const auto &entry) {
             return entry.second.full(kIntrospectRate, kIntrospectBurst, now);
         });
@@ -560,6 +587,8 @@ asio::awaitable<AuthResult> AuthGate::check(std::optional<std::string> authoriza
 
 Refusal AuthGate::revoked(const Caller &caller) {
     impl_->known.erase(caller.token_hash);
+    if (auto running = impl_->checks.find(caller.token_hash); running != impl_->checks.end())
+        running->second->superseded = true;
     Refusal refusal = caller.identity.empty() ? impl_->unknown_token() : impl_->unmapped_identity();
     impl_->count(caller.identity.empty() ? "unknown_token" : "unmapped",
                  "refused by the database during a request");

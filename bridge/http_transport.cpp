@@ -343,7 +343,8 @@ struct HttpServer::Impl {
             Body,
             Busy,
             Writing,
-            Streaming
+            Streaming,
+            Draining  // answered and closing: the rest of a request read and dropped
         } phase = Phase::Waiting;
         // A caller the gate let in came on it (without tokens: a request was answered on it).
         bool known = false;
@@ -651,6 +652,7 @@ struct HttpServer::Impl {
             case Phase::Writing:
                 c.stream->expires_after(options.write_timeout);
                 break;
+            case Phase::Draining:  // linger() sets its own deadline
             case Phase::Checking:  // the gate bounds its own waits
             case Phase::Busy:
             case Phase::Streaming:
@@ -691,11 +693,11 @@ struct HttpServer::Impl {
     // Room for a new connection from `address`: within the limits, or by closing one that is not
     // serving a request — among all, or among that address's when it is the address that is at
     // its limit. What a connection is doing decides first (see eviction_tier): one that never
-    // sent a whole request, then an unknown client's body, then idle keep-alive connections
-    // (unknown before known), then event streams, then a known caller's body; connections
-    // checking a token, serving or writing are never closed. Among equals, the address holding
-    // the most connections goes first, then the one waiting longest. False when no connection
-    // may be closed.
+    // sent a whole request (or is being drained), then an unknown client's body, then idle
+    // keep-alive connections (unknown before known), then event streams; a known caller's body,
+    // and connections checking a token, serving or writing are never closed. Among equals, the
+    // address holding the most connections goes first, then the one waiting longest. False when no
+    // connection may be closed.
     bool make_room(const std::string &address) {
         size_t open = 0;
         std::map<std::string, long> per_address;
@@ -726,10 +728,12 @@ struct HttpServer::Impl {
     static int eviction_tier(const Connection &c) {
         using Phase = Connection::Phase;
         switch (c.phase) {
+            case Phase::Draining:
+                return 0;
             case Phase::Waiting:
                 return c.requests == 0 ? 0 : c.known ? 3 : 2;
             case Phase::Body:
-                return c.known ? 5 : 1;
+                return c.known ? -1 : 1;
             case Phase::Streaming:
                 return 4;
             default:
@@ -824,6 +828,7 @@ struct HttpServer::Impl {
                 co_return response;
             }
             case http::verb::delete_: {
+                if (options.require_token && !exchange.caller) co_return no_caller(request);
                 Caller caller = exchange.caller.value_or(Caller());
                 auto header = request.find("MCP-Session-Id");
                 if (header == request.end())
@@ -1096,6 +1101,7 @@ struct HttpServer::Impl {
                 check_modern_request(request, message, method, version))
             co_return std::move(*refused);
 
+        if (options.require_token && !exchange.caller) co_return no_caller(request);
         Caller caller = exchange.caller.value_or(Caller());
         // The share one caller may take of what all share (sessions, requests in progress, turns
         // in the pool's queue): a principal's, or, for OAuth, one person's (people mapped to
@@ -1426,6 +1432,10 @@ struct HttpServer::Impl {
                                 "Not Acceptable: a GET stream needs Accept: text/event-stream");
             co_return nullptr;
         }
+        if (options.require_token && !given) {
+            refusal = no_caller(request);
+            co_return nullptr;
+        }
         Caller caller = given.value_or(Caller());
         auto header = request.find("MCP-Session-Id");
         if (header == request.end()) {
@@ -1590,17 +1600,25 @@ struct HttpServer::Impl {
         connections.erase(number);
     }
 
-    // Whether a request is one the gate must let in (the MCP endpoint's POST, GET and DELETE,
-    // from an allowed Host and Origin: others are refused as such, or need no caller).
+    // Whether a request is one the gate must let in: the MCP endpoint's POST, GET and DELETE
+    // (by path and method alone: nothing a body or trailer could change).
     bool needs_caller(const Request &head) {
         if (!options.require_token) return false;
         std::string target(head.target());
         if (target.substr(0, target.find('?')) != kEndpoint) return false;
         http::verb method = head.method();
-        if (method != http::verb::post && method != http::verb::get &&
-            method != http::verb::delete_)
-            return false;
-        return host_allowed(head) && origin_allowed(head);
+        return method == http::verb::post || method == http::verb::get ||
+               method == http::verb::delete_;
+    }
+
+    // A request whose gate check could not have run (it must not be served without a caller).
+    Response no_caller(const Request &request) {
+        return rpc_error(request, http::status::unauthorized, error_code::kUnauthorized,
+                         "Unauthorized: the request was not authenticated");
+    }
+
+    static size_t field_count(const Request &request) {
+        return static_cast<size_t>(std::distance(request.begin(), request.end()));
     }
 
     // A request's body: within `limit` of its head, and no slower than options.body_min_rate
@@ -1656,13 +1674,17 @@ struct HttpServer::Impl {
         }
         response.keep_alive(false);
         responses_by_status[response.result_int()]++;
-        if (co_await write_response(stream, number, response)) co_await linger(stream);
+        if (co_await write_response(stream, number, response)) co_await linger(stream, number);
         co_return false;
     }
 
     // Before closing a connection whose request was not read whole: stop sending, then read
     // and drop what the client still sends (for a moment, a bounded amount).
-    asio::awaitable<void> linger(beast::tcp_stream &stream) {
+    asio::awaitable<void> linger(beast::tcp_stream &stream, uint64_t number) {
+        if (auto found = connections.find(number); found != connections.end()) {
+            found->second.phase = Connection::Phase::Draining;
+            found->second.since = Clock::now();
+        }
         beast::error_code ignored;
         stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
         stream.expires_after(std::chrono::seconds(2));
@@ -1675,7 +1697,9 @@ struct HttpServer::Impl {
     }
 
     asio::awaitable<void> serve_requests(beast::tcp_stream &stream, uint64_t number) {
-        beast::flat_buffer buffer;
+        // Bounded: a head, a body and their framing (chunk extensions, which Beast does not
+        // limit) cannot make it grow past this.
+        beast::flat_buffer buffer(options.max_body_bytes + 64 * 1024);
         for (bool first = true;; first = false) {
             if (!set_phase(number, Connection::Phase::Waiting, first)) co_return;
             http::request_parser<http::string_body> parser;
@@ -1713,7 +1737,18 @@ struct HttpServer::Impl {
                         found->second.known = true;
                     if (!set_phase(number, Connection::Phase::Body)) co_return;
                 }
+                size_t head_fields = field_count(parser.get());
                 error = co_await read_body(stream, buffer, parser, options.body_timeout);
+                // Trailer fields (after a chunked body) would be read as headers the gate, and a
+                // proxy in front, never saw: refused.
+                if (!error && field_count(parser.get()) != head_fields) {
+                    Response response = rpc_error(parser.get(), http::status::bad_request,
+                                                  error_code::kInvalidRequest,
+                                                  "Bad Request: trailer fields are not accepted");
+                    response.keep_alive(false);
+                    co_await write_response(stream, number, response);
+                    co_return;
+                }
             }
             if (error == beast::error::timeout) {
                 connections_timed_out++;
@@ -1730,7 +1765,7 @@ struct HttpServer::Impl {
                 if (!written) co_return;
                 // The rest of the body is drained before closing, so that a client still
                 // sending gets the 413 instead of a broken pipe.
-                co_await linger(stream);
+                co_await linger(stream, number);
                 co_return;
             }
             if (error) {

@@ -181,23 +181,6 @@ std::string base64url_encode(std::string_view bytes) {
     return out;
 }
 
-bool contains_nul(const json &value) {
-    switch (value.type()) {
-        case json::value_t::string:
-            return value.get_ref<const std::string &>().find('\0') != std::string::npos;
-        case json::value_t::array:
-            for (const json &each : value)
-                if (contains_nul(each)) return true;
-            return false;
-        case json::value_t::object:
-            for (const auto &[name, each] : value.items())
-                if (name.find('\0') != std::string::npos || contains_nul(each)) return true;
-            return false;
-        default:
-            return false;
-    }
-}
-
 std::optional<CompactJws> parse_compact(std::string_view token, std::string &problem) {
     problem = "the token is not a valid JWT";
     if (token.size() > kMaxTokenBytes) {
@@ -220,7 +203,7 @@ std::optional<CompactJws> parse_compact(std::string_view token, std::string &pro
     jws.header = object_of(*header_text);
     jws.payload = object_of(*payload_text);
     if (jws.header.is_null() || jws.payload.is_null()) return std::nullopt;
-    if (contains_nul(jws.header) || contains_nul(jws.payload)) {
+    if (pg_mcp::bridge::contains_nul(jws.header) || pg_mcp::bridge::contains_nul(jws.payload)) {
         problem = "the token holds a NUL character";
         return std::nullopt;
     }

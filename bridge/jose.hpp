@@ -35,9 +35,6 @@ struct CompactJws {
 // (a short reason for the client: no token text in it) when it is not one.
 std::optional<CompactJws> parse_compact(std::string_view token, std::string &problem);
 
-// Whether a JSON value holds a NUL character in any string or member name.
-bool contains_nul(const nlohmann::json &value);
-
 // A public key of an issuer's key set.
 class PublicKey {
   public:

@@ -83,6 +83,16 @@ Message classify_message(json value) {
         return invalid(id, error_code::kInvalidRequest,
                        "Invalid Request: \"method\" must be a string");
 
+    // Nothing of a message reaches PostgreSQL with a NUL in it: its text cannot hold one (and a
+    // C string would end there, making "a\0b" the name "a").
+    if (id.is_string() && contains_nul(id))
+        return invalid(id, error_code::kInvalidRequest,
+                       "Invalid Request: the id contains a NUL character (\\u0000)");
+    if (contains_nul(*method) || contains_nul(value.value("params", json())))
+        return invalid(id, error_code::kInvalidParams,
+                       "Invalid params: a string in the message contains a NUL character "
+                       "(\\u0000), which PostgreSQL text cannot hold");
+
     Message out;
     out.kind = has_id ? Message::Kind::Request : Message::Kind::Notification;
     out.id = id;
@@ -97,6 +107,23 @@ Message classify_message(json value) {
                        "Invalid params: \"params\" must be an object");
     }
     return out;
+}
+
+bool contains_nul(const json &value) {
+    switch (value.type()) {
+        case json::value_t::string:
+            return value.get_ref<const std::string &>().find('\0') != std::string::npos;
+        case json::value_t::array:
+            for (const json &each : value)
+                if (contains_nul(each)) return true;
+            return false;
+        case json::value_t::object:
+            for (const auto &[name, each] : value.items())
+                if (name.find('\0') != std::string::npos || contains_nul(each)) return true;
+            return false;
+        default:
+            return false;
+    }
 }
 
 json make_result(const json &id, json result) {

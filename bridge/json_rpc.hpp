@@ -52,6 +52,9 @@ Message classify_message(json value);
 // client's pending request fail at once instead of timing out.
 json recover_request_id(std::string_view head, std::string_view tail);
 
+// Whether a JSON value holds a NUL character in any string or member name.
+bool contains_nul(const json &value);
+
 json make_result(const json &id, json result);
 json make_error(const json &id, int code, const std::string &message, json data = nullptr);
 json make_notification(const std::string &method, json params);

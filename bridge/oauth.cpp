@@ -469,6 +469,14 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             co_return unavailable("token introspection failed a moment ago");
         if (introspections_running >= kIntrospectionsAtOnce)
             co_return unavailable("too many token introspections in progress");
+        // The slot is taken before the first suspension and given back however this ends.
+        struct Slot {
+            int &running;
+            explicit Slot(int &running) : running(running) { running++; }
+            ~Slot() { running--; }
+            Slot(const Slot &) = delete;
+            Slot &operator=(const Slot &) = delete;
+        } slot(introspections_running);
         std::string problem = co_await refresh(issuer.issuer, false);
         auto provider = providers.find(issuer.issuer);
         if (provider == providers.end()) co_return invalid("the issuer is no longer trusted");
@@ -487,12 +495,10 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             authorization = "Basic " + base64(url_encode(options.introspection_client_id) + ":" +
                                               url_encode(options.introspection_client_secret));
         introspections++;
-        introspections_running++;
         FetchResult got =
             co_await fetch(io, tls, *url, http::verb::post,
                            "token=" + url_encode(token) + "&token_type_hint=access_token",
                            authorization, options.fetch_timeout);
-        introspections_running--;
         // 400 is about this token (RFC 7662 2.3 answers inactive tokens with 200, but some
         // servers refuse a malformed one): its refusal, not an outage. Anything else that is
         // not a JSON object is the issuer's failure; a few in a row pause introspection.

@@ -4,7 +4,7 @@
 #include <sstream>
 #include <tuple>
 
-#include "jose.hpp"
+#include "json_rpc.hpp"
 
 namespace pg_mcp::bridge {
 
@@ -55,9 +55,9 @@ std::optional<Verdict> check_claims(const json &claims, const std::string &resou
                                     const std::vector<std::string> &required_scopes, double now,
                                     std::chrono::seconds leeway) {
     double skew = static_cast<double>(leeway.count());
-    // A NumericDate (RFC 7519 2): a finite number of seconds from 1970 to 9999 at most (a larger
-    // value could not be turned into a time point without overflow).
-    constexpr double kLatest = 253402300799.0;
+    // A NumericDate (RFC 7519 2): a finite number of seconds from 1970 to 2255 at most (a larger
+    // value could not be turned into a time point of the system clock without overflow).
+    constexpr double kLatest = 9.0e9;
     auto time_claim = [&](const char *name, bool required,
                           double &value) -> std::optional<Verdict> {
         auto found = claims.find(name);
@@ -79,7 +79,7 @@ std::optional<Verdict> check_claims(const json &claims, const std::string &resou
     if (now > exp + skew) return invalid("the token has expired");
     if (nbf >= 0 && now + skew < nbf) return invalid("the token is not valid yet (nbf)");
     if (iat >= 0 && now + skew < iat) return invalid("the token was issued in the future (iat)");
-    if (jose::contains_nul(claims)) return invalid("the token holds a NUL character");
+    if (contains_nul(claims)) return invalid("the token holds a NUL character");
     // RFC 8707 / RFC 9068: the audience is this resource; a token for another is refused.
     auto aud = claims.find("aud");
     bool meant = false;

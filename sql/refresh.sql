@@ -85,5 +85,35 @@ SELECT last_refresh_at > current_setting('regress.scheduled_at')::timestamptz AS
   FROM mcp.refresh_status WHERE view = 'refresh_plain'::regclass;
 SELECT pg_advisory_unlock_all();
 SELECT mcp.unschedule_refresh('refresh_plain');
+DO $$
+BEGIN
+    FOR i IN 1 .. 100 LOOP
+        EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pg_mcp refresher'
+                                AND datname = current_database());
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+
+-- Scheduled in a transaction that takes its time to commit, with no refresher running: the
+-- refresher started for it waits for the commit (it used to find nothing and leave at once).
+BEGIN;
+SELECT mcp.schedule_refresh('refresh_plain', '1 second');
+SELECT pg_sleep(1.5);
+SELECT set_config('regress.scheduled_at', clock_timestamp()::text, false) IS NOT NULL AS noted;
+COMMIT;
+DO $$
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        EXIT WHEN (SELECT last_refresh_at > current_setting('regress.scheduled_at')::timestamptz
+                     FROM mcp.refresh_status WHERE view = 'refresh_plain'::regclass);
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT last_refresh_at > current_setting('regress.scheduled_at')::timestamptz AS refreshed_after_commit,
+       refresher_running
+  FROM mcp.refresh_status WHERE view = 'refresh_plain'::regclass;
+SELECT mcp.unschedule_refresh('refresh_plain');
 DROP MATERIALIZED VIEW refresh_by_region, refresh_plain, refresh_failing;
 DROP TABLE refresh_sales;

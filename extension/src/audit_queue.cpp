@@ -232,6 +232,8 @@ void wait_for_standbys(XLogRecPtr lsn) {
 int last_queued_slot = -1;
 uint64 last_queued_seq = 0;
 
+bool wait_after_write = false;  // set_durable_wait_after_write
+
 // Durable: waits until the writer has committed record `seq` of `slot`, then flushes the WAL
 // up to that commit here, in the caller; returns the record's mcp.audit_log id.
 int64 wait_committed(int slot, uint64 seq, TimestampTz deadline) {
@@ -252,6 +254,18 @@ int64 wait_committed(int slot, uint64 seq, TimestampTz deadline) {
             return id;
         }
         long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+        if (remaining <= 0 && wait_after_write) {
+            ConditionVariableCancelSleep();
+            ereport(WARNING,
+                    (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+                     errmsg("the audit record of a write was not confirmed within %d ms",
+                            wait_timeout_ms),
+                     errdetail("The write is kept; its record is queued and will be written "
+                               "when the audit writer catches up."),
+                     errhint("Check that the pg_mcp audit writer is running (pg_stat_activity, "
+                             "backend_type 'pg_mcp audit writer').")));
+            return 0;
+        }
         if (remaining <= 0) {
             ConditionVariableCancelSleep();
             ereport(
@@ -414,6 +428,10 @@ int64 enqueue_audit_record(const char *record, Size len, bool durable, bool use_
     last_queued_seq = seq;
     if (!durable) return 0;
     return wait_committed(slot, seq, deadline);
+}
+
+void set_durable_wait_after_write(bool after_write) {
+    wait_after_write = after_write;
 }
 
 int64 queue_audit_record(const char *record, Size len, bool use_reservation,

@@ -32,6 +32,9 @@ struct AuditPending {
     int slot;
     uint64 seq;
 };
+// A call whose write already happened: a durable wait past pg_mcp.audit_wait_timeout warns
+// and returns 0 instead of raising (an ERROR would roll back the write its record says "ok" to).
+void set_durable_wait_after_write(bool after_write);
 // pending: in durable mode, queue without waiting and say where (the caller awaits it).
 int64 queue_audit_record(const char *record, Size len, bool use_reservation,
                          AuditPending *pending = NULL);

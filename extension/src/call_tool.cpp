@@ -584,6 +584,7 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
 
     // Cancels wait until the tool's SQL runs (cancel_holdoff.hpp).
     pg_mcp::call_begins();
+    pg_mcp::set_durable_wait_after_write(false);
     bool wrote = false;  // a writing tool's SQL succeeded
 
     Execution ex;
@@ -750,8 +751,10 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
     // A deferred call (mcp.call_tool_deferred, for a client allowed to confirm durability
     // itself) returns once its record is queued; the head says which record to await.
     pg_mcp::AuditPending pending = {-1, 0};
+    pg_mcp::set_durable_wait_after_write(wrote);
     int64 audit_id = pg_mcp::write_audit_record(
         &audit, true, defer && may_defer_confirmation() ? &pending : NULL);
+    pg_mcp::set_durable_wait_after_write(false);
     pg_mcp::leave_role(as_owner);
     // A write that succeeded in a statement of its own: no cancel may roll it back now.
     pg_mcp::call_ends(wrote && !IsTransactionBlock());

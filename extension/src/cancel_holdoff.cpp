@@ -49,22 +49,20 @@ void call_begins() {
 }
 
 void sql_begins() {
-    give_back(call_hold);
+    // Every hold goes while the SQL runs, also those kept for earlier writes of the same
+    // statement: a tool's timeout, statement_timeout and a client's cancel always stop it.
+    give_back(call_hold + transaction_holds);
     call_hold = 0;
     CHECK_FOR_INTERRUPTS();
 }
 
 void sql_ended(bool succeeded) {
-    if (!succeeded) {
-        // The SQL's ERROR reset the counter: the holds kept for earlier writes come back.
-        give_back(call_hold);
-        call_hold = 0;
-        for (int i = 0; i < transaction_holds; i++) HOLD_CANCEL_INTERRUPTS();
-    }
-    if (call_hold == 0) {
-        HOLD_CANCEL_INTERRUPTS();
-        call_hold = 1;
-    }
+    // (After an ERROR the counter was reset: whatever was counted is gone already.)
+    if (!succeeded) give_back(call_hold);
+    call_hold = 0;
+    for (int i = 0; i < transaction_holds; i++) HOLD_CANCEL_INTERRUPTS();
+    HOLD_CANCEL_INTERRUPTS();
+    call_hold = 1;
 }
 
 void call_ends(bool keep_to_commit) {

@@ -3,7 +3,9 @@
 // (which then ends "cancelled", audited as such); after a writing tool's SQL succeeded it waits
 // until the caller's transaction ends, so that it cannot roll back a write whose audit record
 // already says "ok". That last hold is kept only for a statement that is its own transaction:
-// in a transaction block the caller holds, its own ROLLBACK can undo the write anyway.
+// in a transaction block the caller holds, its own ROLLBACK can undo the write anyway. While
+// any tool's SQL runs, nothing is held (its timeout must always work): in a statement that
+// makes several calls, a cancel during a later call's SQL can still undo an earlier write.
 #pragma once
 
 namespace pg_mcp {

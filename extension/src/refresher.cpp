@@ -16,6 +16,7 @@ extern "C" {
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -91,7 +92,11 @@ bool only_refresher() {
         claimed = true;
     }
     LWLockRelease(registry->lock);
-    if (claimed) before_shmem_exit(release_entry, 0);
+    static bool release_registered = false;
+    if (claimed && !release_registered) {
+        before_shmem_exit(release_entry, 0);
+        release_registered = true;
+    }
     return claimed;
 }
 
@@ -108,6 +113,16 @@ extern "C" void pg_mcp_refresher_main(Datum main_arg) {
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+    // The transaction that scheduled a view started this worker before it committed: until it
+    // ends, its schedule is invisible here, and the worker would find nothing to do and exit.
+    TransactionId scheduler = InvalidTransactionId;
+    memcpy(&scheduler, MyBgworkerEntry->bgw_extra, sizeof scheduler);
+    while (TransactionIdIsValid(scheduler) && TransactionIdIsInProgress(scheduler)) {
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
+                        PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
     if (!only_refresher()) proc_exit(0);
     for (;;) {
         CHECK_FOR_INTERRUPTS();
@@ -119,7 +134,14 @@ extern "C" void pg_mcp_refresher_main(Datum main_arg) {
         do {
             refreshed = refresh_one();
         } while (refreshed > 0);
-        if (refreshed < 0) proc_exit(0);  // nothing to refresh: no connection kept open
+        if (refreshed < 0) {
+            // Nothing to refresh: no connection kept open. The entry goes first and the schedule
+            // is read once more, so that a refresher started meanwhile (which gave way to this
+            // one) is not lost: either it holds the entry now, or this one carries on.
+            release_entry(0, 0);
+            if (refresh_one() < 0 || !only_refresher()) proc_exit(0);
+            continue;
+        }
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
                         PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
@@ -140,6 +162,10 @@ PG_MCP_FUNCTION(pg_mcp_start_refresher) {
     snprintf(worker.bgw_type, BGW_MAXLEN, "pg_mcp refresher");
     worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
     worker.bgw_notify_pid = 0;
+    // The scheduling transaction, which the worker waits for (see pg_mcp_refresher_main).
+    TransactionId scheduler = GetTopTransactionIdIfAny();
+    static_assert(sizeof scheduler <= BGW_EXTRALEN);
+    memcpy(worker.bgw_extra, &scheduler, sizeof scheduler);
     if (!RegisterDynamicBackgroundWorker(&worker, NULL))
         ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
                         errmsg("cannot start the pg_mcp refresher: no background worker slot is "

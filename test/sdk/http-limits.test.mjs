@@ -245,3 +245,28 @@ test('limits: headers that must appear once, and a Host that is not a host, are 
     await bridge.stop();
   }
 });
+
+test('limits: no request reaches a tool without passing the gate, whatever its Host or trailers', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge(LOGIN, ['--auth', 'token']);
+  try {
+    const body = JSON.stringify(INITIALIZE);
+    const chunked = (headers, trailer) =>
+      `POST /mcp HTTP/1.1\r\n${headers}Content-Type: application/json\r\nAccept: ${JSON_AND_SSE}\r\n` +
+      `Transfer-Encoding: chunked\r\n\r\n${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n${trailer}\r\n`;
+    // No Host in the head (so not an allowed request), a Host in a trailer: refused by the gate
+    // from the head, never served as the bridge's own login.
+    const sneaky = await open(bridge.url);
+    sneaky.socket.write(chunked('', `Host: 127.0.0.1\r\n`));
+    await Promise.race([sneaky.ended, sleep(8000)]);
+    assert.match(sneaky.text(), /^HTTP\/1\.1 401 /, sneaky.text().slice(0, 200));
+    // With a valid token, trailer fields are refused as such.
+    const { host } = new URL(bridge.url);
+    const trailed = await open(bridge.url);
+    trailed.socket.write(chunked(`Host: ${host}\r\nAuthorization: Bearer ${tokens[0]}\r\n`, `Mcp-Method: tools/call\r\n`));
+    await Promise.race([trailed.ended, sleep(8000)]);
+    assert.match(trailed.text(), /^HTTP\/1\.1 400 /);
+    assert.match(trailed.text(), /trailer fields are not accepted/);
+  } finally {
+    await bridge.stop();
+  }
+});

@@ -138,6 +138,28 @@ TEST(JsonRpc, RecoversIdsOfOversizedRequests) {
     EXPECT_EQ(recover_request_id("", ""), nullptr);
 }
 
+TEST(JsonRpc, NulCharactersNeverReachTheDatabase) {
+    // In arguments, in a member name, in the method: -32602 with the id (an id with one is not
+    // a valid id: -32600).
+    for (
+        const char *line :
+        {R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"q","arguments":{"a":"x\u0000y"}}})",
+         R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"q\u0000r"}})",
+         R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"arguments":{"a\u0000":1}}})",
+         R"({"jsonrpc":"2.0","id":4,"method":"tools\u0000/call"})"}) {
+        Message message = parse_message(line);
+        ASSERT_EQ(message.kind, Message::Kind::Invalid) << line;
+        EXPECT_EQ(message.id, 4) << line;
+        EXPECT_EQ(message.error["code"], error_code::kInvalidParams) << line;
+    }
+    Message id = parse_message(R"({"jsonrpc":"2.0","id":"a\u0000","method":"ping"})");
+    EXPECT_EQ(id.kind, Message::Kind::Invalid);
+    EXPECT_EQ(id.error["code"], error_code::kInvalidRequest);
+    EXPECT_EQ(
+        parse_message(R"({"jsonrpc":"2.0","id":4,"method":"ping","params":{"a":"\u0001"}})").kind,
+        Message::Kind::Request);
+}
+
 TEST(JsonRpc, UnknownIdsAreOmitted) {
     EXPECT_FALSE(make_error(nullptr, -32700, "Parse error").contains("id"));
 }
