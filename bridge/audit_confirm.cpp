@@ -23,7 +23,8 @@ void AuditConfirmer::await(int slot, int64_t seq, Done done) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!stopping_) {
-            pending_.push_back(Pending{slot, seq, std::move(done)});
+            pending_.push_back(
+                Pending{slot, seq, std::move(done), std::chrono::steady_clock::now() + kRetryFor});
             done = nullptr;
         }
     }
@@ -45,6 +46,12 @@ void AuditConfirmer::stop() {
 
 void AuditConfirmer::loop() {
     Connection connection(dsn_);
+    // Connected at once and kept: under load, when the login's connection limit is reached, the
+    // confirmer already holds its connection rather than competing for one.
+    std::string first_error;
+    if (!connection.ensure(first_error))
+        logger_.log(LogLevel::Warning,
+                    "the audit confirmer cannot connect yet (it retries): " + first_error);
     std::chrono::milliseconds backoff{0};
     for (;;) {
         std::vector<Pending> batch;
@@ -54,15 +61,20 @@ void AuditConfirmer::loop() {
             batch.swap(pending_);
             if (stopping_ && batch.empty()) return;  // what was pending is answered first
         }
+        // Records whose confirmation was interrupted by a lost connection are confirmed again
+        // on the next one (until their deadline), not failed.
+        std::vector<Pending> retry;
         // The newest record of each queue: confirming it confirms every one queued before.
         std::map<int, int64_t> newest;
         for (const Pending &each : batch) newest[each.slot] = std::max(newest[each.slot], each.seq);
         std::map<int, int64_t> confirmed_id;  // the newest record's id, per slot
         std::map<int, std::string> failed;
+        std::map<int, bool> disconnected;  // the failure was the connection's: retry
         for (const auto &[slot, seq] : newest) {
             std::string error;
             if (!connection.ensure(error)) {
                 failed[slot] = "cannot reach the database: " + error;
+                disconnected[slot] = true;
                 backoff = std::min(std::max(backoff * 2, std::chrono::milliseconds(50)),
                                    std::chrono::milliseconds(1000));
                 continue;
@@ -79,12 +91,22 @@ void AuditConfirmer::loop() {
                 while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
                     message.pop_back();
                 failed[slot] = message.empty() ? "the database connection was lost" : message;
-                if (PQstatus(connection.get()) != CONNECTION_OK) connection.close();
+                if (PQstatus(connection.get()) != CONNECTION_OK) {
+                    connection.close();
+                    disconnected[slot] = true;
+                    backoff = std::chrono::milliseconds(50);
+                }
             }
             PQclear(result);
         }
+        auto now = std::chrono::steady_clock::now();
         for (Pending &each : batch) {
             auto failure = failed.find(each.slot);
+            if (failure != failed.end() && disconnected.count(each.slot) && now < each.deadline &&
+                !stopping()) {
+                retry.push_back(std::move(each));
+                continue;
+            }
             if (failure != failed.end()) {
                 logger_.log(LogLevel::Error,
                             "an audit record could not be confirmed durable: " + failure->second);
@@ -97,7 +119,17 @@ void AuditConfirmer::loop() {
             each.done(true, id > 0 ? id : 0, std::string());
         }
         if (!failed.empty() && backoff.count() > 0) std::this_thread::sleep_for(backoff);
+        if (!retry.empty()) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            pending_.insert(pending_.begin(), std::make_move_iterator(retry.begin()),
+                            std::make_move_iterator(retry.end()));
+        }
     }
+}
+
+bool AuditConfirmer::stopping() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stopping_;
 }
 
 }  // namespace pg_mcp::bridge

@@ -6,6 +6,7 @@
 // its audit row is durable.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -35,12 +36,17 @@ class AuditConfirmer {
     void stop();
 
   private:
+    // A record whose confirmation a lost connection interrupted is confirmed again on the next
+    // connection for this long after it was queued, then failed.
+    static constexpr std::chrono::seconds kRetryFor{10};
     struct Pending {
         int slot;
         int64_t seq;
         Done done;
+        std::chrono::steady_clock::time_point deadline;
     };
     void loop();
+    bool stopping();
 
     std::string dsn_;
     const Logger &logger_;

@@ -431,7 +431,11 @@ int main(int argc, char **argv) {
         if (!once->exchange(true)) ended->set_value(signalled);
     };
     std::future<bool> input_over = ended->get_future();
-    signals.wait([end] { end(true); });
+    auto signal_seen = std::make_shared<std::atomic<bool>>(false);
+    signals.wait([end, signal_seen] {
+        signal_seen->store(true);
+        end(true);
+    });
     LoopLineReader reader(loop, STDIN_FILENO, options.max_message_bytes);
     reader.hold_while([&writer] { return writer.backlogged(); });
     writer.on_drained([&reader] { reader.resume(); });
@@ -451,15 +455,21 @@ int main(int argc, char **argv) {
         },
         [end] { end(false); });
 
-    // End of input (not a signal): answer what is already running if it finishes within a
-    // moment, since the client may still be reading; then cancel whatever remains.
+    // End of input (not a signal): every request already read is answered, as a pipe's user
+    // expects (`... | pg_mcp_bridge`), up to --request-timeout; a signal meanwhile ends the wait.
     bool signalled = input_over.get();
     if (!signalled) {
-        for (int waited = 0; waited < 1000 && server.in_flight() > 0; waited += 10) ::usleep(10000);
+        auto limit = std::chrono::steady_clock::now() + options.http_options.request_timeout;
+        while (server.in_flight() > 0 && !signal_seen->load() &&
+               std::chrono::steady_clock::now() < limit)
+            ::usleep(10000);
+        if (server.in_flight() > 0)
+            logger.log(LogLevel::Warning, std::to_string(server.in_flight()) +
+                                              " requests still running at shutdown are cancelled");
     }
     logger.log(LogLevel::Info,
                signalled ? "signal received; shutting down" : "input closed; shutting down");
-    server.shutdown();
+    server.shutdown(true);
     service.stop();
     listener.stop();
     return 0;

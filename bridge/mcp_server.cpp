@@ -986,10 +986,21 @@ bool McpServer::idle() const {
     return callbacks_running_.load() == 0;
 }
 
-void McpServer::shutdown() {
+void McpServer::shutdown(bool answer_in_flight) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (shut_down_) return;
     shut_down_ = true;
+    // Requests still running get an answer rather than silence (stdio: the client may still be
+    // reading); their work is cancelled with the pool, and a call's outcome is in its audit row.
+    if (answer_in_flight)
+        for (const std::string &key : in_flight_) {
+            if (cancelled_.count(key)) continue;
+            json id = json::parse(key, nullptr, false);
+            if (id.is_discarded()) continue;
+            send(make_error(id, error_code::kDatabaseUnavailable,
+                            "Server shutting down: the request was stopped before it was "
+                            "answered; a tool call's outcome is in its audit row. Retry."));
+        }
     for (const auto &entry : subscriptions_) {
         json result = {
             {"resultType", "complete"},

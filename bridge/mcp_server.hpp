@@ -90,8 +90,9 @@ class McpServer {
     void log_to_client(LogLevel level, const std::string &message);
     // Whether a request method is served in an era (2026-07-28: modern; else after initialize).
     static bool serves_method(const std::string &method, bool modern);
-    // Ends open subscriptions gracefully; later replies from the backend are dropped.
-    void shutdown();
+    // Ends open subscriptions gracefully; later replies from the backend are dropped. With
+    // answer_in_flight, requests still running are answered with an error first.
+    void shutdown(bool answer_in_flight = false);
 
     size_t in_flight() const;
     // Cancels every request the backend is working on (their replies are dropped).

@@ -278,6 +278,14 @@ test('http auth: a durable call frees its pool connection at once; its answer wa
     // ...yet neither is answered while its audit row cannot be written.
     await sleep(500);
     assert.equal(answered, 0, 'no answer before its audit row is durable');
+    // The confirmer's connection is lost while it waits: the records are confirmed again on its
+    // next connection, and the calls are not failed "not confirmed durable".
+    const [terminated] = await psql(
+      `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+        WHERE query LIKE '%mcp.await_audit%' AND pid <> pg_backend_pid() AND usename = '${LOGIN}'`);
+    assert.equal(terminated, '1', 'the confirmer was waiting on its connection');
+    await sleep(500);
+    assert.equal(answered, 0, 'still no answer before its audit row is durable');
     await setPaused(false);
     paused = false;
     const results = await Promise.all(calls);
