@@ -21,6 +21,7 @@
 #include "query_guard.hpp"
 #include "rate_limit.hpp"
 #include "tool_cache.hpp"
+#include "tool_memory.hpp"
 #include "tool_timeout.hpp"
 
 extern "C" {
@@ -366,6 +367,7 @@ void run_tool_sql(void *arg) {
     bind_arguments(ex, values, nulls);
 
     pg_mcp::arm_tool_timeout(tool->timeout_ms);
+    pg_mcp::arm_tool_memory_watch();
     pg_mcp::sql_begins();  // a cancel that came before the SQL stops it now
     SPIPlanPtr plan;
     bool explain = false;  // SPI runs EXPLAIN only as a non-read-only call (XactReadOnly holds)
@@ -696,8 +698,10 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
                 pg_mcp::end_call_cost(&cost);
                 tool_depth--;
                 bool fired = pg_mcp::disarm_tool_timeout();
-                bool timed_out =
-                    fired && !run.ok && run.error->sqlerrcode == ERRCODE_QUERY_CANCELED;
+                bool over_memory = pg_mcp::disarm_tool_memory_watch() && !run.ok &&
+                                   run.error->sqlerrcode == ERRCODE_QUERY_CANCELED;
+                bool timed_out = !over_memory && fired && !run.ok &&
+                                 run.error->sqlerrcode == ERRCODE_QUERY_CANCELED;
                 XactReadOnly = was_read_only;
                 if (!run.ok) pg_mcp::sql_ended(false);
                 if (run.ok) {
@@ -712,7 +716,17 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
                 } else {
                     ErrorData *error = run.error;
                     audit.sqlstate = unpack_sql_state(error->sqlerrcode);
-                    if (timed_out) {
+                    if (over_memory) {
+                        audit.status = "error";
+                        audit.sqlstate = "53200";
+                        audit.message = psprintf(
+                            "tool memory limit of %d kB (pg_mcp.tool_memory_limit) reached",
+                            pg_mcp::tool_memory_limit_kb());
+                        agent_message = psprintf(
+                            "Tool \"%s\" was stopped: it needed more memory than its limit of "
+                            "%d MB. Try narrower arguments.",
+                            name, pg_mcp::tool_memory_limit_kb() / 1024);
+                    } else if (timed_out) {
                         audit.status = "timeout";
                         audit.message = psprintf("tool timeout of " INT64_FORMAT " ms reached",
                                                  tool.timeout_ms);

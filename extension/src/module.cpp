@@ -7,6 +7,7 @@
 #include "query_guard.hpp"
 #include "rate_limit.hpp"
 #include "shared_memory.hpp"
+#include "tool_memory.hpp"
 
 extern "C" {
 #include "executor/spi.h"
@@ -45,6 +46,7 @@ void _PG_init(void) {
         "and the tool's SQL can be joined to the trace.",
         &traceparent_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
     pg_mcp::define_query_guard_settings();
+    pg_mcp::define_tool_memory_settings();
     pg_mcp::define_audit_settings();
     pg_mcp::define_rate_limit_settings();
     MarkGUCPrefixReserved("pg_mcp");

@@ -34,3 +34,6 @@ COMMENT ON COLUMN @extschema@.audit_log.auth_client_id IS 'OAuth client (the age
 ALTER TABLE @extschema@.audit_log ADD COLUMN trace_id text, ADD COLUMN span_id text;
 COMMENT ON COLUMN @extschema@.audit_log.trace_id IS 'W3C trace id of the call (setting pg_mcp.traceparent, which pg_mcp_bridge sets from the agent''s trace or a new one; asserted by the client, not authenticated): the key to its spans';
 COMMENT ON COLUMN @extschema@.audit_log.span_id IS 'Span id of the database call within that trace';
+
+-- Changing or dropping a sandboxed view waits a bounded time for agents' open transactions.
+--@include sandbox_view_changes.sql
