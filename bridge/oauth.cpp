@@ -307,9 +307,11 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             Provider &provider = found->second;
             bool stale = !provider.discovered || now - provider.fetched > kKeysFresh;
             bool wanted = stale || (refetch && now - provider.keys_fetched >= kKeysRefetch);
-            if (!wanted) co_return std::string();
+            // Not fetched now: the answer is the last fetch's (a failure stays a failure until
+            // a fetch succeeds, so a key not yet seen is "try again", not "invalid").
+            if (!wanted) co_return provider.failure;
             if (!provider.failure.empty() && now - provider.failed_at < kFetchBackoff)
-                co_return provider.keys ? std::string() : provider.failure;
+                co_return provider.failure;
             introspects = provider.trusted.introspect;
             if (provider.fetching) {
                 flight = provider.fetching;

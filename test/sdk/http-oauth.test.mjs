@@ -517,6 +517,31 @@ test('oauth: a key rotation is followed (unknown kid refetches the keys)', TEST_
   assert.equal(old.status, 200, 'the old key still verifies while it is published');
 });
 
+test('oauth: while the issuer is down, a key not yet fetched means "retry" (503), not a bad token', TEST_TIMEOUT, async () => {
+  const unseen = rsaKey('secure-3');
+  const index = children.indexOf(secure);
+  await secure.stop();
+  children.splice(index, 1);
+  try {
+    await sleep(1200);  // past the refetch interval: the bridge tries the issuer and fails
+    for (let i = 0; i < 3; i++) {
+      const answer = await post(INITIALIZE, jwt(claims({ sub: 'dana' }), { key: unseen }));
+      assert.equal(answer.status, 503, `attempt ${i + 1}: the client keeps its token and retries`);
+      assert.ok(answer.headers.get('retry-after'), 'with Retry-After');
+    }
+    // A token signed with a key fetched before the outage still works.
+    const known = await post(INITIALIZE, jwt(claims({ sub: 'dana' }), { key: keys.secure }));
+    assert.equal(known.status, 200, await known.text());
+  } finally {
+    secure = await startProvider('https provider', {
+      port: secure.port,
+      tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') },
+      keys: [keys.rotated, keys.secure],
+      resources: { [RESOURCE]: 'jwt' }
+    });
+  }
+});
+
 test('oauth: opaque tokens are introspected (RFC 7662)', TEST_TIMEOUT, async () => {
   // The web issuer is trusted for this second resource too; its opaque tokens are introspected.
   await psql(
