@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -381,21 +382,60 @@ void Connection::close() {
     conn_ = nullptr;
 }
 
+namespace {
+
+constexpr int kStartupAnswerMs = 10000;
+
+// Runs one query and waits at most `timeout_ms` for its whole answer; `answered` says whether it
+// came (else the result is null and the connection is to be closed).
+PGresult *exec_within(PGconn *conn, const char *sql, int timeout_ms, bool &answered) {
+    answered = false;
+    if (PQsendQuery(conn, sql) == 0) {
+        answered = true;  // the failure is the answer (PQerrorMessage)
+        return nullptr;
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (PQisBusy(conn)) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now())
+                        .count();
+        if (left <= 0) return nullptr;
+        pollfd fd{PQsocket(conn), POLLIN, 0};
+        if (poll(&fd, 1, static_cast<int>(left)) < 0 && errno != EINTR) return nullptr;
+        if (PQconsumeInput(conn) == 0) break;
+    }
+    answered = true;
+    PGresult *first = PQgetResult(conn);
+    while (PGresult *more = PQgetResult(conn)) PQclear(more);
+    return first;
+}
+
+}  // namespace
+
 StartupCheck check_database(const std::string &dsn) {
     StartupCheck check;
     PGconn *conn = open_connection(dsn);
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
         check.message = "cannot connect to PostgreSQL: " + connection_error(conn);
+        check.unreachable = true;
         PQfinish(conn);
         return check;
     }
     std::string database = PQdb(conn);
     std::string user = PQuser(conn);
-    PGresult *result = PQexec(conn,
-                              "SELECT e.extversion, n.nspname FROM pg_catalog.pg_extension e"
-                              " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
-                              " WHERE e.extname = 'pg_mcp'");
-    if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+    // Bounded: behind a pooler (PgBouncer) a server that is down shows as a query that waits.
+    bool answered = false;
+    PGresult *result = exec_within(conn,
+                                   "SELECT e.extversion, n.nspname FROM pg_catalog.pg_extension e"
+                                   " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+                                   " WHERE e.extname = 'pg_mcp'",
+                                   kStartupAnswerMs, answered);
+    if (!answered) {
+        check.message = "cannot reach PostgreSQL: no answer within " +
+                        std::to_string(kStartupAnswerMs / 1000) +
+                        " s (a pooler in front of a server that is down?)";
+        check.unreachable = true;
+    } else if (PQresultStatus(result) != PGRES_TUPLES_OK) {
         check.message = "cannot read pg_extension: " + connection_error(conn);
     } else if (PQntuples(result) == 0) {
         check.message = "extension pg_mcp is not installed in database \"" + database +

@@ -66,7 +66,8 @@ void route_notices_to(const Logger *logger);
 
 struct StartupCheck {
     bool ok = false;
-    std::string message;  // what is wrong, for a DBA; or a summary when ok
+    bool unreachable = false;  // the connection itself failed
+    std::string message;       // what is wrong, for a DBA; or a summary when ok
 };
 
 // Connects once and verifies that pg_mcp is installed in the expected version.

@@ -286,6 +286,25 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     StartupCheck check = check_database(options.dsn);
+    // With read replicas, a primary that cannot be reached does not stop the start: a standby
+    // that passes the same check serves read-only tools (and answers the catalog questions
+    // below, which it has replayed); audit records wait in the spool, as in a later outage.
+    std::string catalog_dsn = options.dsn;
+    if (!check.ok && check.unreachable && !options.replicas.dsns.empty()) {
+        for (const std::string &replica : options.replicas.dsns) {
+            StartupCheck standby = check_database(replica);
+            if (!standby.ok) continue;
+            logger.log(LogLevel::Warning,
+                       check.message +
+                           "; starting with a read replica: read-only tools are served from it, "
+                           "audit records wait in the spool and writing tools fail until the "
+                           "primary answers");
+            check = standby;
+            check.message += " (read replica; the primary is unreachable)";
+            catalog_dsn = replica;
+            break;
+        }
+    }
     if (!check.ok) {
         logger.log(LogLevel::Error, check.message);
         return 1;
@@ -297,9 +316,9 @@ int main(int argc, char **argv) {
     // (the catalog listener, a readiness probe; with replicas the audit forwarder and the
     // replica monitor's probe of the primary): a pool that would not fit is made smaller
     // instead of failing under load.
-    bool confirm_audit = options.confirm_audit != "never" && may_confirm_audit(options.dsn);
+    bool confirm_audit = options.confirm_audit != "never" && may_confirm_audit(catalog_dsn);
     size_t others = 2 + (options.replicas.dsns.empty() ? 0 : 2) + (confirm_audit ? 1 : 0);
-    long limit = role_connection_limit(options.dsn);
+    long limit = role_connection_limit(catalog_dsn);
     if (limit >= 0 && options.pool_size + others > static_cast<size_t>(limit)) {
         if (static_cast<size_t>(limit) <= others) {
             logger.log(LogLevel::Error,
@@ -337,7 +356,7 @@ int main(int argc, char **argv) {
     std::unique_ptr<AuditSpool> spool;
     std::unique_ptr<ReplicaRouter> router;
     if (!options.replicas.dsns.empty()) {
-        std::string problem = check_audit_forwarding(options.dsn);
+        std::string problem = check_audit_forwarding(catalog_dsn);
         if (!problem.empty()) {
             logger.log(LogLevel::Error, problem);
             database.stop();
@@ -401,10 +420,10 @@ int main(int argc, char **argv) {
         check.message += "; acting as principal \"" + reply.value.get<std::string>() + "\"";
         server_options.principal_token = hash;
     }
-    warn_about_login(options.dsn, options.http_options.require_token || !options.token_env.empty(),
+    warn_about_login(catalog_dsn, options.http_options.require_token || !options.token_env.empty(),
                      logger);
     if (options.http_options.oauth)
-        warn_about_oauth(options.dsn, options.http_options.oauth->resource, logger);
+        warn_about_oauth(catalog_dsn, options.http_options.oauth->resource, logger);
     if (options.http && !options.http_options.require_token) {
         const std::string &address = options.http_options.address;
         if (address != "127.0.0.1" && address != "::1" && address != "localhost")

@@ -277,6 +277,47 @@ test('deployment: no audit row is lost when the primary stops and restarts durin
   }
 });
 
+test('deployment: with --replica the bridge starts while the primary is down, serves the standby, spools audit', TEST, async () => {
+  const agent = `${AGENT}-cold`;
+  const spool = `${env.PG_MCP_DEPLOY_WORKDIR}/spool-cold.jsonl`;
+  await stopPrimary();
+  let primaryDown = true;
+  let bridge;
+  let acme;
+  try {
+    bridge = await startBridgeWith(['--http', '127.0.0.1:0', '--auth', 'token', '--agent', agent,
+      '--no-prepared-statements', '--notify-dsn', direct, '--replica', replica, '--audit-spool', spool, viaBouncer]);
+    assert.match(bridge.stderr.join(''), /starting with a read replica/);
+    acme = await connect(bridge.url, tokens['acme-support']);
+    let ok = 0;
+    for (let i = 0; i < 10; i++) {
+      const result = await where(acme);
+      assert.equal(result.isError, false, JSON.stringify(result));
+      assert.equal(result.structuredContent.rows[0].standby, true);
+      ok++;
+    }
+    // A writing tool fails while the primary is down: "database unavailable, retry" (-32001).
+    const write = await acme.client.callTool({ name: 'sdk_deploy_write', arguments: { note: 'cold' } })
+      .catch((error) => error);
+    assert.equal(write.code, -32001, `a writing tool fails while the primary is down: ${write}`);
+    assert.equal(await metric(bridge.url, 'pg_mcp_bridge_standby_audit_spooled'), ok, 'records wait in the spool');
+    await startPrimary();
+    primaryDown = false;
+    await waitFor('the spool to drain', async () =>
+      (await metric(bridge.url, 'pg_mcp_bridge_standby_audit_spooled')) === 0, 60_000);
+    const [rows] = await psql(`SELECT count(*) FROM mcp.audit_log WHERE agent_name = ${lit(agent)} AND tool_name = 'sdk_deploy_where'`);
+    assert.equal(Number(rows), ok, 'one audit row per standby-served call');
+    // Once the primary answers, a writing tool works.
+    await waitFor('a write to succeed', async () =>
+      (await acme.client.callTool({ name: 'sdk_deploy_write', arguments: { note: 'warm' } }).catch(() => ({ isError: true })))
+        .isError === false, 30_000);
+  } finally {
+    if (primaryDown) await startPrimary();
+    await acme?.close();
+    await bridge?.stop();
+  }
+});
+
 test('deployment: a replica that goes down is replaced by the primary, or refused when so configured', TEST, async () => {
   const spool = (name) => `${env.PG_MCP_DEPLOY_WORKDIR}/spool-${name}.jsonl`;
   const common = ['--notify-dsn', direct, '--replica', replica];
