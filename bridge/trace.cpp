@@ -25,6 +25,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// How long a stop waits for the spans still queued (and for each of those last exports).
+constexpr std::chrono::milliseconds kStopBudget{1000};
+
 std::atomic<Tracer *> global_tracer{nullptr};
 
 bool is_lower_hex(std::string_view text) {
@@ -178,8 +181,10 @@ struct Tracer::Impl : std::enable_shared_from_this<Tracer::Impl> {
         if (spans.empty()) co_return;
         std::string body = batch_body(spans).dump(-1, ' ', false, json::error_handler_t::replace);
         requests++;
-        FetchResult got = co_await fetch(io, tls, url, boost::beast::http::verb::post,
-                                         std::move(body), {}, options.timeout, "application/json");
+        FetchResult got =
+            co_await fetch(io, tls, url, boost::beast::http::verb::post, std::move(body), {},
+                           stopping ? std::min(options.timeout, kStopBudget) : options.timeout,
+                           "application/json");
         if (got.status >= 200 && got.status < 300) {
             exported += spans.size();
             co_return;
@@ -216,7 +221,7 @@ struct Tracer::Impl : std::enable_shared_from_this<Tracer::Impl> {
                 co_await export_batch(*url);
             }
         }
-        Clock::time_point until = Clock::now() + options.timeout;
+        Clock::time_point until = Clock::now() + kStopBudget;
         while (url && waiting() > 0 && Clock::now() < until) co_await export_batch(*url);
         drained.set_value();
     }
@@ -260,9 +265,10 @@ void Tracer::stop() {
     if (impl->stopping.exchange(true)) return;
     asio::post(impl->io, [impl] { impl->timer.cancel(); });
     // What waits is sent before the loop stops (a short-lived stdio bridge's spans too), within
-    // the export timeout, unless this runs on the loop itself.
+    // kStopBudget (a collector that hangs delays a stop by that much, not by an export timeout),
+    // unless this runs on the loop itself.
     if (!impl->io.get_executor().running_in_this_thread() && !impl->io.stopped())
-        impl->drained.get_future().wait_for(impl->options.timeout + std::chrono::seconds(1));
+        impl->drained.get_future().wait_for(kStopBudget + std::chrono::milliseconds(500));
 }
 
 std::string Tracer::metrics() const {

@@ -204,3 +204,29 @@ test('traces: a dead collector changes nothing for callers; its losses are count
     await bridge.stop();
   }
 });
+
+test('traces: a collector that never answers delays a stop by about a second, not an export timeout', TEST_TIMEOUT, async () => {
+  // Accepts connections and reads requests, never answers.
+  const sockets = [];
+  const hung = http.createServer(() => {});
+  hung.on('connection', (socket) => sockets.push(socket));
+  await new Promise((resolve) => hung.listen(0, '127.0.0.1', resolve));
+  const bridge = await startHttpBridge('agent_support', ['--otlp-endpoint', `http://127.0.0.1:${hung.address().port}/v1/traces`]);
+  const transport = new StreamableHTTPClientTransport(new URL(bridge.url));
+  const client = new Client({ name: 'trace-test', version: '1' }, { capabilities: {} });
+  try {
+    await client.connect(transport);
+    const called = await client.callTool({ name: 'get_customer_info', arguments: { email: 'customer1@example.com' } }, undefined, REQUEST_TIMEOUT);
+    assert.equal(called.isError, false);
+    await transport.terminateSession().catch(() => {});
+    await client.close().catch(() => {});
+    const started = Date.now();
+    await bridge.stop();
+    const took = Date.now() - started;
+    // The export timeout is 5 s; a stop used to wait for it and one more second.
+    assert.ok(took < 3500, `the stop took ${took} ms`);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => hung.close(resolve));
+  }
+});
