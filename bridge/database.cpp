@@ -1259,6 +1259,8 @@ void Database::settle(Job &job, bool ok) {
 void Database::answer(Slot &slot, BackendReply reply) {
     Job &job = *slot.job;
     slot.answered = true;
+    if (!reply.ok && reply.error_code == error_code::kDatabaseUnavailable && !reply.busy)
+        last_unavailable_ = Clock::now().time_since_epoch().count();
     settle(job, reply.ok);
     if (job.is_call) record_call(reply, Clock::now() - slot.begun);
     HeldBody held;
@@ -1613,8 +1615,12 @@ void Database::Reconnect::failed() {
 std::string Database::readiness(std::chrono::milliseconds timeout) {
     std::lock_guard<std::mutex> probing(readiness_mutex_);
     auto now = Clock::now();
-    if (now - Clock::time_point(Clock::duration(last_success_.load())) < std::chrono::seconds(1))
-        return {};
+    // A call that just succeeded answers for the database, unless one has found it unreachable
+    // since (a load balancer then sees the outage at once, not after the window).
+    auto succeeded = Clock::time_point(Clock::duration(last_success_.load()));
+    auto unreachable = Clock::time_point(Clock::duration(last_unavailable_.load()));
+    if (now - succeeded < std::chrono::milliseconds(250) && succeeded > unreachable) return {};
+    if (unreachable > readiness_at_) readiness_at_ = {};  // probe again now
     if (now - readiness_at_ < std::chrono::milliseconds(500)) return readiness_;
     auto job = std::make_shared<Job>();
     job->key = "readyz/" + std::to_string(++probes_);

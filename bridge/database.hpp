@@ -198,7 +198,7 @@ class Database : public Backend {
     std::atomic<uint64_t> duration_us_{0};
     std::atomic<int> in_use_{0};
     std::atomic<size_t> waiting_{0};
-    std::atomic<std::chrono::steady_clock::rep> last_success_{0};
+    std::atomic<std::chrono::steady_clock::rep> last_success_{0}, last_unavailable_{0};
 
     // Connections known to work, connections whose last attempt failed, and why.
     size_t connected_ = 0;
