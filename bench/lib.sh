@@ -5,8 +5,11 @@
 
 # bench_cluster PORT [FSYNC=off] [LISTEN]: exports PGHOST PGPORT PGUSER; $bench_scripts is a
 # scratch directory for pgbench scripts, removed on exit. LISTEN: TCP addresses to listen on.
+# The server version is PG_MCP_BENCH_PG (default 15; scripts/pg_server.sh provides others).
 bench_cluster() {
-  make -s -j"$(nproc 2>/dev/null || echo 2)" && make -s install
+  local pg_bin
+  pg_bin=$("$root/scripts/build_extension.sh" "${PG_MCP_BENCH_PG:-15}")
+  export PATH="$pg_bin:$PATH" PG_BIN=$pg_bin
   bench_workdir=$(mktemp -d /tmp/pg_mcp_bench.XXXXXX)
   bench_scripts=$(mktemp -d)
   trap bench_cleanup EXIT INT TERM

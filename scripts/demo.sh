@@ -17,8 +17,9 @@ scripts/deps.sh demo
 [ -x build/node/bin/node ] && export PATH="$PWD/build/node/bin:$PATH"
 jobs=$(nproc 2>/dev/null || echo 2)
 echo "== build and install the extension; build the bridge"
-make -s -j"$jobs" >/dev/null
-make -s install >/dev/null
+# PostgreSQL 15 (Debian 12's) unless PG_MCP_DEMO_PG names another (scripts/pg_server.sh).
+pg_bin=$(scripts/build_extension.sh "${PG_MCP_DEMO_PG:-15}")
+export PATH="$pg_bin:$PATH" PG_BIN=$pg_bin
 cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/cmake -j"$jobs" --target pg_mcp_bridge >/dev/null
 bridge=$root/build/cmake/pg_mcp_bridge

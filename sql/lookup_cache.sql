@@ -32,12 +32,22 @@ GRANT regress_cache_group TO regress_cache_agent;
 SET ROLE regress_cache_agent;
 SELECT cache_call() AS rejoined_group;
 RESET ROLE;
--- NOINHERIT: membership without inheritance does not carry the grant.
+-- NOINHERIT: the tool follows the server's own answer at once (up to 15 the role attribute
+-- governs existing memberships; from 16 each membership has its own INHERIT option).
 ALTER ROLE regress_cache_agent NOINHERIT;
+SET ROLE regress_cache_agent;
+SELECT (cache_call() LIKE 'ok: %') = pg_has_role('regress_cache_agent', 'regress_cache_group', 'USAGE')
+       AS follows_the_server;
+RESET ROLE;
+-- A membership made without inheritance (any version) does not carry the grant.
+REVOKE regress_cache_group FROM regress_cache_agent;
+GRANT regress_cache_group TO regress_cache_agent;
 SET ROLE regress_cache_agent;
 SELECT cache_call() AS noinherit;
 RESET ROLE;
 ALTER ROLE regress_cache_agent INHERIT;
+REVOKE regress_cache_group FROM regress_cache_agent;
+GRANT regress_cache_group TO regress_cache_agent;
 
 -- The tool's definition: a new SQL body is used at once.
 SELECT mcp.alter_tool('cached_item', sql => 'SELECT id, upper(label) AS label FROM cache_items WHERE id = :id');

@@ -22,7 +22,10 @@ cleanup() {
   status=$?
   "$root/scripts/cluster.sh" stop "$work/cluster" >/dev/null 2>&1 || true
   dpkg -r pg-mcp-bridge postgresql-15-pg-mcp >/dev/null 2>&1 || true
-  make -s -C "$root" install >/dev/null 2>&1 || true
+  # The caller's build of the extension for Debian's server (scripts/test.sh: build/pg15).
+  pg15=/usr/lib/postgresql/15/bin/pg_config
+  [ -d "$root/build/pg15" ] &&
+    make -s -C "$root/build/pg15" -f "$root/Makefile" PG_CONFIG=$pg15 install >/dev/null 2>&1 || true
   [ $status -ne 0 ] && [ -f "$work/build.log" ] && tail -n 40 "$work/build.log"
   rm -rf "$work"
   exit $status

@@ -5,8 +5,9 @@
 // DDL and one line here. Plain C style.
 #pragma once
 
+#include "pg_compat.hpp"
+
 extern "C" {
-#include "postgres.h"
 #include "catalog/pg_type_d.h"
 #include "datatype/timestamp.h"
 }

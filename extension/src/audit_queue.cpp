@@ -405,13 +405,13 @@ int64 enqueue_audit_record(const char *record, Size len, bool durable, bool use_
     TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_timeout_ms);
     bool start = false;
     uint64 seq = 0;
-    int slot = wait_for_room(need, use_reservation, deadline, [&](int slot, AuditSlot *s) {
+    int slot = wait_for_room(need, use_reservation, deadline, [&](int taken, AuditSlot *s) {
         uint32 header = (uint32)len;
-        ring_copy_in(slot, s->head, (const char *)&header, sizeof header);
-        ring_copy_in(slot, s->head + sizeof header, record, len);
+        ring_copy_in(taken, s->head, (const char *)&header, sizeof header);
+        ring_copy_in(taken, s->head + sizeof header, record, len);
         s->head += need;
         seq = s->next_seq++;
-        if (use_reservation && reserved_slot == slot) {  // the room promised to this call
+        if (use_reservation && reserved_slot == taken) {  // the room promised to this call
             s->reserved -= Min(s->reserved, reserved_bytes);
             reserved_slot = -1;
         }
@@ -831,6 +831,12 @@ bool write_batch(Oid dbid) {
 }
 
 }  // namespace
+
+// Looked up by name when the worker starts (bgw_function_name): exported, as extensions are
+// built with hidden symbols from PostgreSQL 16 on.
+extern "C" {
+PGDLLEXPORT void pg_mcp_audit_writer_main(Datum main_arg);
+}
 
 extern "C" void pg_mcp_audit_writer_main(Datum main_arg) {
     Oid dbid = DatumGetObjectId(main_arg);

@@ -4,9 +4,7 @@
 // exception or terminated session can take it back. Plain C style.
 #pragma once
 
-extern "C" {
-#include "postgres.h"
-}
+#include "pg_compat.hpp"
 
 namespace pg_mcp {
 

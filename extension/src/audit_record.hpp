@@ -7,9 +7,9 @@
 // the same code. Plain C style.
 #pragma once
 
-extern "C" {
-#include "postgres.h"
+#include "pg_compat.hpp"
 
+extern "C" {
 #include "access/tupdesc.h"
 #include "common/sha2.h"
 #include "lib/stringinfo.h"

@@ -12,8 +12,9 @@
 //    subtransaction back and hands the copied error to the caller.
 #pragma once
 
+#include "pg_compat.hpp"
+
 extern "C" {
-#include "postgres.h"
 #include "fmgr.h"
 }
 

@@ -3,9 +3,7 @@
 // Plain C style.
 #pragma once
 
-extern "C" {
-#include "postgres.h"
-}
+#include "pg_compat.hpp"
 
 namespace pg_mcp {
 

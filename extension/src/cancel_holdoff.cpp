@@ -2,9 +2,9 @@
 // is given back once: on success, after an error, at the transaction's end.
 #include "cancel_holdoff.hpp"
 
-extern "C" {
-#include "postgres.h"
+#include "pg_compat.hpp"
 
+extern "C" {
 #include "access/xact.h"
 #include "miscadmin.h"
 }

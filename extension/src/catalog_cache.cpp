@@ -50,7 +50,7 @@ void on_syscache(Datum, int, uint32) {
 }  // namespace
 
 void note_catalog_change(void) {
-    changed_in = MyProc->lxid;
+    changed_in = pg_mcp::compat::local_transaction_id();
 }
 
 void register_catalog_cache_callbacks(void) {
@@ -62,7 +62,8 @@ void register_catalog_cache_callbacks(void) {
 }
 
 bool catalog_changed_in_transaction(void) {
-    return changed_in != InvalidLocalTransactionId && changed_in == MyProc->lxid;
+    return changed_in != InvalidLocalTransactionId &&
+           changed_in == pg_mcp::compat::local_transaction_id();
 }
 
 uint64 catalog_generation(void) {

@@ -7,9 +7,7 @@
 // style.
 #pragma once
 
-extern "C" {
-#include "postgres.h"
-}
+#include "pg_compat.hpp"
 
 namespace pg_mcp {
 

@@ -49,7 +49,7 @@ Identity current;
 
 bool active() {
     return current.lxid != InvalidLocalTransactionId && MyProc != NULL &&
-           current.lxid == MyProc->lxid;
+           current.lxid == pg_mcp::compat::local_transaction_id();
 }
 
 // A subtransaction that set the identity and aborts takes it back (as it takes back the role
@@ -266,7 +266,7 @@ PG_MCP_FUNCTION(pg_mcp_assume_identity) {
     current.client_id = identity.client_id;
     current.claims_text = identity.claims_text;
     current.claims = std::move(identity.claims);
-    current.lxid = MyProc->lxid;
+    current.lxid = pg_mcp::compat::local_transaction_id();
     current.nest_level = GetCurrentTransactionNestLevel();
     if (!callback_registered) {
         pg_mcp::pg_guard([] { RegisterSubXactCallback(forget_on_abort, NULL); });

@@ -4,9 +4,7 @@
 // PgError, which the SQL entry point's boundary turns into ereport(ERROR).
 #pragma once
 
-extern "C" {
-#include "postgres.h"
-}
+#include "pg_compat.hpp"
 
 namespace pg_mcp {
 

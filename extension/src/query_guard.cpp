@@ -74,10 +74,6 @@ bool function_refused(Oid function, void *context) {
 
 bool guard_walker(Node *node, void *context);
 
-// The tree walkers take `bool (*)()` (a C prototype without arguments); the cast goes through
-// `void (*)(void)`, the one function pointer type GCC lets any other convert to.
-bool (*const guard_walker_fn)() = (bool (*)())(void (*)(void))guard_walker;
-
 // An aggregate's call names only its final-facing function; its transition, final, combine
 // and (de)serialization functions are checked too.
 bool aggregate_refused(Oid aggregate, void *context) {
@@ -114,9 +110,9 @@ bool guard_walker(Node *node, void *context) {
             ereport(ERROR,
                     (errcode(ERRCODE_PG_MCP_REFUSED),
                      errmsg("query refused: locking clauses (FOR UPDATE/SHARE) are not allowed")));
-        return query_tree_walker(query, guard_walker_fn, context, 0);
+        return query_tree_walker(query, PG_MCP_TREE_WALKER(guard_walker), context, 0);
     }
-    return expression_tree_walker(node, guard_walker_fn, context);
+    return expression_tree_walker(node, PG_MCP_TREE_WALKER(guard_walker), context);
 }
 
 // The statement EXPLAIN would run, if stmt is a plain EXPLAIN (no ANALYZE) of a SELECT.

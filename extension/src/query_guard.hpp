@@ -3,8 +3,9 @@
 // ereport(ERROR) with SQLSTATE MCP01, raised inside the call's subtransaction.
 #pragma once
 
+#include "pg_compat.hpp"
+
 extern "C" {
-#include "postgres.h"
 #include "executor/spi.h"
 }
 

@@ -3,8 +3,9 @@
 // the server (also on a hot standby). Plain C style.
 #pragma once
 
+#include "pg_compat.hpp"
+
 extern "C" {
-#include "postgres.h"
 #include "datatype/timestamp.h"
 }
 

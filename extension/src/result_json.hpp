@@ -1,8 +1,9 @@
 // Rows to JSON and result columns to JSON Schema. Plain C style: PostgreSQL calls only.
 #pragma once
 
+#include "pg_compat.hpp"
+
 extern "C" {
-#include "postgres.h"
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"

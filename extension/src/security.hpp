@@ -2,8 +2,9 @@
 // search_path around catalog and tool work. Plain C style.
 #pragma once
 
+#include "pg_compat.hpp"
+
 extern "C" {
-#include "postgres.h"
 #include "fmgr.h"
 }
 

@@ -4,8 +4,9 @@
 // at startup. Plain C style.
 #pragma once
 
+#include "pg_compat.hpp"
+
 extern "C" {
-#include "postgres.h"
 #include "storage/lwlock.h"
 }
 

@@ -6,8 +6,9 @@
 
 #include "param_adapter.hpp"
 
+#include "pg_compat.hpp"
+
 extern "C" {
-#include "postgres.h"
 #include "executor/spi.h"
 }
 

@@ -4,9 +4,7 @@
 // it has grown past the limit; the call then knows the cancel was its memory, not the client.
 #pragma once
 
-extern "C" {
-#include "postgres.h"
-}
+#include "pg_compat.hpp"
 
 namespace pg_mcp {
 

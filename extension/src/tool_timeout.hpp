@@ -3,9 +3,7 @@
 // query cancel; the call then knows the cancel was its timeout, not the client's.
 #pragma once
 
-extern "C" {
-#include "postgres.h"
-}
+#include "pg_compat.hpp"
 
 namespace pg_mcp {
 
