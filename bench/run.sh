@@ -10,6 +10,8 @@
 # Not a test: prints a table and writes bench/results/run.txt. See bench/README.md.
 #   bench/run.sh [SECONDS_PER_CASE=10]
 #   PG_MCP_BENCH_ONLY=http bench/run.sh ...: only the 50-agent HTTP table (pg_mcp and Toolbox).
+#   PG_MCP_BENCH_PG=18 bench/run.sh ...: on another server version (scripts/pg_server.sh);
+#   the result file then names it (run-18.txt, run-http-18.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -18,6 +20,7 @@ port=${PG_MCP_BENCH_PORT:-54333}
 result_file=bench/results/run.txt
 only=${PG_MCP_BENCH_ONLY:-}
 [ -z "$only" ] || result_file=bench/results/run-$only.txt
+[ "${PG_MCP_BENCH_PG:-15}" = 15 ] || result_file=${result_file%.txt}-$PG_MCP_BENCH_PG.txt
 mkdir -p "$(dirname "$result_file")"
 jobs=$(nproc 2>/dev/null || echo 2)
 

@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+# Section headers carry the wall time so far (CI notes report each part's).
+section() { printf '== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 jobs=$(nproc 2>/dev/null || echo 2)
 scripts/deps.sh test
 # Node.js 20 from the npm registry when the system's is older (scripts/deps.sh).
@@ -19,18 +21,18 @@ if [ ! -f test/sdk/node_modules/.package-lock.json ] ||
   (cd test/sdk && npm ci --no-audit --no-fund >/dev/null 2>&1)
 fi
 
-echo "== format check, META.json"
+section "format check, META.json"
 make -s format-check
 node test/meta.mjs
 
-echo "== build the bridge and the unit tests (CMake)"
+section "build the bridge and the unit tests (CMake)"
 cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/cmake -j"$jobs" >/dev/null
 
-echo "== unit tests"
+section "unit tests"
 ctest --test-dir build/cmake --output-on-failure -j"$jobs" | tail -n 3
 
-echo "== fuzz: token verifier, HTTP requests, JSON-RPC (libFuzzer, ${PG_MCP_FUZZ_SECONDS:-20} s each)"
+section "fuzz: token verifier, HTTP requests, JSON-RPC (libFuzzer, ${PG_MCP_FUZZ_SECONDS:-20} s each)"
 test/fuzz/run.sh
 
 versions=${PG_MCP_PG_VERSIONS:-$(scripts/pg_server.sh --list)}
@@ -42,7 +44,7 @@ cleanup() {
   if [ -n "$workdir" ]; then
     "$root/scripts/cluster.sh" stop "$workdir" || true
     if [ $status -ne 0 ] && [ -f "$workdir/server.log" ]; then
-      echo "== server log (last 40 lines)"; tail -n 40 "$workdir/server.log"
+      section "server log (last 40 lines)"; tail -n 40 "$workdir/server.log"
     fi
     rm -rf "$workdir"
   fi
@@ -54,7 +56,7 @@ trap cleanup EXIT INT TERM
 suites_on() {
   local version=$1 started=$SECONDS pg_config bindir build port
   echo "===== PostgreSQL $version"
-  echo "== build and install the extension (build/pg$version)"
+  section "build and install the extension (build/pg$version)"
   bindir=$(scripts/build_extension.sh "$version")
   pg_config=$bindir/pg_config
   export PATH="$bindir:$base_path" PG_BIN=$bindir
@@ -63,41 +65,41 @@ suites_on() {
   "$pg_config" --version
 
   workdir=$(mktemp -d /tmp/pg_mcp_test.XXXXXX)
-  echo "== start a throwaway cluster in $workdir"
+  section "start a throwaway cluster in $workdir"
   eval "$("$root/scripts/cluster.sh" start "$workdir" "$port")"
   export PGHOST PGPORT PGUSER
 
-  echo "== pg_regress"
+  section "pg_regress"
   if ! make -s -C "$build" -f "$root/Makefile" PG_CONFIG="$pg_config" installcheck; then
     for diffs in "$build"/build/regress/regression.diffs "$build"/build/isolation/regression.diffs; do
       [ -f "$diffs" ] && head -n 200 "$diffs"
     done
     exit 1
   fi
-  echo "== dump and restore keep tool definitions"
+  section "dump and restore keep tool definitions"
   test/dump_restore.sh
 
-  echo "== upgrade: ALTER EXTENSION pg_mcp UPDATE equals a fresh install and keeps the data"
+  section "upgrade: ALTER EXTENSION pg_mcp UPDATE equals a fresh install and keeps the data"
   test/upgrade.sh
 
-  echo "== audit trail: terminated callers, a killed writer, a full queue"
+  section "audit trail: terminated callers, a killed writer, a full queue"
   test/audit_durability.sh
 
-  echo "== end-to-end: pg_mcp_bridge against the demo database"
+  section "end-to-end: pg_mcp_bridge against the demo database"
   export PG_MCP_E2E_DB=pg_mcp_e2e
   createdb "$PG_MCP_E2E_DB"
   psql -q -v ON_ERROR_STOP=1 -d "$PG_MCP_E2E_DB" -f demo/demo.sql >/dev/null
   build/cmake/e2e_tests --gtest_brief=1
 
-  echo "== real clients: the official MCP TypeScript SDKs (v1 and v2)"
+  section "real clients: the official MCP TypeScript SDKs (v1 and v2)"
   (cd test/sdk && PG_MCP_BRIDGE="$root/build/cmake/pg_mcp_bridge" node --test --test-concurrency=1 --test-reporter=spec)
-  echo "== the same v1 tool tests over Streamable HTTP (pg_mcp_bridge --http)"
+  section "the same v1 tool tests over Streamable HTTP (pg_mcp_bridge --http)"
   (cd test/sdk && PG_MCP_SDK_TRANSPORT=http PG_MCP_BRIDGE="$root/build/cmake/pg_mcp_bridge" \
     node --test --test-concurrency=1 --test-reporter=spec \
     v1-legacy.test.mjs v1-output-schema.test.mjs v1-cancel.test.mjs v1-list-changed.test.mjs \
     v1-resources.test.mjs v1-drafts.test.mjs)
 
-  echo "== production topology: hot standby, PgBouncer, HTTP bridge with tokens"
+  section "production topology: hot standby, PgBouncer, HTTP bridge with tokens"
   test/deployment.sh "$workdir" "$port"
 
   "$root/scripts/cluster.sh" stop "$workdir"
@@ -110,7 +112,7 @@ suites_on() {
 
 for version in $versions; do suites_on "$version"; done
 
-echo "== Debian packages: build, install, smoke test"
+section "Debian packages: build, install, smoke test"
 test/packages.sh $((base_port + 20))
 
-echo "== all tests passed"
+section "all tests passed"
