@@ -1,6 +1,7 @@
 // The memory watchdog of a tool call: a repeating timeout whose handler reads /proc/self/statm
 // with async-signal-safe calls only (open, read, close, integer parsing) and requests a query
-// cancel when the backend's private resident memory has grown past pg_mcp.tool_memory_limit.
+// cancel when the backend's private resident memory has grown past pg_mcp.tool_memory_limit
+// since the first sample (20 ms into the call).
 #include "tool_memory.hpp"
 
 extern "C" {
@@ -28,7 +29,7 @@ bool registered = false;
 bool armed = false;
 TimeoutId watch_id;
 long page_kb = 4;
-long baseline_kb = -1;
+volatile long baseline_kb = -1;
 
 // Private resident memory in kB (resident minus file-backed and shared pages, so shared
 // buffers the statement touches do not count), or -1. Safe in a signal handler.
@@ -57,8 +58,14 @@ long private_resident_kb() {
 }
 
 void on_memory_sample(void) {
-    if (fired || baseline_kb < 0 || limit_kb <= 0) return;
+    if (fired || limit_kb <= 0) return;
     long now = private_resident_kb();
+    // The first sample sets the baseline: a call that ends within one interval (nearly all)
+    // never reads /proc at all.
+    if (baseline_kb < 0) {
+        baseline_kb = now;
+        return;
+    }
     if (now >= 0 && now - baseline_kb > limit_kb) {
         fired = true;
         InterruptPending = true;
@@ -73,7 +80,8 @@ void define_tool_memory_settings(void) {
     DefineCustomIntVariable(
         "pg_mcp.tool_memory_limit",
         "Memory one tool call's SQL may use beyond what the backend held when the call began.",
-        "Sampled every 20 ms while the tool's SQL runs; a call past it is stopped and audited "
+        "Sampled every 20 ms (from 20 ms into the call) while the tool's SQL runs; a call past it "
+        "is stopped and audited "
         "as an error (SQLSTATE 53200). Superusers set it, also per role (ALTER ROLE ... SET); "
         "0 disables the watch.",
         &limit_kb, 256 * 1024, 0, INT_MAX / 2, PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
@@ -92,8 +100,7 @@ void arm_tool_memory_watch(void) {
         registered = true;
     }
     fired = false;
-    baseline_kb = private_resident_kb();
-    if (baseline_kb < 0) return;  // no /proc: nothing to sample
+    baseline_kb = -1;
     armed = true;
     enable_timeout_every(watch_id, TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kSampleMs),
                          kSampleMs);
