@@ -257,7 +257,7 @@ wait "$toolbox_pid" || true
 
 if [ "$only" = http ]; then
   {
-    echo "pg_mcp benchmark (HTTP only): ${seconds}s per case, $(nproc) cores, fsync on, TCP loopback"
+    echo "pg_mcp benchmark (HTTP only): ${seconds}s per case, $(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}'), fsync on, TCP loopback"
     echo "50 concurrent agents over Streamable HTTP (one session and keep-alive connection each):"
     printf '  %-34s %9s %8s %8s %10s\n' server calls/s p50_ms p99_ms server_MB
     for row in "${http_rows[@]}"; do echo "  $row"; done
