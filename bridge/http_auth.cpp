@@ -180,7 +180,10 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
         if (verifier) value += ", resource_metadata=" + quoted(verifier->resource_metadata_url());
         if (!error.empty()) value += ", error=" + quoted(error);
         if (!description.empty()) value += ", error_description=" + quoted(description);
-        if (!scope.empty()) value += ", scope=" + quoted(scope);
+        // Every challenge names the scopes a client should ask for (RFC 6750 §3).
+        std::string scopes = scope;
+        if (scopes.empty() && verifier) scopes = verifier->scopes_hint();
+        if (!scopes.empty()) value += ", scope=" + quoted(scopes);
         return value;
     }
     Refusal unauthorized(const std::string &message, const std::string &description) const {
@@ -275,6 +278,9 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
 
     asio::awaitable<AuthResult> check(std::optional<std::string> header, std::string address) {
         auto self = shared_from_this();
+        // The trusted issuers (and their scopes) are read before the first challenge, so it
+        // names the scopes even right after a start (read once, then cached).
+        if (!header && verifier) co_await verifier->issuers();
         if (!header)
             co_return Refusal{
                 Refusal::Kind::Unauthorized,
@@ -283,7 +289,7 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
                            "servers), or a token from the database administrator"
                          : "Unauthorized: send \"Authorization: Bearer <token>\" with a token "
                            "from the database administrator (mcp.create_token)",
-                challenge("", "", verifier ? verifier->scopes_hint() : std::string()), false};
+                challenge("", ""), false};
         std::optional<std::string> token = bearer_token(*header);
         if (!token) {
             count("malformed", "not a Bearer token");

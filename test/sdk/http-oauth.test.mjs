@@ -352,6 +352,18 @@ after(async () => {
 
 test('oauth: protected resource metadata and the 401 challenge point clients to the issuers', TEST_TIMEOUT, async () => {
   const origin = new URL(RESOURCE).origin;
+  // The first requests after the start, before anything has read the metadata document: every
+  // 401 names the scopes.
+  const missing = await post(INITIALIZE);
+  assert.equal(missing.status, 401);
+  assert.equal(
+    missing.headers.get('www-authenticate'),
+    `Bearer realm="pg_mcp", resource_metadata="${origin}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`
+  );
+  assert.equal((await missing.json()).error.code, -31001);
+  const junk = await post(INITIALIZE, 'not-a-token-of-any-issuer');
+  assert.equal(junk.status, 401);
+  assert.match(junk.headers.get('www-authenticate'), /error="invalid_token".*scope="mcp:tools"/);
   for (const path of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource']) {
     // Public: a page of any origin may read it.
     const answer = await fetch(origin + path, { headers: { origin: 'https://app.example.com' } });
@@ -363,13 +375,6 @@ test('oauth: protected resource metadata and the 401 challenge point clients to 
     assert.deepEqual(metadata.scopes_supported, ['mcp:tools']);
     assert.deepEqual(metadata.bearer_methods_supported, ['header']);
   }
-  const missing = await post(INITIALIZE);
-  assert.equal(missing.status, 401);
-  assert.equal(
-    missing.headers.get('www-authenticate'),
-    `Bearer realm="pg_mcp", resource_metadata="${origin}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`
-  );
-  assert.equal((await missing.json()).error.code, -31001);
 });
 
 test('oauth: the SDK client logs a person in (registration, PKCE, consent) and calls tools as them', TEST_TIMEOUT, async () => {
