@@ -13,8 +13,8 @@ SRCS = $(wildcard $(ROOT)/extension/src/*.cpp)
 OBJS = $(patsubst $(ROOT)/%.cpp,%.o,$(SRCS))
 ifneq ($(ROOT),$(CURDIR))
 # Out of the tree, sources are found through VPATH, and so would objects of an in-tree build.
-ifneq ($(wildcard $(ROOT)/extension/src/*.o),)
-$(error objects of an in-tree build are in $(ROOT)/extension/src: run "make clean" there first)
+ifneq ($(wildcard $(ROOT)/extension/src/*.o $(ROOT)/pg_mcp.so $(ROOT)/extension/pg_mcp--*--*.sql $(ROOT)/extension/pg_mcp--$(EXTVERSION).sql),)
+$(error files of an in-tree build are in $(ROOT): run "make clean" there first)
 endif
 $(shell mkdir -p extension/src)
 VPATH = $(ROOT)

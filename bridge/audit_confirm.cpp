@@ -52,6 +52,21 @@ void AuditConfirmer::loop() {
     if (!connection.ensure(first_error))
         logger_.log(LogLevel::Warning,
                     "the audit confirmer cannot connect yet (it retries): " + first_error);
+    // The server instance records were queued on: a queue's (slot, seq) numbers start again
+    // when the server restarts (or another one takes over), so a record is confirmed only on
+    // the instance it was queued on; after a change, what was pending is failed, not retried.
+    auto server_started = [](PGconn *conn) {
+        PGresult *result = PQexec(conn, "SELECT pg_catalog.pg_postmaster_start_time()::text");
+        std::string started = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1
+                                  ? PQgetvalue(result, 0, 0)
+                                  : "";
+        PQclear(result);
+        return started;
+    };
+    std::string instance =
+        connection.get() != nullptr && PQstatus(connection.get()) == CONNECTION_OK
+            ? server_started(connection.get())
+            : std::string();
     std::chrono::milliseconds backoff{0};
     for (;;) {
         std::vector<Pending> batch;
@@ -60,6 +75,23 @@ void AuditConfirmer::loop() {
             wake_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
             batch.swap(pending_);
             if (stopping_ && batch.empty()) return;  // what was pending is answered first
+        }
+        // Connect (again) only here, between batches, and check the instance then.
+        bool was_open = connection.get() != nullptr && PQstatus(connection.get()) == CONNECTION_OK;
+        std::string connect_error;
+        if (!was_open && connection.ensure(connect_error)) {
+            std::string started = server_started(connection.get());
+            bool changed = !instance.empty() && !started.empty() && started != instance;
+            if (!started.empty()) instance = started;
+            if (changed) {
+                const std::string why =
+                    "the database server restarted (or another took over) before the record "
+                    "was confirmed durable; whether it was written is in mcp.audit_log";
+                logger_.log(LogLevel::Error, std::to_string(batch.size()) +
+                                                 " audit records could not be confirmed: " + why);
+                for (Pending &each : batch) each.done(false, 0, why);
+                continue;
+            }
         }
         // Records whose confirmation was interrupted by a lost connection are confirmed again
         // on the next one (until their deadline), not failed.
@@ -71,9 +103,9 @@ void AuditConfirmer::loop() {
         std::map<int, std::string> failed;
         std::map<int, bool> disconnected;  // the failure was the connection's: retry
         for (const auto &[slot, seq] : newest) {
-            std::string error;
-            if (!connection.ensure(error)) {
-                failed[slot] = "cannot reach the database: " + error;
+            if (connection.get() == nullptr || PQstatus(connection.get()) != CONNECTION_OK) {
+                failed[slot] = "cannot reach the database" +
+                               (connect_error.empty() ? std::string() : ": " + connect_error);
                 disconnected[slot] = true;
                 backoff = std::min(std::max(backoff * 2, std::chrono::milliseconds(50)),
                                    std::chrono::milliseconds(1000));

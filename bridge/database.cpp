@@ -410,6 +410,24 @@ PGresult *exec_within(PGconn *conn, const char *sql, int timeout_ms, bool &answe
     return first;
 }
 
+// Whether a failed connection or start-up query means the server cannot be reached now (down,
+// starting, a pooler with no server behind it), rather than a refusal to fix (password,
+// pg_hba.conf, a missing database or role), which must stop the start.
+bool looks_unreachable(const std::string &message) {
+    static const char *const kServerStates[] = {"the database system is starting up",
+                                                "the database system is shutting down",
+                                                "the database system is in recovery",
+                                                "the database system is not yet accepting",
+                                                "pgbouncer cannot connect to server",
+                                                "server login has been failing",
+                                                "query_wait_timeout",
+                                                "server conn crashed"};
+    for (const char *state : kServerStates)
+        if (message.find(state) != std::string::npos) return true;
+    return message.find("FATAL:") == std::string::npos &&
+           message.find("ERROR:") == std::string::npos;
+}
+
 }  // namespace
 
 StartupCheck check_database(const std::string &dsn) {
@@ -417,7 +435,7 @@ StartupCheck check_database(const std::string &dsn) {
     PGconn *conn = open_connection(dsn);
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
         check.message = "cannot connect to PostgreSQL: " + connection_error(conn);
-        check.unreachable = true;
+        check.unreachable = looks_unreachable(check.message);
         PQfinish(conn);
         return check;
     }
@@ -437,6 +455,7 @@ StartupCheck check_database(const std::string &dsn) {
         check.unreachable = true;
     } else if (PQresultStatus(result) != PGRES_TUPLES_OK) {
         check.message = "cannot read pg_extension: " + connection_error(conn);
+        check.unreachable = looks_unreachable(check.message);
     } else if (PQntuples(result) == 0) {
         check.message = "extension pg_mcp is not installed in database \"" + database +
                         "\": run CREATE EXTENSION pg_mcp there (as a superuser), or point the "

@@ -420,10 +420,13 @@ int main(int argc, char **argv) {
         check.message += "; acting as principal \"" + reply.value.get<std::string>() + "\"";
         server_options.principal_token = hash;
     }
-    warn_about_login(catalog_dsn, options.http_options.require_token || !options.token_env.empty(),
-                     logger);
-    if (options.http_options.oauth)
-        warn_about_oauth(catalog_dsn, options.http_options.oauth->resource, logger);
+    // Advice about the primary's login; not given while the bridge starts on a standby.
+    if (catalog_dsn == options.dsn) {
+        warn_about_login(options.dsn,
+                         options.http_options.require_token || !options.token_env.empty(), logger);
+        if (options.http_options.oauth)
+            warn_about_oauth(options.dsn, options.http_options.oauth->resource, logger);
+    }
     if (options.http && !options.http_options.require_token) {
         const std::string &address = options.http_options.address;
         if (address != "127.0.0.1" && address != "::1" && address != "localhost")
@@ -475,7 +478,7 @@ int main(int argc, char **argv) {
         [end] { end(false); });
 
     // End of input (not a signal): every request already read is answered, as a pipe's user
-    // expects (`... | pg_mcp_bridge`), up to --request-timeout; a signal meanwhile ends the wait.
+    // expects (`... | pg_mcp_bridge`), up to 300 s; a signal meanwhile ends the wait.
     bool signalled = input_over.get();
     if (!signalled) {
         auto limit = std::chrono::steady_clock::now() + options.http_options.request_timeout;

@@ -143,6 +143,7 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
 
     std::optional<std::vector<TrustedIssuer>> trusted;
     Clock::time_point trusted_at{};
+    Clock::time_point load_failed_at{};  // the last failed read while none has succeeded
     std::shared_ptr<std::vector<std::shared_ptr<Wakeup>>> loading;
     std::map<std::string, Provider> providers;  // by issuer
 
@@ -167,6 +168,9 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
     asio::awaitable<std::optional<std::vector<TrustedIssuer>>> issuers() {
         auto self = shared_from_this();
         if (trusted && Clock::now() - trusted_at < kIssuersFresh) co_return trusted;
+        // A list that could not be read at all is not asked for again for a while: requests
+        // (also ones without a token, whose challenge names the scopes) cannot drive reads.
+        if (!trusted && Clock::now() - load_failed_at < kFetchBackoff) co_return trusted;
         if (loading) {
             auto flight = loading;
             co_await join(flight);
@@ -201,6 +205,7 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
                        "could not read the trusted OAuth issuers; using the list read before");
             trusted_at = Clock::now() - kIssuersFresh + std::chrono::seconds(5);
         } else {
+            load_failed_at = Clock::now();
             logger.log(LogLevel::Error,
                        "could not read the trusted OAuth issuers from the database");
         }
@@ -307,12 +312,17 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             Provider &provider = found->second;
             bool stale = !provider.discovered || now - provider.fetched > kKeysFresh;
             bool wanted = stale || (refetch && now - provider.keys_fetched >= kKeysRefetch);
-            // Not fetched now: the answer is the last fetch's (a failure stays a failure until
-            // a fetch succeeds, so a key not yet seen is "try again", not "invalid").
-            if (!wanted) co_return provider.failure;
-            if (!provider.failure.empty() && now - provider.failed_at < kFetchBackoff)
-                co_return provider.failure;
             introspects = provider.trusted.introspect;
+            // A caller that needs the keys fetched (stale, or a kid not seen) joins a fetch
+            // under way even within the refetch interval: its outcome is the answer. Others
+            // go on with the keys at hand.
+            if (!(provider.fetching && (wanted || refetch))) {
+                // Not fetched now: the answer is the last fetch's (a failure stays a failure
+                // until a fetch succeeds, so a key not yet seen is "try again", not "invalid").
+                if (!wanted) co_return provider.failure;
+                if (!provider.failure.empty() && now - provider.failed_at < kFetchBackoff)
+                    co_return provider.failure;
+            }
             if (provider.fetching) {
                 flight = provider.fetching;
                 joining = true;
@@ -324,7 +334,9 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         }
         if (joining) {
             co_await join(flight);
-            co_return std::string();
+            auto after = providers.find(issuer);
+            if (after == providers.end()) co_return "the issuer is no longer trusted";
+            co_return after->second.failure;
         }
         key_fetches++;
         // Whatever happens, the flight ends below (its waiters and later tokens depend on it).

@@ -8,7 +8,10 @@ root=$PWD
 version=${1:-15}
 pg_config=$(scripts/pg_server.sh "$version")
 # Objects of an in-tree `make` would be found through VPATH by the per-version build.
-if compgen -G "extension/src/*.o" >/dev/null; then make -s clean >/dev/null; fi
+if compgen -G "extension/src/*.o" >/dev/null || [ -e pg_mcp.so ] ||
+  compgen -G "extension/pg_mcp--*--*.sql" >/dev/null; then
+  make -s clean >/dev/null
+fi
 build=build/pg$version
 mkdir -p "$build"
 make -s -C "$build" -f "$root/Makefile" PG_CONFIG="$pg_config" -j"$(nproc 2>/dev/null || echo 2)" >&2

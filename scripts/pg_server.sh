@@ -43,7 +43,7 @@ done
 
 # Build dependencies (the server's own, as Debian configures it where extensions care).
 build_deps=(bison flex gettext libicu-dev liblz4-dev libzstd-dev zlib1g-dev libreadline-dev
-            libssl-dev pkg-config make gcc)
+            libssl-dev pkg-config make gcc g++ tzdata)
 missing=()
 for p in "${build_deps[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -72,7 +72,7 @@ fetch() {  # fetch SOURCE_PACKAGE -> sets version, tarball, sum (upstream tarbal
   record=$(apt-cache "${apt_private[@]}" showsrc "$1" | awk -v RS= 'NR==1')
   [ -n "$record" ] || { log "no source package $1 in ${suite[$major]}"; exit 1; }
   version=$(awk '/^Version:/ {print $2; exit}' <<<"$record")
-  read -r sum _ tarball < <(awk '/^Checksums-Sha256:/ {f=1; next} /^[^ ]/ {f=0} f && /orig\.tar/ {print $1, $2, $3; exit}' <<<"$record")
+  read -r sum _ tarball < <(awk '/^Checksums-Sha256:/ {f=1; next} /^[^ ]/ {f=0} f && $3 ~ /\.orig\.tar\.(gz|bz2|xz)$/ {print $1, $2, $3; exit}' <<<"$record")
   if [ ! -f "$cache/src/$tarball" ] || ! echo "$sum  $cache/src/$tarball" | sha256sum -c --status; then
     log "fetching $1 $version from ${suite[$major]}"
     (cd "$cache/src" && apt-get -qq "${apt_private[@]}" source --download-only "$1=$version" >/dev/null 2>&1) ||

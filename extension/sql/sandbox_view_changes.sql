@@ -15,14 +15,20 @@ BEGIN
     BEGIN
         EXECUTE format('DROP VIEW %s', view_oid);
     EXCEPTION WHEN lock_not_available THEN
-        SELECT string_agg(format('%s (%s, %s)', a.pid, a.usename, a.state), ', ' ORDER BY a.pid) INTO holders
-          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-         WHERE l.locktype = 'relation' AND l.relation = view_oid AND l.granted AND l.pid <> pg_backend_pid();
+        -- Sessions of this database (pid and role, as pg_stat_activity shows anyone), and
+        -- prepared transactions, which hold locks without a session.
+        SELECT string_agg(CASE WHEN l.pid IS NULL THEN format('a prepared transaction (%s)', l.virtualtransaction)
+                               ELSE format('pid %s (%s)', l.pid, coalesce(a.usename::text, '?')) END,
+                          ', ' ORDER BY l.pid) INTO holders
+          FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'relation' AND l.relation = view_oid AND l.granted
+           AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+           AND l.pid IS DISTINCT FROM pg_backend_pid();
         PERFORM set_config('lock_timeout', previous, true);
         RAISE EXCEPTION 'sandboxed view "%" is in use by open transactions; not changed', view_oid
             USING ERRCODE = 'lock_not_available',
                   DETAIL = 'Holding it: ' || coalesce(holders, 'none now (they ended meanwhile)') || '.',
-                  HINT = 'Try again when they end, or end them: SELECT pg_terminate_backend(pid). While a change waits (5 s, or the session''s lock_timeout if shorter), calls that read the view wait behind it.';
+                  HINT = 'Try again when they end, or end them: SELECT pg_terminate_backend(pid) (ROLLBACK PREPARED for a prepared transaction). While a change waits (5 s, or the session''s lock_timeout if shorter), calls that read the view wait behind it.';
     END;
     PERFORM set_config('lock_timeout', previous, true);
 END

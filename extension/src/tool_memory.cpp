@@ -58,7 +58,7 @@ long private_resident_kb() {
 }
 
 void on_memory_sample(void) {
-    if (fired || limit_kb <= 0) return;
+    if (limit_kb <= 0) return;
     long now = private_resident_kb();
     // The first sample sets the baseline: a call that ends within one interval (nearly all)
     // never reads /proc at all.
@@ -66,6 +66,8 @@ void on_memory_sample(void) {
         baseline_kb = now;
         return;
     }
+    // Asked again at every sample while over the limit: SQL that catches one cancel does not
+    // escape the watch.
     if (now >= 0 && now - baseline_kb > limit_kb) {
         fired = true;
         InterruptPending = true;
@@ -79,7 +81,7 @@ void on_memory_sample(void) {
 void define_tool_memory_settings(void) {
     DefineCustomIntVariable(
         "pg_mcp.tool_memory_limit",
-        "Memory one tool call's SQL may use beyond what the backend held when the call began.",
+        "Memory one tool call's SQL may add to its backend while it runs.",
         "Sampled every 20 ms (from 20 ms into the call) while the tool's SQL runs; a call past it "
         "is stopped and audited "
         "as an error (SQLSTATE 53200). Superusers set it, also per role (ALTER ROLE ... SET); "
@@ -92,7 +94,10 @@ int tool_memory_limit_kb(void) {
 }
 
 void arm_tool_memory_watch(void) {
-    if (armed || limit_kb <= 0) return;
+    // A call is never nested in another (call_tool refuses it); a watch left armed by an
+    // error that escaped the previous call is replaced.
+    if (armed) disarm_tool_memory_watch();
+    if (limit_kb <= 0) return;
     if (!registered) {
         watch_id = RegisterTimeout(USER_TIMEOUT, on_memory_sample);
         long page = sysconf(_SC_PAGESIZE);

@@ -9,7 +9,7 @@
 namespace pg_mcp {
 
 void define_tool_memory_settings(void);
-// Starts sampling (every 20 ms) against the memory in use now.
+// Starts sampling every 20 ms; the first sample (20 ms in) is the baseline.
 void arm_tool_memory_watch(void);
 // Stops sampling; returns whether the limit was crossed since arm. A cancel it requested and
 // that is still pending is withdrawn, so it cannot reach the caller's statement.

@@ -288,6 +288,8 @@ test('deployment: with --replica the bridge starts while the primary is down, se
     bridge = await startBridgeWith(['--http', '127.0.0.1:0', '--auth', 'token', '--agent', agent,
       '--no-prepared-statements', '--notify-dsn', direct, '--replica', replica, '--audit-spool', spool, viaBouncer]);
     assert.match(bridge.stderr.join(''), /starting with a read replica/);
+    // Until the monitor has found the standby usable, calls are answered 503 "retry shortly".
+    await waitFor('the replica to be in use', async () => (await metric(bridge.url, 'pg_mcp_bridge_replica_usable')) === 1);
     acme = await connect(bridge.url, tokens['acme-support']);
     let ok = 0;
     for (let i = 0; i < 10; i++) {
