@@ -83,9 +83,10 @@ std::string safe_dump(const json &message) {
 class SessionOutput : public Output {
   public:
     struct Waiter {
-        explicit Waiter(asio::io_context &io) : wakeup(io) {}
-        std::string response;
-        bool done = false;  // the response is in (empty: cancelled by the client)
+        Waiter(asio::io_context &io, json request_id) : id(std::move(request_id)), wakeup(io) {}
+        json id;
+        Reply response;
+        bool done = false;  // the response is in (empty text: cancelled by the client)
         Wakeup wakeup;      // fired when done, when an event comes, or when the wait is aborted
         // Answered with an event stream: the request's notifications (progress, log messages)
         // wait here to be written before the response.
@@ -148,7 +149,7 @@ class SessionOutput : public Output {
             }
             if (!progress) push_event(std::move(text));
         }
-        void deliver(const std::string &key, std::string response) {
+        void deliver(const std::string &key, Reply response) {
             auto found = waiting.find(key);
             if (found == waiting.end() || found->second->done) return;  // nobody waits any more
             found->second->response = std::move(response);
@@ -159,20 +160,22 @@ class SessionOutput : public Output {
 
     explicit SessionOutput(asio::io_context &io) : io_(io), state_(std::make_shared<State>()) {}
 
+    void answer(Reply reply) override {
+        if (reply.id.is_null()) return;  // answers no request of this session's
+        asio::post(io_, [state = state_, reply = std::move(reply)]() mutable {
+            std::string key = reply.id.dump();
+            state->deliver(key, std::move(reply));
+        });
+    }
+
     void send(const json &message) override {
-        if (message.contains("method")) {
-            std::string method = message.value("method", "");
-            if (message.contains("id") || method == "notifications/progress" ||
-                method == "notifications/cancelled")
-                return;
-            asio::dispatch(io_, [state = state_, text = dump(message)]() mutable {
-                state->push_event(std::move(text));
-            });
+        std::string method = message.value("method", "");
+        if (method.empty() || message.contains("id") || method == "notifications/progress" ||
+            method == "notifications/cancelled")
             return;
-        }
-        if (!message.contains("id")) return;
-        asio::post(io_, [state = state_, key = message["id"].dump(),
-                         text = dump(message)]() mutable { state->deliver(key, std::move(text)); });
+        asio::dispatch(io_, [state = state_, text = dump(message)]() mutable {
+            state->push_event(std::move(text));
+        });
     }
 
     void send_related(const json &id, const json &message) override {
@@ -185,11 +188,14 @@ class SessionOutput : public Output {
 
     // A large result: built as text from its pieces (no JSON tree). A body that broke off
     // delivers nothing here: the server answers the request with an error next.
-    void send_streamed(const json &message, BodyStream &body) override {
-        std::string text = streamed_text(message, body);
-        if (text.empty()) return;
-        asio::dispatch(io_, [state = state_, key = message["id"].dump(), text]() mutable {
-            state->deliver(key, std::move(text));
+    void send_streamed(Reply head, BodyStream &body) override {
+        std::string chunk;
+        while (body.next(chunk)) head.text += chunk;
+        if (!body.failed.empty()) return;
+        head.text += "}}";
+        asio::dispatch(io_, [state = state_, reply = std::move(head)]() mutable {
+            std::string key = reply.id.dump();
+            state->deliver(key, std::move(reply));
         });
     }
 
@@ -234,12 +240,16 @@ class SessionOutput : public Output {
     // Ends the wait for `key`, if any: with a JSON-RPC error when the session ended under the
     // request; without any response when the client cancelled it (as cancellation asks).
     void abandon(const std::string &key, const std::string &reason, bool respond) {
-        json id = json::parse(key, nullptr, false);
-        state_->deliver(
-            key, respond ? make_error(id.is_discarded() ? json() : id, error_code::kInternalError,
-                                      "Request cancelled: " + reason)
-                               .dump()
-                         : std::string());
+        auto found = state_->waiting.find(key);
+        if (found == state_->waiting.end()) return;
+        Reply reply;
+        reply.id = found->second->id;
+        if (respond) {
+            reply.error_code = error_code::kInternalError;
+            reply.text = safe_dump(
+                make_error(reply.id, error_code::kInternalError, "Request cancelled: " + reason));
+        }
+        state_->deliver(key, std::move(reply));
     }
 
     // The ids (as JSON text) of the requests waiting for a response.
@@ -1167,15 +1177,14 @@ struct HttpServer::Impl {
         }
         session->last_used = Clock::now().time_since_epoch().count();
         // An OAuth session runs as the identity of the token this request brought (a refreshed
-        // token of the same person carries on the session).
-        if (!caller.identity.empty()) session->server.set_oauth_identity(caller.identity);
-        // W3C trace context headers, for this message's span (params._meta wins over them),
-        // handed over right before the message (handle_message clears them after it).
-        std::string traceparent, tracestate;
+        // token of the same person carries on the session); W3C trace context headers are for
+        // this message's span (params._meta wins over them).
+        MessageContext context;
+        context.oauth_identity = caller.identity;
         if (auto header = request.find("traceparent"); header != request.end())
-            traceparent = std::string(header->value());
+            context.traceparent = std::string(header->value());
         if (auto header = request.find("tracestate"); header != request.end())
-            tracestate = std::string(header->value());
+            context.tracestate = std::string(header->value());
         // A 2026-07-28 subscription's notifications come on its response stream, open until
         // either side ends it.
         bool listen = method == "subscriptions/listen" && one_request != nullptr;
@@ -1195,8 +1204,7 @@ struct HttpServer::Impl {
             if (method == "notifications/cancelled" && message.contains("params") &&
                 message["params"].is_object() && message["params"].contains("requestId"))
                 cancelled = message["params"]["requestId"].dump();
-            if (!traceparent.empty()) session->server.set_transport_trace(traceparent, tracestate);
-            session->server.handle_message(std::move(message));
+            session->server.handle_message(std::move(message), context);
             if (!cancelled.empty())
                 session->output.abandon(cancelled, "cancelled by the client", false);
             co_return reply(request, http::status::accepted);
@@ -1214,15 +1222,14 @@ struct HttpServer::Impl {
                                             std::to_string(options.max_calls_per_principal) +
                                             " requests in progress (--max-calls-per-principal); "
                                             "retry when one finishes");
-        auto waiter = std::make_shared<SessionOutput::Waiter>(io);
+        auto waiter = std::make_shared<SessionOutput::Waiter>(io, id);
         waiter->sse = sse_ok && (listen || !json_ok || wants_notifications(message));
         if (!session->output.expect(key, waiter))
             co_return rpc_error(
                 request, http::status::conflict, error_code::kInvalidRequest,
                 "Conflict: a request with id " + key + " is already in progress in this session");
         try {
-            if (!traceparent.empty()) session->server.set_transport_trace(traceparent, tracestate);
-            session->server.handle_message(std::move(message));
+            session->server.handle_message(std::move(message), context);
         } catch (...) {
             session->output.forget(key);
             throw;
@@ -1333,20 +1340,17 @@ struct HttpServer::Impl {
             // An initialize answered this way (a client that takes only streams) has nothing
             // before its response: the session header can still go with the stream's head.
             std::string session_id;
-            if (created && waiter->done) {
-                json result = json::parse(waiter->response, nullptr, false);
-                if (result.is_object() && result.contains("result")) {
-                    sessions.emplace(session->id, session);
-                    session_id = session->id;
-                }
+            if (created && waiter->done && waiter->response.opens_session) {
+                sessions.emplace(session->id, session);
+                session_id = session->id;
             }
             bool ok = true;
             if (!streaming) {
                 bool started = co_await start_event_stream(exchange, request, session_id);
                 ok = started;
             }
-            if (ok && !waiter->response.empty()) {
-                bool written = co_await write_event(exchange, waiter->response);
+            if (ok && !waiter->response.text.empty()) {
+                bool written = co_await write_event(exchange, waiter->response.text);
                 ok = written;
             }
             if (ok) {
@@ -1366,7 +1370,7 @@ struct HttpServer::Impl {
             co_return rpc_error(request, http::status::gateway_timeout, error_code::kInternalError,
                                 "No response within the bridge's request timeout");
         }
-        if (waiter->response.empty()) {
+        if (waiter->response.text.empty()) {
             // Cancelled by the client: an event stream that ends without any message.
             Response response{http::status::ok, request.version()};
             response.set(http::field::server, "pg_mcp_bridge");
@@ -1377,47 +1381,16 @@ struct HttpServer::Impl {
             co_return response;
         }
         // The database refused the token during the request (revoked since it was cached).
-        auto unauthorized_answer = [](const std::string &text) {
-            if (text.rfind("{\"error\":", 0) != 0) return false;
-            json answer = json::parse(text, nullptr, false);
-            return answer.is_object() && answer["error"].is_object() &&
-                   answer["error"].value("code", 0) == error_code::kUnauthorized;
-        };
-        if (options.require_token && unauthorized_answer(waiter->response)) {
+        if (options.require_token && waiter->response.error_code == error_code::kUnauthorized)
             co_return refusal_response(request, gate.revoked(caller));
+        Reply &answer = waiter->response;
+        Response response = reply(request, http::status::ok, std::move(answer.text));
+        if (created && answer.opens_session) {
+            sessions.emplace(session->id, session);
+            response.set("MCP-Session-Id", session->id);
         }
-        Response response = reply(request, http::status::ok, std::move(waiter->response));
-        if (created) {
-            json result = json::parse(response.body(), nullptr, false);
-            if (result.is_object() && result.contains("result")) {
-                sessions.emplace(session->id, session);
-                response.set("MCP-Session-Id", session->id);
-            }
-        }
-        if (one_request != nullptr)
-            response.set(http::field::cache_control, cache_control(method, response.body()));
+        if (one_request != nullptr) response.set(http::field::cache_control, answer.cache_control);
         co_return response;
-    }
-
-    // A 2026-07-28 answer's Cache-Control, as its result's ttlMs and cacheScope say (a list that
-    // depends on the caller's role: private); anything else is not to be stored.
-    static std::string cache_control(const std::string &method, const std::string &text) {
-        static const std::set<std::string> kCacheable = {"tools/list",
-                                                         "prompts/list",
-                                                         "resources/list",
-                                                         "resources/read",
-                                                         "resources/templates/list",
-                                                         "server/discover"};
-        if (kCacheable.count(method) == 0) return "no-store";
-        json answer = json::parse(text, nullptr, false);
-        if (!answer.is_object() || !answer.contains("result") || !answer["result"].is_object())
-            return "no-store";
-        const json &result = answer["result"];
-        json ttl = result.value("ttlMs", json());
-        std::string scope = result.value("cacheScope", "");
-        if (!ttl.is_number_unsigned() || (scope != "public" && scope != "private"))
-            return "no-store";
-        return scope + ", max-age=" + std::to_string(ttl.get<uint64_t>() / 1000);
     }
 
     // GET /mcp: the session's event stream (text/event-stream), for notifications that belong

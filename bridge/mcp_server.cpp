@@ -136,37 +136,51 @@ std::string streamed_prefix(const json &message) {
     return text;
 }
 
-std::string streamed_text(const json &message, BodyStream &body) {
-    std::string text = streamed_prefix(message);
+void Output::send_streamed(Reply head, BodyStream &body) {
     std::string chunk;
-    while (body.next(chunk)) text += chunk;
-    if (!body.failed.empty()) return std::string();
-    return text + "}}";
+    while (body.next(chunk)) head.text += chunk;
+    if (!body.failed.empty()) return;
+    head.text += "}}";
+    answer(std::move(head));
 }
 
-void Output::send_streamed(const json &message, BodyStream &body) {
-    std::string text = streamed_text(message, body);
-    if (!text.empty()) send(json::parse(text));
-}
-
-void McpServer::send(json message) {
-    if (message.is_object() && (message.contains("result") || message.contains("error"))) {
-        auto id = message.find("id");
-        if (id != message.end() && !id->is_null()) end_span(*id, &message);
+void McpServer::send(json message, const Request *request) {
+    if (!message.is_object() || !(message.contains("result") || message.contains("error"))) {
+        output_.send(message);
+        return;
     }
-    output_.send(message);
+    auto id = message.find("id");
+    if (id != message.end() && !id->is_null()) end_span(*id, &message);
+    output_.answer(make_reply(message, request));
 }
 
-void McpServer::set_transport_trace(std::string traceparent, std::string tracestate) {
-    std::lock_guard<std::mutex> lock(spans_mutex_);
-    transport_traceparent_ = std::move(traceparent);
-    transport_tracestate_ = std::move(tracestate);
+Reply McpServer::make_reply(json &message, const Request *request) const {
+    Reply reply;
+    reply.id = message.value("id", json());
+    auto error = message.find("error");
+    if (error != message.end()) {
+        reply.error_code = error->is_object() ? error->value("code", error_code::kInternalError)
+                                              : error_code::kInternalError;
+        if (reply.error_code == 0) reply.error_code = error_code::kInternalError;
+    }
+    auto result = message.find("result");
+    if (request != nullptr && result != message.end() && result->is_object()) {
+        reply.opens_session = request->method == "initialize";
+        const MethodRow *row = request->modern ? find_method(request->method, true) : nullptr;
+        json ttl = result->value("ttlMs", json());
+        std::string scope = result->value("cacheScope", "");
+        if (row != nullptr && row->cacheable && ttl.is_number_integer() &&
+            ttl.get<int64_t>() >= 0 && (scope == "public" || scope == "private"))
+            reply.cache_control = scope + ", max-age=" + std::to_string(ttl.get<int64_t>() / 1000);
+    }
+    reply.text = message.dump(-1, ' ', false, json::error_handler_t::replace);
+    return reply;
 }
 
 // The request's span (MCP and OpenTelemetry semantic conventions): a child of the caller's
 // span when it sent one (params._meta.traceparent, else the transport's header), else the
 // root of a new trace. Its attributes are made only when spans are exported.
-void McpServer::begin_span(const Request &request) {
+void McpServer::begin_span(const Request &request, const MessageContext &context) {
     std::string key = request_key(request.id);
     std::string version;
     {
@@ -190,12 +204,9 @@ void McpServer::begin_span(const Request &request) {
         if (parent && meta->contains("tracestate") && (*meta)["tracestate"].is_string())
             tracestate = (*meta)["tracestate"].get<std::string>();
     }
-    {
-        std::lock_guard<std::mutex> lock(spans_mutex_);
-        if (!parent && !transport_traceparent_.empty()) {
-            parent = parse_traceparent(transport_traceparent_);
-            if (parent) tracestate = transport_tracestate_;
-        }
+    if (!parent && !context.traceparent.empty()) {
+        parent = parse_traceparent(context.traceparent);
+        if (parent) tracestate = context.tracestate;
     }
     Span span;
     span.kind = Span::Kind::Server;
@@ -300,18 +311,14 @@ void McpServer::finish_span(Span span, const json *response, const char *outcome
 }
 
 void McpServer::handle_line(std::string_view line) {
-    dispatch(parse_message(line));
+    dispatch(parse_message(line), MessageContext());
 }
 
-void McpServer::handle_message(json message) {
-    dispatch(classify_message(std::move(message)));
-    // The transport's trace context was for this message only.
-    std::lock_guard<std::mutex> lock(spans_mutex_);
-    transport_traceparent_.clear();
-    transport_tracestate_.clear();
+void McpServer::handle_message(json message, const MessageContext &context) {
+    dispatch(classify_message(std::move(message)), context);
 }
 
-void McpServer::dispatch(Message message) {
+void McpServer::dispatch(Message message, const MessageContext &context) {
     switch (message.kind) {
         case Message::Kind::Invalid:
             logger_.log(LogLevel::Warning,
@@ -330,7 +337,8 @@ void McpServer::dispatch(Message message) {
             request.id = std::move(message.id);
             request.method = std::move(message.method);
             request.params = std::move(message.params);
-            handle_request(std::move(request));
+            request.oauth_identity = context.oauth_identity;
+            handle_request(std::move(request), context);
             return;
         }
     }
@@ -378,16 +386,17 @@ bool McpServer::check_modern_meta(Request &request) {
 // that have it (the handlers send their work to the backend, whose table in database.cpp maps
 // it to SQL).
 const McpServer::MethodRow McpServer::kMethods[] = {
-    {"tools/list", &McpServer::list_tools, true, true},
-    {"tools/call", &McpServer::call_tool, true, true},
-    {"resources/list", &McpServer::list_resources, true, true},
-    {"resources/read", &McpServer::read_resource, true, true},
-    {"resources/templates/list", &McpServer::list_resource_templates, true, true},
-    {"prompts/list", &McpServer::list_prompts, true, true},
-    {"prompts/get", &McpServer::get_prompt, true, true},
-    {"server/discover", &McpServer::discover, true, false},
-    {"subscriptions/listen", &McpServer::listen, true, false},
-    {"logging/setLevel", &McpServer::set_level, false, true},
+    // name                      handler                              modern legacy cacheable
+    {"tools/list", &McpServer::list_tools, true, true, true},
+    {"tools/call", &McpServer::call_tool, true, true, false},
+    {"resources/list", &McpServer::list_resources, true, true, true},
+    {"resources/read", &McpServer::read_resource, true, true, true},
+    {"resources/templates/list", &McpServer::list_resource_templates, true, true, true},
+    {"prompts/list", &McpServer::list_prompts, true, true, true},
+    {"prompts/get", &McpServer::get_prompt, true, true, false},
+    {"server/discover", &McpServer::discover, true, false, true},
+    {"subscriptions/listen", &McpServer::listen, true, false, false},
+    {"logging/setLevel", &McpServer::set_level, false, true, false},
 };
 
 const McpServer::MethodRow *McpServer::find_method(const std::string &method, bool modern) {
@@ -396,8 +405,8 @@ const McpServer::MethodRow *McpServer::find_method(const std::string &method, bo
     return nullptr;
 }
 
-void McpServer::handle_request(Request request) {
-    begin_span(request);
+void McpServer::handle_request(Request request, const MessageContext &context) {
+    begin_span(request, context);
     const std::string &method = request.method;
     // What reaches the database as text may not hold NUL: libpq would cut it there (a tool
     // other than the one named, a request id shortened in the audit row).
@@ -519,7 +528,7 @@ void McpServer::list_resource_templates(const Request &request) {
         result["ttlMs"] = 3600000;
         result["cacheScope"] = "public";  // the same (empty) for everyone
     }
-    send(make_result(request.id, finish_result(request, std::move(result))));
+    send(make_result(request.id, finish_result(request, std::move(result))), &request);
 }
 
 json McpServer::finish_result(const Request &request, json result) const {
@@ -558,7 +567,8 @@ void McpServer::initialize(const Request &request) {
     send(make_result(request.id, {{"protocolVersion", version},
                                   {"capabilities", capabilities()},
                                   {"serverInfo", server_info()},
-                                  {"instructions", kInstructions}}));
+                                  {"instructions", kInstructions}}),
+         &request);
 }
 
 void McpServer::discover(const Request &request) {
@@ -570,12 +580,7 @@ void McpServer::discover(const Request &request) {
                    {"instructions", kInstructions},
                    {"ttlMs", 3600000},
                    {"cacheScope", "public"}};
-    send(make_result(request.id, finish_result(request, std::move(result))));
-}
-
-void McpServer::set_oauth_identity(std::string identity) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    oauth_identity_ = std::move(identity);
+    send(make_result(request.id, finish_result(request, std::move(result))), &request);
 }
 
 CallIdentity McpServer::identity(const Request &request) const {
@@ -583,10 +588,7 @@ CallIdentity McpServer::identity(const Request &request) const {
     who.agent_name = options_.agent_name;
     who.principal_token = options_.principal_token;
     who.principal = options_.principal;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        who.oauth_identity = oauth_identity_;
-    }
+    who.oauth_identity = request.oauth_identity;
     {
         std::lock_guard<std::mutex> lock(spans_mutex_);
         auto span = spans_.find(request_key(request.id));
@@ -695,7 +697,7 @@ void McpServer::serve_list(const Request &request, const char *method, const cha
                  result["ttlMs"] = 60000;
                  result["cacheScope"] = "private";  // the list depends on the caller's role
              }
-             send(make_result(request.id, finish_result(request, std::move(result))));
+             send(make_result(request.id, finish_result(request, std::move(result))), &request);
          });
 }
 
@@ -733,7 +735,7 @@ void McpServer::read_resource(const Request &request) {
                 result["ttlMs"] = 60000;
                 result["cacheScope"] = "private";  // what a role may read depends on the role
             }
-            send(make_result(request.id, finish_result(request, std::move(result))));
+            send(make_result(request.id, finish_result(request, std::move(result))), &request);
         });
 }
 
@@ -773,7 +775,7 @@ void McpServer::get_prompt(const Request &request) {
                 send(make_error(request.id, reply.error_code, reply.error_message));
                 return;
             }
-            send(make_result(request.id, finish_result(request, reply.value)));
+            send(make_result(request.id, finish_result(request, reply.value)), &request);
         });
 }
 
@@ -858,13 +860,16 @@ void McpServer::call_tool(const Request &request) {
                                 "tool " + tool + " ended with status " + status);
             json message = make_result(request.id, finish_result(request, std::move(result)));
             if (reply.body == nullptr) {
-                send(std::move(message));
+                send(std::move(message), &request);
                 return;
             }
             // The span is the request's until its result is written (its id may be reused once
             // the client has the answer).
             std::optional<Span> span = take_span(request.id);
-            output_.send_streamed(message, *reply.body);
+            Reply head;
+            head.id = request.id;
+            head.text = streamed_prefix(message);
+            output_.send_streamed(std::move(head), *reply.body);
             if (span && reply.body->failed.empty())
                 finish_span(std::move(*span), &message, nullptr);
             if (span && !reply.body->failed.empty())

@@ -18,14 +18,30 @@
 
 namespace pg_mcp::bridge {
 
-// Where outgoing messages go (stdout for the stdio transport). Must be thread-safe.
+// A response, made once by the protocol layer: its text and what the transport must know of
+// it, so that no transport reads a response back.
+struct Reply {
+    json id;                     // the request's (null when the message that failed had none)
+    std::string text;            // the whole JSON-RPC message
+    int error_code = 0;          // a JSON-RPC error's code; 0 for a result
+    bool opens_session = false;  // the result of an initialize
+    // 2026-07-28 answers of the methods kMethods marks cacheable, as their ttlMs and
+    // cacheScope say ("private, max-age=60"); anything else "no-store".
+    std::string cache_control = "no-store";
+};
+
+// Where outgoing messages go (stdout for the stdio transport).
 class Output {
   public:
     virtual ~Output() = default;
+    // A response.
+    virtual void answer(Reply reply) = 0;
+    // A notification that belongs to no request (tools/list_changed, a log message).
     virtual void send(const json &message) = 0;
-    // Sends `message` (whose last member is the object "result") with the body's raw members
-    // appended to that object. This default gathers the body; a transport can stream it.
-    virtual void send_streamed(const json &message, BodyStream &body);
+    // A result whose body comes in pieces: `head.text` is streamed_prefix() of the message, the
+    // body's raw members follow, then "}}". This default gathers the body; a transport can
+    // stream it. A body that broke off answers nothing (the server sends an error next).
+    virtual void send_streamed(Reply head, BodyStream &body);
     // A notification about request `id` (its progress, a log message for it): a transport that
     // answers that request with a stream of its own sends it there. By default like send().
     virtual void send_related(const json &id, const json &message) {
@@ -37,9 +53,6 @@ class Output {
 // The text of `message` up to its "result" object's last member, followed by a comma: what a
 // streamed body is appended to (then "}}" closes the result and the message).
 std::string streamed_prefix(const json &message);
-// The whole message with the body read into it, as text; empty when the body broke off (the
-// caller then answers with an error).
-std::string streamed_text(const json &message, BodyStream &body);
 // A protocol revision this server speaks (2026-07-28 or a legacy one).
 bool is_supported_version(const std::string &version);
 bool is_legacy_version(const std::string &version);  // one that starts with initialize
@@ -62,6 +75,15 @@ struct ServerOptions {
     std::string session_id;
 };
 
+// What the transport knows of one message beyond its text: who sent it and in which trace.
+struct MessageContext {
+    // The OAuth identity (CallIdentity::oauth_identity) the message runs as: the HTTP
+    // transport's, from the request's verified access token.
+    std::string oauth_identity;
+    // The HTTP traceparent and tracestate headers; params._meta.traceparent wins over them.
+    std::string traceparent, tracestate;
+};
+
 extern const char *const kModernVersion;       // "2026-07-28"
 extern const char *const kLegacyVersions[3];   // newest first
 extern const char *const kProtocolVersionKey;  // _meta key of the modern era
@@ -73,13 +95,7 @@ class McpServer {
     // One line from the transport (without its newline).
     void handle_line(std::string_view line);
     // One message the transport has parsed already (it is not parsed again).
-    void handle_message(json message);
-    // The OAuth identity (CallIdentity::oauth_identity) the next messages run as: the HTTP
-    // transport sets it from each request's verified access token.
-    void set_oauth_identity(std::string identity);
-    // The trace context the transport carried for the next message (HTTP traceparent and
-    // tracestate headers); params._meta.traceparent wins over it. Cleared after the message.
-    void set_transport_trace(std::string traceparent, std::string tracestate);
+    void handle_message(json message, const MessageContext &context = {});
     // A line longer than the transport's limit was discarded (head and tail: its first and
     // last bytes, to answer with the request's id when it can be found).
     void handle_oversized_line(size_t limit, std::string_view head = {},
@@ -107,19 +123,21 @@ class McpServer {
         json params;
         bool modern = false;
         std::optional<LogLevel> log_level;  // modern: per-request logging opt-in
+        std::string oauth_identity;         // MessageContext's
     };
 
     struct MethodRow {
         const char *name;
         void (McpServer::*handler)(const Request &);
-        bool modern;  // served in the 2026-07-28 era
-        bool legacy;  // served after initialize
+        bool modern;     // served in the 2026-07-28 era
+        bool legacy;     // served after initialize
+        bool cacheable;  // a 2026-07-28 answer may be stored (as its ttlMs and cacheScope say)
     };
     static const MethodRow kMethods[];
     static const MethodRow *find_method(const std::string &method, bool modern);
 
-    void dispatch(Message message);
-    void handle_request(Request request);
+    void dispatch(Message message, const MessageContext &context);
+    void handle_request(Request request, const MessageContext &context);
     void handle_notification(const std::string &method, const json &params);
     bool check_modern_meta(Request &request);
 
@@ -145,12 +163,14 @@ class McpServer {
     json capabilities() const;
     // Completes a result for the request's era (resultType and serverInfo for modern).
     json finish_result(const Request &request, json result) const;
-    void reply(const Request &request, json message);
-    void send(json message);
+    // A response (a result or an error), with what its request tells the transport (`request`:
+    // the request it answers, when it got that far).
+    void send(json message, const Request *request = nullptr);
+    Reply make_reply(json &message, const Request *request) const;
     void log_for_request(const Request &request, LogLevel level, const std::string &message);
 
     // A span per request: begun when it arrives, ended with its response (or its cancel).
-    void begin_span(const Request &request);
+    void begin_span(const Request &request, const MessageContext &context);
     void end_span(const json &id, const json *response, const char *outcome = nullptr);
     std::optional<Span> take_span(const json &id);
     static void finish_span(Span span, const json *response, const char *outcome);
@@ -166,15 +186,12 @@ class McpServer {
     std::string legacy_version_;  // empty until initialize
     bool legacy_initialized_ = false;
     json legacy_client_info_;
-    std::string oauth_identity_;  // guarded by mutex_
-    // Open request spans by request key, and the transport's trace context for the next
-    // message; their own mutex (send() may run with mutex_ held).
+    // Open request spans by request key; their own mutex (send() may run with mutex_ held).
     mutable std::mutex spans_mutex_;
     std::map<std::string, Span> spans_;
     // Refusals of a request reusing the id of one in flight, whose error must not end the
     // other's span.
     std::map<std::string, int> duplicate_errors_;
-    std::string transport_traceparent_, transport_tracestate_;
     std::optional<LogLevel> legacy_log_level_;
     std::set<std::string> in_flight_;  // ids (dumped) of requests the backend is working on
     std::set<std::string> cancelled_;  // in flight but cancelled: their replies are dropped

@@ -184,20 +184,28 @@ void LineWriter::send(const json &message) {
     shared_->push(std::move(entry));
 }
 
-void LineWriter::send_streamed(const json &message, BodyStream &body) {
+void LineWriter::answer(Reply reply) {
+    auto entry = std::make_shared<Entry>();
+    entry->text = std::move(reply.text);
+    entry->text.push_back('\n');
+    shared_->push(std::move(entry));
+}
+
+void LineWriter::send_streamed(Reply head, BodyStream &body) {
     if (body.buffered) {
         // In memory already: one line, queued like any other (the caller may be the loop). A
         // body that broke off gives nothing: the caller answers with an error next.
-        std::string text = streamed_text(message, body);
-        if (text.empty()) return;
+        std::string chunk;
+        while (body.next(chunk)) head.text += chunk;
+        if (!body.failed.empty()) return;
         auto entry = std::make_shared<Entry>();
-        entry->text = std::move(text) + "\n";
+        entry->text = std::move(head.text) + "}}\n";
         shared_->push(std::move(entry));
         return;
     }
     // Written as it is read, by the writer thread; the body lives until this returns.
     auto entry = std::make_shared<Entry>();
-    entry->text = streamed_prefix(message);
+    entry->text = std::move(head.text);
     entry->body = &body;
     shared_->push(entry);
     std::unique_lock<std::mutex> lock(shared_->mutex);

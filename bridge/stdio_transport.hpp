@@ -28,8 +28,9 @@ class LineWriter : public Output {
   public:
     explicit LineWriter(int fd);
     ~LineWriter() override;  // writes what is queued (a few seconds at most), then stops
+    void answer(Reply reply) override;
     void send(const json &message) override;
-    void send_streamed(const json &message, BodyStream &body) override;
+    void send_streamed(Reply head, BodyStream &body) override;
     // Waits until everything queued so far is written (or the output broke).
     void flush();
     bool broken() const;

@@ -21,6 +21,11 @@ class CaptureOutput : public Output {
         std::lock_guard<std::mutex> lock(mutex);
         messages.push_back(message);
     }
+    void answer(Reply reply) override {
+        std::lock_guard<std::mutex> lock(mutex);
+        messages.push_back(json::parse(reply.text));
+        replies.push_back(reply);
+    }
     json take() {
         std::lock_guard<std::mutex> lock(mutex);
         if (messages.empty()) return nullptr;
@@ -34,6 +39,7 @@ class CaptureOutput : public Output {
     }
     std::mutex mutex;
     std::deque<json> messages;
+    std::vector<Reply> replies;  // every answer, with what it tells the transport
 };
 
 // Replies immediately unless `defer` is set; then replies wait in `pending`.
@@ -348,6 +354,33 @@ TEST_F(ServerTest, ModernResourceResultsCarryCachingHints) {
     EXPECT_EQ(missing["error"]["code"], error_code::kInvalidParams);  // 2026-07-28
     json discover = request(modern("5", "server/discover"))["result"];
     EXPECT_TRUE(discover["capabilities"].contains("prompts"));
+}
+
+// What a reply tells the transport is decided where the reply is made (the transport never
+// reads a reply back): the cache policy from kMethods and the result's hints, a session opened
+// by initialize, an error's code.
+TEST_F(ServerTest, RepliesCarryWhatTheTransportNeeds) {
+    auto last_reply = [this] { return output.replies.back(); };
+    request(modern("1", "tools/list"));
+    EXPECT_EQ(last_reply().cache_control, "private, max-age=60");
+    EXPECT_FALSE(last_reply().opens_session);
+    request(modern("2", "server/discover"));
+    EXPECT_EQ(last_reply().cache_control, "public, max-age=3600");
+    backend.call_result = {{"content", json::array()}, {"isError", false}};
+    request(modern("3", "tools/call", R"("name":"t")"));
+    EXPECT_EQ(last_reply().cache_control, "no-store");  // a call is never stored
+    request(modern("4", "nope/nope"));
+    EXPECT_EQ(last_reply().error_code, error_code::kMethodNotFound);
+    EXPECT_EQ(last_reply().cache_control, "no-store");
+    EXPECT_EQ(last_reply().id, 4);
+    initialize();
+    EXPECT_TRUE(last_reply().opens_session);
+    EXPECT_EQ(last_reply().error_code, 0);
+    request(R"({"jsonrpc":"2.0","id":7,"method":"tools/list"})");
+    EXPECT_EQ(last_reply().cache_control, "no-store");  // a legacy answer: no caching hints
+    request(R"({"jsonrpc":"2.0","id":8,"method":"initialize","params":{"protocolVersion":"x"}})");
+    EXPECT_FALSE(last_reply().opens_session);  // already initialized: an error
+    EXPECT_EQ(last_reply().error_code, error_code::kInvalidRequest);
 }
 
 TEST_F(ServerTest, PromptsAreListedAndGot) {

@@ -162,7 +162,10 @@ TEST(StdioTransport, WriterStreamsABodyWhileOthersSend) {
             return true;
         };
         std::thread streamer([&] {
-            writer.send_streamed(json{{"id", 1}, {"result", {{"x", 0}}}}, body);
+            Reply head;
+            head.id = 1;
+            head.text = streamed_prefix(json{{"id", 1}, {"result", {{"x", 0}}}});
+            writer.send_streamed(std::move(head), body);
         });
         std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the stream has begun
         auto sent = std::async(std::launch::async, [&] { writer.send(json{{"id", 2}}); });
