@@ -39,9 +39,13 @@ struct CallIdentity {
 struct BodyStream {
     std::function<bool(std::string &chunk)> next;
     std::string failed;
-    // The whole body is in memory: next() never waits (a reply on the event loop has such a
-    // body; a large one comes on a helper thread, its next() waiting for the loop's reads).
+    // The whole body is in memory: next() never waits, and may be called on the loop.
     bool buffered = false;
+    // A large body is not in memory: its next() waits for the loop's reads, so it is read
+    // elsewhere. off_loop(read, then) runs `read` (which may call next()) on a helper thread,
+    // then `then` on the loop; the body lives until `then` has run. Called at most once, while
+    // the reply callback runs; a body nobody reads is drained by its backend.
+    std::function<void(std::function<void()> read, std::function<void()> then)> off_loop;
 };
 
 struct BackendReply {
@@ -93,7 +97,7 @@ struct Work {
 class Backend {
   public:
     virtual ~Backend() = default;
-    // Queues work. `reply` is called exactly once, from any thread, also for cancelled work.
+    // Queues work. `reply` is called exactly once, on the loop, also for cancelled work.
     virtual void submit(Work work, ReplyFn reply) = 0;
     // Cancels queued or running work (running: the query is cancelled in the server).
     virtual void cancel(const std::string &key) = 0;

@@ -1315,26 +1315,45 @@ void Database::stream_body(Slot &slot, BackendReply reply) {
     settle(job, true);
     if (job.is_call) record_call(reply, Clock::now() - slot.begun);
     held_++;
-    ReplyFn to = job.reply;
-    asio::post(helpers_->consumers, [this, to, chunks, reply = std::move(reply)]() mutable {
+    // The reply is given on the loop; whoever reads the body does so on a consumer thread
+    // (off_loop), and whatever it read, the rest is drained there (the connection reaches the
+    // end of its query).
+    struct Streamed {
         BodyStream body;
-        body.next = [&body, chunks](std::string &piece) {
-            bool more = chunks->next(piece);
-            if (!more) body.failed = chunks->failed;
-            return more;
-        };
-        reply.body = &body;
-        deliver(to, std::move(reply), logger_);
-        // Whatever the reply did with the body, the rest is read (the connection reaches the
-        // end of its query).
-        std::string ignored;
-        while (chunks->next(ignored)) {
-        }
-        asio::post(loop_, [this] {
-            held_--;
-            check_stopped();
+        bool taken = false;
+    };
+    auto streamed = std::make_shared<Streamed>();
+    std::weak_ptr<Streamed> weak = streamed;
+    auto consume = [this, chunks](std::shared_ptr<Streamed> holder, std::function<void()> read,
+                                  std::function<void()> then) {
+        asio::post(helpers_->consumers, [this, chunks, holder, read, then] {
+            if (read) read();
+            std::string ignored;
+            while (chunks->next(ignored)) {
+            }
+            asio::post(loop_, [this, holder, then] {
+                if (then) then();
+                held_--;
+                check_stopped();
+            });
         });
-    });
+    };
+    streamed->body.next = [body = &streamed->body, chunks](std::string &piece) {
+        bool more = chunks->next(piece);
+        if (!more) body->failed = chunks->failed;
+        return more;
+    };
+    streamed->body.off_loop = [weak, consume](std::function<void()> read,
+                                              std::function<void()> then) {
+        std::shared_ptr<Streamed> holder = weak.lock();
+        if (holder == nullptr || holder->taken) return;
+        holder->taken = true;
+        consume(holder, std::move(read), std::move(then));
+    };
+    reply.body = &streamed->body;
+    ReplyFn to = job.reply;
+    deliver(to, std::move(reply), logger_);
+    if (!streamed->taken) consume(streamed, nullptr, nullptr);
 }
 
 // A deferred call whose body is small enough to hold: the connection is free at once, the answer

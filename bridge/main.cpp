@@ -22,6 +22,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <libpq-fe.h>
 
@@ -443,8 +444,16 @@ int main(int argc, char **argv) {
 
     LineWriter writer(STDOUT_FILENO);
     McpServer server(backend, writer, server_options, logger);
-    Listener listener(options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
-                      [&server] { server.tools_changed(); });
+    // The server lives on the loop: this thread asks it through the loop.
+    auto on_loop = [&loop](auto ask) {
+        auto answered = std::make_shared<std::promise<decltype(ask())>>();
+        auto answer = answered->get_future();
+        boost::asio::post(loop, [ask, answered] { answered->set_value(ask()); });
+        return answer.get();
+    };
+    Listener listener(
+        options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
+        [&loop, &server] { boost::asio::post(loop, [&server] { server.tools_changed(); }); });
 
     // Input is read on the loop; this thread waits for its end or a signal.
     auto ended = std::make_shared<std::promise<bool>>();  // true: a signal
@@ -482,16 +491,19 @@ int main(int argc, char **argv) {
     bool signalled = input_over.get();
     if (!signalled) {
         auto limit = std::chrono::steady_clock::now() + options.http_options.request_timeout;
-        while (server.in_flight() > 0 && !signal_seen->load() &&
-               std::chrono::steady_clock::now() < limit)
+        auto in_flight = [&] { return on_loop([&server] { return server.in_flight(); }); };
+        while (in_flight() > 0 && !signal_seen->load() && std::chrono::steady_clock::now() < limit)
             ::usleep(10000);
-        if (server.in_flight() > 0)
-            logger.log(LogLevel::Warning, std::to_string(server.in_flight()) +
+        if (size_t running = in_flight(); running > 0)
+            logger.log(LogLevel::Warning, std::to_string(running) +
                                               " requests still running at shutdown are cancelled");
     }
     logger.log(LogLevel::Info,
                signalled ? "signal received; shutting down" : "input closed; shutting down");
-    server.shutdown(true);
+    on_loop([&server] {
+        server.shutdown(true);
+        return true;
+    });
     service.stop();
     listener.stop();
     return 0;

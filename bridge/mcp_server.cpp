@@ -120,8 +120,7 @@ McpServer::McpServer(Backend &backend, Output &output, ServerOptions options, co
     : backend_(backend), output_(output), options_(std::move(options)), logger_(logger) {}
 
 size_t McpServer::in_flight() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return in_flight_.size();
+    return in_flight_.size() + streaming_;
 }
 
 std::string streamed_prefix(const json &message) {
@@ -184,11 +183,9 @@ void McpServer::begin_span(const Request &request, const MessageContext &context
     std::string key = request_key(request.id);
     std::string version;
     {
-        std::lock_guard<std::mutex> lock(mutex_);
         if (in_flight_.count(key) > 0) {
             // A request reusing the id of one in flight is refused: it has no span, and its
             // refusal does not end the other's.
-            std::lock_guard<std::mutex> spans(spans_mutex_);
             duplicate_errors_[key]++;
             return;
         }
@@ -250,7 +247,6 @@ void McpServer::begin_span(const Request &request, const MessageContext &context
         if (!options_.principal.empty() && options_.principal.find('\n') == std::string::npos)
             span.set("pg_mcp.principal", options_.principal);
     }
-    std::lock_guard<std::mutex> lock(spans_mutex_);
     // Bounded: a client that never reads its answers cannot grow this without end (the
     // oldest goes).
     if (spans_.size() >= 10000) {
@@ -263,7 +259,6 @@ void McpServer::begin_span(const Request &request, const MessageContext &context
 }
 
 std::optional<Span> McpServer::take_span(const json &id) {
-    std::lock_guard<std::mutex> lock(spans_mutex_);
     auto found = spans_.find(request_key(id));
     if (found == spans_.end()) return std::nullopt;
     Span span = std::move(found->second);
@@ -275,7 +270,6 @@ std::optional<Span> McpServer::take_span(const json &id) {
 // sets error.type), or with `outcome` (e.g. "cancelled") when it gets none.
 void McpServer::end_span(const json &id, const json *response, const char *outcome) {
     if (response != nullptr && response->contains("error")) {
-        std::lock_guard<std::mutex> lock(spans_mutex_);
         auto duplicate = duplicate_errors_.find(request_key(id));
         if (duplicate != duplicate_errors_.end()) {
             if (--duplicate->second == 0) duplicate_errors_.erase(duplicate);
@@ -458,7 +452,6 @@ void McpServer::handle_request(Request request, const MessageContext &context) {
         return;
     }
     {
-        std::lock_guard<std::mutex> lock(mutex_);
         if (legacy_version_.empty()) {
             send(make_error(request.id, error_code::kInvalidRequest,
                             "Invalid Request: not initialized; send initialize first, or put \"" +
@@ -473,7 +466,6 @@ void McpServer::handle_request(Request request, const MessageContext &context) {
 
 void McpServer::handle_notification(const std::string &method, const json &params) {
     if (method == "notifications/initialized") {
-        std::lock_guard<std::mutex> lock(mutex_);
         if (!legacy_version_.empty()) legacy_initialized_ = true;
         return;
     }
@@ -487,9 +479,7 @@ void McpServer::handle_notification(const std::string &method, const json &param
         std::string key = request_key(*id);
         bool running = false;
         {
-            std::lock_guard<std::mutex> lock(mutex_);
             if (subscriptions_.erase(key) > 0) {  // a subscription ends without a reply
-                std::lock_guard<std::mutex> spans(spans_mutex_);
                 auto span = spans_.find(key);
                 if (span != spans_.end()) {
                     Span ended = std::move(span->second);
@@ -552,7 +542,6 @@ void McpServer::initialize(const Request &request) {
     std::string version = requested->get<std::string>();
     if (!is_legacy_version(version)) version = kLegacyVersions[0];
     {
-        std::lock_guard<std::mutex> lock(mutex_);
         if (!legacy_version_.empty()) {
             send(make_error(
                 request.id, error_code::kInvalidRequest,
@@ -590,7 +579,6 @@ CallIdentity McpServer::identity(const Request &request) const {
     who.principal = options_.principal;
     who.oauth_identity = request.oauth_identity;
     {
-        std::lock_guard<std::mutex> lock(spans_mutex_);
         auto span = spans_.find(request_key(request.id));
         if (span != spans_.end()) who.trace = span->second.context;
     }
@@ -599,7 +587,6 @@ CallIdentity McpServer::identity(const Request &request) const {
         if (meta != request.params.end() && meta->is_object())
             who.client_info = describe_client(meta->value(kClientInfoKey, json::object()));
     } else {
-        std::lock_guard<std::mutex> lock(mutex_);
         who.client_info = describe_client(legacy_client_info_);
     }
     who.request_id = request.id.is_string() ? request.id.get<std::string>() : request.id.dump();
@@ -607,7 +594,6 @@ CallIdentity McpServer::identity(const Request &request) const {
 }
 
 bool McpServer::begin_work(const Request &request) {
-    std::lock_guard<std::mutex> lock(mutex_);
     std::string key = request_key(request.id);
     if (shut_down_) {
         send(make_error(request.id, error_code::kInternalError, "Server is shutting down"));
@@ -624,7 +610,6 @@ bool McpServer::begin_work(const Request &request) {
 bool McpServer::end_work(const json &id) {
     bool answer;
     {
-        std::lock_guard<std::mutex> lock(mutex_);
         std::string key = request_key(id);
         in_flight_.erase(key);
         answer = cancelled_.erase(key) == 0 && !shut_down_;
@@ -674,7 +659,6 @@ void McpServer::serve_list(const Request &request, const char *method, const cha
     size_t page_size = std::max<size_t>(1, options_.page_size);
     list(options_.backend_key_prefix + request_key(request.id), identity(request),
          [this, request, after, page_size, key, field](BackendReply reply) {
-             CallbackGuard guard(callbacks_running_);
              if (!end_work(request.id)) return;
              if (!reply.ok) {
                  send(make_error(request.id, reply.error_code, reply.error_message));
@@ -713,7 +697,6 @@ void McpServer::read_resource(const Request &request) {
     backend_.read_resource(
         options_.backend_key_prefix + request_key(request.id), identity(request), wanted,
         [this, request, wanted](BackendReply reply) {
-            CallbackGuard guard(callbacks_running_);
             if (!end_work(request.id)) return;
             if (!reply.ok && reply.sqlstate == "42704") {
                 // Resource not found: -32602 since 2026-07-28, -32002 before.
@@ -761,7 +744,6 @@ void McpServer::get_prompt(const Request &request) {
     backend_.get_prompt(
         options_.backend_key_prefix + request_key(request.id), identity(request), wanted, arguments,
         [this, request, wanted](BackendReply reply) {
-            CallbackGuard guard(callbacks_running_);
             if (!end_work(request.id)) return;
             if (!reply.ok && (reply.sqlstate == "42704" || reply.sqlstate == "22023")) {
                 send(make_error(
@@ -808,7 +790,6 @@ void McpServer::call_tool(const Request &request) {
     ProgressFn progress;
     if (!token.is_null()) {
         progress = [this, token, tool, id = request.id](int seconds) {
-            CallbackGuard guard(callbacks_running_);
             output_.send_related(
                 id, make_notification("notifications/progress",
                                       {{"progressToken", token},
@@ -820,7 +801,6 @@ void McpServer::call_tool(const Request &request) {
     backend_.call_tool(
         options_.backend_key_prefix + request_key(request.id), identity(request), tool, arguments,
         progress, [this, request, tool](BackendReply reply) {
-            CallbackGuard guard(callbacks_running_);
             if (!end_work(request.id)) {
                 logger_.log(LogLevel::Info, "tools/call " + tool + " (request " +
                                                 request.id.dump() +
@@ -842,7 +822,7 @@ void McpServer::call_tool(const Request &request) {
                 // Unknown tools are protocol errors; ungranted ones look the same on
                 // purpose.
                 std::string detail;
-                if (reply.body != nullptr) {
+                if (reply.body != nullptr && reply.body->buffered) {
                     std::string text = "{", chunk;
                     while (reply.body->next(chunk)) text += chunk;
                     json members = json::parse(text + "}", nullptr, false);
@@ -865,23 +845,37 @@ void McpServer::call_tool(const Request &request) {
             }
             // The span is the request's until its result is written (its id may be reused once
             // the client has the answer).
-            std::optional<Span> span = take_span(request.id);
-            Reply head;
-            head.id = request.id;
-            head.text = streamed_prefix(message);
-            output_.send_streamed(std::move(head), *reply.body);
-            if (span && reply.body->failed.empty())
-                finish_span(std::move(*span), &message, nullptr);
-            if (span && !reply.body->failed.empty())
-                finish_span(std::move(*span), nullptr, "result cut short");
-            if (!reply.body->failed.empty()) {
+            auto span = std::make_shared<std::optional<Span>>(take_span(request.id));
+            auto head = std::make_shared<Reply>();
+            head->id = request.id;
+            head->text = streamed_prefix(message);
+            BodyStream *body = reply.body;
+            auto written = [this, request, tool, body, span, message] {
+                if (*span && body->failed.empty())
+                    finish_span(std::move(**span), &message, nullptr);
+                if (*span && !body->failed.empty())
+                    finish_span(std::move(**span), nullptr, "result cut short");
+                if (body->failed.empty()) return;
                 log_for_request(request, LogLevel::Error,
-                                "tools/call " + tool + ": result cut short: " + reply.body->failed);
+                                "tools/call " + tool + ": result cut short: " + body->failed);
                 send(make_error(request.id, error_code::kDatabaseUnavailable,
-                                "The result was cut short (" + reply.body->failed +
-                                    "); the call completed and was audited. Retry "
-                                    "if the tool is safe to repeat."));
+                                "The result was cut short (" + body->failed +
+                                    "); the call completed and was audited. Retry if the tool "
+                                    "is safe to repeat."));
+            };
+            if (body->buffered || !body->off_loop) {
+                output_.send_streamed(std::move(*head), *body);
+                written();
+                return;
             }
+            // A large body is written as it is read, off the loop; the server stays busy
+            // (not idle()) until it is.
+            streaming_++;
+            body->off_loop([this, head, body] { output_.send_streamed(std::move(*head), *body); },
+                           [this, written] {
+                               streaming_--;
+                               written();
+                           });
         });
 }
 
@@ -895,10 +889,7 @@ void McpServer::set_level(const Request &request) {
                         "error, critical, alert, emergency"));
         return;
     }
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        legacy_log_level_ = parsed;
-    }
+    { legacy_log_level_ = parsed; }
     send(make_result(request.id, json::object()));
 }
 
@@ -914,7 +905,6 @@ void McpServer::listen(const Request &request) {
     if (tools_changed != filter.end() && *tools_changed == true) honored["toolsListChanged"] = true;
     std::string key = request_key(request.id);
     {
-        std::lock_guard<std::mutex> lock(mutex_);
         if (subscriptions_.count(key) > 0 || in_flight_.count(key) > 0) {
             send(make_error(
                 request.id, error_code::kInvalidRequest,
@@ -931,7 +921,6 @@ void McpServer::listen(const Request &request) {
 }
 
 void McpServer::tools_changed() {
-    std::lock_guard<std::mutex> lock(mutex_);
     if (shut_down_) return;
     if (legacy_initialized_ || !legacy_version_.empty())
         send(make_notification("notifications/tools/list_changed", json::object()));
@@ -946,7 +935,6 @@ void McpServer::tools_changed() {
 
 void McpServer::log_to_client(LogLevel level, const std::string &message) {
     logger_.log(level, message);
-    std::lock_guard<std::mutex> lock(mutex_);
     if (legacy_log_level_ && level >= *legacy_log_level_)
         send(make_notification(
             "notifications/message",
@@ -962,7 +950,6 @@ void McpServer::log_for_request(const Request &request, LogLevel level,
         "notifications/message",
         {{"level", log_level_name(level)}, {"logger", "pg_mcp_bridge"}, {"data", message}});
     if (!request.modern) {
-        std::lock_guard<std::mutex> lock(mutex_);
         if (legacy_log_level_ && level >= *legacy_log_level_)
             output_.send_related(request.id, notification);
         return;
@@ -974,7 +961,6 @@ void McpServer::log_for_request(const Request &request, LogLevel level,
 void McpServer::cancel_all() {
     std::vector<std::string> running;
     {
-        std::lock_guard<std::mutex> lock(mutex_);
         for (const std::string &key : in_flight_)
             if (cancelled_.insert(key).second) running.push_back(key);
     }
@@ -982,17 +968,10 @@ void McpServer::cancel_all() {
 }
 
 bool McpServer::idle() const {
-    // In this order: a callback enters its guard before it takes its request out of
-    // in_flight_, so an empty in_flight_ followed by no running callback means none is left.
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!in_flight_.empty()) return false;
-    }
-    return callbacks_running_.load() == 0;
+    return in_flight_.empty() && streaming_ == 0;
 }
 
 void McpServer::shutdown(bool answer_in_flight) {
-    std::lock_guard<std::mutex> lock(mutex_);
     if (shut_down_) return;
     shut_down_ = true;
     // Requests still running get an answer rather than silence (stdio: the client may still be

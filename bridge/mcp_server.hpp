@@ -4,9 +4,7 @@
 // no policy: tools/list and tools/call go to the Backend, i.e. to the extension.
 #pragma once
 
-#include <atomic>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -30,7 +28,8 @@ struct Reply {
     std::string cache_control = "no-store";
 };
 
-// Where outgoing messages go (stdout for the stdio transport).
+// Where outgoing messages go (stdout for the stdio transport). Called on the loop, except
+// send_streamed with a body that is not buffered, which is called on a helper thread.
 class Output {
   public:
     virtual ~Output() = default;
@@ -88,6 +87,8 @@ extern const char *const kModernVersion;       // "2026-07-28"
 extern const char *const kLegacyVersions[3];   // newest first
 extern const char *const kProtocolVersionKey;  // _meta key of the modern era
 
+// Lives on the event loop: every call into it, and every backend reply and progress callback,
+// runs on the loop's thread (so it needs no lock); what must block elsewhere posts back.
 class McpServer {
   public:
     McpServer(Backend &backend, Output &output, ServerOptions options, const Logger &logger);
@@ -110,10 +111,11 @@ class McpServer {
     // answer_in_flight, requests still running are answered with an error first.
     void shutdown(bool answer_in_flight = false);
 
+    // Requests the backend is working on, and large results still being written.
     size_t in_flight() const;
     // Cancels every request the backend is working on (their replies are dropped).
     void cancel_all();
-    // Nothing in flight and no backend callback running: the server may be destroyed.
+    // Nothing in flight and no result being written: the server may be destroyed.
     bool idle() const;
 
   private:
@@ -182,11 +184,10 @@ class McpServer {
     ServerOptions options_;
     const Logger &logger_;
 
-    mutable std::mutex mutex_;
     std::string legacy_version_;  // empty until initialize
     bool legacy_initialized_ = false;
     json legacy_client_info_;
-    // Open request spans by request key; their own mutex (send() may run with mutex_ held).
+    // Open request spans by request key.
     mutable std::mutex spans_mutex_;
     std::map<std::string, Span> spans_;
     // Refusals of a request reusing the id of one in flight, whose error must not end the
@@ -197,13 +198,8 @@ class McpServer {
     std::set<std::string> cancelled_;  // in flight but cancelled: their replies are dropped
     std::map<std::string, json> subscriptions_;  // modern subscriptions/listen, by id (dumped)
     bool shut_down_ = false;
-    // Backend callbacks executing now: each holds a CallbackGuard while it runs.
-    mutable std::atomic<int> callbacks_running_{0};
-    struct CallbackGuard {
-        explicit CallbackGuard(std::atomic<int> &count) : count_(count) { ++count_; }
-        ~CallbackGuard() { --count_; }
-        std::atomic<int> &count_;
-    };
+    // Large results being written off the loop (BodyStream::off_loop): the server is not idle.
+    size_t streaming_ = 0;
 };
 
 }  // namespace pg_mcp::bridge

@@ -3,6 +3,7 @@
 
 #include "replica.hpp"
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
 #include <fcntl.h>
@@ -338,7 +339,7 @@ ReplicaRouter::ReplicaRouter(boost::asio::io_context &loop, Database &primary,
                              ReplicaOptions options, AuditSpool &spool, size_t pool_size,
                              const Logger &logger, std::chrono::milliseconds queue_timeout,
                              bool prepare_statements)
-    : primary_(primary), options_(std::move(options)), spool_(spool), logger_(logger) {
+    : loop_(loop), primary_(primary), options_(std::move(options)), spool_(spool), logger_(logger) {
     for (const std::string &dsn : options_.dsns) {
         auto replica = std::make_unique<Replica>();
         replica->dsn = dsn;
@@ -546,56 +547,75 @@ void ReplicaRouter::route(ReplyFn reply, const std::function<void(Backend &, Rep
                 "(--replica-fallback fail). Retry shortly.";
         }
         if (result.ok && !result.standby_audit.empty()) {
-            // The record goes to disk (fdatasync) on the spool's thread, not the loop's: the
-            // body is read first, and the answer leaves from there once the record is stored.
-            auto body = std::make_shared<std::deque<std::string>>();
-            bool streamed = result.body != nullptr;
-            if (streamed) {
-                std::string piece;
-                while (result.body->next(piece)) body->push_back(std::move(piece));
-                if (!result.body->failed.empty()) {
-                    BackendReply broken;
-                    broken.error_code = error_code::kDatabaseUnavailable;
-                    broken.error_message =
-                        "Database connection lost while reading the result: " + result.body->failed;
-                    reply(std::move(broken));
-                    return;
-                }
-                result.body = nullptr;
-            }
-            auto held = std::make_shared<BackendReply>(std::move(result));
-            asio::post(self->spooler_, [self, reply, held, body, streamed] {
-                std::string error;
-                if (!self->spool_.append(held->standby_audit, error)) {
-                    // Without its audit record on disk the result is withheld, as the primary
-                    // withholds one whose audit row is not durable.
-                    self->logger_.log(LogLevel::Error, error);
-                    BackendReply withheld;
-                    withheld.error_code = error_code::kInternalError;
-                    withheld.error_message =
-                        "The call ran on a read replica but its audit record could not be "
-                        "stored (" +
-                        error + "); its result is withheld.";
-                    reply(std::move(withheld));
-                    return;
-                }
-                self->on_replica_++;
-                BodyStream stream;
-                stream.buffered = true;
-                stream.next = [body](std::string &piece) {
-                    if (body->empty()) return false;
-                    piece = std::move(body->front());
-                    body->pop_front();
-                    return true;
-                };
-                if (streamed) held->body = &stream;
-                reply(std::move(*held));
-            });
+            self->store_then_answer(std::move(result), std::move(reply));
             return;
         }
         self->on_replica_++;
         reply(std::move(result));
     });
+}
+
+// A standby's call: its audit record goes to disk (fdatasync) on the spool's thread, not the
+// loop's, the body read first (a large one off the loop); the answer leaves on the loop once
+// the record is stored.
+void ReplicaRouter::store_then_answer(BackendReply result, ReplyFn reply) {
+    auto held = std::make_shared<BackendReply>(std::move(result));
+    auto pieces = std::make_shared<std::deque<std::string>>();
+    auto failed = std::make_shared<std::string>();
+    BodyStream *source = held->body;
+    held->body = nullptr;
+    bool streamed = source != nullptr;
+    auto read = [source, pieces, failed] {
+        std::string piece;
+        while (source->next(piece)) pieces->push_back(std::move(piece));
+        *failed = source->failed;
+    };
+    auto answer = [this, reply](BackendReply out, std::shared_ptr<std::deque<std::string>> body) {
+        asio::post(loop_, [reply, out = std::move(out), body]() mutable {
+            BodyStream stream;
+            stream.buffered = true;
+            stream.next = [body](std::string &piece) {
+                if (body == nullptr || body->empty()) return false;
+                piece = std::move(body->front());
+                body->pop_front();
+                return true;
+            };
+            if (body != nullptr) out.body = &stream;
+            reply(std::move(out));
+        });
+    };
+    auto spool = [this, reply, held, pieces, failed, streamed, answer] {
+        if (!failed->empty()) {
+            BackendReply broken;
+            broken.error_code = error_code::kDatabaseUnavailable;
+            broken.error_message = "Database connection lost while reading the result: " + *failed;
+            reply(std::move(broken));
+            return;
+        }
+        asio::post(spooler_, [this, held, pieces, streamed, answer] {
+            std::string error;
+            if (!spool_.append(held->standby_audit, error)) {
+                // Without its audit record on disk the result is withheld, as the primary
+                // withholds one whose audit row is not durable.
+                logger_.log(LogLevel::Error, error);
+                BackendReply withheld;
+                withheld.error_code = error_code::kInternalError;
+                withheld.error_message =
+                    "The call ran on a read replica but its audit record could not be stored (" +
+                    error + "); its result is withheld.";
+                answer(std::move(withheld), nullptr);
+                return;
+            }
+            on_replica_++;
+            answer(std::move(*held), streamed ? pieces : nullptr);
+        });
+    };
+    if (streamed && !source->buffered && source->off_loop) {
+        source->off_loop(read, spool);
+        return;
+    }
+    if (streamed) read();
+    spool();
 }
 
 void ReplicaRouter::submit(Work work, ReplyFn reply) {

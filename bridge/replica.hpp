@@ -112,7 +112,9 @@ class ReplicaRouter : public Backend {
     // cannot be reached, or when the work writes (SQLSTATE MCP02) or needs a token the standby
     // does not know. A result's standby audit record is spooled before it is released.
     void route(ReplyFn reply, const std::function<void(Backend &, ReplyFn)> &work);
+    void store_then_answer(BackendReply result, ReplyFn reply);
 
+    boost::asio::io_context &loop_;
     Database &primary_;
     ReplicaOptions options_;
     AuditSpool &spool_;
