@@ -599,7 +599,7 @@ bool McpServer::begin_work(const Request &request) {
         send(make_error(request.id, error_code::kInternalError, "Server is shutting down"));
         return false;
     }
-    if (!in_flight_.insert(key).second) {
+    if (!in_flight_.emplace(key, request.id).second) {
         send(make_error(request.id, error_code::kInvalidRequest,
                         "Invalid Request: a request with id " + key + " is already in progress"));
         return false;
@@ -960,10 +960,8 @@ void McpServer::log_for_request(const Request &request, LogLevel level,
 
 void McpServer::cancel_all() {
     std::vector<std::string> running;
-    {
-        for (const std::string &key : in_flight_)
-            if (cancelled_.insert(key).second) running.push_back(key);
-    }
+    for (const auto &entry : in_flight_)
+        if (cancelled_.insert(entry.first).second) running.push_back(entry.first);
     for (const std::string &key : running) backend_.cancel(options_.backend_key_prefix + key);
 }
 
@@ -977,10 +975,8 @@ void McpServer::shutdown(bool answer_in_flight) {
     // Requests still running get an answer rather than silence (stdio: the client may still be
     // reading); their work is cancelled with the pool, and a call's outcome is in its audit row.
     if (answer_in_flight)
-        for (const std::string &key : in_flight_) {
+        for (const auto &[key, id] : in_flight_) {
             if (cancelled_.count(key)) continue;
-            json id = json::parse(key, nullptr, false);
-            if (id.is_discarded()) continue;
             send(make_error(id, error_code::kDatabaseUnavailable,
                             "Server shutting down: the request was stopped before it was "
                             "answered; a tool call's outcome is in its audit row. Retry."));

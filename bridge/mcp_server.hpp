@@ -194,7 +194,8 @@ class McpServer {
     // other's span.
     std::map<std::string, int> duplicate_errors_;
     std::optional<LogLevel> legacy_log_level_;
-    std::set<std::string> in_flight_;  // ids (dumped) of requests the backend is working on
+    // Requests the backend is working on: their ids, by id as JSON text.
+    std::map<std::string, json> in_flight_;
     std::set<std::string> cancelled_;  // in flight but cancelled: their replies are dropped
     std::map<std::string, json> subscriptions_;  // modern subscriptions/listen, by id (dumped)
     bool shut_down_ = false;
