@@ -7,11 +7,16 @@
 //   mcp_bench_client calls --agents N --seconds S --call PARAMS [--range R] [--probe CMD] -- CMD...
 //   mcp_bench_client cold  --runs K -- CMD...
 //   mcp_bench_client once  --call PARAMS -- CMD...
-//   mcp_bench_client http  --agents N --seconds S --call PARAMS [--range R] -- URL
+//   mcp_bench_client http  --agents N --seconds S --call PARAMS [--range R]
+//                          [--server-pid P] [--postmaster-pid M] -- URL
 //
 // http: each agent is one MCP session over Streamable HTTP (its own keep-alive connection to
 // URL, e.g. http://127.0.0.1:8080/mcp), with the same handshake and call loop; with
 // MCP_BENCH_BEARER set in the environment, every request carries it as a bearer token.
+// It reports the CPU time per call, over the timed window, of each party (from /proc):
+// cpu_client_us (this process), cpu_server_us (process P), cpu_pg_us (the PostgreSQL processes
+// under postmaster M, ended ones included, but for the audit writer) and cpu_writer_us (the
+// pg_mcp audit writer).
 //
 // PARAMS is the JSON of tools/call's params; each "{N}" in it becomes a random integer in
 // [1, R] per call. Output: one line of key=value pairs (times in milliseconds, memory in kB).
@@ -32,9 +37,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -188,6 +196,7 @@ struct Options {
     long range = 1000000;
     std::string call;
     std::string probe;
+    pid_t server_pid = 0, postmaster_pid = 0;
     std::vector<std::string> command;
 };
 
@@ -216,12 +225,62 @@ Options parse(int argc, char **argv) {
             options.call = value;
         else if (arg == "--probe")
             options.probe = value;
+        else if (arg == "--server-pid")
+            options.server_pid = static_cast<pid_t>(std::stol(value));
+        else if (arg == "--postmaster-pid")
+            options.postmaster_pid = static_cast<pid_t>(std::stol(value));
         else
             throw std::runtime_error("unknown option " + arg);
     }
     for (; i < argc; i++) options.command.push_back(argv[i]);
     if (options.command.empty()) throw std::runtime_error("no server command after --");
     return options;
+}
+
+// CPU time (seconds) of processes, from /proc/PID/stat: utime and stime, and with `children`
+// cutime and cstime (the children that have ended and been waited for).
+struct ProcStat {
+    pid_t parent = 0;
+    double own = 0, children = 0;
+};
+bool read_stat(pid_t pid, ProcStat &stat) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    if (!std::getline(in, text)) return false;
+    size_t close = text.rfind(')');  // the command name may hold spaces
+    if (close == std::string::npos) return false;
+    std::istringstream fields(text.substr(close + 2));
+    std::vector<std::string> f;
+    std::string field;
+    while (fields >> field) f.push_back(field);
+    if (f.size() < 15) return false;  // f[0] is field 3 (state)
+    double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    stat.parent = static_cast<pid_t>(std::stol(f[1]));
+    stat.own = (std::stod(f[11]) + std::stod(f[12])) / tick;
+    stat.children = (std::stod(f[13]) + std::stod(f[14])) / tick;
+    return true;
+}
+
+struct CpuSample {
+    double client = 0, server = 0, pg = 0, writer = 0;
+};
+CpuSample sample_cpu(pid_t server, pid_t postmaster) {
+    CpuSample cpu;
+    ProcStat stat;
+    if (read_stat(getpid(), stat)) cpu.client = stat.own;
+    if (server > 0 && read_stat(server, stat)) cpu.server = stat.own;
+    if (postmaster <= 0) return cpu;
+    if (read_stat(postmaster, stat)) cpu.pg = stat.own + stat.children;
+    for (const auto &entry : std::filesystem::directory_iterator("/proc")) {
+        std::string name = entry.path().filename().string();
+        if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+        pid_t pid = static_cast<pid_t>(std::stol(name));
+        if (!read_stat(pid, stat) || stat.parent != postmaster) continue;
+        std::ifstream cmdline(entry.path() / "cmdline");
+        std::string title((std::istreambuf_iterator<char>(cmdline)), {});
+        (title.find("pg_mcp audit writer") != std::string::npos ? cpu.writer : cpu.pg) += stat.own;
+    }
+    return cpu;
 }
 
 std::string call_request(long id, const std::string &params) {
@@ -505,10 +564,12 @@ int run_http(const Options &options) {
         });
     }
     while (ready < options.agents) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CpuSample before = sample_cpu(options.server_pid, options.postmaster_pid);
     auto start = Clock::now();
     go = true;
     for (auto &thread : threads) thread.join();
     double elapsed = ms_since(start) / 1000.0;
+    CpuSample after = sample_cpu(options.server_pid, options.postmaster_pid);
     std::vector<double> all;
     long total_errors = 0;
     for (int a = 0; a < options.agents; a++) {
@@ -519,8 +580,12 @@ int run_http(const Options &options) {
             std::fprintf(stderr, "agent %d: %s\n", a, failures[static_cast<size_t>(a)].c_str());
     }
     double calls = static_cast<double>(all.size());
-    std::printf("calls=%.0f errors=%ld calls_per_s=%.0f p50_ms=%.3f p99_ms=%.3f\n", calls,
-                total_errors, calls / elapsed, percentile(all, 0.50), percentile(all, 0.99));
+    auto per_call = [calls](double seconds) { return calls > 0 ? seconds * 1e6 / calls : 0.0; };
+    std::printf("calls=%.0f errors=%ld calls_per_s=%.0f p50_ms=%.3f p99_ms=%.3f cpu_client_us=%.1f "
+                "cpu_server_us=%.1f cpu_pg_us=%.1f cpu_writer_us=%.1f\n",
+                calls, total_errors, calls / elapsed, percentile(all, 0.50), percentile(all, 0.99),
+                per_call(after.client - before.client), per_call(after.server - before.server),
+                per_call(after.pg - before.pg), per_call(after.writer - before.writer));
     return total_errors > 0 ? 1 : 0;
 }
 

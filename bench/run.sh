@@ -27,7 +27,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 echo "== building pg_mcp_bridge and the benchmark client" >&2
 cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/cmake -j"$jobs" --target pg_mcp_bridge mcp_bench_client >/dev/null
-bridge=$root/build/cmake/pg_mcp_bridge
+# PG_MCP_BENCH_BRIDGE: another build of the bridge to measure (e.g. an older commit's).
+bridge=${PG_MCP_BENCH_BRIDGE:-$root/build/cmake/pg_mcp_bridge}
 client=$root/build/cmake/mcp_bench_client
 echo "== installing the peers (bench/peers/package-lock.json)" >&2
 (cd bench/peers && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
@@ -195,13 +196,24 @@ for agents in 1 8; do
 done
 fi  # not only http
 echo "== 50 agents over Streamable HTTP: pg_mcp_bridge --http (pool of 10) and MCP Toolbox" >&2
-# http_case NAME URL SERVER_PID: 50 sessions, each on its own keep-alive connection.
+# http_case NAME URL SERVER_PID: 50 sessions, each on its own keep-alive connection; with the
+# CPU time per call of each party over the timed window (client, server, PostgreSQL's backends,
+# the audit writer), which does not depend on how busy the shared cores are.
 http_case() {
   local out
-  out=$("$client" http --agents 50 --seconds "$seconds" --call "$mcp_call" -- "$2")
+  out=$("$client" http --agents 50 --seconds "$seconds" --call "$mcp_call" --server-pid "$3" \
+    --postmaster-pid "$(head -n 1 "$bench_workdir/data/postmaster.pid")" -- "$2")
   http_rows+=("$(printf '%-34s %9s %8s %8s %10s' "$1" "$(field "$out" calls_per_s)" \
     "$(field "$out" p50_ms)" "$(field "$out" p99_ms)" \
     "$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$3/status")")")
+  cpu_rows+=("$(printf '%-34s %9s %8s %8s %8s' "$1" "$(field "$out" cpu_client_us)" \
+    "$(field "$out" cpu_server_us)" "$(field "$out" cpu_pg_us)" "$(field "$out" cpu_writer_us)")")
+}
+# The CPU table, after the HTTP table.
+print_cpu_table() {
+  echo "CPU time per call over the timed window, µs (from /proc; PostgreSQL: every backend):"
+  printf '  %-34s %9s %8s %8s %8s\n' server client server postgres writer
+  for row in "${cpu_rows[@]}"; do echo "  $row"; done
 }
 wait_http() {  # PORT: until something listens on it (bash's /dev/tcp: no curl needed)
   for _ in $(seq 1 100); do
@@ -212,6 +224,7 @@ wait_http() {  # PORT: until something listens on it (bash's /dev/tcp: no curl n
   return 1
 }
 http_rows=()
+cpu_rows=()
 for mode in durable fast; do
   audit_mode "$mode"
   http_port=$((port + 1))
@@ -261,6 +274,7 @@ if [ "$only" = http ]; then
     echo "50 concurrent agents over Streamable HTTP (one session and keep-alive connection each):"
     printf '  %-34s %9s %8s %8s %10s\n' server calls/s p50_ms p99_ms server_MB
     for row in "${http_rows[@]}"; do echo "  $row"; done
+    print_cpu_table
   } | tee "$result_file"
   exit 0
 fi
@@ -300,6 +314,7 @@ audited=$(psql -Atq -d bench -c "SELECT count(*) FROM mcp.audit_log")
   echo "50 concurrent agents over Streamable HTTP (one session and keep-alive connection each):"
   printf '  %-34s %9s %8s %8s %10s\n' server calls/s p50_ms p99_ms server_MB
   for row in "${http_rows[@]}"; do echo "  $row"; done
+  print_cpu_table
   echo "pg_mcp_bridge peak RSS, one call of list_customers:"
   echo "  10 rows:      $small"
   echo "  100,000 rows: $large"
