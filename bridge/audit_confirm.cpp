@@ -6,7 +6,7 @@
 
 #include <libpq-fe.h>
 
-#include "database.hpp"
+#include "pg_connection.hpp"
 
 namespace pg_mcp::bridge {
 

@@ -1,6 +1,5 @@
-// Database access for the bridge: a small pool of non-blocking libpq connections on the event
-// loop, opened when work waits and reopened with backoff when lost; one round trip per call;
-// query cancellation; and a LISTEN connection that reports catalog changes.
+// The pool: a small set of non-blocking libpq connections on the event loop, opened when work
+// waits and reopened with backoff when lost; one round trip per call; query cancellation.
 #pragma once
 
 #include <atomic>
@@ -22,56 +21,14 @@ class io_context;
 }
 
 #include "audit_confirm.hpp"
+#include "pg_connection.hpp"
 #include "backend.hpp"
 #include "fair_queue.hpp"
 #include "log.hpp"
 
 namespace pg_mcp::bridge {
 
-extern const char *const kExtensionVersion;  // the extension version this bridge was built with
-// Whether an installed extension version works with this bridge: the same major.minor.
-bool compatible_extension_version(const std::string &installed);
 extern const char *const kNeedsPrimary;  // SQLSTATE of a writing tool called on a hot standby
-
-// One libpq connection with its cancel handle. Not thread-safe: one worker uses it.
-class Connection {
-  public:
-    explicit Connection(std::string dsn) : dsn_(std::move(dsn)) {}
-    ~Connection() { close(); }
-    Connection(const Connection &) = delete;
-    Connection &operator=(const Connection &) = delete;
-
-    // Connects if not connected (or if the server dropped the connection while it was idle).
-    // On failure returns false with a message.
-    bool ensure(std::string &error);
-    void close();
-    PGconn *get() const { return conn_; }
-    PGcancel *cancel_handle() const { return cancel_; }
-    // Prepares a statement on this connection once (until it is closed).
-    bool prepare(const char *name, const char *sql, std::string &error);
-
-  private:
-    bool healthy();
-    std::string dsn_;
-    PGconn *conn_ = nullptr;
-    PGcancel *cancel_ = nullptr;
-    std::set<std::string> prepared_;
-};
-
-// Opens a connection with the bridge's settings (application_name) on top of the DSN, which
-// may be empty (then PG* variables, service files and .pgpass apply, as for psql).
-PGconn *open_connection(const std::string &dsn);
-// Where the notices of every connection open_connection makes go (set once, at start-up).
-void route_notices_to(const Logger *logger);
-
-struct StartupCheck {
-    bool ok = false;
-    bool unreachable = false;  // the connection itself failed
-    std::string message;       // what is wrong, for a DBA; or a summary when ok
-};
-
-// Connects once and verifies that pg_mcp is installed in the expected version.
-StartupCheck check_database(const std::string &dsn);
 
 // The pool: libpq connections in non-blocking mode, each socket watched by the bridge's event
 // loop (no thread per connection). Work waits in a fair queue (by principal) for a free
@@ -209,23 +166,6 @@ class Database : public Backend {
     std::chrono::steady_clock::time_point readiness_at_{};
     std::string readiness_;
     std::atomic<uint64_t> probes_{0};
-};
-
-// Listens for pg_mcp_tools_changed on its own connection and calls on_change for each
-// notification (and after a reconnect, since changes may have been missed).
-class Listener {
-  public:
-    Listener(std::string dsn, const Logger &logger, std::function<void()> on_change);
-    ~Listener();
-    void stop();
-
-  private:
-    void loop();
-    std::string dsn_;
-    const Logger &logger_;
-    std::function<void()> on_change_;
-    std::atomic<bool> stopping_{false};
-    std::thread thread_;
 };
 
 }  // namespace pg_mcp::bridge

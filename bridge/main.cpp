@@ -28,6 +28,7 @@
 
 #include "auth.hpp"
 #include "database.hpp"
+#include "listener.hpp"
 #include "http_transport.hpp"
 #include "log.hpp"
 #include "mcp_server.hpp"

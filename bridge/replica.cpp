@@ -56,11 +56,6 @@ bool read_range(int fd, off_t from, off_t to, std::string &out) {
     return true;
 }
 
-std::string trim(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    return text;
-}
-
 }  // namespace
 
 AuditSpool::AuditSpool(std::string path, std::string primary_dsn, const Logger &logger)

@@ -1,0 +1,270 @@
+// The methods that go to the backend (the extension): tools/list and tools/call,
+// resources/list and resources/read, prompts/list and prompts/get; lists paged by cursor.
+#include <algorithm>
+
+#include "mcp_protocol.hpp"
+#include "mcp_server.hpp"
+
+namespace pg_mcp::bridge {
+
+void McpServer::list_tools(const Request &request) {
+    serve_list(request, "tools/list", "name", "tools",
+               [this](const std::string &key, const CallIdentity &who, ReplyFn reply) {
+                   backend_.list_tools(key, who, std::move(reply));
+               });
+}
+
+void McpServer::list_resources(const Request &request) {
+    // Paged by name: the order the extension sorts them in (a URI is the name percent-encoded,
+    // whose byte order differs for names with characters outside the URI's unreserved set).
+    serve_list(request, "resources/list", "name", "resources",
+               [this](const std::string &key, const CallIdentity &who, ReplyFn reply) {
+                   backend_.list_resources(key, who, std::move(reply));
+               });
+}
+
+void McpServer::list_prompts(const Request &request) {
+    serve_list(request, "prompts/list", "name", "prompts",
+               [this](const std::string &key, const CallIdentity &who, ReplyFn reply) {
+                   backend_.list_prompts(key, who, std::move(reply));
+               });
+}
+
+void McpServer::serve_list(const Request &request, const char *method, const char *key,
+                           const char *field, const ListFn &list) {
+    std::string after;
+    auto cursor = request.params.find("cursor");
+    if (cursor != request.params.end() && !cursor->is_null()) {
+        if (!cursor->is_string() || !read_cursor(cursor->get<std::string>(), after)) {
+            send(make_error(request.id, error_code::kInvalidParams,
+                            std::string("Invalid params: unknown cursor; use the nextCursor of a "
+                                        "previous ") +
+                                method + " result"));
+            return;
+        }
+    }
+    if (!begin_work(request)) return;
+    size_t page_size = std::max<size_t>(1, options_.page_size);
+    list(options_.backend_key_prefix + request_key(request.id), identity(request),
+         [this, request, after, page_size, key, field](BackendReply reply) {
+             if (!end_work(request.id)) return;
+             if (!reply.ok) {
+                 send(make_error(request.id, reply.error_code, reply.error_message));
+                 return;
+             }
+             // One page, in the backend's order (sorted by `key`), after the cursor's item.
+             json page = json::array();
+             json result = json::object();
+             for (const json &item : reply.value) {
+                 std::string value = string_member(item, key);
+                 if (!after.empty() && value <= after) continue;
+                 if (page.size() == page_size) {
+                     result["nextCursor"] = make_cursor(page.back()[key].get<std::string>());
+                     break;
+                 }
+                 page.push_back(item);
+             }
+             result[field] = std::move(page);
+             if (request.modern) {
+                 result["ttlMs"] = 60000;
+                 result["cacheScope"] = "private";  // the list depends on the caller's role
+             }
+             send(make_result(request.id, finish_result(request, std::move(result))), &request);
+         });
+}
+
+void McpServer::read_resource(const Request &request) {
+    auto uri = request.params.find("uri");
+    if (uri == request.params.end() || !uri->is_string()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: resources/read needs \"uri\" (a string)"));
+        return;
+    }
+    if (!begin_work(request)) return;
+    std::string wanted = uri->get<std::string>();
+    backend_.read_resource(
+        options_.backend_key_prefix + request_key(request.id), identity(request), wanted,
+        [this, request, wanted](BackendReply reply) {
+            if (!end_work(request.id)) return;
+            if (!reply.ok && reply.sqlstate == "42704") {
+                // Resource not found: -32602 since 2026-07-28, -32002 before.
+                json error =
+                    make_error(request.id, request.modern ? error_code::kInvalidParams : -32002,
+                               "Resource not found: " + wanted +
+                                   " (call resources/list to see the resources you "
+                                   "can read)");
+                error["error"]["data"] = {{"uri", wanted}};
+                send(error);
+                return;
+            }
+            if (!reply.ok) {
+                send(make_error(request.id, reply.error_code, reply.error_message));
+                return;
+            }
+            json result = std::move(reply.value);
+            if (request.modern && result.is_object()) {
+                result["ttlMs"] = 60000;
+                result["cacheScope"] = "private";  // what a role may read depends on the role
+            }
+            send(make_result(request.id, finish_result(request, std::move(result))), &request);
+        });
+}
+
+void McpServer::get_prompt(const Request &request) {
+    auto name = request.params.find("name");
+    if (name == request.params.end() || !name->is_string()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: prompts/get needs \"name\" (a string)"));
+        return;
+    }
+    json arguments = request.params.value("arguments", json::object());
+    if (arguments.is_null()) arguments = json::object();
+    bool strings = arguments.is_object();
+    if (strings)
+        for (const auto &entry : arguments.items()) strings = strings && entry.value().is_string();
+    if (!strings) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: \"arguments\" must be an object of strings"));
+        return;
+    }
+    if (!begin_work(request)) return;
+    std::string wanted = name->get<std::string>();
+    backend_.get_prompt(
+        options_.backend_key_prefix + request_key(request.id), identity(request), wanted, arguments,
+        [this, request, wanted](BackendReply reply) {
+            if (!end_work(request.id)) return;
+            if (!reply.ok && (reply.sqlstate == "42704" || reply.sqlstate == "22023")) {
+                send(make_error(
+                    request.id, error_code::kInvalidParams,
+                    reply.sqlstate == "42704"
+                        ? "Invalid params: unknown prompt \"" + wanted + "\" (call prompts/list)"
+                        : "Invalid params: " + reply.error_message));
+                return;
+            }
+            if (!reply.ok) {
+                send(make_error(request.id, reply.error_code, reply.error_message));
+                return;
+            }
+            send(make_result(request.id, finish_result(request, reply.value)), &request);
+        });
+}
+
+void McpServer::call_tool(const Request &request) {
+    auto name = request.params.find("name");
+    if (name == request.params.end() || !name->is_string()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: tools/call needs \"name\" (a string)"));
+        return;
+    }
+    json arguments = request.params.value("arguments", json::object());
+    if (arguments.is_null()) arguments = json::object();
+    if (!arguments.is_object()) {
+        send(make_error(request.id, error_code::kInvalidParams,
+                        "Invalid params: \"arguments\" must be an object"));
+        return;
+    }
+    json token;
+    json meta = request.params.value("_meta", json::object());
+    if (meta.is_object() && meta.contains("progressToken")) {
+        token = meta["progressToken"];
+        if (!(token.is_string() || token.is_number_integer())) {
+            send(make_error(request.id, error_code::kInvalidParams,
+                            "Invalid params: progressToken must be a string or an integer"));
+            return;
+        }
+    }
+    if (!begin_work(request)) return;
+    std::string tool = name->get<std::string>();
+    ProgressFn progress;
+    if (!token.is_null()) {
+        progress = [this, token, tool, id = request.id](int seconds) {
+            output_.send_related(
+                id, make_notification("notifications/progress",
+                                      {{"progressToken", token},
+                                       {"progress", seconds},
+                                       {"message", "tool " + tool + " running for " +
+                                                       std::to_string(seconds) + " s"}}));
+        };
+    }
+    backend_.call_tool(
+        options_.backend_key_prefix + request_key(request.id), identity(request), tool, arguments,
+        progress, [this, request, tool](BackendReply reply) {
+            if (!end_work(request.id)) {
+                logger_.log(LogLevel::Info, "tools/call " + tool + " (request " +
+                                                request.id.dump() +
+                                                ") was cancelled; no reply sent");
+                return;
+            }
+            if (!reply.ok) {
+                log_for_request(request, LogLevel::Error,
+                                "tools/call " + tool + ": " + reply.error_message);
+                send(make_error(request.id, reply.error_code, reply.error_message));
+                return;
+            }
+            json result = std::move(reply.value);
+            std::string status;
+            if (result.contains("_meta")) status = string_member(result["_meta"], kStatusKey);
+            bool unknown = result.contains("_meta") && result["_meta"].is_object() &&
+                           result["_meta"].value("pg-mcp/unknown_tool", json(false)) == true;
+            if (unknown) {
+                // Unknown tools are protocol errors; ungranted ones look the same on
+                // purpose.
+                std::string detail;
+                if (reply.body != nullptr && reply.body->buffered) {
+                    std::string text = "{", chunk;
+                    while (reply.body->next(chunk)) text += chunk;
+                    json members = json::parse(text + "}", nullptr, false);
+                    if (members.is_object()) result.update(members);
+                }
+                if (result.contains("content") && result["content"].is_array() &&
+                    !result["content"].empty())
+                    detail = string_member(result["content"][0], "text");
+                send(make_error(request.id, error_code::kInvalidParams, "Unknown tool: " + tool,
+                                {{"detail", detail}}));
+                return;
+            }
+            if (status != "ok")
+                log_for_request(request, LogLevel::Warning,
+                                "tool " + tool + " ended with status " + status);
+            json message = make_result(request.id, finish_result(request, std::move(result)));
+            if (reply.body == nullptr) {
+                send(std::move(message), &request);
+                return;
+            }
+            // The span is the request's until its result is written (its id may be reused once
+            // the client has the answer).
+            auto span = std::make_shared<std::optional<Span>>(take_span(request.id));
+            auto head = std::make_shared<Reply>();
+            head->id = request.id;
+            head->text = streamed_prefix(message);
+            BodyStream *body = reply.body;
+            auto written = [this, request, tool, body, span, message] {
+                if (*span && body->failed.empty())
+                    finish_span(std::move(**span), &message, nullptr);
+                if (*span && !body->failed.empty())
+                    finish_span(std::move(**span), nullptr, "result cut short");
+                if (body->failed.empty()) return;
+                log_for_request(request, LogLevel::Error,
+                                "tools/call " + tool + ": result cut short: " + body->failed);
+                send(make_error(request.id, error_code::kDatabaseUnavailable,
+                                "The result was cut short (" + body->failed +
+                                    "); the call completed and was audited. Retry if the tool "
+                                    "is safe to repeat."));
+            };
+            if (body->buffered || !body->off_loop) {
+                output_.send_streamed(std::move(*head), *body);
+                written();
+                return;
+            }
+            // A large body is written as it is read, off the loop; the server stays busy
+            // (not idle()) until it is.
+            streaming_++;
+            body->off_loop([this, head, body] { output_.send_streamed(std::move(*head), *body); },
+                           [this, written] {
+                               streaming_--;
+                               written();
+                           });
+        });
+}
+
+}  // namespace pg_mcp::bridge
