@@ -462,22 +462,39 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
     // OAuth: until when a verified token is valid (its known entry never outlives it).
     std::map<std::string, Clock::time_point> expiry;
 
-    // A pg_mcp token: the database resolves its hash to a principal.
-    asio::awaitable<AuthResult> check_own(std::string hash, std::string key) {
+    // Asks the database (`submit` sends the work with the reply to give) and waits on the loop
+    // until `deadline`: the reply, or nothing when it did not come in time (the work is then
+    // cancelled). The one join-and-wait of every check the gate makes.
+    asio::awaitable<std::optional<BackendReply>> ask(const std::string &key,
+                                                     Clock::time_point deadline,
+                                                     const std::function<void(ReplyFn)> &submit) {
         auto got = std::make_shared<std::pair<Wakeup, BackendReply>>(Wakeup(io), BackendReply());
-        backend.authenticate(key, hash, [this, self = shared_from_this(), got](BackendReply r) {
+        submit([this, self = shared_from_this(), got](BackendReply r) {
             asio::post(io, [got, r = std::move(r)]() mutable {
                 got->second = std::move(r);
                 got->first.fire();
             });
         });
-        bool in_time = co_await wait_until(got->first, Clock::now() + check_timeout(true));
+        bool in_time = co_await wait_until(got->first, deadline);
         if (!in_time) {
             backend.cancel(key);
+            co_return std::nullopt;
+        }
+        co_return std::move(got->second);
+    }
+
+    // A pg_mcp token: the database resolves its hash to a principal.
+    asio::awaitable<AuthResult> check_own(std::string hash, std::string key) {
+        std::function<void(ReplyFn)> submit = [&](ReplyFn reply) {
+            backend.authenticate(key, hash, std::move(reply));
+        };
+        std::optional<BackendReply> answered =
+            co_await ask(key, Clock::now() + check_timeout(true), submit);
+        if (!answered) {
             count("unavailable", "the database did not answer a token check in time");
             co_return unavailable("the token could not be checked in time");
         }
-        const BackendReply &reply = got->second;
+        const BackendReply &reply = *answered;
         if (reply.ok && reply.value.is_string()) {
             Caller caller;
             caller.owner = caller.token_hash = caller.principal_token = hash;
@@ -514,21 +531,16 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
             count("unmapped", "an identity no mapping names (asked again soon)");
             co_return unmapped_identity();
         }
-        auto got = std::make_shared<std::pair<Wakeup, BackendReply>>(Wakeup(io), BackendReply());
-        backend.authenticate_identity(key, verdict.identity,
-                                      [this, self = shared_from_this(), got](BackendReply r) {
-                                          asio::post(io, [got, r = std::move(r)]() mutable {
-                                              got->second = std::move(r);
-                                              got->first.fire();
-                                          });
-                                      });
-        bool in_time = co_await wait_until(got->first, now + 10s);
-        if (!in_time) {
-            backend.cancel(key);
+        // The database's part of the check (the IdP's came first).
+        std::function<void(ReplyFn)> submit = [&](ReplyFn reply) {
+            backend.authenticate_identity(key, verdict.identity, std::move(reply));
+        };
+        std::optional<BackendReply> answered = co_await ask(key, now + 10s, submit);
+        if (!answered) {
             count("unavailable", "the database did not map an identity in time");
             co_return unavailable("the access token's identity could not be checked in time");
         }
-        const BackendReply &reply = got->second;
+        const BackendReply &reply = *answered;
         if (reply.ok && reply.value.is_string()) {
             Caller caller;
             caller.owner = caller.share = verdict.owner;

@@ -433,6 +433,14 @@ struct HttpServer::Impl {
     asio::awaitable<void> linger(beast::tcp_stream &stream, uint64_t number);
 
     asio::awaitable<void> serve_requests(beast::tcp_stream &stream, uint64_t number);
+    enum class ReadOutcome { Serve, Next, Close };  // the request is read; read the next; end
+    asio::awaitable<ReadOutcome> read_request(beast::tcp_stream &stream, uint64_t number,
+                                              beast::flat_buffer &buffer,
+                                              http::request_parser<http::string_body> &parser,
+                                              std::optional<Caller> &caller);
+    asio::awaitable<bool> serve_request(beast::tcp_stream &stream, uint64_t number,
+                                        beast::flat_buffer &buffer, Request request,
+                                        std::optional<Caller> caller);
 
     // 503 for a connection that cannot be admitted. The request is read first (up to its
     // header, for at most a second) so that closing does not reset the connection under the

@@ -315,151 +315,169 @@ asio::awaitable<void> HttpServer::Impl::serve_requests(beast::tcp_stream &stream
         if (!set_phase(number, Connection::Phase::Waiting, first)) co_return;
         http::request_parser<http::string_body> parser;
         parser.body_limit(options.max_body_bytes);
-        beast::error_code error;
         std::optional<Caller> caller;
-        co_await http::async_read_header(stream, buffer, parser, with(error));
-        if (!error) {
-            if (!set_phase(number, Connection::Phase::Body)) co_return;
-            // A body framed two ways, or by a coding other than chunked, is refused:
-            // framing it by Content-Length would let a proxy in front see other requests.
-            std::string problem = framing_problem(parser.get());
-            if (!problem.empty()) {
-                Response response = rpc_error(parser.get(), http::status::bad_request,
-                                              error_code::kInvalidRequest, problem);
-                response.keep_alive(false);
-                co_await write_response(stream, number, response);
-                co_return;
-            }
-            // The caller, from the head alone: a request the gate refuses never gets to
-            // send a large or slow body.
-            if (needs_caller(parser.get())) {
-                if (!set_phase(number, Connection::Phase::Checking)) co_return;
-                Caller who;
-                std::optional<Response> refused =
-                    co_await authenticate(parser.get(), address_of(number), who);
-                if (refused) {
-                    bool more = co_await answer_before_body(stream, number, buffer, parser,
-                                                            std::move(*refused));
-                    if (more) continue;
-                    co_return;
-                }
-                caller = std::move(who);
-                if (auto found = connections.find(number); found != connections.end())
-                    found->second.known = true;
-                if (!set_phase(number, Connection::Phase::Body)) co_return;
-            }
-            size_t head_fields = field_count(parser.get());
-            error = co_await read_body(stream, buffer, parser, options.body_timeout);
-            // Trailer fields (after a chunked body) would be read as headers the gate, and a
-            // proxy in front, never saw: refused.
-            if (!error && field_count(parser.get()) != head_fields) {
-                Response response =
-                    rpc_error(parser.get(), http::status::bad_request, error_code::kInvalidRequest,
-                              "Bad Request: trailer fields are not accepted");
-                response.keep_alive(false);
-                co_await write_response(stream, number, response);
-                co_return;
-            }
-        }
-        if (error == beast::error::timeout) {
-            connections_timed_out++;
-            co_return;
-        }
-        if (error == http::error::body_limit) {
-            Request request = parser.release();
-            Response response = rpc_error(
-                request, http::status::payload_too_large, error_code::kInvalidRequest,
-                "Payload Too Large: the body exceeds " + std::to_string(options.max_body_bytes) +
-                    " bytes (--max-message-bytes)");
-            response.keep_alive(false);
-            bool written = co_await write_response(stream, number, response);
-            if (!written) co_return;
-            // The rest of the body is drained before closing, so that a client still
-            // sending gets the 413 instead of a broken pipe.
-            co_await linger(stream, number);
-            co_return;
-        }
-        if (error) {
-            // A request that is not HTTP gets 400 before the connection closes (a client
-            // that closed needs nothing).
-            if (&error.category() == &http::make_error_code(http::error::bad_target).category() &&
-                error != http::error::end_of_stream && error != http::error::partial_message) {
-                Response response =
-                    rpc_error(parser.get(), http::status::bad_request, error_code::kInvalidRequest,
-                              "Bad Request: malformed HTTP (" + error.message() + ")");
-                response.keep_alive(false);
-                co_await write_response(stream, number, response);
-            }
-            co_return;
-        }
+        ReadOutcome read = co_await read_request(stream, number, buffer, parser, caller);
+        if (read == ReadOutcome::Next) continue;
+        if (read == ReadOutcome::Close) co_return;
         // Closed meanwhile (evicted as the request arrived): the request is not served.
         if (!set_phase(number, Connection::Phase::Busy)) co_return;
-        Request request = parser.release();
-        std::string target(request.target());
-        bool event_stream = request.method() == http::verb::get &&
-                            target.substr(0, target.find('?')) == kEndpoint &&
-                            host_allowed(request) && origin_allowed(request);
-        std::optional<Response> refusal;
-        if (event_stream) {
-            std::shared_ptr<Session> session;
-            Response refused;
-            try {
-                std::shared_ptr<Session> opened =
-                    co_await open_event_stream(request, caller, refused);
-                session = std::move(opened);
-            } catch (const std::exception &failure) {
-                logger.log(
-                    LogLevel::Error,
-                    std::string("internal error opening an event stream: ") + failure.what());
-                refused = rpc_error(request, http::status::internal_server_error,
-                                    error_code::kInternalError, "Internal error");
-            }
-            if (session != nullptr) {
-                co_await stream_events(stream, number, request, session);
-                co_return;  // the stream ends the connection
-            }
-            refusal = std::move(refused);
+        bool more =
+            co_await serve_request(stream, number, buffer, parser.release(), std::move(caller));
+        if (!more) co_return;
+    }
+}
+
+// One request's head, its caller (from the head alone: a request the gate refuses never gets
+// to send a large or slow body) and its body, with what goes wrong answered here.
+asio::awaitable<HttpServer::Impl::ReadOutcome> HttpServer::Impl::read_request(
+    beast::tcp_stream &stream, uint64_t number, beast::flat_buffer &buffer,
+    http::request_parser<http::string_body> &parser, std::optional<Caller> &caller) {
+    beast::error_code error;
+    co_await http::async_read_header(stream, buffer, parser, with(error));
+    if (!error) {
+        if (!set_phase(number, Connection::Phase::Body)) co_return ReadOutcome::Close;
+        // A body framed two ways, or by a coding other than chunked, is refused:
+        // framing it by Content-Length would let a proxy in front see other requests.
+        std::string problem = framing_problem(parser.get());
+        if (!problem.empty()) {
+            Response response = rpc_error(parser.get(), http::status::bad_request,
+                                          error_code::kInvalidRequest, problem);
+            response.keep_alive(false);
+            co_await write_response(stream, number, response);
+            co_return ReadOutcome::Close;
         }
-        in_flight++;
-        struct Done {
-            int &count;
-            ~Done() { count--; }
-        } done{in_flight};
-        Exchange exchange{stream, number, buffer, false, false, std::move(caller)};
-        Response response;
-        try {
-            if (refusal) {
-                response = std::move(*refusal);
-            } else {
-                Response handled = co_await handle(request, exchange);
-                response = std::move(handled);
+        // The caller, from the head alone: a request the gate refuses never gets to
+        // send a large or slow body.
+        if (needs_caller(parser.get())) {
+            if (!set_phase(number, Connection::Phase::Checking)) co_return ReadOutcome::Close;
+            Caller who;
+            std::optional<Response> refused =
+                co_await authenticate(parser.get(), address_of(number), who);
+            if (refused) {
+                bool more = co_await answer_before_body(stream, number, buffer, parser,
+                                                        std::move(*refused));
+                co_return more ? ReadOutcome::Next : ReadOutcome::Close;
             }
+            caller = std::move(who);
+            if (auto found = connections.find(number); found != connections.end())
+                found->second.known = true;
+            if (!set_phase(number, Connection::Phase::Body)) co_return ReadOutcome::Close;
+        }
+        size_t head_fields = field_count(parser.get());
+        error = co_await read_body(stream, buffer, parser, options.body_timeout);
+        // Trailer fields (after a chunked body) would be read as headers the gate, and a
+        // proxy in front, never saw: refused.
+        if (!error && field_count(parser.get()) != head_fields) {
+            Response response =
+                rpc_error(parser.get(), http::status::bad_request, error_code::kInvalidRequest,
+                          "Bad Request: trailer fields are not accepted");
+            response.keep_alive(false);
+            co_await write_response(stream, number, response);
+            co_return ReadOutcome::Close;
+        }
+    }
+    if (error == beast::error::timeout) {
+        connections_timed_out++;
+        co_return ReadOutcome::Close;
+    }
+    if (error == http::error::body_limit) {
+        Request request = parser.release();
+        Response response =
+            rpc_error(request, http::status::payload_too_large, error_code::kInvalidRequest,
+                      "Payload Too Large: the body exceeds " +
+                          std::to_string(options.max_body_bytes) + " bytes (--max-message-bytes)");
+        response.keep_alive(false);
+        bool written = co_await write_response(stream, number, response);
+        if (!written) co_return ReadOutcome::Close;
+        // The rest of the body is drained before closing, so that a client still
+        // sending gets the 413 instead of a broken pipe.
+        co_await linger(stream, number);
+        co_return ReadOutcome::Close;
+    }
+    if (error) {
+        // A request that is not HTTP gets 400 before the connection closes (a client
+        // that closed needs nothing).
+        if (&error.category() == &http::make_error_code(http::error::bad_target).category() &&
+            error != http::error::end_of_stream && error != http::error::partial_message) {
+            Response response =
+                rpc_error(parser.get(), http::status::bad_request, error_code::kInvalidRequest,
+                          "Bad Request: malformed HTTP (" + error.message() + ")");
+            response.keep_alive(false);
+            co_await write_response(stream, number, response);
+        }
+        co_return ReadOutcome::Close;
+    }
+    co_return ReadOutcome::Serve;
+}
+
+// One request read whole, answered (a GET stream runs here until it ends); false when the
+// connection ends with it.
+asio::awaitable<bool> HttpServer::Impl::serve_request(beast::tcp_stream &stream, uint64_t number,
+                                                      beast::flat_buffer &buffer, Request request,
+                                                      std::optional<Caller> caller) {
+    std::string target(request.target());
+    bool event_stream = request.method() == http::verb::get &&
+                        target.substr(0, target.find('?')) == kEndpoint && host_allowed(request) &&
+                        origin_allowed(request);
+    std::optional<Response> refusal;
+    if (event_stream) {
+        std::shared_ptr<Session> session;
+        Response refused;
+        try {
+            std::shared_ptr<Session> opened = co_await open_event_stream(request, caller, refused);
+            session = std::move(opened);
         } catch (const std::exception &failure) {
             logger.log(LogLevel::Error,
-                       std::string("internal error handling an HTTP request: ") + failure.what());
-            response = rpc_error(request, http::status::internal_server_error,
-                                 error_code::kInternalError, "Internal error");
+                       std::string("internal error opening an event stream: ") + failure.what());
+            refused = rpc_error(request, http::status::internal_server_error,
+                                error_code::kInternalError, "Internal error");
         }
-        if (exchange.written) {  // an event stream, written by post()
-            if (exchange.close || stopping || !request.keep_alive()) co_return;
-            continue;
+        if (session != nullptr) {
+            co_await stream_events(stream, number, request, session);
+            co_return false;  // the stream ends the connection
         }
-        if (stopping) response.keep_alive(false);
-        auto origin = request.find(http::field::origin);
-        if (origin != request.end() && origin_allowed(request)) {
-            // An allowed browser origin may read the answer and the session header.
-            response.set(http::field::access_control_allow_origin, origin->value());
-            response.set(http::field::access_control_expose_headers,
-                         "MCP-Session-Id, WWW-Authenticate");
-            response.set(http::field::vary, "Origin");
-        }
-        responses_by_status[response.result_int()]++;
-        bool written = co_await write_response(stream, number, response);
-        if (!written || !response.keep_alive()) co_return;
-        // Without tokens, a client that was answered is known (evicted after strangers).
-        if (auto found = connections.find(number); found != connections.end())
-            found->second.known = found->second.known || !options.require_token;
+        refusal = std::move(refused);
     }
+    in_flight++;
+    struct Done {
+        int &count;
+        ~Done() { count--; }
+    } done{in_flight};
+    Exchange exchange{stream, number, buffer, false, false, std::move(caller)};
+    Response response;
+    try {
+        if (refusal) {
+            response = std::move(*refusal);
+        } else {
+            Response handled = co_await handle(request, exchange);
+            response = std::move(handled);
+        }
+    } catch (const std::exception &failure) {
+        logger.log(LogLevel::Error,
+                   std::string("internal error handling an HTTP request: ") + failure.what());
+        response = rpc_error(request, http::status::internal_server_error,
+                             error_code::kInternalError, "Internal error");
+    }
+    if (exchange.written) {  // an event stream, written by post()
+        if (exchange.close || stopping || !request.keep_alive()) co_return false;
+        co_return true;
+    }
+    if (stopping) response.keep_alive(false);
+    auto origin = request.find(http::field::origin);
+    if (origin != request.end() && origin_allowed(request)) {
+        // An allowed browser origin may read the answer and the session header.
+        response.set(http::field::access_control_allow_origin, origin->value());
+        response.set(http::field::access_control_expose_headers,
+                     "MCP-Session-Id, WWW-Authenticate");
+        response.set(http::field::vary, "Origin");
+    }
+    responses_by_status[response.result_int()]++;
+    bool written = co_await write_response(stream, number, response);
+    if (!written || !response.keep_alive()) co_return false;
+    // Without tokens, a client that was answered is known (evicted after strangers).
+    if (auto found = connections.find(number); found != connections.end())
+        found->second.known = found->second.known || !options.require_token;
+    co_return true;
 }
 
 asio::awaitable<void> HttpServer::Impl::refuse_busy(tcp::socket socket) {

@@ -277,21 +277,14 @@ int serve_http(boost::asio::io_context &loop, Signals &signals, const BridgeOpti
 
 }  // namespace
 
-int main(int argc, char **argv) {
-    BridgeOptions options;
-    int parsed = parse_bridge_options(argc, argv, options);
-    if (parsed != 0) return parsed < 0 ? 0 : parsed;
-    if (options.check) return run_check(options);
-
-    Logger logger(options.log_level, options.log_json);
-    route_notices_to(&logger);
-    signal(SIGPIPE, SIG_IGN);
-
+// The start-up check of the primary; with read replicas, a primary that cannot be reached does
+// not stop the start: a standby that passes the same check serves read-only tools (and answers
+// the catalog questions, which it has replayed); audit records wait in the spool, as in a later
+// outage. `catalog_dsn`: the server that passed.
+StartupCheck check_start(const BridgeOptions &options, const Logger &logger,
+                         std::string &catalog_dsn) {
     StartupCheck check = check_database(options.dsn);
-    // With read replicas, a primary that cannot be reached does not stop the start: a standby
-    // that passes the same check serves read-only tools (and answers the catalog questions
-    // below, which it has replayed); audit records wait in the spool, as in a later outage.
-    std::string catalog_dsn = options.dsn;
+    catalog_dsn = options.dsn;
     if (!check.ok && check.unreachable && !options.replicas.dsns.empty()) {
         for (const std::string &replica : options.replicas.dsns) {
             StartupCheck standby = check_database(replica);
@@ -307,18 +300,15 @@ int main(int argc, char **argv) {
             break;
         }
     }
-    if (!check.ok) {
-        logger.log(LogLevel::Error, check.message);
-        return 1;
-    }
-    boost::asio::io_context loop;
-    LoopThread loop_thread(loop);
-    Signals signals(loop);
-    // The login role's CONNECTION LIMIT holds the pool and the bridge's other connections
-    // (the catalog listener, a readiness probe; with replicas the audit forwarder and the
-    // replica monitor's probe of the primary): a pool that would not fit is made smaller
-    // instead of failing under load.
-    bool confirm_audit = options.confirm_audit != "never" && may_confirm_audit(catalog_dsn);
+    return check;
+}
+
+// The login role's CONNECTION LIMIT holds the pool and the bridge's other connections (the
+// catalog listener, a readiness probe; with replicas the audit forwarder and the replica
+// monitor's probe of the primary): a pool that would not fit is made smaller instead of failing
+// under load. False when no pool fits.
+bool fit_pool(BridgeOptions &options, const std::string &catalog_dsn, bool confirm_audit,
+              const Logger &logger) {
     size_t others = 2 + (options.replicas.dsns.empty() ? 0 : 2) + (confirm_audit ? 1 : 0);
     long limit = role_connection_limit(catalog_dsn);
     if (limit >= 0 && options.pool_size + others > static_cast<size_t>(limit)) {
@@ -329,7 +319,7 @@ int main(int argc, char **argv) {
                            std::to_string(others) +
                            " other connections: raise it (ALTER ROLE "
                            "... CONNECTION LIMIT n) or use a role without a limit");
-            return 1;
+            return false;
         }
         size_t fitting = static_cast<size_t>(limit) - others;
         logger.log(LogLevel::Warning, "--pool-size " + std::to_string(options.pool_size) +
@@ -340,6 +330,102 @@ int main(int argc, char **argv) {
                                           std::to_string(fitting));
         options.pool_size = fitting;
     }
+    return true;
+}
+
+// Serves MCP on stdin and stdout until the input ends (every request read is answered first)
+// or a signal comes.
+int serve_stdio(boost::asio::io_context &loop, Signals &signals, const BridgeOptions &options,
+                Service &service, const ServerOptions &server_options, const Logger &logger) {
+    Backend &backend = service.backend;
+    LineWriter writer(STDOUT_FILENO);
+    McpServer server(backend, writer, server_options, logger);
+    // The server lives on the loop: this thread asks it through the loop.
+    auto on_loop = [&loop](auto ask) {
+        auto answered = std::make_shared<std::promise<decltype(ask())>>();
+        auto answer = answered->get_future();
+        boost::asio::post(loop, [ask, answered] { answered->set_value(ask()); });
+        return answer.get();
+    };
+    Listener listener(
+        options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
+        [&loop, &server] { boost::asio::post(loop, [&server] { server.tools_changed(); }); });
+
+    // Input is read on the loop; this thread waits for its end or a signal.
+    auto ended = std::make_shared<std::promise<bool>>();  // true: a signal
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    auto end = [ended, once](bool signalled) {
+        if (!once->exchange(true)) ended->set_value(signalled);
+    };
+    std::future<bool> input_over = ended->get_future();
+    auto signal_seen = std::make_shared<std::atomic<bool>>(false);
+    signals.wait([end, signal_seen] {
+        signal_seen->store(true);
+        end(true);
+    });
+    LoopLineReader reader(loop, STDIN_FILENO, options.max_message_bytes);
+    reader.hold_while([&writer] { return writer.backlogged(); });
+    writer.on_drained([&reader] { reader.resume(); });
+    reader.start(
+        [&](std::string_view line) {
+            try {
+                server.handle_line(line);
+            } catch (const std::exception &error) {
+                // Last line of defence: a bug in handling one message must not end the process.
+                logger.log(LogLevel::Error,
+                           std::string("internal error handling a message: ") + error.what());
+                writer.send(make_error(nullptr, error_code::kInternalError, "Internal error"));
+            }
+        },
+        [&](size_t limit, std::string_view head, std::string_view tail) {
+            server.handle_oversized_line(limit, head, tail);
+        },
+        [end] { end(false); });
+
+    // End of input (not a signal): every request already read is answered, as a pipe's user
+    // expects (`... | pg_mcp_bridge`), up to 300 s; a signal meanwhile ends the wait.
+    bool signalled = input_over.get();
+    if (!signalled) {
+        auto limit = std::chrono::steady_clock::now() + options.http_options.request_timeout;
+        auto in_flight = [&] { return on_loop([&server] { return server.in_flight(); }); };
+        while (in_flight() > 0 && !signal_seen->load() && std::chrono::steady_clock::now() < limit)
+            ::usleep(10000);
+        if (size_t running = in_flight(); running > 0)
+            logger.log(LogLevel::Warning, std::to_string(running) +
+                                              " requests still running at shutdown are cancelled");
+    }
+    logger.log(LogLevel::Info,
+               signalled ? "signal received; shutting down" : "input closed; shutting down");
+    on_loop([&server] {
+        server.shutdown(true);
+        return true;
+    });
+    service.stop();
+    listener.stop();
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    BridgeOptions options;
+    int parsed = parse_bridge_options(argc, argv, options);
+    if (parsed != 0) return parsed < 0 ? 0 : parsed;
+    if (options.check) return run_check(options);
+
+    Logger logger(options.log_level, options.log_json);
+    route_notices_to(&logger);
+    signal(SIGPIPE, SIG_IGN);
+
+    std::string catalog_dsn;
+    StartupCheck check = check_start(options, logger, catalog_dsn);
+    if (!check.ok) {
+        logger.log(LogLevel::Error, check.message);
+        return 1;
+    }
+    boost::asio::io_context loop;
+    LoopThread loop_thread(loop);
+    Signals signals(loop);
+    bool confirm_audit = options.confirm_audit != "never" && may_confirm_audit(catalog_dsn);
+    if (!fit_pool(options, catalog_dsn, confirm_audit, logger)) return 1;
     std::unique_ptr<AuditConfirmer> confirmer;
     if (confirm_audit)
         confirmer = std::make_unique<AuditConfirmer>(options.dsn, logger);
@@ -443,69 +529,5 @@ int main(int argc, char **argv) {
         return serve_http(loop, signals, options, service, server_options, logger, check);
     logger.log(LogLevel::Info, check.message + "; serving MCP on stdio");
 
-    LineWriter writer(STDOUT_FILENO);
-    McpServer server(backend, writer, server_options, logger);
-    // The server lives on the loop: this thread asks it through the loop.
-    auto on_loop = [&loop](auto ask) {
-        auto answered = std::make_shared<std::promise<decltype(ask())>>();
-        auto answer = answered->get_future();
-        boost::asio::post(loop, [ask, answered] { answered->set_value(ask()); });
-        return answer.get();
-    };
-    Listener listener(
-        options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
-        [&loop, &server] { boost::asio::post(loop, [&server] { server.tools_changed(); }); });
-
-    // Input is read on the loop; this thread waits for its end or a signal.
-    auto ended = std::make_shared<std::promise<bool>>();  // true: a signal
-    auto once = std::make_shared<std::atomic<bool>>(false);
-    auto end = [ended, once](bool signalled) {
-        if (!once->exchange(true)) ended->set_value(signalled);
-    };
-    std::future<bool> input_over = ended->get_future();
-    auto signal_seen = std::make_shared<std::atomic<bool>>(false);
-    signals.wait([end, signal_seen] {
-        signal_seen->store(true);
-        end(true);
-    });
-    LoopLineReader reader(loop, STDIN_FILENO, options.max_message_bytes);
-    reader.hold_while([&writer] { return writer.backlogged(); });
-    writer.on_drained([&reader] { reader.resume(); });
-    reader.start(
-        [&](std::string_view line) {
-            try {
-                server.handle_line(line);
-            } catch (const std::exception &error) {
-                // Last line of defence: a bug in handling one message must not end the process.
-                logger.log(LogLevel::Error,
-                           std::string("internal error handling a message: ") + error.what());
-                writer.send(make_error(nullptr, error_code::kInternalError, "Internal error"));
-            }
-        },
-        [&](size_t limit, std::string_view head, std::string_view tail) {
-            server.handle_oversized_line(limit, head, tail);
-        },
-        [end] { end(false); });
-
-    // End of input (not a signal): every request already read is answered, as a pipe's user
-    // expects (`... | pg_mcp_bridge`), up to 300 s; a signal meanwhile ends the wait.
-    bool signalled = input_over.get();
-    if (!signalled) {
-        auto limit = std::chrono::steady_clock::now() + options.http_options.request_timeout;
-        auto in_flight = [&] { return on_loop([&server] { return server.in_flight(); }); };
-        while (in_flight() > 0 && !signal_seen->load() && std::chrono::steady_clock::now() < limit)
-            ::usleep(10000);
-        if (size_t running = in_flight(); running > 0)
-            logger.log(LogLevel::Warning, std::to_string(running) +
-                                              " requests still running at shutdown are cancelled");
-    }
-    logger.log(LogLevel::Info,
-               signalled ? "signal received; shutting down" : "input closed; shutting down");
-    on_loop([&server] {
-        server.shutdown(true);
-        return true;
-    });
-    service.stop();
-    listener.stop();
-    return 0;
+    return serve_stdio(loop, signals, options, service, server_options, logger);
 }

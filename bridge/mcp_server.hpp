@@ -188,7 +188,6 @@ class McpServer {
     bool legacy_initialized_ = false;
     json legacy_client_info_;
     // Open request spans by request key.
-    mutable std::mutex spans_mutex_;
     std::map<std::string, Span> spans_;
     // Refusals of a request reusing the id of one in flight, whose error must not end the
     // other's span.

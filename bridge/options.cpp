@@ -202,6 +202,68 @@ po::options_description describe() {
     return options;
 }
 
+// The --oauth-* options (with --auth oauth).
+void apply_oauth_options(const po::variables_map &given, OAuthOptions &oauth) {
+    auto text = [&](const char *name, std::string &into) {
+        if (given.count(name)) into = given[name].as<std::string>();
+    };
+    auto list = [&](const char *name, std::vector<std::string> &into) {
+        if (given.count(name)) into = given[name].as<std::vector<std::string>>();
+    };
+    text("oauth-resource", oauth.resource);
+    if (oauth.resource.empty())
+        throw UsageError{
+            "--auth oauth needs --oauth-resource URL: this server's MCP endpoint "
+            "as clients reach it, e.g. https://mcp.example.com/mcp"};
+    std::optional<Url> url = parse_url(oauth.resource);
+    if (!url || oauth.resource.find('?') != std::string::npos)
+        throw UsageError{"--oauth-resource " + oauth.resource +
+                         ": not an absolute http(s) URL without query or fragment"};
+    if (!url->https && !is_loopback_host(url->host))
+        throw UsageError{"--oauth-resource " + oauth.resource +
+                         ": plain http is allowed only on the loopback; use https://"};
+    text("oauth-ca-file", oauth.ca_file);
+    check_ca_file("--oauth-ca-file", oauth.ca_file);
+    text("oauth-client-id", oauth.introspection_client_id);
+    std::string secret_env;
+    text("oauth-client-secret-env", secret_env);
+    if (!secret_env.empty()) {
+        const char *secret = std::getenv(secret_env.c_str());
+        if (secret == nullptr || *secret == '\0')
+            throw UsageError{"--oauth-client-secret-env " + secret_env +
+                             ": the variable is not set"};
+        oauth.introspection_client_secret = secret;
+    }
+    if (!secret_env.empty() && oauth.introspection_client_id.empty())
+        throw UsageError{"--oauth-client-secret-env needs --oauth-client-id"};
+    list("oauth-key-origin", oauth.key_origins);
+    for (const std::string &origin : oauth.key_origins) {
+        std::optional<Url> url = parse_url(origin);
+        if (!url || url->target != "/" || origin.back() == '/')
+            throw UsageError{"--oauth-key-origin " + origin +
+                             ": not an origin, e.g. https://www.googleapis.com"};
+    }
+    std::string algorithms;
+    text("oauth-algorithms", algorithms);
+    if (!algorithms.empty()) {
+        const std::vector<std::string> known = OAuthOptions().algorithms;
+        oauth.algorithms.clear();
+        size_t start = 0;
+        while (start <= algorithms.size()) {
+            size_t comma = algorithms.find(',', start);
+            std::string alg = algorithms.substr(
+                start, comma == std::string::npos ? std::string::npos : comma - start);
+            if (std::find(known.begin(), known.end(), alg) == known.end())
+                throw UsageError{"--oauth-algorithms: \"" + alg +
+                                 "\" is not one of the asymmetric algorithms accepted (RS256, "
+                                 "RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512)"};
+            oauth.algorithms.push_back(alg);
+            if (comma == std::string::npos) break;
+            start = comma + 1;
+        }
+    }
+}
+
 void apply_options(const po::variables_map &given, BridgeOptions &options) {
     auto text = [&](const char *name, std::string &into) {
         if (given.count(name)) into = given[name].as<std::string>();
@@ -263,59 +325,7 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
         if (mode == "oauth") options.http_options.oauth = OAuthOptions();
     }
     if (options.http_options.oauth) {
-        OAuthOptions &oauth = *options.http_options.oauth;
-        text("oauth-resource", oauth.resource);
-        if (oauth.resource.empty())
-            throw UsageError{
-                "--auth oauth needs --oauth-resource URL: this server's MCP endpoint "
-                "as clients reach it, e.g. https://mcp.example.com/mcp"};
-        std::optional<Url> url = parse_url(oauth.resource);
-        if (!url || oauth.resource.find('?') != std::string::npos)
-            throw UsageError{"--oauth-resource " + oauth.resource +
-                             ": not an absolute http(s) URL without query or fragment"};
-        if (!url->https && !is_loopback_host(url->host))
-            throw UsageError{"--oauth-resource " + oauth.resource +
-                             ": plain http is allowed only on the loopback; use https://"};
-        text("oauth-ca-file", oauth.ca_file);
-        check_ca_file("--oauth-ca-file", oauth.ca_file);
-        text("oauth-client-id", oauth.introspection_client_id);
-        std::string secret_env;
-        text("oauth-client-secret-env", secret_env);
-        if (!secret_env.empty()) {
-            const char *secret = std::getenv(secret_env.c_str());
-            if (secret == nullptr || *secret == '\0')
-                throw UsageError{"--oauth-client-secret-env " + secret_env +
-                                 ": the variable is not set"};
-            oauth.introspection_client_secret = secret;
-        }
-        if (!secret_env.empty() && oauth.introspection_client_id.empty())
-            throw UsageError{"--oauth-client-secret-env needs --oauth-client-id"};
-        list("oauth-key-origin", oauth.key_origins);
-        for (const std::string &origin : oauth.key_origins) {
-            std::optional<Url> url = parse_url(origin);
-            if (!url || url->target != "/" || origin.back() == '/')
-                throw UsageError{"--oauth-key-origin " + origin +
-                                 ": not an origin, e.g. https://www.googleapis.com"};
-        }
-        std::string algorithms;
-        text("oauth-algorithms", algorithms);
-        if (!algorithms.empty()) {
-            const std::vector<std::string> known = OAuthOptions().algorithms;
-            oauth.algorithms.clear();
-            size_t start = 0;
-            while (start <= algorithms.size()) {
-                size_t comma = algorithms.find(',', start);
-                std::string alg = algorithms.substr(
-                    start, comma == std::string::npos ? std::string::npos : comma - start);
-                if (std::find(known.begin(), known.end(), alg) == known.end())
-                    throw UsageError{"--oauth-algorithms: \"" + alg +
-                                     "\" is not one of the asymmetric algorithms accepted (RS256, "
-                                     "RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512)"};
-                oauth.algorithms.push_back(alg);
-                if (comma == std::string::npos) break;
-                start = comma + 1;
-            }
-        }
+        apply_oauth_options(given, *options.http_options.oauth);
     } else {
         for (const char *name : {"oauth-resource", "oauth-ca-file", "oauth-client-id",
                                  "oauth-client-secret-env", "oauth-algorithms", "oauth-key-origin"})
