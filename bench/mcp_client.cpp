@@ -16,7 +16,7 @@
 // It reports the CPU time per call, over the timed window, of each party (from /proc):
 // cpu_client_us (this process), cpu_server_us (process P), cpu_pg_us (the PostgreSQL processes
 // under postmaster M, ended ones included, but for the audit writer) and cpu_writer_us (the
-// pg_mcp audit writer).
+// pg_mcp audit writer, while it runs).
 //
 // PARAMS is the JSON of tools/call's params; each "{N}" in it becomes a random integer in
 // [1, R] per call. Output: one line of key=value pairs (times in milliseconds, memory in kB).
@@ -262,7 +262,7 @@ bool read_stat(pid_t pid, ProcStat &stat) {
 }
 
 struct CpuSample {
-    double client = 0, server = 0, pg = 0, writer = 0;
+    double client = 0, server = 0, pg = 0, writer = 0;  // pg: every PostgreSQL process
 };
 CpuSample sample_cpu(pid_t server, pid_t postmaster) {
     CpuSample cpu;
@@ -278,7 +278,8 @@ CpuSample sample_cpu(pid_t server, pid_t postmaster) {
         if (!read_stat(pid, stat) || stat.parent != postmaster) continue;
         std::ifstream cmdline(entry.path() / "cmdline");
         std::string title((std::istreambuf_iterator<char>(cmdline)), {});
-        (title.find("pg_mcp audit writer") != std::string::npos ? cpu.writer : cpu.pg) += stat.own;
+        cpu.pg += stat.own;
+        if (title.find("pg_mcp audit writer") != std::string::npos) cpu.writer += stat.own;
     }
     return cpu;
 }
@@ -581,11 +582,14 @@ int run_http(const Options &options) {
     }
     double calls = static_cast<double>(all.size());
     auto per_call = [calls](double seconds) { return calls > 0 ? seconds * 1e6 / calls : 0.0; };
+    // A writer that ended in the window moved its time to the postmaster's children: it is
+    // counted with PostgreSQL's other processes then, never as a negative writer figure.
+    double writer = std::max(0.0, after.writer - before.writer);
     std::printf("calls=%.0f errors=%ld calls_per_s=%.0f p50_ms=%.3f p99_ms=%.3f cpu_client_us=%.1f "
                 "cpu_server_us=%.1f cpu_pg_us=%.1f cpu_writer_us=%.1f\n",
                 calls, total_errors, calls / elapsed, percentile(all, 0.50), percentile(all, 0.99),
                 per_call(after.client - before.client), per_call(after.server - before.server),
-                per_call(after.pg - before.pg), per_call(after.writer - before.writer));
+                per_call(after.pg - before.pg - writer), per_call(writer));
     return total_errors > 0 ? 1 : 0;
 }
 
