@@ -1,30 +1,37 @@
-// The tool catalog's change listener: LISTEN pg_mcp_tools_changed on a connection of its own.
+// The tool catalog's change listener: LISTEN pg_mcp_tools_changed on a connection of its own,
+// watched by the event loop (non-blocking libpq, like the pool).
 #pragma once
 
-#include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
-#include <thread>
 
 #include "log.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace pg_mcp::bridge {
 
-// Listens for pg_mcp_tools_changed on its own connection and calls on_change for each
-// notification (and after a reconnect, since changes may have been missed).
+// Calls on_change (on the loop) when mcp.catalog_version() moves: after a notification (only a
+// hint: any role may NOTIFY the channel; a burst is checked once), and after a reconnect when
+// it changed meanwhile. A lost connection is reopened with the pool's backoff; connecting, which
+// blocks in libpq, runs on a helper thread of its own.
 class Listener {
   public:
-    Listener(std::string dsn, const Logger &logger, std::function<void()> on_change);
+    Listener(boost::asio::io_context &loop, std::string dsn, const Logger &logger,
+             std::function<void()> on_change);
     ~Listener();
+    Listener(const Listener &) = delete;
+    Listener &operator=(const Listener &) = delete;
+    // Ends the listening (a few seconds at most). Not from the loop's thread.
     void stop();
 
+    struct State;
+
   private:
-    void loop();
-    std::string dsn_;
-    const Logger &logger_;
-    std::function<void()> on_change_;
-    std::atomic<bool> stopping_{false};
-    std::thread thread_;
+    std::shared_ptr<State> state_;
 };
 
 }  // namespace pg_mcp::bridge

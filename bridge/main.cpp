@@ -265,7 +265,7 @@ int serve_http(boost::asio::io_context &loop, Signals &signals, const BridgeOpti
                               : http_options.address;
     logger.log(LogLevel::Notice, check.message + "; serving MCP on http://" + address + ":" +
                                      std::to_string(server.port()) + "/mcp");
-    Listener listener(options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
+    Listener listener(loop, options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
                       [&server] { server.tools_changed(); });
     signals.wait([&server] { server.stop(); });
     server.run(std::chrono::seconds(10));
@@ -347,9 +347,9 @@ int serve_stdio(boost::asio::io_context &loop, Signals &signals, const BridgeOpt
         boost::asio::post(loop, [ask, answered] { answered->set_value(ask()); });
         return answer.get();
     };
-    Listener listener(
-        options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
-        [&loop, &server] { boost::asio::post(loop, [&server] { server.tools_changed(); }); });
+    // On the loop, as the server.
+    Listener listener(loop, options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
+                      [&server] { server.tools_changed(); });
 
     // Input is read on the loop; this thread waits for its end or a signal.
     auto ended = std::make_shared<std::promise<bool>>();  // true: a signal

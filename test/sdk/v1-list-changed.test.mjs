@@ -107,3 +107,44 @@ test('v1: a NOTIFY on the catalog channel by an agent changes nothing; a real ch
     }
   );
 });
+
+test('v1: after its listening connection is terminated, the bridge reconnects and announces a change', { timeout: 120_000 }, async (t) => {
+  const toolName = uniqueName('e2e_lc_rec');
+  const changed = signal();
+  let conn;
+  let created = false;
+  await withTranscript(
+    t,
+    () => [conn?.tap],
+    async () => {
+      conn = await connectV1('agent_support', {
+        before: (client) => client.setNotificationHandler(ToolListChangedNotificationSchema, (n) => changed.push(n))
+      });
+      await listAllToolsV1(conn.client);
+      const seenBefore = changed.seen.length;
+      // The listener's connection is the one that last asked for the catalog version.
+      const killed = await psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity " +
+          "WHERE query = 'SELECT mcp.catalog_version()' AND pid <> pg_backend_pid()"
+      );
+      assert.match(String(killed).trim(), /^[1-9]/, 'a listening connection was terminated');
+      created = true;
+      await createAndGrantTool({
+        name: toolName,
+        sql: 'SELECT 2 AS two',
+        description: 'pg_mcp_bridge SDK e2e test tool (listener reconnect); dropped by the test',
+        grantTo: 'agent_support'
+      });
+      await changed.next({ from: seenBefore, timeoutMs: 10_000, what: 'list_changed after the listener reconnected' });
+      const names = (await listAllToolsV1(conn.client)).tools.map((tool) => tool.name);
+      assert.ok(names.includes(toolName));
+    },
+    async () => {
+      await conn?.close();
+      if (created) {
+        const err = await dropTool(toolName);
+        if (err) t.diagnostic(`cleanup: could not drop ${toolName}: ${err.message}`);
+      }
+    }
+  );
+});
