@@ -428,7 +428,7 @@ int main(int argc, char **argv) {
     if (!fit_pool(options, catalog_dsn, confirm_audit, logger)) return 1;
     std::unique_ptr<AuditConfirmer> confirmer;
     if (confirm_audit)
-        confirmer = std::make_unique<AuditConfirmer>(options.dsn, logger);
+        confirmer = std::make_unique<AuditConfirmer>(loop, options.dsn, logger);
     else if (options.confirm_audit != "never")
         logger.log(
             LogLevel::Notice,
