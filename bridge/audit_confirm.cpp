@@ -46,6 +46,9 @@ struct AuditConfirmer::State {
     LoopConnection connection;
     std::vector<Pending> pending;
     bool stopping = false;
+    // Given up by stop() (it waited long enough): no record is answered any more, for whoever
+    // waited may be gone.
+    bool detached = false;
     Wakeup work;  // records to confirm, or the stop
     Wakeup nap;   // ends a backoff early: the stop
     // The server instance records were queued on: a queue's (slot, seq) numbers start again
@@ -80,7 +83,8 @@ asio::awaitable<bool> reconnect(State &s, std::vector<State::Pending> &batch,
         "durable; whether it was written is in mcp.audit_log";
     s.logger.log(LogLevel::Error,
                  std::to_string(batch.size()) + " audit records could not be confirmed: " + why);
-    for (State::Pending &each : batch) each.done(false, 0, why);
+    for (State::Pending &each : batch)
+        if (!s.detached) each.done(false, 0, why);
     co_return false;
 }
 
@@ -134,13 +138,13 @@ asio::awaitable<void> confirm(State &s, std::vector<State::Pending> batch,
         if (failure != failed.end()) {
             s.logger.log(LogLevel::Error,
                          "an audit record could not be confirmed durable: " + failure->second);
-            each.done(false, 0, failure->second);
+            if (!s.detached) each.done(false, 0, failure->second);
             continue;
         }
         int64_t newest_id = confirmed_id[each.slot];
         // Records of one queue have consecutive ids in queue order.
         int64_t id = newest_id > 0 ? newest_id - (newest[each.slot] - each.seq) : 0;
-        each.done(true, id > 0 ? id : 0, std::string());
+        if (!s.detached) each.done(true, id > 0 ? id : 0, std::string());
     }
     if (!failed.empty() && backoff.count() > 0) co_await wait_until(s.nap, Clock::now() + backoff);
     s.pending.insert(s.pending.begin(), std::make_move_iterator(retry.begin()),
@@ -208,8 +212,19 @@ void AuditConfirmer::stop() {
         s->work.fire();
         s->nap.fire();
     });
-    // What is pending is confirmed first (a statement in progress is not interrupted).
-    s->ended.get_future().wait_for(std::chrono::seconds(15));
+    // What is pending is confirmed first (a statement in progress is not interrupted); past
+    // that, the confirmer is detached: nothing it still holds is answered.
+    if (s->ended.get_future().wait_for(std::chrono::seconds(15)) != std::future_status::ready) {
+        auto detached = std::make_shared<std::promise<void>>();
+        std::future<void> done = detached->get_future();
+        asio::post(s->loop, [s, detached] {
+            s->detached = true;
+            s->pending.clear();
+            s->connection.interrupt();
+            detached->set_value();
+        });
+        done.wait_for(std::chrono::seconds(2));
+    }
     s->connector.join();
 }
 

@@ -402,7 +402,8 @@ asio::awaitable<Response> HttpServer::Impl::post(const Request &request, Exchang
     } listening{*this, session, listen};
     if (listen) listeners.insert(session);
     co_await await_answer(call);
-    co_return co_await finish_answer(call);
+    Response response = co_await finish_answer(call);
+    co_return response;
 }
 
 // post()'s wait for the answer: the request's events written as they come (an event stream),

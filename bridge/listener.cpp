@@ -55,7 +55,7 @@ asio::awaitable<void> listen_on(Listener::State &s, std::string &seen) {
         if (version.value != seen) s.on_change();  // changed while disconnected
     }
     seen = version.value;
-    for (;;) {
+    while (!s.stopping) {
         bool notified = false;
         while (PGnotify *notify = PQnotifies(s.connection.get())) {
             PQfreemem(notify);

@@ -29,6 +29,7 @@ auto with(boost::system::error_code &error) {
 
 asio::awaitable<bool> LoopConnection::open(asio::thread_pool &helper, std::string &error) {
     close();
+    interrupted_ = false;
     struct Box {
         explicit Box(asio::io_context &io) : done(io) {}
         Wakeup done;
@@ -63,13 +64,14 @@ void LoopConnection::close() {
 }
 
 void LoopConnection::interrupt() {
+    interrupted_ = true;
     if (socket_) socket_->cancel();
 }
 
-asio::awaitable<LoopConnection::Answer> LoopConnection::query(
-    const char *sql, const std::vector<std::string> &params) {
+asio::awaitable<LoopConnection::Answer> LoopConnection::query(const char *sql,
+                                                              std::vector<std::string> params) {
     Answer answer;
-    if (!is_open() || !socket_) co_return answer;
+    if (!is_open() || !socket_ || interrupted_) co_return answer;
     std::vector<const char *> values;
     for (const std::string &param : params) values.push_back(param.c_str());
     int sent = params.empty() ? PQsendQuery(conn_, sql)
@@ -78,15 +80,17 @@ asio::awaitable<LoopConnection::Answer> LoopConnection::query(
     if (sent == 0) co_return answer;
     boost::system::error_code error;
     for (int flushed = PQflush(conn_); flushed != 0; flushed = PQflush(conn_)) {
-        if (flushed < 0) co_return answer;
+        // What the server sends meanwhile is read first, so that neither side waits for the
+        // other to read (libpq's rule for a non-blocking send).
+        if (flushed < 0 || PQconsumeInput(conn_) == 0) co_return answer;
         co_await socket_->async_wait(Descriptor::wait_write, with(error));
-        if (error) co_return answer;
+        if (error || interrupted_) co_return answer;
     }
     answer.ok = true;
     for (;;) {
         while (PQisBusy(conn_) != 0) {
             co_await socket_->async_wait(Descriptor::wait_read, with(error));
-            if (error || PQconsumeInput(conn_) == 0) co_return Answer();
+            if (error || interrupted_ || PQconsumeInput(conn_) == 0) co_return Answer();
         }
         PGresult *result = PQgetResult(conn_);
         if (result == nullptr) break;
@@ -105,10 +109,11 @@ asio::awaitable<LoopConnection::Answer> LoopConnection::query(
 }
 
 asio::awaitable<bool> LoopConnection::readable() {
-    if (!is_open() || !socket_) co_return false;
+    if (!is_open() || !socket_ || interrupted_) co_return false;
     boost::system::error_code error;
     co_await socket_->async_wait(Descriptor::wait_read, with(error));
-    co_return !error && PQconsumeInput(conn_) != 0 && PQstatus(conn_) == CONNECTION_OK;
+    co_return !error && !interrupted_ && PQconsumeInput(conn_) != 0 &&
+        PQstatus(conn_) == CONNECTION_OK;
 }
 
 }  // namespace pg_mcp::bridge

@@ -32,7 +32,8 @@ class LoopConnection {
     boost::asio::awaitable<bool> open(boost::asio::thread_pool &helper, std::string &error);
     bool is_open() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
     void close();
-    // Ends any wait in progress (its statement reports the connection as lost): for stopping.
+    // Ends any wait in progress and every later one until the next open() (its statement
+    // reports the connection as lost): for stopping.
     void interrupt();
 
     struct Answer {
@@ -42,8 +43,7 @@ class LoopConnection {
         std::string error;       // why not ok
     };
     // Sends `sql` with its parameters (text, bound) and reads its result.
-    boost::asio::awaitable<Answer> query(const char *sql,
-                                         const std::vector<std::string> &params = {});
+    boost::asio::awaitable<Answer> query(const char *sql, std::vector<std::string> params = {});
     // Waits until the server sends something (e.g. a notification), then reads it. False when the
     // connection ended (or the wait was interrupted).
     boost::asio::awaitable<bool> readable();
@@ -54,6 +54,7 @@ class LoopConnection {
     std::string dsn_;
     PGconn *conn_ = nullptr;
     std::unique_ptr<boost::asio::posix::stream_descriptor> socket_;  // conn_'s; libpq owns the fd
+    bool interrupted_ = false;
 };
 
 }  // namespace pg_mcp::bridge

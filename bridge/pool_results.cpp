@@ -179,15 +179,25 @@ void Database::stream_body(Slot &slot, BackendReply reply) {
     };
     auto streamed = std::make_shared<Streamed>();
     std::weak_ptr<Streamed> weak = streamed;
-    auto consume = [this, chunks](std::shared_ptr<Streamed> holder, std::function<void()> read,
-                                  std::function<void()> then) {
-        asio::post(helpers_->consumers, [this, chunks, holder, read, then] {
-            if (read) read();
+    // Both steps are contained as a reply is (deliver): nothing they throw ends a thread.
+    auto contained = [this](const std::function<void()> &step) {
+        try {
+            if (step) step();
+        } catch (const std::exception &error) {
+            logger_.log(LogLevel::Error,
+                        std::string("internal error while writing a result: ") + error.what());
+        }
+    };
+    auto consume = [this, chunks, contained](std::shared_ptr<Streamed> holder,
+                                             std::function<void()> read,
+                                             std::function<void()> then) {
+        asio::post(helpers_->consumers, [this, chunks, holder, read, then, contained] {
+            contained(read);
             std::string ignored;
             while (chunks->next(ignored)) {
             }
-            asio::post(loop_, [this, holder, then] {
-                if (then) then();
+            asio::post(loop_, [this, holder, then, contained] {
+                contained(then);
                 held_--;
                 check_stopped();
             });
