@@ -42,3 +42,34 @@ pgbench_run() {
   pgbench -n -M prepared -U "$2" -c "$3" -j "$3" -T "$4" -f "$bench_scripts/$1.sql" bench 2>/dev/null |
     awk '/^tps/ {tps=$3} /latency average/ {lat=$4} END {printf "%.0f %.3f\n", tps, lat}'
 }
+
+# pg_cpu: the cluster's CPU time so far, in clock ticks: "ALL WRITER HZ". ALL: the postmaster,
+# its children and the children that have ended; WRITER: the pg_mcp audit writer while it runs.
+pg_cpu() {
+  local pm pid all writer=0 own
+  local -a f
+  pm=$(head -n 1 "$bench_workdir/data/postmaster.pid")
+  read -r -a f < <(sed 's/^.*) //' "/proc/$pm/stat")  # f[0] is field 3; utime is field 14
+  all=$((f[11] + f[12] + f[13] + f[14]))
+  for pid in $(pgrep -P "$pm"); do
+    read -r -a f < <(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+    [ "${#f[@]}" -gt 12 ] || continue
+    own=$((f[11] + f[12]))
+    all=$((all + own))
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'pg_mcp audit writer'; then
+      writer=$((writer + own))
+    fi
+  done
+  echo "$all $writer $(getconf CLK_TCK)"
+}
+
+# cpu_per_call BEFORE AFTER CALLS: "BACKENDS_US WRITER_US", the CPU time per call between two
+# pg_cpu samples (a writer that ended meanwhile is counted with the backends).
+cpu_per_call() {
+  awk -v b="$1" -v a="$2" -v calls="$3" 'BEGIN {
+    split(b, x, " "); split(a, y, " ");
+    w = y[2] - x[2]; if (w < 0) w = 0;
+    all = y[1] - x[1];
+    if (calls <= 0) { print "- -"; exit }
+    printf "%.1f %.1f\n", (all - w) / y[3] * 1e6 / calls, w / y[3] * 1e6 / calls }'
+}
