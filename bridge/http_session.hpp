@@ -33,9 +33,9 @@ inline std::string safe_dump(const json &message) {
 // A session's output: each response goes to the HTTP request waiting for its id.
 // Notifications that belong to no request (tools/list_changed, log messages) go to the
 // session's event stream (GET) when the client has one open, and are dropped otherwise;
-// progress, which belongs to a request answered with JSON, is dropped. send() may be called
-// from any thread (backend replies come from the pool's): what it carries is posted to the
-// loop, where everything else here runs.
+// progress, which belongs to a request answered with JSON, is dropped. Everything here runs on
+// the loop, but send_streamed with a large body, which a consumer thread calls: it posts what
+// it gathered to the loop.
 class SessionOutput : public Output {
   public:
     struct Waiter {
