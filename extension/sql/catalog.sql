@@ -117,7 +117,9 @@ COMMENT ON COLUMN @extschema@.audit_log.auth_client_id IS 'OAuth client (the age
 COMMENT ON COLUMN @extschema@.audit_log.trace_id IS 'W3C trace id of the call (setting pg_mcp.traceparent, which pg_mcp_bridge sets from the agent''s trace or a new one; asserted by the client, not authenticated): the key to its spans';
 COMMENT ON COLUMN @extschema@.audit_log.span_id IS 'Span id of the database call within that trace';
 COMMENT ON COLUMN @extschema@.audit_log.shared_blks_read IS 'Shared buffers read from disk (or the OS cache) while the tool''s SQL ran';
-CREATE INDEX audit_log_called_at ON @extschema@.audit_log (called_at);
+-- Rows are appended in call order and never updated: a BRIN index serves time ranges at a
+-- fraction of a B-tree's cost per written row.
+CREATE INDEX audit_log_called_at ON @extschema@.audit_log USING brin (called_at) WITH (autosummarize = on);
 CREATE INDEX audit_log_tool_called_at ON @extschema@.audit_log (tool_name, called_at);
 
 -- DBA's definitions and audit trail survive pg_dump / pg_restore.

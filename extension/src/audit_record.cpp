@@ -525,36 +525,64 @@ bool added_after_first_release(const char *column) {
 
 }  // namespace
 
-void audit_row_hash(const uint8 *prev, Size prev_len, TupleDesc desc, const Datum *values,
-                    const bool *nulls, uint8 digest[PG_SHA256_DIGEST_LENGTH]) {
-    StringInfoData content;
-    initStringInfo(&content);
-    if (prev != NULL) appendBinaryStringInfo(&content, (const char *)prev, (int)prev_len);
+// How each column enters the hash, decided once per table definition.
+enum class HashedAs : char { Skipped, Positional, Tagged };
+
+struct AuditHasher {
+    TupleDesc desc;
+    HashedAs *how;
+    StringInfoData content;  // reused from row to row
+};
+
+AuditHasher *make_audit_hasher(TupleDesc desc) {
+    AuditHasher *hasher = (AuditHasher *)palloc0(sizeof(AuditHasher));
+    hasher->desc = desc;
+    hasher->how = (HashedAs *)palloc(sizeof(HashedAs) * Max(desc->natts, 1));
     for (int i = 0; i < desc->natts; i++) {
         Form_pg_attribute attr = TupleDescAttr(desc, i);
-        if (attr->attisdropped || strcmp(NameStr(attr->attname), "prev_hash") == 0 ||
-            strcmp(NameStr(attr->attname), "row_hash") == 0)
-            continue;
         const char *name = NameStr(attr->attname);
-        if (added_after_first_release(name)) {
-            // Tagged by name and left out when NULL: rows written before the column existed
-            // keep their hash, and no two columns' values can be taken for one another.
-            if (nulls[i]) continue;
-            appendStringInfoChar(&content, 2);
-            add_bytes(&content, name, strlen(name));
-            add_column(&content, attr->atttypid, values[i]);
-            continue;
+        hasher->how[i] =
+            attr->attisdropped || strcmp(name, "prev_hash") == 0 || strcmp(name, "row_hash") == 0
+                ? HashedAs::Skipped
+            : added_after_first_release(name) ? HashedAs::Tagged
+                                              : HashedAs::Positional;
+    }
+    initStringInfo(&hasher->content);
+    return hasher;
+}
+
+void audit_row_hash(AuditHasher *hasher, const uint8 *prev, Size prev_len, const Datum *values,
+                    const bool *nulls, uint8 digest[PG_SHA256_DIGEST_LENGTH]) {
+    StringInfo content = &hasher->content;
+    resetStringInfo(content);
+    if (prev != NULL) appendBinaryStringInfo(content, (const char *)prev, (int)prev_len);
+    for (int i = 0; i < hasher->desc->natts; i++) {
+        Form_pg_attribute attr = TupleDescAttr(hasher->desc, i);
+        switch (hasher->how[i]) {
+            case HashedAs::Skipped:
+                break;
+            case HashedAs::Tagged: {
+                // Tagged by name and left out when NULL: rows written before the column existed
+                // keep their hash, and no two columns' values can be taken for one another.
+                if (nulls[i]) break;
+                const char *name = NameStr(attr->attname);
+                appendStringInfoChar(content, 2);
+                add_bytes(content, name, strlen(name));
+                add_column(content, attr->atttypid, values[i]);
+                break;
+            }
+            case HashedAs::Positional:
+                appendStringInfoChar(content, nulls[i] ? 0 : 1);
+                if (!nulls[i]) add_column(content, attr->atttypid, values[i]);
+                break;
         }
-        appendStringInfoChar(&content, nulls[i] ? 0 : 1);
-        if (!nulls[i]) add_column(&content, attr->atttypid, values[i]);
     }
     pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
     if (pg_cryptohash_init(ctx) < 0 ||
-        pg_cryptohash_update(ctx, (const uint8 *)content.data, content.len) < 0 ||
+        pg_cryptohash_update(ctx, (const uint8 *)content->data, content->len) < 0 ||
         pg_cryptohash_final(ctx, digest, PG_SHA256_DIGEST_LENGTH) < 0)
         elog(ERROR, "sha256 failed: %s", pg_cryptohash_error(ctx));
     pg_cryptohash_free(ctx);
-    pfree(content.data);
 }
 
 }  // namespace pg_mcp
@@ -584,7 +612,7 @@ PG_MCP_FUNCTION(pg_mcp_audit_row_hash) {
         }
     }
     uint8 digest[PG_SHA256_DIGEST_LENGTH];
-    pg_mcp::audit_row_hash(prev, prev_len, desc, values, nulls, digest);
+    pg_mcp::audit_row_hash(pg_mcp::make_audit_hasher(desc), prev, prev_len, values, nulls, digest);
     ReleaseTupleDesc(desc);
     bytea *result = (bytea *)palloc(VARHDRSZ + sizeof digest);
     SET_VARSIZE(result, VARHDRSZ + sizeof digest);

@@ -87,8 +87,11 @@ char *audit_record_json(const AuditRecord *record);
 void audit_record_from_json(Jsonb *json, const char *label, AuditRecord *record);
 
 // sha256(prev || canonical encoding of every column but prev_hash and row_hash, in column
-// order). prev may be NULL (the first row of a chain).
-void audit_row_hash(const uint8 *prev, Size prev_len, TupleDesc desc, const Datum *values,
+// order). prev may be NULL (the first row of a chain). A hasher is made once for a table
+// definition (in the current memory context) and hashes any number of its rows.
+struct AuditHasher;
+AuditHasher *make_audit_hasher(TupleDesc desc);
+void audit_row_hash(AuditHasher *hasher, const uint8 *prev, Size prev_len, const Datum *values,
                     const bool *nulls, uint8 digest[PG_SHA256_DIGEST_LENGTH]);
 
 }  // namespace pg_mcp

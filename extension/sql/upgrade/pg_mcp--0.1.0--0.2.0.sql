@@ -37,3 +37,7 @@ COMMENT ON COLUMN @extschema@.audit_log.span_id IS 'Span id of the database call
 
 -- Changing or dropping a sandboxed view waits a bounded time for agents' open transactions.
 --@include sandbox_view_changes.sql
+
+-- The audit writer's cost per row: time ranges of the append-only log through a BRIN index.
+DROP INDEX @extschema@.audit_log_called_at;
+CREATE INDEX audit_log_called_at ON @extschema@.audit_log USING brin (called_at) WITH (autosummarize = on);
