@@ -401,7 +401,7 @@ void Database::start(Slot &slot, std::shared_ptr<Job> job) {
             record_span(std::move(wait));
             run.statement_span = new_span_id();
             run.sent = now;
-            run.statement_summary = std::string("SELECT ") + summary_of(run.operation, defer);
+            run.statement_summary = std::string("SELECT ") + summary_of(run.operation);
             run.database = PQdb(slot.conn) ? PQdb(slot.conn) : "";
             run.host = PQhost(slot.conn) ? PQhost(slot.conn) : "";
             run.port = PQport(slot.conn) ? PQport(slot.conn) : "";
@@ -428,15 +428,13 @@ void Database::send_query(Slot &slot) {
         !job.identity.principal_token.empty() || !job.identity.oauth_identity.empty();
     // The parameters in the row's order: a call's tool and arguments, or the agent context and
     // then the name and arguments the operation takes; the token last.
-    // A call's trace context: its statement span in the trace (pg_mcp.traceparent), and its
-    // ids in application_name ("pg_mcp_bridge <trace id>-<span id>", 63 bytes: the most
-    // PostgreSQL keeps), so that pg_stat_activity and the server log (%a) name the trace.
-    std::string traceparent, application_name = "pg_mcp_bridge";
+    // A call's trace context: its statement span in the trace (mcp.serve_call puts it in
+    // pg_mcp.traceparent and application_name for the call's transaction).
+    std::string traceparent;
     if (!job.statement_span.empty()) {
         TraceContext statement = job.identity.trace;
         statement.span_id = job.statement_span;
         traceparent = statement.traceparent();
-        application_name = "pg_mcp_bridge " + statement.trace_id + "-" + statement.span_id;
     }
     const char *params[8] = {};
     int nparams = 0;
@@ -454,10 +452,7 @@ void Database::send_query(Slot &slot) {
         if (!job.is_call && row.takes_name) params[nparams++] = job.name.c_str();
         if (!job.is_call && row.takes_arguments) params[nparams++] = job.arguments.c_str();
         if (as_principal || job.is_authenticate) params[nparams++] = token.c_str();
-        if (job.is_call) {
-            params[nparams++] = traceparent.c_str();
-            params[nparams++] = application_name.c_str();
-        }
+        if (job.is_call) params[nparams++] = traceparent.empty() ? nullptr : traceparent.c_str();
     }
     const Statement &statement = *slot.statement;
     int sent = prepare_statements_ ? PQsendQueryPrepared(slot.conn, statement.name, nparams, params,

@@ -14,32 +14,20 @@ namespace pg_mcp::bridge {
 // mcp.call_tool_stream), read one at a time so that a large result passes through the bridge
 // without being held whole. With a principal's token, mcp.assume_principal sets its role for
 // the statement's transaction first (the MATERIALIZED CTE runs before the outer query reads
-// a row).
-// A call's trace context goes with it: pg_mcp.traceparent (its audit row, the tool's SQL) and
-// application_name (pg_stat_activity, the server log's %a), both for its transaction only.
-#define PG_MCP_TRACE(FIRST, N1, N2)                     \
-    "WITH principal AS MATERIALIZED (SELECT " FIRST     \
-    " pg_catalog.set_config('pg_mcp.traceparent', $" N1 \
-    ", true),"                                          \
-    " pg_catalog.set_config('application_name', $" N2 ", true))"
-const Statement kCall = {
-    "pg_mcp_call",
-    PG_MCP_TRACE("", "6",
-                 "7") " SELECT mcp.call_tool_stream($1, $2::jsonb, $3, $4, $5) FROM principal"};
-const Statement kCallAs = {
-    "pg_mcp_call_as",
-    PG_MCP_TRACE("mcp.assume_principal($6::bytea),", "7",
-                 "8") " SELECT mcp.call_tool_stream($1, $2::jsonb, $3, $4, $5) FROM principal"};
+// a row); a call passes it to mcp.serve_call instead.
+// A call is one function, mcp.serve_call: its trace context ($6 or $7: pg_mcp.traceparent for
+// its audit row and the tool's SQL, and the trace in application_name, both for its transaction
+// only) and its principal's token go in as arguments, as do its tool, arguments and context.
+#define PG_MCP_CALL(TRACE, TOKEN, DEFERRED) \
+    "SELECT mcp.serve_call($1, $2::jsonb, $3, $4, $5, " TRACE ", " TOKEN ", " DEFERRED ")"
+const Statement kCall = {"pg_mcp_call", PG_MCP_CALL("$6", "NULL::bytea, NULL::jsonb", "false")};
+const Statement kCallAs = {"pg_mcp_call_as", PG_MCP_CALL("$7", "$6::bytea, NULL::jsonb", "false")};
 // The same, returning once the audit record is queued (AuditConfirmer confirms it).
-const Statement kCallDeferred = {
-    "pg_mcp_call_deferred",
-    PG_MCP_TRACE("", "6",
-                 "7") " SELECT mcp.call_tool_deferred($1, $2::jsonb, $3, $4, $5) FROM principal"};
-const Statement kCallDeferredAs = {
-    "pg_mcp_call_deferred_as",
-    PG_MCP_TRACE("mcp.assume_principal($6::bytea),", "7",
-                 "8") " SELECT mcp.call_tool_deferred($1, $2::jsonb, $3, $4, $5) FROM principal"};
-#undef PG_MCP_TRACE
+const Statement kCallDeferred = {"pg_mcp_call_deferred",
+                                 PG_MCP_CALL("$6", "NULL::bytea, NULL::jsonb", "true")};
+const Statement kCallDeferredAs = {"pg_mcp_call_deferred_as",
+                                   PG_MCP_CALL("$7", "$6::bytea, NULL::jsonb", "true")};
+#undef PG_MCP_CALL
 const char *const kAuditPendingKey = "pg-mcp/audit_pending";
 const Statement kList = {"pg_mcp_list",
                          "WITH context AS MATERIALIZED ("
@@ -137,7 +125,8 @@ const OperationRow kOperations[] = {
 };
 
 // The statement of an OAuth identity: the principal's form with mcp.assume_identity($n::jsonb)
-// in place of mcp.assume_principal($n::bytea), made once for each.
+// in place of mcp.assume_principal($n::bytea) (for a call, the identity argument of
+// mcp.serve_call in place of the token's), made once for each.
 const Statement &identity_form(const Statement &as_principal) {
     struct Derived {
         std::string name, sql;
@@ -151,6 +140,11 @@ const Statement &identity_form(const Statement &as_principal) {
                 auto derived = std::make_unique<Derived>();
                 derived->name = std::string(statement->name) + "_oauth";
                 derived->sql = statement->sql;
+                // A call takes the identity in place of the token.
+                size_t call = derived->sql.find("$6::bytea, NULL::jsonb");
+                if (call != std::string::npos)
+                    derived->sql.replace(call, std::strlen("$6::bytea, NULL::jsonb"),
+                                         "NULL::bytea, $6::jsonb");
                 size_t at = derived->sql.find("mcp.assume_principal(");
                 if (at != std::string::npos) {
                     derived->sql.replace(at, std::strlen("mcp.assume_principal("),
@@ -168,12 +162,12 @@ const Statement &identity_form(const Statement &as_principal) {
 }
 
 // What a statement does, for its span (OpenTelemetry db.query.summary: "SELECT <function>").
-const char *summary_of(Operation operation, bool deferred) {
+const char *summary_of(Operation operation) {
     switch (operation) {
         case Operation::ListTools:
             return "mcp.list_tools";
         case Operation::CallTool:
-            return deferred ? "mcp.call_tool_deferred" : "mcp.call_tool_stream";
+            return "mcp.serve_call";
         case Operation::ListResources:
             return "mcp.list_resources";
         case Operation::ReadResource:

@@ -29,7 +29,7 @@ const OperationRow &operation_row(Operation operation);
 // in place of mcp.assume_principal($n::bytea), made once for each.
 const Statement &identity_form(const Statement &as_principal);
 // What a statement does, for its span (OpenTelemetry db.query.summary: "SELECT <function>").
-const char *summary_of(Operation operation, bool deferred);
+const char *summary_of(Operation operation);
 
 extern const Statement kPing;  // SELECT 1: the readiness probe
 // The _meta key of a deferred call's audit token (mcp.call_tool_deferred), for the confirmer.

@@ -166,3 +166,4 @@ CREATE FUNCTION @extschema@.call_tool_stream(name text, arguments jsonb DEFAULT 
 COMMENT ON FUNCTION @extschema@.call_tool_stream(text, jsonb, text, text, text) IS 'mcp.call_tool for clients that stream large results (pg_mcp_bridge): the first row is {"_meta":...,"isError":...}, the following rows, concatenated, are the CallToolResult''s other members. agent_name, client_info and request_id, when given, are recorded in the audit row instead of the pg_mcp.* settings';
 
 --@include deferred_audit.sql
+--@include serve_call.sql

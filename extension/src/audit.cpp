@@ -74,6 +74,10 @@ char *random_record_id(void) {
 
 }  // namespace
 
+bool traceparent_is_valid(const char *value) {
+    return valid_traceparent(value);
+}
+
 char *take_standby_audit_record() {
     char *record = standby_record;
     standby_record = NULL;

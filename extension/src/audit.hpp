@@ -87,6 +87,9 @@ void resolve_audit_context(AuditRecord *record);
 int64 write_audit_record(const AuditRecord *record, bool use_reservation = false,
                          AuditPending *pending = NULL);
 
+// A W3C traceparent the audit row can record (version 00 or later, non-zero ids).
+bool traceparent_is_valid(const char *value);
+
 // On a hot standby write_audit_record cannot queue: it keeps the record as JSON (with a random
 // record_id) for the caller to return to the client. Returns it once (then NULL).
 char *take_standby_audit_record();

@@ -16,7 +16,8 @@ namespace pg_mcp {
 
 namespace {
 
-const char *const kWatchedTables[] = {"tools", "tool_grants", "principals", "rate_limits"};
+const char *const kWatchedTables[] = {"tools", "tool_grants", "principals", "rate_limits",
+                                      "principal_tokens"};
 constexpr int kWatchedCount = sizeof kWatchedTables / sizeof kWatchedTables[0];
 
 uint64 generation = 1;

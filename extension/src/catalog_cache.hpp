@@ -1,9 +1,9 @@
 // Invalidation of what backends cache from pg_mcp's catalog (tools, grants, principals, rate
-// limits) and from the role catalogs their grant checks read. Changes to the catalog tables fire
-// a trigger (per row, and on TRUNCATE; enabled ALWAYS) that queues a relcache invalidation of the
-// table (sent to every backend at commit, applied locally at the next command); role and membership
-// changes arrive as syscache invalidations (as do database owner changes). Either bumps a
-// per-backend generation number, which caches compare with the one they were filled at. Plain C
+// limits, tokens) and from the role catalogs their grant checks read. Changes to the catalog tables
+// fire a trigger (per row, and on TRUNCATE; enabled ALWAYS) that queues a relcache invalidation of
+// the table (sent to every backend at commit, applied locally at the next command); role and
+// membership changes arrive as syscache invalidations (as do database owner changes). Either bumps
+// a per-backend generation number, which caches compare with the one they were filled at. Plain C
 // style.
 #pragma once
 

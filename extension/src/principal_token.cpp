@@ -1,9 +1,11 @@
 // mcp.assume_principal(token_sha256): a bridge serving many agents over one login runs each
 // call as the principal of the agent's bearer token. The token's principal is looked up as
-// the function's owner (agents cannot read the tokens), then its role is set for the rest of
+// the function's owner (agents cannot read the tokens), cached in the backend until the
+// catalog changes (a revoke applies to the next call), then its role is set for the rest of
 // the transaction, as SET LOCAL ROLE would: PostgreSQL itself checks that the session's login
 // role is a member of it. Not SECURITY DEFINER on purpose (a role cannot be set inside one).
 #include "boundary.hpp"
+#include "catalog_cache.hpp"
 #include "security.hpp"
 
 extern "C" {
@@ -14,9 +16,11 @@ extern "C" {
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 }
 
 namespace {
@@ -27,21 +31,22 @@ SPIPlanPtr lookup_plan = NULL;
 struct Principal {
     char *name;  // NULL: no active token with this hash
     Oid role;
+    TimestampTz expires_at;  // DT_NOEND: never
 };
 
-Principal find_principal(FunctionCallInfo fcinfo, Datum hash) {
-    Principal found = {NULL, InvalidOid};
-    MemoryContext caller = CurrentMemoryContext;
+// Looks the token up as the function's owner: its principal if it is not revoked (its expiry
+// is checked by the caller).
+Principal query_principal(FunctionCallInfo fcinfo, Datum hash, MemoryContext result_context) {
+    Principal found = {NULL, InvalidOid, DT_NOEND};
     pg_mcp::RoleSwitch as_owner =
         pg_mcp::enter_role(pg_mcp::function_owner(fcinfo), "pg_catalog, pg_temp", false, true);
     if (lookup_plan == NULL) {
         const char *schema =
             quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)));
         char *sql = psprintf(
-            "SELECT p.name, p.role::oid FROM %s.principal_tokens t"
+            "SELECT p.name, p.role::oid, t.expires_at FROM %s.principal_tokens t"
             "  JOIN %s.principals p ON p.name = t.principal"
-            " WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL"
-            "   AND (t.expires_at IS NULL OR t.expires_at > pg_catalog.statement_timestamp())",
+            " WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL",
             schema, schema);
         Oid types[1] = {BYTEAOID};
         SPIPlanPtr plan = SPI_prepare(sql, 1, types);
@@ -59,12 +64,73 @@ Principal find_principal(FunctionCallInfo fcinfo, Datum hash) {
         HeapTuple tuple = SPI_tuptable->vals[0];
         TupleDesc desc = SPI_tuptable->tupdesc;
         Datum name = SPI_getbinval(tuple, desc, 1, &isnull);
-        MemoryContext spi = MemoryContextSwitchTo(caller);
+        MemoryContext spi = MemoryContextSwitchTo(result_context);
         found.name = TextDatumGetCString(name);
         MemoryContextSwitchTo(spi);
         found.role = DatumGetObjectId(SPI_getbinval(tuple, desc, 2, &isnull));
+        Datum expires = SPI_getbinval(tuple, desc, 3, &isnull);
+        if (!isnull) found.expires_at = DatumGetTimestampTz(expires);
     }
     pg_mcp::leave_role(as_owner);
+    return found;
+}
+
+// Tokens resolved in this backend, by SHA-256, until the catalog generation changes (a token,
+// principal or role changed; catalog_cache.hpp): a call with a known token costs no lookup.
+// Unknown and revoked hashes are kept too, so that a wrong token costs one lookup per change.
+struct TokenEntry {
+    uint8 hash[32];  // the key
+    Principal principal;
+};
+constexpr long kTokenCacheMax = 1024;  // entries; the cache starts over beyond that
+MemoryContext token_context = NULL;
+HTAB *token_cache = NULL;
+uint64 token_generation = 0;
+
+HTAB *current_token_cache() {
+    uint64 generation = pg_mcp::catalog_generation();
+    if (token_cache != NULL && generation == token_generation &&
+        hash_get_num_entries(token_cache) < kTokenCacheMax)
+        return token_cache;
+    if (token_context == NULL)
+        token_context =
+            AllocSetContextCreate(CacheMemoryContext, "pg_mcp tokens", ALLOCSET_SMALL_SIZES);
+    else {
+        token_cache = NULL;  // not left dangling should hash_create fail below
+        MemoryContextReset(token_context);
+    }
+    HASHCTL ctl;
+    memset(&ctl, 0, sizeof ctl);
+    ctl.keysize = sizeof(((TokenEntry *)NULL)->hash);
+    ctl.entrysize = sizeof(TokenEntry);
+    ctl.hcxt = token_context;
+    token_cache = hash_create("pg_mcp tokens", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+    token_generation = generation;
+    return token_cache;
+}
+
+Principal find_principal(FunctionCallInfo fcinfo, Datum hash_datum) {
+    bytea *hash = DatumGetByteaPP(hash_datum);
+    Principal found;
+    // Only a SHA-256 can be a token's (the column's CHECK); a transaction that changed the
+    // catalog reads it uncached for the rest of it.
+    if (VARSIZE_ANY_EXHDR(hash) != 32 || pg_mcp::catalog_changed_in_transaction()) {
+        found = query_principal(fcinfo, hash_datum, CurrentMemoryContext);
+    } else {
+        HTAB *cache = current_token_cache();
+        TokenEntry *entry = (TokenEntry *)hash_search(cache, VARDATA_ANY(hash), HASH_FIND, NULL);
+        if (entry == NULL) {
+            // Entered only once the lookup succeeded: a failed one leaves nothing behind.
+            Principal looked_up = query_principal(fcinfo, hash_datum, token_context);
+            entry = (TokenEntry *)hash_search(cache, VARDATA_ANY(hash), HASH_ENTER, NULL);
+            entry->principal = looked_up;
+        }
+        found = entry->principal;
+    }
+    // Expired by now (as of the statement's start, as the lookup's SQL had it).
+    if (found.name != NULL && found.expires_at != DT_NOEND &&
+        found.expires_at <= GetCurrentStatementStartTimestamp())
+        found.name = NULL;
     return found;
 }
 

@@ -277,7 +277,7 @@ TEST(Cancellation, CancelStopsTheQueryAndIsAudited) {
                  {"params", {{"name", tool.name}, {"arguments", {{"s", 30}}}}}});
     const std::string active =
         "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg_mcp_bridge%' "
-        "AND state = 'active' AND query LIKE '%mcp.call_tool%'";
+        "AND state = 'active' AND query LIKE '%mcp.serve_call%'";
     // Cancel once the tool's SQL is running (a cancel before that cancels the call itself).
     ASSERT_EQ(sql.wait_for(active + " AND wait_event = 'PgSleep'", "1", 10s), "1");
     bridge.send({{"jsonrpc", "2.0"},
@@ -350,7 +350,7 @@ TEST(Recovery, AfterTheConnectionIsTerminated) {
     ASSERT_EQ(
         sql.wait_for(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg_mcp_bridge%' "
-            "AND state = 'active' AND query LIKE '%mcp.call_tool%'",
+            "AND state = 'active' AND query LIKE '%mcp.serve_call%'",
             "1", 10s),
         "1")
         << bridge.response(3, 100ms);
@@ -391,7 +391,7 @@ TEST(Shutdown, ExitsCleanlyOnSigtermCancellingWork) {
                  {"params", {{"name", tool.name}, {"arguments", {{"s", 30}}}}}});
     const std::string active =
         "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg_mcp_bridge%' "
-        "AND state = 'active' AND query LIKE '%mcp.call_tool%'";
+        "AND state = 'active' AND query LIKE '%mcp.serve_call%'";
     ASSERT_EQ(sql.wait_for(active, "1", 10s), "1");
     ::kill(bridge.pid(), SIGTERM);
     EXPECT_EQ(bridge.wait_exit(5s), 0);

@@ -109,7 +109,7 @@ test('traces: a traceparent header reaches the spans, the audit row and the tool
     const db = children.find((s) => s.kind === 3);  // CLIENT: the database call
     assert.equal(db.attrs['db.system.name'], 'postgresql');
     assert.equal(db.attrs['db.namespace'], process.env.PG_MCP_E2E_DB || 'demo');
-    assert.match(db.attrs['db.query.summary'], /mcp\.call_tool/);
+    assert.equal(db.attrs['db.query.summary'], 'SELECT mcp.serve_call');
     assert.ok(children.some((s) => s.name === 'pg_mcp pool wait'), children.map((s) => s.name).join(', '));
     for (const child of children) assert.ok(BigInt(child.startTimeUnixNano) >= BigInt(server.startTimeUnixNano), child.name);
 

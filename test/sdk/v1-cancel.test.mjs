@@ -37,7 +37,7 @@ async function cancelledInDatabase(toolName, maxIdBefore, sleepers) {
   assert.ok(sleepers.includes(row.backend_pid), `the audited call ran in a backend seen sleeping (${sleepers}): ${JSON.stringify(row)}`);
   await waitFor(
     async () => {
-      // (pg_stat_activity.query is the bridge's top-level SELECT mcp.call_tool(...), so the first
+      // (pg_stat_activity.query is the bridge's top-level SELECT mcp.serve_call(...), so the first
       // condition can only catch the tool SQL if that ever changes; the wait event is what tells.)
       const [n] = await psql(
         `SELECT count(*) FROM pg_stat_activity

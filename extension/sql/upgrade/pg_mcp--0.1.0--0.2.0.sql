@@ -18,6 +18,7 @@ DROP FUNCTION @extschema@._await_forwarded_audit();
 -- Group commit at the bridge: deferred calls and the wait that confirms them.
 --@include audit_confirmer_role.sql
 --@include deferred_audit.sql
+--@include serve_call.sql
 
 -- OAuth identities: who the person behind a call is, verified by pg_mcp_bridge --auth oauth.
 ALTER TABLE @extschema@.audit_log ADD COLUMN auth_issuer text, ADD COLUMN auth_subject text,
@@ -41,3 +42,6 @@ COMMENT ON COLUMN @extschema@.audit_log.span_id IS 'Span id of the database call
 -- The audit writer's cost per row: time ranges of the append-only log through a BRIN index.
 DROP INDEX @extschema@.audit_log_called_at;
 CREATE INDEX audit_log_called_at ON @extschema@.audit_log USING brin (called_at) WITH (autosummarize = on);
+
+-- Tokens' principals are cached in each backend until a token changes.
+--@include token_invalidation.sql
