@@ -101,6 +101,26 @@ ALTER ROLE regress_tok_agent SUPERUSER;
 SELECT mcp.assume_principal(sha256(convert_to(:'token_a3', 'UTF8')));
 ALTER ROLE regress_tok_agent NOSUPERUSER;
 
+-- mcp.serve_call, the bridge's one statement per call: the trace for the call's transaction
+-- only, the token's principal, never a token and an identity at once.
+SET SESSION AUTHORIZATION regress_tok_bridge;
+SELECT (array_agg(chunk))[1]::jsonb -> '_meta' ->> 'pg-mcp/status' AS status, (array_agg(chunk))[2] AS body
+  FROM mcp.serve_call('tok_whoami', '{}', 'regress', NULL, 'serve-1',
+                      '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+                      sha256(convert_to(:'token_a3', 'UTF8')), NULL, false) AS chunk;
+SELECT current_user, current_setting('pg_mcp.traceparent', true) AS traceparent_after;
+SELECT mcp.serve_call('tok_whoami', '{}', NULL, NULL, NULL, NULL,
+                      sha256(convert_to(:'token_a3', 'UTF8')), '{}'::jsonb, false);
+-- A token's principal is cached in the backend; its expiry still counts at each call.
+RESET SESSION AUTHORIZATION;
+SELECT mcp.create_token('tok-a', expires_at => clock_timestamp() + interval '1 second') AS token_short \gset
+SET SESSION AUTHORIZATION regress_tok_bridge;
+SELECT mcp.assume_principal(sha256(convert_to(:'token_short', 'UTF8')));
+SELECT pg_sleep(1.2);
+SELECT mcp.assume_principal(sha256(convert_to(:'token_short', 'UTF8')));
+RESET SESSION AUTHORIZATION;
+SELECT principal, trace_id, span_id, agent_name FROM mcp.audit_log WHERE request_id = 'serve-1';
+
 -- The audit trail has the principal, the login it came through, never a token.
 SELECT caller_role, session_role, principal, status, request_id FROM mcp.audit_log
  WHERE tool_name = 'tok_whoami' ORDER BY id;
