@@ -69,11 +69,12 @@ struct ToolRow {
     bool read_only;
     char *run_as;  // NULL: the calling role
     char *search_path;
-    char *principal;          // the caller's principal, or NULL
-    char *principal_context;  // its context (JSON text), or NULL
-    char *rate_limits;        // applicable limits, one per line: id:calls:window_ms:concurrent:who
-    bool is_query;            // the built-in guarded free-form SQL tool
-    double max_cost;          // its own cost ceiling (0: none)
+    char *principal;            // the caller's principal, or NULL
+    char *principal_context;    // its context (JSON text), or NULL
+    pg_mcp::RateLimit *limits;  // the limits that apply to this caller and tool
+    int nlimits;
+    bool is_query;    // the built-in guarded free-form SQL tool
+    double max_cost;  // its own cost ceiling (0: none)
 };
 
 // Everything the tool's SQL run needs, shared with the subtransaction body.
@@ -89,6 +90,7 @@ struct Execution {
 };
 
 SPIPlanPtr lookup_plan = NULL;
+SPIPlanPtr limits_plan = NULL;
 
 // How many tool SQL runs are in progress in this backend: a tool's SQL may not call tools
 // (one timer per backend, and tools calling tools would escape review).
@@ -105,22 +107,24 @@ const char *kLookupSql =
     "                 JOIN pg_catalog.pg_roles r ON r.oid = g.role"
     "                WHERE g.tool_name = t.name"
     "                  AND pg_catalog.pg_has_role($2, r.oid, 'USAGE')),"
-    "       p.name, p.context::text, t.kind, t.max_cost,"
-    "       (SELECT string_agg(concat_ws(':', l.id, coalesce(l.max_calls, 0),"
-    "                                  (extract(epoch FROM l.per) * 1000)::bigint,"
-    "                                  coalesce(l.max_concurrent, 0),"
-    "                                  format('%s \"%s\"', l.subject_kind, l.subject)"
-    "                                  || CASE WHEN l.tool IS NULL THEN '' ELSE format(' on tool "
-    "\"%s\"', l.tool) END),"
-    "                        E'\\n')"
-    "          FROM mcp.rate_limits l"
-    "         WHERE (l.tool IS NULL OR l.tool = $1)"
-    "           AND ((l.subject_kind = 'role' AND EXISTS (SELECT FROM pg_catalog.pg_roles r"
-    "                  WHERE r.rolname = l.subject AND pg_catalog.pg_has_role($2, r.oid, 'USAGE')))"
-    "             OR (l.subject_kind = 'principal' AND l.subject = p.name)))"
+    "       p.name, p.context::text, t.kind, t.max_cost"
     "  FROM (SELECT) AS one"
     "  LEFT JOIN mcp.tools t ON t.name = $1"
     "  LEFT JOIN mcp.principals p ON p.role::oid = $2";
+
+// The rate limits that apply to a call of tool $1 by role $2 acting as principal $3 (or none):
+// on the tool or on every tool, set on a role it can use or on its principal.
+const char *kLimitsSql =
+    "SELECT l.id, coalesce(l.max_calls, 0), (extract(epoch FROM l.per) * 1000)::bigint,"
+    "       coalesce(l.max_concurrent, 0),"
+    "       format('%s \"%s\"', l.subject_kind, l.subject)"
+    "       || CASE WHEN l.tool IS NULL THEN '' ELSE format(' on tool \"%s\"', l.tool) END"
+    "  FROM mcp.rate_limits l"
+    " WHERE (l.tool IS NULL OR l.tool = $1)"
+    "   AND ((l.subject_kind = 'role' AND EXISTS (SELECT FROM pg_catalog.pg_roles r"
+    "          WHERE r.rolname = l.subject AND pg_catalog.pg_has_role($2, r.oid, 'USAGE')))"
+    "     OR (l.subject_kind = 'principal' AND l.subject = $3))"
+    " ORDER BY l.id";
 
 char *column_text(HeapTuple tuple, TupleDesc desc, int column) {
     return SPI_getvalue(tuple, desc, column);
@@ -128,6 +132,45 @@ char *column_text(HeapTuple tuple, TupleDesc desc, int column) {
 
 Datum column_datum(HeapTuple tuple, TupleDesc desc, int column, bool *isnull) {
     return SPI_getbinval(tuple, desc, column, isnull);
+}
+
+// The limits of a call of tool `name` by caller as principal (or NULL), as rows (SPI connected),
+// in result_context (also current on return).
+pg_mcp::RateLimit *query_rate_limits(const char *name, Oid caller, const char *principal,
+                                     MemoryContext result_context, int *count) {
+    if (limits_plan == NULL) {
+        Oid types[3] = {TEXTOID, OIDOID, TEXTOID};
+        SPIPlanPtr plan = SPI_prepare(kLimitsSql, 3, types);
+        if (plan == NULL)
+            elog(ERROR, "could not prepare the rate limit lookup: %s",
+                 SPI_result_code_string(SPI_result));
+        SPI_keepplan(plan);
+        limits_plan = plan;
+    }
+    Datum values[3] = {CStringGetTextDatum(name), ObjectIdGetDatum(caller),
+                       principal != NULL ? CStringGetTextDatum(principal) : (Datum)0};
+    char nulls[3] = {' ', ' ', principal != NULL ? ' ' : 'n'};
+    // The same latest snapshot as the tool's lookup (query_tool_row).
+    int rc = SPI_execute_snapshot(limits_plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot,
+                                  true, false, 0);
+    if (rc != SPI_OK_SELECT)
+        elog(ERROR, "rate limit lookup failed: %s", SPI_result_code_string(rc));
+    MemoryContextSwitchTo(result_context);
+    *count = (int)SPI_processed;
+    pg_mcp::RateLimit *limits =
+        (pg_mcp::RateLimit *)palloc0(sizeof(pg_mcp::RateLimit) * Max(*count, 1));
+    for (int i = 0; i < *count; i++) {
+        HeapTuple tuple = SPI_tuptable->vals[i];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        bool isnull;
+        limits[i].id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
+        limits[i].max_calls = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull));
+        limits[i].window_ms = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
+        limits[i].max_concurrent = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
+        limits[i].describe = SPI_getvalue(tuple, desc, 5);
+    }
+    SPI_freetuptable(SPI_tuptable);
+    return limits;
 }
 
 // Reads the tool and whether caller may use it (as the owner; SPI connected), from the catalog.
@@ -161,7 +204,6 @@ ToolRow query_tool_row(const char *name, Oid caller, MemoryContext result_contex
     bool isnull;
     row.principal = column_text(tuple, desc, 14);
     row.principal_context = column_text(tuple, desc, 15);
-    row.rate_limits = column_text(tuple, desc, 18);
     row.id = DatumGetInt64(column_datum(tuple, desc, 1, &isnull));
     if (isnull) {
         SPI_freetuptable(SPI_tuptable);
@@ -189,6 +231,7 @@ ToolRow query_tool_row(const char *name, Oid caller, MemoryContext result_contex
     Datum max_cost = column_datum(tuple, desc, 17, &isnull);
     row.max_cost = isnull ? 0 : DatumGetFloat8(max_cost);
     SPI_freetuptable(SPI_tuptable);
+    row.limits = query_rate_limits(name, caller, row.principal, result_context, &row.nlimits);
     return row;
 }
 
@@ -220,7 +263,11 @@ ToolRow copy_tool_row(const ToolRow &from) {
     row.search_path = copy_text(from.search_path);
     row.principal = copy_text(from.principal);
     row.principal_context = copy_text(from.principal_context);
-    row.rate_limits = copy_text(from.rate_limits);
+    row.limits = (pg_mcp::RateLimit *)palloc(sizeof(pg_mcp::RateLimit) * Max(from.nlimits, 1));
+    for (int i = 0; i < from.nlimits; i++) {
+        row.limits[i] = from.limits[i];
+        row.limits[i].describe = copy_text(from.limits[i].describe);
+    }
     if (from.param_types != NULL) {
         size_t size = sizeof(Oid) * Max(from.nparams, 1);
         row.param_types = (Oid *)palloc(size);
@@ -270,28 +317,7 @@ ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
         return row;
     }
     MemoryContextSwitchTo(result_context);
-    return copy_tool_row(entry->row);  // callers modify their copy (e.g. parse_rate_limits)
-}
-
-// The applicable limits, from the lookup's "id:calls:window_ms:concurrent:who" lines.
-pg_mcp::RateLimit *parse_rate_limits(char *text, int *count) {
-    *count = 0;
-    if (text == NULL || text[0] == '\0') return NULL;
-    int lines = 1;
-    for (char *c = text; *c; c++) lines += *c == '\n';
-    pg_mcp::RateLimit *limits = (pg_mcp::RateLimit *)palloc0(sizeof(pg_mcp::RateLimit) * lines);
-    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
-        pg_mcp::RateLimit *l = &limits[*count];
-        int consumed = 0;
-        long long window;
-        if (sscanf(line, "%d:%d:%lld:%d:%n", &l->id, &l->max_calls, &window, &l->max_concurrent,
-                   &consumed) < 4)
-            continue;
-        l->window_ms = window;
-        l->describe = pstrdup(line + consumed);
-        (*count)++;
-    }
-    return limits;
+    return copy_tool_row(entry->row);  // callers modify their copy (e.g. the query tool's path)
 }
 
 char *numeric_text(const JsonbValue *value) {
@@ -608,9 +634,7 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
 
     pg_mcp::RateDecision rate = {true, 0, NULL};
     if (name != NULL && tool.found && tool.granted) {
-        int nlimits = 0;
-        pg_mcp::RateLimit *limits = parse_rate_limits(tool.rate_limits, &nlimits);
-        rate = pg_mcp::acquire_rate_limits(limits, nlimits);
+        rate = pg_mcp::acquire_rate_limits(tool.limits, tool.nlimits);
     }
     if (name == NULL || !tool.found || !tool.granted) {
         unknown_tool = true;
