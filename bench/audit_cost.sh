@@ -2,8 +2,8 @@
 # What the audit trail costs per call, in one run on a throwaway cluster with fsync on:
 # durable and fast audit modes with 1 and 8 concurrent callers, against the raw lookup and
 # the "lookup + audit insert in the same transaction" floor, and the rate limiter's cost; the
-# bridge's own statement (mcp.call_tool_stream with its trace settings), without and with a
-# principal's token. Each case also gives the CPU time per call of PostgreSQL's backends and of
+# bridge's own statement (mcp.serve_call with a trace context), without and with a principal's
+# token, fast and durable. Each case also gives the CPU time per call of PostgreSQL's backends and of
 # the audit writer, from /proc over the case's run (not disturbed by how busy the cores are).
 # Not a test: prints a table and writes bench/results/audit_cost.txt.
 #   bench/audit_cost.sh [SECONDS_PER_CASE=8]
@@ -56,14 +56,15 @@ cat >"$bench_scripts/tool.sql" <<'SQL'
 \set id random(1, 100000)
 SELECT mcp.call_tool('lookup', jsonb_build_object('id', :id::int));
 SQL
-# The bridge's statements (bridge/statements.cpp), as it sends them for one call.
+# The bridge's statement (bridge/statements.cpp), as it sends it for one call: mcp.serve_call
+# with the trace context, without and with a principal's token.
 cat >"$bench_scripts/bridge.sql" <<'SQL'
 \set id random(1, 100000)
-WITH principal AS MATERIALIZED (SELECT pg_catalog.set_config('pg_mcp.traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', true), pg_catalog.set_config('application_name', 'pg_mcp_bridge', true)) SELECT mcp.call_tool_stream('lookup', jsonb_build_object('id', :id::int), 'bench', 'audit_cost/1', 'r1') FROM principal;
+SELECT mcp.serve_call('lookup', jsonb_build_object('id', :id::int), 'bench', 'audit_cost/1', 'r1', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', NULL::bytea, NULL::jsonb, false);
 SQL
 cat >"$bench_scripts/bridge_token.sql" <<SQL
 \\set id random(1, 100000)
-WITH principal AS MATERIALIZED (SELECT mcp.assume_principal('\\x$token_hash'::bytea), pg_catalog.set_config('pg_mcp.traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', true), pg_catalog.set_config('application_name', 'pg_mcp_bridge', true)) SELECT mcp.call_tool_stream('lookup', jsonb_build_object('id', :id::int), 'bench', 'audit_cost/1', 'r1') FROM principal;
+SELECT mcp.serve_call('lookup', jsonb_build_object('id', :id::int), 'bench', 'audit_cost/1', 'r1', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', '\\x$token_hash'::bytea, NULL::jsonb, false);
 SQL
 
 run() {  # script user clients [mode] -> "tps latency_ms backends_us writer_us"
@@ -76,7 +77,7 @@ run() {  # script user clients [mode] -> "tps latency_ms backends_us writer_us"
   echo "$t $l $(cpu_per_call "$before" "$after" "$(awk -v t="$t" -v s="$seconds" 'BEGIN {printf "%d", t * s}')")"
 }
 cases=("raw 1" "raw 8" "floor 1" "floor 8" "durable 1" "durable 8" "fast 1" "fast 8" "limited 1"
-       "bridge 1" "bridge 8" "token 1" "token 8")
+       "bridge 1" "bridge 8" "token 1" "token 8" "token_durable 1" "token_durable 8")
 declare -A tps lat cpu_backend cpu_writer
 run raw bench_agent 1 >/dev/null  # warm-up, not reported
 for case in "${cases[@]}"; do
@@ -86,9 +87,8 @@ for case in "${cases[@]}"; do
     durable|fast) read -r t l b w < <(run tool bench_agent "$2" "$1") ;;
     limited) read -r t l b w < <(run tool bench_limited "$2" fast) ;;
     bridge) read -r t l b w < <(run bridge bench_agent "$2" fast) ;;
-    token)
-      psql -Atq -d bench -c "ALTER ROLE bench_bridge SET pg_mcp.audit_mode = 'fast'" >/dev/null
-      read -r t l b w < <(run bridge_token bench_bridge "$2") ;;
+    token) read -r t l b w < <(run bridge_token bench_bridge "$2" fast) ;;
+    token_durable) read -r t l b w < <(run bridge_token bench_bridge "$2" durable) ;;
   esac
   tps["$case"]=$t; lat["$case"]=$l; cpu_backend["$case"]=$b; cpu_writer["$case"]=$w
 done
@@ -112,6 +112,7 @@ mkdir -p bench/results
       limited) label="call_tool, fast, with a rate limit (vs fast)"; base=${tps["fast 1"]} ;;
       bridge) label="the bridge's statement, fast (vs raw lookup)"; base=${tps["raw $2"]} ;;
       token) label="the bridge's statement with a token, fast (vs raw)"; base=${tps["raw $2"]} ;;
+      token_durable) label="... with a token, durable (vs floor)"; base=${tps["floor $2"]} ;;
     esac
     printf '%-52s %8s %8s %11s %11s %11s %10s\n' "$label" "$2" "${tps[$case]}" "${lat[$case]}" \
       "$(ratio "${tps[$case]}" "$base")" "${cpu_backend[$case]}" "${cpu_writer[$case]}"
