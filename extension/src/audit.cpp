@@ -7,6 +7,7 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "storage/proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -78,6 +79,25 @@ bool traceparent_is_valid(const char *value) {
     return valid_traceparent(value);
 }
 
+namespace {
+// The trace of the call in progress (mcp.serve_call), for its transaction only.
+char call_trace[kTraceparentMax + 1];
+LocalTransactionId call_trace_lxid = InvalidLocalTransactionId;
+}  // namespace
+
+void set_call_traceparent(const char *traceparent) {
+    if (strlen(traceparent) > kTraceparentMax) return;
+    strlcpy(call_trace, traceparent, sizeof call_trace);
+    call_trace_lxid = pg_mcp::compat::local_transaction_id();
+}
+
+const char *call_traceparent() {
+    return call_trace_lxid != InvalidLocalTransactionId && MyProc != NULL &&
+                   call_trace_lxid == pg_mcp::compat::local_transaction_id()
+               ? call_trace
+               : NULL;
+}
+
 char *take_standby_audit_record() {
     char *record = standby_record;
     standby_record = NULL;
@@ -98,7 +118,8 @@ void resolve_audit_context(AuditRecord *record) {
     if (record->auth_client_id == NULL) record->auth_client_id = identity_client_id();
     // The trace the call belongs to (pg_mcp.traceparent, W3C: 00-<trace>-<span>-<flags>).
     if (record->trace_id == NULL) {
-        const char *traceparent = setting_or_null("pg_mcp.traceparent");
+        const char *traceparent = call_traceparent();
+        if (traceparent == NULL) traceparent = setting_or_null("pg_mcp.traceparent");
         if (traceparent != NULL && valid_traceparent(traceparent)) {
             record->trace_id = pnstrdup(traceparent + 3, 32);
             record->span_id = pnstrdup(traceparent + 36, 16);

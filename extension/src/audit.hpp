@@ -89,6 +89,11 @@ int64 write_audit_record(const AuditRecord *record, bool use_reservation = false
 
 // A W3C traceparent the audit row can record (version 00 or later, non-zero ids).
 bool traceparent_is_valid(const char *value);
+// The trace of the call in progress, for the rest of its transaction: what the audit row records
+// and what pg_mcp.traceparent shows (its show hook), without a round through the setting.
+constexpr size_t kTraceparentMax = 256;
+void set_call_traceparent(const char *traceparent);
+const char *call_traceparent();  // NULL: none in this transaction
 
 // On a hot standby write_audit_record cannot queue: it keeps the record as JSON (with a random
 // record_id) for the caller to return to the client. Returns it once (then NULL).

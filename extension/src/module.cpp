@@ -1,4 +1,5 @@
 // Library entry: module magic, settings, and small SQL-callable helpers.
+#include "audit.hpp"
 #include "audit_queue.hpp"
 #include "call_cost.hpp"
 #include "boundary.hpp"
@@ -23,6 +24,13 @@ char *agent_name_setting = NULL;
 char *client_info_setting = NULL;
 char *request_id_setting = NULL;
 char *traceparent_setting = NULL;
+
+// pg_mcp.traceparent as tool SQL reads it (current_setting, SHOW): the trace mcp.serve_call
+// passed for this transaction, else the setting's own value.
+const char *show_traceparent(void) {
+    const char *call = pg_mcp::call_traceparent();
+    return call != NULL ? call : traceparent_setting != NULL ? traceparent_setting : "";
+}
 }  // namespace
 
 void _PG_init(void) {
@@ -44,7 +52,7 @@ void _PG_init(void) {
         "mcp.audit_log.",
         "Set by the bridge for each call (SET LOCAL), so that the audit row, pg_stat_activity "
         "and the tool's SQL can be joined to the trace.",
-        &traceparent_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
+        &traceparent_setting, "", PGC_USERSET, 0, NULL, NULL, show_traceparent);
     pg_mcp::define_query_guard_settings();
     pg_mcp::define_tool_memory_settings();
     pg_mcp::define_audit_settings();

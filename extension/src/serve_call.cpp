@@ -25,14 +25,14 @@ namespace {
 // The arguments of mcp.serve_call after the five of mcp.call_tool_stream.
 enum Argument { kTraceparent = 5, kPrincipalToken = 6, kIdentity = 7, kDeferred = 8 };
 
-// The call's trace, for its transaction: pg_mcp.traceparent (the audit row records it; tool SQL
-// may read it) and application_name "<the session's> <trace id>-<span id>" (pg_stat_activity,
-// the server log's %a; at most NAMEDATALEN - 1 bytes, as PostgreSQL keeps). An invalid one is
-// ignored, as the audit row would ignore it.
+// The call's trace, for its transaction: the audit row records it, tool SQL reads it as
+// pg_mcp.traceparent (whose show hook returns it: no round through the setting), and
+// application_name becomes "<the session's> <trace id>-<span id>" (pg_stat_activity, the server
+// log's %a; at most NAMEDATALEN - 1 bytes, as PostgreSQL keeps). An invalid one is ignored, as
+// the audit row would ignore it.
 void set_trace(const char *traceparent) {
     if (!pg_mcp::traceparent_is_valid(traceparent)) return;
-    (void)set_config_option("pg_mcp.traceparent", traceparent, PGC_USERSET, PGC_S_SESSION,
-                            GUC_ACTION_LOCAL, true, 0, false);
+    pg_mcp::set_call_traceparent(traceparent);
     const char *session = GetConfigOptionResetString("application_name");
     char name[NAMEDATALEN];
     snprintf(name, sizeof name, "%s %.32s-%.16s", session != NULL ? session : "", traceparent + 3,
