@@ -105,6 +105,11 @@ SELECT mcp.assume_identity('{"resource": "https://mcp.example.com/mcp", "claims"
 RESET ROLE;
 SELECT mcp.assume_identity('{"resource": "https://mcp.example.com/mcp", "claims": {"iss": "https://login.example.com", "sub": "bob"}}');
 ROLLBACK;
+-- Nor can a token's principal follow an identity in its transaction.
+BEGIN;
+SELECT mcp.assume_identity('{"resource": "https://mcp.example.com/mcp", "claims": {"iss": "https://login.example.com", "sub": "alice"}}');
+SELECT mcp.assume_principal(sha256(convert_to('pgmcp_any', 'UTF8')));
+ROLLBACK;
 
 -- Bob, the same principal, sees his own rows.
 BEGIN;

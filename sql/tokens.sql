@@ -111,6 +111,15 @@ SELECT (array_agg(chunk))[1]::jsonb -> '_meta' ->> 'pg-mcp/status' AS status, (a
 SELECT current_user, current_setting('pg_mcp.traceparent', true) AS traceparent_after;
 SELECT mcp.serve_call('tok_whoami', '{}', NULL, NULL, NULL, NULL,
                       sha256(convert_to(:'token_a3', 'UTF8')), '{}'::jsonb, false);
+-- A call's trace lasts for its transaction; a later call without one clears it.
+BEGIN;
+SELECT count(*) FROM mcp.serve_call('tok_whoami', '{}', 'regress', NULL, 'serve-2',
+    '00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01', sha256(convert_to(:'token_a3', 'UTF8')), NULL, false);
+SELECT current_setting('pg_mcp.traceparent', true) AS traceparent_in_transaction;
+SELECT count(*) FROM mcp.serve_call('tok_whoami', '{}', 'regress', NULL, 'serve-3', NULL,
+    sha256(convert_to(:'token_a3', 'UTF8')), NULL, false);
+SELECT current_setting('pg_mcp.traceparent', true) AS cleared;
+COMMIT;
 -- A token's principal is cached in the backend; its expiry still counts at each call.
 RESET SESSION AUTHORIZATION;
 SELECT mcp.create_token('tok-a', expires_at => clock_timestamp() + interval '1 second') AS token_short \gset
@@ -119,7 +128,8 @@ SELECT mcp.assume_principal(sha256(convert_to(:'token_short', 'UTF8')));
 SELECT pg_sleep(1.2);
 SELECT mcp.assume_principal(sha256(convert_to(:'token_short', 'UTF8')));
 RESET SESSION AUTHORIZATION;
-SELECT principal, trace_id, span_id, agent_name FROM mcp.audit_log WHERE request_id = 'serve-1';
+SELECT request_id, principal, trace_id, span_id, agent_name FROM mcp.audit_log
+ WHERE request_id LIKE 'serve-%' ORDER BY id;
 
 -- The audit trail has the principal, the login it came through, never a token.
 SELECT caller_role, session_role, principal, status, request_id FROM mcp.audit_log

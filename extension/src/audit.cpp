@@ -81,13 +81,16 @@ bool traceparent_is_valid(const char *value) {
 
 namespace {
 // The trace of the call in progress (mcp.serve_call), for its transaction only.
-char call_trace[kTraceparentMax + 1];
+char call_trace[kTraceparentLength + 1];
 LocalTransactionId call_trace_lxid = InvalidLocalTransactionId;
 }  // namespace
 
 void set_call_traceparent(const char *traceparent) {
-    if (strlen(traceparent) > kTraceparentMax) return;
-    strlcpy(call_trace, traceparent, sizeof call_trace);
+    if (traceparent == NULL || !valid_traceparent(traceparent)) {
+        call_trace_lxid = InvalidLocalTransactionId;
+        return;
+    }
+    strlcpy(call_trace, traceparent, sizeof call_trace);  // the version-00 form
     call_trace_lxid = pg_mcp::compat::local_transaction_id();
 }
 

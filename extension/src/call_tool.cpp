@@ -174,7 +174,7 @@ pg_mcp::RateLimit *query_rate_limits(const char *name, Oid caller, const char *p
 }
 
 // Reads the tool and whether caller may use it (as the owner; SPI connected), from the catalog.
-ToolRow query_tool_row(const char *name, Oid caller, MemoryContext result_context) {
+ToolRow read_tool_row(const char *name, Oid caller, MemoryContext result_context) {
     if (lookup_plan == NULL) {
         Oid types[2] = {TEXTOID, OIDOID};
         SPIPlanPtr plan = SPI_prepare(kLookupSql, 2, types);
@@ -232,6 +232,16 @@ ToolRow query_tool_row(const char *name, Oid caller, MemoryContext result_contex
     row.max_cost = isnull ? 0 : DatumGetFloat8(max_cost);
     SPI_freetuptable(SPI_tuptable);
     row.limits = query_rate_limits(name, caller, row.principal, result_context, &row.nlimits);
+    return row;
+}
+
+// read_tool_row with names resolved in pg_catalog only: the owner's part of a call otherwise
+// runs in the caller's search_path, as nothing else in it resolves names (no SQL, no name
+// lookups), which spares a call the setting's round when its lookup is cached.
+ToolRow query_tool_row(const char *name, Oid caller, MemoryContext result_context) {
+    int nest_level = pg_mcp::enter_search_path("pg_catalog, pg_temp");
+    ToolRow row = read_tool_row(name, caller, result_context);
+    pg_mcp::leave_settings(nest_level);
     return row;
 }
 
@@ -590,7 +600,7 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
     // The query tool runs in the caller's own search_path; everything else pins its own.
     char *caller_search_path = pstrdup(namespace_search_path);
     pg_mcp::RoleSwitch as_owner =
-        pg_mcp::enter_role(pg_mcp::function_owner(fcinfo), "pg_catalog, pg_temp", false, true);
+        pg_mcp::enter_role(pg_mcp::function_owner(fcinfo), NULL, false, true);
     MemoryContextSwitchTo(call_context);
 
     pg_mcp::AuditRecord audit;

@@ -6,6 +6,7 @@
 // role is a member of it. Not SECURITY DEFINER on purpose (a role cannot be set inside one).
 #include "boundary.hpp"
 #include "catalog_cache.hpp"
+#include "identity.hpp"
 #include "security.hpp"
 
 extern "C" {
@@ -77,7 +78,7 @@ Principal query_principal(FunctionCallInfo fcinfo, Datum hash, MemoryContext res
 
 // Tokens resolved in this backend, by SHA-256, until the catalog generation changes (a token,
 // principal or role changed; catalog_cache.hpp): a call with a known token costs no lookup.
-// Unknown and revoked hashes are kept too, so that a wrong token costs one lookup per change.
+// Unknown and revoked hashes are not kept: each costs a lookup, as before the cache.
 struct TokenEntry {
     uint8 hash[32];  // the key
     Principal principal;
@@ -119,13 +120,17 @@ Principal find_principal(FunctionCallInfo fcinfo, Datum hash_datum) {
     } else {
         HTAB *cache = current_token_cache();
         TokenEntry *entry = (TokenEntry *)hash_search(cache, VARDATA_ANY(hash), HASH_FIND, NULL);
-        if (entry == NULL) {
-            // Entered only once the lookup succeeded: a failed one leaves nothing behind.
-            Principal looked_up = query_principal(fcinfo, hash_datum, token_context);
-            entry = (TokenEntry *)hash_search(cache, VARDATA_ANY(hash), HASH_ENTER, NULL);
-            entry->principal = looked_up;
+        if (entry != NULL) {
+            found = entry->principal;
+        } else {
+            // Entered only once the lookup succeeded, and only for a token that exists: a failed
+            // lookup leaves nothing behind, and unknown hashes cannot crowd out known tokens.
+            found = query_principal(fcinfo, hash_datum, token_context);
+            if (found.name != NULL) {
+                entry = (TokenEntry *)hash_search(cache, VARDATA_ANY(hash), HASH_ENTER, NULL);
+                entry->principal = found;
+            }
         }
-        found = entry->principal;
     }
     // Expired by now (as of the statement's start, as the lookup's SQL had it).
     if (found.name != NULL && found.expires_at != DT_NOEND &&
@@ -137,6 +142,12 @@ Principal find_principal(FunctionCallInfo fcinfo, Datum hash_datum) {
 }  // namespace
 
 PG_MCP_FUNCTION(pg_mcp_assume_principal) {
+    // A transaction's OAuth identity (mcp.assume_identity) and a token's principal never mix:
+    // the claims and the audit row's person would belong to another principal.
+    if (pg_mcp::identity_issuer() != NULL)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("this transaction already has an OAuth identity; a token cannot "
+                               "be used in it")));
     Principal principal =
         PG_ARGISNULL(0) ? Principal{NULL, InvalidOid} : find_principal(fcinfo, PG_GETARG_DATUM(0));
     if (principal.name == NULL)

@@ -31,8 +31,9 @@ enum Argument { kTraceparent = 5, kPrincipalToken = 6, kIdentity = 7, kDeferred 
 // log's %a; at most NAMEDATALEN - 1 bytes, as PostgreSQL keeps). An invalid one is ignored, as
 // the audit row would ignore it.
 void set_trace(const char *traceparent) {
-    if (!pg_mcp::traceparent_is_valid(traceparent)) return;
-    pg_mcp::set_call_traceparent(traceparent);
+    pg_mcp::set_call_traceparent(traceparent);  // clears an earlier call's
+    traceparent = pg_mcp::call_traceparent();
+    if (traceparent == NULL) return;
     const char *session = GetConfigOptionResetString("application_name");
     char name[NAMEDATALEN];
     snprintf(name, sizeof name, "%s %.32s-%.16s", session != NULL ? session : "", traceparent + 3,
@@ -57,7 +58,7 @@ PG_MCP_FUNCTION(pg_mcp_serve_call) {
         ereport(ERROR,
                 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                  errmsg("a call acts for a principal's token or an OAuth identity, not both")));
-    if (!PG_ARGISNULL(kTraceparent)) set_trace(text_to_cstring(PG_GETARG_TEXT_PP(kTraceparent)));
+    set_trace(PG_ARGISNULL(kTraceparent) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(kTraceparent)));
     if (!PG_ARGISNULL(kPrincipalToken)) act_as(fcinfo, pg_mcp_assume_principal, kPrincipalToken);
     if (!PG_ARGISNULL(kIdentity)) act_as(fcinfo, pg_mcp_assume_identity, kIdentity);
     bool deferred = !PG_ARGISNULL(kDeferred) && PG_GETARG_BOOL(kDeferred);
