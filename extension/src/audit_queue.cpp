@@ -54,13 +54,10 @@ AuditShared *shared = NULL;
 bool writer_paused = false;
 int writer_idle_ms = 2000;
 int writer_delay_ms = 10;
-int commit_delay_ms = 1;
 }  // namespace audit_shm
 
 using audit_shm::AuditShared;
 using audit_shm::AuditSlot;
-using audit_shm::commit_delay_ms;
-using audit_shm::Gathering;
 using audit_shm::shared;
 using audit_shm::writer_delay_ms;
 using audit_shm::writer_idle_ms;
@@ -199,12 +196,6 @@ void define_audit_settings(void) {
         "or a queue a quarter full, is written at once. 0 writes every record as it comes.",
         &writer_delay_ms, 10, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
     DefineCustomIntVariable(
-        "pg_mcp.audit_commit_delay",
-        "How long the audit writer holds back records that calls wait for while other calls run.",
-        "While other calls' SQL is running, a durable call's record waits for theirs (at most "
-        "this long) so that they share one commit and one WAL flush. 0 writes at once.",
-        &commit_delay_ms, 1, 0, 100, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
-    DefineCustomIntVariable(
         "pg_mcp.audit_queue_size", "Size of each database's audit queue in shared memory.", NULL,
         &queue_size_kb, 1024, 64, 1024 * 1024, PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
     DefineCustomIntVariable("pg_mcp.audit_databases",
@@ -244,8 +235,7 @@ int64 wait_committed(int slot, uint64 seq, TimestampTz deadline) {
     // Someone waits for it now: a writer gathering records that nobody awaited writes at once.
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     if (s->awaited_seq < seq) s->awaited_seq = seq;
-    Latch *gathering =
-        s->gathering == Gathering::Unawaited && s->committed_seq < seq ? s->writer_latch : NULL;
+    Latch *gathering = s->writer_gathering && s->committed_seq < seq ? s->writer_latch : NULL;
     LWLockRelease(shared->lock);
     if (gathering != NULL) SetLatch(gathering);
     for (;;) {
@@ -309,10 +299,7 @@ void give_back_reservation(void) {
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     AuditSlot *s = &shared->slots[reserved_slot];
     s->reserved -= Min(s->reserved, reserved_bytes);
-    // A writer waiting for running calls need not wait for this one.
-    Latch *latch = s->gathering == Gathering::InFlight && s->reserved == 0 ? s->writer_latch : NULL;
     LWLockRelease(shared->lock);
-    if (latch != NULL) SetLatch(latch);
     ConditionVariableBroadcast(&s->space_cv);
     reserved_slot = -1;
 }
@@ -437,13 +424,9 @@ int queue_record(const char *record, Size len, bool awaited, bool use_reservatio
             start = true;
         }
         if (awaited && s->awaited_seq < seq) s->awaited_seq = seq;
-        // A gathering writer is left to its timer unless this record is awaited (while it waits
-        // for nobody), no other call is running any more (while it waits for them), or the
-        // queue fills: one wake-up per batch, not per record.
-        bool wake = s->gathering == Gathering::None ||
-                    (s->gathering == Gathering::Unawaited && awaited) ||
-                    (s->gathering == Gathering::InFlight && s->reserved == 0) ||
-                    s->head - s->tail > shared->ring_size / 4;
+        // A gathering writer is left to its timer unless this record is awaited or the queue
+        // fills: one wake-up per batch, not per record.
+        bool wake = !s->writer_gathering || awaited || s->head - s->tail > shared->ring_size / 4;
         Latch *latch = wake ? s->writer_latch : NULL;
         LWLockRelease(shared->lock);
         if (latch != NULL) SetLatch(latch);

@@ -13,15 +13,6 @@ extern "C" {
 
 namespace pg_mcp::audit_shm {
 
-// Why the writer holds its next batch back, to write more records per transaction (and, for
-// awaited records, per WAL flush); see start_gathering (audit_writer.cpp) and queue_record.
-enum class Gathering : uint8 {
-    None,
-    Unawaited,  // no call waits for the queued records: up to pg_mcp.audit_writer_delay
-    InFlight,   // calls wait, while other calls' SQL runs (room reserved): up to
-                // pg_mcp.audit_commit_delay, or until those calls have queued their records
-};
-
 // One database's queue: a ring of length-prefixed packed records (audit_record.hpp).
 struct AuditSlot {
     Oid dbid;  // InvalidOid: free
@@ -37,7 +28,9 @@ struct AuditSlot {
     uint64 tail;               // bytes ever committed (consumed)
     uint64 reserved;           // bytes promised to calls whose SQL is running (see reserve)
     uint64 awaited_seq;        // the last record a backend waits for (durable mode, await_audit)
-    Gathering gathering;       // what the writer is holding its next batch back for
+    // The writer is holding off a batch that nobody awaits (pg_mcp.audit_writer_delay), to
+    // write more records per transaction: queueing a record that nobody awaits does not wake it.
+    bool writer_gathering;
     ConditionVariable committed_cv;
     ConditionVariable space_cv;
 };
@@ -55,7 +48,6 @@ extern AuditShared *shared;
 extern bool writer_paused;
 extern int writer_idle_ms;
 extern int writer_delay_ms;
-extern int commit_delay_ms;
 
 // Copies len bytes out of the slot's ring from byte `at` (ever written), wrapping around.
 void ring_copy_out(int slot, uint64 at, char *data, Size len);
