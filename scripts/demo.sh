@@ -2,8 +2,10 @@
 # A live pg_mcp on a fresh Debian 12 machine, from a clone: installs what is missing, builds the
 # extension and the bridge, starts a throwaway PostgreSQL with the demo data and tools, serves
 # MCP over Streamable HTTP on the loopback with demo tokens, prints ready-to-paste client
-# configurations, runs a short scripted agent session, and serves until Ctrl-C. The cluster
-# (in /tmp/pg_mcp_demo, the same path every run) is stopped and removed on exit.
+# configurations, runs a short scripted agent session, and serves until Ctrl-C. The cluster (in
+# $PG_MCP_DEMO_DIR, default /tmp/pg_mcp_demo) is stopped and removed on exit. A directory this
+# script did not make, or a demo still running there, is never removed: a second demo runs
+# beside it with another PG_MCP_DEMO_DIR, PG_MCP_DEMO_PORT and PG_MCP_DEMO_HTTP_PORT.
 #   scripts/demo.sh                 the MCP server (HTTP on 127.0.0.1:${PG_MCP_DEMO_HTTP_PORT:-8765})
 #   scripts/demo.sh psql            psql on the demo database instead
 #   scripts/demo.sh -- CMD ARGS...  run CMD against the demo cluster (PGHOST, PGPORT set)
@@ -24,9 +26,26 @@ cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/cmake -j"$jobs" --target pg_mcp_bridge >/dev/null
 bridge=$root/build/cmake/pg_mcp_bridge
 
-workdir=/tmp/pg_mcp_demo
+workdir=${PG_MCP_DEMO_DIR:-/tmp/pg_mcp_demo}
 port=${PG_MCP_DEMO_PORT:-54330}
 http_port=${PG_MCP_DEMO_HTTP_PORT:-8765}
+marker=$workdir/.made-by-pg_mcp-demo
+if [ -e "$workdir" ]; then
+  if [ ! -f "$marker" ]; then
+    echo "scripts/demo.sh: $workdir exists and was not made by this script; it is left alone." >&2
+    echo "Run the demo elsewhere: PG_MCP_DEMO_DIR=/tmp/my_demo scripts/demo.sh" >&2
+    exit 1
+  fi
+  if [ -f "$workdir/data/postmaster.pid" ] &&
+     kill -0 "$(head -n 1 "$workdir/data/postmaster.pid")" 2>/dev/null; then
+    echo "scripts/demo.sh: a demo is running in $workdir. Stop it (Ctrl-C), or run another beside it:" >&2
+    echo "  PG_MCP_DEMO_DIR=/tmp/demo2 PG_MCP_DEMO_PORT=54340 PG_MCP_DEMO_HTTP_PORT=8766 scripts/demo.sh" >&2
+    exit 1
+  fi
+  rm -rf "$workdir"  # what an interrupted demo left
+fi
+mkdir -p "$workdir"
+touch "$marker"
 bridge_pid=
 cleanup() {
   [ -n "$bridge_pid" ] && kill "$bridge_pid" 2>/dev/null && wait "$bridge_pid" 2>/dev/null
@@ -35,8 +54,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-"$root/scripts/cluster.sh" stop "$workdir" >/dev/null 2>&1 || true  # a demo left running
-rm -rf "$workdir"
 
 echo "== start PostgreSQL in $workdir and load the demo (demo/demo.sql)"
 eval "$("$root/scripts/cluster.sh" start "$workdir" "$port")"

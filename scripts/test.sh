@@ -26,7 +26,7 @@ make -s format-check
 node test/meta.mjs
 
 section "build the bridge and the unit tests (CMake)"
-cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPG_MCP_WERROR=ON >/dev/null
 cmake --build build/cmake -j"$jobs" >/dev/null
 
 section "unit tests"

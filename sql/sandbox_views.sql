@@ -113,7 +113,15 @@ SELECT mcp.create_sandbox_view('crm.emails', 'crm.people', ARRAY['id', 'email'])
 RESET ROLE;
 SELECT relowner::regrole AS emails_owner FROM pg_class WHERE oid = 'crm.emails'::regclass;
 
+-- An auditor, a plain mcp_admin member with no USAGE on the views' schemas, reads the views'
+-- catalog and who accessed PII.
+CREATE ROLE regress_view_auditor NOLOGIN IN ROLE mcp_admin;
+SET ROLE regress_view_auditor;
+SELECT name, view FROM mcp.sandbox_views ORDER BY name;
+SELECT count(*) >= 0 AS pii_access_readable FROM mcp.pii_access;
+RESET ROLE;
+
 SELECT mcp.drop_tool(name) FROM mcp.tools WHERE NOT builtin;
 SELECT mcp.drop_sandbox_view(name) FROM mcp.sandbox_views WHERE view IS NOT NULL;
 DROP SCHEMA crm CASCADE;
-DROP ROLE regress_view_reader, regress_view_agent, regress_view_dba;
+DROP ROLE regress_view_reader, regress_view_agent, regress_view_dba, regress_view_auditor;

@@ -21,13 +21,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.sandbox_view_versions', 
 REVOKE ALL ON @extschema@.sandbox_view_versions FROM PUBLIC;
 GRANT SELECT ON @extschema@.sandbox_view_versions TO mcp_admin;
 
-CREATE VIEW @extschema@.sandbox_views AS
-    SELECT DISTINCT ON (v.view_name) v.view_name AS name, v.version, v.source, v.columns, v.pii_columns,
-           v.row_filter, v.description, v.changed_by, v.changed_at,
-           CASE WHEN v.change <> 'dropped' THEN pg_catalog.to_regclass(v.view_name) END AS view
-      FROM @extschema@.sandbox_view_versions v
-     ORDER BY v.view_name, v.version DESC;
-COMMENT ON VIEW @extschema@.sandbox_views IS 'The current version of each sandboxed view (dropped ones have view = NULL)';
+--@include sandbox_views_view.sql
 REVOKE ALL ON @extschema@.sandbox_views FROM PUBLIC;
 GRANT SELECT ON @extschema@.sandbox_views TO mcp_admin;
 

@@ -45,3 +45,6 @@ CREATE INDEX audit_log_called_at ON @extschema@.audit_log USING brin (called_at)
 
 -- Tokens' principals are cached in each backend until a token changes.
 --@include token_invalidation.sql
+
+-- Auditors (plain mcp_admin members) read mcp.sandbox_views and mcp.pii_access.
+--@include sandbox_views_view.sql
