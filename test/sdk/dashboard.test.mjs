@@ -1,6 +1,7 @@
 // The Grafana dashboard (deploy/grafana/pg_mcp-dashboard.json) is valid, and every query in it
 // names what exists: each Prometheus expression's metrics (and the labels it groups by) are
-// in a running bridge's /metrics, and each SQL query runs against the extension's views.
+// in a running bridge's /metrics, and each SQL query runs against the extension's views as an
+// auditor (a plain mcp_admin member) can run it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -67,7 +68,10 @@ test('dashboard: every metric and label a panel queries is in /metrics', { timeo
   }
 });
 
-test('dashboard: every SQL panel runs against the extension', async () => {
+test('dashboard: every SQL panel runs against the extension, as a plain mcp_admin member', async () => {
+  // An auditor: a member of mcp_admin with no other grant (no USAGE on the agents' schemas).
+  await psql(`DO $$ BEGIN CREATE ROLE sdk_auditor LOGIN IN ROLE mcp_admin;
+              EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
   const queries = dashboard.panels.flatMap((p) => p.targets.map((t) => t.rawSql).filter(Boolean));
   assert.ok(queries.length >= 3);
   for (const query of queries) {
@@ -75,6 +79,6 @@ test('dashboard: every SQL panel runs against the extension', async () => {
     // Grafana's time macro, as it expands it.
     const sql = query.replace(/\$__timeFilter\(([a-z_]+)\)/g, "$1 BETWEEN now() - interval '6 hours' AND now()");
     assert.doesNotMatch(sql, /\$__/, 'a macro this test does not expand');
-    await psql(sql, { single: false });
+    await psql(sql, { single: false, user: 'sdk_auditor' });
   }
 });
