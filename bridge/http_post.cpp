@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "http_server_impl.hpp"
+#include "trace.hpp"
 
 namespace pg_mcp::bridge {
 
@@ -323,6 +324,16 @@ std::optional<Response> HttpServer::Impl::choose_session(PostCall &call) {
         context.traceparent = std::string(header->value());
     if (auto header = request.find("tracestate"); header != request.end())
         context.tracestate = std::string(header->value());
+    if (Tracer::global() != nullptr) {  // the span's network attributes
+        boost::system::error_code ignored;
+        auto peer = call.exchange.stream.socket().remote_endpoint(ignored);
+        if (!ignored) {
+            context.client_address = peer.address().to_string();
+            context.client_port = peer.port();
+        }
+        context.http_version =
+            std::to_string(request.version() / 10) + "." + std::to_string(request.version() % 10);
+    }
     // A 2026-07-28 subscription's notifications come on its response stream, open until
     // either side ends it.
     call.listen = method == "subscriptions/listen" && call.one_request != nullptr;

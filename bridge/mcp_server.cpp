@@ -146,6 +146,14 @@ void McpServer::begin_span(const Request &request, const MessageContext &context
                  (request.id.is_string() ? request.id.get<std::string>() : request.id.dump())
                      .substr(0, 256));
         span.set("network.transport", options_.network_transport);
+        if (!context.http_version.empty()) {
+            span.set("network.protocol.name", "http");
+            span.set("network.protocol.version", context.http_version);
+        }
+        if (!context.client_address.empty()) {
+            span.set("client.address", context.client_address);
+            span.set("client.port", context.client_port);
+        }
         if (!options_.session_id.empty()) span.set("mcp.session.id", options_.session_id);
         if (version.empty() && method == "initialize" &&
             request.params.contains("protocolVersion") &&

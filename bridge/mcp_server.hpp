@@ -81,6 +81,10 @@ struct MessageContext {
     std::string oauth_identity;
     // The HTTP traceparent and tracestate headers; params._meta.traceparent wins over them.
     std::string traceparent, tracestate;
+    // Over HTTP, for the request's span (set only while spans are exported): the peer's
+    // address and port, and the HTTP version ("1.1").
+    std::string client_address, http_version;
+    uint16_t client_port = 0;
 };
 
 extern const char *const kModernVersion;       // "2026-07-28"

@@ -98,6 +98,10 @@ test('traces: a traceparent header reaches the spans, the audit row and the tool
     assert.equal(server.attrs['mcp.session.id'], transport.sessionId);
     assert.equal(server.attrs['mcp.protocol.version'], '2025-11-25');
     assert.equal(server.attrs['network.transport'], 'tcp');
+    assert.equal(server.attrs['network.protocol.name'], 'http');
+    assert.equal(server.attrs['network.protocol.version'], '1.1');
+    assert.equal(server.attrs['client.address'], '127.0.0.1');
+    assert.ok(Number(server.attrs['client.port']) > 0, `client.port ${server.attrs['client.port']}`);
     assert.match(server.attrs['jsonrpc.request.id'], /^\d+$/, 'the id as the client sent it');
     assert.equal(server.resource['service.name'], 'pg_mcp_bridge');
     assert.ok(BigInt(server.endTimeUnixNano) >= BigInt(server.startTimeUnixNano));
@@ -153,6 +157,7 @@ test('traces: params._meta.traceparent over stdio; a new trace when none comes',
     assert.equal(server.parentSpanId, parent);
     assert.equal(server.traceState, 'vendor=1');
     assert.equal(server.attrs['network.transport'], 'pipe');
+    assert.equal(server.attrs['client.address'], undefined, 'no peer address over stdio');
     assert.equal((await auditRows(trace)).length, 1);
 
     // Without one: a trace of its own, in the audit row too.
