@@ -75,10 +75,6 @@ char *random_record_id(void) {
 
 }  // namespace
 
-bool traceparent_is_valid(const char *value) {
-    return valid_traceparent(value);
-}
-
 namespace {
 // The trace of the call in progress (mcp.serve_call), for its transaction only.
 char call_trace[kTraceparentLength + 1];

@@ -87,8 +87,6 @@ void resolve_audit_context(AuditRecord *record);
 int64 write_audit_record(const AuditRecord *record, bool use_reservation = false,
                          AuditPending *pending = NULL);
 
-// A W3C traceparent the audit row can record (version 00 or later, non-zero ids).
-bool traceparent_is_valid(const char *value);
 // The trace of the call in progress, for the rest of its transaction: what the audit row records
 // and what pg_mcp.traceparent shows (its show hook), without a round through the setting. Its
 // first 55 characters (version 00's form, all the audit row uses) are kept; NULL or an invalid

@@ -426,7 +426,7 @@ int queue_record(const char *record, Size len, bool awaited, bool use_reservatio
         if (awaited && s->awaited_seq < seq) s->awaited_seq = seq;
         // A gathering writer is left to its timer unless this record is awaited or the queue
         // fills: one wake-up per batch, not per record.
-        bool wake = !s->writer_gathering || awaited || s->head - s->tail > shared->ring_size / 4;
+        bool wake = !s->writer_gathering || awaited || audit_shm::queue_filling(s);
         Latch *latch = wake ? s->writer_latch : NULL;
         LWLockRelease(shared->lock);
         if (latch != NULL) SetLatch(latch);

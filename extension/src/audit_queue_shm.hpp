@@ -44,6 +44,11 @@ struct AuditShared {
 
 extern AuditShared *shared;
 
+// The slot's queue is over a quarter full: its records are written without delay.
+inline bool queue_filling(const AuditSlot *s) {
+    return s->head - s->tail > shared->ring_size / 4;
+}
+
 // Settings the writer reads.
 extern bool writer_paused;
 extern int writer_idle_ms;

@@ -362,8 +362,8 @@ bool start_gathering() {
     if (writer_delay_ms <= 0) return false;
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     AuditSlot *s = &shared->slots[writer_slot];
-    bool gather = s->head != s->tail && s->awaited_seq <= s->committed_seq &&
-                  s->head - s->tail <= shared->ring_size / 4;
+    bool gather =
+        s->head != s->tail && s->awaited_seq <= s->committed_seq && !audit_shm::queue_filling(s);
     s->writer_gathering = gather;
     LWLockRelease(shared->lock);
     return gather;

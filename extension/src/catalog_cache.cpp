@@ -8,6 +8,7 @@ extern "C" {
 #include "storage/proc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 }
@@ -81,6 +82,29 @@ uint64 catalog_generation(void) {
         generation++;
     }
     return generation;
+}
+
+HTAB *current_catalog_cache(CatalogCache *cache) {
+    uint64 generation = catalog_generation();
+    if (cache->table != NULL && generation == cache->generation &&
+        hash_get_num_entries(cache->table) < cache->max_entries)
+        return cache->table;
+    if (cache->context == NULL)
+        // (The macro form takes only literal names; cache->name is a static string too.)
+        cache->context =
+            AllocSetContextCreateInternal(CacheMemoryContext, cache->name, ALLOCSET_DEFAULT_SIZES);
+    else {
+        cache->table = NULL;                 // not left dangling should hash_create fail below
+        MemoryContextReset(cache->context);  // frees the table and every entry
+    }
+    HASHCTL ctl;
+    memset(&ctl, 0, sizeof ctl);
+    ctl.keysize = cache->keysize;
+    ctl.entrysize = cache->entrysize;
+    ctl.hcxt = cache->context;
+    cache->table = hash_create(cache->name, 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+    cache->generation = generation;
+    return cache->table;
 }
 
 }  // namespace pg_mcp

@@ -9,6 +9,10 @@
 
 #include "pg_compat.hpp"
 
+extern "C" {
+#include "utils/hsearch.h"
+}
+
 namespace pg_mcp {
 
 // Called by the catalog tables' trigger.
@@ -23,5 +27,20 @@ uint64 catalog_generation(void);
 // Whether this transaction changed a catalog table: its own invalidations apply only at its next
 // command, so within the same statement a cache could still answer from before the change.
 bool catalog_changed_in_transaction(void);
+
+// A backend-local hash table of what was read from the catalog (HASH_BLOBS keys), emptied when
+// the generation changes or it holds max_entries. Its entries' memory belongs in `context`,
+// reset with it. Define one per cache with the first four members; the rest is managed here.
+struct CatalogCache {
+    const char *name;
+    Size keysize;
+    Size entrysize;
+    long max_entries;
+    MemoryContext context;  // NULL until first used
+    HTAB *table;
+    uint64 generation;
+};
+// The cache's current table, after applying pending invalidations (catalog_generation).
+HTAB *current_catalog_cache(CatalogCache *cache);
 
 }  // namespace pg_mcp

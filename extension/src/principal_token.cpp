@@ -79,36 +79,14 @@ Principal query_principal(FunctionCallInfo fcinfo, Datum hash, MemoryContext res
 // Tokens resolved in this backend, by SHA-256, until the catalog generation changes (a token,
 // principal or role changed; catalog_cache.hpp): a call with a known token costs no lookup.
 // Unknown and revoked hashes are not kept: each costs a lookup, as before the cache.
+using pg_mcp::CatalogCache;
+
 struct TokenEntry {
     uint8 hash[32];  // the key
     Principal principal;
 };
-constexpr long kTokenCacheMax = 1024;  // entries; the cache starts over beyond that
-MemoryContext token_context = NULL;
-HTAB *token_cache = NULL;
-uint64 token_generation = 0;
-
-HTAB *current_token_cache() {
-    uint64 generation = pg_mcp::catalog_generation();
-    if (token_cache != NULL && generation == token_generation &&
-        hash_get_num_entries(token_cache) < kTokenCacheMax)
-        return token_cache;
-    if (token_context == NULL)
-        token_context =
-            AllocSetContextCreate(CacheMemoryContext, "pg_mcp tokens", ALLOCSET_SMALL_SIZES);
-    else {
-        token_cache = NULL;  // not left dangling should hash_create fail below
-        MemoryContextReset(token_context);
-    }
-    HASHCTL ctl;
-    memset(&ctl, 0, sizeof ctl);
-    ctl.keysize = sizeof(((TokenEntry *)NULL)->hash);
-    ctl.entrysize = sizeof(TokenEntry);
-    ctl.hcxt = token_context;
-    token_cache = hash_create("pg_mcp tokens", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-    token_generation = generation;
-    return token_cache;
-}
+CatalogCache tokens = {
+    "pg_mcp tokens", sizeof(((TokenEntry *)NULL)->hash), sizeof(TokenEntry), 1024, NULL, NULL, 0};
 
 Principal find_principal(FunctionCallInfo fcinfo, Datum hash_datum) {
     bytea *hash = DatumGetByteaPP(hash_datum);
@@ -118,14 +96,14 @@ Principal find_principal(FunctionCallInfo fcinfo, Datum hash_datum) {
     if (VARSIZE_ANY_EXHDR(hash) != 32 || pg_mcp::catalog_changed_in_transaction()) {
         found = query_principal(fcinfo, hash_datum, CurrentMemoryContext);
     } else {
-        HTAB *cache = current_token_cache();
+        HTAB *cache = pg_mcp::current_catalog_cache(&tokens);
         TokenEntry *entry = (TokenEntry *)hash_search(cache, VARDATA_ANY(hash), HASH_FIND, NULL);
         if (entry != NULL) {
             found = entry->principal;
         } else {
             // Entered only once the lookup succeeded, and only for a token that exists: a failed
             // lookup leaves nothing behind, and unknown hashes cannot crowd out known tokens.
-            found = query_principal(fcinfo, hash_datum, token_context);
+            found = query_principal(fcinfo, hash_datum, tokens.context);
             if (found.name != NULL) {
                 entry = (TokenEntry *)hash_search(cache, VARDATA_ANY(hash), HASH_ENTER, NULL);
                 entry->principal = found;

@@ -167,7 +167,7 @@ ToolRow query_tool_row(const char *name, Oid caller, MemoryContext result_contex
 }
 
 // Lookups cached per (caller, tool name) until the catalog generation changes (see
-// catalog_cache.hpp): a call then costs no catalog query. Entries live in lookup_context.
+// catalog_cache.hpp): a call then costs no catalog query. Entries live in lookups.context.
 struct LookupKey {
     Oid caller;
     char name[kToolNameMax + 1];
@@ -176,10 +176,8 @@ struct LookupEntry {
     LookupKey key;
     ToolRow row;
 };
-constexpr long kLookupCacheMax = 1024;  // entries; the cache starts over beyond that
-MemoryContext lookup_context = NULL;
-HTAB *lookup_cache = NULL;
-uint64 lookup_generation = 0;
+CatalogCache lookups = {
+    "pg_mcp tool lookups", sizeof(LookupKey), sizeof(LookupEntry), 1024, NULL, NULL, 0};
 
 char *copy_text(const char *text) {
     return text == NULL ? NULL : pstrdup(text);
@@ -215,36 +213,18 @@ ToolRow copy_tool_row(const ToolRow &from) {
 ToolRow load_tool(const char *name, Oid caller, MemoryContext result_context) {
     if (catalog_changed_in_transaction() || strlen(name) > kToolNameMax)
         return query_tool_row(name, caller, result_context);
-    uint64 generation = catalog_generation();
-    if (lookup_cache == NULL || generation != lookup_generation ||
-        hash_get_num_entries(lookup_cache) >= kLookupCacheMax) {
-        if (lookup_context == NULL)
-            lookup_context = AllocSetContextCreate(CacheMemoryContext, "pg_mcp tool lookups",
-                                                   ALLOCSET_DEFAULT_SIZES);
-        else {
-            lookup_cache = NULL;                 // not left dangling should hash_create fail below
-            MemoryContextReset(lookup_context);  // frees the table and every entry
-        }
-        HASHCTL ctl;
-        memset(&ctl, 0, sizeof ctl);
-        ctl.keysize = sizeof(LookupKey);
-        ctl.entrysize = sizeof(LookupEntry);
-        ctl.hcxt = lookup_context;
-        lookup_cache =
-            hash_create("pg_mcp tool lookups", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-        lookup_generation = generation;
-    }
+    HTAB *cache = current_catalog_cache(&lookups);
     LookupKey key;
     memset(&key, 0, sizeof key);
     key.caller = caller;
     strlcpy(key.name, name, sizeof key.name);
-    LookupEntry *entry = (LookupEntry *)hash_search(lookup_cache, &key, HASH_FIND, NULL);
+    LookupEntry *entry = (LookupEntry *)hash_search(cache, &key, HASH_FIND, NULL);
     if (entry == NULL) {
         ToolRow row = query_tool_row(name, caller, result_context);
-        MemoryContextSwitchTo(lookup_context);
+        MemoryContextSwitchTo(lookups.context);
         ToolRow cached = copy_tool_row(row);
         bool found;
-        entry = (LookupEntry *)hash_search(lookup_cache, &key, HASH_ENTER, &found);
+        entry = (LookupEntry *)hash_search(cache, &key, HASH_ENTER, &found);
         entry->row = cached;
         MemoryContextSwitchTo(result_context);
         return row;
