@@ -118,6 +118,13 @@ struct AuthGate::Impl : std::enable_shared_from_this<AuthGate::Impl> {
                                 for (const json &scope : row["scopes"])
                                     if (scope.is_string())
                                         issuer.scopes.push_back(scope.get<std::string>());
+                            if (row.contains("token_audiences") &&
+                                row["token_audiences"].is_array())
+                                for (const json &audience : row["token_audiences"])
+                                    if (audience.is_string())
+                                        issuer.audiences.push_back(audience.get<std::string>());
+                            if (row.contains("metadata_url") && row["metadata_url"].is_string())
+                                issuer.metadata_url = row["metadata_url"].get<std::string>();
                             issuer.introspect = row.value("introspect", false);
                             issuers.push_back(std::move(issuer));
                         }

@@ -194,8 +194,12 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             std::map<std::string, Provider> kept;
             for (const TrustedIssuer &issuer : *trusted) {
                 auto found = providers.find(issuer.issuer);
+                // Keys come from where the metadata says: a new metadata_url starts afresh.
                 Provider provider =
-                    found != providers.end() ? std::move(found->second) : Provider();
+                    found != providers.end() &&
+                            found->second.trusted.metadata_url == issuer.metadata_url
+                        ? std::move(found->second)
+                        : Provider();
                 provider.trusted = issuer;
                 kept.emplace(issuer.issuer, std::move(provider));
             }
@@ -224,8 +228,10 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         co_return result;
     }
 
-    // Whether `address` is on the issuer's origin or one of options.key_origins.
-    bool origin_allowed(const std::string &issuer, const std::string &address) const {
+    // Whether `address` is on the issuer's origin, its metadata_url's (configured in the
+    // database as the issuer is) or one of options.key_origins.
+    bool origin_allowed(const std::string &issuer, const std::string &metadata_url,
+                        const std::string &address) const {
         auto origin_of = [](const std::string &text) -> std::string {
             std::optional<Url> url = parse_url(text);
             if (!url) return {};
@@ -235,18 +241,19 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         std::string wanted = origin_of(address);
         if (wanted.empty()) return false;
         if (wanted == origin_of(issuer)) return true;
+        if (!metadata_url.empty() && wanted == origin_of(metadata_url)) return true;
         for (const std::string &allowed : options.key_origins)
             if (wanted == origin_of(allowed)) return true;
         return false;
     }
 
-    // The issuer's authorization server metadata (RFC 8414, then OpenID Connect discovery),
-    // whose "issuer" must be exactly the issuer: its jwks_uri and introspection_endpoint, or
-    // why not.
+    // The issuer's authorization server metadata (RFC 8414, then OpenID Connect discovery; or
+    // at its metadata_url alone when configured), whose "issuer" must be exactly the issuer:
+    // its jwks_uri and introspection_endpoint, or why not.
     struct Discovered {
         std::string problem, jwks_uri, introspection_endpoint;
     };
-    asio::awaitable<Discovered> discover(std::string issuer) {
+    asio::awaitable<Discovered> discover(std::string issuer, std::string metadata_url) {
         Discovered out;
         std::optional<Url> url = parse_url(issuer);
         if (!url) {
@@ -261,6 +268,7 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             base + "/.well-known/oauth-authorization-server" + path,
             base + "/.well-known/openid-configuration" + path,
             base + path + "/.well-known/openid-configuration"};
+        if (!metadata_url.empty()) candidates = {metadata_url};
         out.problem = "no metadata document";
         for (const std::string &candidate : candidates) {
             FetchResult got = co_await get(candidate);
@@ -285,7 +293,7 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             // Only the issuer's own origin (or one configured): a metadata document cannot send
             // the bridge, with its credentials, to another service or port.
             for (std::string *named : {&out.jwks_uri, &out.introspection_endpoint})
-                if (!named->empty() && !origin_allowed(issuer, *named)) {
+                if (!named->empty() && !origin_allowed(issuer, metadata_url, *named)) {
                     logger.log(LogLevel::Warning,
                                "OAuth issuer " + issuer + " names " + *named +
                                    ", which is not on its own origin; ignored (allow it with "
@@ -308,11 +316,13 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         Clock::time_point now = Clock::now();
         std::shared_ptr<std::vector<std::shared_ptr<Wakeup>>> flight;
         bool introspects = false, joining = false;
+        std::string metadata_url;
         {
             Provider &provider = found->second;
             bool stale = !provider.discovered || now - provider.fetched > kKeysFresh;
             bool wanted = stale || (refetch && now - provider.keys_fetched >= kKeysRefetch);
             introspects = provider.trusted.introspect;
+            metadata_url = provider.trusted.metadata_url;
             // A caller that needs the keys fetched (stale, or a kid not seen) joins a fetch
             // under way even within the refetch interval: its outcome is the answer. Others
             // go on with the keys at hand.
@@ -344,7 +354,7 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
         std::string problem;
         std::shared_ptr<KeySet> keys;
         try {
-            Discovered found = co_await discover(issuer);
+            Discovered found = co_await discover(issuer, metadata_url);
             discovered = std::move(found);
             problem = discovered.problem;
             if (problem.empty() && discovered.jwks_uri.empty() && !introspects)
@@ -457,7 +467,7 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
                 .count();
         if (std::optional<Verdict> refused =
-                check_claims(claims, options.resource, accepted.scopes, now, options.leeway))
+                check_claims(claims, audiences_of(accepted), accepted.scopes, now, options.leeway))
             co_return *refused;
         co_return accept(std::move(claims));
     }
@@ -560,9 +570,15 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
                 .count();
         if (std::optional<Verdict> refused =
-                check_claims(answer, options.resource, issuer.scopes, now, options.leeway))
+                check_claims(answer, audiences_of(issuer), issuer.scopes, now, options.leeway))
             co_return *refused;
         co_return accept(std::move(answer));
+    }
+
+    // The audiences a token of this issuer may name (the database says; else the resource).
+    std::vector<std::string> audiences_of(const TrustedIssuer &issuer) const {
+        if (issuer.audiences.empty()) return {options.resource};
+        return issuer.audiences;
     }
 
     Verdict accept(json claims) {

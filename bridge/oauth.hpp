@@ -50,7 +50,9 @@ struct OAuthOptions {
 // An issuer trusted for this resource (a row of mcp.identity_providers_for).
 struct TrustedIssuer {
     std::string issuer;
-    std::vector<std::string> scopes;  // every token must carry these
+    std::vector<std::string> scopes;     // every token must carry these
+    std::vector<std::string> audiences;  // a token's "aud" names one of these
+    std::string metadata_url;            // where its metadata is, when not under the issuer
     bool introspect = false;
 };
 

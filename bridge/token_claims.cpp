@@ -1,6 +1,7 @@
 // The checks every access token's claims pass (token_claims.hpp).
 #include "token_claims.hpp"
 
+#include <algorithm>
 #include <sstream>
 #include <tuple>
 
@@ -31,6 +32,16 @@ std::string joined(const std::vector<std::string> &words) {
     return out;
 }
 
+// At most `limit` bytes of printable ASCII from `text`; any other byte becomes '?'.
+std::string printable(const std::string &text, size_t limit) {
+    std::string out;
+    for (char c : text) {
+        if (out.size() >= limit) return out + "...";
+        out += c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? c : '?';
+    }
+    return out;
+}
+
 }  // namespace
 
 std::set<std::string> scopes_of(const json &claims) {
@@ -51,7 +62,7 @@ std::set<std::string> scopes_of(const json &claims) {
     return scopes;
 }
 
-std::optional<Verdict> check_claims(const json &claims, const std::string &resource,
+std::optional<Verdict> check_claims(const json &claims, const std::vector<std::string> &audiences,
                                     const std::vector<std::string> &required_scopes, double now,
                                     std::chrono::seconds leeway) {
     double skew = static_cast<double>(leeway.count());
@@ -80,14 +91,34 @@ std::optional<Verdict> check_claims(const json &claims, const std::string &resou
     if (nbf >= 0 && now + skew < nbf) return invalid("the token is not valid yet (nbf)");
     if (iat >= 0 && now + skew < iat) return invalid("the token was issued in the future (iat)");
     if (contains_nul(claims)) return invalid("the token holds a NUL character");
-    // RFC 8707 / RFC 9068: the audience is this resource; a token for another is refused.
+    // RFC 8707 / RFC 9068: the audience is this resource (or a name its issuer gives it); a
+    // token for another is refused. In an array one is enough (RFC 7519 4.1.3).
     auto aud = claims.find("aud");
+    auto accepted = [&](const json &value) {
+        return value.is_string() && std::find(audiences.begin(), audiences.end(),
+                                              value.get<std::string>()) != audiences.end();
+    };
     bool meant = false;
-    if (aud != claims.end() && aud->is_string()) meant = aud->get<std::string>() == resource;
+    if (aud != claims.end() && aud->is_string()) meant = accepted(*aud);
     if (aud != claims.end() && aud->is_array())
         for (const json &each : *aud)
-            if (each.is_string() && each.get<std::string>() == resource) meant = true;
-    if (!meant) return invalid("the token is not for this resource (aud)");
+            if (accepted(each)) meant = true;
+    if (!meant) {
+        if (aud == claims.end()) return invalid("the token names no audience (aud)");
+        // What the token names, so that the operator sees what to configure when the issuer
+        // names this resource otherwise (it ignored the resource parameter): printable ASCII,
+        // bounded (it ends up in a header and the log).
+        std::string named;
+        for (const json &each : aud->is_array() ? *aud : json::array({*aud})) {
+            if (!each.is_string()) continue;
+            named += (named.empty() ? "" : ", ") + printable(each.get<std::string>(), 120);
+            if (named.size() > 240) break;
+        }
+        return invalid("the token is not for this resource (aud: " +
+                       (named.empty() ? std::string("not a string") : named) +
+                       "); if its issuer names this resource so, add that to the provider's "
+                       "token_audiences (mcp.alter_identity_provider)");
+    }
     auto sub = claims.find("sub");
     if (sub == claims.end() || !sub->is_string() || sub->get<std::string>().empty())
         return invalid("the token has no subject (sub)");

@@ -37,9 +37,11 @@ Verdict unavailable(std::string reason);
 // The scopes a token carries: "scope" (space-separated) or "scp" (an array or a string).
 std::set<std::string> scopes_of(const nlohmann::json &claims);
 
-// The checks on a token's claims, given the time (seconds since the epoch): nullopt when they
-// pass, else the verdict.
-std::optional<Verdict> check_claims(const nlohmann::json &claims, const std::string &resource,
+// The checks on a token's claims, given the audiences it may name (the resource, or the names
+// its issuer gives it) and the time (seconds since the epoch): nullopt when they pass, else the
+// verdict.
+std::optional<Verdict> check_claims(const nlohmann::json &claims,
+                                    const std::vector<std::string> &audiences,
                                     const std::vector<std::string> &required_scopes, double now,
                                     std::chrono::seconds leeway);
 

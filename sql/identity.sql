@@ -135,6 +135,49 @@ SELECT * FROM mcp.identity_providers_for('https://mcp.example.com/mcp');
 RESET SESSION AUTHORIZATION;
 SELECT mcp.alter_identity_provider('https://login.example.com', 'https://mcp.example.com/mcp', enabled => true, scopes => '{mcp:tools,mcp:admin}');
 
+-- A provider that names this resource otherwise: Microsoft Entra v2.0 tokens carry the API's
+-- client ID (a GUID), v1.0 tokens come from another host than their metadata. Each value is
+-- checked; the audiences accepted are exactly the ones given.
+\set entra '''https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0'''
+SELECT mcp.create_identity_provider(:entra, 'https://mcp.example.com/mcp', token_audiences => '{}');
+SELECT mcp.create_identity_provider(:entra, 'https://mcp.example.com/mcp', token_audiences => '{"two words"}');
+SELECT mcp.create_identity_provider(:entra, 'https://mcp.example.com/mcp', token_audiences => '{x,NULL}');
+SELECT mcp.create_identity_provider(:entra, 'https://mcp.example.com/mcp', metadata_url => 'ftp://login.microsoftonline.com/x');
+SELECT mcp.create_identity_provider(:entra, 'https://mcp.example.com/mcp', '{mcp.tools}',
+                                    token_audiences => '{5e1bd7a1-2c8e-4b9a-9d55-0c1f4b1e6d20}');
+SELECT mcp.create_identity_provider('https://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/', 'https://mcp.example.com/mcp',
+                                    token_audiences => '{api://pg-mcp}',
+                                    metadata_url => 'https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/.well-known/openid-configuration');
+SELECT mcp.map_identity(:entra, 'idp-people', 'sub', 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ');
+SELECT * FROM mcp.identity_providers_for('https://mcp.example.com/mcp') WHERE issuer ~ 'microsoft|windows';
+SET SESSION AUTHORIZATION regress_idp_bridge;
+BEGIN;
+SELECT mcp.assume_identity(jsonb_build_object('resource', 'https://mcp.example.com/mcp', 'claims', jsonb_build_object(
+    'iss', :entra, 'sub', 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ', 'aud', '5e1bd7a1-2c8e-4b9a-9d55-0c1f4b1e6d20',
+    'azp', '0dcab1d8-1a0b-4e5c-9c3e-8f5d2b7a6c41', 'scp', 'mcp.tools', 'ver', '2.0')));
+SELECT mcp.claim('ver') AS ver, mcp.claim('aud') AS aud;
+ROLLBACK;
+-- The resource URL itself is not among the audiences given, nor is another GUID.
+SELECT mcp.assume_identity(jsonb_build_object('resource', 'https://mcp.example.com/mcp', 'claims', jsonb_build_object(
+    'iss', :entra, 'sub', 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ', 'aud', 'https://mcp.example.com/mcp')));
+SELECT mcp.assume_identity(jsonb_build_object('resource', 'https://mcp.example.com/mcp', 'claims', jsonb_build_object(
+    'iss', :entra, 'sub', 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ', 'aud', jsonb_build_array('00000003-0000-0000-c000-000000000000', 7))));
+RESET SESSION AUTHORIZATION;
+-- '{}' goes back to the resource URL, '' to the standard metadata locations.
+SELECT mcp.alter_identity_provider(:entra, 'https://mcp.example.com/mcp', token_audiences => '{}', metadata_url => '');
+SELECT mcp.alter_identity_provider(:entra, 'https://mcp.example.com/mcp', token_audiences => '{" "}');
+SELECT token_audiences, metadata_url FROM mcp.identity_providers WHERE issuer = :entra;
+SET SESSION AUTHORIZATION regress_idp_bridge;
+SELECT mcp.assume_identity(jsonb_build_object('resource', 'https://mcp.example.com/mcp', 'claims', jsonb_build_object(
+    'iss', :entra, 'sub', 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ', 'aud', '5e1bd7a1-2c8e-4b9a-9d55-0c1f4b1e6d20')));
+BEGIN;
+SELECT mcp.assume_identity(jsonb_build_object('resource', 'https://mcp.example.com/mcp', 'claims', jsonb_build_object(
+    'iss', :entra, 'sub', 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ', 'aud', jsonb_build_array('x', 'https://mcp.example.com/mcp'))));
+ROLLBACK;
+RESET SESSION AUTHORIZATION;
+SELECT mcp.drop_identity_provider(:entra);
+SELECT mcp.drop_identity_provider('https://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/');
+
 -- The audit trail names the person and the client application of each call.
 SELECT tool_name, status, principal, auth_issuer, auth_subject, auth_client_id, message
   FROM mcp.audit_log WHERE tool_name LIKE 'idp\_%' OR tool_name = 'mcp.assume_identity' ORDER BY id;

@@ -22,6 +22,9 @@ CREATE TABLE @extschema@.identity_providers (
     audience    text NOT NULL CHECK (audience ~ '^https?://[^\s]+$' AND length(audience) <= 1024),
     scopes      text[] NOT NULL DEFAULT '{}' CHECK (array_position(scopes, NULL) IS NULL),
     introspect  boolean NOT NULL DEFAULT false,
+    token_audiences text[] CHECK (token_audiences IS NULL OR (cardinality(token_audiences) BETWEEN 1 AND 16
+                                                             AND array_position(token_audiences, NULL) IS NULL)),
+    metadata_url text CHECK (metadata_url ~ '^https?://[^\s]+$' AND length(metadata_url) <= 1024),
     enabled     boolean NOT NULL DEFAULT true,
     description text,
     created_by  name NOT NULL,
@@ -35,6 +38,8 @@ COMMENT ON COLUMN @extschema@.identity_providers.issuer IS 'The issuer identifie
 COMMENT ON COLUMN @extschema@.identity_providers.audience IS 'The protected resource: tokens must name it in "aud" (RFC 8707), and the bridge serving it (--oauth-resource) trusts this issuer';
 COMMENT ON COLUMN @extschema@.identity_providers.scopes IS 'Scopes every access token must carry; fewer is refused with 403 insufficient_scope';
 COMMENT ON COLUMN @extschema@.identity_providers.introspect IS 'Tokens that are not JWTs are checked by token introspection (RFC 7662) at the issuer''s introspection endpoint; one issuer per resource at most (an opaque token names no issuer: it is sent to that one only)';
+COMMENT ON COLUMN @extschema@.identity_providers.token_audiences IS 'The values a token''s "aud" may hold to be for this resource, compared exactly (one is enough in an array, RFC 7519); NULL: the resource URL itself. Microsoft Entra v2.0 tokens carry the API''s application (client) ID, v1.0 tokens its application ID URI (api://...)';
+COMMENT ON COLUMN @extschema@.identity_providers.metadata_url IS 'Where the issuer''s metadata document is when not at a standard location under the issuer URL (e.g. Entra v1.0: https://login.microsoftonline.com/TENANT/.well-known/openid-configuration); its "issuer" must still be the issuer, and its origin may serve the keys';
 CREATE UNIQUE INDEX identity_providers_one_introspecting ON @extschema@.identity_providers (audience) WHERE introspect;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.identity_providers', '');
 REVOKE ALL ON @extschema@.identity_providers FROM PUBLIC;
@@ -74,6 +79,21 @@ END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._check_url(text, text) FROM PUBLIC;
 
+CREATE FUNCTION @extschema@._check_audiences(audiences text[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF audiences IS NOT NULL AND (cardinality(audiences) NOT BETWEEN 1 AND 16
+                                  OR array_position(audiences, NULL) IS NOT NULL
+                                  OR EXISTS (SELECT FROM unnest(audiences) a
+                                              WHERE length(a) NOT BETWEEN 1 AND 1024 OR a ~ '\s')) THEN
+        RAISE EXCEPTION 'token_audiences must hold 1 to 16 audience values without spaces or NULLs'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example, for Microsoft Entra: ''{00000000-0000-0000-0000-000000000000, api://pg-mcp}'' (the API''s application ID and its application ID URI).';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_audiences(text[]) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@._check_introspecting(issuer text, audience text) RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -93,11 +113,15 @@ REVOKE ALL ON FUNCTION @extschema@._check_introspecting(text, text) FROM PUBLIC;
 CREATE FUNCTION @extschema@.create_identity_provider(issuer text, audience text,
                                                      scopes text[] DEFAULT '{}',
                                                      introspect boolean DEFAULT false,
-                                                     description text DEFAULT NULL) RETURNS void
+                                                     description text DEFAULT NULL,
+                                                     token_audiences text[] DEFAULT NULL,
+                                                     metadata_url text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM @extschema@._check_url('issuer', issuer);
     PERFORM @extschema@._check_url('audience', audience);
+    PERFORM @extschema@._check_audiences(token_audiences);
+    IF metadata_url IS NOT NULL THEN PERFORM @extschema@._check_url('metadata_url', metadata_url); END IF;
     IF scopes IS NULL OR array_position(scopes, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'scopes must be an array of scope names, without NULLs'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''{mcp:tools}'', or ''{}'' for none.';
@@ -108,30 +132,41 @@ BEGIN
         RAISE EXCEPTION 'identity provider "%" for "%" already exists', issuer, audience
             USING ERRCODE = 'duplicate_object', HINT = 'Change it with mcp.alter_identity_provider.';
     END IF;
-    INSERT INTO @extschema@.identity_providers (issuer, audience, scopes, introspect, description, created_by, updated_by)
-    VALUES (issuer, audience, scopes, coalesce(introspect, false), description,
+    INSERT INTO @extschema@.identity_providers (issuer, audience, scopes, introspect, token_audiences, metadata_url,
+                                                description, created_by, updated_by)
+    VALUES (issuer, audience, scopes, coalesce(introspect, false), token_audiences, metadata_url, description,
             @extschema@._acting_role(), @extschema@._acting_role());
 END
 $$;
-COMMENT ON FUNCTION @extschema@.create_identity_provider(text, text, text[], boolean, text)
-    IS 'Trusts an OAuth authorization server (its issuer identifier) for tokens whose audience is the given resource (a bridge''s --oauth-resource), requiring the given scopes';
+COMMENT ON FUNCTION @extschema@.create_identity_provider(text, text, text[], boolean, text, text[], text)
+    IS 'Trusts an OAuth authorization server (its issuer identifier) for tokens meant for the given resource (a bridge''s --oauth-resource: "aud" holds it, or one of token_audiences when given), requiring the given scopes; metadata_url when its metadata is not under the issuer URL';
 
 CREATE FUNCTION @extschema@.alter_identity_provider(issuer text, audience text,
                                                     scopes text[] DEFAULT NULL,
                                                     introspect boolean DEFAULT NULL,
                                                     enabled boolean DEFAULT NULL,
-                                                    description text DEFAULT NULL) RETURNS void
+                                                    description text DEFAULT NULL,
+                                                    token_audiences text[] DEFAULT NULL,
+                                                    metadata_url text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF array_position(scopes, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'scopes must not hold NULLs' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- '{}' and '' go back to the defaults (the resource URL; the standard metadata locations).
+    IF cardinality(token_audiences) > 0 THEN PERFORM @extschema@._check_audiences(token_audiences); END IF;
+    IF metadata_url <> '' THEN PERFORM @extschema@._check_url('metadata_url', metadata_url); END IF;
     IF introspect THEN PERFORM @extschema@._check_introspecting(issuer, audience); END IF;
     UPDATE @extschema@.identity_providers p
        SET scopes = coalesce(alter_identity_provider.scopes, p.scopes),
            introspect = coalesce(alter_identity_provider.introspect, p.introspect),
            enabled = coalesce(alter_identity_provider.enabled, p.enabled),
            description = coalesce(alter_identity_provider.description, p.description),
+           token_audiences = CASE WHEN alter_identity_provider.token_audiences IS NULL THEN p.token_audiences
+                                  WHEN cardinality(alter_identity_provider.token_audiences) = 0 THEN NULL
+                                  ELSE alter_identity_provider.token_audiences END,
+           metadata_url = CASE WHEN alter_identity_provider.metadata_url IS NULL THEN p.metadata_url
+                               ELSE nullif(alter_identity_provider.metadata_url, '') END,
            updated_by = @extschema@._acting_role(), updated_at = now()
      WHERE p.issuer = alter_identity_provider.issuer AND p.audience = alter_identity_provider.audience;
     IF NOT FOUND THEN
@@ -140,8 +175,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text)
-    IS 'Changes an identity provider of a resource (NULL keeps a value); enabled => false refuses its tokens at once';
+COMMENT ON FUNCTION @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text, text[], text)
+    IS 'Changes an identity provider of a resource (NULL keeps a value; token_audiences => ''{}'' and metadata_url => '''' go back to the defaults); enabled => false refuses its tokens at once';
 
 CREATE FUNCTION @extschema@.drop_identity_provider(issuer text, audience text DEFAULT NULL,
                                                    if_exists boolean DEFAULT false) RETURNS void
@@ -215,15 +250,15 @@ $$;
 COMMENT ON FUNCTION @extschema@.unmap_identity(bigint) IS 'Removes an identity mapping (by its id in mcp.identity_mappings)';
 
 REVOKE ALL ON FUNCTION
-    @extschema@.create_identity_provider(text, text, text[], boolean, text),
-    @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text),
+    @extschema@.create_identity_provider(text, text, text[], boolean, text, text[], text),
+    @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text, text[], text),
     @extschema@.drop_identity_provider(text, text, boolean),
     @extschema@.map_identity(text, text, text, text, integer),
     @extschema@.unmap_identity(bigint)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    @extschema@.create_identity_provider(text, text, text[], boolean, text),
-    @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text),
+    @extschema@.create_identity_provider(text, text, text[], boolean, text, text[], text),
+    @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text, text[], text),
     @extschema@.drop_identity_provider(text, text, boolean),
     @extschema@.map_identity(text, text, text, text, integer),
     @extschema@.unmap_identity(bigint)
@@ -231,7 +266,7 @@ GRANT EXECUTE ON FUNCTION
 
 -- What a bridge serving a resource needs to know: the issuers it trusts and their scopes.
 CREATE FUNCTION @extschema@.identity_providers_for(audience text)
-    RETURNS TABLE (issuer text, scopes text[], introspect boolean)
+    RETURNS TABLE (issuer text, scopes text[], introspect boolean, token_audiences text[], metadata_url text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- Membership, not inherited privileges: a bridge's login is usually NOINHERIT.
@@ -241,30 +276,40 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'As a superuser: GRANT mcp_identity_verifier TO the login of pg_mcp_bridge --auth oauth.';
     END IF;
-    RETURN QUERY SELECT p.issuer, p.scopes, p.introspect FROM @extschema@.identity_providers p
+    RETURN QUERY SELECT p.issuer, p.scopes, p.introspect, coalesce(p.token_audiences, ARRAY[p.audience]), p.metadata_url
+                   FROM @extschema@.identity_providers p
                   WHERE p.audience = identity_providers_for.audience AND p.enabled ORDER BY p.issuer;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.identity_providers_for(text)
-    IS 'For pg_mcp_bridge --auth oauth: the enabled issuers trusted for a resource, with the scopes their tokens must carry';
+    IS 'For pg_mcp_bridge --auth oauth: the enabled issuers trusted for a resource, with the scopes their tokens must carry, the audiences they may name and where their metadata is';
 
--- The mapping, run as the extension's owner by mcp.assume_identity: the principal (and its
--- role) the first matching mapping names, or no row.
+-- The mapping, run as the extension's owner by mcp.assume_identity: one row when the issuer is
+-- trusted for the resource, saying whether the token's "aud" (when it has one) names one of the
+-- audiences accepted for it, and the principal (and its role) the first matching mapping
+-- names (NULL when none matches); no row when the issuer is not trusted for it.
 CREATE FUNCTION @extschema@._map_identity(issuer text, audience text, claims jsonb)
-    RETURNS TABLE (principal text, role oid)
+    RETURNS TABLE (principal text, role oid, audience_accepted boolean)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT m.principal, pr.role::oid
+    SELECT found.principal, found.role,
+           CASE jsonb_typeof(claims -> 'aud')
+               WHEN 'string' THEN claims ->> 'aud' = ANY (coalesce(p.token_audiences, ARRAY[p.audience]))
+               WHEN 'array' THEN (claims -> 'aud') ?| coalesce(p.token_audiences, ARRAY[p.audience])
+               ELSE NOT claims ? 'aud' END
       FROM @extschema@.identity_providers p
-      JOIN @extschema@.identity_mappings m ON m.issuer = p.issuer
-      JOIN @extschema@.principals pr ON pr.name = m.principal
-     WHERE p.issuer = _map_identity.issuer AND p.audience = _map_identity.audience AND p.enabled
-       AND (m.value IS NULL
-            OR (jsonb_typeof(claims -> m.claim) = 'string' AND claims ->> m.claim = m.value)
-            OR (jsonb_typeof(claims -> m.claim) = 'array' AND (claims -> m.claim) ? m.value)
-            OR (jsonb_typeof(claims -> m.claim) IN ('number', 'boolean') AND (claims -> m.claim)::text = m.value))
-     ORDER BY m.priority, m.value IS NULL, m.id
-     LIMIT 1;
+      LEFT JOIN LATERAL (
+          SELECT m.principal, pr.role::oid AS role
+            FROM @extschema@.identity_mappings m
+            JOIN @extschema@.principals pr ON pr.name = m.principal
+           WHERE m.issuer = p.issuer
+             AND (m.value IS NULL
+                  OR (jsonb_typeof(claims -> m.claim) = 'string' AND claims ->> m.claim = m.value)
+                  OR (jsonb_typeof(claims -> m.claim) = 'array' AND (claims -> m.claim) ? m.value)
+                  OR (jsonb_typeof(claims -> m.claim) IN ('number', 'boolean') AND (claims -> m.claim)::text = m.value))
+           ORDER BY m.priority, m.value IS NULL, m.id
+           LIMIT 1) found ON true
+     WHERE p.issuer = _map_identity.issuer AND p.audience = _map_identity.audience AND p.enabled;
 END;
 REVOKE ALL ON FUNCTION @extschema@._map_identity(text, text, jsonb) FROM PUBLIC;
 

@@ -71,20 +71,23 @@ SPIPlanPtr map_plan = NULL;
 struct Mapped {
     char *principal;  // NULL: no mapping matches
     Oid role;
+    bool audience_accepted;  // the token's "aud" names an audience accepted for the resource
 };
 
 // Plain C style: runs as the function's owner through SPI.
 Mapped map_identity(FunctionCallInfo fcinfo, const char *issuer, const char *resource,
                     const char *claims) {
-    Mapped found = {NULL, InvalidOid};
+    Mapped found = {NULL, InvalidOid, true};
     MemoryContext caller = CurrentMemoryContext;
     pg_mcp::RoleSwitch as_owner =
         pg_mcp::enter_role(pg_mcp::function_owner(fcinfo), "pg_catalog, pg_temp", false, true);
     if (map_plan == NULL) {
         const char *schema =
             quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)));
-        char *sql =
-            psprintf("SELECT principal, role FROM %s._map_identity($1, $2, $3::jsonb)", schema);
+        char *sql = psprintf(
+            "SELECT principal, role, audience_accepted"
+            " FROM %s._map_identity($1, $2, $3::jsonb)",
+            schema);
         Oid types[3] = {TEXTOID, TEXTOID, TEXTOID};
         SPIPlanPtr plan = SPI_prepare(sql, 3, types);
         if (plan == NULL) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -101,11 +104,15 @@ Mapped map_identity(FunctionCallInfo fcinfo, const char *issuer, const char *res
         bool isnull;
         HeapTuple tuple = SPI_tuptable->vals[0];
         TupleDesc desc = SPI_tuptable->tupdesc;
+        Datum accepted = SPI_getbinval(tuple, desc, 3, &isnull);
+        found.audience_accepted = !isnull && DatumGetBool(accepted);
         Datum name = SPI_getbinval(tuple, desc, 1, &isnull);
-        MemoryContext spi = MemoryContextSwitchTo(caller);
-        found.principal = TextDatumGetCString(name);
-        MemoryContextSwitchTo(spi);
-        found.role = DatumGetObjectId(SPI_getbinval(tuple, desc, 2, &isnull));
+        if (!isnull && found.audience_accepted) {
+            MemoryContext spi = MemoryContextSwitchTo(caller);
+            found.principal = TextDatumGetCString(name);
+            MemoryContextSwitchTo(spi);
+            found.role = DatumGetObjectId(SPI_getbinval(tuple, desc, 2, &isnull));
+        }
     }
     pg_mcp::leave_role(as_owner);
     return found;
@@ -142,25 +149,18 @@ Asserted parse_identity(const std::string &text) {
     out.claims = identity["claims"];
     out.issuer = string_claim(out.claims, "iss");
     out.subject = string_claim(out.claims, "sub");
-    // RFC 9068 / RFC 7662 name the client "client_id"; OpenID Connect tokens "azp".
+    // RFC 9068 / RFC 7662 name the client "client_id"; OpenID Connect tokens (Entra v2.0,
+    // Auth0, Keycloak) "azp"; Entra v1.0 tokens "appid".
     out.client_id = string_claim(out.claims, "client_id");
     if (out.client_id.empty()) out.client_id = string_claim(out.claims, "azp");
+    if (out.client_id.empty()) out.client_id = string_claim(out.claims, "appid");
     if (out.issuer.empty() || out.subject.empty())
         throw pg_mcp::DefinitionError("28000",
                                       "the identity's claims have no \"iss\" or no \"sub\"");
-    // The token must be meant for this resource when it says (the bridge checked it). The
-    // resource itself is the bridge's word: any member of mcp_identity_verifier is trusted to
-    // name it truthfully, as it is trusted with the claims.
-    auto aud = out.claims.find("aud");
-    if (aud != out.claims.end()) {
-        bool meant = aud->is_string() ? aud->get<std::string>() == out.resource : false;
-        if (aud->is_array())
-            for (const json &each : *aud)
-                if (each.is_string() && each.get<std::string>() == out.resource) meant = true;
-        if (!meant)
-            throw pg_mcp::DefinitionError(
-                "28000", "the token's audience is not the resource \"" + out.resource + "\"");
-    }
+    // Whether the token is meant for this resource (its "aud" against the audiences accepted
+    // for it) is checked with the mapping. The resource itself is the bridge's word: any
+    // member of mcp_identity_verifier is trusted to name it truthfully, as it is trusted with
+    // the claims.
     out.claims_text = out.claims.dump();
     return out;
 }
@@ -229,6 +229,14 @@ PG_MCP_FUNCTION(pg_mcp_assume_identity) {
         return map_identity(fcinfo, identity.issuer.c_str(), identity.resource.c_str(),
                             identity.claims_text.c_str());
     });
+    if (!mapped.audience_accepted)
+        throw pg_mcp::DefinitionError(
+            "28000",
+            "the token's audience (aud) is not one accepted for the resource \"" +
+                identity.resource + "\"",
+            {},
+            "See token_audiences in mcp.identity_providers; mcp.alter_identity_provider sets "
+            "them.");
     if (mapped.principal == NULL) {
         unmapped = "no identity mapping for subject \"" + identity.subject + "\" of issuer \"" +
                    identity.issuer + "\" (resource " + identity.resource + ")";

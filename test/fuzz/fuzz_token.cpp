@@ -67,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                               : std::string();
         for (const jose::PublicKey &key : keys)
             if (key.suits(alg)) (void)key.verify(alg, jws->signing_input, jws->signature);
-        (void)check_claims(jws->payload, "https://mcp.example.com/mcp", {"mcp:tools"}, 1.8e9,
+        (void)check_claims(jws->payload, {"https://mcp.example.com/mcp"}, {"mcp:tools"}, 1.8e9,
                            std::chrono::seconds(30));
     }
     (void)jose::base64url_decode(input);
@@ -75,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json value = json::parse(input, nullptr, false);
         if (value.is_object()) {
             (void)jose::PublicKey::from_jwk(value, problem);
-            (void)check_claims(value, "https://mcp.example.com/mcp", {}, 1.8e9,
+            (void)check_claims(value, {"https://mcp.example.com/mcp", "api://x"}, {}, 1.8e9,
                                std::chrono::seconds(30));
         }
     }

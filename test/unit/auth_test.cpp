@@ -63,9 +63,9 @@ TEST(OAuth, ClaimChecksRefuseEachBrokenRule) {
                            {"scope", "openid mcp:tools"}};
     const std::vector<std::string> scopes = {"mcp:tools"};
     const auto leeway = std::chrono::seconds(30);
-    EXPECT_FALSE(check_claims(good, resource, scopes, now, leeway));
+    EXPECT_FALSE(check_claims(good, {resource}, scopes, now, leeway));
     auto refused = [&](nlohmann::json claims) {
-        return check_claims(claims, resource, scopes, now, leeway);
+        return check_claims(claims, {resource}, scopes, now, leeway);
     };
     nlohmann::json claims = good;
     claims["exp"] = now - 31;
@@ -83,6 +83,10 @@ TEST(OAuth, ClaimChecksRefuseEachBrokenRule) {
     EXPECT_EQ(refused(claims)->kind, Verdict::Kind::Invalid);
     claims["aud"] = {"https://other.example.com/mcp", resource};
     EXPECT_FALSE(refused(claims));
+    claims.erase("aud");
+    EXPECT_EQ(refused(claims)->reason, "the token names no audience (aud)");
+    claims["aud"] = 7;
+    EXPECT_NE(refused(claims)->reason.find("aud: not a string"), std::string::npos);
     claims = good;
     claims["sub"] = "";
     EXPECT_EQ(refused(claims)->kind, Verdict::Kind::Invalid);
@@ -111,4 +115,35 @@ TEST(OAuth, ClaimChecksRefuseEachBrokenRule) {
     claims = good;
     claims["name"] = std::string("a\0b", 3);
     EXPECT_EQ(refused(claims)->reason, "the token holds a NUL character");
+}
+
+// A provider that names the resource otherwise (Microsoft Entra v2.0: the API's client ID, a
+// GUID): accepted only when configured, compared exactly, one match enough in an array.
+TEST(OAuth, AudiencesAreTheConfiguredNamesExactly) {
+    const std::string guid = "5e1bd7a1-2c8e-4b9a-9d55-0c1f4b1e6d20";
+    const double now = 1'800'000'000;
+    nlohmann::json claims = {{"iss", "https://login.microsoftonline.com/tenant/v2.0"},
+                             {"sub", "pairwise-subject"},
+                             {"aud", guid},
+                             {"exp", now + 60},
+                             {"scp", "mcp.tools User.Read"}};
+    const auto leeway = std::chrono::seconds(30);
+    std::optional<Verdict> refused =
+        check_claims(claims, {"https://mcp.example.com/mcp"}, {"mcp.tools"}, now, leeway);
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->kind, Verdict::Kind::Invalid);
+    // The operator learns what the token names and what to configure.
+    EXPECT_NE(refused->reason.find("aud: " + guid), std::string::npos) << refused->reason;
+    EXPECT_NE(refused->reason.find("token_audiences"), std::string::npos) << refused->reason;
+    EXPECT_FALSE(check_claims(claims, {guid, "api://pg-mcp"}, {"mcp.tools"}, now, leeway));
+    for (const char *near : {"5E1BD7A1-2C8E-4B9A-9D55-0C1F4B1E6D20", "5e1bd7a1", "api://pg-mcp/"})
+        EXPECT_TRUE(check_claims(claims, {near}, {"mcp.tools"}, now, leeway)) << near;
+    claims["aud"] = {"https://other", "api://pg-mcp"};
+    EXPECT_FALSE(check_claims(claims, {guid, "api://pg-mcp"}, {"mcp.tools"}, now, leeway));
+    // What a token names reaches a header and the log as printable ASCII, bounded.
+    claims["aud"] = std::string(500, 'a') + "\"\r\n";
+    refused = check_claims(claims, {guid}, {}, now, leeway);
+    ASSERT_TRUE(refused);
+    EXPECT_LT(refused->reason.size(), 400u);
+    EXPECT_EQ(refused->reason.find_first_of("\"\r\n"), std::string::npos);
 }
