@@ -21,6 +21,9 @@ GRANT SELECT ON items TO upgrade_agent;
 SELECT mcp.create_tool('item', 'SELECT id, label FROM items WHERE id = :id', 'One item',
                        '[{"name": "id", "type": "integer", "minimum": 1}]');
 SELECT mcp.grant_tool('item', 'upgrade_agent');
+-- The output schema as the 0.1.0 library derived it (nullable columns as type arrays).
+UPDATE mcp.tools SET output_schema = jsonb_set(output_schema, '{properties,rows,items,properties}',
+    '{"id": {"type": ["integer", "null"]}, "label": {"type": ["string", "null"]}}') WHERE name = 'item';
 SELECT mcp.create_principal('upgrade-principal', 'upgrade_agent', '{"tenant_id": 7}');
 SELECT mcp.create_token('upgrade-principal', 'kept across the upgrade');
 SELECT mcp.set_rate_limit('upgrade_agent', 'item', max_calls => 1000, per => '1 hour');
@@ -112,8 +115,13 @@ SELECT count(*) FROM mcp.tokens WHERE revoked_at IS NULL;
 SELECT max_calls FROM mcp.rate_limits WHERE subject = 'upgrade_agent';
 SELECT count(*) FROM mcp.audit_log WHERE truncated ? 'arguments';
 SELECT verified FROM mcp.verify_audit();
+-- Stored output schemas are those the current version derives (anyOf, not type arrays).
+SELECT count(*) FILTER (WHERE t.output_schema IS DISTINCT FROM c.output_schema)
+       || CASE WHEN count(*) >= 2 THEN ' differ' ELSE ' tools?' END
+  FROM mcp.tools t, mcp._compile_tool(t.sql, t.parameters, t.search_path, t.read_only, coalesce(t.run_as, t.created_by)) c
+ WHERE t.kind = 'sql';
 SQL
 )
-expected=$'two\nnot_found\n1\n1000\n1\nt'
+expected=$'two\nnot_found\n1\n1000\n1\nt\n0 differ'
 [ "$result" = "$expected" ] || { echo "FAIL: after the update got:"; echo "$result"; exit 1; }
 echo "upgrade 0.1.0 -> $current: $objects catalog lines equal to a fresh install; audit rows kept, chain verified, calls work"

@@ -61,17 +61,21 @@ bool is_json_number(const char *text) {
              strcmp(text, "-Infinity") == 0);
 }
 
+// A column's schema: its JSON type or null, written with anyOf (not a type array, which
+// several model providers' function declarations do not accept).
 void append_column_schema(StringInfo out, Oid type) {
     Oid base = getBaseType(type);
+    const char *null_too = ",{\"type\":\"null\"}]}";
     switch (kind_of(base)) {
         case ColumnKind::Boolean:
-            appendStringInfoString(out, "{\"type\":[\"boolean\",\"null\"]}");
+            appendStringInfo(out, "{\"anyOf\":[{\"type\":\"boolean\"}%s", null_too);
             return;
         case ColumnKind::Number:
             if (base == INT2OID || base == INT4OID || base == INT8OID || base == OIDOID)
-                appendStringInfoString(out, "{\"type\":[\"integer\",\"null\"]}");
+                appendStringInfo(out, "{\"anyOf\":[{\"type\":\"integer\"}%s", null_too);
             else  // NaN and infinities arrive as strings
-                appendStringInfoString(out, "{\"type\":[\"number\",\"string\",\"null\"]}");
+                appendStringInfo(out, "{\"anyOf\":[{\"type\":\"number\"},{\"type\":\"string\"}%s",
+                                 null_too);
             return;
         case ColumnKind::Json:
         case ColumnKind::Jsonb:
@@ -79,12 +83,12 @@ void append_column_schema(StringInfo out, Oid type) {
             return;
         case ColumnKind::Array:
             // Items may themselves be arrays: PostgreSQL arrays can have several dimensions.
-            appendStringInfoString(out, "{\"type\":[\"array\",\"null\"],\"items\":{\"anyOf\":[");
+            appendStringInfoString(out, "{\"anyOf\":[{\"type\":\"array\",\"items\":{\"anyOf\":[");
             append_column_schema(out, get_element_type(base));
-            appendStringInfoString(out, ",{\"type\":\"array\"}]}}");
+            appendStringInfo(out, ",{\"type\":\"array\"}]}}%s", null_too);
             return;
         case ColumnKind::Composite:
-            appendStringInfoString(out, "{\"type\":[\"object\",\"null\"]}");
+            appendStringInfo(out, "{\"anyOf\":[{\"type\":\"object\"}%s", null_too);
             return;
         case ColumnKind::DateTime:
         case ColumnKind::Text:
@@ -93,9 +97,9 @@ void append_column_schema(StringInfo out, Oid type) {
     // Dates and timestamps carry no "format": PostgreSQL's infinity and -infinity are valid
     // values that no JSON Schema date format accepts.
     if (base == UUIDOID)
-        appendStringInfoString(out, "{\"type\":[\"string\",\"null\"],\"format\":\"uuid\"}");
+        appendStringInfo(out, "{\"anyOf\":[{\"type\":\"string\",\"format\":\"uuid\"}%s", null_too);
     else
-        appendStringInfoString(out, "{\"type\":[\"string\",\"null\"]}");
+        appendStringInfo(out, "{\"anyOf\":[{\"type\":\"string\"}%s", null_too);
 }
 
 }  // namespace

@@ -50,6 +50,23 @@ test('v1: results of every column type satisfy the tool outputSchema (SDK valida
       conn = await connectV1('agent_support');
       const { client } = conn;
       const { tools } = await listAllToolsV1(client);
+      // Portable schemas (what MCP Inspector --strict asks for, and what some model providers'
+      // function declarations accept): "or null" as anyOf, never a type array.
+      await t.test('no schema of any listed tool has a type array', () => {
+        const arrays = [];
+        const walk = (node, path) => {
+          if (Array.isArray(node)) return node.forEach((each, i) => walk(each, `${path}[${i}]`));
+          if (node === null || typeof node !== 'object') return;
+          if (Array.isArray(node.type)) arrays.push(`${path}.type = ${JSON.stringify(node.type)}`);
+          for (const [key, value] of Object.entries(node)) walk(value, `${path}.${key}`);
+        };
+        for (const tool of tools) {
+          walk(tool.inputSchema, `${tool.name}.inputSchema`);
+          walk(tool.outputSchema, `${tool.name}.outputSchema`);
+        }
+        assert.ok(tools.some((tool) => tool.name === names.int_array));
+        assert.deepEqual(arrays, []);
+      });
       for (const [k, [expr, expected]] of Object.entries(CASES)) {
         await t.test(`${k}: SELECT ${expr}`, async () => {
           const tool = tools.find((x) => x.name === names[k]);

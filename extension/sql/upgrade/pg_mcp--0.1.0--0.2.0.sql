@@ -48,3 +48,36 @@ CREATE INDEX audit_log_called_at ON @extschema@.audit_log USING brin (called_at)
 
 -- Auditors (plain mcp_admin members) read mcp.sandbox_views and mcp.pii_access.
 --@include sandbox_views_view.sql
+
+-- Output schemas say "or null" with anyOf, not a type array (which several model providers'
+-- function declarations do not accept): the stored schemas of existing tools are rewritten.
+CREATE FUNCTION @extschema@._portable_schema(schema jsonb) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    types jsonb := schema -> 'type';
+BEGIN
+    IF jsonb_typeof(schema) <> 'object' THEN RETURN schema; END IF;
+    IF schema ? 'items' THEN
+        schema := jsonb_set(schema, '{items}', @extschema@._portable_schema(schema -> 'items'));
+    END IF;
+    IF jsonb_typeof(schema -> 'anyOf') = 'array' THEN
+        schema := jsonb_set(schema, '{anyOf}',
+            (SELECT coalesce(jsonb_agg(@extschema@._portable_schema(e) ORDER BY n), '[]')
+               FROM jsonb_array_elements(schema -> 'anyOf') WITH ORDINALITY a(e, n)));
+    END IF;
+    IF jsonb_typeof(types) = 'array' THEN
+        RETURN jsonb_build_object('anyOf',
+            (SELECT jsonb_agg(CASE WHEN e = '"null"' THEN '{"type": "null"}'::jsonb
+                                   ELSE (schema - 'type') || jsonb_build_object('type', e) END ORDER BY n)
+               FROM jsonb_array_elements(types) WITH ORDINALITY a(e, n)));
+    END IF;
+    RETURN schema;
+END
+$$;
+UPDATE @extschema@.tools t
+   SET output_schema = jsonb_set(t.output_schema, '{properties,rows,items,properties}',
+                                 (SELECT jsonb_object_agg(c.key, @extschema@._portable_schema(c.value))
+                                    FROM jsonb_each(t.output_schema #> '{properties,rows,items,properties}') c))
+ WHERE jsonb_typeof(t.output_schema #> '{properties,rows,items,properties}') = 'object'
+   AND t.output_schema #> '{properties,rows,items,properties}' <> '{}';
+DROP FUNCTION @extschema@._portable_schema(jsonb);
