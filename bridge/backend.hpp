@@ -68,6 +68,15 @@ struct BackendReply {
 using ReplyFn = std::function<void(BackendReply)>;
 // Called while a call runs, about once a second, with the seconds elapsed.
 using ProgressFn = std::function<void(int elapsed_seconds)>;
+// A notice or warning the call's SQL raised (RAISE NOTICE, a function's WARNING), as the
+// server sent it, each text field cut to a bounded size.
+struct ServerNotice {
+    std::string severity;  // DEBUG, LOG, INFO, NOTICE or WARNING (not localized)
+    std::string sqlstate, message, detail, hint;
+};
+// Called on the loop for each notice of a running call, in order, before its reply (a bounded
+// number per call; the pool logs the rest).
+using NoticeFn = std::function<void(const ServerNotice &)>;
 
 // What the protocol asks of the database. Each operation is one row of the table in
 // database.cpp (its SQL function, with and without a principal's token, and its parameters).
@@ -92,6 +101,7 @@ struct Work {
     std::string name;       // CallTool: the tool; ReadResource: the uri; GetPrompt: the prompt
     std::string arguments;  // CallTool, GetPrompt: a JSON object, as text
     ProgressFn progress;    // CallTool
+    NoticeFn notice;        // CallTool
 };
 
 class Backend {
@@ -107,9 +117,10 @@ class Backend {
         submit(work(Operation::ListTools, key, identity), std::move(reply));
     }
     void call_tool(const std::string &key, const CallIdentity &identity, const std::string &name,
-                   const json &arguments, ProgressFn progress, ReplyFn reply) {
+                   const json &arguments, ProgressFn progress, NoticeFn notice, ReplyFn reply) {
         Work call = work(Operation::CallTool, key, identity, name, arguments.dump());
         call.progress = std::move(progress);
+        call.notice = std::move(notice);
         submit(std::move(call), std::move(reply));
     }
     void list_resources(const std::string &key, const CallIdentity &identity, ReplyFn reply) {

@@ -141,6 +141,7 @@ void Database::submit(Work work, ReplyFn reply) {
     job->arguments = std::move(work.arguments);
     job->queued_wall = std::chrono::system_clock::now();
     job->progress = std::move(work.progress);
+    job->notice = std::move(work.notice);
     job->reply = std::move(reply);
     enqueue(std::move(job));
 }
@@ -266,6 +267,11 @@ void Database::connected(Slot &slot, PGconn *conn) {
             if (handle != nullptr) PQfreeCancel(handle);
         });
         slot.socket = std::make_unique<asio::posix::stream_descriptor>(loop_, PQsocket(conn));
+        slot.on_notice = [this, &slot](const PGresult *result) { notice(slot, result); };
+        PQsetNoticeReceiver(
+            conn,
+            [](void *arg, const PGresult *result) { static_cast<Slot *>(arg)->on_notice(result); },
+            &slot);
         slot.state = Slot::State::Idle;
         connected_++;
         if (slot.reconnect.delay.count() != 0) {
@@ -530,6 +536,65 @@ void Database::process(Slot &slot) {
         return;
     }
     watch(slot);
+}
+
+namespace {
+
+// At most this many notices of one call reach its client, and this many bytes of them; each
+// text field is cut to kNoticeFieldBytes (at a character boundary).
+constexpr int kNoticesPerCall = 32;
+constexpr size_t kNoticeBytesPerCall = 16 * 1024;
+constexpr size_t kNoticeFieldBytes = 2048;
+
+std::string notice_field(const PGresult *result, int field) {
+    const char *value = PQresultErrorField(result, field);
+    std::string text = value == nullptr ? std::string() : std::string(value);
+    if (text.size() <= kNoticeFieldBytes) return text;
+    size_t cut = kNoticeFieldBytes;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) cut--;
+    return text.substr(0, cut) + "...";
+}
+
+}  // namespace
+
+// Runs inside libpq (reading the connection, on the loop). A running call's notices go to its
+// client while it has not been answered, bounded per call; any other (a warning about the
+// server, a notice after the answer) is a line of the bridge's log.
+void Database::notice(Slot &slot, const PGresult *result) {
+    std::shared_ptr<Job> job = slot.job;
+    if (job && job->notice && !slot.answered) {
+        ServerNotice notice;
+        notice.severity = notice_field(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+        if (notice.severity.empty()) notice.severity = notice_field(result, PG_DIAG_SEVERITY);
+        notice.sqlstate = notice_field(result, PG_DIAG_SQLSTATE);
+        notice.message = notice_field(result, PG_DIAG_MESSAGE_PRIMARY);
+        notice.detail = notice_field(result, PG_DIAG_MESSAGE_DETAIL);
+        notice.hint = notice_field(result, PG_DIAG_MESSAGE_HINT);
+        size_t bytes = notice.message.size() + notice.detail.size() + notice.hint.size();
+        if (job->notices < 0) return;  // over the limit: the client was told once
+        if (job->notices >= kNoticesPerCall || job->notice_bytes + bytes > kNoticeBytesPerCall) {
+            notice = ServerNotice{"WARNING", "", "", "", ""};
+            notice.message = "further notices of this call are not sent (at most " +
+                             std::to_string(kNoticesPerCall) + ", " +
+                             std::to_string(kNoticeBytesPerCall / 1024) + " kB per call)";
+            job->notices = -1;
+        } else {
+            job->notices++;
+            job->notice_bytes += bytes;
+        }
+        try {
+            job->notice(notice);
+        } catch (const std::exception &error) {
+            logger_.log(LogLevel::Error,
+                        std::string("forwarding a notice failed: ") + error.what());
+        }
+        return;
+    }
+    std::string text = PQresultErrorMessage(result);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    std::string severity = notice_field(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+    logger_.log(severity == "WARNING" ? LogLevel::Warning : LogLevel::Notice,
+                "PostgreSQL: " + text.substr(0, kNoticeFieldBytes));
 }
 
 void Database::lost(Slot &slot) {

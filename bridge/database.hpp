@@ -106,7 +106,8 @@ class Database : public Backend {
     void flush(Slot &slot);
     void tick_progress(Slot &slot, std::chrono::steady_clock::time_point begun, uint64_t generation,
                        std::shared_ptr<Job> owner);
-    void process(Slot &slot);  // reads the results that are in
+    void process(Slot &slot);                         // reads the results that are in
+    void notice(Slot &slot, const PGresult *result);  // a notice or warning the server sent
     void take(Slot &slot, PGresult *result);
     void add_chunk(Slot &slot, std::string chunk);
     void finished(Slot &slot);  // the query's last result is read

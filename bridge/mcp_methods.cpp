@@ -186,9 +186,13 @@ void McpServer::call_tool(const Request &request) {
                                                        std::to_string(seconds) + " s"}}));
         };
     }
+    NoticeFn notice = [this, id = request.id, modern = request.modern, level = request.log_level,
+                       tool](const ServerNotice &raised) {
+        forward_notice(id, modern, level, tool, raised);
+    };
     backend_.call_tool(
         options_.backend_key_prefix + request_key(request.id), identity(request), tool, arguments,
-        progress, [this, request, tool](BackendReply reply) {
+        progress, std::move(notice), [this, request, tool](BackendReply reply) {
             if (!end_work(request.id)) {
                 logger_.log(LogLevel::Info, "tools/call " + tool + " (request " +
                                                 request.id.dump() +

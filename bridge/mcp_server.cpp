@@ -622,6 +622,25 @@ void McpServer::log_for_request(const Request &request, LogLevel level,
         output_.send_related(request.id, notification);
 }
 
+void McpServer::forward_notice(const json &id, bool modern, std::optional<LogLevel> request_level,
+                               const std::string &tool, const ServerNotice &notice) {
+    // PostgreSQL's levels as syslog's (RFC 5424), which MCP's are.
+    LogLevel level = notice.severity == "WARNING"                            ? LogLevel::Warning
+                     : notice.severity == "NOTICE"                           ? LogLevel::Notice
+                     : notice.severity == "INFO" || notice.severity == "LOG" ? LogLevel::Info
+                                                                             : LogLevel::Debug;
+    std::optional<LogLevel> wanted = modern ? request_level : legacy_log_level_;
+    if (!wanted || level < *wanted) return;
+    json data = {{"message", notice.message}};
+    if (!notice.detail.empty()) data["detail"] = notice.detail;
+    if (!notice.hint.empty()) data["hint"] = notice.hint;
+    if (!notice.sqlstate.empty() && notice.sqlstate != "00000") data["sqlstate"] = notice.sqlstate;
+    output_.send_related(
+        id, make_notification(
+                "notifications/message",
+                {{"level", log_level_name(level)}, {"logger", tool}, {"data", std::move(data)}}));
+}
+
 void McpServer::cancel_all() {
     std::vector<std::string> running;
     for (const auto &entry : in_flight_)

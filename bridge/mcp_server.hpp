@@ -174,6 +174,10 @@ class McpServer {
     void send(json message, const Request *request = nullptr);
     Reply make_reply(json &message, const Request *request) const;
     void log_for_request(const Request &request, LogLevel level, const std::string &message);
+    // A notice the tool's SQL raised, as a log message of the call (logger: the tool), when
+    // the client asked for that level (logging/setLevel, or the request's log level).
+    void forward_notice(const json &id, bool modern, std::optional<LogLevel> request_level,
+                        const std::string &tool, const ServerNotice &notice);
 
     // A span per request: begun when it arrives, ended with its response (or its cancel).
     void begin_span(const Request &request, const MessageContext &context);

@@ -78,6 +78,9 @@ struct Database::Job {
     std::string name;       // the tool, resource uri or prompt
     std::string arguments;  // JSON text
     ProgressFn progress;
+    NoticeFn notice;
+    int notices = 0;  // handed to `notice` so far
+    size_t notice_bytes = 0;
     ReplyFn reply;
     std::chrono::steady_clock::time_point queued_at;
     bool cancelled = false;
@@ -168,6 +171,8 @@ struct Database::Slot {
     bool paused = false;    // not reading (the consumer is behind, or a confirmation is awaited)
     bool answered = false;  // the job's reply is given or taken care of
     bool discard = false;   // the rest of the result is read and dropped
+    // The connection's notices (libpq's notice receiver): the running call's, else the log's.
+    std::function<void(const PGresult *)> on_notice;
 
     void reset_run() {
         job.reset();

@@ -50,6 +50,7 @@ class ScriptedBackend : public Backend {
     bool defer = false;
     std::map<std::string, ReplyFn> pending;
     std::map<std::string, ProgressFn> progress;
+    std::map<std::string, NoticeFn> notices;
     std::vector<std::string> cancelled;
     CallIdentity last_identity;
     std::string last_tool;
@@ -136,6 +137,7 @@ class ScriptedBackend : public Backend {
             case Operation::ListTools:
                 return list_tools(work.key, work.identity, std::move(reply));
             case Operation::CallTool:
+                notices[work.key] = work.notice;
                 return call_tool(work.key, work.identity, work.name, arguments, work.progress,
                                  std::move(reply));
             case Operation::ListResources:
@@ -553,6 +555,39 @@ TEST_F(ServerTest, ProgressNotificationsUseTheToken) {
     EXPECT_EQ(output.take()["params"]["progress"], 2);
     server.handle_line(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a"}})");
     EXPECT_FALSE(backend.progress["2"]);  // no token, no progress
+}
+
+// Notices the tool's SQL raised become log messages of the call (logger: the tool), at the
+// level the client asked for, mapped from PostgreSQL's severity.
+TEST_F(ServerTest, NoticesOfToolSqlAreLogMessagesOfTheCall) {
+    initialize();
+    backend.defer = true;
+    backend.call_result = ok_call_result();
+    server.handle_line(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}})");
+    ASSERT_TRUE(backend.notices["1"]);
+    backend.notices["1"](ServerNotice{"WARNING", "01000", "careful", "", ""});
+    EXPECT_EQ(output.size(), 0u);  // no logging/setLevel: nothing sent
+    backend.release("1");
+    output.take();
+    request(R"({"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"notice"}})");
+    server.handle_line(R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"t1"}})");
+    backend.notices["3"](ServerNotice{"INFO", "00000", "below the level", "", ""});
+    backend.notices["3"](ServerNotice{"NOTICE", "00000", "step one", "", ""});
+    backend.notices["3"](ServerNotice{"WARNING", "01000", "careful", "a detail", "a hint"});
+    json first = output.take();
+    EXPECT_EQ(first["method"], "notifications/message");
+    EXPECT_EQ(first["params"]["level"], "notice");
+    EXPECT_EQ(first["params"]["logger"], "t1");
+    EXPECT_EQ(first["params"]["data"], json({{"message", "step one"}}));
+    json second = output.take();
+    EXPECT_EQ(second["params"]["level"], "warning");
+    EXPECT_EQ(second["params"]["data"], json({{"message", "careful"},
+                                              {"detail", "a detail"},
+                                              {"hint", "a hint"},
+                                              {"sqlstate", "01000"}}));
+    EXPECT_EQ(output.size(), 0u);
+    backend.release("3");
+    EXPECT_EQ(output.take()["id"], 3);
 }
 
 TEST_F(ServerTest, LegacyListChangedAndLogging) {
