@@ -41,6 +41,16 @@ tar -C "$root" --exclude=./build --exclude=./.git --exclude=./test/sdk/node_modu
 debs=("$work"/postgresql-15-pg-mcp_"$version"_*.deb "$work"/pg-mcp-bridge_"$version"_*.deb)
 for deb in "${debs[@]}"; do [ -f "$deb" ] || fail "missing $deb"; done
 
+# Debian's checks: no error and no warning (informational tags are listed in the README).
+echo "packages: lintian"
+lintian --fail-on error,warning "$work"/pg-mcp_"$version"_*.changes > "$work/lintian.log" 2>&1 ||
+  { cat "$work/lintian.log"; fail "lintian reports errors or warnings"; }
+grep -v 'running with root privileges' "$work/lintian.log" | sed 's/^/  /' || true
+dpkg-deb -c "$work"/pg-mcp-bridge_"$version"_*.deb > "$work/bridge.files"
+grep -q './usr/share/man/man1/pg_mcp_bridge.1.gz' "$work/bridge.files" || fail "pg-mcp-bridge has no manual page"
+depends=$(dpkg-deb -f "$work"/postgresql-15-pg-mcp_"$version"_*.deb Depends)
+[[ "$depends" == *postgresql-15* ]] || fail "postgresql-15-pg-mcp does not depend on its server: $depends"
+
 echo "packages: dpkg -i ${debs[*]##*/}"
 dpkg -i "${debs[@]}" >/dev/null
 for file in /usr/bin/pg_mcp_bridge /lib/systemd/system/pg_mcp_bridge.service \
