@@ -33,6 +33,7 @@
 #include "log.hpp"
 #include "mcp_server.hpp"
 #include "options.hpp"
+#include "otlp_metrics.hpp"
 #include "replica.hpp"
 #include "stdio_transport.hpp"
 
@@ -477,10 +478,23 @@ int main(int argc, char **argv) {
         tracer->start();
         check.message += "; traces to " + options.otlp_endpoint;
     }
+    // Metrics to the same collector (its /v1/metrics), beside /metrics.
+    Meter *meter = nullptr;
+    if (!options.otlp_endpoint.empty()) {
+        MeterOptions meter_options;
+        meter_options.endpoint = metrics_endpoint(options.otlp_endpoint);
+        meter_options.ca_file = options.otlp_ca_file;
+        meter_options.interval = std::chrono::milliseconds(options.otlp_metrics_interval_ms);
+        meter = new Meter(loop, meter_options, logger);
+        Meter::set_global(meter);
+        meter->start();
+        check.message += " and metrics to " + meter_options.endpoint;
+    }
     Service service{backend,
                     [&] {
                         return (router ? router->metrics_text() : database.metrics_text()) +
-                               (tracer ? tracer->metrics() : std::string());
+                               (tracer ? tracer->metrics() : std::string()) +
+                               (meter ? meter->metrics() : std::string());
                     },
                     [&] { return database.readiness(); },
                     [&] {
@@ -489,6 +503,7 @@ int main(int argc, char **argv) {
                         if (confirmer) confirmer->stop();
                         if (spool) spool->stop(std::chrono::seconds(5));
                         if (tracer) tracer->stop();
+                        if (meter) meter->stop();
                     }};
     ServerOptions server_options;
     if (!options.token_env.empty()) {

@@ -2,6 +2,8 @@
 // initialize and discover, spans, cancellation, notifications to the client and shutdown.
 #include "mcp_server.hpp"
 
+#include "otlp_metrics.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -129,7 +131,7 @@ void McpServer::begin_span(const Request &request, const MessageContext &context
     span.context.tracestate = tracestate.size() <= 512 ? tracestate : std::string();
     if (parent) span.parent_span_id = parent->span_id;
     span.start = std::chrono::system_clock::now();
-    if (Tracer::global() != nullptr && span.context.sampled) {
+    if ((Tracer::global() != nullptr && span.context.sampled) || Meter::global() != nullptr) {
         const std::string &method = request.method;
         bool known = method == "initialize" || method == "ping" || find_method(method, true) ||
                      find_method(method, false);
@@ -206,26 +208,44 @@ void McpServer::end_span(const json &id, const json *response, const char *outco
 
 void McpServer::finish_span(Span span, const json *response, const char *outcome) {
     span.end = std::chrono::system_clock::now();
-    if (Tracer::global() == nullptr || !span.context.sampled) return;
+    bool traced = Tracer::global() != nullptr && span.context.sampled;
+    if (!traced && Meter::global() == nullptr) return;
+    std::string error_type;
     if (response != nullptr && response->contains("error") && (*response)["error"].is_object()) {
         const json &error = (*response)["error"];
-        std::string code = error.contains("code") ? error["code"].dump() : "unknown";
-        span.set("error.type", code);
-        span.set("rpc.response.status_code", code);
-        span.error = true;
+        error_type = error.contains("code") ? error["code"].dump() : "unknown";
+        span.set("rpc.response.status_code", error_type);
         if (error.contains("message") && error["message"].is_string())
             span.status_message = error["message"].get<std::string>().substr(0, 1024);
     } else if (response != nullptr && response->contains("result") &&
                (*response)["result"].is_object() &&
                (*response)["result"].value("isError", false) == true) {
-        span.set("error.type", "tool_error");
-        span.error = true;
+        error_type = "tool_error";
     } else if (outcome != nullptr) {
-        span.set("error.type", outcome);
-        span.error = true;
+        error_type = outcome;
         span.status_message = outcome;
     }
-    record_span(std::move(span));
+    if (!error_type.empty()) {
+        span.set("error.type", error_type);
+        span.error = true;
+    }
+    if (Meter::global() != nullptr) {
+        OperationSample sample;
+        sample.error_type = error_type;
+        sample.seconds = std::chrono::duration<double>(span.end - span.start).count();
+        for (const auto &[key, value] : span.attributes) {
+            if (!value.is_string()) continue;
+            if (key == "mcp.method.name")
+                sample.method = span.name == "unknown method" ? "_OTHER" : value.get<std::string>();
+            if (key == "gen_ai.tool.name") sample.tool = value.get<std::string>();
+            if (key == "mcp.protocol.version") sample.protocol_version = value.get<std::string>();
+            if (key == "network.transport") sample.transport = value.get<std::string>();
+        }
+        // A refused request's tool name is whatever the client sent: not a series of its own.
+        if (!error_type.empty() && error_type[0] == '-') sample.tool.clear();
+        if (!sample.method.empty()) record_operation(sample);
+    }
+    if (traced) record_span(std::move(span));
 }
 
 void McpServer::handle_line(std::string_view line) {

@@ -28,7 +28,8 @@ struct BridgeOptions {
     std::string audit_spool;    // --audit-spool
     std::string otlp_endpoint;  // --otlp-endpoint: where spans go (OTLP/HTTP); empty: nowhere
     std::string otlp_ca_file;   // --otlp-ca-file
-    std::string token_env;      // --token-env: stdio runs as the principal of this variable's token
+    size_t otlp_metrics_interval_ms = 10000;  // --otlp-metrics-interval
+    std::string token_env;  // --token-env: stdio runs as the principal of this variable's token
     std::string confirm_audit = "auto";  // --confirm-audit: auto, always or never
     HttpOptions http_options;
 };

@@ -62,7 +62,9 @@ std::string nanos(std::chrono::system_clock::time_point at) {
         std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count());
 }
 
-json any_value(const json &value) {
+}  // namespace
+
+json otlp_any_value(const json &value) {
     if (value.is_boolean()) return {{"boolValue", value.get<bool>()}};
     if (value.is_number_integer()) return {{"intValue", std::to_string(value.get<int64_t>())}};
     if (value.is_number()) return {{"doubleValue", value.get<double>()}};
@@ -70,14 +72,19 @@ json any_value(const json &value) {
     return {{"stringValue", value.dump(-1, ' ', false, json::error_handler_t::replace)}};
 }
 
-json key_values(const std::vector<std::pair<std::string, json>> &attributes) {
+json otlp_key_values(const std::vector<std::pair<std::string, json>> &attributes) {
     json out = json::array();
     for (const auto &[key, value] : attributes)
-        out.push_back({{"key", key}, {"value", any_value(value)}});
+        out.push_back({{"key", key}, {"value", otlp_any_value(value)}});
     return out;
 }
 
-}  // namespace
+json otlp_resource() {
+    return {{"attributes", otlp_key_values({{"service.name", "pg_mcp_bridge"},
+                                            {"service.version", PG_MCP_VERSION},
+                                            {"telemetry.sdk.name", "pg_mcp_bridge"},
+                                            {"telemetry.sdk.language", "cpp"}})}};
+}
 
 std::string TraceContext::traceparent() const {
     return "00-" + trace_id + "-" + span_id + (sampled ? "-01" : "-00");
@@ -119,7 +126,7 @@ json otlp_span(const Span &span) {
                 {"kind", static_cast<int>(span.kind)},
                 {"startTimeUnixNano", nanos(span.start)},
                 {"endTimeUnixNano", nanos(span.end)},
-                {"attributes", key_values(span.attributes)}};
+                {"attributes", otlp_key_values(span.attributes)}};
     if (!span.parent_span_id.empty()) out["parentSpanId"] = span.parent_span_id;
     if (!span.context.tracestate.empty()) out["traceState"] = span.context.tracestate;
     if (span.error)
@@ -159,10 +166,7 @@ struct Tracer::Impl : std::enable_shared_from_this<Tracer::Impl> {
     json batch_body(std::vector<Span> &spans) {
         json list = json::array();
         for (const Span &span : spans) list.push_back(otlp_span(span));
-        json resource = {{"attributes", key_values({{"service.name", "pg_mcp_bridge"},
-                                                    {"service.version", PG_MCP_VERSION},
-                                                    {"telemetry.sdk.name", "pg_mcp_bridge"},
-                                                    {"telemetry.sdk.language", "cpp"}})}};
+        json resource = otlp_resource();
         json scope = {{"name", "pg_mcp_bridge"}, {"version", PG_MCP_VERSION}};
         return {{"resourceSpans",
                  {{{"resource", resource},

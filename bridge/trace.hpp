@@ -62,6 +62,12 @@ struct Span {
 
 // A finished span as OTLP/JSON (one element of scopeSpans[].spans).
 nlohmann::json otlp_span(const Span &span);
+// OTLP/JSON pieces shared with the metrics: attributes (KeyValue list) and this service's
+// resource.
+nlohmann::json otlp_any_value(const nlohmann::json &value);
+nlohmann::json otlp_key_values(
+    const std::vector<std::pair<std::string, nlohmann::json>> &attributes);
+nlohmann::json otlp_resource();
 
 struct TraceOptions {
     std::string endpoint;      // OTLP/HTTP traces URL (a bare origin gets /v1/traces)

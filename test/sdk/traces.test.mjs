@@ -18,16 +18,23 @@ const TEST_TIMEOUT = { timeout: 120_000 };
 let receiver;
 let collector;  // its URL
 const received = [];
+const exports = [];  // metric export requests, as received
 
 before(async () => {
   receiver = http.createServer(async (req, res) => {
     let body = '';
     for await (const chunk of req) body += chunk;
-    if (req.method !== 'POST' || req.url !== '/v1/traces' || req.headers['content-type'] !== 'application/json') {
+    if (req.method !== 'POST' || !['/v1/traces', '/v1/metrics'].includes(req.url) ||
+        req.headers['content-type'] !== 'application/json') {
       res.writeHead(404).end();
       return;
     }
     const request = JSON.parse(body);
+    if (req.url === '/v1/metrics') {
+      exports.push(request);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      return;
+    }
     for (const resourceSpans of request.resourceSpans) {
       const resource = Object.fromEntries(resourceSpans.resource.attributes.map((a) => [a.key, Object.values(a.value)[0]]));
       for (const scopeSpans of resourceSpans.scopeSpans)
@@ -126,6 +133,63 @@ test('traces: a traceparent header reaches the spans, the audit row and the tool
     const [row] = seen.structuredContent.rows;
     assert.match(row.traceparent, new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
     assert.equal(row.app, `pg_mcp_bridge ${row.traceparent.slice(3, 52)}`);
+  } finally {
+    await transport.terminateSession().catch(() => {});
+    await client.close().catch(() => {});
+    await bridge.stop();
+  }
+});
+
+/** The data points of a metric in an export, with their attributes as an object. */
+function points(request, name) {
+  const out = [];
+  for (const resourceMetrics of request.resourceMetrics)
+    for (const scopeMetrics of resourceMetrics.scopeMetrics)
+      for (const metric of scopeMetrics.metrics)
+        if (metric.name === name)
+          for (const point of (metric.histogram || metric.sum).dataPoints)
+            out.push({ ...point, unit: metric.unit, attrs: Object.fromEntries(point.attributes.map((a) => [a.key, Object.values(a.value)[0]])) });
+  return out;
+}
+
+test('traces: OTLP metrics of every request (mcp.server.operation.duration) and tool calls by outcome', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support', ['--otlp-endpoint', collector, '--otlp-metrics-interval', '200']);
+  const transport = new StreamableHTTPClientTransport(new URL(bridge.url));
+  const client = new Client({ name: 'metrics-test', version: '1' }, { capabilities: {} });
+  try {
+    await client.connect(transport);
+    const started = exports.length;
+    for (let i = 0; i < 3; i++)
+      assert.equal((await client.callTool({ name: 'sdk_trace_context', arguments: {} }, undefined, REQUEST_TIMEOUT)).isError, false);
+    await assert.rejects(client.callTool({ name: 'sdk_no_such_tool_xyz', arguments: {} }, undefined, REQUEST_TIMEOUT));
+    // A later export holds them all (cumulative).
+    const latest = await waitFor(() => {
+      const last = exports.slice(started).at(-1);
+      const calls = last && points(last, 'mcp.server.operation.duration')
+        .find((p) => p.attrs['gen_ai.tool.name'] === 'sdk_trace_context' && !p.attrs['error.type']);
+      return calls?.count === '3' && last;
+    }, { timeoutMs: 10_000, what: 'an export with the three calls' });
+    const durations = points(latest, 'mcp.server.operation.duration');
+    const ok = durations.find((p) => p.attrs['gen_ai.tool.name'] === 'sdk_trace_context');
+    assert.equal(ok.unit, 's');
+    assert.equal(ok.attrs['mcp.method.name'], 'tools/call');
+    assert.equal(ok.attrs['mcp.protocol.version'], '2025-11-25');
+    assert.equal(ok.attrs['network.transport'], 'tcp');
+    assert.ok(ok.sum >= 0.9 && ok.sum < 30, `three calls of a 0.3 s tool: ${ok.sum} s`);
+    assert.equal(ok.bucketCounts.length, ok.explicitBounds.length + 1);
+    assert.equal(ok.bucketCounts.reduce((a, b) => a + Number(b), 0), 3);
+    // The unknown tool: an error type, and no series named by what the client sent.
+    const refused = durations.find((p) => p.attrs['mcp.method.name'] === 'tools/call' && p.attrs['error.type']);
+    assert.equal(refused.attrs['error.type'], '-32602');
+    assert.equal(refused.attrs['gen_ai.tool.name'], undefined);
+    assert.ok(durations.some((p) => p.attrs['mcp.method.name'] === 'initialize'));
+    const calls = points(latest, 'pg_mcp.tool.calls');
+    assert.deepEqual(
+      calls.map((p) => [p.attrs['pg_mcp.outcome'], p.attrs['gen_ai.tool.name'], p.asInt]).sort(),
+      [['error', undefined, '1'], ['ok', 'sdk_trace_context', '3']]
+    );
+    const metrics = await (await fetch(new URL('/metrics', bridge.url))).text();
+    assert.match(metrics, /pg_mcp_bridge_metric_exports_total\{outcome="ok"\} [1-9]/);
   } finally {
     await transport.terminateSession().catch(() => {});
     await client.close().catch(() => {});
