@@ -108,6 +108,11 @@ void McpServer::begin_span(const Request &request, const MessageContext &context
             return;
         }
         version = request.modern ? kModernVersion : legacy_version_;
+        // A 2026-07-28 request names its version in _meta (checked after the span begins).
+        auto meta = request.params.find("_meta");
+        if (version.empty() && meta != request.params.end() && meta->is_object() &&
+            meta->value(kProtocolVersionKey, json()) == kModernVersion)
+            version = kModernVersion;
     }
     std::optional<TraceContext> parent;
     std::string tracestate;

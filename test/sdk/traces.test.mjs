@@ -162,6 +162,19 @@ test('traces: OTLP metrics of every request (mcp.server.operation.duration) and 
     for (let i = 0; i < 3; i++)
       assert.equal((await client.callTool({ name: 'sdk_trace_context', arguments: {} }, undefined, REQUEST_TIMEOUT)).isError, false);
     await assert.rejects(client.callTool({ name: 'sdk_no_such_tool_xyz', arguments: {} }, undefined, REQUEST_TIMEOUT));
+    // A 2026-07-28 request (stateless): its version is an attribute too.
+    const modern = await fetch(bridge.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json', accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list'
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0', id: 'modern-1', method: 'tools/list',
+        params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } }
+      })
+    });
+    assert.equal(modern.status, 200, await modern.text());
     // A later export holds them all (cumulative).
     const latest = await waitFor(() => {
       const last = exports.slice(started).at(-1);
@@ -183,6 +196,8 @@ test('traces: OTLP metrics of every request (mcp.server.operation.duration) and 
     assert.equal(refused.attrs['error.type'], '-32602');
     assert.equal(refused.attrs['gen_ai.tool.name'], undefined);
     assert.ok(durations.some((p) => p.attrs['mcp.method.name'] === 'initialize'));
+    assert.ok(durations.some((p) => p.attrs['mcp.method.name'] === 'tools/list' && p.attrs['mcp.protocol.version'] === '2026-07-28'),
+      JSON.stringify(durations.map((p) => p.attrs)));
     const calls = points(latest, 'pg_mcp.tool.calls');
     assert.deepEqual(
       calls.map((p) => [p.attrs['pg_mcp.outcome'], p.attrs['gen_ai.tool.name'], p.asInt]).sort(),
