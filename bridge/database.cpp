@@ -270,7 +270,13 @@ void Database::connected(Slot &slot, PGconn *conn) {
         slot.on_notice = [this, &slot](const PGresult *result) { notice(slot, result); };
         PQsetNoticeReceiver(
             conn,
-            [](void *arg, const PGresult *result) { static_cast<Slot *>(arg)->on_notice(result); },
+            [](void *arg, const PGresult *result) noexcept {
+                // libpq's C frames are below: nothing may unwind into them.
+                try {
+                    static_cast<Slot *>(arg)->on_notice(result);
+                } catch (...) {
+                }
+            },
             &slot);
         slot.state = Slot::State::Idle;
         connected_++;
@@ -582,6 +588,11 @@ void Database::notice(Slot &slot, const PGresult *result) {
             job->notices++;
             job->notice_bytes += bytes;
         }
+        // For the operator at debug level only (the client has it; a busy tool's notices would
+        // otherwise fill the log).
+        logger_.log(LogLevel::Debug,
+                    "PostgreSQL " + notice.severity + " to the client: " + notice.message,
+                    job->identity.request_id);
         try {
             job->notice(notice);
         } catch (const std::exception &error) {

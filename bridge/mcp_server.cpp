@@ -246,8 +246,11 @@ void McpServer::finish_span(Span span, const json *response, const char *outcome
             if (key == "mcp.protocol.version") sample.protocol_version = value.get<std::string>();
             if (key == "network.transport") sample.transport = value.get<std::string>();
         }
-        // A refused request's tool name is whatever the client sent: not a series of its own.
-        if (!error_type.empty() && error_type[0] == '-') sample.tool.clear();
+        // A tool name is a series only for a call that reached the tool (ok or a tool error):
+        // a refused or cancelled request's is whatever the client sent. Likewise versions.
+        if (!error_type.empty() && error_type != "tool_error") sample.tool.clear();
+        if (!sample.protocol_version.empty() && !is_supported_version(sample.protocol_version))
+            sample.protocol_version = "_OTHER";
         if (!sample.method.empty()) record_operation(sample);
     }
     if (traced) record_span(std::move(span));

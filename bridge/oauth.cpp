@@ -375,6 +375,10 @@ struct OAuthVerifier::Impl : std::enable_shared_from_this<OAuthVerifier::Impl> {
             problem = std::string("unexpected failure: ") + error.what();
         }
         auto again = providers.find(issuer);
+        // Only into the provider it was fetched for: a metadata_url changed meanwhile made a
+        // new entry, which what came from the old location must not fill.
+        if (again != providers.end() && again->second.trusted.metadata_url != metadata_url)
+            again = providers.end();
         if (again != providers.end()) {
             Provider &current = again->second;
             if (current.fetching == flight) current.fetching = nullptr;

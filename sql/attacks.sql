@@ -32,7 +32,8 @@ SELECT pg_temp.fingerprint() AS before \gset
 
 SET ROLE regress_attacker;
 CREATE FUNCTION pg_temp.q(sql text) RETURNS text LANGUAGE sql AS $$
-    SELECT (r #>> '{_meta,pg-mcp/status}') || ': ' || coalesce(r #>> '{content,0,text}', '')
+    SELECT (r #>> '{_meta,pg-mcp/status}') || ': ' || regexp_replace(coalesce(r #>> '{content,0,text}', ''),
+                                                                      '[0-9a-f]{32}', 'TOKEN', 'g')
       FROM mcp.call_tool('query', jsonb_build_object('sql', sql)) r
 $$;
 

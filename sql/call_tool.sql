@@ -45,7 +45,8 @@ GRANT SELECT, UPDATE ON customers TO regress_agent;  -- for the writing tool, wh
 SET ROLE regress_agent;
 -- Success: rows, row count, not truncated; content carries the same JSON as text.
 SELECT r -> 'structuredContent' AS result, r -> 'isError' AS is_error, r #>> '{_meta,pg-mcp/status}' AS status,
-       (r #>> '{content,0,text}')::jsonb = r -> 'structuredContent' AS text_matches
+       substring(r #>> '{content,0,text}' from '<untrusted-data-[0-9a-f]{32}>\n(.*)\n</untrusted-data-')::jsonb
+         = r -> 'structuredContent' AS text_matches
   FROM mcp.call_tool('find_customer', '{"email": "user7@example.com"}') r;
 -- No match is an empty result, not an error.
 SELECT mcp.call_tool('find_customer', '{"email": "nobody@example.com"}') -> 'structuredContent';

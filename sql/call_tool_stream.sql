@@ -34,7 +34,8 @@ WITH joined AS (
             (SELECT string_agg(piece, '' ORDER BY i) FROM pieces WHERE i > 1) || '}')::jsonb AS r)
 SELECT jsonb_array_length(r -> 'structuredContent' -> 'rows') AS rows,
        r -> 'structuredContent' -> 'rows' -> 599 ->> 'n' AS last_n,
-       r -> 'structuredContent' = (r -> 'content' -> 0 ->> 'text')::jsonb AS text_matches,
+       r -> 'structuredContent' = substring(r -> 'content' -> 0 ->> 'text'
+                                            from '<untrusted-data-[0-9a-f]{32}>\n(.*)\n</untrusted-data-')::jsonb AS text_matches,
        r -> 'isError' AS is_error
   FROM joined;
 

@@ -145,8 +145,11 @@ SELECT mcp.create_identity_provider(:entra, 'https://mcp.example.com/mcp', token
 SELECT mcp.create_identity_provider(:entra, 'https://mcp.example.com/mcp', metadata_url => 'ftp://login.microsoftonline.com/x');
 SELECT mcp.create_identity_provider(:entra, 'https://mcp.example.com/mcp', '{mcp.tools}',
                                     token_audiences => '{5e1bd7a1-2c8e-4b9a-9d55-0c1f4b1e6d20}');
+-- Audiences other than the resource need a scope (the application's ID tokens carry its ID).
 SELECT mcp.create_identity_provider('https://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/', 'https://mcp.example.com/mcp',
-                                    token_audiences => '{api://pg-mcp}',
+                                    token_audiences => '{api://pg-mcp}');
+SELECT mcp.create_identity_provider('https://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/', 'https://mcp.example.com/mcp',
+                                    '{mcp.tools}', token_audiences => '{api://pg-mcp}',
                                     metadata_url => 'https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/.well-known/openid-configuration');
 SELECT mcp.map_identity(:entra, 'idp-people', 'sub', 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ');
 SELECT * FROM mcp.identity_providers_for('https://mcp.example.com/mcp') WHERE issuer ~ 'microsoft|windows';
@@ -166,6 +169,8 @@ RESET SESSION AUTHORIZATION;
 -- '{}' goes back to the resource URL, '' to the standard metadata locations.
 SELECT mcp.alter_identity_provider(:entra, 'https://mcp.example.com/mcp', token_audiences => '{}', metadata_url => '');
 SELECT mcp.alter_identity_provider(:entra, 'https://mcp.example.com/mcp', token_audiences => '{" "}');
+SELECT mcp.alter_identity_provider(:entra, 'https://mcp.example.com/mcp', scopes => '{}',
+                                   token_audiences => '{5e1bd7a1-2c8e-4b9a-9d55-0c1f4b1e6d20}');
 SELECT token_audiences, metadata_url FROM mcp.identity_providers WHERE issuer = :entra;
 SET SESSION AUTHORIZATION regress_idp_bridge;
 SELECT mcp.assume_identity(jsonb_build_object('resource', 'https://mcp.example.com/mcp', 'claims', jsonb_build_object(

@@ -10,7 +10,8 @@ GRANT SELECT ON cache_items TO regress_cache_group;
 SELECT mcp.create_tool('cached_item', 'SELECT id, label FROM cache_items WHERE id = :id', 'An item',
                        '[{"name": "id", "type": "integer"}]');
 CREATE FUNCTION cache_call() RETURNS text LANGUAGE sql AS $$
-  SELECT coalesce(r #>> '{_meta,pg-mcp/status}', 'ok') || ': ' || (r #>> '{content,0,text}')
+  SELECT coalesce(r #>> '{_meta,pg-mcp/status}', 'ok') || ': '
+         || regexp_replace(r #>> '{content,0,text}', '[0-9a-f]{32}', 'TOKEN', 'g')
     FROM mcp.call_tool('cached_item', '{"id": 1}') r $$;
 
 -- Grants, through the API, in the same session.

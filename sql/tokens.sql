@@ -56,7 +56,8 @@ COMMIT;
 SELECT current_user;
 -- One statement (how pg_mcp_bridge calls): the role is set before the call runs.
 WITH principal AS MATERIALIZED (SELECT mcp.assume_principal(sha256(convert_to(:'token_a', 'UTF8'))))
-SELECT regexp_replace(chunk, '"pg-mcp/audit_id":[0-9]+', '"pg-mcp/audit_id":N') AS chunk
+SELECT regexp_replace(regexp_replace(chunk, '"pg-mcp/audit_id":[0-9]+', '"pg-mcp/audit_id":N'),
+                      '[0-9a-f]{32}', 'TOKEN', 'g') AS chunk
   FROM principal, mcp.call_tool_stream('tok_whoami', '{}', 'agent', 'client', 'r1') chunk;
 -- tok-b's principal is not granted the tool: a clear denial, audited.
 WITH principal AS MATERIALIZED (SELECT mcp.assume_principal(sha256(convert_to(:'token_b', 'UTF8'))))
@@ -104,7 +105,8 @@ ALTER ROLE regress_tok_agent NOSUPERUSER;
 -- mcp.serve_call, the bridge's one statement per call: the trace for the call's transaction
 -- only, the token's principal, never a token and an identity at once.
 SET SESSION AUTHORIZATION regress_tok_bridge;
-SELECT (array_agg(chunk))[1]::jsonb -> '_meta' ->> 'pg-mcp/status' AS status, (array_agg(chunk))[2] AS body
+SELECT (array_agg(chunk))[1]::jsonb -> '_meta' ->> 'pg-mcp/status' AS status,
+       regexp_replace((array_agg(chunk))[2], '[0-9a-f]{32}', 'TOKEN', 'g') AS body
   FROM mcp.serve_call('tok_whoami', '{}', 'regress', NULL, 'serve-1',
                       '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
                       sha256(convert_to(:'token_a3', 'UTF8')), NULL, false) AS chunk;

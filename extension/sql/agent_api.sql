@@ -2,19 +2,6 @@
 -- Agent API
 ------------------------------------------------------------------------------------------
 
--- Tools granted to the role executing the query (current_user is the caller, not the view's
--- owner); security_barrier keeps a caller's own predicates from peeking at other tools.
-CREATE VIEW @extschema@.granted_tools WITH (security_barrier) AS
-    SELECT t.name, @extschema@._tool_definition(t) AS definition
-      FROM @extschema@.tools t
-     WHERE EXISTS (SELECT FROM @extschema@.tool_grants g
-                     JOIN pg_catalog.pg_roles r ON r.oid = g.role
-                    WHERE g.tool_name = t.name
-                      AND pg_catalog.pg_has_role(current_user, r.oid, 'USAGE'));
-COMMENT ON VIEW @extschema@.granted_tools IS 'Tools the current role may call, as MCP tool definitions';
-REVOKE ALL ON @extschema@.granted_tools FROM PUBLIC;
-GRANT SELECT ON @extschema@.granted_tools TO PUBLIC;
-
 -- The principal of the role executing the query (its name only; context stays with DBAs).
 CREATE VIEW @extschema@.my_principal WITH (security_barrier) AS
     SELECT p.name FROM @extschema@.principals p
@@ -148,12 +135,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.get_prompt(text, jsonb) IS 'An MCP prompts/get result: draft_tool with the request, the rules for a good tool and the readable sandboxed views'' columns';
-
-CREATE FUNCTION @extschema@.list_tools() RETURNS jsonb
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-    RETURN (SELECT coalesce(jsonb_agg(g.definition ORDER BY g.name COLLATE "C"), '[]')
-              FROM @extschema@.granted_tools g);
-COMMENT ON FUNCTION @extschema@.list_tools() IS 'MCP tool definitions of every tool granted to the calling role, ordered by name';
 
 CREATE FUNCTION @extschema@.call_tool(name text, arguments jsonb DEFAULT '{}') RETURNS jsonb
     LANGUAGE C CALLED ON NULL INPUT VOLATILE AS 'MODULE_PATHNAME', 'pg_mcp_call_tool';

@@ -101,39 +101,17 @@ REVOKE ALL ON FUNCTION @extschema@.set_rate_limit(text, text, integer, interval,
 GRANT EXECUTE ON FUNCTION @extschema@.set_rate_limit(text, text, integer, interval, integer, text),
                           @extschema@.drop_rate_limit(text, text, text) TO mcp_admin;
 
--- Every tool with everything about it, for DBAs reviewing what agents can do.
-CREATE FUNCTION @extschema@.list_all_tools() RETURNS TABLE (
-    name text, version integer, kind text, builtin boolean, description text, sql text, parameters jsonb,
-    max_rows integer, max_bytes integer, timeout interval, read_only boolean, run_as name, granted_to name[],
-    reads text[], reads_pii text[], definition jsonb, updated_by name, updated_at timestamptz)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT t.name, t.version, t.kind, t.builtin, t.description, t.sql, t.parameters, t.max_rows, t.max_bytes,
-           t.timeout, t.read_only, t.run_as,
-           ARRAY(SELECT g.role::text::name FROM @extschema@.tool_grants g WHERE g.tool_name = t.name ORDER BY 1),
-           ARRAY(SELECT d::text FROM unnest(t.depends_on) d ORDER BY 1),
-           ARRAY(SELECT v.name || '.' || p FROM @extschema@.sandbox_views v, unnest(v.pii_columns) p
-                  WHERE v.view = ANY (t.depends_on) ORDER BY 1),
-           @extschema@._tool_definition(t), t.updated_by, t.updated_at
-      FROM @extschema@.tools t
-     ORDER BY t.name COLLATE "C";
-END;
-COMMENT ON FUNCTION @extschema@.list_all_tools() IS 'Every tool with its SQL, limits, grants and the MCP definition agents see: for DBAs reviewing tools';
+
+--@include tool_listing.sql
 
 -- Management is for mcp_admin members (and the owner), nobody else.
 REVOKE ALL ON FUNCTION
-    @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text),
-    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision),
     @extschema@.drop_tool(text, boolean),
     @extschema@.grant_tool(text, name),
-    @extschema@.revoke_tool(text, name),
-    @extschema@.list_all_tools()
+    @extschema@.revoke_tool(text, name)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text),
-    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision),
     @extschema@.drop_tool(text, boolean),
     @extschema@.grant_tool(text, name),
-    @extschema@.revoke_tool(text, name),
-    @extschema@.list_all_tools()
+    @extschema@.revoke_tool(text, name)
     TO mcp_admin;

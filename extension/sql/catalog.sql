@@ -29,7 +29,9 @@ CREATE TABLE @extschema@.tools (
     created_by      name NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_by      name NOT NULL,
-    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- Added in 0.2.0 (last, as the upgrade adds it).
+    untrusted_data  text NOT NULL DEFAULT 'auto' CHECK (untrusted_data IN ('auto', 'mark', 'plain'))
 );
 COMMENT ON TABLE @extschema@.tools IS 'Agent tools: one SQL statement each, with typed parameters, limits and MCP metadata. Change through mcp.create_tool / alter_tool / drop_tool.';
 COMMENT ON COLUMN @extschema@.tools.sql IS 'The SQL as written by the DBA, with :name parameters';
@@ -41,6 +43,7 @@ COMMENT ON COLUMN @extschema@.tools.builtin IS 'Installed with the extension (qu
 COMMENT ON COLUMN @extschema@.tools.max_cost IS 'query tool: planner cost ceiling of this tool (the smaller of it and pg_mcp.query_max_cost applies)';
 COMMENT ON COLUMN @extschema@.tools.run_as IS 'Role the SQL runs as; NULL means the calling role';
 COMMENT ON COLUMN @extschema@.tools.search_path IS 'search_path the SQL is prepared and run with (pg_temp always last)';
+COMMENT ON COLUMN @extschema@.tools.untrusted_data IS 'Whether the text content of a result is wrapped in per-call boundaries saying it is data, not instructions (structuredContent is never changed): auto (results with a column that can carry text, and the query tool), mark (always) or plain (never)';
 COMMENT ON COLUMN @extschema@.tools.version IS 'Incremented by every alter_tool; recorded in each audit row';
 
 CREATE TABLE @extschema@.tool_grants (

@@ -94,6 +94,21 @@ END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._check_audiences(text[]) FROM PUBLIC;
 
+-- An audience other than the resource URL is often the API's client ID, which the provider's
+-- ID tokens and app-only tokens for that application carry too: such a provider must require
+-- a scope, which only delegated access tokens have.
+CREATE FUNCTION @extschema@._check_audience_scopes(audiences text[], scopes text[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF audiences IS NOT NULL AND coalesce(cardinality(scopes), 0) = 0 THEN
+        RAISE EXCEPTION 'token_audiences need at least one required scope'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An application''s ID tokens and app-only tokens carry its client ID as their audience too; a scope (e.g. ''{mcp.tools}'') admits delegated access tokens only.';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_audience_scopes(text[], text[]) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@._check_introspecting(issuer text, audience text) RETURNS void
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -121,6 +136,7 @@ BEGIN
     PERFORM @extschema@._check_url('issuer', issuer);
     PERFORM @extschema@._check_url('audience', audience);
     PERFORM @extschema@._check_audiences(token_audiences);
+    PERFORM @extschema@._check_audience_scopes(token_audiences, scopes);
     IF metadata_url IS NOT NULL THEN PERFORM @extschema@._check_url('metadata_url', metadata_url); END IF;
     IF scopes IS NULL OR array_position(scopes, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'scopes must be an array of scope names, without NULLs'
@@ -173,6 +189,9 @@ BEGIN
         RAISE EXCEPTION 'identity provider "%" for "%" does not exist', issuer, audience
             USING ERRCODE = 'undefined_object', HINT = 'See mcp.identity_providers.';
     END IF;
+    PERFORM @extschema@._check_audience_scopes(p.token_audiences, p.scopes)
+       FROM @extschema@.identity_providers p
+      WHERE p.issuer = alter_identity_provider.issuer AND p.audience = alter_identity_provider.audience;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.alter_identity_provider(text, text, text[], boolean, boolean, text, text[], text)

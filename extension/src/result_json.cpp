@@ -104,6 +104,22 @@ void append_column_schema(StringInfo out, Oid type) {
 
 }  // namespace
 
+bool carries_text(TupleDesc desc) {
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute attr = TupleDescAttr(desc, i);
+        if (attr->attisdropped) continue;
+        switch (kind_of(attr->atttypid)) {
+            case ColumnKind::Boolean:
+            case ColumnKind::Number:
+            case ColumnKind::DateTime:
+                break;
+            default:
+                if (getBaseType(attr->atttypid) != UUIDOID) return true;
+        }
+    }
+    return false;
+}
+
 ColumnWriter *prepare_column_writers(TupleDesc desc) {
     ColumnWriter *writers = (ColumnWriter *)palloc0(sizeof(ColumnWriter) * Max(desc->natts, 1));
     for (int i = 0; i < desc->natts; i++) {

@@ -13,6 +13,10 @@ namespace pg_mcp {
 
 struct ColumnWriter;
 
+// Whether a row of desc can carry text someone wrote (a string, JSON, array or composite
+// column): what a result marked as untrusted data is for.
+bool carries_text(TupleDesc desc);
+
 // How to render each column of desc; palloc'd in CurrentMemoryContext.
 ColumnWriter *prepare_column_writers(TupleDesc desc);
 

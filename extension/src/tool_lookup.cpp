@@ -33,7 +33,9 @@ const char *kLookupSql =
     "                 JOIN pg_catalog.pg_roles r ON r.oid = g.role"
     "                WHERE g.tool_name = t.name"
     "                  AND pg_catalog.pg_has_role($2, r.oid, 'USAGE')),"
-    "       p.name, p.context::text, t.kind, t.max_cost"
+    "       p.name, p.context::text, t.kind, t.max_cost,"
+    // Read by name from the row: a 0.1.0 catalog (before ALTER EXTENSION UPDATE) has none.
+    "       pg_catalog.to_jsonb(t) ->> 'untrusted_data'"
     "  FROM (SELECT) AS one"
     "  LEFT JOIN mcp.tools t ON t.name = $1"
     "  LEFT JOIN mcp.principals p ON p.role::oid = $2";
@@ -151,6 +153,8 @@ ToolRow read_tool_row(const char *name, Oid caller, MemoryContext result_context
     row.is_query = strcmp(column_text(tuple, desc, 16), "query") == 0;
     Datum max_cost = column_datum(tuple, desc, 17, &isnull);
     row.max_cost = isnull ? 0 : DatumGetFloat8(max_cost);
+    const char *untrusted_data = column_text(tuple, desc, 18);
+    row.untrusted_data = untrusted_data != NULL ? untrusted_data[0] : 'a';
     SPI_freetuptable(SPI_tuptable);
     row.limits = query_rate_limits(name, caller, row.principal, result_context, &row.nlimits);
     return row;

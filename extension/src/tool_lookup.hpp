@@ -29,8 +29,9 @@ struct ToolRow {
     char *principal_context;  // its context (JSON text), or NULL
     RateLimit *limits;        // the limits that apply to this caller and tool
     int nlimits;
-    bool is_query;    // the built-in guarded free-form SQL tool
-    double max_cost;  // its own cost ceiling (0: none)
+    bool is_query;        // the built-in guarded free-form SQL tool
+    double max_cost;      // its own cost ceiling (0: none)
+    char untrusted_data;  // 'a'uto, 'm'ark or 'p'lain: whether results are marked as data
 };
 
 // The tool named `name` as role `caller` sees it, in result_context (also current on return);

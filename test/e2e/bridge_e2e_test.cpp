@@ -239,7 +239,12 @@ TEST(ToolsCall, LargeResultIsStreamedIntact) {
         got += (got.empty() ? "" : ",") + std::to_string(row["id"].get<int>());
     EXPECT_EQ(got, expected);
     EXPECT_GT(big.dump().size(), 2u * 65536u);  // at least three pieces
-    EXPECT_EQ(json::parse(big["result"]["content"][0]["text"].get<std::string>()),
+    // The text block holds the same rows between the call's untrusted-data boundaries.
+    std::string text = big["result"]["content"][0]["text"];
+    size_t open = text.find(">\n", text.find("\n<untrusted-data-"));
+    size_t close = text.rfind("\n</untrusted-data-");
+    ASSERT_TRUE(open != std::string::npos && close != std::string::npos && close > open) << text;
+    EXPECT_EQ(json::parse(text.substr(open + 2, close - open - 2)),
               big["result"]["structuredContent"]);
     EXPECT_EQ(big["result"]["_meta"]["pg-mcp/status"], "ok");
     EXPECT_EQ(small["result"]["structuredContent"]["rows"][0]["email"], "customer1@example.com");

@@ -469,7 +469,8 @@ test('http: JSON logs stay JSON through PostgreSQL notices and terminated connec
               $$ BEGIN RAISE WARNING E'noisy\\nsecond line'; RETURN 1; END $$;
               GRANT EXECUTE ON FUNCTION public.sdk_noisy() TO PUBLIC;`);
   await createAndGrantTool({ name: 'sdk_noisy', sql: 'SELECT public.sdk_noisy() AS x', description: 'Warns, then answers (log test)', grantTo: 'agent_support' });
-  const bridge = await startHttpBridge('agent_support', ['--log-format', 'json']);
+  // A call's notices go to its client, and to the log at debug level.
+  const bridge = await startHttpBridge('agent_support', ['--log-format', 'json', '--log-level', 'debug']);
   try {
     const headers = await initialize(bridge.url);
     const call = (id) => post(bridge.url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'sdk_noisy', arguments: {} } }, headers);

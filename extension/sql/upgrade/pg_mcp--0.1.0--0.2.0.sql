@@ -81,3 +81,18 @@ UPDATE @extschema@.tools t
  WHERE jsonb_typeof(t.output_schema #> '{properties,rows,items,properties}') = 'object'
    AND t.output_schema #> '{properties,rows,items,properties}' <> '{}';
 DROP FUNCTION @extschema@._portable_schema(jsonb);
+
+-- Results marked as data, not instructions: each tool's setting; create_tool and alter_tool
+-- take it (recreated with the new parameter).
+-- What is parsed against the row type goes first, and comes back from tool_listing.sql.
+DROP FUNCTION @extschema@.list_all_tools();
+DROP FUNCTION @extschema@.list_tools();
+DROP VIEW @extschema@.granted_tools;
+DROP FUNCTION @extschema@._tool_definition(@extschema@.tools);
+ALTER TABLE @extschema@.tools
+    ADD COLUMN untrusted_data text NOT NULL DEFAULT 'auto' CHECK (untrusted_data IN ('auto', 'mark', 'plain'));
+COMMENT ON COLUMN @extschema@.tools.untrusted_data IS 'Whether the text content of a result is wrapped in per-call boundaries saying it is data, not instructions (structuredContent is never changed): auto (results with a column that can carry text, and the query tool), mark (always) or plain (never)';
+DROP FUNCTION @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text);
+DROP FUNCTION @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision);
+--@include tool_define.sql
+--@include tool_listing.sql
