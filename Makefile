@@ -30,7 +30,7 @@ UPGRADES = 0.1.0--0.2.0
 DATA = extension/pg_mcp.control extension/pg_mcp--0.1.0.sql
 DATA_built = extension/pg_mcp--$(EXTVERSION).sql $(UPGRADES:%=extension/pg_mcp--%.sql)
 
-REGRESS = install create_tool list_tools call_tool audit audit_trail standby_audit tool_costs tool_review advise drafts refresh rate_limits security principals tokens identity sandbox_views resources query_tool attacks lookup_cache call_tool_stream untrusted_data audit_limits deferred_audit tool_memory
+REGRESS = install create_tool list_tools call_tool audit audit_trail standby_audit tool_costs tool_review advise drafts refresh rate_limits security principals tokens identity sandbox_views resources query_tool attacks lookup_cache call_tool_stream untrusted_data confirmation audit_limits deferred_audit tool_memory
 REGRESS_OPTS = --inputdir=$(ROOT) --outputdir=$(CURDIR)/build/regress
 # Concurrent sessions (pg_isolation_regress): specs/NAME.spec, expected/NAME.out.
 ISOLATION = catalog_snapshot cancelled_write view_in_use

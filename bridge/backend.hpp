@@ -102,6 +102,9 @@ struct Work {
     std::string arguments;  // CallTool, GetPrompt: a JSON object, as text
     ProgressFn progress;    // CallTool
     NoticeFn notice;        // CallTool
+    // CallTool: what the client brought for a person's confirmation, as JSON text for
+    // mcp.serve_call ({"can_ask", "state", "action"}); empty: nothing.
+    std::string confirmation;
 };
 
 class Backend {
@@ -117,10 +120,12 @@ class Backend {
         submit(work(Operation::ListTools, key, identity), std::move(reply));
     }
     void call_tool(const std::string &key, const CallIdentity &identity, const std::string &name,
-                   const json &arguments, ProgressFn progress, NoticeFn notice, ReplyFn reply) {
+                   const json &arguments, ProgressFn progress, NoticeFn notice, ReplyFn reply,
+                   std::string confirmation = {}) {
         Work call = work(Operation::CallTool, key, identity, name, arguments.dump());
         call.progress = std::move(progress);
         call.notice = std::move(notice);
+        call.confirmation = std::move(confirmation);
         submit(std::move(call), std::move(reply));
     }
     void list_resources(const std::string &key, const CallIdentity &identity, ReplyFn reply) {

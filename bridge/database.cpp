@@ -142,6 +142,7 @@ void Database::submit(Work work, ReplyFn reply) {
     job->queued_wall = std::chrono::system_clock::now();
     job->progress = std::move(work.progress);
     job->notice = std::move(work.notice);
+    job->confirmation = std::move(work.confirmation);
     job->reply = std::move(reply);
     enqueue(std::move(job));
 }
@@ -448,7 +449,7 @@ void Database::send_query(Slot &slot) {
         statement.span_id = job.statement_span;
         traceparent = statement.traceparent();
     }
-    const char *params[8] = {};
+    const char *params[10] = {};
     int nparams = 0;
     if (!job.is_ping) {
         const OperationRow &row = operation_row(job.operation);
@@ -465,6 +466,8 @@ void Database::send_query(Slot &slot) {
         if (!job.is_call && row.takes_arguments) params[nparams++] = job.arguments.c_str();
         if (as_principal || job.is_authenticate) params[nparams++] = token.c_str();
         if (job.is_call) params[nparams++] = traceparent.empty() ? nullptr : traceparent.c_str();
+        if (job.is_call)
+            params[nparams++] = job.confirmation.empty() ? nullptr : job.confirmation.c_str();
     }
     const Statement &statement = *slot.statement;
     int sent = prepare_statements_ ? PQsendQueryPrepared(slot.conn, statement.name, nparams, params,

@@ -173,6 +173,11 @@ void McpServer::call_tool(const Request &request) {
             return;
         }
     }
+    // A person's confirmation (tools with confirm => 'ask'): whether this client can ask
+    // (2026-07-28: elicitation in the request's capabilities), and on a retry the state and
+    // the person's answer (MRTR: requestState, inputResponses).
+    std::string confirmation;
+    if (!confirmation_input(request, confirmation)) return;
     if (!begin_work(request)) return;
     std::string tool = name->get<std::string>();
     ProgressFn progress;
@@ -192,7 +197,8 @@ void McpServer::call_tool(const Request &request) {
     };
     backend_.call_tool(
         options_.backend_key_prefix + request_key(request.id), identity(request), tool, arguments,
-        progress, std::move(notice), [this, request, tool](BackendReply reply) {
+        progress, std::move(notice),
+        [this, request, tool](BackendReply reply) {
             if (!end_work(request.id)) {
                 logger_.log(LogLevel::Info, "tools/call " + tool + " (request " +
                                                 request.id.dump() +
@@ -225,6 +231,12 @@ void McpServer::call_tool(const Request &request) {
                     detail = string_member(result["content"][0], "text");
                 send(make_error(request.id, error_code::kInvalidParams, "Unknown tool: " + tool,
                                 {{"detail", detail}}));
+                return;
+            }
+            if (request.modern && result.contains("_meta") && result["_meta"].is_object() &&
+                result["_meta"].contains(kInputRequiredKey)) {
+                // A person confirms first: the client asks them and retries with the answer.
+                send(make_result(request.id, input_required_result(result)), &request);
                 return;
             }
             if (status != "ok")
@@ -268,7 +280,63 @@ void McpServer::call_tool(const Request &request) {
                                streaming_--;
                                written();
                            });
-        });
+        },
+        std::move(confirmation));
+}
+
+// What a tools/call brings for a person's confirmation, as JSON text for mcp.serve_call (empty:
+// nothing). False when it is malformed (answered here).
+bool McpServer::confirmation_input(const Request &request, std::string &out) {
+    json input = json::object();
+    if (request.modern) {
+        const json &meta = request.params["_meta"];
+        auto capabilities = meta.find(kClientCapabilitiesKey);
+        if (capabilities != meta.end() && capabilities->is_object()) {
+            auto elicitation = capabilities->find("elicitation");
+            // {} means form mode; a client that lists only url mode cannot show the form.
+            if (elicitation != capabilities->end() && elicitation->is_object() &&
+                (elicitation->empty() || elicitation->contains("form")))
+                input["can_ask"] = true;
+        }
+        auto state = request.params.find("requestState");
+        if (state != request.params.end()) {
+            if (!state->is_string() || state->get<std::string>().size() > 4096) {
+                send(make_error(request.id, error_code::kInvalidParams,
+                                "Invalid params: \"requestState\" must be the string the server "
+                                "gave (echoed unchanged)"));
+                return false;
+            }
+            input["state"] = *state;
+            auto responses = request.params.find("inputResponses");
+            if (responses != request.params.end() && responses->is_object()) {
+                auto answer = responses->find(kConfirmInputKey);
+                if (answer != responses->end() && answer->is_object() &&
+                    answer->contains("action") && (*answer)["action"].is_string())
+                    input["action"] = (*answer)["action"].get<std::string>().substr(0, 32);
+            }
+        }
+    }
+    if (!input.empty()) out = input.dump(-1, ' ', false, json::error_handler_t::replace);
+    return true;
+}
+
+// The 2026-07-28 answer to a call a person must confirm first (MRTR): the elicitation the
+// client shows, and the state it brings back with the answer.
+json McpServer::input_required_result(const json &head) const {
+    const json &asked = head["_meta"][kInputRequiredKey];
+    json meta = head["_meta"];
+    meta.erase(kInputRequiredKey);
+    meta[kServerInfoKey] = server_info();
+    return {{"resultType", "input_required"},
+            {"inputRequests",
+             {{kConfirmInputKey,
+               {{"method", "elicitation/create"},
+                {"params",
+                 {{"mode", "form"},
+                  {"message", asked.value("message", "")},
+                  {"requestedSchema", asked.value("requestedSchema", json::object())}}}}}}},
+            {"requestState", asked.value("requestState", "")},
+            {"_meta", std::move(meta)}};
 }
 
 }  // namespace pg_mcp::bridge

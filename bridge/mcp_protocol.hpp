@@ -15,6 +15,10 @@ inline const char *const kLogLevelKey = "io.modelcontextprotocol/logLevel";
 inline const char *const kServerInfoKey = "io.modelcontextprotocol/serverInfo";
 inline const char *const kSubscriptionIdKey = "io.modelcontextprotocol/subscriptionId";
 inline const char *const kStatusKey = "pg-mcp/status";
+// A call a person must confirm first: what the database asks (in its result's _meta), and the
+// key of that elicitation among the request's inputRequests / inputResponses.
+inline const char *const kInputRequiredKey = "pg-mcp/input_required";
+inline const char *const kConfirmInputKey = "confirm";
 
 inline const char *const kInstructions =
     "This server gives access to a PostgreSQL database through tools that its database "

@@ -174,6 +174,8 @@ class McpServer {
     void send(json message, const Request *request = nullptr);
     Reply make_reply(json &message, const Request *request) const;
     void log_for_request(const Request &request, LogLevel level, const std::string &message);
+    bool confirmation_input(const Request &request, std::string &out);
+    json input_required_result(const json &head) const;
     // A notice the tool's SQL raised, as a log message of the call (logger: the tool), when
     // the client asked for that level (logging/setLevel, or the request's log level).
     void forward_notice(const json &id, bool modern, std::optional<LogLevel> request_level,

@@ -79,7 +79,8 @@ struct Database::Job {
     std::string arguments;  // JSON text
     ProgressFn progress;
     NoticeFn notice;
-    int notices = 0;  // handed to `notice` so far
+    std::string confirmation;  // for mcp.serve_call (empty: NULL)
+    int notices = 0;           // handed to `notice` so far
     size_t notice_bytes = 0;
     ReplyFn reply;
     std::chrono::steady_clock::time_point queued_at;

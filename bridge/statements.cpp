@@ -18,15 +18,19 @@ namespace pg_mcp::bridge {
 // A call is one function, mcp.serve_call: its trace context ($6 or $7: pg_mcp.traceparent for
 // its audit row and the tool's SQL, and the trace in application_name, both for its transaction
 // only) and its principal's token go in as arguments, as do its tool, arguments and context.
-#define PG_MCP_CALL(TRACE, TOKEN, DEFERRED) \
-    "SELECT mcp.serve_call($1, $2::jsonb, $3, $4, $5, " TRACE ", " TOKEN ", " DEFERRED ")"
-const Statement kCall = {"pg_mcp_call", PG_MCP_CALL("$6", "NULL::bytea, NULL::jsonb", "false")};
-const Statement kCallAs = {"pg_mcp_call_as", PG_MCP_CALL("$7", "$6::bytea, NULL::jsonb", "false")};
+// The last parameter is what the client brought for a person's confirmation (or NULL).
+#define PG_MCP_CALL(TRACE, TOKEN, DEFERRED, CONFIRMATION)                              \
+    "SELECT mcp.serve_call($1, $2::jsonb, $3, $4, $5, " TRACE ", " TOKEN ", " DEFERRED \
+    ", " CONFIRMATION "::jsonb)"
+const Statement kCall = {"pg_mcp_call",
+                         PG_MCP_CALL("$6", "NULL::bytea, NULL::jsonb", "false", "$7")};
+const Statement kCallAs = {"pg_mcp_call_as",
+                           PG_MCP_CALL("$7", "$6::bytea, NULL::jsonb", "false", "$8")};
 // The same, returning once the audit record is queued (AuditConfirmer confirms it).
 const Statement kCallDeferred = {"pg_mcp_call_deferred",
-                                 PG_MCP_CALL("$6", "NULL::bytea, NULL::jsonb", "true")};
+                                 PG_MCP_CALL("$6", "NULL::bytea, NULL::jsonb", "true", "$7")};
 const Statement kCallDeferredAs = {"pg_mcp_call_deferred_as",
-                                   PG_MCP_CALL("$7", "$6::bytea, NULL::jsonb", "true")};
+                                   PG_MCP_CALL("$7", "$6::bytea, NULL::jsonb", "true", "$8")};
 #undef PG_MCP_CALL
 const char *const kAuditPendingKey = "pg-mcp/audit_pending";
 const Statement kList = {"pg_mcp_list",

@@ -101,7 +101,7 @@ objects=$(wc -l < "${TMPDIR:-/tmp}/pg_mcp_fresh.catalog")
 
 # The data is kept: every audit row as it was, the chain verifies, and calls work as before.
 # Columns added since 0.1.0 are NULL in the old rows.
-added="'truncated', 'auth_issuer', 'auth_subject', 'auth_client_id', 'trace_id', 'span_id'"
+added="'truncated', 'auth_issuer', 'auth_subject', 'auth_client_id', 'trace_id', 'span_id', 'confirmation'"
 rows_after=$(psql -Atq -d "$old" -c "SELECT jsonb_agg(to_jsonb(a) - ARRAY[$added] ORDER BY id) FROM mcp.audit_log a")
 [ "$rows_before" = "$rows_after" ] || { echo "FAIL: audit rows changed across the update"; exit 1; }
 set_added=$(psql -Atq -d "$old" -c "SELECT count(*) FROM mcp.audit_log a, jsonb_each(to_jsonb(a)) e WHERE e.key IN ($added) AND e.value <> 'null'")

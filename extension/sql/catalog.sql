@@ -30,8 +30,10 @@ CREATE TABLE @extschema@.tools (
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_by      name NOT NULL,
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    -- Added in 0.2.0 (last, as the upgrade adds it).
-    untrusted_data  text NOT NULL DEFAULT 'auto' CHECK (untrusted_data IN ('auto', 'mark', 'plain'))
+    -- Added in 0.2.0 (last, as the upgrade adds them).
+    untrusted_data  text NOT NULL DEFAULT 'auto' CHECK (untrusted_data IN ('auto', 'mark', 'plain')),
+    confirm         text NOT NULL DEFAULT 'none' CHECK (confirm IN ('none', 'ask')),
+    confirm_message text CHECK (length(confirm_message) BETWEEN 1 AND 1000)
 );
 COMMENT ON TABLE @extschema@.tools IS 'Agent tools: one SQL statement each, with typed parameters, limits and MCP metadata. Change through mcp.create_tool / alter_tool / drop_tool.';
 COMMENT ON COLUMN @extschema@.tools.sql IS 'The SQL as written by the DBA, with :name parameters';
@@ -44,6 +46,8 @@ COMMENT ON COLUMN @extschema@.tools.max_cost IS 'query tool: planner cost ceilin
 COMMENT ON COLUMN @extschema@.tools.run_as IS 'Role the SQL runs as; NULL means the calling role';
 COMMENT ON COLUMN @extschema@.tools.search_path IS 'search_path the SQL is prepared and run with (pg_temp always last)';
 COMMENT ON COLUMN @extschema@.tools.untrusted_data IS 'Whether the text content of a result is wrapped in per-call boundaries saying it is data, not instructions (structuredContent is never changed): auto (results with a column that can carry text, and the query tool), mark (always) or plain (never)';
+COMMENT ON COLUMN @extschema@.tools.confirm IS 'none, or ask: a person confirms each call through the MCP client (elicitation) before its SQL runs; the audit row records the decision';
+COMMENT ON COLUMN @extschema@.tools.confirm_message IS 'What the person is asked, with {argument} placeholders replaced by the call''s values; NULL: the tool, the caller and the arguments';
 COMMENT ON COLUMN @extschema@.tools.version IS 'Incremented by every alter_tool; recorded in each audit row';
 
 CREATE TABLE @extschema@.tool_grants (
@@ -83,7 +87,10 @@ CREATE TABLE @extschema@.audit_log (
     principal       text,
     status          text NOT NULL CHECK (status IN ('ok', 'truncated', 'invalid_arguments', 'denied',
                                                     'not_found', 'refused', 'error', 'timeout',
-                                                    'cancelled', 'rate_limited', 'purge')),
+                                                    'cancelled', 'rate_limited', 'purge',
+                                                    'confirmation_asked', 'confirmation_unavailable',
+                                                    'confirmation_refused', 'declined',
+                                                    'confirmation_cancelled', 'confirmation_timeout')),
     duration_ms     double precision NOT NULL,
     rows_returned   integer,
     plan_cost       double precision,
@@ -99,7 +106,8 @@ CREATE TABLE @extschema@.audit_log (
     auth_subject    text,
     auth_client_id  text,
     trace_id        text,
-    span_id         text
+    span_id         text,
+    confirmation    jsonb
 );
 COMMENT ON TABLE @extschema@.audit_log IS 'One row per mcp.call_tool, whatever its outcome, written by the audit writer outside the caller''s transaction. Append-only and hash-chained (mcp.verify_audit); rows are removed only by mcp.purge_audit.';
 COMMENT ON COLUMN @extschema@.audit_log.row_hash IS 'sha256 of the previous row''s hash and this row''s content: the tamper-evident chain';
@@ -118,8 +126,11 @@ COMMENT ON COLUMN @extschema@.audit_log.auth_issuer IS 'Issuer of the OAuth acce
 COMMENT ON COLUMN @extschema@.audit_log.auth_subject IS 'Subject ("sub") of that token: the person or workload behind the agent';
 COMMENT ON COLUMN @extschema@.audit_log.auth_client_id IS 'OAuth client (the agent application) the token was issued to';
 COMMENT ON COLUMN @extschema@.audit_log.trace_id IS 'W3C trace id of the call (setting pg_mcp.traceparent, which pg_mcp_bridge sets from the agent''s trace or a new one; asserted by the client, not authenticated): the key to its spans';
+COMMENT ON COLUMN @extschema@.audit_log.confirmation IS 'For tools a person confirms: {"decision": asked | accepted | declined | cancelled | timeout | refused | unavailable, "asked_at", "message": what the person was shown}; the person is auth_subject';
 COMMENT ON COLUMN @extschema@.audit_log.span_id IS 'Span id of the database call within that trace';
 COMMENT ON COLUMN @extschema@.audit_log.shared_blks_read IS 'Shared buffers read from disk (or the OS cache) while the tool''s SQL ran';
+--@include confirmation.sql
+
 -- Rows are appended in call order and never updated: a BRIN index serves time ranges at a
 -- fraction of a B-tree's cost per written row.
 CREATE INDEX audit_log_called_at ON @extschema@.audit_log USING brin (called_at) WITH (autosummarize = on);

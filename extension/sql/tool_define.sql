@@ -13,6 +13,23 @@ END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._check_untrusted_data(text) FROM PUBLIC;
 
+CREATE FUNCTION @extschema@._check_confirm(confirm text, message text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF confirm IS NULL OR confirm NOT IN ('none', 'ask') THEN
+        RAISE EXCEPTION 'invalid confirm "%"', confirm
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'none, or ask: a person confirms each call through the MCP client before it runs.';
+    END IF;
+    IF length(message) NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'confirm_message must be 1 to 1000 characters'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example: ''Cancel the subscription of {email}?'' ({name} is replaced by that argument''s value).';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_confirm(text, text) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.create_tool(
     name        text,
     sql         text,
@@ -26,7 +43,9 @@ CREATE FUNCTION @extschema@.create_tool(
     run_as      name     DEFAULT NULL,
     annotations jsonb    DEFAULT '{}',
     search_path text     DEFAULT @extschema@.current_search_path(),
-    untrusted_data text  DEFAULT 'auto'
+    untrusted_data text  DEFAULT 'auto',
+    confirm     text     DEFAULT 'none',
+    confirm_message text DEFAULT NULL
 ) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -55,19 +74,20 @@ BEGIN
     PERFORM @extschema@._check_run_as(run_as, acting);
     PERFORM @extschema@._check_annotations(annotations);
     PERFORM @extschema@._check_untrusted_data(coalesce(untrusted_data, 'auto'));
+    PERFORM @extschema@._check_confirm(coalesce(confirm, 'none'), confirm_message);
     compiled := @extschema@._compile_tool(sql, parameters, search_path, read_only, coalesce(run_as, acting));
     INSERT INTO @extschema@.tools (name, title, description, sql, compiled_sql, parameters, parameter_types,
                                    input_schema, output_schema, depends_on, max_rows, max_bytes, timeout,
                                    read_only, run_as, annotations, search_path, untrusted_data,
-                                   created_by, updated_by)
+                                   confirm, confirm_message, created_by, updated_by)
     VALUES (name, title, description, sql, compiled.compiled_sql, compiled.parameters,
             compiled.parameter_types, compiled.input_schema, compiled.output_schema, compiled.depends_on, max_rows,
             max_bytes, timeout, read_only, run_as, coalesce(annotations, '{}'), search_path,
-            coalesce(untrusted_data, 'auto'), acting, acting);
+            coalesce(untrusted_data, 'auto'), coalesce(confirm, 'none'), confirm_message, acting, acting);
     PERFORM @extschema@._notify_tools_changed(name, 'created');
 END
 $$;
-COMMENT ON FUNCTION @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, text)
+COMMENT ON FUNCTION @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, text, text, text)
     IS 'Defines a tool: one SQL statement with :name parameters declared in parameters (a JSON array). Validated and prepared now, so mistakes fail here rather than for an agent.';
 
 CREATE FUNCTION @extschema@.alter_tool(
@@ -84,7 +104,9 @@ CREATE FUNCTION @extschema@.alter_tool(
     annotations jsonb    DEFAULT NULL,
     search_path text     DEFAULT NULL,
     max_cost    double precision DEFAULT NULL,
-    untrusted_data text  DEFAULT NULL
+    untrusted_data text  DEFAULT NULL,
+    confirm     text     DEFAULT NULL,
+    confirm_message text DEFAULT NULL
 ) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -119,6 +141,10 @@ BEGIN
     PERFORM @extschema@._check_run_as(new_run_as, acting);
     PERFORM @extschema@._check_annotations(annotations);
     IF untrusted_data IS NOT NULL THEN PERFORM @extschema@._check_untrusted_data(untrusted_data); END IF;
+    -- confirm_message => '' goes back to the default message.
+    PERFORM @extschema@._check_confirm(coalesce(confirm, old.confirm),
+                                       CASE WHEN confirm_message = '' THEN NULL
+                                            ELSE coalesce(confirm_message, old.confirm_message) END);
     IF old.kind = 'sql' THEN
         compiled := @extschema@._compile_tool(coalesce(sql, old.sql), coalesce(parameters, old.parameters),
                                               coalesce(search_path, old.search_path),
@@ -148,6 +174,9 @@ BEGIN
         max_cost = CASE WHEN alter_tool.max_cost IS NULL THEN t.max_cost
                         WHEN alter_tool.max_cost = 0 THEN NULL ELSE alter_tool.max_cost END,
         untrusted_data = coalesce(alter_tool.untrusted_data, t.untrusted_data),
+        confirm = coalesce(alter_tool.confirm, t.confirm),
+        confirm_message = CASE WHEN alter_tool.confirm_message = '' THEN NULL
+                               ELSE coalesce(alter_tool.confirm_message, t.confirm_message) END,
         version = t.version + 1,
         updated_by = acting,
         updated_at = now()
@@ -155,14 +184,14 @@ BEGIN
     PERFORM @extschema@._notify_tools_changed(name, 'altered');
 END
 $$;
-COMMENT ON FUNCTION @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision, text)
+COMMENT ON FUNCTION @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision, text, text, text)
     IS 'Changes a tool: arguments left NULL keep their value (run_as => '''' runs as the calling role). Revalidates and bumps the version.';
 
 REVOKE ALL ON FUNCTION
-    @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, text),
-    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision, text)
+    @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, text, text, text),
+    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision, text, text, text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, text),
-    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision, text)
+    @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, text, text, text),
+    @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision, text, text, text)
     TO mcp_admin;

@@ -61,6 +61,7 @@ constexpr int kAuditMessageLimit = 4096;
     X(auth_client_id, Text, TEXTOID, 256, false, true)              \
     X(trace_id, Text, TEXTOID, 32, false, true)                     \
     X(span_id, Text, TEXTOID, 16, false, true)                      \
+    X(confirmation, Json, JSONBOID, 2048, false, true)              \
     X(record_id, Text, UUIDOID, 36, false, false)
 
 struct AuditRecord {

@@ -43,7 +43,7 @@ extern const AuditFieldSpec kAuditFields[kAuditFieldCount];
 int audit_field_index(const char *name);
 
 // The most bytes a bounded record packs into (checked against the queue's smallest size).
-constexpr Size kMaxPackedAuditRecord = 30 * 1024;
+constexpr Size kMaxPackedAuditRecord = 31 * 1024;
 
 // Cuts every field with a limit to it (text on a character boundary; arguments over their
 // limit become a JSON string holding a prefix of their text), and records each cut in

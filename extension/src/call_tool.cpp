@@ -11,6 +11,7 @@
 #include "audit_record.hpp"
 #include "boundary.hpp"
 #include "call_cost.hpp"
+#include "confirmation.hpp"
 #include "cancel_holdoff.hpp"
 #include "catalog_cache.hpp"
 #include "identity.hpp"
@@ -209,6 +210,8 @@ void run_tool_sql(void *arg) {
 int64 retry_after_meta = 0;  // set for a rate-limited call's result
 // Set for the result of a deferred call whose audit record awaits confirmation by the caller.
 pg_mcp::AuditPending pending_meta = {-1, 0};
+// Set for a call waiting for a person's confirmation: what the client asks them (JSON).
+const char *input_required_meta = NULL;
 
 // A call's result in two parts: the small head (`_meta` and `isError`) and the body (the other
 // members of the CallToolResult object, "content" first). mcp.call_tool joins them into one
@@ -234,6 +237,8 @@ CallResult make_result(const char *status, int64 audit_id, bool is_error, bool u
     if (char *record = pg_mcp::take_standby_audit_record())
         appendStringInfo(&head, ",\"pg-mcp/standby_audit\":%s", record);
     if (unknown_tool) appendStringInfoString(&head, ",\"pg-mcp/unknown_tool\":true");
+    if (input_required_meta != NULL)
+        appendStringInfo(&head, ",\"pg-mcp/input_required\":%s", input_required_meta);
     appendStringInfo(&head, "},\"isError\":%s}", is_error ? "true" : "false");
     return CallResult{head.data, body};
 }
@@ -408,6 +413,9 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
     int64 retry_after_ms = 0;
     ToolRow tool;
     memset(&tool, 0, sizeof tool);
+    pg_mcp::ConfirmationDecision confirmation = {
+        pg_mcp::ConfirmationDecision::Run, NULL, NULL, NULL, (Datum)0, NULL};
+    const char *input_required = NULL;
     tool = load_tool(name != NULL ? name : "", caller, call_context);
     if (tool.is_query) tool.search_path = caller_search_path;
     // A hot standby serves read-only tools only; the client sends the others to the primary,
@@ -497,7 +505,18 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
                                          tool.run_as, name);
                 agent_message = psprintf(
                     "Tool \"%s\" is misconfigured; a database administrator must fix it.", name);
+            } else if (tool.confirm && (confirmation = pg_mcp::decide_confirmation(
+                                            name, tool.version, arguments, tool.confirm_message,
+                                            caller, tool.principal))
+                                               .kind != pg_mcp::ConfirmationDecision::Run) {
+                // A person confirms first: asked now, or their answer is no (or not valid).
+                audit.status = confirmation.status;
+                audit.message = confirmation.audit_message;
+                audit.confirmation = confirmation.record;
+                agent_message = confirmation.agent_message;
+                input_required = confirmation.input_required;
             } else {
+                audit.confirmation = confirmation.record;  // accepted, when asked
                 // Room for the record before the SQL runs: once it has run, the record is
                 // always queued (a full queue refuses the call here, with nothing done).
                 pg_mcp::reserve_audit_record(pg_mcp::packed_size_bound(&audit));
@@ -585,6 +604,7 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
 
     retry_after_meta = retry_after_ms;
     pending_meta = pending;
+    input_required_meta = input_required;
     return agent_message == NULL
                ? success_result(&ex, audit.status, audit_id)
                : error_result(agent_message, audit.status, audit_id, unknown_tool);

@@ -5,6 +5,7 @@
 #include "boundary.hpp"
 #include "cancel_holdoff.hpp"
 #include "catalog_cache.hpp"
+#include "confirmation.hpp"
 #include "query_guard.hpp"
 #include "rate_limit.hpp"
 #include "shared_memory.hpp"
@@ -57,6 +58,7 @@ void _PG_init(void) {
     pg_mcp::define_tool_memory_settings();
     pg_mcp::define_audit_settings();
     pg_mcp::define_rate_limit_settings();
+    pg_mcp::define_confirmation_settings();
     MarkGUCPrefixReserved("pg_mcp");
     pg_mcp::register_catalog_cache_callbacks();
     pg_mcp::install_cost_hook();

@@ -35,7 +35,8 @@ const char *kLookupSql =
     "                  AND pg_catalog.pg_has_role($2, r.oid, 'USAGE')),"
     "       p.name, p.context::text, t.kind, t.max_cost,"
     // Read by name from the row: a 0.1.0 catalog (before ALTER EXTENSION UPDATE) has none.
-    "       pg_catalog.to_jsonb(t) ->> 'untrusted_data'"
+    "       pg_catalog.to_jsonb(t) ->> 'untrusted_data', pg_catalog.to_jsonb(t) ->> 'confirm',"
+    "       pg_catalog.to_jsonb(t) ->> 'confirm_message'"
     "  FROM (SELECT) AS one"
     "  LEFT JOIN mcp.tools t ON t.name = $1"
     "  LEFT JOIN mcp.principals p ON p.role::oid = $2";
@@ -155,6 +156,9 @@ ToolRow read_tool_row(const char *name, Oid caller, MemoryContext result_context
     row.max_cost = isnull ? 0 : DatumGetFloat8(max_cost);
     const char *untrusted_data = column_text(tuple, desc, 18);
     row.untrusted_data = untrusted_data != NULL ? untrusted_data[0] : 'a';
+    const char *confirm = column_text(tuple, desc, 19);
+    row.confirm = confirm != NULL && strcmp(confirm, "ask") == 0;
+    row.confirm_message = column_text(tuple, desc, 20);
     SPI_freetuptable(SPI_tuptable);
     row.limits = query_rate_limits(name, caller, row.principal, result_context, &row.nlimits);
     return row;
@@ -194,6 +198,7 @@ ToolRow copy_tool_row(const ToolRow &from) {
     row.parameters_json = copy_text(from.parameters_json);
     row.run_as = copy_text(from.run_as);
     row.search_path = copy_text(from.search_path);
+    row.confirm_message = copy_text(from.confirm_message);
     row.principal = copy_text(from.principal);
     row.principal_context = copy_text(from.principal_context);
     row.limits = (RateLimit *)palloc(sizeof(RateLimit) * Max(from.nlimits, 1));

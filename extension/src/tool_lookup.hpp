@@ -29,9 +29,11 @@ struct ToolRow {
     char *principal_context;  // its context (JSON text), or NULL
     RateLimit *limits;        // the limits that apply to this caller and tool
     int nlimits;
-    bool is_query;        // the built-in guarded free-form SQL tool
-    double max_cost;      // its own cost ceiling (0: none)
-    char untrusted_data;  // 'a'uto, 'm'ark or 'p'lain: whether results are marked as data
+    bool is_query;          // the built-in guarded free-form SQL tool
+    double max_cost;        // its own cost ceiling (0: none)
+    char untrusted_data;    // 'a'uto, 'm'ark or 'p'lain: whether results are marked as data
+    bool confirm;           // a person confirms each call before it runs (confirmation.hpp)
+    char *confirm_message;  // what the person is shown ({argument} placeholders), or NULL
 };
 
 // The tool named `name` as role `caller` sees it, in result_context (also current on return);

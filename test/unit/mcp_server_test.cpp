@@ -51,6 +51,7 @@ class ScriptedBackend : public Backend {
     std::map<std::string, ReplyFn> pending;
     std::map<std::string, ProgressFn> progress;
     std::map<std::string, NoticeFn> notices;
+    std::string last_confirmation;
     std::vector<std::string> cancelled;
     CallIdentity last_identity;
     std::string last_tool;
@@ -138,6 +139,7 @@ class ScriptedBackend : public Backend {
                 return list_tools(work.key, work.identity, std::move(reply));
             case Operation::CallTool:
                 notices[work.key] = work.notice;
+                last_confirmation = work.confirmation;
                 return call_tool(work.key, work.identity, work.name, arguments, work.progress,
                                  std::move(reply));
             case Operation::ListResources:
@@ -588,6 +590,48 @@ TEST_F(ServerTest, NoticesOfToolSqlAreLogMessagesOfTheCall) {
     EXPECT_EQ(output.size(), 0u);
     backend.release("3");
     EXPECT_EQ(output.take()["id"], 3);
+}
+
+// A call a person must confirm: on 2026-07-28 the database's request (pg-mcp/input_required in
+// the result's _meta) becomes an input_required result with an elicitation/create form, and
+// the retry's requestState and answer reach the backend; without the elicitation capability
+// the backend is told the client cannot ask.
+TEST_F(ServerTest, ModernConfirmationIsAskedThroughElicitation) {
+    json head = {{"_meta",
+                  {{"pg-mcp/status", "confirmation_asked"},
+                   {"pg-mcp/input_required",
+                    {{"message", "Close account 1?"},
+                     {"requestState", "00ff.ab"},
+                     {"requestedSchema", {{"type", "object"}, {"properties", json::object()}}}}}}},
+                 {"isError", true},
+                 {"content", {{{"type", "text"}, {"text", "waiting"}}}}};
+    backend.call_result = head;
+    const char *with_elicitation =
+        R"({"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"t","arguments":{"id":1},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}}})";
+    json asked = request(with_elicitation);
+    EXPECT_EQ(json::parse(backend.last_confirmation), json({{"can_ask", true}}));
+    const json &result = asked["result"];
+    EXPECT_EQ(result["resultType"], "input_required");
+    EXPECT_EQ(result["requestState"], "00ff.ab");
+    EXPECT_EQ(result["inputRequests"]["confirm"]["method"], "elicitation/create");
+    EXPECT_EQ(result["inputRequests"]["confirm"]["params"]["mode"], "form");
+    EXPECT_EQ(result["inputRequests"]["confirm"]["params"]["message"], "Close account 1?");
+    EXPECT_FALSE(result.contains("content"));
+    EXPECT_FALSE(result["_meta"].contains("pg-mcp/input_required"));
+    // The retry: state and answer go to the database, which decides.
+    backend.call_result = ok_call_result();
+    request(
+        R"({"jsonrpc":"2.0","id":"c2","method":"tools/call","params":{"name":"t","arguments":{"id":1},"requestState":"00ff.ab","inputResponses":{"confirm":{"action":"accept","content":{}}},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{"form":{}}}}}})");
+    EXPECT_EQ(json::parse(backend.last_confirmation),
+              json({{"can_ask", true}, {"state", "00ff.ab"}, {"action", "accept"}}));
+    // url-only elicitation cannot show the form; no capability, nothing to say.
+    request(
+        R"({"jsonrpc":"2.0","id":"c3","method":"tools/call","params":{"name":"t","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{"url":{}}}}}})");
+    EXPECT_EQ(backend.last_confirmation, "");
+    // A state that is not a string is refused before the database.
+    json bad = request(
+        R"({"jsonrpc":"2.0","id":"c4","method":"tools/call","params":{"name":"t","requestState":7,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}})");
+    EXPECT_EQ(bad["error"]["code"], error_code::kInvalidParams);
 }
 
 TEST_F(ServerTest, LegacyListChangedAndLogging) {

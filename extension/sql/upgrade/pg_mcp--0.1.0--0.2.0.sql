@@ -90,9 +90,26 @@ DROP FUNCTION @extschema@.list_tools();
 DROP VIEW @extschema@.granted_tools;
 DROP FUNCTION @extschema@._tool_definition(@extschema@.tools);
 ALTER TABLE @extschema@.tools
-    ADD COLUMN untrusted_data text NOT NULL DEFAULT 'auto' CHECK (untrusted_data IN ('auto', 'mark', 'plain'));
+    ADD COLUMN untrusted_data text NOT NULL DEFAULT 'auto' CHECK (untrusted_data IN ('auto', 'mark', 'plain')),
+    ADD COLUMN confirm text NOT NULL DEFAULT 'none' CHECK (confirm IN ('none', 'ask')),
+    ADD COLUMN confirm_message text CHECK (length(confirm_message) BETWEEN 1 AND 1000);
+COMMENT ON COLUMN @extschema@.tools.confirm IS 'none, or ask: a person confirms each call through the MCP client (elicitation) before its SQL runs; the audit row records the decision';
+COMMENT ON COLUMN @extschema@.tools.confirm_message IS 'What the person is asked, with {argument} placeholders replaced by the call''s values; NULL: the tool, the caller and the arguments';
 COMMENT ON COLUMN @extschema@.tools.untrusted_data IS 'Whether the text content of a result is wrapped in per-call boundaries saying it is data, not instructions (structuredContent is never changed): auto (results with a column that can carry text, and the query tool), mark (always) or plain (never)';
 DROP FUNCTION @extschema@.create_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text);
 DROP FUNCTION @extschema@.alter_tool(text, text, text, jsonb, text, integer, integer, interval, boolean, name, jsonb, text, double precision);
 --@include tool_define.sql
 --@include tool_listing.sql
+
+-- A person confirms calls of tools with confirm => 'ask': the state's key and its uses, the
+-- decision in the audit row, and the statuses of calls that did not run for it.
+--@include confirmation.sql
+ALTER TABLE @extschema@.audit_log ADD COLUMN confirmation jsonb;
+COMMENT ON COLUMN @extschema@.audit_log.confirmation IS 'For tools a person confirms: {"decision": asked | accepted | declined | cancelled | timeout | refused | unavailable, "asked_at", "message": what the person was shown}; the person is auth_subject';
+ALTER TABLE @extschema@.audit_log DROP CONSTRAINT audit_log_status_check,
+    ADD CONSTRAINT audit_log_status_check CHECK (status IN ('ok', 'truncated', 'invalid_arguments', 'denied',
+                                                    'not_found', 'refused', 'error', 'timeout',
+                                                    'cancelled', 'rate_limited', 'purge',
+                                                    'confirmation_asked', 'confirmation_unavailable',
+                                                    'confirmation_refused', 'declined',
+                                                    'confirmation_cancelled', 'confirmation_timeout'));
