@@ -388,7 +388,9 @@ asio::awaitable<Response> HttpServer::Impl::post(const Request &request, Exchang
                                         "retry when one finishes");
     call.waiter = std::make_shared<SessionOutput::Waiter>(io, id);
     auto &waiter = call.waiter;
-    waiter->sse = call.sse_ok && (listen || !call.json_ok || wants_notifications(message));
+    // An event stream also where a call may ask a person first (elicitation/create goes on it).
+    waiter->sse = call.sse_ok && (listen || !call.json_ok || wants_notifications(message) ||
+                                  (call.method == "tools/call" && session->server.can_elicit()));
     if (!session->output.expect(key, waiter))
         co_return rpc_error(
             request, http::status::conflict, error_code::kInvalidRequest,

@@ -75,6 +75,8 @@ Message classify_message(json value) {
             Message out;
             out.kind = Message::Kind::Response;
             out.id = id;
+            if (value.contains("result")) out.result = value["result"];
+            if (value.contains("error")) out.error = value["error"];
             return out;
         }
         return invalid(id, error_code::kInvalidRequest, "Invalid Request: \"method\" is missing");

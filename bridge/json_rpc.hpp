@@ -35,7 +35,8 @@ struct Message {
     json id;             // requests and responses; null when unknown
     std::string method;  // requests and notifications
     json params;         // an object (empty when absent)
-    json error;          // Invalid: the error object to answer with (id in `id`)
+    json error;          // Invalid: the error object to answer with (id in `id`); a Response's
+    json result;         // Response: its result (null when it is an error)
 };
 
 // Parses one line. Invalid input yields Kind::Invalid with a ready error object.

@@ -24,6 +24,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <libpq-fe.h>
 
 #include "auth.hpp"
@@ -538,6 +539,14 @@ int main(int argc, char **argv) {
                                               "that reaches it acts as the bridge's login role");
     }
     server_options.agent_name = options.agent;
+    // The wait for a person's answer to a confirmation asked in a 2025-11-25 session.
+    server_options.elicitation_timeout = std::chrono::milliseconds(options.elicitation_timeout_ms);
+    server_options.schedule = [&loop](std::chrono::milliseconds delay, std::function<void()> fn) {
+        auto timer = std::make_shared<boost::asio::steady_timer>(loop, delay);
+        timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code &error) {
+            if (!error) fn();
+        });
+    };
     server_options.page_size = options.page_size;
     server_options.version = kVersion;
     if (options.http)

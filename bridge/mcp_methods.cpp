@@ -179,7 +179,17 @@ void McpServer::call_tool(const Request &request) {
     std::string confirmation;
     if (!confirmation_input(request, confirmation)) return;
     if (!begin_work(request)) return;
-    std::string tool = name->get<std::string>();
+    // The arguments are kept for a second round only where a person may be asked in the
+    // session (2025-11-25, a client with elicitation).
+    std::shared_ptr<const json> kept;
+    if (!request.modern && legacy_can_elicit_) kept = std::make_shared<const json>(arguments);
+    submit_call(request, name->get<std::string>(), arguments, token, std::move(confirmation), kept);
+}
+
+// Sends the call to the database (again, with the person's answer, after an elicitation).
+void McpServer::submit_call(const Request &request, const std::string &tool, const json &arguments,
+                            const json &token, std::string confirmation,
+                            std::shared_ptr<const json> kept) {
     ProgressFn progress;
     if (!token.is_null()) {
         progress = [this, token, tool, id = request.id](int seconds) {
@@ -198,96 +208,108 @@ void McpServer::call_tool(const Request &request) {
     backend_.call_tool(
         options_.backend_key_prefix + request_key(request.id), identity(request), tool, arguments,
         progress, std::move(notice),
-        [this, request, tool](BackendReply reply) {
-            if (!end_work(request.id)) {
-                logger_.log(LogLevel::Info, "tools/call " + tool + " (request " +
-                                                request.id.dump() +
-                                                ") was cancelled; no reply sent");
-                return;
-            }
-            if (!reply.ok) {
-                log_for_request(request, LogLevel::Error,
-                                "tools/call " + tool + ": " + reply.error_message);
-                send(make_error(request.id, reply.error_code, reply.error_message));
-                return;
-            }
-            json result = std::move(reply.value);
-            std::string status;
-            if (result.contains("_meta")) status = string_member(result["_meta"], kStatusKey);
-            bool unknown = result.contains("_meta") && result["_meta"].is_object() &&
-                           result["_meta"].value("pg-mcp/unknown_tool", json(false)) == true;
-            if (unknown) {
-                // Unknown tools are protocol errors; ungranted ones look the same on
-                // purpose.
-                std::string detail;
-                if (reply.body != nullptr && reply.body->buffered) {
-                    std::string text = "{", chunk;
-                    while (reply.body->next(chunk)) text += chunk;
-                    json members = json::parse(text + "}", nullptr, false);
-                    if (members.is_object()) result.update(members);
-                }
-                if (result.contains("content") && result["content"].is_array() &&
-                    !result["content"].empty())
-                    detail = string_member(result["content"][0], "text");
-                send(make_error(request.id, error_code::kInvalidParams, "Unknown tool: " + tool,
-                                {{"detail", detail}}));
-                return;
-            }
-            if (request.modern && result.contains("_meta") && result["_meta"].is_object() &&
-                result["_meta"].contains(kInputRequiredKey)) {
-                // A person confirms first: the client asks them and retries with the answer.
-                send(make_result(request.id, input_required_result(result)), &request);
-                return;
-            }
-            if (status != "ok")
-                log_for_request(request, LogLevel::Warning,
-                                "tool " + tool + " ended with status " + status);
-            json message = make_result(request.id, finish_result(request, std::move(result)));
-            if (reply.body == nullptr) {
-                send(std::move(message), &request);
-                return;
-            }
-            // The span is the request's until its result is written (its id may be reused once
-            // the client has the answer).
-            auto span = std::make_shared<std::optional<Span>>(take_span(request.id));
-            auto head = std::make_shared<Reply>();
-            head->id = request.id;
-            head->text = streamed_prefix(message);
-            BodyStream *body = reply.body;
-            auto written = [this, request, tool, body, span, message] {
-                if (*span && body->failed.empty())
-                    finish_span(std::move(**span), &message, nullptr);
-                if (*span && !body->failed.empty())
-                    finish_span(std::move(**span), nullptr, "result cut short");
-                if (body->failed.empty()) return;
-                log_for_request(request, LogLevel::Error,
-                                "tools/call " + tool + ": result cut short: " + body->failed);
-                send(make_error(request.id, error_code::kDatabaseUnavailable,
-                                "The result was cut short (" + body->failed +
-                                    "); the call completed and was audited. Retry if the tool "
-                                    "is safe to repeat."));
-            };
-            if (body->buffered || !body->off_loop) {
-                output_.send_streamed(std::move(*head), *body);
-                written();
-                return;
-            }
-            // A large body is written as it is read, off the loop; the server stays busy
-            // (not idle()) until it is.
-            streaming_++;
-            body->off_loop([this, head, body] { output_.send_streamed(std::move(*head), *body); },
-                           [this, written] {
-                               streaming_--;
-                               written();
-                           });
+        [this, request, tool, token, kept](BackendReply reply) {
+            answer_call(request, tool, token, kept, std::move(reply));
         },
         std::move(confirmation));
+}
+
+// The database's answer to a call, to the client.
+void McpServer::answer_call(const Request &request, const std::string &tool, const json &token,
+                            std::shared_ptr<const json> kept, BackendReply reply) {
+    if (!end_work(request.id)) {
+        logger_.log(LogLevel::Info, "tools/call " + tool + " (request " + request.id.dump() +
+                                        ") was cancelled; no reply sent");
+        return;
+    }
+    if (!reply.ok) {
+        log_for_request(request, LogLevel::Error,
+                        "tools/call " + tool + ": " + reply.error_message);
+        send(make_error(request.id, reply.error_code, reply.error_message));
+        return;
+    }
+    json result = std::move(reply.value);
+    std::string status;
+    if (result.contains("_meta")) status = string_member(result["_meta"], kStatusKey);
+    bool unknown = result.contains("_meta") && result["_meta"].is_object() &&
+                   result["_meta"].value("pg-mcp/unknown_tool", json(false)) == true;
+    if (unknown) {
+        // Unknown tools are protocol errors; ungranted ones look the same on
+        // purpose.
+        std::string detail;
+        if (reply.body != nullptr && reply.body->buffered) {
+            std::string text = "{", chunk;
+            while (reply.body->next(chunk)) text += chunk;
+            json members = json::parse(text + "}", nullptr, false);
+            if (members.is_object()) result.update(members);
+        }
+        if (result.contains("content") && result["content"].is_array() &&
+            !result["content"].empty())
+            detail = string_member(result["content"][0], "text");
+        send(make_error(request.id, error_code::kInvalidParams, "Unknown tool: " + tool,
+                        {{"detail", detail}}));
+        return;
+    }
+    if (result.contains("_meta") && result["_meta"].is_object() &&
+        result["_meta"].contains(kInputRequiredKey)) {
+        // A person confirms first. 2026-07-28: the client asks them and retries with the
+        // answer; 2025-11-25: the server asks within the session and calls again.
+        if (request.modern) {
+            send(make_result(request.id, input_required_result(result)), &request);
+            return;
+        }
+        if (kept != nullptr) {
+            ask_person(request, tool, token, kept, result["_meta"][kInputRequiredKey]);
+            return;
+        }
+    }
+    if (status != "ok")
+        log_for_request(request, LogLevel::Warning,
+                        "tool " + tool + " ended with status " + status);
+    json message = make_result(request.id, finish_result(request, std::move(result)));
+    if (reply.body == nullptr) {
+        send(std::move(message), &request);
+        return;
+    }
+    // The span is the request's until its result is written (its id may be reused once
+    // the client has the answer).
+    auto span = std::make_shared<std::optional<Span>>(take_span(request.id));
+    auto head = std::make_shared<Reply>();
+    head->id = request.id;
+    head->text = streamed_prefix(message);
+    BodyStream *body = reply.body;
+    auto written = [this, request, tool, body, span, message] {
+        if (*span && body->failed.empty()) finish_span(std::move(**span), &message, nullptr);
+        if (*span && !body->failed.empty())
+            finish_span(std::move(**span), nullptr, "result cut short");
+        if (body->failed.empty()) return;
+        log_for_request(request, LogLevel::Error,
+                        "tools/call " + tool + ": result cut short: " + body->failed);
+        send(make_error(request.id, error_code::kDatabaseUnavailable,
+                        "The result was cut short (" + body->failed +
+                            "); the call completed and was audited. Retry if the tool "
+                            "is safe to repeat."));
+    };
+    if (body->buffered || !body->off_loop) {
+        output_.send_streamed(std::move(*head), *body);
+        written();
+        return;
+    }
+    // A large body is written as it is read, off the loop; the server stays busy
+    // (not idle()) until it is.
+    streaming_++;
+    body->off_loop([this, head, body] { output_.send_streamed(std::move(*head), *body); },
+                   [this, written] {
+                       streaming_--;
+                       written();
+                   });
 }
 
 // What a tools/call brings for a person's confirmation, as JSON text for mcp.serve_call (empty:
 // nothing). False when it is malformed (answered here).
 bool McpServer::confirmation_input(const Request &request, std::string &out) {
     json input = json::object();
+    if (!request.modern && legacy_can_elicit_) input["can_ask"] = true;
     if (request.modern) {
         const json &meta = request.params["_meta"];
         auto capabilities = meta.find(kClientCapabilitiesKey);
@@ -337,6 +359,54 @@ json McpServer::input_required_result(const json &head) const {
                   {"requestedSchema", asked.value("requestedSchema", json::object())}}}}}}},
             {"requestState", asked.value("requestState", "")},
             {"_meta", std::move(meta)}};
+}
+
+// 2025-11-25: asks the person within the session (elicitation/create, related to the call),
+// keeping the call in progress; their answer, or the timeout, sends it to the database again.
+void McpServer::ask_person(const Request &request, const std::string &tool, const json &token,
+                           std::shared_ptr<const json> kept, const json &asked) {
+    if (!begin_work(request)) return;  // in progress again (a cancel ends it)
+    std::string id = "pg-mcp-confirm-" + std::to_string(++elicitations_);
+    Elicitation pending;
+    pending.request = request;
+    pending.tool = tool;
+    pending.token = token;
+    pending.arguments = kept;
+    pending.state = asked.value("requestState", "");
+    elicitations_pending_[id] = std::move(pending);
+    output_.send_related(request.id,
+                         {{"jsonrpc", "2.0"},
+                          {"id", id},
+                          {"method", "elicitation/create"},
+                          {"params",
+                           {{"mode", "form"},
+                            {"message", asked.value("message", "")},
+                            {"requestedSchema", asked.value("requestedSchema", json::object())}}}});
+    if (options_.schedule)
+        options_.schedule(options_.elicitation_timeout,
+                          [this, alive = std::weak_ptr<bool>(alive_), id] {
+                              if (alive.lock()) answer_person(id, "timeout");
+                          });
+}
+
+// The person's answer (accept, decline, cancel; or timeout) to elicitation `id`: the call goes
+// to the database again with it, which decides. Unknown ids (answered already) are ignored.
+void McpServer::answer_person(const std::string &id, const std::string &action) {
+    auto found = elicitations_pending_.find(id);
+    if (found == elicitations_pending_.end()) return;
+    Elicitation pending = std::move(found->second);
+    elicitations_pending_.erase(found);
+    if (action == "timeout")
+        output_.send_related(
+            pending.request.id,
+            make_notification("notifications/cancelled",
+                              {{"requestId", id}, {"reason", "no answer in time"}}));
+    // A call cancelled while the person was asked ends here, unanswered.
+    if (!end_work(pending.request.id)) return;
+    if (!begin_work(pending.request)) return;
+    json confirmation = {{"can_ask", true}, {"state", pending.state}, {"action", action}};
+    submit_call(pending.request, pending.tool, *pending.arguments, pending.token,
+                confirmation.dump(-1, ' ', false, json::error_handler_t::replace), nullptr);
 }
 
 }  // namespace pg_mcp::bridge

@@ -271,10 +271,23 @@ void McpServer::dispatch(Message message, const MessageContext &context) {
                         "rejected message: " + message.error["message"].get<std::string>());
             send(make_error(message.id, message.error["code"], message.error["message"]));
             return;
-        case Message::Kind::Response:
-            logger_.log(LogLevel::Debug,
-                        "ignored a response from the client (this server sends no requests)");
+        case Message::Kind::Response: {
+            // The answer to a person's confirmation asked in the session; any other response
+            // answers nothing this server asked.
+            std::string id = message.id.is_string() ? message.id.get<std::string>() : "";
+            if (elicitations_pending_.count(id) == 0) {
+                logger_.log(LogLevel::Debug, "ignored a response to no request of this server");
+                return;
+            }
+            std::string action = "cancel";  // an error, or an answer of no known kind
+            if (message.result.is_object() && message.result.contains("action") &&
+                message.result["action"].is_string()) {
+                std::string given = message.result["action"].get<std::string>();
+                if (given == "accept" || given == "decline" || given == "cancel") action = given;
+            }
+            answer_person(id, action);
             return;
+        }
         case Message::Kind::Notification:
             handle_notification(message.method, message.params);
             return;
@@ -502,6 +515,12 @@ void McpServer::initialize(const Request &request) {
         }
         legacy_version_ = version;
         legacy_client_info_ = params.value("clientInfo", json::object());
+        // Elicitation in form mode ({} is form mode): a person can be asked in the session.
+        json capabilities = params.value("capabilities", json::object());
+        json elicitation =
+            capabilities.is_object() ? capabilities.value("elicitation", json()) : json();
+        legacy_can_elicit_ =
+            elicitation.is_object() && (elicitation.empty() || elicitation.contains("form"));
     }
     logger_.log(LogLevel::Info, "initialized: protocol " + version + ", client " +
                                     describe_client(params.value("clientInfo", json::object())));

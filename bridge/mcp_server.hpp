@@ -4,6 +4,9 @@
 // no policy: tools/list and tools/call go to the Backend, i.e. to the extension.
 #pragma once
 
+#include <functional>
+#include <chrono>
+#include <memory>
 #include <map>
 #include <optional>
 #include <set>
@@ -72,6 +75,10 @@ struct ServerOptions {
     // stdio, "tcp" for HTTP) and the session id (HTTP sessions).
     std::string network_transport = "pipe";
     std::string session_id;
+    // Runs a function on the server's loop after a delay (the transports give it): the wait for
+    // a person's answer in the session. Unset: no timeout.
+    std::function<void(std::chrono::milliseconds, std::function<void()>)> schedule;
+    std::chrono::milliseconds elicitation_timeout{300000};  // --elicitation-timeout
 };
 
 // What the transport knows of one message beyond its text: who sent it and in which trace.
@@ -121,6 +128,9 @@ class McpServer {
     void cancel_all();
     // Nothing in flight and no result being written: the server may be destroyed.
     bool idle() const;
+    // Whether a call may ask a person within the session (the HTTP transport then answers a
+    // tools/call with an event stream, where the request goes).
+    bool can_elicit() const { return legacy_can_elicit_; }
 
   private:
     struct Request {
@@ -175,6 +185,13 @@ class McpServer {
     Reply make_reply(json &message, const Request *request) const;
     void log_for_request(const Request &request, LogLevel level, const std::string &message);
     bool confirmation_input(const Request &request, std::string &out);
+    void submit_call(const Request &request, const std::string &tool, const json &arguments,
+                     const json &token, std::string confirmation, std::shared_ptr<const json> kept);
+    void answer_call(const Request &request, const std::string &tool, const json &token,
+                     std::shared_ptr<const json> kept, BackendReply reply);
+    void ask_person(const Request &request, const std::string &tool, const json &token,
+                    std::shared_ptr<const json> kept, const json &asked);
+    void answer_person(const std::string &id, const std::string &action);
     json input_required_result(const json &head) const;
     // A notice the tool's SQL raised, as a log message of the call (logger: the tool), when
     // the client asked for that level (logging/setLevel, or the request's log level).
@@ -203,6 +220,19 @@ class McpServer {
     // other's span.
     std::map<std::string, int> duplicate_errors_;
     std::optional<LogLevel> legacy_log_level_;
+    // 2025-11-25: the client declared elicitation (form mode): a person can be asked in the
+    // session to confirm a call; the calls waiting for their answer, by the request's id.
+    bool legacy_can_elicit_ = false;
+    struct Elicitation {
+        Request request;
+        std::string tool;
+        json token;
+        std::shared_ptr<const json> arguments;
+        std::string state;
+    };
+    std::map<std::string, Elicitation> elicitations_pending_;
+    uint64_t elicitations_ = 0;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for scheduled functions
     // Requests the backend is working on: their ids, by id as JSON text.
     std::map<std::string, json> in_flight_;
     std::set<std::string> cancelled_;  // in flight but cancelled: their replies are dropped

@@ -58,7 +58,7 @@ export async function startBridgeWith(args, env = {}) {
  * Returns { client, tap, close }; close() never throws. The bridge gets the full environment
  * (the SDK's default environment drops PGHOST/PGPORT/...).
  */
-export async function connectV1(user, { extraArgs = [], before } = {}) {
+export async function connectV1(user, { extraArgs = [], before, capabilities = {} } = {}) {
   let transport;
   let http;
   if (TRANSPORT === 'http') {
@@ -73,7 +73,7 @@ export async function connectV1(user, { extraArgs = [], before } = {}) {
     });
   }
   const tap = tapTransport(transport);
-  const client = new ClientV1({ name: 'pg-mcp-bridge-sdk-e2e-v1', version: '0.0.1' }, { capabilities: {} });
+  const client = new ClientV1({ name: 'pg-mcp-bridge-sdk-e2e-v1', version: '0.0.1' }, { capabilities });
   const errors = [];
   client.onerror = (e) => errors.push(e);
   before?.(client);

@@ -1,11 +1,16 @@
 // A person confirms each call of a writing tool defined with confirm => 'ask', through the
-// official SDK client's elicitation handler: on 2026-07-28 the call is answered input_required
+// official SDK clients' elicitation handlers: on 2026-07-28 the call is answered input_required
 // (an elicitation/create form and a signed requestState), the client asks and retries with the
-// answer; the row is written only after acceptance, and each round is audited with the
-// decision. A client that cannot ask gets a clear tool error and nothing runs.
+// answer; on 2025-11-25 the bridge sends elicitation/create within the session (stdio, and
+// over HTTP on the call's event stream) and waits, up to --elicitation-timeout. The row is
+// written only after acceptance, and each round is audited with the decision. A client that
+// cannot ask gets a clear tool error and nothing runs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectV1, connectV2, REQUEST_TIMEOUT } from './clients.mjs';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectV1, connectV2, startHttpBridge, REQUEST_TIMEOUT } from './clients.mjs';
 import { psql, psqlJson } from './helpers.mjs';
 
 const TOOL = 'sdk_confirm_close';
@@ -16,7 +21,7 @@ before(async () => {
   await cleanup();
   await psql(`
 CREATE TABLE public.sdk_confirm_accounts (id int PRIMARY KEY, owner text NOT NULL, open boolean NOT NULL DEFAULT true);
-INSERT INTO public.sdk_confirm_accounts VALUES (1, 'ann'), (2, 'bob'), (3, 'cy');
+INSERT INTO public.sdk_confirm_accounts VALUES (1, 'ann'), (2, 'bob'), (3, 'cy'), (4, 'di'), (5, 'ed'), (6, 'flo');
 GRANT SELECT, UPDATE ON public.sdk_confirm_accounts TO agent_support;
 SELECT mcp.create_tool(${"'" + TOOL + "'"},
   'UPDATE public.sdk_confirm_accounts SET open = false WHERE id = :id RETURNING id, owner',
@@ -115,3 +120,73 @@ test('confirmation: a client that cannot ask a person gets a tool error, and not
     await legacy.close();
   }
 });
+
+/** A 2025-11-25 (v1 SDK) client over HTTP with an elicitation handler. */
+async function legacyHttpClient(url, handler) {
+  const transport = new StreamableHTTPClientTransport(new URL(url));
+  const client = new Client({ name: 'confirm-http', version: '1' }, { capabilities: { elicitation: {} } });
+  client.setRequestHandler(ElicitRequestSchema, handler);
+  await client.connect(transport);
+  return {
+    client,
+    close: async () => {
+      await transport.terminateSession().catch(() => {});
+      await client.close().catch(() => {});
+    }
+  };
+}
+
+test('confirmation (2025-11-25): asked within the session over stdio and HTTP; a slow person times out', TEST_TIMEOUT, async () => {
+  const since = await lastAuditId();
+  const asked = [];
+  // stdio: accepted, written.
+  const stdio = await connectV1('agent_support', {
+    capabilities: { elicitation: {} },
+    before: (client) => client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      asked.push(request.params.message);
+      return { action: 'accept', content: {} };
+    })
+  });
+  try {
+    const result = await stdio.client.callTool({ name: TOOL, arguments: { id: 4 } }, undefined, REQUEST_TIMEOUT);
+    assert.equal(result.isError, false, JSON.stringify(result));
+    assert.deepEqual(result.structuredContent.rows, [{ id: 4, owner: 'di' }]);
+    assert.equal(await open(4), false);
+  } finally {
+    await stdio.close();
+  }
+  // HTTP: declined, not written; then a person who does not answer within the timeout.
+  const bridge = await startHttpBridge('agent_support', ['--elicitation-timeout', '700']);
+  try {
+    const declining = await legacyHttpClient(bridge.url, async (request) => {
+      asked.push(request.params.message);
+      return { action: 'decline' };
+    });
+    const declined = await declining.client.callTool({ name: TOOL, arguments: { id: 5 } }, undefined, REQUEST_TIMEOUT);
+    assert.equal(declined.isError, true);
+    assert.match(declined.content[0].text, /declined/);
+    await declining.close();
+    const slow = await legacyHttpClient(bridge.url, async (request) => {
+      asked.push(request.params.message);
+      await new Promise((r) => setTimeout(r, 3000));
+      return { action: 'accept', content: {} };
+    });
+    const late = await slow.client.callTool({ name: TOOL, arguments: { id: 6 } }, undefined, REQUEST_TIMEOUT);
+    assert.equal(late.isError, true);
+    assert.match(late.content[0].text, /did not answer in time/);
+    await new Promise((r) => setTimeout(r, 2600));  // the late answer changes nothing
+    await slow.close();
+  } finally {
+    await bridge.stop();
+  }
+  assert.deepEqual(asked, ['Close account 4? This cannot be undone.', 'Close account 5? This cannot be undone.',
+    'Close account 6? This cannot be undone.']);
+  assert.equal(await open(5), true);
+  assert.equal(await open(6), true);
+  assert.deepEqual((await audit(since)).map((row) => `${row.status}/${row.decision}`), [
+    'confirmation_asked/asked', 'ok/accepted',
+    'confirmation_asked/asked', 'declined/declined',
+    'confirmation_asked/asked', 'confirmation_timeout/timeout'
+  ]);
+});
+

@@ -634,6 +634,87 @@ TEST_F(ServerTest, ModernConfirmationIsAskedThroughElicitation) {
     EXPECT_EQ(bad["error"]["code"], error_code::kInvalidParams);
 }
 
+// 2025-11-25: a client that declared elicitation is asked within the session
+// (elicitation/create, while the call stays in progress); its answer, or the timeout, sends the
+// call to the database again with the state; a cancelled call is not answered.
+TEST_F(ServerTest, LegacyConfirmationAsksInTheSession) {
+    ServerOptions o = options();
+    std::vector<std::function<void()>> scheduled;
+    o.schedule = [&](std::chrono::milliseconds, std::function<void()> fn) {
+        scheduled.push_back(std::move(fn));
+    };
+    McpServer s(backend, output, o, logger);
+    s.handle_line(
+        R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},"clientInfo":{"name":"c","version":"1"}}})");
+    output.take();
+    json head = {{"_meta",
+                  {{"pg-mcp/status", "confirmation_asked"},
+                   {"pg-mcp/input_required",
+                    {{"message", "Close account 7?"},
+                     {"requestState", "00ff.ab"},
+                     {"requestedSchema", {{"type", "object"}, {"properties", json::object()}}}}}}},
+                 {"isError", true},
+                 {"content", {{{"type", "text"}, {"text", "waiting"}}}}};
+    backend.call_result = head;
+    s.handle_line(
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"id":7}}})");
+    EXPECT_EQ(json::parse(backend.last_confirmation), json({{"can_ask", true}}));
+    json ask = output.take();
+    EXPECT_EQ(ask["method"], "elicitation/create");
+    EXPECT_EQ(ask["params"]["message"], "Close account 7?");
+    EXPECT_EQ(ask["params"]["mode"], "form");
+    EXPECT_EQ(output.size(), 0u);  // the call waits for the person
+    backend.call_result = ok_call_result();
+    std::string answer = json({{"jsonrpc", "2.0"},
+                               {"id", ask["id"]},
+                               {"result", {{"action", "accept"}, {"content", json::object()}}}})
+                             .dump();
+    s.handle_line(answer);
+    EXPECT_EQ(json::parse(backend.last_confirmation),
+              json({{"can_ask", true}, {"state", "00ff.ab"}, {"action", "accept"}}));
+    EXPECT_EQ(backend.last_arguments, json({{"id", 7}}));
+    EXPECT_EQ(output.take()["id"], 1);
+    s.handle_line(answer);  // answered already: nothing happens
+    EXPECT_EQ(output.size(), 0u);
+
+    // No answer in time: the request is withdrawn, and the database audits the timeout.
+    backend.call_result = head;
+    s.handle_line(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t"}})");
+    json ask2 = output.take();
+    ASSERT_EQ(scheduled.size(), 2u);
+    backend.call_result = ok_call_result("confirmation_timeout");
+    backend.call_result["isError"] = true;
+    scheduled.back()();
+    json withdrawn = output.take();
+    EXPECT_EQ(withdrawn["method"], "notifications/cancelled");
+    EXPECT_EQ(withdrawn["params"]["requestId"], ask2["id"]);
+    EXPECT_EQ(json::parse(backend.last_confirmation)["action"], "timeout");
+    EXPECT_EQ(output.take()["id"], 2);
+
+    // The client cancels the call while the person is asked: no answer, no second round.
+    backend.call_result = head;
+    s.handle_line(R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"t"}})");
+    json ask3 = output.take();
+    s.handle_line(
+        R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}})");
+    backend.last_confirmation.clear();
+    s.handle_line(
+        json({{"jsonrpc", "2.0"}, {"id", ask3["id"]}, {"result", {{"action", "accept"}}}}).dump());
+    EXPECT_EQ(backend.last_confirmation, "");
+    EXPECT_EQ(output.size(), 0u);
+    // An error from the client counts as dismissed.
+    backend.call_result = head;
+    s.handle_line(R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"t"}})");
+    json ask4 = output.take();
+    backend.call_result = ok_call_result("confirmation_cancelled");
+    s.handle_line(json({{"jsonrpc", "2.0"},
+                        {"id", ask4["id"]},
+                        {"error", {{"code", -32600}, {"message", "no"}}}})
+                      .dump());
+    EXPECT_EQ(json::parse(backend.last_confirmation)["action"], "cancel");
+    EXPECT_EQ(output.take()["id"], 4);
+}
+
 TEST_F(ServerTest, LegacyListChangedAndLogging) {
     server.tools_changed();
     EXPECT_EQ(output.size(), 0u);  // nobody to tell before initialize
