@@ -91,6 +91,35 @@ SET ROLE regress_cf_agent;
 SELECT mcp.call_tool('cf_close', '{"id": 2}') -> 'structuredContent' -> 'rows' AS ran;
 RESET ROLE;
 
-SELECT mcp.drop_tool('cf_close');
+-- Required of every writing tool of a role (and its members) or a principal, whatever the
+-- tool says; read-only tools are not asked.
+SELECT mcp.create_tool('cf_reopen', 'UPDATE regress_accounts SET open = true WHERE id = :id RETURNING id',
+                       'Reopens an account', '[{"name": "id", "type": "integer"}]', read_only => false);
+SELECT mcp.create_tool('cf_list', 'SELECT id, open FROM regress_accounts ORDER BY id', 'Accounts');
+SELECT mcp.grant_tool(t, r) FROM unnest(ARRAY['cf_reopen', 'cf_list']) t,
+                                 unnest(ARRAY['regress_cf_agent', 'regress_cf_other']) r;
+SELECT mcp.create_principal('cf-people', 'regress_cf_other');
+SELECT mcp.require_confirmation('regress_cf_agent', 'team');
+SELECT mcp.require_confirmation('regress_nobody');
+SELECT mcp.require_confirmation('nobody', 'principal');
+SELECT mcp.require_confirmation('regress_cf_agent');
+SELECT mcp.require_confirmation('cf-people', 'principal');
+SELECT subject_kind, subject FROM mcp.confirmation_policies ORDER BY 1, 2;
+SET ROLE regress_cf_agent;
+SELECT mcp.call_tool('cf_reopen', '{"id": 1}') #>> '{_meta,pg-mcp/status}' AS role_policy;
+SELECT mcp.call_tool('cf_list') #>> '{_meta,pg-mcp/status}' AS read_only_tool;
+RESET ROLE;
+SET ROLE regress_cf_other;
+SELECT mcp.call_tool('cf_reopen', '{"id": 1}') #>> '{_meta,pg-mcp/status}' AS principal_policy;
+RESET ROLE;
+SELECT mcp.drop_confirmation_requirement('regress_cf_agent');
+SELECT mcp.drop_confirmation_requirement('regress_cf_agent');
+SELECT mcp.drop_confirmation_requirement('cf-people', 'principal');
+SET ROLE regress_cf_agent;
+SELECT mcp.call_tool('cf_reopen', '{"id": 1}') -> 'structuredContent' -> 'rows' AS runs_again;
+RESET ROLE;
+
+SELECT mcp.drop_tool(t) FROM unnest(ARRAY['cf_close', 'cf_reopen', 'cf_list']) t;
+SELECT mcp.drop_principal('cf-people');
 DROP TABLE regress_accounts;
 DROP ROLE regress_cf_agent, regress_cf_other;

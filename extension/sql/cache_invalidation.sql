@@ -31,6 +31,7 @@ CREATE TRIGGER rate_limits_truncated AFTER TRUNCATE ON @extschema@.rate_limits
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._catalog_changed();
 ALTER TABLE @extschema@.rate_limits ENABLE ALWAYS TRIGGER rate_limits_changed, ENABLE ALWAYS TRIGGER rate_limits_truncated;
 --@include token_invalidation.sql
+--@include confirmation_policies.sql
 
 CREATE FUNCTION @extschema@.set_rate_limit(subject text, tool text DEFAULT NULL, max_calls integer DEFAULT NULL,
                                            per interval DEFAULT '1 minute', max_concurrent integer DEFAULT NULL,

@@ -17,8 +17,10 @@ namespace pg_mcp {
 
 namespace {
 
-const char *const kWatchedTables[] = {"tools", "tool_grants", "principals", "rate_limits",
-                                      "principal_tokens"};
+const char *const kWatchedTables[] = {"tools",       "tool_grants",      "principals",
+                                      "rate_limits", "principal_tokens", "confirmation_policies"};
+// Tables a catalog not yet updated from 0.1.0 (ALTER EXTENSION UPDATE) lacks: from this one on.
+constexpr int kFirstOptional = 5;
 constexpr int kWatchedCount = sizeof kWatchedTables / sizeof kWatchedTables[0];
 
 uint64 generation = 1;
@@ -75,7 +77,7 @@ uint64 catalog_generation(void) {
         Oid schema = get_namespace_oid("mcp", false);
         for (int i = 0; i < kWatchedCount; i++) {
             watched[i] = get_relname_relid(kWatchedTables[i], schema);
-            if (!OidIsValid(watched[i]))
+            if (!OidIsValid(watched[i]) && i < kFirstOptional)
                 elog(ERROR, "pg_mcp catalog table mcp.%s is missing", kWatchedTables[i]);
         }
         watched_known = true;

@@ -6,6 +6,8 @@
 #include "tool_cache.hpp"
 
 extern "C" {
+#include "utils/lsyscache.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
@@ -21,6 +23,7 @@ namespace {
 
 SPIPlanPtr lookup_plan = NULL;
 SPIPlanPtr limits_plan = NULL;
+SPIPlanPtr policy_plan = NULL;
 
 // One row always: the tool's columns (NULL when there is no such tool), whether the caller
 // may use it, and the caller's principal.
@@ -54,6 +57,14 @@ const char *kLimitsSql =
     "          WHERE r.rolname = l.subject AND pg_catalog.pg_has_role($2, r.oid, 'USAGE')))"
     "     OR (l.subject_kind = 'principal' AND l.subject = $3))"
     " ORDER BY l.id";
+
+// Whether a person confirms every writing tool of role $1 acting as principal $2 (or none):
+// a policy on a role it can use, or on its principal.
+const char *kPolicySql =
+    "SELECT EXISTS (SELECT FROM mcp.confirmation_policies c"
+    " WHERE (c.subject_kind = 'role' AND EXISTS (SELECT FROM pg_catalog.pg_roles r"
+    "          WHERE r.rolname = c.subject AND pg_catalog.pg_has_role($1, r.oid, 'USAGE')))"
+    "    OR (c.subject_kind = 'principal' AND c.subject = $2))";
 
 // The plan of sql, prepared once per session into *slot (SPI connected).
 void kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types, const char *what) {
@@ -102,6 +113,27 @@ RateLimit *query_rate_limits(const char *name, Oid caller, const char *principal
     }
     SPI_freetuptable(SPI_tuptable);
     return limits;
+}
+
+// Whether a policy makes a person confirm caller's writing tools (SPI connected); false on a
+// catalog not yet updated from 0.1.0, which has no policies.
+bool policy_requires_confirmation(Oid caller, const char *principal) {
+    if (!OidIsValid(get_relname_relid("confirmation_policies", get_namespace_oid("mcp", false))))
+        return false;
+    Oid arg_types[2] = {OIDOID, TEXTOID};
+    kept_plan(&policy_plan, kPolicySql, 2, arg_types, "confirmation policy lookup");
+    Datum values[2] = {ObjectIdGetDatum(caller),
+                       principal != NULL ? CStringGetTextDatum(principal) : (Datum)0};
+    char nulls[2] = {' ', principal != NULL ? ' ' : 'n'};
+    int rc = SPI_execute_snapshot(policy_plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot,
+                                  true, false, 1);
+    if (rc != SPI_OK_SELECT)
+        elog(ERROR, "confirmation policy lookup failed: %s", SPI_result_code_string(rc));
+    bool isnull;
+    bool required =
+        DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    SPI_freetuptable(SPI_tuptable);
+    return required;
 }
 
 // Reads the tool and whether caller may use it (as the owner; SPI connected), from the catalog.
@@ -160,6 +192,8 @@ ToolRow read_tool_row(const char *name, Oid caller, MemoryContext result_context
     row.confirm = confirm != NULL && strcmp(confirm, "ask") == 0;
     row.confirm_message = column_text(tuple, desc, 20);
     SPI_freetuptable(SPI_tuptable);
+    if (!row.read_only && !row.confirm)
+        row.confirm = policy_requires_confirmation(caller, row.principal);
     row.limits = query_rate_limits(name, caller, row.principal, result_context, &row.nlimits);
     return row;
 }

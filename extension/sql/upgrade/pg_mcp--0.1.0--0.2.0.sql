@@ -104,6 +104,7 @@ DROP FUNCTION @extschema@.alter_tool(text, text, text, jsonb, text, integer, int
 -- A person confirms calls of tools with confirm => 'ask': the state's key and its uses, the
 -- decision in the audit row, and the statuses of calls that did not run for it.
 --@include confirmation.sql
+--@include confirmation_policies.sql
 ALTER TABLE @extschema@.audit_log ADD COLUMN confirmation jsonb;
 COMMENT ON COLUMN @extschema@.audit_log.confirmation IS 'For tools a person confirms: {"decision": asked | accepted | declined | cancelled | timeout | refused | unavailable, "asked_at", "message": what the person was shown}; the person is auth_subject';
 ALTER TABLE @extschema@.audit_log DROP CONSTRAINT audit_log_status_check,
