@@ -215,5 +215,35 @@ SELECT mcp.grant_tool('query', 'agent_analyst');
 SELECT mcp.grant_tool('list_objects', 'agent_analyst');
 SELECT mcp.grant_tool('describe_object', 'agent_analyst');
 
+-- A billing agent that may cancel a subscription, and only after a person confirms that exact
+-- call at the MCP client (confirm => 'ask'); the tool runs as a role that may change that one
+-- column and nothing else.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'agent_billing') THEN
+        CREATE ROLE agent_billing LOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mcp_billing_writer') THEN
+        CREATE ROLE mcp_billing_writer NOLOGIN;
+    END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA app TO mcp_billing_writer;
+GRANT SELECT (id, name, subscription_status), UPDATE (subscription_status) ON app.customers TO mcp_billing_writer;
+SELECT mcp.create_principal('billing-demo', 'agent_billing', '{}', 'Billing agent of the demo');
+SELECT mcp.create_tool(
+    name            => 'cancel_subscription',
+    title           => 'Cancel a subscription',
+    description     => 'Cancels the subscription of one customer (by id). A person confirms each call.',
+    sql             => $q$UPDATE app.customers SET subscription_status = 'canceled'
+                           WHERE id = :customer_id RETURNING id, name, subscription_status$q$,
+    parameters      => '[{"name": "customer_id", "type": "integer", "minimum": 1,
+                          "description": "The customer whose subscription ends"}]',
+    read_only       => false,
+    run_as          => 'mcp_billing_writer',
+    confirm         => 'ask',
+    confirm_message => 'Cancel the subscription of customer {customer_id}? The customer loses access at once.');
+SELECT mcp.grant_tool('cancel_subscription', 'agent_billing');
+
 -- The analytics aggregates stay fresh: the pg_mcp refresher refreshes them every 5 minutes.
 SELECT mcp.schedule_refresh('app.customer_analytics_view', '5 minutes');

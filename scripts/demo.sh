@@ -70,14 +70,16 @@ esac
 # of principals (stored hashed in mcp.principal_tokens), never a database password.
 tokens=$(psql -X -Atq -v ON_ERROR_STOP=1 <<'SQL'
 CREATE ROLE mcp_bridge_demo LOGIN NOINHERIT;
-GRANT agent_support, agent_acme, mcp_audit_confirmer TO mcp_bridge_demo;
+GRANT agent_support, agent_acme, agent_billing, mcp_audit_confirmer TO mcp_bridge_demo;
 SELECT mcp.create_principal('support-demo', 'agent_support') IS NULL;
 SELECT mcp.create_token('support-demo', 'scripts/demo.sh');
 SELECT mcp.create_token('acme-support', 'scripts/demo.sh');
+SELECT mcp.create_token('billing-demo', 'scripts/demo.sh');
 SQL
 )
 support_token=$(echo "$tokens" | sed -n 2p)
 acme_token=$(echo "$tokens" | sed -n 3p)
+billing_token=$(echo "$tokens" | sed -n 4p)
 
 echo "== start pg_mcp_bridge on http://127.0.0.1:$http_port/mcp (bearer tokens)"
 "$bridge" --http "127.0.0.1:$http_port" --auth token --pool-size 4 \
@@ -96,6 +98,7 @@ pg_mcp is serving MCP at $url
 Two demo agents (tokens valid while the demo runs):
   support agent (tool get_customer_info):          $support_token
   tenant agent acme (tool get_tenant_customers):   $acme_token
+  billing agent (cancel_subscription, confirmed):  $billing_token
 
 Claude Code:
   claude mcp add --transport http pg-mcp $url --header "Authorization: Bearer $support_token"
@@ -125,6 +128,15 @@ if [ -d test/sdk/node_modules ] || (cd test/sdk && npm ci --no-audit --no-fund >
   echo "== its audit row (mcp.audit_log, written outside the agent's transaction):"
   psql -X -q -c "SELECT id, called_at::time(0) AS at, principal, caller_role, tool_name, status,
                         rows_returned, arguments FROM mcp.audit_log ORDER BY id DESC LIMIT 1"
+  echo
+  echo "== a writing tool a person confirms: the client asks (elicitation), the person approves"
+  (cd test/sdk && node agent-session.mjs "$url" "$billing_token" cancel_subscription \
+     '{"customer_id": 3}') || true
+  echo
+  echo "== its audit rows: asked, then approved and run"
+  psql -X -q -c "SELECT id, tool_name, status, confirmation ->> 'decision' AS decision,
+                        confirmation ->> 'message' AS shown, rows_returned
+                   FROM mcp.audit_log WHERE tool_name = 'cancel_subscription' ORDER BY id"
 fi
 echo "Serving until Ctrl-C (bridge log: $workdir/bridge.log)."
 wait "$bridge_pid"

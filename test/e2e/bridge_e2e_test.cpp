@@ -111,13 +111,9 @@ TEST(ToolsList, Paginates) {
         ++pages;
     } while (!cursor.is_null() && pages < 20);
     // Every tool granted in the demo (a superuser is a member of every role), in name order.
-    std::vector<std::string> expected = {"describe_object",
-                                         "get_customer_analytics",
-                                         "get_customer_info",
-                                         "get_tenant_customers",
-                                         "list_objects",
-                                         "propose_tool",
-                                         "query"};
+    std::vector<std::string> expected = {
+        "cancel_subscription",  "describe_object", "get_customer_analytics", "get_customer_info",
+        "get_tenant_customers", "list_objects",    "propose_tool",           "query"};
     EXPECT_EQ(pages, static_cast<int>(expected.size()));
     EXPECT_EQ(names, expected);
 }

@@ -1,15 +1,23 @@
 // A short scripted agent session over Streamable HTTP with the official MCP SDK, as an agent
 // developer would write it: connect with a bearer token, list tools, call one, show the
-// governed result. scripts/demo.sh runs it against its bridge.
+// governed result. A tool a person must confirm is asked through the client's elicitation
+// handler, which shows the request and approves it (standing in for the person). scripts/demo.sh
+// runs it against its bridge.
 //   node agent-session.mjs URL TOKEN TOOL JSON_ARGUMENTS
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const [url, token, tool, args] = process.argv.slice(2);
 const transport = new StreamableHTTPClientTransport(new URL(url), {
   requestInit: { headers: { authorization: `Bearer ${token}` } }
 });
-const client = new Client({ name: 'pg_mcp-demo-agent', version: '1.0.0' });
+const client = new Client({ name: 'pg_mcp-demo-agent', version: '1.0.0' }, { capabilities: { elicitation: {} } });
+client.setRequestHandler(ElicitRequestSchema, async (request) => {
+  console.log(`elicitation/create from the server: "${request.params.message}"`);
+  console.log('  the person approves (Accept)');
+  return { action: 'accept', content: {} };
+});
 await client.connect(transport);
 const server = client.getServerVersion();
 console.log(`connected to ${server.name} ${server.version}`);

@@ -24,8 +24,8 @@ export const DB = process.env.PG_MCP_E2E_DB || 'demo';
 export const SUPERUSER = process.env.PG_MCP_E2E_SUPERUSER || 'postgres';
 
 // Every tool granted in the demo (a superuser sees them all), in name order.
-export const DEMO_TOOLS = ['describe_object', 'get_customer_analytics', 'get_customer_info', 'get_tenant_customers',
-  'list_objects', 'propose_tool', 'query'];
+export const DEMO_TOOLS = ['cancel_subscription', 'describe_object', 'get_customer_analytics', 'get_customer_info',
+  'get_tenant_customers', 'list_objects', 'propose_tool', 'query'];
 export const TENANTS = [
   '11111111-1111-4111-8111-111111111111',
   '22222222-2222-4222-8222-222222222222',
