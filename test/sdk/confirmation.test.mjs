@@ -190,3 +190,42 @@ test('confirmation (2025-11-25): asked within the session over stdio and HTTP; a
   ]);
 });
 
+
+test('confirmation (2026-07-28 over HTTP): input_required, the retry with the answer, a forged state refused', TEST_TIMEOUT, async () => {
+  const bridge = await startHttpBridge('agent_support');
+  const meta = {
+    'io.modelcontextprotocol/protocolVersion': MODERN,
+    'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
+    'io.modelcontextprotocol/clientInfo': { name: 'confirm-raw', version: '1' }
+  };
+  const call = async (id, extra) => {
+    const answer = await fetch(bridge.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json', accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': TOOL
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: TOOL, arguments: { id: 6 }, _meta: meta, ...extra } })
+    });
+    assert.equal(answer.status, 200);
+    const text = await answer.text();
+    const data = text.startsWith('{') ? text : text.split('\n').find((l) => l.startsWith('data: ')).slice(6);
+    return JSON.parse(data);
+  };
+  try {
+    const asked = await call('h1', {});
+    assert.equal(asked.result.resultType, 'input_required');
+    assert.equal(asked.result.inputRequests.confirm.params.message, 'Close account 6? This cannot be undone.');
+    const state = asked.result.requestState;
+    const forged = await call('h2', { requestState: state.replace(/^./, (c) => (c === 'a' ? 'b' : 'a')), inputResponses: { confirm: { action: 'accept' } } });
+    assert.equal(forged.result.isError, true);
+    assert.match(forged.result.content[0].text, /not valid: its signature does not verify/);
+    assert.equal(await open(6), true);
+    const done = await call('h3', { requestState: state, inputResponses: { confirm: { action: 'accept', content: {} } } });
+    assert.equal(done.result.resultType, 'complete');
+    assert.deepEqual(done.result.structuredContent.rows, [{ id: 6, owner: 'flo' }]);
+    assert.equal(await open(6), false);
+  } finally {
+    await bridge.stop();
+  }
+});
