@@ -365,6 +365,15 @@ json McpServer::input_required_result(const json &head) const {
 // keeping the call in progress; their answer, or the timeout, sends it to the database again.
 void McpServer::ask_person(const Request &request, const std::string &tool, const json &token,
                            std::shared_ptr<const json> kept, const json &asked) {
+    // Bounded per session: a client that never answers cannot pile calls up.
+    if (elicitations_pending_.size() >= kMaxPendingElicitations) {
+        send(make_error(request.id, error_code::kInvalidRequest,
+                        "Too many calls are waiting for a person's confirmation in this session "
+                        "(at most " +
+                            std::to_string(kMaxPendingElicitations) +
+                            "); answer or cancel them first. Nothing was done."));
+        return;
+    }
     if (!begin_work(request)) return;  // in progress again (a cancel ends it)
     std::string id = "pg-mcp-confirm-" + std::to_string(++elicitations_);
     Elicitation pending;
@@ -387,6 +396,21 @@ void McpServer::ask_person(const Request &request, const std::string &tool, cons
                           [this, alive = std::weak_ptr<bool>(alive_), id] {
                               if (alive.lock()) answer_person(id, "timeout");
                           });
+}
+
+// A call waiting for a person that its client cancelled: the request to the person is withdrawn
+// and the call ends unanswered (nothing ran).
+void McpServer::withdraw_elicitation(const std::string &request_key_text) {
+    for (auto it = elicitations_pending_.begin(); it != elicitations_pending_.end(); ++it) {
+        if (request_key(it->second.request.id) != request_key_text) continue;
+        json request_id = it->second.request.id;
+        output_.send_related(request_id, make_notification("notifications/cancelled",
+                                                           {{"requestId", it->first},
+                                                            {"reason", "the call was cancelled"}}));
+        elicitations_pending_.erase(it);
+        (void)end_work(request_id);
+        return;
+    }
 }
 
 // The person's answer (accept, decline, cancel; or timeout) to elicitation `id`: the call goes

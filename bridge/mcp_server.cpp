@@ -456,6 +456,7 @@ void McpServer::handle_notification(const std::string &method, const json &param
             // Once per request: a repeated cancel asks nothing more of the backend.
             if (in_flight_.count(key) > 0 && cancelled_.insert(key).second) running = true;
         }
+        if (running) withdraw_elicitation(key);  // when it waits for a person
         if (running) {
             logger_.log(LogLevel::Info, "cancelling request " + key);
             backend_.cancel(options_.backend_key_prefix + key);
@@ -718,6 +719,7 @@ void McpServer::shutdown(bool answer_in_flight) {
         send(make_result(entry.second["id"], std::move(result)));
     }
     subscriptions_.clear();
+    elicitations_pending_.clear();  // their calls were answered above (or are dropped)
 }
 
 }  // namespace pg_mcp::bridge

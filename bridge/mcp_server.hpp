@@ -78,7 +78,7 @@ struct ServerOptions {
     // Runs a function on the server's loop after a delay (the transports give it): the wait for
     // a person's answer in the session. Unset: no timeout.
     std::function<void(std::chrono::milliseconds, std::function<void()>)> schedule;
-    std::chrono::milliseconds elicitation_timeout{300000};  // --elicitation-timeout
+    std::chrono::milliseconds elicitation_timeout{120000};  // --elicitation-timeout
 };
 
 // What the transport knows of one message beyond its text: who sent it and in which trace.
@@ -192,6 +192,8 @@ class McpServer {
     void ask_person(const Request &request, const std::string &tool, const json &token,
                     std::shared_ptr<const json> kept, const json &asked);
     void answer_person(const std::string &id, const std::string &action);
+    void withdraw_elicitation(const std::string &request_key_text);
+    static constexpr size_t kMaxPendingElicitations = 16;
     json input_required_result(const json &head) const;
     // A notice the tool's SQL raised, as a log message of the call (logger: the tool), when
     // the client asked for that level (logging/setLevel, or the request's log level).

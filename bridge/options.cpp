@@ -170,7 +170,8 @@ po::options_description describe() {
         "added to a bare origin); trace ids reach the audit log either way");
     add("elicitation-timeout", po::value<std::string>()->value_name("MS"),
         "2025-11-25 sessions: how long a call waits for a person to confirm it (tools with "
-        "confirm => 'ask'; default 300000); then it is refused as unanswered");
+        "confirm => 'ask'; default 120000, under HTTP's 300000 wait for a response); then it is "
+        "refused as unanswered");
     add("otlp-metrics-interval", po::value<std::string>()->value_name("MS"),
         "with --otlp-endpoint: how often metrics (mcp.server.operation.duration, "
         "pg_mcp.tool.calls) go to its /v1/metrics (default 10000)");
@@ -346,8 +347,9 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
                          ": not an http(s) URL, e.g. http://otel-collector:4318"};
     if (!options.otlp_ca_file.empty() && options.otlp_endpoint.empty())
         throw UsageError{"--otlp-ca-file needs --otlp-endpoint"};
-    number("elicitation-timeout", options.elicitation_timeout_ms, 100, 86400000,
-           "milliseconds, from 100 to 86400000");
+    // Under the HTTP transport's wait for a response (300 s), which would end the call first.
+    number("elicitation-timeout", options.elicitation_timeout_ms, 100, 280000,
+           "milliseconds, from 100 to 280000");
     number("otlp-metrics-interval", options.otlp_metrics_interval_ms, 100, 3600000,
            "milliseconds, from 100 to 3600000");
     if (given.count("otlp-metrics-interval") && options.otlp_endpoint.empty())

@@ -29,7 +29,7 @@ struct BridgeOptions {
     std::string otlp_endpoint;  // --otlp-endpoint: where spans go (OTLP/HTTP); empty: nowhere
     std::string otlp_ca_file;   // --otlp-ca-file
     size_t otlp_metrics_interval_ms = 10000;  // --otlp-metrics-interval
-    size_t elicitation_timeout_ms = 300000;   // --elicitation-timeout
+    size_t elicitation_timeout_ms = 120000;   // --elicitation-timeout
     std::string token_env;  // --token-env: stdio runs as the principal of this variable's token
     std::string confirm_audit = "auto";  // --confirm-audit: auto, always or never
     HttpOptions http_options;

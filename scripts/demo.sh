@@ -70,7 +70,7 @@ esac
 # of principals (stored hashed in mcp.principal_tokens), never a database password.
 tokens=$(psql -X -Atq -v ON_ERROR_STOP=1 <<'SQL'
 CREATE ROLE mcp_bridge_demo LOGIN NOINHERIT;
-GRANT agent_support, agent_acme, agent_billing, mcp_audit_confirmer TO mcp_bridge_demo;
+GRANT agent_support, agent_acme, agent_billing, mcp_audit_confirmer, mcp_confirmation_relay TO mcp_bridge_demo;
 SELECT mcp.create_principal('support-demo', 'agent_support') IS NULL;
 SELECT mcp.create_token('support-demo', 'scripts/demo.sh');
 SELECT mcp.create_token('acme-support', 'scripts/demo.sh');

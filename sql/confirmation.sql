@@ -61,6 +61,30 @@ SELECT h #>> '{_meta,pg-mcp/input_required,requestState}' AS state3 FROM pg_temp
 SELECT pg_temp.answer('{"id": 2}', :'state3', 'cancel') AS dismissed;
 SELECT open FROM regress_accounts WHERE id = 2;
 RESET ROLE;
+-- Only a relay (pg_mcp_bridge's login: a member of mcp_confirmation_relay) may bring the
+-- person's answer: a login that is not cannot approve its own call, though it can be asked.
+CREATE ROLE regress_cf_login LOGIN;
+GRANT regress_cf_agent TO regress_cf_login;
+SET SESSION AUTHORIZATION regress_cf_login;
+SET ROLE regress_cf_agent;
+SELECT h #>> '{_meta,pg-mcp/input_required,requestState}' AS state5 FROM pg_temp.call('{"id": 2}', '{"can_ask": true}') h \gset
+SELECT pg_temp.answer('{"id": 2}', :'state5', 'accept') AS self_approved;
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+SELECT open FROM regress_accounts WHERE id = 2;
+-- Names a caller could shadow are never resolved in its search_path (the decision runs as the
+-- extension's owner).
+CREATE FUNCTION public.to_timestamp(bigint) RETURNS timestamptz LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'shadowing to_timestamp ran'; END $$;
+CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'shadowing now ran'; END $$;
+SET search_path = public, pg_catalog;
+SET ROLE regress_cf_agent;
+SELECT h #>> '{_meta,pg-mcp/input_required,requestState}' AS state6 FROM pg_temp.call('{"id": 2}', '{"can_ask": true}') h \gset
+SELECT pg_temp.answer('{"id": 2}', :'state6', 'decline') AS declined_with_shadows;
+RESET ROLE;
+RESET search_path;
+DROP FUNCTION public.to_timestamp(bigint), public.now();
 -- Expired: after pg_mcp.confirmation_timeout.
 SET pg_mcp.confirmation_timeout = '1s';
 SET ROLE regress_cf_agent;
@@ -122,4 +146,4 @@ RESET ROLE;
 SELECT mcp.drop_tool(t) FROM unnest(ARRAY['cf_close', 'cf_reopen', 'cf_list']) t;
 SELECT mcp.drop_principal('cf-people');
 DROP TABLE regress_accounts;
-DROP ROLE regress_cf_agent, regress_cf_other;
+DROP ROLE regress_cf_login, regress_cf_agent, regress_cf_other;

@@ -506,8 +506,8 @@ CallResult execute_call(FunctionCallInfo fcinfo, bool defer = false) {
                 agent_message = psprintf(
                     "Tool \"%s\" is misconfigured; a database administrator must fix it.", name);
             } else if (tool.confirm && (confirmation = pg_mcp::decide_confirmation(
-                                            name, tool.version, arguments, tool.confirm_message,
-                                            caller, tool.principal))
+                                            name, tool.id, tool.version, arguments, audit.arguments,
+                                            tool.confirm_message, caller, tool.principal))
                                                .kind != pg_mcp::ConfirmationDecision::Run) {
                 // A person confirms first: asked now, or their answer is no (or not valid).
                 audit.status = confirmation.status;

@@ -8,6 +8,7 @@
 
 #include "audit.hpp"
 #include "identity.hpp"
+#include "security.hpp"
 #include "query_guard.hpp"
 
 extern "C" {
@@ -21,6 +22,7 @@ extern "C" {
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -120,14 +122,17 @@ int64 unix_now() {
            (int64)(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 }
 
-// The server key, read (or made, the first time) once per session.
+// The server key, read (or made, the first time) at each use: deleting it takes effect at once,
+// and a key made in a transaction that rolled back is never used. SPI leaves its own memory
+// current: the caller's is made current again.
 uint8 *server_key() {
     static uint8 key[kKeyBytes];
-    static bool loaded = false;
-    if (loaded) return key;
+    bool loaded = false;
+    MemoryContext caller = CurrentMemoryContext;
     for (int attempt = 0; attempt < 2 && !loaded; attempt++) {
         // Not read-only: the second round must see the key the first one stored.
         int rc = SPI_execute("SELECT key FROM mcp.confirmation_key", false, 1);
+        MemoryContextSwitchTo(caller);
         if (rc != SPI_OK_SELECT)
             elog(ERROR, "could not read the confirmation key: %s", SPI_result_code_string(rc));
         if (SPI_processed == 1) {
@@ -147,8 +152,9 @@ uint8 *server_key() {
         appendStringInfoString(&sql, "INSERT INTO mcp.confirmation_key (key) VALUES ('\\x");
         hex(&sql, fresh, sizeof fresh);
         appendStringInfoString(&sql, "') ON CONFLICT DO NOTHING");
-        if (SPI_execute(sql.data, false, 0) != SPI_OK_INSERT)
-            elog(ERROR, "could not store the confirmation key");
+        int stored = SPI_execute(sql.data, false, 0);
+        MemoryContextSwitchTo(caller);
+        if (stored != SPI_OK_INSERT) elog(ERROR, "could not store the confirmation key");
     }
     if (!loaded) elog(ERROR, "could not read the confirmation key");
     return key;
@@ -355,13 +361,17 @@ void clear_call_confirmation() {
     input = Input();
 }
 
-ConfirmationDecision decide_confirmation(const char *tool, int32 version, Datum arguments,
-                                         const char *confirm_message, Oid caller,
-                                         const char *principal) {
+// decide_confirmation, with names resolved in pg_catalog (see there).
+static ConfirmationDecision decide(const char *tool, int64 tool_id, int32 version, Datum arguments,
+                                   Datum shown_arguments, const char *confirm_message, Oid caller,
+                                   const char *principal) {
     ConfirmationDecision d = {ConfirmationDecision::Refuse, NULL, NULL, NULL, (Datum)0, NULL};
     bool current = input_current();
-    Binding b = bind(tool, version, arguments, caller, principal);
-    char *message = shown_message(tool, confirm_message, arguments, caller, principal, b.person);
+    // A tool dropped and made again starts at version 1: its catalog id tells them apart.
+    Binding b =
+        bind(psprintf("%s#" INT64_FORMAT, tool, tool_id), version, arguments, caller, principal);
+    char *message =
+        shown_message(tool, confirm_message, shown_arguments, caller, principal, b.person);
     if (RecoveryInProgress())
         ereport(ERROR,
                 (errcode(ERRCODE_PG_MCP_NEEDS_PRIMARY),
@@ -419,9 +429,14 @@ ConfirmationDecision decide_confirmation(const char *tool, int32 version, Datum 
         d.input_required = asked.data;
         return d;
     }
-    // A retry with the person's answer.
+    // A retry with the person's answer, which only a relay (pg_mcp_bridge's login) may bring: a
+    // caller cannot answer for the person.
     Payload p = {};
-    const char *invalid = check_state(input.state, b, &p);
+    Oid relay = get_role_oid("mcp_confirmation_relay", true);
+    const char *invalid = !OidIsValid(relay) || !is_member_of_role(GetSessionUserId(), relay)
+                              ? "this login may not relay a person's answer (it is not a member of "
+                                "mcp_confirmation_relay)"
+                              : check_state(input.state, b, &p);
     const char *action = input.action != NULL ? input.action : "";
     if (invalid == NULL && strcmp(action, "accept") != 0 && strcmp(action, "decline") != 0 &&
         strcmp(action, "cancel") != 0 && strcmp(action, "timeout") != 0)
@@ -458,6 +473,19 @@ ConfirmationDecision decide_confirmation(const char *tool, int32 version, Datum 
                       : timed_out ? "timeout"
                                   : "cancelled",
                       p.asked, message);
+    return d;
+}
+
+// Runs no name a caller could shadow: its SQL and functions resolve in pg_catalog only (it runs
+// as the extension's owner, in the caller's search_path otherwise).
+ConfirmationDecision decide_confirmation(const char *tool, int64 tool_id, int32 version,
+                                         Datum arguments, Datum shown_arguments,
+                                         const char *confirm_message, Oid caller,
+                                         const char *principal) {
+    int nest_level = enter_search_path("pg_catalog, pg_temp");
+    ConfirmationDecision d = decide(tool, tool_id, version, arguments, shown_arguments,
+                                    confirm_message, caller, principal);
+    leave_settings(nest_level);
     return d;
 }
 

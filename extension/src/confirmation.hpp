@@ -30,9 +30,12 @@ struct ConfirmationDecision {
 };
 
 // Decides a call of a tool that needs confirmation, once its arguments are valid. tool_name,
-// version, the arguments (jsonb, or 0 for none) and the template (confirm_message, or NULL)
-// describe the call, caller its role (and principal), its OAuth identity comes from the session.
-ConfirmationDecision decide_confirmation(const char *tool_name, int32 version, Datum arguments,
+// its catalog id and version, the arguments (jsonb, or 0 for none; shown_arguments as the
+// person and the audit row may see them, sensitive values redacted) and the template
+// (confirm_message, or NULL) describe the call, caller its role (and principal); its OAuth
+// identity comes from the session. Runs as the extension's owner, SPI connected.
+ConfirmationDecision decide_confirmation(const char *tool_name, int64 tool_id, int32 version,
+                                         Datum arguments, Datum shown_arguments,
                                          const char *confirm_message, Oid caller,
                                          const char *principal);
 

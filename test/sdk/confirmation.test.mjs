@@ -27,12 +27,15 @@ SELECT mcp.create_tool(${"'" + TOOL + "'"},
   'UPDATE public.sdk_confirm_accounts SET open = false WHERE id = :id RETURNING id, owner',
   'Closes a customer account (test)', '[{"name": "id", "type": "integer"}]', read_only => false,
   confirm => 'ask', confirm_message => 'Close account {id}? This cannot be undone.');
-SELECT mcp.grant_tool(${"'" + TOOL + "'"}, 'agent_support');`);
+SELECT mcp.grant_tool(${"'" + TOOL + "'"}, 'agent_support');
+-- The bridges of these tests log in as agent_support: it relays the person's answers.
+GRANT mcp_confirmation_relay TO agent_support;`);
 });
 
 async function cleanup() {
   await psql(`SELECT mcp.drop_tool(${"'" + TOOL + "'"}, if_exists => true);
-              DROP TABLE IF EXISTS public.sdk_confirm_accounts;`);
+              DROP TABLE IF EXISTS public.sdk_confirm_accounts;
+              REVOKE mcp_confirmation_relay FROM agent_support;`);
 }
 after(cleanup);
 
@@ -227,5 +230,30 @@ test('confirmation (2026-07-28 over HTTP): input_required, the retry with the an
     assert.equal(await open(6), false);
   } finally {
     await bridge.stop();
+  }
+});
+
+test('confirmation (2025-11-25, the v2 SDK client): asked in the session; cancel leaves the row', TEST_TIMEOUT, async () => {
+  const since = await lastAuditId();
+  const answers = [{ action: 'cancel' }, { action: 'accept', content: {} }];
+  const conn = await connectV2('agent_support', {
+    clientOptions: { capabilities: { elicitation: { form: {} } } },
+    before: (client) => client.setRequestHandler('elicitation/create', async () => answers.shift())
+  });
+  try {
+    assert.equal(conn.client.getProtocolEra(), 'legacy');
+    await psql(`UPDATE public.sdk_confirm_accounts SET open = true WHERE id = 3`);
+    const dismissed = await conn.client.callTool({ name: TOOL, arguments: { id: 3 } }, REQUEST_TIMEOUT);
+    assert.equal(dismissed.isError, true);
+    assert.match(dismissed.content[0].text, /dismissed/);
+    assert.equal(await open(3), true);
+    const accepted = await conn.client.callTool({ name: TOOL, arguments: { id: 3 } }, REQUEST_TIMEOUT);
+    assert.equal(accepted.isError, false, JSON.stringify(accepted));
+    assert.equal(await open(3), false);
+    assert.deepEqual((await audit(since)).map((row) => `${row.status}/${row.decision}`), [
+      'confirmation_asked/asked', 'confirmation_cancelled/cancelled', 'confirmation_asked/asked', 'ok/accepted'
+    ]);
+  } finally {
+    await conn.close();
   }
 });

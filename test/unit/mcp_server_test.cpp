@@ -697,6 +697,9 @@ TEST_F(ServerTest, LegacyConfirmationAsksInTheSession) {
     json ask3 = output.take();
     s.handle_line(
         R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}})");
+    json withdrawn3 = output.take();  // the request to the person is withdrawn at once
+    EXPECT_EQ(withdrawn3["method"], "notifications/cancelled");
+    EXPECT_EQ(withdrawn3["params"]["requestId"], ask3["id"]);
     backend.last_confirmation.clear();
     s.handle_line(
         json({{"jsonrpc", "2.0"}, {"id", ask3["id"]}, {"result", {{"action", "accept"}}}}).dump());
