@@ -367,9 +367,10 @@ static ConfirmationDecision decide(const char *tool, int64 tool_id, int32 versio
                                    const char *principal) {
     ConfirmationDecision d = {ConfirmationDecision::Refuse, NULL, NULL, NULL, (Datum)0, NULL};
     bool current = input_current();
-    // A tool dropped and made again starts at version 1: its catalog id tells them apart.
-    Binding b =
-        bind(psprintf("%s#" INT64_FORMAT, tool, tool_id), version, arguments, caller, principal);
+    // A tool dropped and made again starts at version 1: its catalog id tells them apart; and
+    // its database, as a database made from this one as a template has the same key.
+    Binding b = bind(psprintf("%s#" INT64_FORMAT "@%u", tool, tool_id, MyDatabaseId), version,
+                     arguments, caller, principal);
     char *message =
         shown_message(tool, confirm_message, shown_arguments, caller, principal, b.person);
     if (RecoveryInProgress())
