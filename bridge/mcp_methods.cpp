@@ -332,9 +332,13 @@ bool McpServer::confirmation_input(const Request &request, std::string &out) {
             auto responses = request.params.find("inputResponses");
             if (responses != request.params.end() && responses->is_object()) {
                 auto answer = responses->find(kConfirmInputKey);
+                // A person's answer is accept, decline or cancel; a timeout is only ever the
+                // bridge's own (anything else the database refuses as not an answer).
                 if (answer != responses->end() && answer->is_object() &&
-                    answer->contains("action") && (*answer)["action"].is_string())
-                    input["action"] = (*answer)["action"].get<std::string>().substr(0, 32);
+                    answer->contains("action") && (*answer)["action"].is_string()) {
+                    std::string action = (*answer)["action"].get<std::string>().substr(0, 32);
+                    input["action"] = action == "timeout" ? "not an answer" : action;
+                }
             }
         }
     }
@@ -394,7 +398,9 @@ void McpServer::ask_person(const Request &request, const std::string &tool, cons
     if (options_.schedule)
         options_.schedule(options_.elicitation_timeout,
                           [this, alive = std::weak_ptr<bool>(alive_), id] {
-                              if (alive.lock()) answer_person(id, "timeout");
+                              // Not after the server has shut down (nor been destroyed).
+                              std::shared_ptr<bool> live = alive.lock();
+                              if (live && *live) answer_person(id, "timeout");
                           });
 }
 

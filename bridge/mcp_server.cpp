@@ -720,6 +720,7 @@ void McpServer::shutdown(bool answer_in_flight) {
     }
     subscriptions_.clear();
     elicitations_pending_.clear();  // their calls were answered above (or are dropped)
+    *alive_ = false;                // and their timers do nothing
 }
 
 }  // namespace pg_mcp::bridge

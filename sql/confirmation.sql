@@ -143,7 +143,19 @@ SET ROLE regress_cf_agent;
 SELECT mcp.call_tool('cf_reopen', '{"id": 1}') -> 'structuredContent' -> 'rows' AS runs_again;
 RESET ROLE;
 
-SELECT mcp.drop_tool(t) FROM unnest(ARRAY['cf_close', 'cf_reopen', 'cf_list']) t;
+-- A string is shown quoted, its control characters escaped and bidirectional controls removed:
+-- a value cannot pass itself off as part of the message.
+SELECT mcp.create_tool('cf_note', 'UPDATE regress_accounts SET owner = :owner WHERE id = 1 RETURNING id',
+                       'Renames', '[{"name": "owner", "type": "string"}]', read_only => false,
+                       confirm => 'ask', confirm_message => 'Rename the owner to {owner}?');
+SELECT mcp.grant_tool('cf_note', 'regress_cf_agent');
+SET ROLE regress_cf_agent;
+SELECT (array_agg(x))[1]::jsonb #>> '{_meta,pg-mcp/input_required,message}' AS shown
+  FROM mcp.serve_call('cf_note', jsonb_build_object('owner', E'eve\n(safe, accept)' || chr(8238) || 'evil'),
+                      NULL, NULL, NULL, NULL, NULL, NULL, false, '{"can_ask": true}') x;
+RESET ROLE;
+
+SELECT mcp.drop_tool(t) FROM unnest(ARRAY['cf_close', 'cf_reopen', 'cf_list', 'cf_note']) t;
 SELECT mcp.drop_principal('cf-people');
 DROP TABLE regress_accounts;
 DROP ROLE regress_cf_login, regress_cf_agent, regress_cf_other;

@@ -116,6 +116,31 @@ char *value_text(const JsonbValue *value) {
     }
 }
 
+// An argument's value as the person is shown it: JSON (a string quoted, its control characters
+// escaped), without Unicode's bidirectional controls (which could make it read otherwise).
+char *shown_value(const JsonbValue *value) {
+    StringInfoData json;
+    initStringInfo(&json);
+    if (value->type == jbvString)
+        escape_json(&json, value_text(value));
+    else
+        appendStringInfoString(&json, value_text(value));
+    StringInfoData out;
+    initStringInfo(&out);
+    for (int i = 0; i < json.len; i++) {
+        const unsigned char *at = (const unsigned char *)json.data + i;
+        // U+202A..U+202E (E2 80 AA..AE) and U+2066..U+2069 (E2 81 A6..A9).
+        if (i + 2 < json.len && at[0] == 0xE2 &&
+            ((at[1] == 0x80 && at[2] >= 0xAA && at[2] <= 0xAE) ||
+             (at[1] == 0x81 && at[2] >= 0xA6 && at[2] <= 0xA9))) {
+            i += 2;
+            continue;
+        }
+        appendStringInfoChar(&out, json.data[i]);
+    }
+    return out.data;
+}
+
 // Seconds since 1970 (what the state carries).
 int64 unix_now() {
     return (int64)(GetCurrentTimestamp() / USECS_PER_SEC) +
@@ -296,7 +321,7 @@ char *shown_message(const char *tool, const char *template_text, Datum arguments
                 appendStringInfoChar(&out, *at);
                 continue;
             }
-            char *value = value_text(&found);
+            char *value = shown_value(&found);
             int cut = pg_mbcliplen(value, strlen(value), kMaxValueBytes);
             appendBinaryStringInfo(&out, value, cut);
             if (cut < (int)strlen(value)) appendStringInfoString(&out, "...");
