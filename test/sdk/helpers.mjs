@@ -14,6 +14,7 @@ import { access, constants } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -55,6 +56,18 @@ export function conninfo(fields) {
   return Object.entries(fields)
     .map(([k, v]) => `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`)
     .join(' ');
+}
+
+/** A free TCP port on the loopback (for a server a test starts on a known port). */
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+    server.on('error', reject);
+  });
 }
 
 /** SQL string literal. */

@@ -11,7 +11,6 @@ import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { generateKeyPairSync, createSign, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -20,7 +19,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { startBridgeWith } from './clients.mjs';
-import { bridgeArgs, psql, lit, sleep } from './helpers.mjs';
+import { bridgeArgs, freePort, psql, lit, sleep } from './helpers.mjs';
 
 const TEST_TIMEOUT = { timeout: 120_000 };
 const require = createRequire(import.meta.url);
@@ -39,16 +38,6 @@ let bridge;  // --auth oauth for RESOURCE
 let RESOURCE;
 let OPAQUE_RESOURCE;  // a second bridge, whose tokens are opaque and introspected
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 function rsaKey(kid) {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });

@@ -12,13 +12,12 @@ import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, createSign, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startBridgeWith } from './clients.mjs';
-import { bridgeArgs, psql, lit } from './helpers.mjs';
+import { bridgeArgs, freePort, psql, lit } from './helpers.mjs';
 
 const TEST_TIMEOUT = { timeout: 120_000 };
 const LOGIN = 'sdk_idp_bridge';
@@ -36,16 +35,6 @@ let RESOURCE;  // its Entra v2.0 provider accepts the API's client ID
 let PLAIN;     // a second bridge whose Entra v2.0 provider was given no audiences
 const issuer = {};
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 const b64url = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
 function sign(header, claims) {
