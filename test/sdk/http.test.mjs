@@ -306,6 +306,15 @@ test('http: 2026-07-28 headers mirror the body, and refusals carry the revision\
 });
 
 test('http: 50 concurrent sessions over a pool of 10, no connection beyond it', TEST_TIMEOUT, async () => {
+  // Each call holds its connection for 50 ms: 50 of them cannot all be served by the connection
+  // the bridge's readiness probe opened, however fast the machine is.
+  await createAndGrantTool({
+    name: 'sdk_pool_hold',
+    sql: 'SELECT pg_sleep(0.05) IS NULL AS held, :email::text AS email',
+    description: 'Holds a connection for 50 ms (pool test)',
+    parameters: [{ name: 'email', type: 'string' }],
+    grantTo: 'agent_support'
+  });
   const bridge = await startHttpBridge('agent_support', ['--pool-size', '10']);
   try {
     const sessions = await Promise.all(Array.from({ length: 50 }, () => initialize(bridge.url)));
@@ -328,7 +337,7 @@ test('http: 50 concurrent sessions over a pool of 10, no connection beyond it', 
       sessions.map((headers, i) =>
         post(
           bridge.url,
-          { jsonrpc: '2.0', id: 10 + i, method: 'tools/call', params: { name: 'get_customer_info', arguments: { email: `customer${i + 1}@example.com` } } },
+          { jsonrpc: '2.0', id: 10 + i, method: 'tools/call', params: { name: 'sdk_pool_hold', arguments: { email: `customer${i + 1}@example.com` } } },
           headers
         ).then(async (r) => ({ status: r.status, body: await r.json() }))
       )
@@ -355,6 +364,7 @@ test('http: 50 concurrent sessions over a pool of 10, no connection beyond it', 
     assert.ok(value('pg_mcp_bridge_http_responses_total\\{code="200"\\}') >= 100);
   } finally {
     await bridge.stop();
+    await dropTool('sdk_pool_hold');
   }
 });
 
