@@ -169,12 +169,21 @@ asio::awaitable<Response> HttpServer::Impl::handle(const Request &request, Excha
             if (header == request.end())
                 co_return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
                                     "Bad Request: DELETE needs an MCP-Session-Id header");
+            std::string id(header->value());
             std::shared_ptr<Session> session;
-            auto found = sessions.find(std::string(header->value()));
+            auto found = sessions.find(id);
             if (found != sessions.end() && found->second->owner == caller.owner) {
                 session = found->second;
                 sessions.erase(found);
+            } else if (options.session_keys && looks_like_ticket(id)) {
+                // A ticket of a session this bridge does not hold: ended here too.
+                std::optional<Response> refused;
+                std::string cap_key =
+                    options.require_token ? caller.share : "address " + address_of(exchange.number);
+                session = resume_session(id, caller, cap_key, request, refused);
+                if (session != nullptr) sessions.erase(id);
             }
+            if (session != nullptr) remember_ended(*session);
             if (session == nullptr)
                 co_return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
                                     "Session not found");
@@ -192,7 +201,8 @@ asio::awaitable<Response> HttpServer::Impl::handle(const Request &request, Excha
 }
 
 asio::awaitable<std::shared_ptr<HttpServer::Session>> HttpServer::Impl::open_event_stream(
-    const Request &request, const std::optional<Caller> &given, Response &refusal) {
+    const Request &request, const std::optional<Caller> &given, const std::string &address,
+    Response &refusal) {
     auto accept = request.find(http::field::accept);
     if (accept == request.end() ||
         lower(std::string(accept->value())).find("text/event-stream") == std::string::npos) {
@@ -211,7 +221,17 @@ asio::awaitable<std::shared_ptr<HttpServer::Session>> HttpServer::Impl::open_eve
                             "Bad Request: GET needs an MCP-Session-Id header (initialize first)");
         co_return nullptr;
     }
-    std::shared_ptr<Session> session = find_session(std::string(header->value()));
+    std::string id(header->value());
+    std::shared_ptr<Session> session = find_session(id);
+    if (session == nullptr) {
+        std::optional<Response> refused;
+        session = resume_session(id, caller, options.require_token ? caller.share : address,
+                                 request, refused);
+        if (refused) {
+            refusal = std::move(*refused);
+            co_return nullptr;
+        }
+    }
     if (session == nullptr || session->owner != caller.owner) {
         refusal = rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
                             "Session not found: start a new one with initialize");

@@ -248,6 +248,68 @@ std::optional<Response> HttpServer::Impl::read_message(PostCall &call) {
     return std::nullopt;
 }
 
+std::optional<Response> HttpServer::Impl::session_caps(const Request &request, const Caller &caller,
+                                                       const std::string &cap_key) {
+    if (sessions.size() + opening_total >= options.max_sessions)
+        return rpc_error(request, http::status::service_unavailable, error_code::kInvalidRequest,
+                         "Too many open sessions; retry later (end unused ones with DELETE)");
+    // One principal cannot take the sessions every other principal shares.
+    if (options.require_token &&
+        sessions_of(cap_key) + opening_by_principal[cap_key] >= options.max_sessions_per_principal)
+        return too_many(request, "Too Many Requests: " + caller.share_name + " has " +
+                                     std::to_string(options.max_sessions_per_principal) +
+                                     " open sessions (--max-sessions-per-principal); end "
+                                     "unused ones with DELETE");
+    // Nor, without tokens, the clients of one address.
+    if (!options.require_token &&
+        sessions_of(cap_key) + opening_by_principal[cap_key] >= options.max_sessions_per_address)
+        return too_many(request, "Too Many Requests: this address has " +
+                                     std::to_string(options.max_sessions_per_address) +
+                                     " open sessions (--max-sessions-per-address); end unused "
+                                     "ones with DELETE");
+    return std::nullopt;
+}
+
+SessionKeys::Ticket HttpServer::Impl::seal_ticket(const json &message, const Caller &caller) {
+    auto params = message.find("params");
+    SessionState state = McpServer::negotiate(
+        params != message.end() && params->is_object() ? *params : json::object());
+    return options.session_keys->seal(state, caller.owner, std::chrono::system_clock::now());
+}
+
+std::shared_ptr<HttpServer::Session> HttpServer::Impl::resume_session(
+    const std::string &id, const Caller &caller, const std::string &cap_key, const Request &request,
+    std::optional<Response> &refusal) {
+    if (!options.session_keys || !looks_like_ticket(id)) return nullptr;
+    std::optional<SessionKeys::Ticket> ticket = options.session_keys->open(
+        id, caller.owner, std::chrono::system_clock::now(), options.session_lifetime);
+    if (!ticket || ended_tickets.count(ticket->name) > 0) return nullptr;
+    if ((refusal = session_caps(request, caller, cap_key))) return nullptr;
+    // Its backend work is keyed apart from that of an earlier stay here still draining.
+    auto session = std::make_shared<Session>(
+        io, id, backend, server_options, logger, caller.owner, caller.principal_token, caller.share,
+        ticket->name, ticket->name + "." + std::to_string(++session_prefixes));
+    session->principal = cap_key;
+    session->ticket = ticket->name;
+    session->ticket_issued = ticket->issued;
+    if (!session->server.resume(ticket->state)) return nullptr;
+    sessions.emplace(id, session);
+    sessions_resumed++;
+    logger.log(LogLevel::Info, "session " + ticket->name + " (" + ticket->state.version +
+                                   ") taken up from its ticket");
+    return session;
+}
+
+void HttpServer::Impl::remember_ended(const Session &session) {
+    if (session.ticket.empty()) return;
+    if (ended_tickets.size() >= kMaxEndedTickets) {  // the oldest goes first
+        ended_tickets.erase(ended_by_issue.begin()->second);
+        ended_by_issue.erase(ended_by_issue.begin());
+    }
+    if (ended_tickets.insert(session.ticket).second)
+        ended_by_issue.emplace(session.ticket_issued, session.ticket);
+}
+
 // post()'s second step: the caller and the session the message goes to (found, opened by an
 // initialize, or one of its own for a 2026-07-28 request), within the caps; or the refusal.
 std::optional<Response> HttpServer::Impl::choose_session(PostCall &call) {
@@ -271,36 +333,34 @@ std::optional<Response> HttpServer::Impl::choose_session(PostCall &call) {
     auto session_header =
         version == kModernVersion ? request.end() : request.find("MCP-Session-Id");
     if (session_header != request.end()) {
-        session = find_session(std::string(session_header->value()));
+        std::string id(session_header->value());
+        session = find_session(id);
+        // A session this bridge does not hold may be one of its tickets.
+        std::optional<Response> refused;
+        if (session == nullptr) session = resume_session(id, caller, cap_key, request, refused);
+        if (refused) return refused;
         // A session answers only the token that opened it (others cannot even see it).
         if (session != nullptr && session->owner != caller.owner) session = nullptr;
         if (session == nullptr)
             return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
                              "Session not found: start a new one with initialize");
     } else if (method == "initialize") {
-        if (sessions.size() + opening_total >= options.max_sessions)
-            return rpc_error(request, http::status::service_unavailable,
-                             error_code::kInvalidRequest,
-                             "Too many open sessions; retry later (end unused ones with "
-                             "DELETE)");
-        // One principal cannot take the sessions every other principal shares.
-        if (options.require_token && sessions_of(principal) + opening_by_principal[principal] >=
-                                         options.max_sessions_per_principal)
-            return too_many(request, "Too Many Requests: " + caller.share_name + " has " +
-                                         std::to_string(options.max_sessions_per_principal) +
-                                         " open sessions (--max-sessions-per-principal); end "
-                                         "unused ones with DELETE");
-        // Nor, without tokens, the clients of one address.
-        if (!options.require_token && sessions_of(cap_key) + opening_by_principal[cap_key] >=
-                                          options.max_sessions_per_address)
-            return too_many(request, "Too Many Requests: this address has " +
-                                         std::to_string(options.max_sessions_per_address) +
-                                         " open sessions (--max-sessions-per-address); end unused "
-                                         "ones with DELETE");
+        if (std::optional<Response> refused = session_caps(request, caller, cap_key))
+            return refused;
         // Concurrent initializes count too, until each is open or has failed.
         call.opening = std::make_unique<OpeningSession>(*this, cap_key);
-        session = std::make_shared<Session>(io, new_session_id(), backend, server_options, logger,
-                                            caller.owner, caller.principal_token, principal);
+        if (options.session_keys) {
+            SessionKeys::Ticket ticket = seal_ticket(call.message, caller);
+            session = std::make_shared<Session>(io, ticket.text, backend, server_options, logger,
+                                                caller.owner, caller.principal_token, principal,
+                                                ticket.name, ticket.name);
+            session->ticket = ticket.name;
+            session->ticket_issued = ticket.issued;
+        } else {
+            session =
+                std::make_shared<Session>(io, new_session_id(), backend, server_options, logger,
+                                          caller.owner, caller.principal_token, principal);
+        }
         session->principal = cap_key;
         call.created = true;
     } else if (version == kModernVersion) {

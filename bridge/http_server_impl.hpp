@@ -244,6 +244,26 @@ struct HttpServer::Impl {
 
     std::shared_ptr<Session> find_session(const std::string &id);
 
+    // Session tickets (HttpOptions::session_keys). Whether one more session fits the caps of
+    // `cap_key` (see choose_session): nullopt, or the refusal.
+    std::optional<Response> session_caps(const Request &request, const Caller &caller,
+                                         const std::string &cap_key);
+    // A new session's ticket and name, sealed from its initialize's params.
+    SessionKeys::Ticket seal_ticket(const json &message, const Caller &caller);
+    // The session a valid ticket of this caller's names, taken up here (it began on another
+    // bridge, before a restart, or was dropped as idle); nullptr without one (and nothing
+    // changes), or with `refusal` set when the caps leave no room for it.
+    std::shared_ptr<Session> resume_session(const std::string &id, const Caller &caller,
+                                            const std::string &cap_key, const Request &request,
+                                            std::optional<Response> &refusal);
+    // A ticket session ended by DELETE: refused here until its ticket expires.
+    void remember_ended(const Session &session);
+    std::set<std::pair<int64_t, std::string>> ended_by_issue;  // (issued, name)
+    std::set<std::string> ended_tickets;                       // names
+    static constexpr size_t kMaxEndedTickets = 65536;
+    uint64_t sessions_resumed = 0;
+    uint64_t session_prefixes = 0;  // keys of resumed sessions' backend work
+
     // Ends a session already removed from `sessions`, and keeps it until it is idle.
     void retire(const std::shared_ptr<Session> &session, const std::string &reason);
 
@@ -382,6 +402,7 @@ struct HttpServer::Impl {
     // to no request. Returns the session to stream for, or nullptr with `refusal` set.
     asio::awaitable<std::shared_ptr<Session>> open_event_stream(const Request &request,
                                                                 const std::optional<Caller> &given,
+                                                                const std::string &address,
                                                                 Response &refusal);
 
     // Writes the stream's events as they come, with a comment every 15 s (which also finds a

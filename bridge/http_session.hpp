@@ -235,23 +235,27 @@ class SessionOutput : public Output {
 class HttpServer::Session {
   public:
     // owner: who opened it (see Caller; empty without authentication).
+    // name: how logs and traces call it (a ticket's short name; default the id); prefix: what
+    // its backend work is keyed by, unique among the sessions of this bridge (default the id).
     Session(boost::asio::io_context &io, std::string session_id, Backend &backend,
             const ServerOptions &options, const Logger &logger, const std::string &owner = {},
-            const std::string &principal_token = {}, const std::string &principal = {})
+            const std::string &principal_token = {}, const std::string &principal = {},
+            const std::string &name = {}, const std::string &prefix = {})
         : id(std::move(session_id)),
           owner(owner),
           principal(principal),
           output(io),
-          server(backend, output, session_options(options, id + "/", principal_token, principal),
+          server(backend, output,
+                 session_options(options, (prefix.empty() ? id : prefix) + "/",
+                                 name.empty() ? id : name, principal_token, principal),
                  logger) {}
 
     static ServerOptions session_options(ServerOptions options, const std::string &prefix,
-                                         const std::string &token_hash,
+                                         const std::string &name, const std::string &token_hash,
                                          const std::string &principal) {
         options.backend_key_prefix = prefix;
         options.network_transport = "tcp";
-        if (prefix.rfind("stateless-", 0) != 0)
-            options.session_id = prefix.substr(0, prefix.size() - 1);
+        if (name.rfind("stateless-", 0) != 0) options.session_id = name;
         options.principal_token = token_hash;
         options.principal = principal;
         return options;
@@ -268,7 +272,9 @@ class HttpServer::Session {
     }
 
     std::string id;
-    std::string owner;      // only requests of the same owner may use it
+    std::string owner;   // only requests of the same owner may use it
+    std::string ticket;  // with session tickets: its short name (empty without)
+    int64_t ticket_issued = 0;
     std::string principal;  // whose share of the session caps it takes (a principal, a person or
                             // without tokens a client address)
     SessionOutput output;   // before server, which holds a reference to it

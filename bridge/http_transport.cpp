@@ -166,6 +166,15 @@ void HttpServer::Impl::reap() {
 }
 
 void HttpServer::Impl::expire_sessions() {
+    // Ended tickets are remembered until they would have expired anyway.
+    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+    while (!ended_by_issue.empty() &&
+           ended_by_issue.begin()->first + options.session_lifetime.count() + 60 < now) {
+        ended_tickets.erase(ended_by_issue.begin()->second);
+        ended_by_issue.erase(ended_by_issue.begin());
+    }
     auto limit = Clock::now() - options.session_idle;
     std::vector<std::shared_ptr<Session>> expired;
     for (auto it = sessions.begin(); it != sessions.end();) {
@@ -190,6 +199,11 @@ std::string HttpServer::Impl::metrics_text() {
     out += "# HELP pg_mcp_bridge_http_sessions Open MCP sessions.\n";
     out += "# TYPE pg_mcp_bridge_http_sessions gauge\n";
     out += "pg_mcp_bridge_http_sessions " + std::to_string(sessions.size()) + "\n";
+    out +=
+        "# HELP pg_mcp_bridge_http_sessions_resumed_total Sessions taken up from their "
+        "ticket (opened on another bridge, before a restart, or dropped as idle).\n";
+    out += "# TYPE pg_mcp_bridge_http_sessions_resumed_total counter\n";
+    out += "pg_mcp_bridge_http_sessions_resumed_total " + std::to_string(sessions_resumed) + "\n";
     out += "# HELP pg_mcp_bridge_http_connections Open client connections.\n";
     out += "# TYPE pg_mcp_bridge_http_connections gauge\n";
     out += "pg_mcp_bridge_http_connections " + std::to_string(connections.size()) + "\n";
@@ -424,7 +438,8 @@ asio::awaitable<bool> HttpServer::Impl::serve_request(beast::tcp_stream &stream,
         std::shared_ptr<Session> session;
         Response refused;
         try {
-            std::shared_ptr<Session> opened = co_await open_event_stream(request, caller, refused);
+            std::shared_ptr<Session> opened = co_await open_event_stream(
+                request, caller, "address " + address_of(number), refused);
             session = std::move(opened);
         } catch (const std::exception &failure) {
             logger.log(LogLevel::Error,

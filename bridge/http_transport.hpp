@@ -23,6 +23,7 @@
 #include "oauth.hpp"
 #include "log.hpp"
 #include "mcp_server.hpp"
+#include "session_ticket.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -41,6 +42,11 @@ struct HttpOptions {
     size_t max_body_bytes = 1 << 20;
     std::chrono::milliseconds request_timeout{300000};  // longest wait for one response
     std::chrono::minutes session_idle{60};              // sessions unused this long are ended
+    // Session tickets (session_ticket.hpp): with keys, a 2025-11-25 session's id carries its
+    // state sealed, and any bridge with the same keys serves it for `session_lifetime` after
+    // its initialize (an idle session's state is dropped here, and taken up again from its id).
+    std::shared_ptr<const SessionKeys> session_keys;
+    std::chrono::seconds session_lifetime{86400};
     size_t max_connections = 512;  // open client connections (beyond: the idlest one is closed)
     size_t max_connections_per_address = 256;  // from one client address (the same rule)
     // Every socket has a deadline: the first request's header within header_timeout of the

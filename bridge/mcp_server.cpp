@@ -505,24 +505,14 @@ void McpServer::initialize(const Request &request) {
                         "Invalid params: initialize needs \"protocolVersion\" (a string)"));
         return;
     }
-    std::string version = requested->get<std::string>();
-    if (!is_legacy_version(version)) version = kLegacyVersions[0];
-    {
-        if (!legacy_version_.empty()) {
-            send(make_error(
-                request.id, error_code::kInvalidRequest,
-                "Invalid Request: already initialized (protocol " + legacy_version_ + ")"));
-            return;
-        }
-        legacy_version_ = version;
-        legacy_client_info_ = params.value("clientInfo", json::object());
-        // Elicitation in form mode ({} is form mode): a person can be asked in the session.
-        json capabilities = params.value("capabilities", json::object());
-        json elicitation =
-            capabilities.is_object() ? capabilities.value("elicitation", json()) : json();
-        legacy_can_elicit_ =
-            elicitation.is_object() && (elicitation.empty() || elicitation.contains("form"));
+    if (!legacy_version_.empty()) {
+        send(make_error(request.id, error_code::kInvalidRequest,
+                        "Invalid Request: already initialized (protocol " + legacy_version_ + ")"));
+        return;
     }
+    SessionState state = negotiate(params);
+    std::string version = state.version;
+    restore(state);
     logger_.log(LogLevel::Info, "initialized: protocol " + version + ", client " +
                                     describe_client(params.value("clientInfo", json::object())));
     send(make_result(request.id, {{"protocolVersion", version},
@@ -530,6 +520,37 @@ void McpServer::initialize(const Request &request) {
                                   {"serverInfo", server_info()},
                                   {"instructions", kInstructions}}),
          &request);
+}
+
+SessionState McpServer::negotiate(const json &params) {
+    SessionState state;
+    auto requested = params.find("protocolVersion");
+    if (requested != params.end() && requested->is_string())
+        state.version = requested->get<std::string>();
+    if (!is_legacy_version(state.version)) state.version = kLegacyVersions[0];
+    state.client_info = params.value("clientInfo", json::object());
+    if (!state.client_info.is_object()) state.client_info = json::object();
+    // Elicitation in form mode ({} is form mode): a person can be asked in the session.
+    json capabilities = params.value("capabilities", json::object());
+    json elicitation =
+        capabilities.is_object() ? capabilities.value("elicitation", json()) : json();
+    state.can_elicit =
+        elicitation.is_object() && (elicitation.empty() || elicitation.contains("form"));
+    return state;
+}
+
+bool McpServer::restore(const SessionState &state) {
+    if (!legacy_version_.empty() || !is_legacy_version(state.version)) return false;
+    legacy_version_ = state.version;
+    legacy_client_info_ = state.client_info;
+    legacy_can_elicit_ = state.can_elicit;
+    return true;
+}
+
+bool McpServer::resume(const SessionState &state) {
+    if (!restore(state)) return false;
+    legacy_initialized_ = true;  // the client sent notifications/initialized where it began
+    return true;
 }
 
 void McpServer::discover(const Request &request) {

@@ -16,6 +16,7 @@
 #include "backend.hpp"
 #include "json_rpc.hpp"
 #include "log.hpp"
+#include "session_ticket.hpp"
 
 namespace pg_mcp::bridge {
 
@@ -131,6 +132,14 @@ class McpServer {
     // Whether a call may ask a person within the session (the HTTP transport then answers a
     // tools/call with an event stream, where the request goes).
     bool can_elicit() const { return legacy_can_elicit_; }
+
+    // What initialize settles from its params (the revision, the client, elicitation), for a
+    // session ticket; and a server set up from it: restore() as initialize does (the client
+    // still sends notifications/initialized), resume() for a session that began on another
+    // bridge. False when already initialized or the revision is not one of 2025-11-25's era.
+    static SessionState negotiate(const json &params);
+    bool restore(const SessionState &state);
+    bool resume(const SessionState &state);
 
   private:
     struct Request {

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <algorithm>
+#include <cctype>
+#include <fstream>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -13,6 +15,7 @@
 #include <boost/program_options.hpp>
 
 #include "database.hpp"
+#include "session_ticket.hpp"
 
 namespace pg_mcp::bridge {
 
@@ -201,6 +204,17 @@ po::options_description describe() {
         "durable audit with a login in mcp_audit_confirmer: auto (default: while calls wait for "
         "a connection, a call frees its connection when its statement ends and its answer waits "
         "for one shared confirmation), always, or never (each call waits in its statement)");
+    add("session-key-file", po::value<std::vector<std::string>>()->value_name("FILE"),
+        "HTTP: a key (at least 32 bytes) sealing 2025-11-25 sessions into their MCP-Session-Id, "
+        "so that every bridge given the same key serves every session (behind a load balancer, "
+        "across restarts); repeatable: the first seals, all open (key rotation)");
+    add("session-lifetime", po::value<std::string>()->value_name("S"),
+        "with --session-key-file: how long after its initialize a session can be taken up by a "
+        "bridge from its id (default 86400)");
+    add("config", po::value<std::string>()->value_name("FILE"),
+        "read options from FILE, one \"name = value\" per line (names as the long options, "
+        "without --; # starts a comment); the command line and PG_MCP_BRIDGE_* environment "
+        "variables win over it");
     add("check",
         "connect, verify the extension, list the tools this role can call, and exit 0 (ready) "
         "or 1 (not ready)");
@@ -372,6 +386,20 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
         one_of("--confirm-audit", options.confirm_audit, {"auto", "always", "never"});
     }
     options.check = given.count("check") > 0;
+    std::vector<std::string> key_files;
+    list("session-key-file", key_files);
+    if (!key_files.empty()) {
+        if (!options.http) throw UsageError{"--session-key-file needs --http"};
+        std::string problem;
+        std::optional<SessionKeys> keys = SessionKeys::load(key_files, problem);
+        if (!keys) throw UsageError{problem};
+        options.http_options.session_keys = std::make_shared<const SessionKeys>(std::move(*keys));
+    }
+    size_t lifetime = static_cast<size_t>(options.http_options.session_lifetime.count());
+    number("session-lifetime", lifetime, 60, 31 * 86400, "seconds, from 60 to 2678400");
+    if (given.count("session-lifetime") && key_files.empty())
+        throw UsageError{"--session-lifetime needs --session-key-file"};
+    options.http_options.session_lifetime = std::chrono::seconds(lifetime);
 
     // Combinations.
     if (!options.token_env.empty() && options.http)
@@ -388,6 +416,38 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
         throw UsageError{
             "--replica needs --audit-spool FILE (where audit records of standby-served calls "
             "wait for the primary)"};
+}
+
+// PG_MCP_BRIDGE_POOL_SIZE=10 is --pool-size 10: each PG_MCP_BRIDGE_* variable of the
+// environment as the option it names (a switch takes true or false); an unknown name is an
+// error, so that a misspelt variable is not silently ignored.
+std::vector<std::string> environment_arguments(const po::options_description &named) {
+    constexpr std::string_view kPrefix = "PG_MCP_BRIDGE_";
+    std::vector<std::string> arguments;
+    for (char **entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        std::string_view text(*entry);
+        size_t equals = text.find('=');
+        if (text.substr(0, kPrefix.size()) != kPrefix || equals == std::string_view::npos) continue;
+        std::string variable(text.substr(0, equals)), value(text.substr(equals + 1));
+        std::string name;
+        for (char c : variable.substr(kPrefix.size()))
+            name += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        const po::option_description *option = named.find_nothrow(name, false);
+        if (option == nullptr || name == "help" || name == "version" || name == "config")
+            throw UsageError{variable +
+                             " names no option (PG_MCP_BRIDGE_POOL_SIZE=10 is "
+                             "--pool-size 10; see --help)"};
+        if (option->semantic()->max_tokens() == 0) {
+            if (value == "true" || value == "1") {
+                arguments.push_back("--" + name);
+            } else if (value != "false" && value != "0") {
+                throw UsageError{variable + " is true or false, not \"" + value + "\""};
+            }
+            continue;
+        }
+        arguments.push_back("--" + name + "=" + value);
+    }
+    return arguments;
 }
 
 }  // namespace
@@ -409,6 +469,36 @@ int parse_bridge_options(int argc, char **argv, BridgeOptions &options) {
                 .style(po::command_line_style::unix_style ^ po::command_line_style::allow_guessing)
                 .run(),
             given);
+        std::string positional_dsn;
+        if (given.count("conninfo")) {
+            auto conninfo = given["conninfo"].as<std::vector<std::string>>();
+            if (conninfo.size() > 1 || (given.count("dsn") && !conninfo.empty()))
+                throw UsageError{"unexpected argument \"" + conninfo.back() +
+                                 "\" (one connection string)"};
+            positional_dsn = conninfo.front();
+        }
+        // Then the environment, then the file: po::store keeps what is there already.
+        po::store(
+            po::command_line_parser(environment_arguments(named))
+                .options(named)
+                .style(po::command_line_style::unix_style ^ po::command_line_style::allow_guessing)
+                .run(),
+            given);
+        if (given.count("config")) {
+            std::string file = given["config"].as<std::string>();
+            std::ifstream in(file);
+            if (!in) throw UsageError{"--config " + file + ": cannot read it"};
+            po::options_description from_file;
+            for (const auto &option : named.options())
+                if (option->long_name() != "config" && option->long_name() != "help" &&
+                    option->long_name() != "version")
+                    from_file.add(option);
+            try {
+                po::store(po::parse_config_file(in, from_file), given);
+            } catch (const po::error &error) {
+                throw UsageError{"--config " + file + ": " + error.what()};
+            }
+        }
         if (given.count("help")) {
             std::ostringstream text;
             text << kIntroduction << "\n" << named;
@@ -420,14 +510,10 @@ int parse_bridge_options(int argc, char **argv, BridgeOptions &options) {
                         kExtensionVersion);
             return -1;
         }
-        if (given.count("conninfo")) {
-            auto conninfo = given["conninfo"].as<std::vector<std::string>>();
-            if (conninfo.size() > 1 || (given.count("dsn") && !conninfo.empty()))
-                throw UsageError{"unexpected argument \"" + conninfo.back() +
-                                 "\" (one connection string)"};
-            options.dsn = conninfo.front();
-        }
         apply_options(given, options);
+        // The positional connection string is the command line's --dsn: it wins over
+        // PG_MCP_BRIDGE_DSN and the file's.
+        if (given.count("conninfo")) options.dsn = positional_dsn;
     } catch (const po::error &error) {
         std::fprintf(stderr, "pg_mcp_bridge: %s (try --help)\n", error.what());
         return 2;

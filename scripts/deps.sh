@@ -10,7 +10,7 @@ packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev nl
           libboost-dev libboost-filesystem-dev libboost-program-options-dev libssl-dev cmake g++ make pkg-config libgtest-dev curl)
 if [ "$want" = test ]; then
   packages+=(pgbouncer postgresql-15-hypopg clang-format openssl
-             debhelper dpkg-dev build-essential postgresql-server-dev-all help2man lintian
+             debhelper dpkg-dev build-essential postgresql-server-dev-all help2man lintian haproxy
              clang libclang-rt-14-dev)
 fi
 command -v node >/dev/null || packages+=(nodejs)

@@ -2,7 +2,8 @@
 # Production topology on loopback, around the test cluster that scripts/test.sh started
 # (PGHOST/PGPORT): a streaming hot standby of it (pg_basebackup), PgBouncer in transaction
 # pooling mode in front of it, and the HTTP bridge between them and the official SDK client
-# (test/sdk/deployment.test.mjs). Usage: test/deployment.sh WORKDIR PRIMARY_PORT
+# (test/sdk/deployment.test.mjs); then several bridges behind HAProxy (scale-out.test.mjs).
+# Usage: test/deployment.sh WORKDIR PRIMARY_PORT
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 workdir=${1:?usage: deployment.sh WORKDIR PRIMARY_PORT}
@@ -35,6 +36,8 @@ echo "-- PgBouncer (transaction pooling) on port $bouncer_port"
 mkdir -p "$bouncer"
 cat >"$bouncer/users.txt" <<USERS
 "deploy_bridge" ""
+"scale_bridge" ""
+"scale_bridge_b3" ""
 "postgres" ""
 USERS
 cat >"$bouncer/pgbouncer.ini" <<INI
@@ -50,6 +53,7 @@ pool_mode = transaction
 default_pool_size = 4
 max_client_conn = 500
 server_reset_query =
+server_login_retry = 1
 logfile = $bouncer/pgbouncer.log
 pidfile = $bouncer/pgbouncer.pid
 INI
@@ -61,4 +65,4 @@ export PG_MCP_DEPLOY_REPLICA_HOST=$workdir/replica PG_MCP_DEPLOY_REPLICA_PORT=$r
 export PG_MCP_DEPLOY_BOUNCER_HOST=$bouncer PG_MCP_DEPLOY_BOUNCER_PORT=$bouncer_port
 export PG_MCP_DEPLOY_PRIMARY_DIR=$PGHOST PG_MCP_DEPLOY_PRIMARY_PORT=$primary_port
 export PG_MCP_DEPLOY_WORKDIR=$workdir PG_MCP_DEPLOY_CLUSTER_SH=$root/scripts/cluster.sh
-(cd "$root/test/sdk" && node --test --test-concurrency=1 --test-reporter=spec deployment.test.mjs)
+(cd "$root/test/sdk" && node --test --test-concurrency=1 --test-reporter=spec ${PG_MCP_DEPLOY_TESTS:-deployment.test.mjs scale-out.test.mjs})

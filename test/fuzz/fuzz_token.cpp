@@ -1,6 +1,7 @@
 // Fuzz target: a bearer token as the OAuth verifier takes it apart before any network or
 // database work (the header's token, strict compact JWS, signature checks against real keys,
-// the claims' checks), and the same bytes as a published JWK.
+// the claims' checks), the same bytes as a published JWK, and as a session ticket: as sent, and
+// as the sealed payload of one (what opening parses once the seal holds).
 #include <openssl/evp.h>
 
 #include <chrono>
@@ -11,6 +12,7 @@
 #include "auth.hpp"
 #include "jose.hpp"
 #include "json_rpc.hpp"
+#include "session_ticket.hpp"
 #include "token_claims.hpp"
 
 using namespace pg_mcp::bridge;
@@ -71,6 +73,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                            std::chrono::seconds(30));
     }
     (void)jose::base64url_decode(input);
+    static const SessionKeys tickets({std::string(32, 'k')});
+    auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1796000000));
+    (void)tickets.open(input, "owner", now, std::chrono::seconds(86400));
+    (void)tickets.open(tickets.seal_payload(input), "owner", now, std::chrono::seconds(86400));
     if (!nests_too_deep(input)) {
         json value = json::parse(input, nullptr, false);
         if (value.is_object()) {
