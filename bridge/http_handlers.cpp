@@ -89,6 +89,15 @@ bool HttpServer::Impl::host_allowed(const Request &request) {
     for (const char *allowed : loopback)
         if (name == allowed) return true;
     if (name == lower(options.address)) return true;
+    // An address, not a name: DNS rebinding makes a browser send the attacker's name, never an
+    // address, so any address is let in (Kubernetes' probes and Prometheus scrape a pod by its
+    // address).
+    std::string literal = name.size() > 2 && name.front() == '[' && name.back() == ']'
+                              ? name.substr(1, name.size() - 2)
+                              : name;
+    beast::error_code not_an_address;
+    auto address = asio::ip::make_address(literal, not_an_address);
+    if (!not_an_address && (name.front() == '[') == address.is_v6()) return true;
     for (const auto &allowed : options.allowed_hosts)
         if (name == lower(allowed)) return true;
     return false;

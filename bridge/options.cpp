@@ -433,7 +433,7 @@ std::vector<std::string> environment_arguments(const po::options_description &na
         for (char c : variable.substr(kPrefix.size()))
             name += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         const po::option_description *option = named.find_nothrow(name, false);
-        if (option == nullptr || name == "help" || name == "version" || name == "config")
+        if (option == nullptr || name == "help" || name == "version")
             throw UsageError{variable +
                              " names no option (PG_MCP_BRIDGE_POOL_SIZE=10 is "
                              "--pool-size 10; see --help)"};

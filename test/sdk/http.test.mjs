@@ -187,6 +187,12 @@ test('http: Origin and Host are checked against DNS rebinding', TEST_TIMEOUT, as
     assert.equal(rebound.status, 403);
     const local = await rawRequest(new URL('/healthz', url), { headers: { host: `localhost:${port}` } });
     assert.equal(local.status, 200);
+    // An address is no rebinding (a browser sends the name it resolved): a pod's address is
+    // what Kubernetes' probes and Prometheus send.
+    for (const host of [`10.1.2.3:${port}`, '[fd00::1]:80', '192.168.0.7'])
+      assert.equal((await rawRequest(new URL('/healthz', url), { headers: { host } })).status, 200, host);
+    for (const host of ['10.1.2.3.nip.io', '[::ffff:evil]', '10.1.2', 'fd00::1'])
+      assert.equal((await rawRequest(new URL('/healthz', url), { headers: { host } })).status, 403, host);
   } finally {
     await bridge.stop();
   }

@@ -72,6 +72,7 @@ TEST(BridgeOptions, MisspeltOrInvalidSettingsAreErrors) {
     EXPECT_EQ(parse({}, options, {{"PG_MCP_BRIDGE_POOL_SIZE", "many"}}), 2);
     EXPECT_EQ(parse({"--config", write_config("pool-sizes = 5\n")}, options), 2);
     EXPECT_EQ(parse({"--config", "/nonexistent/bridge.conf"}, options), 2);
+    EXPECT_EQ(parse({}, options, {{"PG_MCP_BRIDGE_CONFIG", "/nonexistent/bridge.conf"}}), 2);
 }
 
 TEST(BridgeOptions, SessionKeysNeedHttpAndALongEnoughKey) {
