@@ -6,7 +6,7 @@
 # $PG_MCP_DEMO_DIR, default /tmp/pg_mcp_demo) is stopped and removed on exit. A directory this
 # script did not make, or a demo still running there, is never removed: a second demo runs
 # beside it with another PG_MCP_DEMO_DIR, PG_MCP_DEMO_PORT and PG_MCP_DEMO_HTTP_PORT.
-#   scripts/demo.sh                 the MCP server (HTTP on 127.0.0.1:${PG_MCP_DEMO_HTTP_PORT:-8765})
+#   scripts/demo.sh                 the MCP server (HTTP on ${PG_MCP_DEMO_HTTP_ADDRESS:-127.0.0.1}:${PG_MCP_DEMO_HTTP_PORT:-8765})
 #   scripts/demo.sh psql            psql on the demo database instead
 #   scripts/demo.sh -- CMD ARGS...  run CMD against the demo cluster (PGHOST, PGPORT set)
 set -euo pipefail
@@ -29,6 +29,8 @@ bridge=$root/build/cmake/pg_mcp_bridge
 workdir=${PG_MCP_DEMO_DIR:-/tmp/pg_mcp_demo}
 port=${PG_MCP_DEMO_PORT:-54330}
 http_port=${PG_MCP_DEMO_HTTP_PORT:-8765}
+# 0.0.0.0 in the try-it image (deploy/Containerfile.try), to be reached from outside it.
+http_address=${PG_MCP_DEMO_HTTP_ADDRESS:-127.0.0.1}
 marker=$workdir/.made-by-pg_mcp-demo
 if [ -e "$workdir" ]; then
   if [ ! -f "$marker" ]; then
@@ -82,7 +84,7 @@ acme_token=$(echo "$tokens" | sed -n 3p)
 billing_token=$(echo "$tokens" | sed -n 4p)
 
 echo "== start pg_mcp_bridge on http://127.0.0.1:$http_port/mcp (bearer tokens)"
-"$bridge" --http "127.0.0.1:$http_port" --auth token --pool-size 4 \
+"$bridge" --http "$http_address:$http_port" --auth token --pool-size 4 \
   "host=$PGHOST port=$PGPORT dbname=pg_mcp_demo user=mcp_bridge_demo" 2> "$workdir/bridge.log" &
 bridge_pid=$!
 for _ in $(seq 1 100); do
