@@ -179,25 +179,25 @@ asio::awaitable<Response> HttpServer::Impl::handle(const Request &request, Excha
                 co_return rpc_error(request, http::status::bad_request, error_code::kInvalidRequest,
                                     "Bad Request: DELETE needs an MCP-Session-Id header");
             std::string id(header->value());
-            std::shared_ptr<Session> session;
             auto found = sessions.find(id);
             if (found != sessions.end() && found->second->owner == caller.owner) {
-                session = found->second;
+                std::shared_ptr<Session> session = found->second;
                 sessions.erase(found);
-            } else if (options.session_keys && looks_like_ticket(id)) {
-                // A ticket of a session this bridge does not hold: ended here too.
-                std::optional<Response> refused;
-                std::string cap_key =
-                    options.require_token ? caller.share : "address " + address_of(exchange.number);
-                session = resume_session(id, caller, cap_key, request, refused);
-                if (session != nullptr) sessions.erase(id);
+                remember_ended(session->ticket, session->ticket_issued);
+                retire(session, "session deleted by the client");
+                co_return reply(request, http::status::no_content);
             }
-            if (session != nullptr) remember_ended(*session);
-            if (session == nullptr)
-                co_return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
-                                    "Session not found");
-            retire(session, "session deleted by the client");
-            co_return reply(request, http::status::no_content);
+            // A valid ticket of this caller's that this bridge does not hold: ended here too.
+            if (found == sessions.end() && options.session_keys && looks_like_ticket(id)) {
+                std::optional<SessionKeys::Ticket> ticket = options.session_keys->open(
+                    id, caller.owner, std::chrono::system_clock::now(), options.session_lifetime);
+                if (ticket && ended_tickets.count(ticket->name) == 0) {
+                    remember_ended(ticket->name, ticket->issued);
+                    co_return reply(request, http::status::no_content);
+                }
+            }
+            co_return rpc_error(request, http::status::not_found, error_code::kInvalidRequest,
+                                "Session not found");
         }
         default: {
             Response response =

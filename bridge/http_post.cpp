@@ -292,22 +292,21 @@ std::shared_ptr<HttpServer::Session> HttpServer::Impl::resume_session(
     session->principal = cap_key;
     session->ticket = ticket->name;
     session->ticket_issued = ticket->issued;
-    if (!session->server.resume(ticket->state)) return nullptr;
-    sessions.emplace(id, session);
+    if (!session->server.resume(ticket->state) || !sessions.emplace(id, session).second)
+        return nullptr;
     sessions_resumed++;
     logger.log(LogLevel::Info, "session " + ticket->name + " (" + ticket->state.version +
                                    ") taken up from its ticket");
     return session;
 }
 
-void HttpServer::Impl::remember_ended(const Session &session) {
-    if (session.ticket.empty()) return;
+void HttpServer::Impl::remember_ended(const std::string &name, int64_t issued) {
+    if (name.empty()) return;
     if (ended_tickets.size() >= kMaxEndedTickets) {  // the oldest goes first
         ended_tickets.erase(ended_by_issue.begin()->second);
         ended_by_issue.erase(ended_by_issue.begin());
     }
-    if (ended_tickets.insert(session.ticket).second)
-        ended_by_issue.emplace(session.ticket_issued, session.ticket);
+    if (ended_tickets.insert(name).second) ended_by_issue.emplace(issued, name);
 }
 
 // post()'s second step: the caller and the session the message goes to (found, opened by an
@@ -351,6 +350,10 @@ std::optional<Response> HttpServer::Impl::choose_session(PostCall &call) {
         call.opening = std::make_unique<OpeningSession>(*this, cap_key);
         if (options.session_keys) {
             SessionKeys::Ticket ticket = seal_ticket(call.message, caller);
+            if (ticket.text.empty())
+                return rpc_error(request, http::status::internal_server_error,
+                                 error_code::kInternalError,
+                                 "Internal error: the session could not be sealed; retry");
             session = std::make_shared<Session>(io, ticket.text, backend, server_options, logger,
                                                 caller.owner, caller.principal_token, principal,
                                                 ticket.name, ticket.name);

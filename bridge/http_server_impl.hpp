@@ -256,8 +256,8 @@ struct HttpServer::Impl {
     std::shared_ptr<Session> resume_session(const std::string &id, const Caller &caller,
                                             const std::string &cap_key, const Request &request,
                                             std::optional<Response> &refusal);
-    // A ticket session ended by DELETE: refused here until its ticket expires.
-    void remember_ended(const Session &session);
+    // A ticket ended by DELETE (its name and issue time): refused here until it expires.
+    void remember_ended(const std::string &name, int64_t issued);
     std::set<std::pair<int64_t, std::string>> ended_by_issue;  // (issued, name)
     std::set<std::string> ended_tickets;                       // names
     static constexpr size_t kMaxEndedTickets = 65536;

@@ -178,8 +178,11 @@ void HttpServer::Impl::expire_sessions() {
     auto limit = Clock::now() - options.session_idle;
     std::vector<std::shared_ptr<Session>> expired;
     for (auto it = sessions.begin(); it != sessions.end();) {
-        if (Clock::time_point(Clock::duration(it->second->last_used.load())) < limit &&
-            it->second->server.in_flight() == 0) {
+        // Idle, or (a ticket's session) past its lifetime, however busy.
+        bool outlived = !it->second->ticket.empty() &&
+                        it->second->ticket_issued + options.session_lifetime.count() < now;
+        if (outlived || (Clock::time_point(Clock::duration(it->second->last_used.load())) < limit &&
+                         it->second->server.in_flight() == 0)) {
             expired.push_back(it->second);
             it = sessions.erase(it);
         } else {

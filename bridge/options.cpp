@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <regex>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -213,8 +214,9 @@ po::options_description describe() {
         "bridge from its id (default 86400)");
     add("config", po::value<std::string>()->value_name("FILE"),
         "read options from FILE, one \"name = value\" per line (names as the long options, "
-        "without --; # starts a comment); the command line and PG_MCP_BRIDGE_* environment "
-        "variables win over it");
+        "without --; # starts a comment anywhere, even inside a value: give a connection string "
+        "with # in the environment); the command line and PG_MCP_BRIDGE_* environment variables "
+        "win over it");
     add("check",
         "connect, verify the extension, list the tools this role can call, and exit 0 (ready) "
         "or 1 (not ready)");
@@ -418,9 +420,18 @@ void apply_options(const po::variables_map &given, BridgeOptions &options) {
             "wait for the primary)"};
 }
 
+// Whether `name` (after PG_MCP_BRIDGE_) is one of the variables Kubernetes gives every pod for a
+// Service named pg-mcp-bridge (PG_MCP_BRIDGE_SERVICE_HOST, _PORT_8080_TCP_ADDR, ...).
+bool service_link(const std::string &name) {
+    static const std::regex kLink(
+        "SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)"
+        "?");
+    return std::regex_match(name, kLink);
+}
+
 // PG_MCP_BRIDGE_POOL_SIZE=10 is --pool-size 10: each PG_MCP_BRIDGE_* variable of the
 // environment as the option it names (a switch takes true or false); an unknown name is an
-// error, so that a misspelt variable is not silently ignored.
+// error, so that a misspelt variable is not silently ignored (but for Kubernetes' service links).
 std::vector<std::string> environment_arguments(const po::options_description &named) {
     constexpr std::string_view kPrefix = "PG_MCP_BRIDGE_";
     std::vector<std::string> arguments;
@@ -429,6 +440,7 @@ std::vector<std::string> environment_arguments(const po::options_description &na
         size_t equals = text.find('=');
         if (text.substr(0, kPrefix.size()) != kPrefix || equals == std::string_view::npos) continue;
         std::string variable(text.substr(0, equals)), value(text.substr(equals + 1));
+        if (service_link(variable.substr(kPrefix.size()))) continue;
         std::string name;
         for (char c : variable.substr(kPrefix.size()))
             name += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

@@ -5,12 +5,13 @@
 #include <fstream>
 #include <iterator>
 
+#include <sys/stat.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "auth.hpp"
 #include "jose.hpp"
 
 namespace pg_mcp::bridge {
@@ -33,22 +34,27 @@ std::string hmac(const std::string &key, std::string_view data) {
     return std::string(reinterpret_cast<const char *>(mac), length);
 }
 
-// Whose session it is, as a digest: the ticket shows no token, hash or subject.
-std::string owner_digest(const std::string &owner) {
-    return sha256_hex("pg_mcp session owner\n" + owner).substr(0, 32);
+std::string hex_of(const std::string &bytes) {
+    static const char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned char c : bytes) {
+        hex += kHex[c >> 4];
+        hex += kHex[c & 15];
+    }
+    return hex;
+}
+
+// Whose session it is, as a keyed digest: the ticket shows no token, hash or subject, and
+// without the key no one can test a guess of whose it is.
+std::string owner_digest(const std::string &key, const std::string &owner) {
+    return hex_of(hmac(key, "pg_mcp session owner\n" + owner)).substr(0, 32);
 }
 
 std::string random_hex(size_t bytes) {
     std::string raw(bytes, '\0');
     if (RAND_bytes(reinterpret_cast<unsigned char *>(raw.data()), static_cast<int>(bytes)) != 1)
         return std::string();
-    static const char kHex[] = "0123456789abcdef";
-    std::string hex;
-    for (unsigned char c : raw) {
-        hex += kHex[c >> 4];
-        hex += kHex[c & 15];
-    }
-    return hex;
+    return hex_of(raw);
 }
 
 // At most `limit` bytes of `text`, cut at a character boundary of UTF-8.
@@ -85,6 +91,11 @@ std::optional<SessionKeys> SessionKeys::load(const std::vector<std::string> &fil
                                              std::string &problem) {
     std::vector<std::string> keys;
     for (const std::string &file : files) {
+        struct stat info {};
+        if (stat(file.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
+            problem = "--session-key-file " + file + ": not a readable regular file";
+            return std::nullopt;
+        }
         std::ifstream in(file, std::ios::binary);
         if (!in) {
             problem = "--session-key-file " + file + ": cannot read it";
@@ -121,11 +132,13 @@ SessionKeys::Ticket SessionKeys::seal(const SessionState &state, const std::stri
         ticket.state.client_info = client_summary(state.client_info, limit);
         if (limit == 0) ticket.state.client_info = json::object();
         json payload = {{"v", state.version},    {"c", ticket.state.client_info},
-                        {"e", state.can_elicit}, {"o", owner_digest(owner)},
+                        {"e", state.can_elicit}, {"o", owner_digest(keys_.front(), owner)},
                         {"t", ticket.issued},    {"n", ticket.name}};
         ticket.text = seal_payload(payload.dump(-1, ' ', true, json::error_handler_t::replace));
         if (ticket.text.size() <= kMaxTicketBytes) break;
     }
+    // No randomness or no MAC (OpenSSL failed): no ticket, rather than one that names nothing.
+    if (ticket.name.size() != 32 || ticket.text.back() == '.') ticket.text.clear();
     return ticket;
 }
 
@@ -144,14 +157,14 @@ std::optional<SessionKeys::Ticket> SessionKeys::open(std::string_view text,
     std::string_view body = text.substr(0, dot);
     std::optional<std::string> mac = jose::base64url_decode(text.substr(dot + 1), 64);
     if (!mac || mac->size() != kMacBytes) return std::nullopt;
-    bool sealed = false;
+    const std::string *sealed_with = nullptr;
     for (const std::string &key : keys_) {
         std::string expected = hmac(key, body);
         if (expected.size() == kMacBytes &&
-            CRYPTO_memcmp(expected.data(), mac->data(), kMacBytes) == 0)
-            sealed = true;
+            CRYPTO_memcmp(expected.data(), mac->data(), kMacBytes) == 0 && sealed_with == nullptr)
+            sealed_with = &key;
     }
-    if (!sealed) return std::nullopt;
+    if (sealed_with == nullptr) return std::nullopt;
     // Sealed by one of these keys: a bridge wrote it. Checked all the same.
     std::optional<std::string> payload_text =
         jose::base64url_decode(body.substr(kPrefix.size()), kMaxTicketBytes);
@@ -169,7 +182,7 @@ std::optional<SessionKeys::Ticket> SessionKeys::open(std::string_view text,
         issued == nullptr || !issued->is_number_integer() || name == nullptr ||
         !name->is_string() || !is_hex(name->get<std::string>(), 32))
         return std::nullopt;
-    if (digest->get<std::string>() != owner_digest(owner)) return std::nullopt;
+    if (digest->get<std::string>() != owner_digest(*sealed_with, owner)) return std::nullopt;
     int64_t at = issued->get<int64_t>();
     int64_t seconds =
         std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();

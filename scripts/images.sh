@@ -17,6 +17,9 @@ for tool in buildah debootstrap; do
 done
 [ -x build/node/bin/node ] && export PATH="$PWD/build/node/bin:$PATH"
 images=${PG_MCP_IMAGES:-"bridge try"}
+# The host's CA bundle for the build's npm (it may trust a proxy the image's bundle does not).
+host_ca=(--volume /etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro
+         --build-arg NODE_EXTRA_CA_CERTS=/run/host-ca.crt)
 base=docker.io/library/debian:bookworm-slim
 work=$(mktemp -d /tmp/pg_mcp_images.XXXXXX)
 chmod 755 "$work"  # the cluster's owner reaches its directory in it
@@ -110,7 +113,7 @@ SQL
       ;;
     try)
       section "build the try-it image (deploy/Containerfile.try)"
-      buildah bud --isolation chroot --pull-never --format docker -q -f deploy/Containerfile.try -t localhost/pg-mcp-try:latest . >/dev/null
+      buildah bud --isolation chroot --pull-never --format docker -q "${host_ca[@]}" -f deploy/Containerfile.try -t localhost/pg-mcp-try:latest . >/dev/null
       buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' localhost/pg-mcp-try:latest
       section "smoke: the try-it image's content (the demo, one command)"
       ctr=$(buildah from --pull-never localhost/pg-mcp-try:latest)

@@ -82,6 +82,7 @@ test('manifests: the pieces fit together and name real bridge options', async ()
   assert.equal(service.spec.ports[0].targetPort, 'http');
   assert.equal(docs.ServiceMonitor.spec.endpoints[0].port, 'http');
   assert.equal(docs.ServiceMonitor.spec.endpoints[0].path, '/metrics');
+  assert.equal(pod.spec.enableServiceLinks, false, 'no service-link variables in PG_MCP_BRIDGE_*');
   // Non-root, as the image is.
   assert.equal(pod.spec.securityContext.runAsUser, 10001);
   assert.equal(pod.spec.securityContext.runAsNonRoot, true);

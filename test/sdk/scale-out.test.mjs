@@ -336,6 +336,15 @@ test('scale-out: a 2025-11-25 session stays on its bridge, and moves to another 
     // Then it sticks again.
     for (let i = 0; i < 5; i++) assert.equal((await session.client.callTool({ name: 'sdk_scale_work', arguments: { n: i } })).isError, false);
     assert.equal(await resumed(), moved);
+    // DELETE ends it where it now lives; its ticket is refused there from then on.
+    await session.transport.terminateSession();
+    const afterDelete = await fetch(haproxy.urls.keyed, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`,
+        'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' })
+    });
+    assert.equal(afterDelete.status, 404);
     // The audit rows of the session's calls, wherever they ran, name the same client.
     const [clients] = await psql(`SELECT count(DISTINCT client_info) FROM mcp.audit_log WHERE agent_name LIKE 'scale-s%' AND tool_name = 'sdk_scale_work'`, { single: false });
     assert.equal(clients, '1');

@@ -65,6 +65,24 @@ TEST(BridgeOptions, TheCommandLineWinsOverTheEnvironmentAndTheEnvironmentOverThe
     EXPECT_EQ(options.dsn, "dbname=positional");
 }
 
+TEST(BridgeOptions, KubernetesServiceLinksAreNotOptions) {
+    // What Kubernetes puts in every pod's environment for a Service named pg-mcp-bridge.
+    BridgeOptions options;
+    EXPECT_EQ(parse({}, options,
+                    {{"PG_MCP_BRIDGE_SERVICE_HOST", "10.0.0.1"},
+                     {"PG_MCP_BRIDGE_SERVICE_PORT", "8080"},
+                     {"PG_MCP_BRIDGE_SERVICE_PORT_HTTP", "8080"},
+                     {"PG_MCP_BRIDGE_PORT", "tcp://10.0.0.1:8080"},
+                     {"PG_MCP_BRIDGE_PORT_8080_TCP", "tcp://10.0.0.1:8080"},
+                     {"PG_MCP_BRIDGE_PORT_8080_TCP_PROTO", "tcp"},
+                     {"PG_MCP_BRIDGE_PORT_8080_TCP_PORT", "8080"},
+                     {"PG_MCP_BRIDGE_PORT_8080_TCP_ADDR", "10.0.0.1"},
+                     {"PG_MCP_BRIDGE_POOL_SIZE", "6"}}),
+              0);
+    EXPECT_EQ(options.pool_size, 6u);
+    EXPECT_EQ(parse({}, options, {{"PG_MCP_BRIDGE_PORTS", "1"}}), 2);
+}
+
 TEST(BridgeOptions, MisspeltOrInvalidSettingsAreErrors) {
     BridgeOptions options;
     EXPECT_EQ(parse({}, options, {{"PG_MCP_BRIDGE_POOL_SIZES", "7"}}), 2);

@@ -2,6 +2,8 @@
 // owner, within its lifetime; anything else opens nowhere.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "jose.hpp"
 #include "mcp_server.hpp"
 #include "session_ticket.hpp"
@@ -108,7 +110,14 @@ TEST(SessionTicket, LongClientDescriptionsAreCutToFit) {
 TEST(SessionTicket, KeysShorterThan32BytesAreRefused) {
     std::string problem;
     EXPECT_FALSE(SessionKeys::load({"/nonexistent/key"}, problem));
-    EXPECT_NE(problem.find("cannot read"), std::string::npos);
+    EXPECT_NE(problem.find("not a readable regular file"), std::string::npos);
+    EXPECT_FALSE(SessionKeys::load({"/dev/urandom"}, problem));  // would never end
+    std::string file = testing::TempDir() + "session_ticket_short.key";
+    std::ofstream(file) << std::string(31, 'k') << "\n";
+    EXPECT_FALSE(SessionKeys::load({file}, problem));
+    EXPECT_NE(problem.find("at least 32 bytes"), std::string::npos);
+    std::ofstream(file) << std::string(32, 'k') << "\n";
+    EXPECT_TRUE(SessionKeys::load({file}, problem));
 }
 
 TEST(SessionTicket, ServerResumesWhatInitializeNegotiated) {
