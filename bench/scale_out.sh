@@ -137,11 +137,14 @@ for agents in 50 500; do
   start_haproxy "$lb_port" "$bridge_port" 1
   measure "HAProxy + 1 bridge, pool 10" "$agents" "http://127.0.0.1:$lb_port/mcp" "${bridge_pids[@]}" "$haproxy_pid"
   stop_all
-  echo "== $agents agents: HAProxy and three bridges (pool 10 each)" >&2
-  start_bridges 3 "$bridge_port" 10
-  start_haproxy "$lb_port" "$bridge_port" 3
-  measure "HAProxy + 3 bridges, pool 10" "$agents" "http://127.0.0.1:$lb_port/mcp" "${bridge_pids[@]}" "$haproxy_pid"
-  stop_all
+  # Three bridges with the one bridge's connections between them, then with three times as many.
+  for pool in 4 10; do
+    echo "== $agents agents: HAProxy and three bridges (pool $pool each)" >&2
+    start_bridges 3 "$bridge_port" "$pool"
+    start_haproxy "$lb_port" "$bridge_port" 3
+    measure "HAProxy + 3 bridges, pool $pool" "$agents" "http://127.0.0.1:$lb_port/mcp" "${bridge_pids[@]}" "$haproxy_pid"
+    stop_all
+  done
 done
 
 {
