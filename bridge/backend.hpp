@@ -92,6 +92,8 @@ enum class Operation {
                         // error_code::kUnauthorized (with sqlstate 28000 when not mapped)
     IdentityProviders,  // the OAuth issuers trusted for the resource in `name`: an array of
                         // {"issuer", "scopes", "introspect"}
+    EndSession,         // tells every bridge that the session ticket `name` ("NAME ISSUED")
+                        // ended (NOTIFY pg_mcp_session_ended, on the primary): true
 };
 
 struct Work {

@@ -184,6 +184,7 @@ asio::awaitable<Response> HttpServer::Impl::handle(const Request &request, Excha
                 std::shared_ptr<Session> session = found->second;
                 sessions.erase(found);
                 remember_ended(session->ticket, session->ticket_issued);
+                announce_ended(session->ticket, session->ticket_issued);
                 retire(session, "session deleted by the client");
                 co_return reply(request, http::status::no_content);
             }
@@ -193,6 +194,7 @@ asio::awaitable<Response> HttpServer::Impl::handle(const Request &request, Excha
                     id, caller.owner, std::chrono::system_clock::now(), options.session_lifetime);
                 if (ticket && ended_tickets.count(ticket->name) == 0) {
                     remember_ended(ticket->name, ticket->issued);
+                    announce_ended(ticket->name, ticket->issued);
                     co_return reply(request, http::status::no_content);
                 }
             }

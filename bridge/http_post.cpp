@@ -309,6 +309,21 @@ void HttpServer::Impl::remember_ended(const std::string &name, int64_t issued) {
     if (ended_tickets.insert(name).second) ended_by_issue.emplace(issued, name);
 }
 
+void HttpServer::Impl::announce_ended(const std::string &name, int64_t issued) {
+    if (name.empty()) return;
+    Work work;
+    work.operation = Operation::EndSession;
+    work.key = "end-session/" + name;
+    work.name = name + " " + std::to_string(issued);
+    const Logger &log = logger;
+    backend.submit(std::move(work), [&log, name](BackendReply reply) {
+        if (!reply.ok)
+            log.log(LogLevel::Warning, "could not tell the other bridges that session " + name +
+                                           " ended (" + reply.error_message +
+                                           "); they take it up until it expires");
+    });
+}
+
 // post()'s second step: the caller and the session the message goes to (found, opened by an
 // initialize, or one of its own for a 2026-07-28 request), within the caps; or the refusal.
 std::optional<Response> HttpServer::Impl::choose_session(PostCall &call) {

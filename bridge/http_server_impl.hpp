@@ -258,6 +258,8 @@ struct HttpServer::Impl {
                                             std::optional<Response> &refusal);
     // A ticket ended by DELETE (its name and issue time): refused here until it expires.
     void remember_ended(const std::string &name, int64_t issued);
+    // ... and on every bridge: NOTIFY pg_mcp_session_ended (HttpServer::session_ended).
+    void announce_ended(const std::string &name, int64_t issued);
     std::set<std::pair<int64_t, std::string>> ended_by_issue;  // (issued, name)
     std::set<std::string> ended_tickets;                       // names
     static constexpr size_t kMaxEndedTickets = 65536;

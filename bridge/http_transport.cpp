@@ -650,6 +650,31 @@ void HttpServer::stop() {
     asio::post(impl->io, [impl] { asio::co_spawn(impl->io, impl->finish(), asio::detached); });
 }
 
+void HttpServer::session_ended(const std::string &payload) {
+    // 32 hex digits, a space, the issue time in seconds (at most 18 digits: no overflow).
+    size_t space = payload.find(' ');
+    if (space != 32 || payload.size() > 32 + 1 + 18 || payload.size() == 33) return;
+    for (size_t i = 0; i < payload.size(); i++) {
+        char c = payload[i];
+        bool ok = i < 32 ? ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))
+                         : i == 32 || (c >= '0' && c <= '9');
+        if (!ok) return;
+    }
+    std::string name = payload.substr(0, 32);
+    int64_t issued = std::stoll(payload.substr(33));
+    Impl *impl = impl_.get();
+    asio::post(impl->io, [impl, name, issued] {
+        impl->remember_ended(name, issued);
+        for (auto it = impl->sessions.begin(); it != impl->sessions.end(); ++it) {
+            if (it->second->ticket != name) continue;
+            std::shared_ptr<Session> session = it->second;
+            impl->sessions.erase(it);
+            impl->retire(session, "session deleted by the client (on another bridge)");
+            break;
+        }
+    });
+}
+
 void HttpServer::tools_changed() {
     Impl *impl = impl_.get();
     asio::post(impl->io, [impl] {

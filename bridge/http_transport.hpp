@@ -99,6 +99,10 @@ class HttpServer {
     void stop();
     // The tool catalog changed: every session is told (when it can be).
     void tools_changed();
+    // Another bridge (or this one) ended a session ticket: `payload` is "NAME ISSUED" as its
+    // NOTIFY pg_mcp_session_ended carried it (checked here: any role may send one). The ticket
+    // is refused from then on, and a session held for it ends.
+    void session_ended(const std::string &payload);
 
     class Session;
     struct Impl;

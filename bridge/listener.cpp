@@ -25,15 +25,17 @@ using Clock = std::chrono::steady_clock;
 
 struct Listener::State {
     State(asio::io_context &io, std::string dsn, const Logger &logger,
-          std::function<void()> on_change)
+          std::function<void()> on_change, std::function<void(const std::string &)> on_ended)
         : loop(io),
           logger(logger),
           on_change(std::move(on_change)),
+          on_session_ended(std::move(on_ended)),
           connection(io, std::move(dsn)),
           stop_wakeup(io) {}
     asio::io_context &loop;
     const Logger &logger;
     std::function<void()> on_change;
+    std::function<void(const std::string &)> on_session_ended;
     asio::thread_pool connector{1};  // libpq's connect blocks (name lookup, TLS)
     std::atomic<bool> stop_asked{false};
     std::promise<void> ended;
@@ -44,6 +46,8 @@ struct Listener::State {
 };
 
 namespace {
+
+constexpr const char *kSessionChannel = "pg_mcp_session_ended";
 
 // One connection's life: the catalog version, then again after each burst of notifications.
 // `seen`: the version known so far (empty before the first connection).
@@ -58,8 +62,13 @@ asio::awaitable<void> listen_on(Listener::State &s, std::string &seen) {
     while (!s.stopping) {
         bool notified = false;
         while (PGnotify *notify = PQnotifies(s.connection.get())) {
+            if (std::string(notify->relname) == kSessionChannel) {
+                if (s.on_session_ended && notify->extra != nullptr)
+                    s.on_session_ended(notify->extra);
+            } else {
+                notified = true;
+            }
             PQfreemem(notify);
-            notified = true;
         }
         if (notified) {
             // Notifications that come while this runs are read after it.
@@ -87,6 +96,8 @@ asio::awaitable<void> run(std::shared_ptr<Listener::State> s) {
         if (s->stopping) break;
         LoopConnection::Answer listening;
         if (opened) listening = co_await s->connection.query("LISTEN pg_mcp_tools_changed");
+        if (opened && listening.ok && s->on_session_ended)
+            listening = co_await s->connection.query("LISTEN pg_mcp_session_ended");
         if (s->stopping) break;
         if (!listening.connected || !listening.ok) {
             if (error.empty()) error = listening.error;
@@ -106,8 +117,10 @@ asio::awaitable<void> run(std::shared_ptr<Listener::State> s) {
 }  // namespace
 
 Listener::Listener(asio::io_context &loop, std::string dsn, const Logger &logger,
-                   std::function<void()> on_change)
-    : state_(std::make_shared<State>(loop, std::move(dsn), logger, std::move(on_change))) {
+                   std::function<void()> on_change,
+                   std::function<void(const std::string &)> on_session_ended)
+    : state_(std::make_shared<State>(loop, std::move(dsn), logger, std::move(on_change),
+                                     std::move(on_session_ended))) {
     auto s = state_;
     asio::co_spawn(loop, run(s), [s](std::exception_ptr failure) {
         if (failure) s->logger.log(LogLevel::Error, "internal error in the tool change listener");

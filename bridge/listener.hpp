@@ -20,8 +20,11 @@ namespace pg_mcp::bridge {
 // blocks in libpq, runs on a helper thread of its own.
 class Listener {
   public:
+    // With on_session_ended, it also LISTENs on pg_mcp_session_ended and passes each payload on
+    // (as sent: any role may NOTIFY the channel, so the receiver checks it).
     Listener(boost::asio::io_context &loop, std::string dsn, const Logger &logger,
-             std::function<void()> on_change);
+             std::function<void()> on_change,
+             std::function<void(const std::string &)> on_session_ended = {});
     ~Listener();
     Listener(const Listener &) = delete;
     Listener &operator=(const Listener &) = delete;

@@ -267,8 +267,13 @@ int serve_http(boost::asio::io_context &loop, Signals &signals, const BridgeOpti
                               : http_options.address;
     logger.log(LogLevel::Notice, check.message + "; serving MCP on http://" + address + ":" +
                                      std::to_string(server.port()) + "/mcp");
-    Listener listener(loop, options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
-                      [&server] { server.tools_changed(); });
+    // With session tickets, a session one bridge ends is ended on every other (its NOTIFY).
+    std::function<void(const std::string &)> on_session_ended;
+    if (http_options.session_keys)
+        on_session_ended = [&server](const std::string &payload) { server.session_ended(payload); };
+    Listener listener(
+        loop, options.notify_dsn.empty() ? options.dsn : options.notify_dsn, logger,
+        [&server] { server.tools_changed(); }, on_session_ended);
     signals.wait([&server] { server.stop(); });
     server.run(std::chrono::seconds(10));
     logger.log(LogLevel::Info, "signal received; HTTP server stopped");

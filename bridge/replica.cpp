@@ -614,6 +614,10 @@ void ReplicaRouter::store_then_answer(BackendReply result, ReplyFn reply) {
 }
 
 void ReplicaRouter::submit(Work work, ReplyFn reply) {
+    if (work.operation == Operation::EndSession) {  // NOTIFY: the primary only
+        primary_.submit(std::move(work), std::move(reply));
+        return;
+    }
     if (work.operation == Operation::Authenticate) {
         // The primary first: a standby may not have replayed a new token or a revocation yet.
         // Only when the primary cannot be reached does a standby answer.

@@ -78,6 +78,8 @@ const Statement kGetPromptAs = {
     PG_MCP_CONTEXT("mcp.assume_principal($6::bytea),") " SELECT mcp.get_prompt($4, $5::jsonb)::text FROM context"};
 #undef PG_MCP_CONTEXT
 const Statement kAuthenticate = {"pg_mcp_authenticate", "SELECT mcp.assume_principal($1::bytea)"};
+const Statement kEndSession = {
+    "pg_mcp_end_session", "SELECT 'true' FROM pg_catalog.pg_notify('pg_mcp_session_ended', $1)"};
 const Statement kIdentityProviders = {
     "pg_mcp_identity_providers",
     "SELECT coalesce(pg_catalog.json_agg(p ORDER BY p.issuer), '[]')::text"
@@ -123,6 +125,12 @@ const OperationRow kOperations[] = {
     {Operation::IdentityProviders,
      {&kIdentityProviders, &kIdentityProviders},
      {&kIdentityProviders, &kIdentityProviders},
+     false,
+     true,
+     false},
+    {Operation::EndSession,
+     {&kEndSession, &kEndSession},
+     {&kEndSession, &kEndSession},
      false,
      true,
      false},
@@ -184,6 +192,8 @@ const char *summary_of(Operation operation) {
             return "mcp.assume_principal";
         case Operation::IdentityProviders:
             return "mcp.identity_providers_for";
+        case Operation::EndSession:
+            return "pg_notify";
     }
     return "mcp";
 }

@@ -345,6 +345,22 @@ test('scale-out: a 2025-11-25 session stays on its bridge, and moves to another 
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' })
     });
     assert.equal(afterDelete.status, 404);
+    // ... and on every other bridge too (NOTIFY pg_mcp_session_ended), which would otherwise
+    // take it up from its ticket.
+    for (const b of keyed.filter((x) => x !== holding[0])) {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const direct = await fetch(b.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`,
+            'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' })
+        });
+        if (direct.status === 404) break;
+        assert.ok(Date.now() < deadline, `${b.name} refuses the ended session (${direct.status})`);
+        await sleep(100);
+      }
+    }
     // The audit rows of the session's calls, wherever they ran, name the same client.
     const [clients] = await psql(`SELECT count(DISTINCT client_info) FROM mcp.audit_log WHERE agent_name LIKE 'scale-s%' AND tool_name = 'sdk_scale_work'`, { single: false });
     assert.equal(clients, '1');
@@ -400,6 +416,11 @@ test('scale-out: a subscription whose bridge goes away ends; listening again thr
     await sleep(1000);  // HAProxy's health checks mark it down
     const second = await listen('listen-2');
     assert.notEqual(second.servedBy, first.servedBy);
+    // Any role may NOTIFY the bridges' session channel: junk there changes nothing (the
+    // listener that carries catalog changes too keeps working).
+    await psql(`SELECT pg_notify('pg_mcp_session_ended', p) FROM unnest(ARRAY['', 'x', repeat('a', 32),
+                  repeat('a', 32) || ' 99999999999999999999', repeat('a', 32) || ' -1', repeat('G', 32) || ' 1',
+                  repeat('a', 32) || ' 1 2', repeat('a', 7999), repeat('a', 32) || ' 999999999999999999']) p`);
     await psql(`SELECT mcp.create_tool(${lit(tool)}, 'SELECT 1 AS one', 'scale-out listen test');
                 SELECT mcp.grant_tool(${lit(tool)}, 'agent_tenant');`);
     let seen = '';

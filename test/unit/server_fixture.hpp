@@ -154,6 +154,7 @@ class ScriptedBackend : public Backend {
             case Operation::Authenticate:
                 return authenticate(work.key, work.identity.principal_token, std::move(reply));
             case Operation::IdentityProviders:
+            case Operation::EndSession:
                 return reply(BackendReply());
         }
     }
