@@ -1,7 +1,7 @@
 # Sourced by the bench scripts (from the repository root, with $root set). bench_cluster builds
 # and installs pg_mcp and starts a throwaway cluster (stopped and removed on exit); bench_start
 # also creates the database "bench" with pg_mcp and the 100,000-row table bench.items;
-# pgbench_run runs one pgbench case.
+# pgbench_run runs one pgbench case; wait_http waits for a server's port.
 
 # bench_cluster PORT [FSYNC=off] [LISTEN]: exports PGHOST PGPORT PGUSER; $bench_scripts is a
 # scratch directory for pgbench scripts, removed on exit. LISTEN: TCP addresses to listen on.
@@ -29,6 +29,15 @@ CREATE TABLE bench.items (id int PRIMARY KEY, name text NOT NULL);
 INSERT INTO bench.items SELECT g, 'item ' || g FROM generate_series(1, 100000) g;
 ANALYZE bench.items;
 SQL
+}
+
+wait_http() {  # PORT: until something listens on it (bash's /dev/tcp: no curl needed)
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
 }
 
 bench_cleanup() {

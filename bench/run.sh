@@ -215,14 +215,6 @@ print_cpu_table() {
   printf '  %-34s %9s %8s %8s %8s\n' server client server postgres writer
   for row in "${cpu_rows[@]}"; do echo "  $row"; done
 }
-wait_http() {  # PORT: until something listens on it (bash's /dev/tcp: no curl needed)
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
 http_rows=()
 cpu_rows=()
 for mode in durable fast; do

@@ -50,14 +50,6 @@ cpu_us() {
   done
   echo $((total * 1000000 / hz))
 }
-wait_http() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
 pids=()
 stop_all() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done; pids=(); }
 trap 'stop_all; bench_cleanup' EXIT INT TERM

@@ -1,7 +1,9 @@
-// Bearer tokens: their SHA-256 and the strict parse of an Authorization header (auth.hpp).
+// Bearer tokens: their SHA-256 and the strict parse of an Authorization header; hex and
+// secure random names (auth.hpp).
 #include "auth.hpp"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <cctype>
 
@@ -12,14 +14,25 @@ std::string sha256_hex(std::string_view text) {
     unsigned int length = 0;
     if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1)
         return std::string();
+    return hex_encode(std::string_view(reinterpret_cast<const char *>(digest), length));
+}
+
+std::string hex_encode(std::string_view bytes) {
     static const char kHex[] = "0123456789abcdef";
     std::string hex;
-    hex.reserve(length * 2);
-    for (unsigned int i = 0; i < length; i++) {
-        hex += kHex[digest[i] >> 4];
-        hex += kHex[digest[i] & 15];
+    hex.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        hex += kHex[c >> 4];
+        hex += kHex[c & 15];
     }
     return hex;
+}
+
+std::string secure_random_hex(size_t bytes) {
+    std::string raw(bytes, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char *>(raw.data()), static_cast<int>(bytes)) != 1)
+        return std::string();
+    return hex_encode(raw);
 }
 
 std::optional<std::string> bearer_token(std::string_view header) {

@@ -12,6 +12,13 @@ namespace pg_mcp::bridge {
 // Lower-case hex SHA-256 of the bytes of `text`.
 std::string sha256_hex(std::string_view text);
 
+// `bytes` as lower-case hex.
+std::string hex_encode(std::string_view bytes);
+
+// `bytes` bytes from OpenSSL's generator, as lower-case hex (for names others must not guess);
+// empty if the generator fails.
+std::string secure_random_hex(size_t bytes);
+
 // The token of an "Authorization: Bearer <token>" header value (scheme case-insensitive,
 // RFC 6750 token68 characters only); nullopt when it is not one.
 std::optional<std::string> bearer_token(std::string_view header);

@@ -1,34 +1,12 @@
 // The methods that go to the backend (the extension): tools/list and tools/call,
 // resources/list and resources/read, prompts/list and prompts/get; lists paged by cursor.
 #include <algorithm>
-#include <random>
 
-#include <openssl/rand.h>
-
+#include "auth.hpp"
 #include "mcp_protocol.hpp"
 #include "mcp_server.hpp"
 
 namespace pg_mcp::bridge {
-
-namespace {
-
-// 64 random bits as hex (OpenSSL's generator; the standard one if it fails).
-std::string random_id() {
-    unsigned char bytes[8];
-    if (RAND_bytes(bytes, sizeof bytes) != 1) {
-        std::random_device device;
-        for (unsigned char &byte : bytes) byte = static_cast<unsigned char>(device());
-    }
-    static const char kHex[] = "0123456789abcdef";
-    std::string hex;
-    for (unsigned char byte : bytes) {
-        hex += kHex[byte >> 4];
-        hex += kHex[byte & 15];
-    }
-    return hex;
-}
-
-}  // namespace
 
 void McpServer::list_tools(const Request &request) {
     serve_list(request, "tools/list", "name", "tools",
@@ -404,7 +382,8 @@ void McpServer::ask_person(const Request &request, const std::string &tool, cons
     if (!begin_work(request)) return;  // in progress again (a cancel ends it)
     // Unique across bridges and sessions: a session taken up by another bridge (a ticket) never
     // mistakes an answer meant for one bridge's question for its own.
-    std::string id = "pg-mcp-confirm-" + random_id() + "-" + std::to_string(++elicitations_);
+    std::string id =
+        "pg-mcp-confirm-" + secure_random_hex(8) + "-" + std::to_string(++elicitations_);
     Elicitation pending;
     pending.request = request;
     pending.tool = tool;

@@ -10,8 +10,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 
+#include "auth.hpp"
 #include "jose.hpp"
 
 namespace pg_mcp::bridge {
@@ -34,27 +34,10 @@ std::string hmac(const std::string &key, std::string_view data) {
     return std::string(reinterpret_cast<const char *>(mac), length);
 }
 
-std::string hex_of(const std::string &bytes) {
-    static const char kHex[] = "0123456789abcdef";
-    std::string hex;
-    for (unsigned char c : bytes) {
-        hex += kHex[c >> 4];
-        hex += kHex[c & 15];
-    }
-    return hex;
-}
-
 // Whose session it is, as a keyed digest: the ticket shows no token, hash or subject, and
 // without the key no one can test a guess of whose it is.
 std::string owner_digest(const std::string &key, const std::string &owner) {
-    return hex_of(hmac(key, "pg_mcp session owner\n" + owner)).substr(0, 32);
-}
-
-std::string random_hex(size_t bytes) {
-    std::string raw(bytes, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char *>(raw.data()), static_cast<int>(bytes)) != 1)
-        return std::string();
-    return hex_of(raw);
+    return hex_encode(hmac(key, "pg_mcp session owner\n" + owner)).substr(0, 32);
 }
 
 // At most `limit` bytes of `text`, cut at a character boundary of UTF-8.
@@ -124,7 +107,7 @@ SessionKeys::Ticket SessionKeys::seal(const SessionState &state, const std::stri
                                       std::chrono::system_clock::time_point now) const {
     Ticket ticket;
     ticket.state = state;
-    ticket.name = random_hex(16);
+    ticket.name = secure_random_hex(16);
     ticket.issued =
         std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
     // The client's own description is cut shorter until the ticket fits in its bound.
