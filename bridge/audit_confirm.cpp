@@ -19,6 +19,7 @@
 
 #include "loop_connection.hpp"
 #include "wakeup.hpp"
+#include "loop_wait.hpp"
 
 namespace pg_mcp::bridge {
 
@@ -214,7 +215,8 @@ void AuditConfirmer::stop() {
     });
     // What is pending is confirmed first (a statement in progress is not interrupted); past
     // that, the confirmer is detached: nothing it still holds is answered.
-    if (s->ended.get_future().wait_for(std::chrono::seconds(15)) != std::future_status::ready) {
+    std::future<void> ended = s->ended.get_future();
+    if (!wait_for_loop(s->loop, ended, std::chrono::seconds(15))) {
         auto detached = std::make_shared<std::promise<void>>();
         std::future<void> done = detached->get_future();
         asio::post(s->loop, [s, detached] {
@@ -223,7 +225,7 @@ void AuditConfirmer::stop() {
             s->connection.interrupt();
             detached->set_value();
         });
-        done.wait_for(std::chrono::seconds(2));
+        wait_for_loop(s->loop, done, std::chrono::seconds(2));
     }
     s->connector.join();
 }

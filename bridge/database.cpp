@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "pool_internals.hpp"
+#include "loop_wait.hpp"
 
 namespace pg_mcp::bridge {
 
@@ -41,7 +42,7 @@ void Database::stop() {
             on_stopped_ = [done] { done->set_value(); };
             stop_on_loop();
         });
-        if (stopped.wait_for(std::chrono::seconds(15)) != std::future_status::ready)
+        if (!wait_for_loop(loop_, stopped, std::chrono::seconds(15)))
             logger_.log(LogLevel::Error, "the database pool did not stop within 15 s");
     }
     // Work on the helper threads ends (a connection being opened is closed by its handler).
@@ -52,7 +53,7 @@ void Database::stop() {
         auto flushed = std::make_shared<std::promise<void>>();
         std::future<void> done = flushed->get_future();
         asio::post(loop_, [flushed] { flushed->set_value(); });
-        done.wait_for(std::chrono::seconds(5));
+        wait_for_loop(loop_, done, std::chrono::seconds(5));
     }
 }
 

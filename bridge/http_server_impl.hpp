@@ -37,6 +37,7 @@
 #include "http_session.hpp"
 #include "json_rpc.hpp"
 #include "wakeup.hpp"
+#include "loop_wait.hpp"
 
 namespace pg_mcp::bridge {
 
@@ -87,6 +88,7 @@ struct HttpServer::Impl {
     asio::thread_pool blocking{1};
     int tasks = 0;  // coroutines running on the loop (all end before the server is destroyed)
     std::promise<void> finished;
+    bool stop_loop_when_finished = false;  // run() drives the loop until finish()
     asio::steady_timer *housekeeping_timer = nullptr;
     std::atomic<bool> stopping{false};
     std::chrono::milliseconds grace{10000};
@@ -150,7 +152,7 @@ struct HttpServer::Impl {
             auto flushed = std::make_shared<std::promise<void>>();
             std::future<void> done = flushed->get_future();
             asio::post(io, [flushed] { flushed->set_value(); });
-            done.wait_for(std::chrono::seconds(5));
+            wait_for_loop(io, done, std::chrono::seconds(5));
         }
     }
 

@@ -603,6 +603,7 @@ asio::awaitable<void> HttpServer::Impl::finish() {
         std::_Exit(1);
     }
     finished.set_value();
+    if (stop_loop_when_finished) io.stop();
 }
 
 HttpServer::HttpServer(asio::io_context &loop, Backend &backend, ServerOptions server_options,
@@ -641,7 +642,17 @@ void HttpServer::run(std::chrono::milliseconds grace) {
         impl->spawn(impl->accept_connections());
         impl->spawn(impl->housekeeping());
     });
-    finished.wait();
+    if (!drives_loop(impl->io)) {
+        finished.wait();
+        return;
+    }
+    // On the loop's own thread: the loop runs here until finish() stops it.
+    impl->stop_loop_when_finished = true;
+    while (finished.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        impl->io.restart();
+        impl->io.run();
+    }
+    impl->io.restart();
 }
 
 void HttpServer::stop() {

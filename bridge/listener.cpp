@@ -17,6 +17,7 @@
 #include "loop_connection.hpp"
 #include "pg_connection.hpp"
 #include "wakeup.hpp"
+#include "loop_wait.hpp"
 
 namespace pg_mcp::bridge {
 
@@ -140,7 +141,8 @@ void Listener::stop() {
         s->connection.interrupt();
         s->stop_wakeup.fire();
     });
-    s->ended.get_future().wait_for(std::chrono::seconds(5));
+    std::future<void> ended = s->ended.get_future();
+    wait_for_loop(s->loop, ended, std::chrono::seconds(5));
     s->connector.join();
 }
 

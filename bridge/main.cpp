@@ -32,6 +32,7 @@
 #include "listener.hpp"
 #include "http_transport.hpp"
 #include "log.hpp"
+#include "loop_wait.hpp"
 #include "mcp_server.hpp"
 #include "options.hpp"
 #include "otlp_metrics.hpp"
@@ -100,19 +101,15 @@ int run_check(const BridgeOptions &options) {
     return status;
 }
 
-// The event loop everything asynchronous runs on (the database pool, the HTTP transport), on a
-// thread of its own from start to exit.
-struct LoopThread {
+// The event loop everything asynchronous runs on (the database pool, the HTTP transport), run
+// by the main thread: while it serves, and in each wait of the start and the stop
+// (wait_for_loop). It is kept from running out of work until the process ends.
+struct MainLoop {
     boost::asio::io_context &loop;
+    LoopDriver driver;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard;
-    std::thread thread;
-    explicit LoopThread(boost::asio::io_context &io)
-        : loop(io), guard(io.get_executor()), thread([&io] { io.run(); }) {}
-    ~LoopThread() {
-        guard.reset();
-        loop.stop();
-        thread.join();
-    }
+    explicit MainLoop(boost::asio::io_context &io)
+        : loop(io), driver(io), guard(io.get_executor()) {}
 };
 
 // SIGINT and SIGTERM, on the loop: the first runs what wait() was given (once).
@@ -347,11 +344,12 @@ int serve_stdio(boost::asio::io_context &loop, Signals &signals, const BridgeOpt
     Backend &backend = service.backend;
     LineWriter writer(STDOUT_FILENO);
     McpServer server(backend, writer, server_options, logger);
-    // The server lives on the loop: this thread asks it through the loop.
+    // The server lives on the loop, which this thread runs: asked between the loop's handlers.
     auto on_loop = [&loop](auto ask) {
         auto answered = std::make_shared<std::promise<decltype(ask())>>();
         auto answer = answered->get_future();
         boost::asio::post(loop, [ask, answered] { answered->set_value(ask()); });
+        wait_for_loop(loop, answer);
         return answer.get();
     };
     // On the loop, as the server.
@@ -361,8 +359,10 @@ int serve_stdio(boost::asio::io_context &loop, Signals &signals, const BridgeOpt
     // Input is read on the loop; this thread waits for its end or a signal.
     auto ended = std::make_shared<std::promise<bool>>();  // true: a signal
     auto once = std::make_shared<std::atomic<bool>>(false);
-    auto end = [ended, once](bool signalled) {
-        if (!once->exchange(true)) ended->set_value(signalled);
+    auto end = [ended, once, &loop](bool signalled) {
+        if (once->exchange(true)) return;
+        ended->set_value(signalled);
+        loop.stop();  // this thread's run() below returns
     };
     std::future<bool> input_over = ended->get_future();
     auto signal_seen = std::make_shared<std::atomic<bool>>(false);
@@ -389,6 +389,12 @@ int serve_stdio(boost::asio::io_context &loop, Signals &signals, const BridgeOpt
         },
         [end] { end(false); });
 
+    // Serving: the loop runs here until the input ends or a signal comes.
+    while (input_over.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        loop.restart();
+        loop.run();
+    }
+    loop.restart();
     // End of input (not a signal): every request already read is answered, as a pipe's user
     // expects (`... | pg_mcp_bridge`), up to 300 s; a signal meanwhile ends the wait.
     bool signalled = input_over.get();
@@ -396,7 +402,7 @@ int serve_stdio(boost::asio::io_context &loop, Signals &signals, const BridgeOpt
         auto limit = std::chrono::steady_clock::now() + options.http_options.request_timeout;
         auto in_flight = [&] { return on_loop([&server] { return server.in_flight(); }); };
         while (in_flight() > 0 && !signal_seen->load() && std::chrono::steady_clock::now() < limit)
-            ::usleep(10000);
+            run_loop_for(loop, std::chrono::milliseconds(10));
         if (size_t running = in_flight(); running > 0)
             logger.log(LogLevel::Warning, std::to_string(running) +
                                               " requests still running at shutdown are cancelled");
@@ -429,7 +435,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     boost::asio::io_context loop;
-    LoopThread loop_thread(loop);
+    MainLoop main_loop(loop);
     Signals signals(loop);
     bool confirm_audit = options.confirm_audit != "never" && may_confirm_audit(catalog_dsn);
     if (!fit_pool(options, catalog_dsn, confirm_audit, logger)) return 1;
@@ -519,7 +525,9 @@ int main(int argc, char **argv) {
         std::promise<BackendReply> checked;
         backend.authenticate("startup", hash,
                              [&checked](BackendReply reply) { checked.set_value(reply); });
-        BackendReply reply = checked.get_future().get();
+        std::future<BackendReply> answered = checked.get_future();
+        wait_for_loop(loop, answered);
+        BackendReply reply = answered.get();
         if (!reply.ok) {
             logger.log(LogLevel::Error,
                        "the token in " + options.token_env + ": " + reply.error_message);

@@ -22,6 +22,7 @@
 
 #include "http_client.hpp"
 #include "trace.hpp"
+#include "loop_wait.hpp"
 
 namespace pg_mcp::bridge {
 
@@ -254,8 +255,10 @@ void Meter::stop() {
     auto impl = impl_;
     if (impl->stopping.exchange(true)) return;
     asio::post(impl->io, [impl] { impl->timer.cancel(); });
-    if (!impl->io.get_executor().running_in_this_thread() && !impl->io.stopped())
-        impl->drained.get_future().wait_for(kStopBudget + std::chrono::milliseconds(500));
+    if (!impl->io.get_executor().running_in_this_thread() && !impl->io.stopped()) {
+        std::future<void> drained = impl->drained.get_future();
+        wait_for_loop(impl->io, drained, kStopBudget + std::chrono::milliseconds(500));
+    }
 }
 
 std::string Meter::metrics() const {

@@ -2,6 +2,7 @@
 #include <utility>
 
 #include "stdio_transport.hpp"
+#include "loop_wait.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -354,7 +355,7 @@ LoopLineReader::~LoopLineReader() {
             state->input.close(ignored);
             closed.set_value();
         });
-        done.wait_for(std::chrono::seconds(5));
+        wait_for_loop(loop, done, std::chrono::seconds(5));
     }
     if (thread_.joinable()) thread_.detach();  // blocked in read(2) on input nobody sends
 }

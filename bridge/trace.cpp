@@ -16,6 +16,7 @@
 #include <random>
 
 #include "http_client.hpp"
+#include "loop_wait.hpp"
 
 namespace pg_mcp::bridge {
 
@@ -271,8 +272,10 @@ void Tracer::stop() {
     // What waits is sent before the loop stops (a short-lived stdio bridge's spans too), within
     // kStopBudget (a collector that hangs delays a stop by that much, not by an export timeout),
     // unless this runs on the loop itself.
-    if (!impl->io.get_executor().running_in_this_thread() && !impl->io.stopped())
-        impl->drained.get_future().wait_for(kStopBudget + std::chrono::milliseconds(500));
+    if (!impl->io.get_executor().running_in_this_thread() && !impl->io.stopped()) {
+        std::future<void> drained = impl->drained.get_future();
+        wait_for_loop(impl->io, drained, kStopBudget + std::chrono::milliseconds(500));
+    }
 }
 
 std::string Tracer::metrics() const {
