@@ -434,7 +434,8 @@ int main(int argc, char **argv) {
         logger.log(LogLevel::Error, check.message);
         return 1;
     }
-    boost::asio::io_context loop;
+    // Run by one thread (other threads only post to it): posts from its handlers need no wake-up.
+    boost::asio::io_context loop(1);
     MainLoop main_loop(loop);
     Signals signals(loop);
     bool confirm_audit = options.confirm_audit != "never" && may_confirm_audit(catalog_dsn);
