@@ -4,6 +4,7 @@
 #include "audit_record.hpp"
 #include "boundary.hpp"
 #include "identity.hpp"
+#include "random_bytes.hpp"
 
 extern "C" {
 #include "access/xlog.h"
@@ -60,17 +61,20 @@ bool valid_traceparent(const char *value) {
 // A random (version 4) uuid: the primary ingests a forwarded record once, however often it is
 // sent.
 char *random_record_id(void) {
+    static const char kDigits[] = "0123456789abcdef";
     uint8 id[16];
-    if (!pg_strong_random(id, sizeof id)) elog(ERROR, "could not generate a random record id");
+    strong_random(id, sizeof id);
     id[6] = (id[6] & 0x0f) | 0x40;
     id[8] = (id[8] & 0x3f) | 0x80;
-    StringInfoData out;
-    initStringInfo(&out);
+    char *out = (char *)palloc(37);
+    char *at = out;
     for (int i = 0; i < 16; i++) {
-        appendStringInfo(&out, "%02x", id[i]);
-        if (i == 3 || i == 5 || i == 7 || i == 9) appendStringInfoChar(&out, '-');
+        *at++ = kDigits[id[i] >> 4];
+        *at++ = kDigits[id[i] & 0x0f];
+        if (i == 3 || i == 5 || i == 7 || i == 9) *at++ = '-';
     }
-    return out.data;
+    *at = '\0';
+    return out;
 }
 
 }  // namespace

@@ -457,9 +457,11 @@ int64 queue_audit_record(const char *record, Size len, bool use_reservation,
     bool durable = (AuditMode)audit_mode_setting == AuditMode::Durable;
     if (pending != NULL) pending->slot = -1;
     if (durable && pending != NULL) {
-        // The caller confirms durability itself (mcp.await_audit) before it answers.
+        // The caller confirms durability itself (mcp.await_audit) before it answers. The record
+        // is not awaited until then: a gathering writer goes on gathering the records of calls
+        // still running, and the caller's await (one for many calls) ends the gathering.
         TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_timeout_ms);
-        pending->slot = queue_record(record, len, true, use_reservation, &pending->seq, deadline);
+        pending->slot = queue_record(record, len, false, use_reservation, &pending->seq, deadline);
         return 0;
     }
     return enqueue_audit_record(record, len, durable, use_reservation);
