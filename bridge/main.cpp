@@ -279,6 +279,70 @@ int serve_http(boost::asio::io_context &loop, Signals &signals, const BridgeOpti
     return 0;
 }
 
+// Traces (spans to an OTLP collector; ids reach the database either way) and metrics to the
+// same collector (its /v1/metrics, beside /metrics), when --otlp-endpoint is given. They live
+// as long as the process: spans may be recorded by any thread until the very end.
+void start_exporters(boost::asio::io_context &loop, const BridgeOptions &options,
+                     const Logger &logger, StartupCheck &check, Tracer *&tracer, Meter *&meter) {
+    if (options.otlp_endpoint.empty()) return;
+    TraceOptions trace_options;
+    trace_options.endpoint = options.otlp_endpoint;
+    trace_options.ca_file = options.otlp_ca_file;
+    tracer = new Tracer(loop, trace_options, logger);
+    Tracer::set_global(tracer);
+    tracer->start();
+    check.message += "; traces to " + options.otlp_endpoint;
+    MeterOptions meter_options;
+    meter_options.endpoint = metrics_endpoint(options.otlp_endpoint);
+    meter_options.ca_file = options.otlp_ca_file;
+    meter_options.interval = std::chrono::milliseconds(options.otlp_metrics_interval_ms);
+    meter = new Meter(loop, meter_options, logger);
+    Meter::set_global(meter);
+    meter->start();
+    check.message += " and metrics to " + meter_options.endpoint;
+}
+
+// --token-env: the principal's token, checked once now (a wrong token should stop the start,
+// not fail every call; the database checks it again with each call). False when refused.
+bool check_principal_token(boost::asio::io_context &loop, Backend &backend,
+                           const BridgeOptions &options, const Logger &logger, StartupCheck &check,
+                           ServerOptions &server_options) {
+    std::string hash = sha256_hex(std::getenv(options.token_env.c_str()));
+    std::promise<BackendReply> checked;
+    backend.authenticate("startup", hash,
+                         [&checked](BackendReply reply) { checked.set_value(reply); });
+    std::future<BackendReply> answered = checked.get_future();
+    wait_for_loop(loop, answered);
+    BackendReply reply = answered.get();
+    if (!reply.ok) {
+        logger.log(LogLevel::Error,
+                   "the token in " + options.token_env + ": " + reply.error_message);
+        return false;
+    }
+    check.message += "; acting as principal \"" + reply.value.get<std::string>() + "\"";
+    server_options.principal_token = hash;
+    return true;
+}
+
+// Advice at the start: about the primary's login (not given while the bridge starts on a
+// standby), and about HTTP served beyond the loopback without tokens.
+void warn_at_start(const BridgeOptions &options, const std::string &catalog_dsn,
+                   const Logger &logger) {
+    if (catalog_dsn == options.dsn) {
+        warn_about_login(options.dsn,
+                         options.http_options.require_token || !options.token_env.empty(), logger);
+        if (options.http_options.oauth)
+            warn_about_oauth(options.dsn, options.http_options.oauth->resource, logger);
+    }
+    if (options.http && !options.http_options.require_token) {
+        const std::string &address = options.http_options.address;
+        if (address != "127.0.0.1" && address != "::1" && address != "localhost")
+            logger.log(LogLevel::Warning, "serving HTTP on " + address +
+                                              " without --auth token: every client "
+                                              "that reaches it acts as the bridge's login role");
+    }
+}
+
 }  // namespace
 
 // The start-up check of the primary; with read replicas, a primary that cannot be reached does
@@ -479,30 +543,9 @@ int main(int argc, char **argv) {
                          " read replica(s) for read-only work";
     }
     Backend &backend = router ? static_cast<Backend &>(*router) : database;
-    // Traces: spans to an OTLP collector (ids reach the database either way).
-    // It lives as long as the process: spans may be recorded by any thread until the very end.
     Tracer *tracer = nullptr;
-    if (!options.otlp_endpoint.empty()) {
-        TraceOptions trace_options;
-        trace_options.endpoint = options.otlp_endpoint;
-        trace_options.ca_file = options.otlp_ca_file;
-        tracer = new Tracer(loop, trace_options, logger);
-        Tracer::set_global(tracer);
-        tracer->start();
-        check.message += "; traces to " + options.otlp_endpoint;
-    }
-    // Metrics to the same collector (its /v1/metrics), beside /metrics.
     Meter *meter = nullptr;
-    if (!options.otlp_endpoint.empty()) {
-        MeterOptions meter_options;
-        meter_options.endpoint = metrics_endpoint(options.otlp_endpoint);
-        meter_options.ca_file = options.otlp_ca_file;
-        meter_options.interval = std::chrono::milliseconds(options.otlp_metrics_interval_ms);
-        meter = new Meter(loop, meter_options, logger);
-        Meter::set_global(meter);
-        meter->start();
-        check.message += " and metrics to " + meter_options.endpoint;
-    }
+    start_exporters(loop, options, logger, check, tracer, meter);
     Service service{backend,
                     [&] {
                         return (router ? router->metrics_text() : database.metrics_text()) +
@@ -519,39 +562,12 @@ int main(int argc, char **argv) {
                         if (meter) meter->stop();
                     }};
     ServerOptions server_options;
-    if (!options.token_env.empty()) {
-        // Checked once now (a wrong token should stop the start, not fail every call); the
-        // database checks it again with each call.
-        std::string hash = sha256_hex(std::getenv(options.token_env.c_str()));
-        std::promise<BackendReply> checked;
-        backend.authenticate("startup", hash,
-                             [&checked](BackendReply reply) { checked.set_value(reply); });
-        std::future<BackendReply> answered = checked.get_future();
-        wait_for_loop(loop, answered);
-        BackendReply reply = answered.get();
-        if (!reply.ok) {
-            logger.log(LogLevel::Error,
-                       "the token in " + options.token_env + ": " + reply.error_message);
-            service.stop();
-            return 1;
-        }
-        check.message += "; acting as principal \"" + reply.value.get<std::string>() + "\"";
-        server_options.principal_token = hash;
+    if (!options.token_env.empty() &&
+        !check_principal_token(loop, backend, options, logger, check, server_options)) {
+        service.stop();
+        return 1;
     }
-    // Advice about the primary's login; not given while the bridge starts on a standby.
-    if (catalog_dsn == options.dsn) {
-        warn_about_login(options.dsn,
-                         options.http_options.require_token || !options.token_env.empty(), logger);
-        if (options.http_options.oauth)
-            warn_about_oauth(options.dsn, options.http_options.oauth->resource, logger);
-    }
-    if (options.http && !options.http_options.require_token) {
-        const std::string &address = options.http_options.address;
-        if (address != "127.0.0.1" && address != "::1" && address != "localhost")
-            logger.log(LogLevel::Warning, "serving HTTP on " + address +
-                                              " without --auth token: every client "
-                                              "that reaches it acts as the bridge's login role");
-    }
+    warn_at_start(options, catalog_dsn, logger);
     server_options.agent_name = options.agent;
     // The wait for a person's answer to a confirmation asked in a 2025-11-25 session.
     server_options.elicitation_timeout = std::chrono::milliseconds(options.elicitation_timeout_ms);
