@@ -395,9 +395,14 @@ void Database::start(Slot &slot, std::shared_ptr<Job> job) {
         slot.statement = &kPing;
     } else {
         const OperationRow &row = operation_row(run.operation);
-        // Deferred confirmation frees the connection sooner but costs a second round trip (the
-        // confirmer's): worth it only while other requests wait for a connection.
-        defer = run.is_call && confirmer_ != nullptr && (defer_always_ || !queue_.empty());
+        // Deferred confirmation frees the connection sooner and lets one flush confirm many
+        // calls, but costs a second round trip (the confirmer's): worth it while other requests
+        // wait for a connection or other calls run beside this one (a call alone waits for its
+        // own record in its statement: one round trip). Measured at 50 HTTP agents, pool 10,
+        // fsync on: a third fewer WAL flushes per call and up to 1.3x the durable calls/s of
+        // deferring only while requests wait.
+        defer = run.is_call && confirmer_ != nullptr &&
+                (defer_always_ || !queue_.empty() || in_use_ > 1);
         const Statement *const *pair = defer ? row.deferred : row.statements;
         slot.statement = pair[as_principal ? 1 : 0];
         if (!run.identity.oauth_identity.empty()) slot.statement = &identity_form(*slot.statement);

@@ -202,9 +202,10 @@ po::options_description describe() {
         "with --replica: where audit records of standby-served calls wait (on disk) until the "
         "primary has them");
     add("confirm-audit", po::value<std::string>()->value_name("MODE"),
-        "durable audit with a login in mcp_audit_confirmer: auto (default: while calls wait for "
-        "a connection, a call frees its connection when its statement ends and its answer waits "
-        "for one shared confirmation), always, or never (each call waits in its statement)");
+        "durable audit with a login in mcp_audit_confirmer: auto (default: while other calls run "
+        "or wait for a connection, a call frees its connection when its statement ends and its "
+        "answer waits for one shared confirmation), always, or never (each call waits in its "
+        "statement)");
     add("session-key-file", po::value<std::vector<std::string>>()->value_name("FILE"),
         "HTTP: a key (at least 32 bytes) sealing 2025-11-25 sessions into their MCP-Session-Id, "
         "so that every bridge given the same key serves every session (behind a load balancer, "
