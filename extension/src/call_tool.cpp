@@ -102,13 +102,8 @@ void use_exact_numbers(ValidatedArguments *args, Jsonb *arguments) {
     }
 }
 
-Datum input_value(Oid type, const char *text) {
-    Oid input_function, io_param;
-    getTypeInputInfo(type, &input_function, &io_param);
-    return OidInputFunctionCall(input_function, (char *)text, io_param, -1);
-}
-
-// Binds the validated arguments as typed Datums (never as SQL text).
+// Binds the validated arguments as typed Datums (never as SQL text), through each parameter's
+// input function (looked up once per tool version).
 void bind_arguments(const Execution *ex, Datum *values, char *nulls) {
     const ValidatedArguments *args = ex->arguments;
     for (int i = 0; i < ex->tool->nparams; i++) {
@@ -117,20 +112,22 @@ void bind_arguments(const Execution *ex, Datum *values, char *nulls) {
         if (args->is_null[i]) {
             nulls[i] = 'n';
             values[i] = (Datum)0;
-        } else if (args->nitems[i] < 0) {
-            values[i] = input_value(type, args->text[i]);
-        } else {
-            Oid element = get_element_type(type);
-            int16 length;
-            bool by_value;
-            char align;
-            get_typlenbyvalalign(element, &length, &by_value, &align);
-            int n = args->nitems[i];
-            Datum *elements = (Datum *)palloc(sizeof(Datum) * Max(n, 1));
-            for (int k = 0; k < n; k++) elements[k] = input_value(element, args->items[i][k]);
-            values[i] =
-                PointerGetDatum(construct_array(elements, n, element, length, by_value, align));
+            continue;
         }
+        bool array = args->nitems[i] >= 0;
+        const pg_mcp::CachedTool::Input &input =
+            pg_mcp::parameter_input(ex->cached, i, type, array);
+        FmgrInfo *fn = const_cast<FmgrInfo *>(&input.fn);
+        if (!array) {
+            values[i] = InputFunctionCall(fn, args->text[i], input.io_param, -1);
+            continue;
+        }
+        int n = args->nitems[i];
+        Datum *elements = (Datum *)palloc(sizeof(Datum) * Max(n, 1));
+        for (int k = 0; k < n; k++)
+            elements[k] = InputFunctionCall(fn, args->items[i][k], input.io_param, -1);
+        values[i] = PointerGetDatum(
+            construct_array(elements, n, input.type, input.length, input.by_value, input.align));
     }
 }
 

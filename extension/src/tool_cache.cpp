@@ -1,7 +1,9 @@
+// The per-backend tool cache: entries by name, replaced when the tool's row changes.
 #include "tool_cache.hpp"
 
 extern "C" {
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 }
 
@@ -13,6 +15,8 @@ HTAB *tool_cache = NULL;
 void reset_entry(CachedTool *entry) {
     if (entry->plan != NULL) SPI_freeplan(entry->plan);
     entry->plan = NULL;
+    if (entry->inputs != NULL) pfree(entry->inputs);  // their FmgrInfos' extra stays: small
+    entry->inputs = NULL;
     CompiledParams *params = entry->params;
     entry->params = NULL;
     entry->loaded = false;
@@ -37,6 +41,7 @@ CachedTool *cached_tool(const char *name, int64 id, int32 version, TransactionId
         entry->loaded = false;
         entry->params = NULL;
         entry->plan = NULL;
+        entry->inputs = NULL;
     }
     if (entry->loaded && entry->id == id && entry->version == version &&
         entry->row_xmin == row_xmin && entry->nparams == nparams)
@@ -50,6 +55,24 @@ CachedTool *cached_tool(const char *name, int64 id, int32 version, TransactionId
     entry->nparams = nparams;
     entry->loaded = true;
     return entry;
+}
+
+const CachedTool::Input &parameter_input(CachedTool *tool, int i, Oid type, bool array) {
+    if (tool->inputs == NULL)
+        tool->inputs = (CachedTool::Input *)MemoryContextAllocZero(
+            CacheMemoryContext, sizeof(CachedTool::Input) * Max(tool->nparams, 1));
+    if (i < 0 || i >= tool->nparams) elog(ERROR, "no parameter %d in the tool's cache", i);
+    CachedTool::Input &input = tool->inputs[i];
+    if (input.ready) return input;
+    Oid read = array ? get_element_type(type) : type;
+    if (!OidIsValid(read)) elog(ERROR, "type %u of parameter %d is not an array", type, i);
+    Oid function;
+    getTypeInputInfo(read, &function, &input.io_param);
+    get_typlenbyvalalign(read, &input.length, &input.by_value, &input.align);
+    fmgr_info_cxt(function, &input.fn, CacheMemoryContext);
+    input.type = read;
+    input.ready = true;
+    return input;
 }
 
 }  // namespace pg_mcp

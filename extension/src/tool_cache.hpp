@@ -1,7 +1,7 @@
-// Per-backend cache of what a tool needs at call time: its parsed parameter specs and its
-// prepared plan. An entry is valid for one catalog row version (tool id, version and row
-// xmin), so any alter_tool — even several in one transaction — or a drop and re-create
-// replaces it at the next call. Plain C style.
+// Per-backend cache of what a tool needs at call time: its parsed parameter specs, its
+// prepared plan and its parameters' input functions. An entry is valid for one catalog row version
+// (tool id, version and row xmin), so any alter_tool — even several in one transaction — or a drop
+// and re-create replaces it at the next call. Plain C style.
 #pragma once
 
 #include "param_adapter.hpp"
@@ -10,6 +10,7 @@
 
 extern "C" {
 #include "executor/spi.h"
+#include "fmgr.h"
 }
 
 namespace pg_mcp {
@@ -26,7 +27,23 @@ struct CachedTool {
     CompiledParams *params;  // owned; freed when the entry is replaced
     bool sensitive;
     SPIPlanPtr plan;  // kept plan, prepared on first execution; NULL until then
+    // How a parameter's text becomes its Datum (an array's: each element's), looked up once:
+    // binding a call's arguments costs no catalog lookup.
+    struct Input {
+        bool ready;
+        Oid type;  // what `fn` reads: the parameter's type, or its element type
+        FmgrInfo fn;
+        Oid io_param;
+        int16 length;  // of an element
+        bool by_value;
+        char align;
+    };
+    Input *inputs;  // nparams entries in CacheMemoryContext; NULL until the first call
 };
+
+// The input of parameter i of type `type` (an array type: of its elements), looked up on first
+// use. ERRORs as the catalog lookups do.
+const CachedTool::Input &parameter_input(CachedTool *tool, int i, Oid type, bool array);
 
 // The entry for this tool row, (re)loading the parameter specs if the row changed. May throw
 // (C++) while parsing specs: call it outside PostgreSQL error handling blocks.
