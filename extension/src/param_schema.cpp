@@ -654,8 +654,14 @@ ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
                                                       : "this tool accepts: " + accepted));
         }
     }
+    // The principal's context and the OAuth claims are read only when a parameter binds them.
+    bool binds_context = false, binds_claims = false;
+    for (const ParamSpec &spec : specs) {
+        binds_context = binds_context || !spec.from_principal.empty();
+        binds_claims = binds_claims || !spec.from_claim.empty();
+    }
     json context;
-    if (!principal_context.empty()) {
+    if (binds_context && !principal_context.empty()) {
         try {
             context = json::parse(principal_context);
         } catch (const json::exception &) {
@@ -663,7 +669,7 @@ ValidationResult validate_arguments(const std::vector<ParamSpec> &specs,
         }
     }
     json claims;
-    if (!claims_json.empty()) {
+    if (binds_claims && !claims_json.empty()) {
         try {
             claims = json::parse(claims_json);
         } catch (const json::exception &) {
