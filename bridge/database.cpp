@@ -407,23 +407,27 @@ void Database::start(Slot &slot, std::shared_ptr<Job> job) {
         slot.statement = pair[as_principal ? 1 : 0];
         if (!run.identity.oauth_identity.empty()) slot.statement = &identity_form(*slot.statement);
         if (run.identity.trace.valid()) {
-            // The wait for this connection, and the statement from now on (ended by settle()).
+            // The statement's span id reaches the database (the audit row, pg_mcp.traceparent)
+            // whether or not spans are exported; the spans themselves (the wait for this
+            // connection, and the statement from now on, ended by settle()) only for an exporter.
             auto now = std::chrono::system_clock::now();
-            Span wait;
-            wait.name = "pg_mcp pool wait";
-            wait.context = run.identity.trace;
-            wait.context.span_id = new_span_id();
-            wait.parent_span_id = run.identity.trace.span_id;
-            wait.start = run.queued_wall;
-            wait.end = now;
-            wait.set("pg_mcp.pool.connections_in_use", static_cast<int64_t>(in_use_));
-            record_span(std::move(wait));
             run.statement_span = new_span_id();
             run.sent = now;
-            run.statement_summary = std::string("SELECT ") + summary_of(run.operation);
-            run.database = PQdb(slot.conn) ? PQdb(slot.conn) : "";
-            run.host = PQhost(slot.conn) ? PQhost(slot.conn) : "";
-            run.port = PQport(slot.conn) ? PQport(slot.conn) : "";
+            if (Tracer::global() != nullptr) {
+                Span wait;
+                wait.name = "pg_mcp pool wait";
+                wait.context = run.identity.trace;
+                wait.context.span_id = new_span_id();
+                wait.parent_span_id = run.identity.trace.span_id;
+                wait.start = run.queued_wall;
+                wait.end = now;
+                wait.set("pg_mcp.pool.connections_in_use", static_cast<int64_t>(in_use_));
+                record_span(std::move(wait));
+                run.statement_summary = std::string("SELECT ") + summary_of(run.operation);
+                run.database = PQdb(slot.conn) ? PQdb(slot.conn) : "";
+                run.host = PQhost(slot.conn) ? PQhost(slot.conn) : "";
+                run.port = PQport(slot.conn) ? PQport(slot.conn) : "";
+            }
         }
     }
     if (prepare_statements_ && slot.prepared.count(slot.statement->name) == 0) {

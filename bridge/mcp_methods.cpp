@@ -206,11 +206,18 @@ void McpServer::submit_call(const Request &request, const std::string &tool, con
                        tool](const ServerNotice &raised) {
         forward_notice(id, modern, level, tool, raised);
     };
+    // What the answer needs of the request: not its params (a copy of the whole tree per call).
+    Request answered;
+    answered.id = request.id;
+    answered.method = request.method;
+    answered.modern = request.modern;
+    answered.log_level = request.log_level;
+    answered.oauth_identity = request.oauth_identity;
     backend_.call_tool(
         options_.backend_key_prefix + request_key(request.id), identity(request), tool, arguments,
         progress, std::move(notice),
-        [this, request, tool, token, kept](BackendReply reply) {
-            answer_call(request, tool, token, kept, std::move(reply));
+        [this, answered = std::move(answered), tool, token, kept](BackendReply reply) {
+            answer_call(answered, tool, token, kept, std::move(reply));
         },
         std::move(confirmation));
 }

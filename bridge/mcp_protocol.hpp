@@ -30,6 +30,9 @@ inline const char *const kInstructions =
     "repeating the call. Invalid arguments come back as a tool error explaining each problem.";
 
 inline std::string request_key(const json &id) {
+    // An integer id (the common case) is written as dump() would, without its serializer.
+    if (id.is_number_unsigned()) return std::to_string(id.get<uint64_t>());
+    if (id.is_number_integer()) return std::to_string(id.get<int64_t>());
     return id.dump();
 }
 

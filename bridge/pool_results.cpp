@@ -104,7 +104,7 @@ BackendReply Database::head_reply(Slot &slot, json &pending) {
 }
 
 void Database::settle(Job &job, bool ok) {
-    if (!job.statement_span.empty()) {
+    if (!job.statement_span.empty() && Tracer::global() != nullptr) {
         Span statement;
         statement.name = job.statement_summary;
         statement.kind = Span::Kind::Client;
@@ -122,8 +122,8 @@ void Database::settle(Job &job, bool ok) {
         statement.error = !ok;
         if (!ok) statement.status_message = "the statement failed";
         record_span(std::move(statement));
-        job.statement_span.clear();
     }
+    job.statement_span.clear();
     job.running_on = nullptr;
     active_.erase(job.key);
     if (ok) last_success_ = Clock::now().time_since_epoch().count();
