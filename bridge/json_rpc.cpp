@@ -90,7 +90,8 @@ Message classify_message(json value) {
     if (id.is_string() && contains_nul(id))
         return invalid(id, error_code::kInvalidRequest,
                        "Invalid Request: the id contains a NUL character (\\u0000)");
-    if (contains_nul(*method) || contains_nul(value.value("params", json())))
+    auto given = value.find("params");  // looked at in place: value() would copy the tree
+    if (contains_nul(*method) || (given != value.end() && contains_nul(*given)))
         return invalid(id, error_code::kInvalidParams,
                        "Invalid params: a string in the message contains a NUL character "
                        "(\\u0000), which PostgreSQL text cannot hold");
