@@ -90,6 +90,13 @@ void http_address(const std::string &spec, HttpOptions &http) {
         whole_number("--http", port, 0, 65535, "expected [ADDRESS:]PORT, e.g. 127.0.0.1:8080"));
 }
 
+// The HTTP transport's options, in --help's order.
+void describe_http(po::options_description_easy_init &add);
+// Authentication, OAuth, OTLP export, confirmation and --token-env, in --help's order.
+void describe_identity(po::options_description_easy_init &add);
+// The database connections, replicas, audit confirmation, sessions' keys, --config and the rest.
+void describe_rest(po::options_description_easy_init &add);
+
 po::options_description describe() {
     po::options_description options("Options", 100, 50);
     auto add = options.add_options();
@@ -111,6 +118,13 @@ po::options_description describe() {
     add("log-format", po::value<std::string>()->value_name("FORMAT"),
         "text (default; control characters escaped) or json: one JSON object per line, with the "
         "request id when a message is about a request (PostgreSQL notices too)");
+    describe_http(add);
+    describe_identity(add);
+    describe_rest(add);
+    return options;
+}
+
+void describe_http(po::options_description_easy_init &add) {
     add("http", po::value<std::string>()->value_name("[ADDRESS:]PORT"),
         "serve Streamable HTTP at http://ADDRESS:PORT/mcp instead of stdio (ADDRESS default "
         "127.0.0.1; also /healthz, /readyz, /metrics); port 0 picks a free one (logged)");
@@ -146,6 +160,9 @@ po::options_description describe() {
     add("allowed-host", po::value<std::vector<std::string>>()->value_name("NAME"),
         "a Host name accepted besides loopback names and the bound address (repeatable; against "
         "DNS rebinding)");
+}
+
+void describe_identity(po::options_description_easy_init &add) {
     add("auth", po::value<std::string>()->value_name("MODE"),
         "HTTP: none (default; every session runs as the login role); token: each request needs "
         "\"Authorization: Bearer TOKEN\" (mcp.create_token) and runs as its principal; oauth: "
@@ -184,6 +201,9 @@ po::options_description describe() {
     add("token-env", po::value<std::string>()->value_name("VAR"),
         "stdio: run as the principal of the bearer token in environment variable VAR (checked at "
         "start)");
+}
+
+void describe_rest(po::options_description_easy_init &add) {
     add("no-prepared-statements",
         "send statements unnamed, for PgBouncer in transaction mode without "
         "max_prepared_statements (before 1.21)");
@@ -223,7 +243,6 @@ po::options_description describe() {
         "or 1 (not ready)");
     add("version", "print the version and exit");
     add("help,h", "print this help and exit");
-    return options;
 }
 
 // The --oauth-* options (with --auth oauth).
@@ -288,121 +307,133 @@ void apply_oauth_options(const po::variables_map &given, OAuthOptions &oauth) {
     }
 }
 
-void apply_options(const po::variables_map &given, BridgeOptions &options) {
-    auto text = [&](const char *name, std::string &into) {
-        if (given.count(name)) into = given[name].as<std::string>();
-    };
-    auto number = [&](const char *name, size_t &into, size_t minimum, size_t maximum,
-                      const char *what) {
-        if (given.count(name))
-            into = whole_number(std::string("--") + name, given[name].as<std::string>(), minimum,
-                                maximum, what);
-    };
-    auto list = [&](const char *name, std::vector<std::string> &into) {
-        if (given.count(name)) into = given[name].as<std::vector<std::string>>();
-    };
-    text("dsn", options.dsn);
-    text("agent", options.agent);
-    number("pool-size", options.pool_size, 1, 100, "a whole number from 1 to 100");
-    number("queue-timeout", options.queue_timeout_ms, 0, SIZE_MAX, "milliseconds, a whole number");
-    number("max-message-bytes", options.max_message_bytes, 1024, SIZE_MAX,
-           "a whole number, at least 1024");
-    number("page-size", options.page_size, 1, SIZE_MAX, "a whole number, at least 1");
-    if (given.count("log-level") &&
-        !parse_log_level(given["log-level"].as<std::string>(), options.log_level))
-        throw UsageError{"unknown log level \"" + given["log-level"].as<std::string>() + "\""};
-    if (given.count("log-format")) {
-        std::string format = given["log-format"].as<std::string>();
-        one_of("--log-format", format, {"text", "json"});
-        options.log_json = format == "json";
+// Reads given options into their fields, with the checks every option of a kind has.
+struct Given {
+    const po::variables_map &map;
+    bool has(const char *name) const { return map.count(name) > 0; }
+    std::string value(const char *name) const { return map[name].as<std::string>(); }
+    void text(const char *name, std::string &into) const {
+        if (has(name)) into = value(name);
     }
-    if (given.count("http")) {
-        http_address(given["http"].as<std::string>(), options.http_options);
+    void number(const char *name, size_t &into, size_t minimum, size_t maximum,
+                const char *what) const {
+        if (has(name))
+            into = whole_number(std::string("--") + name, value(name), minimum, maximum, what);
+    }
+    void list(const char *name, std::vector<std::string> &into) const {
+        if (has(name)) into = map[name].as<std::vector<std::string>>();
+    }
+    void milliseconds(const char *name, std::chrono::milliseconds &into) const {
+        size_t given = static_cast<size_t>(into.count());
+        number(name, given, 1, 86400000, "milliseconds, from 1 to 86400000");
+        into = std::chrono::milliseconds(given);
+    }
+};
+
+// The HTTP transport's options: address, limits, deadlines, origins, authentication, sessions.
+void apply_http_options(const Given &given, BridgeOptions &options) {
+    HttpOptions &http = options.http_options;
+    if (given.has("http")) {
+        http_address(given.value("http"), http);
         options.http = true;
     }
-    number("max-connections", options.http_options.max_connections, 1, SIZE_MAX, "at least 1");
-    number("max-sessions", options.http_options.max_sessions, 1, SIZE_MAX, "at least 1");
-    number("max-connections-per-address", options.http_options.max_connections_per_address, 1,
-           SIZE_MAX, "at least 1");
-    auto milliseconds = [&](const char *name, std::chrono::milliseconds &into) {
-        size_t value = static_cast<size_t>(into.count());
-        number(name, value, 1, 86400000, "milliseconds, from 1 to 86400000");
-        into = std::chrono::milliseconds(value);
-    };
-    milliseconds("header-timeout", options.http_options.header_timeout);
-    milliseconds("idle-timeout", options.http_options.idle_timeout);
-    milliseconds("body-timeout", options.http_options.body_timeout);
-    milliseconds("write-timeout", options.http_options.write_timeout);
-    number("body-min-rate", options.http_options.body_min_rate, 1, SIZE_MAX, "at least 1");
-    number("max-sessions-per-address", options.http_options.max_sessions_per_address, 1, SIZE_MAX,
-           "at least 1");
-    number("max-sessions-per-principal", options.http_options.max_sessions_per_principal, 1,
-           SIZE_MAX, "at least 1");
-    number("max-calls-per-principal", options.http_options.max_calls_per_principal, 1, SIZE_MAX,
-           "at least 1");
-    list("allowed-origin", options.http_options.allowed_origins);
-    list("allowed-host", options.http_options.allowed_hosts);
-    if (given.count("auth")) {
-        std::string mode = given["auth"].as<std::string>();
+    given.number("max-connections", http.max_connections, 1, SIZE_MAX, "at least 1");
+    given.number("max-sessions", http.max_sessions, 1, SIZE_MAX, "at least 1");
+    given.number("max-connections-per-address", http.max_connections_per_address, 1, SIZE_MAX,
+                 "at least 1");
+    given.milliseconds("header-timeout", http.header_timeout);
+    given.milliseconds("idle-timeout", http.idle_timeout);
+    given.milliseconds("body-timeout", http.body_timeout);
+    given.milliseconds("write-timeout", http.write_timeout);
+    given.number("body-min-rate", http.body_min_rate, 1, SIZE_MAX, "at least 1");
+    given.number("max-sessions-per-address", http.max_sessions_per_address, 1, SIZE_MAX,
+                 "at least 1");
+    given.number("max-sessions-per-principal", http.max_sessions_per_principal, 1, SIZE_MAX,
+                 "at least 1");
+    given.number("max-calls-per-principal", http.max_calls_per_principal, 1, SIZE_MAX,
+                 "at least 1");
+    given.list("allowed-origin", http.allowed_origins);
+    given.list("allowed-host", http.allowed_hosts);
+    if (given.has("auth")) {
+        std::string mode = given.value("auth");
         one_of("--auth", mode, {"none", "token", "oauth"});
-        options.http_options.require_token = mode == "token" || mode == "oauth";
-        if (mode == "oauth") options.http_options.oauth = OAuthOptions();
+        http.require_token = mode == "token" || mode == "oauth";
+        if (mode == "oauth") http.oauth = OAuthOptions();
     }
-    if (options.http_options.oauth) {
-        apply_oauth_options(given, *options.http_options.oauth);
+    if (http.oauth) {
+        apply_oauth_options(given.map, *http.oauth);
     } else {
         for (const char *name : {"oauth-resource", "oauth-ca-file", "oauth-client-id",
                                  "oauth-client-secret-env", "oauth-algorithms", "oauth-key-origin"})
-            if (given.count(name))
-                throw UsageError{std::string("--") + name + " needs --auth oauth"};
+            if (given.has(name)) throw UsageError{std::string("--") + name + " needs --auth oauth"};
     }
-    text("token-env", options.token_env);
-    text("otlp-endpoint", options.otlp_endpoint);
-    text("otlp-ca-file", options.otlp_ca_file);
+    std::vector<std::string> key_files;
+    given.list("session-key-file", key_files);
+    if (!key_files.empty()) {
+        if (!options.http) throw UsageError{"--session-key-file needs --http"};
+        std::string problem;
+        std::optional<SessionKeys> keys = SessionKeys::load(key_files, problem);
+        if (!keys) throw UsageError{problem};
+        http.session_keys = std::make_shared<const SessionKeys>(std::move(*keys));
+    }
+    size_t lifetime = static_cast<size_t>(http.session_lifetime.count());
+    given.number("session-lifetime", lifetime, 60, 31 * 86400, "seconds, from 60 to 2678400");
+    if (given.has("session-lifetime") && key_files.empty())
+        throw UsageError{"--session-lifetime needs --session-key-file"};
+    http.session_lifetime = std::chrono::seconds(lifetime);
+}
+
+void apply_options(const po::variables_map &map, BridgeOptions &options) {
+    Given given{map};
+    given.text("dsn", options.dsn);
+    given.text("agent", options.agent);
+    given.number("pool-size", options.pool_size, 1, 100, "a whole number from 1 to 100");
+    given.number("queue-timeout", options.queue_timeout_ms, 0, SIZE_MAX,
+                 "milliseconds, a whole number");
+    given.number("max-message-bytes", options.max_message_bytes, 1024, SIZE_MAX,
+                 "a whole number, at least 1024");
+    given.number("page-size", options.page_size, 1, SIZE_MAX, "a whole number, at least 1");
+    if (given.has("log-level") && !parse_log_level(given.value("log-level"), options.log_level))
+        throw UsageError{"unknown log level \"" + given.value("log-level") + "\""};
+    if (given.has("log-format")) {
+        std::string format = given.value("log-format");
+        one_of("--log-format", format, {"text", "json"});
+        options.log_json = format == "json";
+    }
+    apply_http_options(given, options);
+    given.text("token-env", options.token_env);
+    given.text("otlp-endpoint", options.otlp_endpoint);
+    given.text("otlp-ca-file", options.otlp_ca_file);
     if (!options.otlp_endpoint.empty() && !parse_url(options.otlp_endpoint))
         throw UsageError{"--otlp-endpoint " + options.otlp_endpoint +
                          ": not an http(s) URL, e.g. http://otel-collector:4318"};
     if (!options.otlp_ca_file.empty() && options.otlp_endpoint.empty())
         throw UsageError{"--otlp-ca-file needs --otlp-endpoint"};
     // Under the HTTP transport's wait for a response (300 s), which would end the call first.
-    number("elicitation-timeout", options.elicitation_timeout_ms, 100, 280000,
-           "milliseconds, from 100 to 280000");
-    number("otlp-metrics-interval", options.otlp_metrics_interval_ms, 100, 3600000,
-           "milliseconds, from 100 to 3600000");
-    if (given.count("otlp-metrics-interval") && options.otlp_endpoint.empty())
+    given.number("elicitation-timeout", options.elicitation_timeout_ms, 100, 280000,
+                 "milliseconds, from 100 to 280000");
+    given.number("otlp-metrics-interval", options.otlp_metrics_interval_ms, 100, 3600000,
+                 "milliseconds, from 100 to 3600000");
+    if (given.has("otlp-metrics-interval") && options.otlp_endpoint.empty())
         throw UsageError{"--otlp-metrics-interval needs --otlp-endpoint"};
     check_ca_file("--otlp-ca-file", options.otlp_ca_file);
-    options.prepare_statements = !given.count("no-prepared-statements");
-    text("notify-dsn", options.notify_dsn);
-    list("replica", options.replicas.dsns);
+    options.prepare_statements = !given.has("no-prepared-statements");
+    given.text("notify-dsn", options.notify_dsn);
+    given.list("replica", options.replicas.dsns);
     size_t lag = static_cast<size_t>(options.replicas.max_lag.count());
-    number("replica-max-lag", lag, 0, SIZE_MAX, "milliseconds");
+    given.number("replica-max-lag", lag, 0, SIZE_MAX, "milliseconds");
     options.replicas.max_lag = std::chrono::milliseconds(lag);
-    if (given.count("replica-fallback")) {
-        std::string mode = given["replica-fallback"].as<std::string>();
+    if (given.has("replica-fallback")) {
+        std::string mode = given.value("replica-fallback");
         one_of("--replica-fallback", mode, {"primary", "fail"});
         options.replicas.fallback_to_primary = mode == "primary";
     }
-    text("audit-spool", options.audit_spool);
-    if (given.count("confirm-audit")) {
-        options.confirm_audit = given["confirm-audit"].as<std::string>();
+    given.text("audit-spool", options.audit_spool);
+    if (given.has("confirm-audit")) {
+        options.confirm_audit = given.value("confirm-audit");
         one_of("--confirm-audit", options.confirm_audit, {"auto", "always", "never"});
     }
-    options.check = given.count("check") > 0;
-    std::vector<std::string> key_files;
-    list("session-key-file", key_files);
-    if (!key_files.empty()) {
-        if (!options.http) throw UsageError{"--session-key-file needs --http"};
-        std::string problem;
-        std::optional<SessionKeys> keys = SessionKeys::load(key_files, problem);
-        if (!keys) throw UsageError{problem};
-        options.http_options.session_keys = std::make_shared<const SessionKeys>(std::move(*keys));
-    }
-    size_t lifetime = static_cast<size_t>(options.http_options.session_lifetime.count());
-    number("session-lifetime", lifetime, 60, 31 * 86400, "seconds, from 60 to 2678400");
-    if (given.count("session-lifetime") && key_files.empty())
-        throw UsageError{"--session-lifetime needs --session-key-file"};
-    options.http_options.session_lifetime = std::chrono::seconds(lifetime);
+    options.check = given.has("check");
 
     // Combinations.
     if (!options.token_env.empty() && options.http)
