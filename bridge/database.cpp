@@ -399,8 +399,8 @@ void Database::start(Slot &slot, std::shared_ptr<Job> job) {
         // calls, but costs a second round trip (the confirmer's): worth it while other requests
         // wait for a connection or other calls run beside this one (a call alone waits for its
         // own record in its statement: one round trip). Measured at 50 HTTP agents, pool 10,
-        // fsync on: a third fewer WAL flushes per call and up to 1.3x the durable calls/s of
-        // deferring only while requests wait.
+        // fsync on, against deferring only while requests wait: nearly half the WAL flushes per
+        // call, a third less writer CPU per call, about 8 % more durable calls/s.
         defer = run.is_call && confirmer_ != nullptr &&
                 (defer_always_ || !queue_.empty() || in_use_ > 1);
         const Statement *const *pair = defer ? row.deferred : row.statements;
