@@ -105,11 +105,9 @@ int run_check(const BridgeOptions &options) {
 // by the main thread: while it serves, and in each wait of the start and the stop
 // (wait_for_loop). It is kept from running out of work until the process ends.
 struct MainLoop {
-    boost::asio::io_context &loop;
     LoopDriver driver;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard;
-    explicit MainLoop(boost::asio::io_context &io)
-        : loop(io), driver(io), guard(io.get_executor()) {}
+    explicit MainLoop(boost::asio::io_context &io) : driver(io), guard(io.get_executor()) {}
 };
 
 // SIGINT and SIGTERM, on the loop: the first runs what wait() was given (once).

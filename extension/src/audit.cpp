@@ -61,17 +61,18 @@ bool valid_traceparent(const char *value) {
 // A random (version 4) uuid: the primary ingests a forwarded record once, however often it is
 // sent.
 char *random_record_id(void) {
-    static const char kDigits[] = "0123456789abcdef";
+    static const int kGroups[] = {4, 2, 2, 2, 6};  // bytes between the dashes
     uint8 id[16];
     strong_random(id, sizeof id);
     id[6] = (id[6] & 0x0f) | 0x40;
     id[8] = (id[8] & 0x3f) | 0x80;
     char *out = (char *)palloc(37);
     char *at = out;
-    for (int i = 0; i < 16; i++) {
-        *at++ = kDigits[id[i] >> 4];
-        *at++ = kDigits[id[i] & 0x0f];
-        if (i == 3 || i == 5 || i == 7 || i == 9) *at++ = '-';
+    const uint8 *from = id;
+    for (int group : kGroups) {
+        if (from != id) *at++ = '-';
+        at += hex_encode((const char *)from, group, at);
+        from += group;
     }
     *at = '\0';
     return out;

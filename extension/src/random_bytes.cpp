@@ -3,6 +3,7 @@
 
 extern "C" {
 #include "miscadmin.h"
+#include "utils/builtins.h"
 }
 
 #include <cstring>
@@ -39,14 +40,10 @@ void strong_random(uint8 *out, size_t n) {
 }
 
 void random_hex(char *hex, size_t n) {
-    static const char kDigits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        uint8 byte;
-        strong_random(&byte, 1);
-        hex[2 * i] = kDigits[byte >> 4];
-        hex[2 * i + 1] = kDigits[byte & 0x0f];
-    }
-    hex[2 * n] = '\0';
+    uint8 bytes[kMaxHexBytes];
+    if (n > sizeof bytes) elog(ERROR, "random_hex: at most %zu bytes at once", sizeof bytes);
+    strong_random(bytes, n);
+    hex[hex_encode((const char *)bytes, n, hex)] = '\0';
 }
 
 }  // namespace pg_mcp

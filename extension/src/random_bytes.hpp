@@ -11,7 +11,9 @@ namespace pg_mcp {
 // handed out once.
 void strong_random(uint8 *out, size_t n);
 
-// `n` random bytes written as 2n lowercase hex digits into `hex` (2n + 1 bytes, NUL-ended).
+// `n` random bytes (at most kMaxHexBytes) written as 2n lowercase hex digits into `hex`
+// (2n + 1 bytes, NUL-ended).
+constexpr size_t kMaxHexBytes = 32;
 void random_hex(char *hex, size_t n);
 
 }  // namespace pg_mcp
